@@ -1,0 +1,93 @@
+#include "hbone/client.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "hbone/socket_options.h"
+
+namespace hbone {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor exec, tcp::endpoint target,
+                                                         uint32_t mark, std::chrono::milliseconds timeout,
+                                                         std::optional<asio::ip::address> bind_source) {
+  using R = common::Result<tcp::socket>;
+  tcp::socket sock(exec);
+  boost::system::error_code ec;
+  sock.open(target.protocol(), ec);
+  if (ec) co_return R(common::make_error("socket: " + ec.message()));
+  if (mark != 0) {
+    if (auto s = sockopt::set_mark(sock.native_handle(), mark); !s) co_return R(common::make_error(s.error()));
+  }
+  if (bind_source) {
+    // Original-source preservation: bind the client's own IP (needs IP_TRANSPARENT).
+    if (auto s = sockopt::set_transparent(sock.native_handle(), target.address().is_v6()); !s) {
+      co_return R(common::make_error(s.error()));
+    }
+    sock.bind(tcp::endpoint(*bind_source, 0), ec);
+    if (ec) co_return R(common::make_error("bind source " + bind_source->to_string() + ": " + ec.message()));
+  }
+  asio::steady_timer deadline(exec);
+  deadline.expires_after(timeout);
+  bool timed_out = false;
+  deadline.async_wait([&sock, &timed_out](boost::system::error_code e) {
+    if (!e) {
+      timed_out = true;
+      boost::system::error_code ignored;
+      sock.close(ignored);
+    }
+  });
+  auto [cec] = co_await sock.async_connect(target, asio::as_tuple(asio::use_awaitable));
+  deadline.cancel();
+  if (timed_out) co_return R(common::make_error("connect timeout to " + target.address().to_string()));
+  if (cec) co_return R(common::make_error("connect " + target.address().to_string() + ":" +
+                                          std::to_string(target.port()) + ": " + cec.message()));
+  (void)sockopt::set_nodelay(sock.native_handle());
+  co_return R(std::move(sock));
+}
+
+asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_executor exec, TlsContext ctx,
+                                                                  DialOptions opts) {
+  using R = common::Result<std::shared_ptr<Connection>>;
+  auto sock = co_await connect_tcp(exec, opts.target, opts.mark, opts.connect_timeout);
+  if (!sock) co_return R(common::make_error(sock.error()));
+  (void)sockopt::set_keepalive(sock->native_handle(), 180, 180, 9);
+  auto tls = std::make_unique<TlsStream>(std::move(sock.value()), *ctx);
+  // `opts.expected` lives in this coroutine frame for the whole handshake.
+  common::tls::set_expected_identities(tls->native_handle(), &opts.expected);
+
+  asio::steady_timer deadline(exec);
+  deadline.expires_after(opts.settings.handshake_timeout);
+  bool timed_out = false;
+  deadline.async_wait([&tls, &timed_out](boost::system::error_code e) {
+    if (!e) {
+      timed_out = true;
+      boost::system::error_code ignored;
+      tls->lowest_layer().close(ignored);
+    }
+  });
+  auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+  deadline.cancel();
+  std::string spiffe = common::tls::verify_failure(tls->native_handle());
+  common::tls::set_expected_identities(tls->native_handle(), nullptr);
+  if (timed_out) co_return R(common::make_error("TLS handshake timeout"));
+  if (hec) {
+    std::string why = "TLS handshake: " + hec.message();
+    if (!spiffe.empty()) why += " (" + spiffe + ")";
+    co_return R(common::make_error(why));
+  }
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_len);
+  if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) co_return R(common::make_error("peer did not select ALPN h2"));
+  auto conn = std::make_shared<Connection>(std::move(tls), Role::Client, opts.settings);
+  if (auto st = conn->start(); !st) co_return R(common::make_error(st.error()));
+  co_return R(std::move(conn));
+}
+
+}  // namespace hbone

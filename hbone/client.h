@@ -1,0 +1,39 @@
+// HBONE client side: dial a peer's 15008 (packet-marked socket, bounded connect), run the
+// mutual-TLS handshake expecting one of the given SPIFFE identities, check ALPN h2, and start
+// an HTTP/2 client Connection. Threading: the returned connection lives on `exec`.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/identity.h"
+#include "common/result.h"
+#include "hbone/connection.h"
+#include "hbone/settings.h"
+#include "hbone/tls_glue.h"
+
+namespace hbone {
+
+struct DialOptions {
+  boost::asio::ip::tcp::endpoint target;
+  std::vector<common::Identity> expected;  // server must present one of these
+  uint32_t mark = 0;                       // SO_MARK (0 = none)
+  std::chrono::milliseconds connect_timeout{10'000};
+  Settings settings = Settings::client_defaults();
+};
+
+boost::asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(boost::asio::any_io_executor exec,
+                                                                        TlsContext ctx, DialOptions opts);
+
+// Opens a marked, non-blocking TCP connection with a deadline (shared by HBONE and
+// passthrough paths).
+boost::asio::awaitable<common::Result<boost::asio::ip::tcp::socket>> connect_tcp(
+    boost::asio::any_io_executor exec, boost::asio::ip::tcp::endpoint target, uint32_t mark,
+    std::chrono::milliseconds timeout, std::optional<boost::asio::ip::address> bind_source = std::nullopt);
+
+}  // namespace hbone

@@ -1,0 +1,122 @@
+#include "hbone/pool.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace hbone {
+namespace asio = boost::asio;
+
+Pool::Pool(asio::any_io_executor exec, uint32_t max_streams, std::chrono::milliseconds idle_timeout)
+    : exec_(exec), max_streams_(max_streams), idle_timeout_(idle_timeout), sweep_timer_(exec) {}
+
+std::shared_ptr<Connection> Pool::pick(Slot& slot) {
+  for (auto it = slot.conns.begin(); it != slot.conns.end();) {
+    if (!it->conn->is_open()) {
+      it = slot.conns.erase(it);
+      continue;
+    }
+    if (it->conn->can_open_stream(max_streams_)) {
+      it->last_used = std::chrono::steady_clock::now();
+      return it->conn;
+    }
+    ++it;
+  }
+  return nullptr;
+}
+
+asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const PoolKey& key, TlsContext ctx,
+                                                                       DialOptions opts, ConnectRequest req) {
+  using R = common::Result<std::shared_ptr<Stream>>;
+  auto self = shared_from_this();
+  std::string last_error = "no connection";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (draining_) co_return R(common::make_error("pool draining"));
+    Slot& slot = slots_[key];
+    std::shared_ptr<Connection> conn = pick(slot);
+    if (!conn && slot.dialing) {
+      // Someone is dialling this key: wait for that dial rather than storming the peer.
+      auto done = slot.dial_done;
+      co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+      --attempt;  // waiting is not a failed attempt...
+      if (attempt < -8) co_return R(common::make_error("pool: gave up waiting for dial"));  // ...within reason
+      continue;
+    }
+    if (!conn) {
+      slot.dialing = true;
+      slot.dial_done = std::make_shared<asio::steady_timer>(exec_, asio::steady_timer::time_point::max());
+      auto done = slot.dial_done;
+      dials_++;
+      auto dialed = co_await dial(exec_, ctx, opts);
+      Slot& s2 = slots_[key];  // the map may have changed while we waited
+      s2.dialing = false;
+      done->cancel();
+      if (!dialed) co_return R(common::make_error(dialed.error()));
+      conn = dialed.value();
+      s2.conns.push_back(Entry{conn, std::chrono::steady_clock::now()});
+      arm_sweep();
+    }
+    auto stream = co_await conn->open(req);
+    if (stream) co_return stream;
+    last_error = stream.error();
+    // A closed or GOAWAY'd connection is retried on another; a refused CONNECT is final.
+    if (conn->is_open() && !conn->draining()) co_return stream;
+  }
+  co_return R(common::make_error(last_error));
+}
+
+void Pool::arm_sweep() {
+  if (sweep_armed_) return;
+  sweep_armed_ = true;
+  auto interval = std::min<std::chrono::milliseconds>(idle_timeout_ / 2, std::chrono::seconds(30));
+  if (interval.count() <= 0) interval = std::chrono::milliseconds(100);
+  sweep_timer_.expires_after(interval);
+  sweep_timer_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (!self || ec) return;
+    self->sweep_armed_ = false;
+    self->sweep();
+  });
+}
+
+void Pool::sweep() {
+  auto now = std::chrono::steady_clock::now();
+  bool any = false;
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    auto& conns = it->second.conns;
+    for (auto c = conns.begin(); c != conns.end();) {
+      if (!c->conn->is_open()) {
+        c = conns.erase(c);
+      } else if (c->conn->active_streams() == 0 && now - c->last_used >= idle_timeout_) {
+        c->conn->drain();
+        c = conns.erase(c);
+      } else {
+        if (c->conn->active_streams() == 0) c->last_used = std::min(c->last_used, now);
+        ++c;
+      }
+    }
+    if (conns.empty() && !it->second.dialing) {
+      it = slots_.erase(it);
+    } else {
+      any = true;
+      ++it;
+    }
+  }
+  if (any) arm_sweep();
+}
+
+void Pool::drain() {
+  draining_ = true;
+  for (auto& [k, slot] : slots_) {
+    for (auto& e : slot.conns) e.conn->drain();
+  }
+  slots_.clear();
+  sweep_timer_.cancel();
+}
+
+size_t Pool::connections() const {
+  size_t n = 0;
+  for (auto& [k, slot] : slots_) n += slot.conns.size();
+  return n;
+}
+
+}  // namespace hbone

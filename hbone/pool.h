@@ -1,0 +1,73 @@
+// Pool: reuse of HBONE client connections, one pool per worker thread (so no locks) and, in
+// node mode, per workload proxy.
+//
+// Keyed as upstream: (source identity, accepted destination identities, source IP, destination
+// address). A connection carries up to min(max_streams, peer's MAX_CONCURRENT_STREAMS)
+// streams; when full a new one is dialled. Concurrent callers for the same key wait for a
+// single dial instead of each opening a connection (connection-storm back-pressure).
+// Connections idle longer than `idle_timeout` get GOAWAY and are dropped.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "hbone/client.h"
+#include "hbone/connection.h"
+#include "hbone/stream.h"
+#include "hbone/tls_glue.h"
+
+namespace hbone {
+
+struct PoolKey {
+  std::string src_identity;
+  std::vector<std::string> dst_identities;
+  std::string src_ip;
+  std::string dst;  // ip:port
+  auto operator<=>(const PoolKey&) const = default;
+};
+
+class Pool : public std::enable_shared_from_this<Pool> {
+ public:
+  Pool(boost::asio::any_io_executor exec, uint32_t max_streams, std::chrono::milliseconds idle_timeout);
+
+  // Opens a CONNECT stream to opts.target through a pooled (or new) connection using `ctx`.
+  boost::asio::awaitable<common::Result<std::shared_ptr<Stream>>> connect(const PoolKey& key, TlsContext ctx,
+                                                                         DialOptions opts, ConnectRequest req);
+
+  // GOAWAY every connection (drain) and stop pooling.
+  void drain();
+  size_t connections() const;
+  uint64_t dials() const { return dials_; }
+
+ private:
+  struct Entry {
+    std::shared_ptr<Connection> conn;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  struct Slot {
+    std::vector<Entry> conns;
+    bool dialing = false;
+    std::shared_ptr<boost::asio::steady_timer> dial_done;
+  };
+  std::shared_ptr<Connection> pick(Slot& slot);
+  void sweep();
+  void arm_sweep();
+
+  boost::asio::any_io_executor exec_;
+  uint32_t max_streams_;
+  std::chrono::milliseconds idle_timeout_;
+  std::map<PoolKey, Slot> slots_;
+  boost::asio::steady_timer sweep_timer_;
+  bool sweep_armed_ = false;
+  bool draining_ = false;
+  uint64_t dials_ = 0;
+};
+
+}  // namespace hbone

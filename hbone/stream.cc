@@ -1,0 +1,146 @@
+#include "hbone/stream.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "hbone/connection.h"
+
+namespace hbone {
+namespace asio = boost::asio;
+
+Stream::Stream(std::shared_ptr<Connection> conn, int32_t id)
+    : conn_(std::move(conn)),
+      id_(id),
+      read_signal_(conn_->executor(), asio::steady_timer::time_point::max()),
+      write_signal_(conn_->executor(), asio::steady_timer::time_point::max()) {}
+
+Stream::~Stream() = default;
+
+asio::awaitable<void> Stream::wait(asio::steady_timer& t) {
+  // A timer that never expires is our condition variable: wake_*() cancels it. All state is
+  // re-checked by the caller after waking, so spurious wake-ups are harmless.
+  t.expires_at(asio::steady_timer::time_point::max());
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+void Stream::wake_readers() { read_signal_.cancel(); }
+void Stream::wake_writers() { write_signal_.cancel(); }
+
+void Stream::respond(int status, const std::vector<Header>& headers) {
+  if (responded_ || closed_) return;
+  responded_ = true;
+  status_ = status;
+  conn_->submit_response(*this, status, headers);
+  // A non-2xx response is headers-only with END_STREAM (as upstream); the client resets the
+  // stream once it has read the status.
+  if (status < 200 || status >= 300) write_shutdown_ = true;
+  conn_->flush();
+}
+
+asio::awaitable<bool> Stream::wait_readable() {
+  for (;;) {
+    if (!recv_.empty()) co_return true;
+    if (remote_eof_ || failed_ || closed_) co_return false;
+    co_await wait(read_signal_);
+  }
+}
+
+void Stream::consume(size_t n) {
+  recv_.consume(n);
+  if (!closed_) conn_->consume(id_, n);
+}
+
+asio::awaitable<bool> Stream::wait_writable() {
+  const size_t limit = 256 * 1024;
+  for (;;) {
+    if (failed_ || closed_ || write_shutdown_) co_return false;
+    if (send_.size() < limit) co_return true;
+    co_await wait(write_signal_);
+  }
+}
+
+void Stream::commit_write(size_t n) {
+  if (n == 0) return;
+  send_.commit(n);
+  conn_->resume(id_);
+  conn_->flush();
+}
+
+asio::awaitable<bool> Stream::write(std::span<const uint8_t> data) {
+  while (!data.empty()) {
+    if (!co_await wait_writable()) co_return false;
+    auto room = send_.prepare(data.size());
+    std::memcpy(room.data(), data.data(), room.size());
+    commit_write(room.size());
+    data = data.subspan(room.size());
+  }
+  co_return true;
+}
+
+void Stream::shutdown_write() {
+  if (write_shutdown_ || closed_) return;
+  write_shutdown_ = true;
+  conn_->resume(id_);
+  conn_->flush();
+}
+
+void Stream::reset(uint32_t h2_error) {
+  if (closed_) return;
+  conn_->submit_reset(id_, h2_error);
+  fail("reset locally");
+  conn_->flush();
+}
+
+void Stream::on_data(const uint8_t* data, size_t n) {
+  recv_.append(data, n);
+  wake_readers();
+}
+
+void Stream::on_remote_eof() {
+  remote_eof_ = true;
+  wake_readers();
+}
+
+void Stream::on_response(int status) {
+  status_ = status;
+  wake_readers();
+}
+
+void Stream::on_close(uint32_t h2_error) {
+  closed_ = true;
+  if (h2_error != 0 && !failed_) {
+    failed_ = true;
+    failure_ = "stream reset by peer (h2 error " + std::to_string(h2_error) + ")";
+  } else if (!remote_eof_ && !failed_) {
+    failed_ = true;
+    failure_ = "stream closed before end of data";
+  }
+  send_.clear();
+  wake_readers();
+  wake_writers();
+}
+
+void Stream::fail(std::string why) {
+  if (!failed_) {
+    failed_ = true;
+    failure_ = std::move(why);
+  }
+  wake_readers();
+  wake_writers();
+}
+
+size_t Stream::frame_out(uint8_t* out, size_t max) {
+  size_t n = send_.take(out, max);
+  if (send_.size() < 128 * 1024) wake_writers();
+  return n;
+}
+
+asio::awaitable<bool> Stream::wait_response() {
+  for (;;) {
+    if (status_ >= 200) co_return status_ < 300;
+    if (failed_ || closed_) co_return false;
+    co_await wait(read_signal_);
+  }
+}
+
+}  // namespace hbone

@@ -1,0 +1,118 @@
+// Stream: one HBONE tunnel = one HTTP/2 CONNECT stream on a Connection.
+//
+// After the CONNECT succeeds the stream is a bidirectional byte pipe:
+//   - receive: wait_readable() then readable()/consume(). consume() is what reopens the HTTP/2
+//     flow-control window, so the peer can never get more than one window ahead of whatever
+//     the reader has actually passed on (end-to-end back-pressure).
+//   - send: wait_writable() then prepare_write()/commit_write(), or write(); bytes queue in the
+//     stream until the session frames them. shutdown_write() sends END_STREAM after them.
+// Threading: every member runs on the owning connection's executor (one worker thread); no
+// locks. The stream keeps its connection alive; the connection drops its references when the
+// stream closes, so there is no leak on either side.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "hbone/byte_queue.h"
+
+namespace hbone {
+
+class Connection;
+
+using Header = std::pair<std::string, std::string>;
+
+// What a CONNECT request carried (server side) or will carry (client side).
+struct ConnectRequest {
+  std::string method;     // "CONNECT" (server side may see others; they get 400)
+  std::string authority;  // ip:port or [v6]:port
+  std::string baggage;
+  std::string forwarded;
+  std::string traceparent;
+  std::vector<Header> extra;  // client side: additional headers to send
+};
+
+class Stream : public std::enable_shared_from_this<Stream> {
+ public:
+  Stream(std::shared_ptr<Connection> conn, int32_t id);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  int32_t id() const { return id_; }
+  void set_id(int32_t id) { id_ = id; }  // client side: known after submit
+  Connection& connection() { return *conn_; }
+
+  // Server side: answer the CONNECT. 200 opens the tunnel; anything else ends the stream.
+  void respond(int status, const std::vector<Header>& headers = {});
+
+  // Client side: the response status (0 while pending) and its headers.
+  int response_status() const { return status_; }
+  const std::vector<Header>& response_headers() const { return response_headers_; }
+
+  // Receive side. wait_readable() returns true when readable() is non-empty, false at clean
+  // end of stream or on error (see failed()).
+  boost::asio::awaitable<bool> wait_readable();
+  std::span<const uint8_t> readable() const { return recv_.front(); }
+  void consume(size_t n);
+  bool remote_closed() const { return remote_eof_; }
+
+  // Send side. wait_writable() returns false when the stream can no longer send.
+  boost::asio::awaitable<bool> wait_writable();
+  std::span<uint8_t> prepare_write(size_t want) { return send_.prepare(want); }
+  void commit_write(size_t n);
+  boost::asio::awaitable<bool> write(std::span<const uint8_t> data);
+  void shutdown_write();
+
+  // Abort with RST_STREAM (default CANCEL).
+  void reset(uint32_t h2_error = 0x8);
+
+  bool failed() const { return failed_; }
+  const std::string& failure() const { return failure_; }
+  bool closed() const { return closed_; }
+
+  // --- used by Connection (same thread) ---
+  void on_data(const uint8_t* data, size_t n);
+  void on_remote_eof();
+  void on_response(int status);
+  void on_close(uint32_t h2_error);
+  void fail(std::string why);
+  size_t frame_out(uint8_t* out, size_t max);   // moves queued send bytes into a frame
+  size_t send_queued() const { return send_.size(); }
+  bool write_shutdown() const { return write_shutdown_; }
+  ConnectRequest& request() { return request_; }
+  std::vector<Header>& mutable_response_headers() { return response_headers_; }
+  size_t& header_bytes() { return header_bytes_; }
+  boost::asio::awaitable<bool> wait_response();
+
+ private:
+  void wake_readers();
+  void wake_writers();
+  boost::asio::awaitable<void> wait(boost::asio::steady_timer& t);
+
+  std::shared_ptr<Connection> conn_;
+  int32_t id_;
+  ByteQueue recv_;
+  ByteQueue send_;
+  boost::asio::steady_timer read_signal_;
+  boost::asio::steady_timer write_signal_;
+  ConnectRequest request_;
+  std::vector<Header> response_headers_;
+  size_t header_bytes_ = 0;
+  int status_ = 0;
+  bool remote_eof_ = false;
+  bool write_shutdown_ = false;
+  bool closed_ = false;
+  bool failed_ = false;
+  bool responded_ = false;
+  std::string failure_;
+};
+
+}  // namespace hbone

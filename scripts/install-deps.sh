@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, tests, demo and benchmarks need.
+# Idempotent: re-running only installs what is missing. Must run as root (or via sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PKGS=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git clang-14 clang-format clang-tidy
+  libclang-rt-14-dev libfuzzer-14-dev
+  # libraries
+  libboost1.81-dev libboost-program-options1.81-dev
+  libssl-dev libnghttp2-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libnl-3-dev libnl-route-3-dev
+  # test peers and tools
+  python3 python3-h2 python3-hpack python3-hyperframe nodejs
+  iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
+  # benchmark competitors and load tools
+  stunnel4 haproxy iperf3 wrk nghttp2-client
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi
