@@ -58,6 +58,7 @@ asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_e
   if (!sock) co_return R(common::make_error(sock.error()));
   (void)sockopt::set_keepalive(sock->native_handle(), 180, 180, 9);
   auto tls = std::make_unique<TlsStream>(std::move(sock.value()), *ctx);
+  SSL_clear_mode(tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);  // see server.cc
   // `opts.expected` lives in this coroutine frame for the whole handshake.
   common::tls::set_expected_identities(tls->native_handle(), &opts.expected);
 

@@ -47,6 +47,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using RequestHandler = std::function<void(std::shared_ptr<Stream>)>;
 
   Connection(std::unique_ptr<TlsStream> tls, Role role, const Settings& settings);
+  // No transport: bytes are fed with feed() and output is discarded. For fuzzing the
+  // HTTP/2 + CONNECT layer at full speed (the TLS layer is OpenSSL's, fuzzed upstream).
+  Connection(boost::asio::any_io_executor exec, Role role, const Settings& settings);
+  // Transport-less connections only: process `data` as if read from the peer.
+  void feed(const uint8_t* data, size_t n);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -112,6 +117,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool draining_ = false;
   bool in_flush_ = false;
   uint32_t glitches_ = 0;
+  std::chrono::steady_clock::time_point glitch_window_{};
   uint64_t streams_opened_ = 0;
   std::string close_reason_;
   boost::asio::steady_timer ping_timer_;

@@ -18,6 +18,8 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   peer->remote = socket.remote_endpoint(ec);
   peer->local = socket.local_endpoint(ec);
   auto tls = std::make_unique<TlsStream>(std::move(socket), *ctx);
+  // Asio's engine turns buffer release on per SSL; bulk tunnels want the buffers kept.
+  SSL_clear_mode(tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
 
   // Bound the handshake: a peer that trickles (or never sends) its ClientHello is closed.
   asio::steady_timer deadline(tls->get_executor());
@@ -36,6 +38,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
     std::string why = timed_out ? "handshake timeout" : hec.message();
     std::string spiffe = common::tls::verify_failure(tls->native_handle());
     if (!spiffe.empty()) why += " (" + spiffe + ")";
+    else if (auto ossl = common::tls::drain_openssl_errors(); !ossl.empty()) why += " (" + ossl + ")";
     if (hooks.on_handshake_error) hooks.on_handshake_error(why, peer->remote);
     co_return;
   }

@@ -26,7 +26,7 @@ struct Settings {
   uint32_t reset_rate_per_s = 50;      // ...and refill rate
   uint32_t max_continuations = 8;      // CONTINUATION frames per header block
   uint32_t max_outbound_ack = 1000;    // queued SETTINGS/PING acks the peer does not read
-  uint32_t max_glitches = 100;         // streams we had to reset for protocol reasons
+  uint32_t max_glitches = 100;         // protocol glitches (invalid frames, error resets) per 10 s
 
   static Settings client_defaults() {
     Settings s;

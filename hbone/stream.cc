@@ -23,6 +23,8 @@ asio::awaitable<void> Stream::wait(asio::steady_timer& t) {
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+asio::any_io_executor Stream::executor() { return conn_->executor(); }
+
 void Stream::wake_readers() { read_signal_.cancel(); }
 void Stream::wake_writers() { write_signal_.cancel(); }
 

@@ -11,7 +11,13 @@
 // stream closes, so there is no leak on either side.
 #pragma once
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
@@ -74,6 +80,64 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // Abort with RST_STREAM (default CANCEL).
   void reset(uint32_t h2_error = 0x8);
 
+  // Asio AsyncReadStream / AsyncWriteStream: lets generic code (asio::async_read, Beast
+  // parsers in the waypoint) run over a tunnel. EOF = clean END_STREAM; a reset or a dead
+  // connection is connection_reset.
+  using executor_type = boost::asio::any_io_executor;
+  executor_type get_executor() { return executor(); }
+
+  template <typename MutableBuffers, typename Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [self = shared_from_this(), buffers](auto handler) {
+          auto ex = executor_for(handler, self->executor());
+          boost::asio::co_spawn(
+              self->executor(),
+              [self, buffers, h = std::move(handler), ex]() mutable -> boost::asio::awaitable<void> {
+                boost::system::error_code ec;
+                std::size_t n = 0;
+                if (boost::asio::buffer_size(buffers) == 0) {
+                } else if (co_await self->wait_readable()) {
+                  auto d = self->readable();
+                  n = boost::asio::buffer_copy(buffers, boost::asio::buffer(d.data(), d.size()));
+                  self->consume(n);
+                } else {
+                  ec = self->failed() && !self->remote_closed()
+                           ? boost::system::error_code(boost::asio::error::connection_reset)
+                           : boost::system::error_code(boost::asio::error::eof);
+                }
+                boost::asio::dispatch(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
+              },
+              boost::asio::detached);
+        },
+        token);
+  }
+
+  template <typename ConstBuffers, typename Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [self = shared_from_this(), buffers](auto handler) {
+          auto ex = executor_for(handler, self->executor());
+          boost::asio::co_spawn(
+              self->executor(),
+              [self, buffers, h = std::move(handler), ex]() mutable -> boost::asio::awaitable<void> {
+                boost::system::error_code ec;
+                std::size_t n = 0;
+                if (boost::asio::buffer_size(buffers) == 0) {
+                } else if (co_await self->wait_writable()) {
+                  auto room = self->prepare_write(boost::asio::buffer_size(buffers));
+                  n = boost::asio::buffer_copy(boost::asio::buffer(room.data(), room.size()), buffers);
+                  self->commit_write(n);
+                } else {
+                  ec = boost::asio::error::connection_reset;
+                }
+                boost::asio::dispatch(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
+              },
+              boost::asio::detached);
+        },
+        token);
+  }
+
   bool failed() const { return failed_; }
   const std::string& failure() const { return failure_; }
   bool closed() const { return closed_; }
@@ -95,6 +159,11 @@ class Stream : public std::enable_shared_from_this<Stream> {
  private:
   void wake_readers();
   void wake_writers();
+  boost::asio::any_io_executor executor();
+  template <typename Handler>
+  static auto executor_for(const Handler& h, const boost::asio::any_io_executor& fallback) {
+    return boost::asio::get_associated_executor(h, fallback);
+  }
   boost::asio::awaitable<void> wait(boost::asio::steady_timer& t);
 
   std::shared_ptr<Connection> conn_;

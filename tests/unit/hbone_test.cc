@@ -256,3 +256,30 @@ TEST_CASE("hbone pool multiplexes concurrent streams over one connection") {
   CHECK(f.connections == 1);
   CHECK(pool->dials() == 1);
 }
+
+TEST_CASE("hbone stream works with Asio's generic composed operations") {
+  Fixture f;
+  f.serve();
+  std::string got, error;
+  run(f, [&]() -> asio::awaitable<void> {
+    auto conn = co_await hbone::dial(f.io.get_executor(), f.client_tls.client, f.server_opts());
+    if (!conn) co_return;
+    hbone::ConnectRequest req;
+    req.authority = "127.0.0.1:7";
+    auto s = co_await conn.value()->open(req);
+    if (!s) co_return;
+    auto stream = s.value();
+    std::string msg(100000, 'q');
+    auto [wec, wn] = co_await asio::async_write(*stream, asio::buffer(msg), asio::as_tuple(asio::use_awaitable));
+    if (wec || wn != msg.size()) error = "write";
+    stream->shutdown_write();
+    std::string buf;
+    auto [rec, rn] =
+        co_await asio::async_read(*stream, asio::dynamic_buffer(buf), asio::as_tuple(asio::use_awaitable));
+    if (rec != asio::error::eof) error = "expected eof, got " + rec.message();
+    got = buf;
+    conn.value()->close();
+  });
+  CHECK(error == "");
+  CHECK(got == std::string(100000, 'q'));
+}

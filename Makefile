@@ -1,0 +1,57 @@
+# Two newcomer commands (see README.md): `make demo` and `make test`. Both install what they
+# need first (scripts/install-deps.sh is idempotent), so they work on a fresh Debian 12.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build build-asan build-fuzz test test-unit test-asan fuzz-smoke demo bench format tidy clean
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	cmake --preset default >/dev/null
+	cmake --build --preset default -j $(JOBS)
+
+build-asan:
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+build-fuzz:
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+# Everything CI runs: unit + interop + netns end-to-end under the release build, the unit and
+# interop suites again under ASan+UBSan, and a short libFuzzer smoke of every target.
+test: deps
+	$(MAKE) build
+	cd build && ctest --output-on-failure --timeout 900
+	$(MAKE) test-asan
+	$(MAKE) fuzz-smoke
+
+test-unit: build
+	cd build && ctest --output-on-failure -R '^unit\.'
+
+test-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure --timeout 900
+
+fuzz-smoke: build-fuzz
+	bash scripts/fuzz-smoke.sh build-fuzz/bin 20
+
+demo: deps
+	$(MAKE) build
+	bash scripts/demo.sh build/bin
+
+bench: deps
+	$(MAKE) build
+	bash bench/run.sh build/bin
+
+format:
+	find common hbone ztunnel waypoint tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+tidy:
+	cmake --preset default >/dev/null
+	run-clang-tidy -p build common hbone ztunnel
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# tests/30-e2e/suite.sh BIN_DIR — end-to-end: two ambient "pods" in network namespaces, each
+# with the istio-cni in-pod rules and its own dedicated-mode ztunnel, talking HBONE over a veth
+# bridge; a third, non-mesh pod for passthrough. Needs root. Takes ~10 s.
+#
+#   zt-e2e-a 10.99.0.1  rules + ztunnel (default/pod-a/sa-a)      curl client
+#   zt-e2e-b 10.99.0.2  rules + ztunnel (default/pod-b/sa-b)      python http.server :8080
+#   zt-e2e-c 10.99.0.3  nothing (not in the mesh config)          python http.server :8080
+#   zt-e2e-node         bridge br0; tcpdump on v-a sees everything pod A puts on the wire
+#
+# Every case prints PASS/FAIL; the last line is "N passed, N failed"; exit 1 on any failure.
+# NSX_KEEP_TMP=1 keeps logs and captures (path printed at the end).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ZT_ROOT=$(cd "$HERE/../.." && pwd)
+BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
+ZT_BIN="$BIN_DIR/ztunnel"
+
+# shellcheck source=../lib/netns.sh
+source "$ZT_ROOT/tests/lib/netns.sh"
+# shellcheck source=helpers.sh
+source "$HERE/helpers.sh"
+
+require_root
+for t in tcpdump "$ZT_PY"; do
+  command -v "$t" >/dev/null 2>&1 || { fail "required tool $t missing"; summary; exit 1; }
+done
+if [[ ! -x $ZT_BIN ]]; then
+  fail "ztunnel binary present at $ZT_BIN"
+  summary
+  exit 1
+fi
+
+nsx_init e2e
+T="$NSX_TMP"
+ID_A=$(zt_spiffe default sa-a)
+ID_B=$(zt_spiffe default sa-b)
+CURL=(curl -s --max-time 10 --connect-timeout 5)
+
+# ---- 1. in-pod rules script: idempotent install, clean remove --------------------------------
+nsx_add_netns "$(nsx_ns ipt)"
+{
+  ok=1; msg=""
+  nsx_exec ipt iptables-save >"$T/ipt-before.txt"
+  nsx_exec ipt "$ZT_ROOT/scripts/inpod-iptables.sh" install >"$T/ipt.log" 2>&1 || { ok=0; msg+="first install failed; "; }
+  once=$(nsx_exec ipt iptables-save | grep -c -- '-A ')
+  nsx_exec ipt "$ZT_ROOT/scripts/inpod-iptables.sh" install >>"$T/ipt.log" 2>&1 || { ok=0; msg+="second install failed; "; }
+  twice=$(nsx_exec ipt iptables-save | grep -c -- '-A ')
+  [[ $once == "$twice" && $once -gt 10 ]] || { ok=0; msg+="rule count once=$once twice=$twice; "; }
+  nsx_exec ipt iptables-save | grep -q -- '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001' \
+    || { ok=0; msg+="outbound REDIRECT 15001 rule missing; "; }
+  nsx_exec ipt iptables-save | grep -q -- '-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006' \
+    || { ok=0; msg+="inbound REDIRECT 15006 rule missing; "; }
+  [[ $(nsx_exec ipt ip rule show | grep -c 'fwmark 0x111/0xfff lookup 100') == 1 ]] || { ok=0; msg+="ip rule count != 1; "; }
+  nsx_exec ipt "$ZT_ROOT/scripts/inpod-iptables.sh" remove >>"$T/ipt.log" 2>&1 || { ok=0; msg+="remove failed; "; }
+  nsx_exec ipt iptables-save | grep -q ISTIO && { ok=0; msg+="ISTIO chains left after remove; "; }
+  nsx_exec ipt ip6tables-save 2>/dev/null | grep -q ISTIO && { ok=0; msg+="ISTIO v6 chains left; "; }
+  nsx_exec ipt ip rule show | grep -q 'lookup 100' && { ok=0; msg+="ip rule left; "; }
+  [[ -z $(nsx_exec ipt ip route show table 100 2>/dev/null) ]] || { ok=0; msg+="table 100 not empty; "; }
+  if [[ $ok == 1 ]]; then pass "inpod-iptables: idempotent install ($once rules), clean remove"
+  else fail "inpod-iptables: idempotent install, clean remove" "$msg$(cat "$T/ipt.log")"; fi
+}
+
+# ---- 2. topology -----------------------------------------------------------------------------
+nsx_pod a 10.99.0.1
+nsx_pod b 10.99.0.2
+nsx_pod c 10.99.0.3
+
+CA="$T/cacerts"
+if ! "$ZT_ROOT/scripts/make-cacerts.sh" "$CA" "$ZT_TRUST_DOMAIN" >"$T/cacerts.log" 2>&1; then
+  fail "make-cacerts.sh created a CA" "$(cat "$T/cacerts.log")"
+  summary; exit 1
+fi
+cp "$HERE/config-allow.yaml" "$HERE/config-deny.yaml" "$T/"
+
+for p in a b; do
+  if ! nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-$p.log" 2>&1; then
+    fail "in-pod rules installed in pod $p" "$(cat "$T/rules-$p.log")"
+  fi
+done
+
+nsx_bg b "$T/app-b.log" "$ZT_PY" -u -m http.server 8080 --bind 0.0.0.0 --directory "$T"
+nsx_bg c "$T/app-c.log" "$ZT_PY" -u -m http.server 8080 --bind 0.0.0.0 --directory "$T"
+
+zt_start a default/pod-a/sa-a "$T/config-allow.yaml" "$CA" "$T/zt-a.log"
+zt_start b default/pod-b/sa-b "$T/config-allow.yaml" "$CA" "$T/zt-b.log"
+
+for p in a b; do
+  if out=$(zt_wait_ready "$p" 20); then
+    pass "ztunnel in pod $p ready"
+  else
+    fail "ztunnel in pod $p ready" "$out
+$(tail -n 20 "$T/zt-$p.log")"
+  fi
+done
+# Apps answer locally (127.0.0.1 is never captured).
+wait_for_http b http://127.0.0.1:8080/ 10 || fail "app in pod b listening"
+wait_for_http c http://127.0.0.1:8080/ 10 || fail "app in pod c listening"
+
+# ---- 3. A -> B over HBONE, wire check ----------------------------------------------------------
+nsx_capture_start node v-a "$T/mesh.pcap" || fail "tcpdump started on v-a"
+out=$(nsx_exec a "${CURL[@]}" -o "$T/curl-ab.out" -w '%{http_code}' \
+      -H 'X-E2E-Marker: ZTE2E-HDR-7f3a' 'http://10.99.0.2:8080/?q=ZTE2E-MARK-91c2' 2>&1)
+rc=$?
+nsx_capture_stop
+if [[ $rc == 0 && $out == 200 ]]; then pass "curl A -> http://10.99.0.2:8080/ through the mesh (200)"
+else fail "curl A -> http://10.99.0.2:8080/ through the mesh" "curl rc=$rc http=$out
+--- zt-a.log:
+$(tail -n 15 "$T/zt-a.log")
+--- zt-b.log:
+$(tail -n 15 "$T/zt-b.log")"; fi
+
+cap_flows "$T/mesh.pcap" >"$T/mesh.flows"
+npk=$(wc -l <"$T/mesh.flows")
+bad=$(awk '$2 != 15008 && $4 != 15008' "$T/mesh.flows")
+hbone=$(awk '($1 == "10.99.0.1" && $3 == "10.99.0.2" && $4 == 15008) || ($1 == "10.99.0.2" && $2 == 15008 && $3 == "10.99.0.1")' "$T/mesh.flows" | wc -l)
+if [[ $npk -gt 0 && -z $bad && $hbone == "$npk" ]]; then
+  pass "wire: all $npk TCP packets between A and B use port 15008"
+else
+  fail "wire: only TCP port 15008 between A and B" "packets=$npk hbone=$hbone; non-15008:
+$(head -n 10 <<<"$bad")"
+fi
+if [[ $npk -gt 0 ]] && ! cap_ascii "$T/mesh.pcap" | grep -aqE 'ZTE2E-MARK|ZTE2E-HDR|GET /|HTTP/1\.[01]'; then
+  pass "wire: no plaintext (request line, header and marker absent from the capture)"
+else
+  fail "wire: no plaintext on the wire" "$(cap_ascii "$T/mesh.pcap" | grep -aE 'ZTE2E|GET /|HTTP/1' | head -n 5)"
+fi
+if command -v tshark >/dev/null 2>&1 && [[ $npk -gt 0 ]]; then
+  vers=$(tshark -r "$T/mesh.pcap" -d tcp.port==15008,tls -Y 'tls.handshake.type == 2' \
+         -T fields -e tls.handshake.extensions.supported_version 2>/dev/null | sort -u | tr '\n' ' ')
+  if grep -q '0x0304' <<<"$vers"; then pass "wire: TLS 1.3 handshake on 15008 (ServerHello)"
+  else fail "wire: TLS 1.3 handshake on 15008" "ServerHello supported_version='$vers'"; fi
+fi
+
+if grep -aq 'ZTE2E-MARK-91c2' "$T/app-b.log"; then
+  pass "app in B served the request ($(grep -a 'ZTE2E-MARK-91c2' "$T/app-b.log" | awk '{print "peer " $1}' | head -n 1))"
+else fail "app in B served the request" "$(tail -n 5 "$T/app-b.log")"; fi
+
+# ---- 4. telemetry ------------------------------------------------------------------------------
+check "metrics A: opened_total reporter=source, principals A->B" \
+  zt_expect_metric a istio_tcp_connections_opened_total reporter=source \
+    source_principal="$ID_A" destination_principal="$ID_B"
+check "metrics B: opened_total reporter=destination, principals A->B" \
+  zt_expect_metric b istio_tcp_connections_opened_total reporter=destination \
+    source_principal="$ID_A" destination_principal="$ID_B"
+check "metrics A: sent/received bytes counters for A->B" \
+  zt_expect_metric a istio_tcp_received_bytes_total reporter=source source_principal="$ID_A"
+check "access log A: outbound line with src.identity/dst.identity" \
+  zt_expect_access "$T/zt-a.log" "src\.identity=$(id_re "$ID_A")" "dst\.identity=$(id_re "$ID_B")" 'direction="?outbound'
+check "access log B: inbound line with src.identity/dst.identity" \
+  zt_expect_access "$T/zt-b.log" "src\.identity=$(id_re "$ID_A")" "dst\.identity=$(id_re "$ID_B")" 'direction="?inbound'
+
+# ---- 5. passthrough to a non-mesh destination -----------------------------------------------
+nsx_capture_start node v-a "$T/pass.pcap" || fail "tcpdump started on v-a"
+out=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.0.3:8080/?q=ZTE2E-PASS-5d1e' 2>&1)
+rc=$?
+nsx_capture_stop
+if [[ $rc == 0 && $out == 200 ]]; then pass "passthrough: curl A -> non-mesh 10.99.0.3:8080 (200)"
+else fail "passthrough: curl A -> non-mesh 10.99.0.3:8080" "curl rc=$rc http=$out
+$(tail -n 10 "$T/zt-a.log")"; fi
+cap_flows "$T/pass.pcap" >"$T/pass.flows"
+plain=$(awk '$1 == "10.99.0.1" && $3 == "10.99.0.3" && $4 == 8080' "$T/pass.flows" | wc -l)
+tunnel=$(awk '$2 == 15008 || $4 == 15008' "$T/pass.flows" | wc -l)
+if [[ $plain -gt 0 && $tunnel == 0 ]] && cap_ascii "$T/pass.pcap" | grep -aq 'ZTE2E-PASS-5d1e'; then
+  pass "passthrough: plain TCP to 10.99.0.3:8080 on the wire, no 15008"
+else
+  fail "passthrough: plain TCP on the wire" "to-8080=$plain on-15008=$tunnel
+$(head -n 5 "$T/pass.flows")"
+fi
+grep -aq 'ZTE2E-PASS-5d1e' "$T/app-c.log" && pass "passthrough: app in C served the request" \
+  || fail "passthrough: app in C served the request" "$(tail -n 5 "$T/app-c.log")"
+
+# ---- 6. plaintext into a mesh pod: captured by 15006, no identity -> ALLOW policy refuses ----
+out=$(nsx_exec c "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.0.2:8080/?q=ZTE2E-PLAIN-0b7d' 2>&1)
+rc=$?
+if [[ $rc != 0 ]] && ! grep -aq 'ZTE2E-PLAIN-0b7d' "$T/app-b.log"; then
+  if wait_for_file_match "$T/zt-b.log" '10\.99\.0\.3' 5; then
+    pass "plaintext C -> B captured on 15006 and refused by the principal ALLOW policy"
+  else
+    fail "plaintext C -> B captured on 15006" "curl failed (rc=$rc) but ztunnel B logged nothing about 10.99.0.3:
+$(tail -n 10 "$T/zt-b.log")"
+  fi
+else
+  fail "plaintext C -> B refused (no identity, ALLOW requires sa-a)" "curl rc=$rc http=$out; app-b:
+$(grep -a 'ZTE2E-PLAIN' "$T/app-b.log")"
+fi
+
+# ---- 7. DENY policy: restart B with config-deny.yaml ---------------------------------------------
+t0=$(date +%s)
+if nsx_stop "${ZT_PID_b:?}" 15; then
+  pass "ztunnel B exits 0 on SIGTERM (drain took $(( $(date +%s) - t0 ))s)"
+else
+  rc=$?
+  fail "ztunnel B exits 0 on SIGTERM" "exit status $rc after $(( $(date +%s) - t0 ))s
+$(tail -n 10 "$T/zt-b.log")"
+fi
+mv "$T/zt-b.log" "$T/zt-b-allow.log"
+zt_start b default/pod-b/sa-b "$T/config-deny.yaml" "$CA" "$T/zt-b.log"
+if out=$(zt_wait_ready b 20); then pass "ztunnel B restarted with the DENY policy"
+else fail "ztunnel B restarted with the DENY policy" "$out
+$(tail -n 20 "$T/zt-b.log")"; fi
+
+out=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.0.2:8080/?q=ZTE2E-DENY-44e0' 2>&1)
+rc=$?
+if [[ $rc != 0 || $out != 200 ]]; then pass "DENY: curl A -> B fails (curl rc=$rc http=$out)"
+else fail "DENY: curl A -> B fails" "got http $out"; fi
+if ! grep -aq 'ZTE2E-DENY-44e0' "$T/app-b.log"; then pass "DENY: app in B never saw the request"
+else fail "DENY: app in B never saw the request" "$(grep -a ZTE2E-DENY "$T/app-b.log")"; fi
+if out=$(zt_expect_access "$T/zt-b.log" 'direction="?inbound' "src\.identity=$(id_re "$ID_A")" \
+           'error=.*(denied|DENY|401).*deny-a'); then
+  pass "DENY: B's access log records the rejection by default/deny-a"
+else
+  fail "DENY: B's access log records the rejection by default/deny-a" "$out"
+fi
+if out=$(zt_expect_access "$T/zt-a.log" 'direction="?outbound' "dst\.identity=$(id_re "$ID_B")" \
+           'error=.*401'); then
+  pass "DENY: A's access log shows the CONNECT answered with 401"
+else
+  fail "DENY: A's access log shows the CONNECT answered with 401" "$out"
+fi
+check "DENY: metrics B carry response_flags=DENY" \
+  zt_expect_metric b 'istio_tcp_[a-z_]+_total' reporter=destination response_flags=DENY
+
+# ---- 7b. live reload: B watches LOCAL_XDS_PATH; writing the allow config back re-admits A -----
+cat "$T/config-allow.yaml" >"$T/config-deny.yaml"
+ok=0
+for i in $(seq 1 20); do
+  code=$(nsx_exec a "${CURL[@]}" --max-time 3 -o /dev/null -w '%{http_code}' \
+         "http://10.99.0.2:8080/?q=ZTE2E-RELOAD-$i" 2>/dev/null) && [[ $code == 200 ]] && { ok=1; break; }
+  sleep 0.5
+done
+if [[ $ok == 1 ]]; then pass "live reload of B's LOCAL_XDS_PATH (DENY removed) re-admits A"
+else fail "live reload of B's LOCAL_XDS_PATH (DENY removed) re-admits A" "$(tail -n 10 "$T/zt-b.log")"; fi
+
+# ---- 8. shutdown ---------------------------------------------------------------------------------
+for p in a b; do
+  pidvar="ZT_PID_$p"
+  t0=$(date +%s)
+  if nsx_stop "${!pidvar}" 15; then pass "ztunnel $p exits 0 on SIGTERM"
+  else rc=$?; fail "ztunnel $p exits 0 on SIGTERM" "exit status $rc after $(( $(date +%s) - t0 ))s
+$(tail -n 10 "$T/zt-$p.log")"; fi
+done
+for p in a b; do
+  nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" remove >/dev/null 2>&1 \
+    && ! nsx_exec "$p" iptables-save | grep -q ISTIO \
+    || fail "in-pod rules removed from pod $p"
+done
+
+# shellcheck disable=SC2034  # read by nsx_cleanup
+[[ $NSX_FAILED -gt 0 ]] && NSX_KEEP_TMP=1 && echo "logs and captures kept in $T" >&2
+summary

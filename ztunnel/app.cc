@@ -1,0 +1,224 @@
+#include "ztunnel/app.h"
+
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/admin_servers.h"
+#include "common/local_ca.h"
+#include "common/local_ca_provider.h"
+#include "common/metrics.h"
+#include "common/readiness.h"
+#include "common/runtime.h"
+#include "common/secret_manager.h"
+#include "ztunnel/local_config.h"
+#include "ztunnel/proxy.h"
+
+namespace ztunnel {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+common::Result<SnapshotConstSharedPtr> load_snapshot(const Config& cfg, uint64_t version) {
+  common::Result<LocalConfig> lc = cfg.local_xds_path ? load_local_config(*cfg.local_xds_path)
+                                                      : parse_local_config(*cfg.local_xds);
+  if (!lc) {
+    return common::make_error((cfg.local_xds_path ? "LOCAL_XDS_PATH " + *cfg.local_xds_path : std::string("LOCAL_XDS")) +
+                              ": " + lc.error());
+  }
+  return Snapshot::from_local_config(std::move(lc.value()), version);
+}
+
+int64_t mtime_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+nlohmann::json certs_json(const std::vector<common::CertInfo>& infos) {
+  auto details = [](const std::vector<common::CertDetails>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (auto& d : v) {
+      a.push_back({{"pem", d.pem}, {"serialNumber", d.serial_number}, {"validFrom", d.valid_from},
+                   {"expirationTime", d.expiration_time}});
+    }
+    return a;
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& i : infos) {
+    nlohmann::json c = {{"identity", i.identity.uri()}, {"state", i.state}, {"certChain", details(i.cert_chain)},
+                        {"rootCerts", details(i.root_certs)}};
+    if (!i.error.empty()) c["error"] = i.error;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_app(const Config& cfg) {
+  if (cfg.proxy_mode != ProxyMode::Dedicated) {
+    spdlog::error("PROXY_MODE=shared (in-pod node mode over ZDS) is not available in this build yet; "
+                  "run with PROXY_MODE=dedicated and PROXY_WORKLOAD_INFO=<ns>/<name>/<sa>");
+    return 2;
+  }
+  if (!cfg.local_xds_path && !cfg.local_xds) {
+    spdlog::error("no configuration source: set LOCAL_XDS_PATH (or LOCAL_XDS); the xDS client is not in this build yet");
+    return 2;
+  }
+  if (!cfg.local_ca_dir) {
+    spdlog::error("no certificate source: set LOCAL_CA_DIR to an Istio cacerts directory "
+                  "(scripts/make-cacerts.sh creates one); the Istio CA client is not in this build yet");
+    return 2;
+  }
+
+  uint64_t version = 1;
+  auto snapshot = load_snapshot(cfg, version);
+  if (!snapshot) {
+    spdlog::error("{}", snapshot.error());
+    return 2;
+  }
+  auto ca = common::LocalCa::load(*cfg.local_ca_dir);
+  if (!ca) {
+    spdlog::error("LOCAL_CA_DIR {}: {}", *cfg.local_ca_dir, ca.error());
+    return 2;
+  }
+
+  common::Runtime runtime(cfg.worker_threads);
+  common::metrics::Registry registry;
+  common::metrics::register_process_metrics(registry);
+  common::metrics::register_build_info(registry, "ztunnel", kVersion);
+  common::Readiness readiness;
+  readiness.register_task("state manager");
+  readiness.register_task("proxy");
+
+  Proxy proxy(runtime, cfg, registry);
+  proxy.set_snapshot(snapshot.value());
+  readiness.mark_done("state manager");
+
+  const auto& wi = *cfg.workload_info;
+  std::string td = cfg.trust_domain;
+  if (const Workload* w = snapshot.value()->find_workload_by_info(wi.ns, wi.name, wi.service_account)) {
+    td = w->trust_domain;
+  } else {
+    spdlog::warn("workload {}/{} (sa {}) is not in the configuration yet; outbound traffic fails until it is",
+                 wi.ns, wi.name, wi.service_account);
+  }
+  common::Identity identity(td, wi.ns, wi.service_account);
+
+  common::LocalCaProvider provider(std::move(ca.value()),
+                                   std::chrono::duration_cast<std::chrono::seconds>(cfg.secret_ttl));
+  common::SecretManager secrets(runtime.control(), provider);
+  auto subscription = secrets.subscribe(identity, [&](common::SecretManager::CredentialsPtr creds) {
+    if (auto st = proxy.set_credentials(creds); !st) {
+      spdlog::error("certificate for {} unusable: {}", identity.uri(), st.error());
+      return;
+    }
+    spdlog::info("certificate for {} installed (expires {})", identity.uri(),
+                 std::chrono::duration_cast<std::chrono::seconds>(creds->not_after.time_since_epoch()).count());
+    readiness.mark_done("proxy");
+  });
+
+  if (auto st = proxy.start(); !st) {
+    spdlog::error("{}", st.error());
+    return 1;
+  }
+
+  // Drain: stop accepting, GOAWAY, let live connections finish until the deadline.
+  common::DrainController drain(runtime.control());
+  asio::steady_timer drain_poll(runtime.control());
+  std::function<void()> poll_drained;
+  poll_drained = [&] {
+    if (proxy.active_connections() == 0) {
+      drain.complete();
+      return;
+    }
+    drain_poll.expires_after(std::chrono::milliseconds(100));
+    drain_poll.async_wait([&](boost::system::error_code ec) {
+      if (!ec) poll_drained();
+    });
+  };
+  drain.on_drain([&] {
+    spdlog::info("draining: no new connections; {} live, deadline {} ms", proxy.active_connections(),
+                 cfg.termination_deadline.count());
+    proxy.drain();
+    poll_drained();
+  });
+  drain.on_force_close([&] {
+    drain_poll.cancel();
+    if (proxy.active_connections() > 0) {
+      spdlog::info("termination deadline: closing {} live connections", proxy.active_connections());
+    }
+    proxy.force_close();
+    // Give the workers a moment to run the closes, then stop.
+    auto t = std::make_shared<asio::steady_timer>(runtime.control(), std::chrono::milliseconds(50));
+    t->async_wait([&runtime, t](boost::system::error_code) { runtime.stop(); });
+  });
+  auto begin_shutdown = [&] { drain.start(cfg.termination_deadline); };
+  runtime.on_signal([&](int sig) {
+    spdlog::info("received signal {}, shutting down", sig);
+    begin_shutdown();
+  });
+
+  common::AdminHooks hooks;
+  hooks.registry = &registry;
+  hooks.readiness = &readiness;
+  hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
+  hooks.config_dump = [&]() {
+    auto snap = proxy.snapshot();
+    nlohmann::json dump = snap->to_json();
+    dump["certificates"] = certs_json(secrets.dump());
+    dump["config"] = cfg.to_json();
+    dump["version"] = kVersion;
+    dump["staticConfig"] = {{"source", cfg.local_xds_path ? *cfg.local_xds_path : std::string("LOCAL_XDS")},
+                            {"configVersion", snap->version()}};
+    return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  common::AdminAddresses addrs{cfg.admin_addr, cfg.stats_addr, cfg.readiness_addr};
+  auto admin = common::AdminServers::start(runtime.control(), runtime.worker(0), addrs, hooks);
+  if (!admin) {
+    spdlog::error("{}", admin.error());
+    return 1;
+  }
+
+  // LOCAL_XDS_PATH is watched: an edit is applied as a new snapshot; a broken edit is reported
+  // and the last good configuration keeps serving.
+  asio::steady_timer watch(runtime.control());
+  int64_t last_mtime = cfg.local_xds_path ? mtime_ns(*cfg.local_xds_path) : -1;
+  std::function<void()> arm_watch;
+  arm_watch = [&] {
+    if (!cfg.local_xds_path) return;
+    watch.expires_after(std::chrono::seconds(1));
+    watch.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      int64_t m = mtime_ns(*cfg.local_xds_path);
+      if (m != last_mtime && m >= 0) {
+        last_mtime = m;
+        auto next = load_snapshot(cfg, ++version);
+        if (next) {
+          proxy.set_snapshot(next.value());
+          spdlog::info("configuration reloaded from {} (version {})", *cfg.local_xds_path, version);
+        } else {
+          spdlog::error("configuration reload rejected, keeping the last good one: {}", next.error());
+        }
+      }
+      arm_watch();
+    });
+  };
+  arm_watch();
+
+  spdlog::info("ztunnel {} started: dedicated mode for {}/{} as {}", kVersion, wi.ns, wi.name, identity.uri());
+  runtime.run();
+  admin.value()->stop();
+  spdlog::info("ztunnel stopped");
+  return 0;
+}
+
+}  // namespace ztunnel

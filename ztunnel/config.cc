@@ -1,0 +1,298 @@
+#include "ztunnel/config.h"
+
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "common/http_admin.h"
+#include "common/runtime.h"
+
+namespace ztunnel {
+
+using common::make_error;
+using common::Result;
+namespace env = common::env;
+
+namespace {
+
+constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
+
+// Upstream rule: "" means "disabled", a scheme-less address gets https://.
+std::optional<std::string> normalize_uri(std::string v) {
+  if (v.empty()) return std::nullopt;
+  if (v.find("://") == std::string::npos) v = "https://" + v;
+  return v;
+}
+
+Result<WorkloadInfo> parse_workload_info(std::string_view v) {
+  WorkloadInfo w;
+  size_t a = v.find('/');
+  size_t b = a == std::string_view::npos ? a : v.find('/', a + 1);
+  if (a == std::string_view::npos || b == std::string_view::npos || v.find('/', b + 1) != std::string_view::npos) {
+    return make_error(env::invalid_var("PROXY_WORKLOAD_INFO", v, "expected <namespace>/<name>/<service account>"));
+  }
+  w.ns = std::string(v.substr(0, a));
+  w.name = std::string(v.substr(a + 1, b - a - 1));
+  w.service_account = std::string(v.substr(b + 1));
+  if (w.ns.empty() || w.name.empty() || w.service_account.empty()) {
+    return make_error(
+        env::invalid_var("PROXY_WORKLOAD_INFO", v, "namespace, name and service account must be non-empty"));
+  }
+  return w;
+}
+
+Result<bool> address_ok(std::string_view var, std::string_view v) {
+  auto hp = common::http::split_host_port(v);
+  if (!hp) return make_error(env::invalid_var(var, v, hp.error()));
+  return common::http::is_loopback_host(hp->first);
+}
+
+}  // namespace
+
+std::chrono::milliseconds deadline_from_grace_period(uint64_t g) {
+  uint64_t secs = g > 10 ? g - 5 : (g > 0 ? g - 1 : 0);
+  if (secs < 1) secs = 1;
+  return std::chrono::seconds(secs);
+}
+
+const char* to_string(ProxyMode m) {
+  return m == ProxyMode::Shared ? "shared" : "dedicated";
+}
+
+Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
+  Config c;
+// Each reader returns Result; unwrap or propagate the (already variable-naming) error.
+#define ZT_TRY(lhs, expr)                   \
+  do {                                      \
+    auto r_ = (expr);                       \
+    if (!r_) return make_error(r_.error()); \
+    lhs = std::move(r_.value());            \
+  } while (0)
+
+  // -- mode
+  if (auto m = e("PROXY_MODE"); m && !m->empty()) {
+    if (*m == "shared") {
+      c.proxy_mode = ProxyMode::Shared;
+    } else if (*m == "dedicated") {
+      c.proxy_mode = ProxyMode::Dedicated;
+    } else {
+      return make_error(env::invalid_var("PROXY_MODE", *m, "expected shared or dedicated"));
+    }
+  }
+  if (auto w = e("PROXY_WORKLOAD_INFO"); w && !w->empty()) {
+    ZT_TRY(c.workload_info, parse_workload_info(*w));
+  }
+  if (c.proxy_mode == ProxyMode::Dedicated && !c.workload_info) {
+    return make_error("PROXY_WORKLOAD_INFO is required when PROXY_MODE=dedicated");
+  }
+
+  // -- control plane
+  if (auto v = e("LOCAL_XDS_PATH"); v && !v->empty()) c.local_xds_path = *v;
+  if (auto v = e("LOCAL_XDS"); v && !v->empty()) c.local_xds = *v;
+  if (c.local_xds_path && c.local_xds) {
+    return make_error("LOCAL_XDS_PATH and LOCAL_XDS are mutually exclusive; set only one");
+  }
+  // Upstream default: istiod's in-cluster address under Kubernetes, localhost otherwise.
+  std::string default_istiod =
+      e("KUBERNETES_SERVICE_HOST") ? "https://istiod.istio-system.svc:15012" : "https://localhost:15012";
+  c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  bool fake_ca = false;
+  ZT_TRY(fake_ca, env::get_bool(e, "FAKE_CA", false));
+  c.ca_address = fake_ca ? std::nullopt : normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
+  if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
+  c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
+  c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
+  c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
+  if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
+  if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
+  ZT_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
+  if (c.secret_ttl.count() <= 0) {
+    return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
+  }
+  c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
+  if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
+    c.cluster_id = *v;
+  } else if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
+    c.cluster_id = *m;
+  }
+  c.cluster_domain = env::get_string(e, "CLUSTER_DOMAIN", c.cluster_domain);
+  c.network = env::get_string(e, "NETWORK", "");
+
+  // -- identity
+  c.node_name = env::get_string(e, "NODE_NAME", "");
+  c.pod_name = env::get_string(e, "POD_NAME", "");
+  c.pod_namespace = env::get_string(e, "POD_NAMESPACE", "");
+  c.service_account = env::get_string(e, "SERVICE_ACCOUNT", "");
+  c.instance_ip = env::get_string(e, "INSTANCE_IP", "");
+
+  // -- threads and shutdown
+  if (auto lim = e("ZTUNNEL_CPU_LIMIT"); lim && !lim->empty()) {
+    auto n = env::parse_unsigned(*lim);
+    if (!n || *n == 0) {
+      return make_error(env::invalid_var("ZTUNNEL_CPU_LIMIT", *lim, "expected a positive integer"));
+    }
+    cores = static_cast<size_t>(*n);
+  }
+  {
+    auto v = e("ZTUNNEL_WORKER_THREADS");
+    ZT_TRY(c.worker_threads,
+           common::worker_threads_from_env(v ? std::optional<std::string_view>(*v) : std::nullopt, cores));
+  }
+  std::optional<std::chrono::milliseconds> explicit_deadline;
+  ZT_TRY(explicit_deadline, env::get_duration(e, "CONNECTION_TERMINATION_DEADLINE"));
+  if (explicit_deadline) {
+    c.termination_deadline = *explicit_deadline;
+  } else {
+    std::optional<uint64_t> grace;
+    ZT_TRY(grace, env::get_unsigned(e, "TERMINATION_GRACE_PERIOD_SECONDS"));
+    if (grace) c.termination_deadline = deadline_from_grace_period(*grace);
+  }
+
+  // -- pool and HTTP/2
+  uint64_t u = 0;
+  ZT_TRY(u, env::get_unsigned_max(e, "POOL_MAX_STREAMS_PER_CONNECTION", c.pool_max_streams_per_connection, kU32Max));
+  if (u == 0) {
+    return make_error(env::invalid_var("POOL_MAX_STREAMS_PER_CONNECTION", "0", "must be positive"));
+  }
+  c.pool_max_streams_per_connection = static_cast<uint32_t>(u);
+  ZT_TRY(c.pool_unused_release_timeout,
+         env::get_duration(e, "POOL_UNUSED_RELEASE_TIMEOUT", c.pool_unused_release_timeout));
+  // RFC 9113 bounds: windows up to 2^31-1, frames 16 KiB .. 16 MiB-1.
+  ZT_TRY(u, env::get_unsigned_max(e, "HTTP2_STREAM_WINDOW_SIZE", c.http2_stream_window_size, 0x7fffffff));
+  c.http2_stream_window_size = static_cast<uint32_t>(u);
+  ZT_TRY(u, env::get_unsigned_max(e, "HTTP2_CONNECTION_WINDOW_SIZE", c.http2_connection_window_size, 0x7fffffff));
+  c.http2_connection_window_size = static_cast<uint32_t>(u);
+  ZT_TRY(u, env::get_unsigned_max(e, "HTTP2_FRAME_SIZE", c.http2_frame_size, 16777215));
+  if (u < 16384) {
+    return make_error(env::invalid_var("HTTP2_FRAME_SIZE", std::to_string(u), "must be between 16384 and 16777215"));
+  }
+  c.http2_frame_size = static_cast<uint32_t>(u);
+
+  // -- sockets
+  ZT_TRY(u, env::get_unsigned_max(e, "PACKET_MARK", c.packet_mark, kU32Max));
+  c.packet_mark = static_cast<uint32_t>(u);
+  c.inpod_uds = env::get_string(e, "INPOD_UDS", c.inpod_uds);
+  ZT_TRY(c.inpod_port_reuse, env::get_bool(e, "INPOD_PORT_REUSE", c.inpod_port_reuse));
+  ZT_TRY(c.enable_orig_src, env::get_bool(e, "ENABLE_ORIG_SRC"));
+  ZT_TRY(c.ipv6_enabled, env::get_bool(e, "IPV6_ENABLED", c.ipv6_enabled));
+  ZT_TRY(c.keepalive_enabled, env::get_bool(e, "KEEPALIVE_ENABLED", c.keepalive_enabled));
+  ZT_TRY(c.keepalive_time, env::get_duration(e, "KEEPALIVE_TIME", c.keepalive_time));
+  ZT_TRY(c.keepalive_interval, env::get_duration(e, "KEEPALIVE_INTERVAL", c.keepalive_interval));
+  ZT_TRY(u, env::get_unsigned_max(e, "KEEPALIVE_RETRIES", c.keepalive_retries, kU32Max));
+  c.keepalive_retries = static_cast<uint32_t>(u);
+  ZT_TRY(c.user_timeout_enabled, env::get_bool(e, "USER_TIMEOUT_ENABLED", false));
+
+  // -- behaviour
+  ZT_TRY(c.enable_response_baggage, env::get_bool(e, "ENABLE_RESPONSE_BAGGAGE", c.enable_response_baggage));
+  ZT_TRY(c.authz_policy_info_logging, env::get_bool(e, "AUTHZ_POLICY_INFO_LOGGING", false));
+  // Proxy metadata (ISTIO_META_ prefix stripped upstream): anything but "false" keeps DNS on.
+  if (auto v = e("ISTIO_META_DNS_CAPTURE")) c.dns_proxy = *v != "false";
+
+  // -- logging
+  {
+    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
+    auto fr = common::log::parse_format(f);
+    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
+    c.log_format = *fr;
+    c.log_level = env::get_string(e, "RUST_LOG", "info");
+    if (c.log_level.empty()) c.log_level = "info";
+    if (auto st = common::log::validate_filter(c.log_level); !st) {
+      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
+    }
+  }
+
+  // -- operational listeners
+  if (!c.ipv6_enabled) {
+    c.stats_addr = "0.0.0.0:15020";
+    c.readiness_addr = "0.0.0.0:15021";
+  }
+  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
+  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
+  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
+  {
+    bool loopback = false;
+    ZT_TRY(loopback, address_ok("ADMIN_ADDR", c.admin_addr));
+    if (!loopback) {
+      return make_error(
+          env::invalid_var("ADMIN_ADDR", c.admin_addr, "the admin API must listen on a loopback address"));
+    }
+    // Any host is fine for these; only the syntax is checked.
+    for (auto [var, val] : {std::pair<const char*, const std::string*>{"STATS_ADDR", &c.stats_addr},
+                            {"READINESS_ADDR", &c.readiness_addr}}) {
+      if (auto r = address_ok(var, *val); !r) return make_error(r.error());
+    }
+  }
+#undef ZT_TRY
+  return c;
+}
+
+Result<Config> load_config_from_process() {
+  return load_config(env::process_env(), common::available_cores());
+}
+
+nlohmann::json Config::to_json() const {
+  using nlohmann::json;
+  auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+  json j;
+  j["proxyMode"] = to_string(proxy_mode);
+  if (workload_info) {
+    j["proxyWorkloadInformation"] = {{"namespace", workload_info->ns},
+                                     {"workloadName", workload_info->name},
+                                     {"serviceAccount", workload_info->service_account}};
+  } else {
+    j["proxyWorkloadInformation"] = nullptr;
+  }
+  j["localXdsPath"] = opt(local_xds_path);
+  j["localXdsInline"] = local_xds.has_value();
+  j["xdsAddress"] = opt(xds_address);
+  j["caAddress"] = opt(ca_address);
+  j["localCaDir"] = opt(local_ca_dir);
+  j["xdsRootCert"] = xds_root_ca.find("-----BEGIN") == std::string::npos ? json(xds_root_ca) : json("<inline PEM>");
+  j["caRootCert"] = ca_root_ca.find("-----BEGIN") == std::string::npos ? json(ca_root_ca) : json("<inline PEM>");
+  j["altXdsHostname"] = opt(alt_xds_hostname);
+  j["altCaHostname"] = opt(alt_ca_hostname);
+  j["secretTtl"] = std::to_string(secret_ttl.count()) + "ms";
+  j["trustDomain"] = trust_domain;
+  j["clusterId"] = cluster_id;
+  j["clusterDomain"] = cluster_domain;
+  j["network"] = network;
+  j["localNode"] = node_name;
+  j["podName"] = pod_name;
+  j["podNamespace"] = pod_namespace;
+  j["serviceAccount"] = service_account;
+  j["localIp"] = instance_ip;
+  j["numWorkerThreads"] = worker_threads;
+  j["terminationDeadline"] = std::to_string(termination_deadline.count()) + "ms";
+  j["poolMaxStreamsPerConn"] = pool_max_streams_per_connection;
+  j["poolUnusedReleaseTimeout"] = std::to_string(pool_unused_release_timeout.count()) + "ms";
+  j["windowSize"] = http2_stream_window_size;
+  j["connectionWindowSize"] = http2_connection_window_size;
+  j["frameSize"] = http2_frame_size;
+  j["packetMark"] = packet_mark;
+  j["inpodUds"] = inpod_uds;
+  j["inpodPortReuse"] = inpod_port_reuse;
+  j["enableOriginalSource"] = enable_orig_src ? json(*enable_orig_src) : json(nullptr);
+  j["ipv6Enabled"] = ipv6_enabled;
+  j["socketConfig"] = {
+      {"keepaliveEnabled", keepalive_enabled},
+      {"keepaliveTime", std::to_string(keepalive_time.count()) + "ms"},
+      {"keepaliveInterval", std::to_string(keepalive_interval.count()) + "ms"},
+      {"keepaliveRetries", keepalive_retries},
+      {"userTimeoutEnabled", user_timeout_enabled},
+  };
+  j["enableResponseBaggage"] = enable_response_baggage;
+  j["authzPolicyInfoLogging"] = authz_policy_info_logging;
+  j["dnsProxy"] = dns_proxy;
+  j["logFormat"] = log_format == common::log::Format::Json ? "json" : "plain";
+  j["logLevel"] = log_level;
+  j["adminAddr"] = admin_addr;
+  j["statsAddr"] = stats_addr;
+  j["readinessAddr"] = readiness_addr;
+  j["outboundPort"] = kOutboundPort;
+  j["inboundPlaintextPort"] = kInboundPlaintextPort;
+  j["inboundPort"] = kInboundHbonePort;
+  j["dnsPort"] = kDnsPort;
+  return j;
+}
+
+}  // namespace ztunnel

@@ -1,0 +1,207 @@
+#include "ztunnel/proxy.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "hbone/server.h"
+#include "hbone/socket_options.h"
+#include "ztunnel/proxy_internal.h"
+
+namespace ztunnel {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+IpAddr endpoint_ip(const tcp::endpoint& ep) { return canonical_ip(ep.address()); }
+
+bool is_illegal_port(uint16_t port) {
+  return port == kOutboundPort || port == kInboundPlaintextPort || port == kInboundHbonePort;
+}
+
+const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
+  if (!cfg.workload_info) return nullptr;
+  const auto& wi = *cfg.workload_info;
+  return snap.find_workload_by_info(wi.ns, wi.name, wi.service_account);
+}
+
+Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
+    : io(io_),
+      shared(std::move(s)),
+      pool(std::make_shared<hbone::Pool>(io.get_executor(), shared->cfg.pool_max_streams_per_connection,
+                                         shared->cfg.pool_unused_release_timeout)) {}
+
+void Proxy::Worker::track(const std::shared_ptr<tcp::socket>& s) {
+  // Prune finished entries as we go so the list stays as long as the live set.
+  for (auto it = sockets.begin(); it != sockets.end();) it = it->expired() ? sockets.erase(it) : std::next(it);
+  sockets.push_back(s);
+}
+
+asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t port) {
+  auto self = shared_from_this();
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(io, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      // EMFILE and friends: log and keep serving what we can.
+      spdlog::warn("accept on {}: {}", port, ec.message());
+      continue;
+    }
+    if (shared->draining.load(std::memory_order_relaxed)) continue;  // socket closes here
+    (void)hbone::sockopt::set_nodelay(sock.native_handle());
+    if (port == kOutboundPort) {
+      asio::co_spawn(io, handle_outbound(std::move(sock)), asio::detached);
+    } else if (port == kInboundPlaintextPort) {
+      asio::co_spawn(io, handle_inbound_plain(std::move(sock)), asio::detached);
+    } else {
+      auto tls = shared->tls.load();
+      if (!tls) {
+        spdlog::warn("inbound HBONE connection before a certificate is available; closing");
+        continue;
+      }
+      hbone::ServeHooks hooks;
+      hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
+        if (auto self = w.lock()) {
+          for (auto it = self->inbound.begin(); it != self->inbound.end();) {
+            it = it->expired() ? self->inbound.erase(it) : std::next(it);
+          }
+          self->inbound.push_back(c);
+        }
+      };
+      hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
+        spdlog::warn("inbound HBONE handshake from {} failed: {}", remote.address().to_string(), why);
+      };
+      auto handler = [w = weak_from_this()](std::shared_ptr<hbone::Stream> s,
+                                             std::shared_ptr<const hbone::PeerInfo> peer) {
+        if (auto self = w.lock()) self->handle_hbone_stream(std::move(s), std::move(peer));
+      };
+      asio::co_spawn(io, hbone::serve_connection(std::move(sock), tls->server, shared->server_settings,
+                                                 std::move(handler), std::move(hooks)),
+                     asio::detached);
+    }
+  }
+}
+
+void Proxy::Worker::drain() {
+  boost::system::error_code ignored;
+  for (auto& a : acceptors) a->close(ignored);
+  for (auto& w : inbound) {
+    if (auto c = w.lock()) c->drain();
+  }
+  pool->drain();
+}
+
+void Proxy::Worker::force_close() {
+  for (auto& w : inbound) {
+    if (auto c = w.lock()) c->close("termination deadline");
+  }
+  for (auto& w : sockets) {
+    if (auto s = w.lock()) {
+      boost::system::error_code ignored;
+      s->close(ignored);
+    }
+  }
+}
+
+Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry)
+    : runtime_(runtime), shared_(std::make_shared<Shared>(config, registry)) {
+  auto& s = shared_->server_settings;
+  s.stream_window = config.http2_stream_window_size;
+  s.connection_window = config.http2_connection_window_size;
+  s.max_frame_size = config.http2_frame_size;
+  auto& c = shared_->client_settings;
+  c = hbone::Settings::client_defaults();
+  c.stream_window = config.http2_stream_window_size;
+  c.connection_window = config.http2_connection_window_size;
+  c.max_frame_size = config.http2_frame_size;
+  shared_->snapshot.store(Snapshot::empty());
+  for (size_t i = 0; i < runtime.workers(); ++i) {
+    workers_.push_back(std::make_shared<Worker>(runtime.worker(i), shared_));
+  }
+}
+
+Proxy::~Proxy() = default;
+
+namespace {
+// IP_TRANSPARENT needs CAP_NET_ADMIN; without it we cannot preserve the client's source IP.
+bool transparent_supported() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  bool ok = hbone::sockopt::set_transparent(fd, false).ok();
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+common::Status Proxy::start() {
+  const auto& cfg = shared_->cfg;
+  shared_->orig_src = cfg.enable_orig_src.value_or(transparent_supported());
+  const uint16_t ports[] = {kOutboundPort, kInboundPlaintextPort, kInboundHbonePort};
+  for (auto& w : workers_) {
+    for (uint16_t port : ports) {
+      auto acc = std::make_unique<tcp::acceptor>(w->io);
+      boost::system::error_code ec;
+      tcp::endpoint ep(cfg.ipv6_enabled ? asio::ip::address(asio::ip::address_v6::any())
+                                        : asio::ip::address(asio::ip::address_v4::any()),
+                       port);
+      acc->open(ep.protocol(), ec);
+      if (!ec && cfg.ipv6_enabled) acc->set_option(asio::ip::v6_only(false), ec);
+      if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        if (auto st = hbone::sockopt::set_reuseport(acc->native_handle()); !st) {
+          return common::make_error("listener " + std::to_string(port) + ": " + st.error());
+        }
+      }
+      if (!ec && cfg.packet_mark != 0) {
+        if (auto st = hbone::sockopt::set_mark(acc->native_handle(), cfg.packet_mark); !st) {
+          return common::make_error("listener " + std::to_string(port) + ": " + st.error() +
+                                    " (PACKET_MARK needs CAP_NET_ADMIN)");
+        }
+      }
+      if (!ec) acc->bind(ep, ec);
+      if (!ec) acc->listen(1024, ec);
+      if (ec) return common::make_error("listener " + std::to_string(port) + ": " + ec.message());
+      w->acceptors.push_back(std::move(acc));
+    }
+  }
+  for (auto& w : workers_) {
+    for (size_t i = 0; i < w->acceptors.size(); ++i) {
+      asio::co_spawn(w->io, w->accept_loop(*w->acceptors[i], ports[i]), asio::detached);
+    }
+  }
+  spdlog::info("proxy listening on 15001 (outbound), 15006 (inbound plaintext), 15008 (inbound HBONE); "
+               "{} workers, original source {}",
+               workers_.size(), shared_->orig_src ? "preserved" : "not preserved");
+  return common::ok_status();
+}
+
+void Proxy::set_snapshot(SnapshotConstSharedPtr snapshot) { shared_->snapshot.store(std::move(snapshot)); }
+
+SnapshotConstSharedPtr Proxy::snapshot() const { return shared_->snapshot.load(); }
+
+common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credentials> creds) {
+  auto ctxs = hbone::make_tls_contexts(std::move(creds));
+  if (!ctxs) return common::make_error(ctxs.error());
+  shared_->tls.store(std::make_shared<const hbone::TlsContexts>(std::move(ctxs.value())));
+  return common::ok_status();
+}
+
+bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }
+
+void Proxy::drain() {
+  shared_->draining.store(true);
+  for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
+}
+
+void Proxy::force_close() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
+}
+
+int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+}  // namespace ztunnel

@@ -1,0 +1,61 @@
+// Proxy: the ztunnel data plane for one workload (dedicated mode) — listeners 15001
+// (outbound capture), 15006 (inbound plaintext) and 15008 (inbound HBONE) in the current
+// network namespace, one SO_REUSEPORT acceptor per worker per listener so the kernel spreads
+// connections and a connection stays on the worker that accepted it.
+//
+// Threading: configuration (snapshot) and TLS contexts are immutable objects published by the
+// control thread through atomic shared_ptrs; workers do one atomic load per new connection.
+// Each worker owns its HBONE pool and its list of inbound HBONE connections (for drain); no
+// locks on the per-connection path.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/runtime.h"
+#include "common/tls.h"
+#include "hbone/tls_glue.h"
+#include "ztunnel/config.h"
+#include "ztunnel/state.h"
+#include "ztunnel/traffic_metrics.h"
+
+namespace ztunnel {
+
+// Listener ports (kOutboundPort, kInboundHbonePort, ...) are defined in ztunnel/config.h.
+
+class Proxy {
+ public:
+  Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds every listener on every worker. Fails (naming the port) if one cannot be bound.
+  common::Status start();
+
+  // Control thread: publish new config / certificate.
+  void set_snapshot(SnapshotConstSharedPtr snapshot);
+  common::Status set_credentials(std::shared_ptr<const common::tls::Credentials> creds);
+  bool has_credentials() const;
+  SnapshotConstSharedPtr snapshot() const;
+
+  // Stop accepting, GOAWAY inbound HBONE connections and pooled ones; live tunnels go on.
+  void drain();
+  // Close everything still open (the termination deadline passed).
+  void force_close();
+  int64_t active_connections() const;
+
+  struct Shared;
+  struct Worker;
+
+ private:
+  common::Runtime& runtime_;
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::shared_ptr<Worker>> workers_;
+};
+
+}  // namespace ztunnel

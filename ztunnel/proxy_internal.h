@@ -1,0 +1,62 @@
+// Internal state shared by the proxy's listener code (proxy.cc, outbound.cc, inbound.cc).
+// Not part of the public API. Threading as described in proxy.h.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <list>
+#include <memory>
+#include <optional>
+
+#include "hbone/connection.h"
+#include "hbone/pool.h"
+#include "hbone/server.h"
+#include "hbone/settings.h"
+#include "ztunnel/proxy.h"
+
+namespace ztunnel {
+
+struct Proxy::Shared {
+  Config cfg;
+  TrafficMetrics metrics;
+  hbone::Settings server_settings;
+  hbone::Settings client_settings;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+  std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> active{0};
+  bool orig_src = false;  // connect to local apps from the client's own IP
+
+  Shared(const Config& c, common::metrics::Registry& r) : cfg(c), metrics(r) {}
+
+  // The workload this dedicated-mode ztunnel serves, looked up in `snap`.
+  const Workload* local_workload(const Snapshot& snap) const;
+};
+
+struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
+  boost::asio::io_context& io;
+  std::shared_ptr<Proxy::Shared> shared;
+  std::shared_ptr<hbone::Pool> pool;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;
+  std::list<std::weak_ptr<hbone::Connection>> inbound;  // for drain
+  std::list<std::weak_ptr<boost::asio::ip::tcp::socket>> sockets;  // every proxied client socket
+
+  Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
+
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc, uint16_t port);
+  boost::asio::awaitable<void> handle_outbound(boost::asio::ip::tcp::socket sock);
+  boost::asio::awaitable<void> handle_inbound_plain(boost::asio::ip::tcp::socket sock);
+  void handle_hbone_stream(std::shared_ptr<hbone::Stream> stream, std::shared_ptr<const hbone::PeerInfo> peer);
+  boost::asio::awaitable<void> inbound_tunnel(std::shared_ptr<hbone::Stream> stream,
+                                              std::shared_ptr<const hbone::PeerInfo> peer);
+  void track(const std::shared_ptr<boost::asio::ip::tcp::socket>& s);
+  void drain();
+  void force_close();
+};
+
+// ip of an endpoint with v4-mapped v6 turned back into v4.
+IpAddr endpoint_ip(const boost::asio::ip::tcp::endpoint& ep);
+bool is_illegal_port(uint16_t port);
+
+}  // namespace ztunnel

@@ -1,0 +1,188 @@
+// Snapshot: one immutable, fully indexed view of the mesh config (workloads, services,
+// authorization policies), plus the pure routing functions that read it: service endpoint
+// selection (upstream's load_balance) and the outbound routing decision (upstream's
+// build_request, minus double HBONE).
+//
+// Threading: a Snapshot is built once by the single config writer (control thread), published
+// as std::shared_ptr<const Snapshot>, and then only read — concurrently, without locks — by any
+// number of workers. A worker loads the current pointer once per connection and keeps it for
+// the connection's life. Every pointer returned by a lookup (const Workload*, const Service*,
+// ...) points into the snapshot and is valid exactly as long as the caller holds that
+// shared_ptr.
+// Invariants: indexes are consistent with the stored vectors by construction (no mutation after
+// build); endpoints are already health-filtered (dropped when Unhealthy unless the service's
+// health policy is AllowAll) and always resolve to a workload of the same snapshot.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/identity.h"
+#include "ztunnel/model.h"
+
+namespace ztunnel {
+
+struct LocalConfig;
+
+// An endpoint whose workload has been resolved at build time.
+struct ServiceEndpoint {
+  const Workload* workload = nullptr;
+  PortMap port;  // per-endpoint target port overrides
+  HealthStatus status = HealthStatus::Healthy;
+};
+
+// Result of choosing a service backend.
+struct EndpointChoice {
+  const Workload* workload = nullptr;
+  uint16_t target_port = 0;
+};
+
+// How endpoints are filtered: Standard for user traffic to a service port; Waypoint when the
+// "port" is the waypoint's HBONE port (app-tunnel waypoints need no service port mapping).
+enum class ResolutionMode : uint8_t { Standard, Waypoint };
+
+class Snapshot;
+using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;
+
+class Snapshot {
+ public:
+  // Builds and indexes. Later duplicates of a workload uid / service key / policy key replace
+  // earlier ones (xDS semantics). `version` is informational (shown in /config_dump).
+  static SnapshotConstSharedPtr build(std::vector<Workload> workloads,
+                                      std::vector<Service> services,
+                                      std::vector<Authorization> policies, uint64_t version = 0);
+  static SnapshotConstSharedPtr from_local_config(LocalConfig config, uint64_t version = 0);
+  static SnapshotConstSharedPtr empty();
+
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  uint64_t version() const { return version_; }
+  const std::vector<Workload>& workloads() const { return workloads_; }
+  const std::vector<Service>& services() const { return services_; }
+  const std::vector<Authorization>& policies() const { return policies_; }
+
+  // ---- lookups (no allocation) ----
+  const Workload* find_workload_by_uid(std::string_view uid) const;
+  // Workload owning (network, ip); HOST_NETWORK workloads are never indexed by IP. If several
+  // claim the address, upstream's preference applies (a Pod over others, then HBONE).
+  const Workload* find_workload(std::string_view network, const IpAddr& ip) const;
+  // Linear scan by (namespace, name, service account): the ZDS "which xDS workload is this
+  // pod" question, asked once per pod.
+  const Workload* find_workload_by_info(std::string_view ns, std::string_view name,
+                                        std::string_view service_account) const;
+  const Service* find_service(std::string_view network, const IpAddr& vip) const;
+  const Service* find_service_by_host(std::string_view ns, std::string_view hostname) const;
+  const Service* find_service_by_key(std::string_view ns_slash_hostname) const;
+  const Authorization* find_policy(std::string_view ns_slash_name) const;
+  // Namespace-scoped policies of `ns`. Global-scope policies live under ns "" (upstream).
+  std::span<const Authorization* const> namespace_policies(std::string_view ns) const;
+  std::span<const Authorization* const> global_policies() const { return namespace_policies(""); }
+  std::span<const ServiceEndpoint> endpoints(const Service& service) const;
+
+  // Services this workload backs (allocates; not for the per-byte path).
+  std::vector<const Service*> services_of(const Workload& workload) const;
+
+  // Target port of `workload` as a backend of `service` for `service_port`: the endpoint's
+  // override, else the service's non-zero mapping, else (application tunnel with a port) the
+  // service port itself; nullopt when the workload cannot serve that port.
+  std::optional<uint16_t> target_port(const Service& service, uint16_t service_port,
+                                      const Workload& workload) const;
+
+  // Upstream's load_balance + target port selection. Candidates: healthy endpoints that have
+  // the port; with a non-Standard LoadBalancer, endpoints are ranked by how many leading
+  // routing preferences they share with `source` (Strict drops anything not matching all), and
+  // only the best rank is kept; the pick is weighted by Workload::capacity (all weights 0 ->
+  // nullopt, as upstream). `random` is any uniformly random 64-bit value (see lb_random()).
+  std::optional<EndpointChoice> choose_endpoint(const Service& service, uint16_t service_port,
+                                                const Workload* source, uint64_t random,
+                                                ResolutionMode mode = ResolutionMode::Standard) const;
+
+  // upstream /config_dump shape: {"workloads": [...], "services": [...], "policies": [...]}
+  // with upstream's camelCase field names.
+  nlohmann::json to_json() const;
+
+ private:
+  struct Tag {};
+
+ public:
+  explicit Snapshot(Tag) {}
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename T>
+  using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
+  // ip -> [(network, index)]; networks per IP are almost always exactly one.
+  using AddressIndex = std::unordered_map<IpAddr, std::vector<std::pair<std::string, size_t>>>;
+
+  void index();
+
+  uint64_t version_ = 0;
+  std::vector<Workload> workloads_;
+  std::vector<Service> services_;
+  std::vector<Authorization> policies_;
+
+  StringMap<size_t> workload_by_uid_;
+  AddressIndex workload_by_addr_;
+  AddressIndex service_by_vip_;
+  StringMap<size_t> service_by_key_;
+  std::vector<std::vector<ServiceEndpoint>> endpoints_;  // parallel to services_
+  StringMap<size_t> policy_by_key_;
+  StringMap<std::vector<const Authorization*>> policies_by_ns_;
+};
+
+// A fast per-thread PRNG for load balancing (not for anything security related).
+uint64_t lb_random();
+
+// ---- outbound routing (upstream build_request, single network) ----
+
+enum class RouteKind : uint8_t {
+  Hbone,              // HBONE to the destination pod's ztunnel: target = podIP:15008
+  Waypoint,           // HBONE to a waypoint: target = waypointIP:15008
+  Tcp,                // plain TCP to a known workload (protocol TCP): target = podIP:targetPort
+  Passthrough,        // plain TCP to the original destination (unknown to the mesh)
+  NoHealthyUpstream,  // a service matched but no endpoint can take the connection
+  Unroutable,         // known destination we cannot reach (reason in `error`)
+};
+
+std::string_view to_string(RouteKind k);
+
+struct OutboundRoute {
+  RouteKind kind = RouteKind::Passthrough;
+  SocketAddr target;      // where to open the TCP connection
+  std::string authority;  // HBONE CONNECT :authority ("" for plain TCP)
+  // SPIFFE identities the HBONE peer may present (workload identity + service SANs).
+  std::vector<common::Identity> expected_identities;
+  // Actual next hop workload (the waypoint when going through one); null for passthrough.
+  const Workload* destination_workload = nullptr;
+  // The service the client addressed (for labels / forwarded host=), when known.
+  const Service* destination_service = nullptr;
+  std::string error;  // set for NoHealthyUpstream / Unroutable
+};
+
+// Decides where an outbound connection from `source` to dst_ip:dst_port goes:
+// 1. dst is a service VIP with a waypoint (and source is not that waypoint) -> Waypoint,
+//    authority = VIP:port;
+// 2. else pick the backend (service LB, or the workload owning dst_ip); if that workload has a
+//    waypoint, the connection was not service-addressed and source is not the waypoint ->
+//    Waypoint, authority = original dst;
+// 3. backend HBONE -> Hbone (podIP:15008, authority podIP:targetPort); TCP -> Tcp;
+// 4. nothing known -> Passthrough; a service with no usable endpoint -> NoHealthyUpstream
+//    (unless its LB mode is Passthrough).
+// Backends on another network (double HBONE) come back as Unroutable.
+OutboundRoute route_outbound(const Snapshot& snapshot, const Workload& source,
+                             const IpAddr& dst_ip, uint16_t dst_port, uint64_t random);
+
+}  // namespace ztunnel
