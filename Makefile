@@ -18,7 +18,7 @@ build-asan:
 
 build-fuzz:
 	cmake --preset fuzz >/dev/null
-	cmake --build --preset fuzz -j $(JOBS)
+	cmake --build --preset fuzz -j $(JOBS) --target fuzzers
 
 # Everything CI runs: unit + interop + netns end-to-end under the release build, the unit and
 # interop suites again under ASan+UBSan, and a short libFuzzer smoke of every target.

@@ -47,6 +47,11 @@ run_path() {
       echo "$us" >>"$T/$name.$role.us"
       cpu_desc+=" $role=${us}us/conn"
     done
+    # Leak watch (upstream ztunnel#1630/#1694): memory and fds of every proxy after each run.
+    for r in "${roles[@]}"; do
+      local pid=${r#*=}
+      cpu_desc+=" ${r%%=*}_rss=$(rss_kb "$pid")kB/$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)fds"
+    done
     echo "  $name run $i: $out$cpu_desc"
   done
   local med medline

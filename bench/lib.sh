@@ -99,14 +99,17 @@ EOF
 # benchmark setting), waits for readiness.
 bench_start_ztunnels() {
   local log_level=${BENCH_RUST_LOG:-info}
+  # BENCH_ZT_ENV: extra VAR=VALUE words for both ztunnels (e.g. "ENABLE_ORIG_SRC=false").
+  local -a extra
+  read -r -a extra <<<"${BENCH_ZT_ENV:-}"
   [[ -x $BIN_DIR/ztunnel ]] || return 1
   nsx_bg a "$T/ztunnel-a.log" env PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=bench/client-0/client \
     LOCAL_XDS_PATH="$T/mesh.yaml" LOCAL_CA_DIR="$T/ca" RUST_LOG="$log_level" ZTUNNEL_WORKER_THREADS=2 PACKET_MARK=1337 \
-    "$BIN_DIR/ztunnel"
+    "${extra[@]}" "$BIN_DIR/ztunnel"
   ZT_A_PID=$NSX_LAST_PID
   nsx_bg b "$T/ztunnel-b.log" env PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=bench/server-0/server \
     LOCAL_XDS_PATH="$T/mesh.yaml" LOCAL_CA_DIR="$T/ca" RUST_LOG="$log_level" ZTUNNEL_WORKER_THREADS=2 PACKET_MARK=1337 \
-    "$BIN_DIR/ztunnel"
+    "${extra[@]}" "$BIN_DIR/ztunnel"
   ZT_B_PID=$NSX_LAST_PID
   local ok=1
   wait_for_http a http://127.0.0.1:15021/healthz/ready 20 || ok=0
@@ -152,8 +155,17 @@ bench_start_stunnel() {
 # ZT_CLIENT_MODE; the client-side proxy PID is OURS_CLI_PID.
 bench_ours_client() {
   local app_port="$1" listen_port="$2" want=${BENCH_ZT_CLIENT:-auto}
+  # In-pod rules go into BOTH pods, as istio-cni does: B's route the replies of connections
+  # that ztunnel B opened with the client's source IP back to ztunnel B (needed in every
+  # mode); A's capture the app's outbound traffic. This is the last phase of every script:
+  # B's rules also redirect plain inbound TCP to 15006, which would change the direct and
+  # stunnel paths.
+  if ! nsx_exec b "$ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/iptables.log" 2>&1; then
+    echo "bench: inpod-iptables.sh install in pod B failed: $(tail -n 3 "$T/iptables.log")" >&2
+    return 1
+  fi
   if [[ $want != hbone-cli ]]; then
-    if nsx_exec a "$ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/iptables.log" 2>&1; then
+    if nsx_exec a "$ROOT/scripts/inpod-iptables.sh" install --no-dns >>"$T/iptables.log" 2>&1; then
       # Probe: one short echo session through the capture (connbench server on 7000 in B).
       if nsx_exec a timeout 10 "$T/connbench" client "$IP_B:7000" 1 1 16 >"$T/probe.out" 2>&1 &&
          grep -q 'done=[1-9]' "$T/probe.out"; then
@@ -165,7 +177,7 @@ bench_ours_client() {
       echo "bench: capture path failed ($(cat "$T/probe.out")); see $T/ztunnel-a.log" >&2
       nsx_exec a "$ROOT/scripts/inpod-iptables.sh" remove >>"$T/iptables.log" 2>&1
     else
-      echo "bench: inpod-iptables.sh install failed: $(tail -n 3 "$T/iptables.log")" >&2
+      echo "bench: inpod-iptables.sh install in pod A failed: $(tail -n 3 "$T/iptables.log")" >&2
     fi
     [[ $want == capture ]] && return 1
   fi

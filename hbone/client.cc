@@ -15,11 +15,18 @@ using asio::ip::tcp;
 
 asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor exec, tcp::endpoint target,
                                                          uint32_t mark, std::chrono::milliseconds timeout,
-                                                         std::optional<asio::ip::address> bind_source) {
+                                                         std::optional<asio::ip::address> bind_source,
+                                                         std::function<int(int)> socket_factory) {
   using R = common::Result<tcp::socket>;
   tcp::socket sock(exec);
   boost::system::error_code ec;
-  sock.open(target.protocol(), ec);
+  if (socket_factory) {
+    int fd = socket_factory(target.address().is_v6() ? AF_INET6 : AF_INET);
+    if (fd < 0) co_return R(common::make_error("socket in workload network namespace failed"));
+    sock.assign(target.protocol(), fd, ec);
+  } else {
+    sock.open(target.protocol(), ec);
+  }
   if (ec) co_return R(common::make_error("socket: " + ec.message()));
   if (mark != 0) {
     if (auto s = sockopt::set_mark(sock.native_handle(), mark); !s) co_return R(common::make_error(s.error()));
@@ -54,7 +61,8 @@ asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor e
 asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_executor exec, TlsContext ctx,
                                                                   DialOptions opts) {
   using R = common::Result<std::shared_ptr<Connection>>;
-  auto sock = co_await connect_tcp(exec, opts.target, opts.mark, opts.connect_timeout);
+  auto sock = co_await connect_tcp(exec, opts.target, opts.mark, opts.connect_timeout, std::nullopt,
+                                   opts.socket_factory);
   if (!sock) co_return R(common::make_error(sock.error()));
   (void)sockopt::set_keepalive(sock->native_handle(), 180, 180, 9);
   auto tls = std::make_unique<TlsStream>(std::move(sock.value()), *ctx);

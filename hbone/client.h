@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -25,6 +26,9 @@ struct DialOptions {
   uint32_t mark = 0;                       // SO_MARK (0 = none)
   std::chrono::milliseconds connect_timeout{10'000};
   Settings settings = Settings::client_defaults();
+  // Creates the TCP socket (e.g. inside a pod's network namespace); nullptr = ::socket here.
+  // Returns an fd or -1.
+  std::function<int(int family)> socket_factory;
 };
 
 boost::asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(boost::asio::any_io_executor exec,
@@ -34,6 +38,7 @@ boost::asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(boost::
 // passthrough paths).
 boost::asio::awaitable<common::Result<boost::asio::ip::tcp::socket>> connect_tcp(
     boost::asio::any_io_executor exec, boost::asio::ip::tcp::endpoint target, uint32_t mark,
-    std::chrono::milliseconds timeout, std::optional<boost::asio::ip::address> bind_source = std::nullopt);
+    std::chrono::milliseconds timeout, std::optional<boost::asio::ip::address> bind_source = std::nullopt,
+    std::function<int(int family)> socket_factory = nullptr);
 
 }  // namespace hbone

@@ -17,7 +17,10 @@
 #include "common/runtime.h"
 #include "common/secret_manager.h"
 #include "ztunnel/local_config.h"
+#include "ztunnel/netns.h"
 #include "ztunnel/proxy.h"
+#include "ztunnel/workload_manager.h"
+#include "ztunnel/zds_client.h"
 
 namespace ztunnel {
 namespace asio = boost::asio;
@@ -61,14 +64,111 @@ nlohmann::json certs_json(const std::vector<common::CertInfo>& infos) {
   return out;
 }
 
+// The part of the process that differs by mode: one proxy (dedicated) or one per pod (shared).
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+  virtual common::Status start() = 0;
+  virtual void set_snapshot(SnapshotConstSharedPtr s) = 0;
+  virtual void drain() = 0;
+  virtual void force_close() = 0;
+  virtual int64_t active_connections() const = 0;
+  virtual void dump(nlohmann::json& out) const = 0;
+};
+
+class DedicatedPlane : public Dataplane {
+ public:
+  DedicatedPlane(common::Runtime& rt, const Config& cfg, common::metrics::Registry& reg,
+                 common::SecretManager& secrets, common::Readiness& readiness, SnapshotConstSharedPtr snap)
+      : proxy_(rt, cfg, reg, ProxyTarget{*cfg.workload_info, "", nullptr}) {
+    proxy_.set_snapshot(snap);
+    const auto& wi = *cfg.workload_info;
+    std::string td = cfg.trust_domain;
+    if (const Workload* w = snap->find_workload_by_info(wi.ns, wi.name, wi.service_account)) {
+      td = w->trust_domain;
+    } else {
+      spdlog::warn("workload {}/{} (sa {}) is not in the configuration yet; outbound traffic fails until it is",
+                   wi.ns, wi.name, wi.service_account);
+    }
+    common::Identity identity(td, wi.ns, wi.service_account);
+    sub_ = secrets.subscribe(identity, [this, identity, &readiness](common::SecretManager::CredentialsPtr creds) {
+      if (auto st = proxy_.set_credentials(creds); !st) {
+        spdlog::error("certificate for {} unusable: {}", identity.uri(), st.error());
+        return;
+      }
+      spdlog::info("certificate for {} installed", identity.uri());
+      readiness.mark_done("proxy");
+    });
+  }
+  common::Status start() override { return proxy_.start(); }
+  void set_snapshot(SnapshotConstSharedPtr s) override { proxy_.set_snapshot(std::move(s)); }
+  void drain() override { proxy_.drain(); }
+  void force_close() override { proxy_.force_close(); }
+  int64_t active_connections() const override { return proxy_.active_connections(); }
+  void dump(nlohmann::json&) const override {}
+
+ private:
+  Proxy proxy_;
+  common::SecretManager::Subscription sub_;
+};
+
+class NodePlane : public Dataplane, public ZdsHandler {
+ public:
+  NodePlane(common::Runtime& rt, const Config& cfg, common::metrics::Registry& reg, common::SecretManager& secrets,
+            common::Readiness& readiness, SnapshotConstSharedPtr snap)
+      : rt_(rt), cfg_(cfg), readiness_(readiness), manager_(rt, cfg, reg, secrets) {
+    manager_.set_snapshot(std::move(snap));
+    ZdsClientOptions opts;
+    opts.socket_path = cfg.inpod_uds;
+    opts.on_connection = [](bool connected, const std::string& reason) {
+      if (connected) spdlog::info("connected to the node agent (ZDS)");
+      else spdlog::warn("node agent connection ended: {}", reason);
+    };
+    zds_ = std::make_unique<ZdsClient>(rt.control(), *this, std::move(opts));
+  }
+  common::Status start() override {
+    zds_->start();
+    return common::ok_status();
+  }
+  void set_snapshot(SnapshotConstSharedPtr s) override { manager_.set_snapshot(std::move(s)); }
+  void drain() override {
+    zds_->stop();
+    manager_.drain_all();
+  }
+  void force_close() override { manager_.force_close_all(); }
+  int64_t active_connections() const override { return manager_.active_connections(); }
+  void dump(nlohmann::json& out) const override { out["workloadState"] = manager_.dump(); }
+
+  // ZdsHandler (control thread).
+  common::Status add_workload(const std::string& uid, const zds::WorkloadInfo& info, zds::UniqueFd netns) override {
+    auto ns = Netns::from_fd(netns.release());
+    if (!ns) return common::make_error(ns.error());
+    return manager_.add(uid, WorkloadInfo{info.ns, info.name, info.service_account.empty() ? "default" : info.service_account},
+                        ns.value());
+  }
+  void keep_workload(const std::string&) override {}
+  void del_workload(const std::string& uid) override { manager_.del(uid); }
+  void snapshot_done(const std::set<std::string>& mentioned) override {
+    manager_.snapshot_done(mentioned);
+    if (!snapshot_seen_) {
+      snapshot_seen_ = true;
+      readiness_.mark_done("workload proxy manager");
+    }
+  }
+
+ private:
+  common::Runtime& rt_;
+  const Config& cfg_;
+  common::Readiness& readiness_;
+  WorkloadManager manager_;
+  std::unique_ptr<ZdsClient> zds_;
+  bool snapshot_seen_ = false;
+};
+
 }  // namespace
 
 int run_app(const Config& cfg) {
-  if (cfg.proxy_mode != ProxyMode::Dedicated) {
-    spdlog::error("PROXY_MODE=shared (in-pod node mode over ZDS) is not available in this build yet; "
-                  "run with PROXY_MODE=dedicated and PROXY_WORKLOAD_INFO=<ns>/<name>/<sa>");
-    return 2;
-  }
+  const bool dedicated = cfg.proxy_mode == ProxyMode::Dedicated;
   if (!cfg.local_xds_path && !cfg.local_xds) {
     spdlog::error("no configuration source: set LOCAL_XDS_PATH (or LOCAL_XDS); the xDS client is not in this build yet");
     return 2;
@@ -97,36 +197,21 @@ int run_app(const Config& cfg) {
   common::metrics::register_build_info(registry, "ztunnel", kVersion);
   common::Readiness readiness;
   readiness.register_task("state manager");
-  readiness.register_task("proxy");
-
-  Proxy proxy(runtime, cfg, registry);
-  proxy.set_snapshot(snapshot.value());
-  readiness.mark_done("state manager");
-
-  const auto& wi = *cfg.workload_info;
-  std::string td = cfg.trust_domain;
-  if (const Workload* w = snapshot.value()->find_workload_by_info(wi.ns, wi.name, wi.service_account)) {
-    td = w->trust_domain;
-  } else {
-    spdlog::warn("workload {}/{} (sa {}) is not in the configuration yet; outbound traffic fails until it is",
-                 wi.ns, wi.name, wi.service_account);
-  }
-  common::Identity identity(td, wi.ns, wi.service_account);
+  readiness.register_task(dedicated ? "proxy" : "workload proxy manager");
 
   common::LocalCaProvider provider(std::move(ca.value()),
                                    std::chrono::duration_cast<std::chrono::seconds>(cfg.secret_ttl));
   common::SecretManager secrets(runtime.control(), provider);
-  auto subscription = secrets.subscribe(identity, [&](common::SecretManager::CredentialsPtr creds) {
-    if (auto st = proxy.set_credentials(creds); !st) {
-      spdlog::error("certificate for {} unusable: {}", identity.uri(), st.error());
-      return;
-    }
-    spdlog::info("certificate for {} installed (expires {})", identity.uri(),
-                 std::chrono::duration_cast<std::chrono::seconds>(creds->not_after.time_since_epoch()).count());
-    readiness.mark_done("proxy");
-  });
 
-  if (auto st = proxy.start(); !st) {
+  std::unique_ptr<Dataplane> plane;
+  if (dedicated) {
+    plane = std::make_unique<DedicatedPlane>(runtime, cfg, registry, secrets, readiness, snapshot.value());
+  } else {
+    plane = std::make_unique<NodePlane>(runtime, cfg, registry, secrets, readiness, snapshot.value());
+  }
+  SnapshotConstSharedPtr current = snapshot.value();
+  readiness.mark_done("state manager");
+  if (auto st = plane->start(); !st) {
     spdlog::error("{}", st.error());
     return 1;
   }
@@ -136,7 +221,7 @@ int run_app(const Config& cfg) {
   asio::steady_timer drain_poll(runtime.control());
   std::function<void()> poll_drained;
   poll_drained = [&] {
-    if (proxy.active_connections() == 0) {
+    if (plane->active_connections() == 0) {
       drain.complete();
       return;
     }
@@ -146,17 +231,17 @@ int run_app(const Config& cfg) {
     });
   };
   drain.on_drain([&] {
-    spdlog::info("draining: no new connections; {} live, deadline {} ms", proxy.active_connections(),
+    spdlog::info("draining: no new connections; {} live, deadline {} ms", plane->active_connections(),
                  cfg.termination_deadline.count());
-    proxy.drain();
+    plane->drain();
     poll_drained();
   });
   drain.on_force_close([&] {
     drain_poll.cancel();
-    if (proxy.active_connections() > 0) {
-      spdlog::info("termination deadline: closing {} live connections", proxy.active_connections());
+    if (plane->active_connections() > 0) {
+      spdlog::info("termination deadline: closing {} live connections", plane->active_connections());
     }
-    proxy.force_close();
+    plane->force_close();
     // Give the workers a moment to run the closes, then stop.
     auto t = std::make_shared<asio::steady_timer>(runtime.control(), std::chrono::milliseconds(50));
     t->async_wait([&runtime, t](boost::system::error_code) { runtime.stop(); });
@@ -172,13 +257,13 @@ int run_app(const Config& cfg) {
   hooks.readiness = &readiness;
   hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
   hooks.config_dump = [&]() {
-    auto snap = proxy.snapshot();
-    nlohmann::json dump = snap->to_json();
+    nlohmann::json dump = current->to_json();
     dump["certificates"] = certs_json(secrets.dump());
     dump["config"] = cfg.to_json();
     dump["version"] = kVersion;
     dump["staticConfig"] = {{"source", cfg.local_xds_path ? *cfg.local_xds_path : std::string("LOCAL_XDS")},
-                            {"configVersion", snap->version()}};
+                            {"configVersion", current->version()}};
+    plane->dump(dump);
     return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   };
   common::AdminAddresses addrs{cfg.admin_addr, cfg.stats_addr, cfg.readiness_addr};
@@ -203,7 +288,8 @@ int run_app(const Config& cfg) {
         last_mtime = m;
         auto next = load_snapshot(cfg, ++version);
         if (next) {
-          proxy.set_snapshot(next.value());
+          current = next.value();
+          plane->set_snapshot(current);
           spdlog::info("configuration reloaded from {} (version {})", *cfg.local_xds_path, version);
         } else {
           spdlog::error("configuration reload rejected, keeping the last good one: {}", next.error());
@@ -214,7 +300,12 @@ int run_app(const Config& cfg) {
   };
   arm_watch();
 
-  spdlog::info("ztunnel {} started: dedicated mode for {}/{} as {}", kVersion, wi.ns, wi.name, identity.uri());
+  if (dedicated) {
+    const auto& wi = *cfg.workload_info;
+    spdlog::info("ztunnel {} started: dedicated mode for {}/{}", kVersion, wi.ns, wi.name);
+  } else {
+    spdlog::info("ztunnel {} started: node (in-pod) mode, node agent socket {}", kVersion, cfg.inpod_uds);
+  }
   runtime.run();
   admin.value()->stop();
   spdlog::info("ztunnel stopped");

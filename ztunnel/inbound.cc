@@ -115,13 +115,21 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   std::optional<asio::ip::address> bind_src;
   if (shared->orig_src) bind_src = client_ip;
   auto app = co_await hbone::connect_tcp(io.get_executor(), tcp::endpoint(dst_ip, dst_port), shared->cfg.packet_mark,
-                                         std::chrono::seconds(10), bind_src);
+                                         std::chrono::seconds(10), bind_src,
+                                         shared->socket_factory);
   if (!app) {
     reject(503, "CONNECT", app.error());
     co_return;
   }
   auto app_sock = std::make_shared<tcp::socket>(std::move(app.value()));
   track(app_sock);
+
+  auto tracked = remember(Authorized{info, stream, {}, app_sock});
+  struct Forget {
+    Proxy::Worker& w;
+    std::list<Proxy::Worker::Authorized>::iterator it;
+    ~Forget() { w.authorized.erase(it); }
+  } forget{*this, tracked};
 
   // Phase 3: tunnel up.
   std::vector<hbone::Header> headers;
@@ -188,13 +196,20 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   std::optional<asio::ip::address> bind_src;
   if (shared->orig_src) bind_src = client_ip;
   auto app = co_await hbone::connect_tcp(io.get_executor(), tcp::endpoint(dst_ip, dst_port), shared->cfg.packet_mark,
-                                         std::chrono::seconds(10), bind_src);
+                                         std::chrono::seconds(10), bind_src,
+                                         shared->socket_factory);
   if (!app) {
     fail("CONNECT", app.error());
     co_return;
   }
   auto app_sock = std::make_shared<tcp::socket>(std::move(app.value()));
   track(app_sock);
+  auto tracked = remember(Authorized{info, {}, sock, app_sock});
+  struct Forget {
+    Proxy::Worker& w;
+    std::list<Proxy::Worker::Authorized>::iterator it;
+    ~Forget() { w.authorized.erase(it); }
+  } forget{*this, tracked};
   auto series = shared->metrics.open(parties, "-");
   shared->metrics.sockets_open("destination", 1);
   auto r = co_await hbone::copy_bidirectional(*sock, *app_sock);
@@ -202,6 +217,20 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   shared->metrics.close(series, r.to_stream, r.to_socket);
   common::log_access(access_record(parties, "inbound", src_addr, dst_addr, "", r.to_stream, r.to_socket,
                                    std::chrono::steady_clock::now() - started, r.error));
+}
+
+void Proxy::Worker::recheck_policies(const std::shared_ptr<const Snapshot>& snap) {
+  const Workload* local = shared->local_workload(*snap);
+  for (auto& a : authorized) {
+    Decision d = local ? evaluate(*snap, a.info, *local) : Decision{false, "workload removed", {}};
+    if (d.allow) continue;
+    spdlog::info("closing connection {} -> {}:{}: no longer allowed ({})", a.info.src_ip.to_string(),
+                 a.info.dst_ip.to_string(), a.info.dst_port, d.reason);
+    boost::system::error_code ignored;
+    if (auto s = a.stream.lock()) s->reset();
+    if (auto c = a.client.lock()) c->close(ignored);
+    if (auto app = a.app.lock()) app->close(ignored);
+  }
 }
 
 }  // namespace ztunnel

@@ -96,7 +96,7 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
       tcp::endpoint target(route.target.ip, route.target.port);
       if (route.kind == RouteKind::Passthrough) target = tcp::endpoint(dst_ip, dst_port);
       auto up = co_await hbone::connect_tcp(io.get_executor(), target, shared->cfg.packet_mark,
-                                            std::chrono::seconds(10));
+                                            std::chrono::seconds(10), std::nullopt, shared->socket_factory);
       if (!up) {
         fail("CONNECT", up.error(), "");
         co_return;
@@ -135,6 +135,7 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   opts.expected = route.expected_identities;
   opts.mark = shared->cfg.packet_mark;
   opts.settings = shared->client_settings;
+  opts.socket_factory = shared->socket_factory;
   hbone::ConnectRequest req;
   req.authority = route.authority;
   req.baggage = baggage_of(*parties.src);

@@ -12,6 +12,7 @@
 
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
+#include "ztunnel/netns.h"
 #include "ztunnel/proxy_internal.h"
 
 namespace ztunnel {
@@ -24,9 +25,11 @@ bool is_illegal_port(uint16_t port) {
   return port == kOutboundPort || port == kInboundPlaintextPort || port == kInboundHbonePort;
 }
 
+Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
+    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r) {}
+
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
-  if (!cfg.workload_info) return nullptr;
-  const auto& wi = *cfg.workload_info;
+  const auto& wi = target.workload;
   return snap.find_workload_by_info(wi.ns, wi.name, wi.service_account);
 }
 
@@ -108,8 +111,9 @@ void Proxy::Worker::force_close() {
   }
 }
 
-Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry)
-    : runtime_(runtime), shared_(std::make_shared<Shared>(config, registry)) {
+Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
+             ProxyTarget target)
+    : runtime_(runtime), shared_(std::make_shared<Shared>(config, registry, std::move(target))) {
   auto& s = shared_->server_settings;
   s.stream_window = config.http2_stream_window_size;
   s.connection_window = config.http2_connection_window_size;
@@ -149,10 +153,16 @@ common::Status Proxy::start() {
       tcp::endpoint ep(cfg.ipv6_enabled ? asio::ip::address(asio::ip::address_v6::any())
                                         : asio::ip::address(asio::ip::address_v4::any()),
                        port);
-      acc->open(ep.protocol(), ec);
+      if (shared_->target.netns) {
+        auto fd = shared_->target.netns->socket(cfg.ipv6_enabled ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+        if (!fd) return common::make_error("listener " + std::to_string(port) + ": " + fd.error());
+        acc->assign(ep.protocol(), fd.value(), ec);
+      } else {
+        acc->open(ep.protocol(), ec);
+      }
       if (!ec && cfg.ipv6_enabled) acc->set_option(asio::ip::v6_only(false), ec);
       if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
+      if (!ec && cfg.inpod_port_reuse) {
         if (auto st = hbone::sockopt::set_reuseport(acc->native_handle()); !st) {
           return common::make_error("listener " + std::to_string(port) + ": " + st.error());
         }
@@ -180,7 +190,11 @@ common::Status Proxy::start() {
   return common::ok_status();
 }
 
-void Proxy::set_snapshot(SnapshotConstSharedPtr snapshot) { shared_->snapshot.store(std::move(snapshot)); }
+void Proxy::set_snapshot(SnapshotConstSharedPtr snapshot) {
+  shared_->snapshot.store(snapshot);
+  // Live connections were authorized against the old policies: re-check them.
+  for (auto& w : workers_) asio::post(w->io, [w, snapshot] { w->recheck_policies(snapshot); });
+}
 
 SnapshotConstSharedPtr Proxy::snapshot() const { return shared_->snapshot.load(); }
 
@@ -203,5 +217,7 @@ void Proxy::force_close() {
 }
 
 int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+const ProxyTarget& Proxy::target() const { return shared_->target; }
 
 }  // namespace ztunnel

@@ -27,9 +27,19 @@ namespace ztunnel {
 
 // Listener ports (kOutboundPort, kInboundHbonePort, ...) are defined in ztunnel/config.h.
 
+class Netns;
+
+// Which workload a proxy serves and where its sockets live.
+struct ProxyTarget {
+  WorkloadInfo workload;                // matched against the snapshot (namespace, name, SA)
+  std::string uid;                      // pod UID from the node agent ("" in dedicated mode)
+  std::shared_ptr<const Netns> netns;   // nullptr = ztunnel's own namespace (dedicated mode)
+};
+
 class Proxy {
  public:
-  Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry);
+  Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
+        ProxyTarget target);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -48,6 +58,7 @@ class Proxy {
   // Close everything still open (the termination deadline passed).
   void force_close();
   int64_t active_connections() const;
+  const ProxyTarget& target() const;
 
   struct Shared;
   struct Worker;

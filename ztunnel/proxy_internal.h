@@ -13,12 +13,15 @@
 #include "hbone/pool.h"
 #include "hbone/server.h"
 #include "hbone/settings.h"
+#include "ztunnel/authz.h"
 #include "ztunnel/proxy.h"
 
 namespace ztunnel {
 
 struct Proxy::Shared {
   Config cfg;
+  ProxyTarget target;
+  std::function<int(int)> socket_factory;  // sockets in the workload's namespace
   TrafficMetrics metrics;
   hbone::Settings server_settings;
   hbone::Settings client_settings;
@@ -28,9 +31,9 @@ struct Proxy::Shared {
   std::atomic<int64_t> active{0};
   bool orig_src = false;  // connect to local apps from the client's own IP
 
-  Shared(const Config& c, common::metrics::Registry& r) : cfg(c), metrics(r) {}
+  Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t);
 
-  // The workload this dedicated-mode ztunnel serves, looked up in `snap`.
+  // The workload this proxy serves, looked up in `snap`.
   const Workload* local_workload(const Snapshot& snap) const;
 };
 
@@ -41,6 +44,18 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;
   std::list<std::weak_ptr<hbone::Connection>> inbound;  // for drain
   std::list<std::weak_ptr<boost::asio::ip::tcp::socket>> sockets;  // every proxied client socket
+
+  // Live inbound connections and what they were authorized as, so a policy change can close
+  // the ones it now denies (upstream's late rejection).
+  struct Authorized {
+    ConnectionInfo info;
+    std::weak_ptr<hbone::Stream> stream;          // HBONE inbound
+    std::weak_ptr<boost::asio::ip::tcp::socket> client;  // plaintext inbound
+    std::weak_ptr<boost::asio::ip::tcp::socket> app;
+  };
+  std::list<Authorized> authorized;
+  std::list<Authorized>::iterator remember(Authorized a) { return authorized.insert(authorized.end(), std::move(a)); }
+  void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
 
   Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
 

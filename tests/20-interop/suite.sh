@@ -37,6 +37,10 @@ if ((${#missing[@]})); then
 fi
 
 nsx_init interop
+# Remember failed case names so they can be repeated just above the summary line.
+FAILED_NAMES=()
+eval "nsx_orig_fail() $(declare -f fail | tail -n +2)"
+fail() { FAILED_NAMES+=("$1"); nsx_orig_fail "$@"; }
 T=$NSX_TMP
 ZT_NS=$(nsx_ns zt)
 DENY_NS=$(nsx_ns deny)
@@ -307,6 +311,7 @@ fi
 
 if [[ $NSX_FAILED != 0 ]]; then
   NSX_KEEP_TMP=1
+  printf 'failed: %s\n' "${FAILED_NAMES[@]}"
   echo "logs kept in $T (ztunnel.log, ztunnel-deny.log, pyserver.log, case-N.out)"
 fi
 summary

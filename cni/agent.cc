@@ -1,0 +1,254 @@
+#include "cni/agent.h"
+
+#include <unistd.h>
+
+#include <boost/asio/generic/seq_packet_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cni/control.h"
+#include "cni/pod_store.h"
+#include "cni/zds_server.h"
+#include "common/log.h"
+
+namespace cni {
+
+namespace asio = boost::asio;
+using seqpacket = asio::generic::seq_packet_protocol;
+using json = nlohmann::json;
+
+namespace {
+json error_reply(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
+}  // namespace
+
+struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
+  Impl(asio::io_context& io, AgentOptions o)
+      : io(io),
+        opts(std::move(o)),
+        store(opts.state_dir),
+        ctl(io),
+        zds(io, ZdsServer::Options{opts.zds_socket, std::chrono::milliseconds(5000)},
+            [this] { return snapshot(); }) {}
+
+  asio::io_context& io;
+  AgentOptions opts;
+  PodStore store;
+  asio::basic_socket_acceptor<seqpacket> ctl;
+  ZdsServer zds;
+  bool stopped = false;
+  bool zds_listening = false;  // only then are the socket files ours to unlink
+  bool ctl_listening = false;
+  std::shared_ptr<spdlog::logger> log = common::log::logger("cni");
+
+  std::vector<ZdsServer::SnapshotEntry> snapshot() const {
+    std::vector<ZdsServer::SnapshotEntry> out;
+    for (const auto& [uid, p] : store.pods()) out.push_back({uid, p.info, p.netns});
+    return out;
+  }
+
+  // True when a pod other than `uid` lives in the same netns: its rules must stay.
+  bool netns_shared(const std::string& uid, const zds::NetnsId& id) const {
+    for (const auto& [other, p] : store.pods()) {
+      if (other != uid && p.netns_id == id) return true;
+    }
+    return false;
+  }
+
+  void save() {
+    if (auto st = store.save(); !st.ok()) log->error("cni: saving state: {}", st.error());
+  }
+
+  // ---- control socket --------------------------------------------------------------------------
+
+  void accept_ctl() {
+    ctl.async_accept([self = shared_from_this()](const boost::system::error_code& ec, seqpacket::socket s) {
+      if (self->stopped) return;
+      if (!ec) {
+        auto sock = std::make_shared<seqpacket::socket>(std::move(s));
+        self->read_ctl(sock);
+      }
+      self->accept_ctl();
+    });
+  }
+
+  void read_ctl(std::shared_ptr<seqpacket::socket> sock) {
+    sock->async_wait(seqpacket::socket::wait_read,
+                     [self = shared_from_this(), sock](const boost::system::error_code& ec) {
+                       if (ec) return;
+                       auto r = zds::recv_packet(sock->native_handle(), kMaxCtlMessage);
+                       if (!r.ok()) return self->reply(sock, error_reply("bad request: " + r.error()));
+                       if (r->outcome == zds::RecvOutcome::WouldBlock) return self->read_ctl(sock);
+                       if (r->outcome == zds::RecvOutcome::Closed) return;
+                       self->dispatch(sock, std::move(r->packet));
+                     });
+  }
+
+  void reply(const std::shared_ptr<seqpacket::socket>& sock, const json& j) {
+    // The CLI is blocked waiting for exactly this packet; a failure means it went away.
+    auto sent = zds::send_packet(sock->native_handle(), j.dump());
+    if (!sent.ok() || !*sent) log->warn("cni: could not send the reply to the CLI");
+    boost::system::error_code ignored;
+    sock->close(ignored);
+  }
+
+  void dispatch(const std::shared_ptr<seqpacket::socket>& sock, zds::Packet packet) {
+    json req = json::parse(packet.bytes, nullptr, false);
+    if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
+      return reply(sock, error_reply("malformed request"));
+    }
+    const std::string op = req["op"];
+    auto str = [&](const char* k) {
+      return req.contains(k) && req[k].is_string() ? req[k].get<std::string>() : std::string();
+    };
+    if (op == "list") return reply(sock, list());
+    if (op == "remove") {
+      return remove(str("uid"), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
+    }
+    if (op == "add") {
+      if (packet.fds.size() != 1) return reply(sock, error_reply("add needs exactly one netns fd"));
+      Pod pod;
+      pod.uid = str("uid");
+      pod.info = {str("name"), str("namespace"), str("service_account")};
+      pod.netns_path = str("netns");
+      pod.netns = std::make_shared<zds::UniqueFd>(std::move(packet.fds[0]));
+      return add(std::move(pod), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
+    }
+    reply(sock, error_reply("unknown op '" + op + "'"));
+  }
+
+  // ---- operations ------------------------------------------------------------------------------
+
+  json list() const {
+    json pods = json::array();
+    for (const auto& [uid, p] : store.pods()) {
+      pods.push_back({{"uid", uid},
+                      {"name", p.info.name},
+                      {"namespace", p.info.ns},
+                      {"service_account", p.info.service_account},
+                      {"netns", p.netns_path},
+                      {"netns_inode", p.netns_id.inode}});
+    }
+    return json{{"ok", true}, {"pods", pods}, {"ztunnels", zds.connected()}};
+  }
+
+  void add(Pod pod, std::function<void(json)> done) {
+    if (pod.uid.empty()) return done(error_reply("missing uid"));
+    if (pod.info.name.empty() || pod.info.ns.empty()) return done(error_reply("missing pod name or namespace"));
+    if (pod.info.service_account.empty()) return done(error_reply("missing service account"));
+    if (auto st = zds::check_netns_fd(pod.netns->get()); !st.ok()) {
+      return done(error_reply("netns " + pod.netns_path + ": " + st.error()));
+    }
+    auto id = zds::netns_id(pod.netns->get());
+    if (!id.ok()) return done(error_reply(id.error()));
+    pod.netns_id = *id;
+    // As istio-cni: without a ztunnel the pod cannot be captured, so fail before changing it.
+    if (zds.connected() == 0) return done(error_reply("no ztunnel connection"));
+
+    if (auto st = install_rules(pod.netns->get(), opts.rules); !st.ok()) {
+      if (!netns_shared(pod.uid, pod.netns_id)) (void)remove_rules(pod.netns->get());
+      return done(error_reply("installing in-pod rules in " + pod.netns_path + ": " + st.error()));
+    }
+    log->info("cni: rules installed for pod {} ({}/{}), netns {}", pod.uid, pod.info.ns, pod.info.name,
+              pod.netns_path);
+    // Recorded before the send so a ztunnel saying hello meanwhile gets it in its replay.
+    const std::string uid = pod.uid;
+    const zds::WorkloadInfo info = pod.info;
+    const zds::NetnsId nsid = pod.netns_id;
+    auto fd = pod.netns;
+    store.put(std::move(pod));
+    save();
+    zds.add(uid, info, fd, [self = shared_from_this(), uid, fd, nsid, done = std::move(done)](common::Status st) {
+      if (st.ok()) {
+        self->log->info("cni: pod {} added to ztunnel", uid);
+        return done(json{{"ok", true}});
+      }
+      // Roll back: nothing of a failed add may stay behind.
+      self->log->warn("cni: adding pod {} failed: {}; rolling back", uid, st.error());
+      self->store.erase(uid);
+      if (!self->netns_shared(uid, nsid)) {
+        if (auto r = remove_rules(fd->get()); !r.ok()) self->log->warn("cni: rollback of rules: {}", r.error());
+      }
+      self->save();
+      self->zds.del(uid, [](common::Status) {});
+      done(error_reply(st.error()));
+    });
+  }
+
+  void remove(const std::string& uid, std::function<void(json)> done) {
+    if (uid.empty()) return done(error_reply("missing uid"));
+    const Pod* p = store.find(uid);
+    if (p == nullptr) return done(error_reply("unknown pod uid '" + uid + "'"));
+    auto fd = p->netns;
+    const zds::NetnsId nsid = p->netns_id;
+    zds.del(uid, [self = shared_from_this(), uid, fd, nsid, done = std::move(done)](common::Status st) {
+      std::string err;
+      if (!st.ok()) err = st.error();
+      self->store.erase(uid);
+      if (!self->netns_shared(uid, nsid)) {
+        if (auto r = remove_rules(fd->get()); !r.ok()) err += (err.empty() ? "" : "; ") + r.error();
+      }
+      self->save();
+      self->log->info("cni: pod {} removed{}", uid, err.empty() ? "" : " (with errors: " + err + ")");
+      if (!err.empty()) return done(error_reply("pod forgotten, but: " + err));
+      done(json{{"ok", true}});
+    });
+  }
+};
+
+Agent::Agent(asio::io_context& io, AgentOptions opts)
+    : impl_(std::make_shared<Impl>(io, std::move(opts))) {}
+
+Agent::~Agent() { stop(); }
+
+common::Status Agent::start() {
+  auto warnings = impl_->store.load();
+  if (!warnings.ok()) return common::make_error(warnings.error());
+  for (const auto& w : *warnings) impl_->log->warn("cni: {}", w);
+  if (!warnings->empty()) impl_->save();
+  // Re-assert the rules of every loaded pod (idempotent): heals a netns whose rules were
+  // flushed while the agent was down.
+  for (const auto& [uid, p] : impl_->store.pods()) {
+    if (auto st = install_rules(p.netns->get(), impl_->opts.rules); !st.ok()) {
+      impl_->log->warn("cni: re-installing rules for pod {}: {}", uid, st.error());
+    }
+  }
+  impl_->log->info("cni: {} pods loaded from {}", impl_->store.pods().size(),
+                   impl_->opts.state_dir.empty() ? "(no state dir)" : impl_->opts.state_dir);
+
+  const std::string& path = impl_->opts.ctl_socket;
+  if (zds::seqpacket_socket_in_use(path)) {
+    return common::make_error("another ambient-cni agent is already serving " + path);
+  }
+  if (auto st = impl_->zds.listen(); !st.ok()) return st;
+  impl_->zds_listening = true;
+  seqpacket::endpoint ep;
+  try {
+    ep = seqpacket::endpoint(asio::local::stream_protocol::endpoint(path));
+  } catch (const std::exception& e) {
+    return common::make_error("bad control socket path " + path + ": " + e.what());
+  }
+  ::unlink(path.c_str());
+  boost::system::error_code ec;
+  impl_->ctl.open(ep.protocol(), ec);
+  if (!ec) impl_->ctl.bind(ep, ec);
+  if (!ec) impl_->ctl.listen(16, ec);
+  if (ec) return common::make_error("cannot listen on " + path + ": " + ec.message());
+  impl_->ctl_listening = true;
+  impl_->accept_ctl();
+  impl_->log->info("cni: serving ZDS on {}, control on {}", impl_->opts.zds_socket, path);
+  return common::ok_status();
+}
+
+void Agent::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  boost::system::error_code ignored;
+  impl_->ctl.close(ignored);
+  if (impl_->ctl_listening) ::unlink(impl_->opts.ctl_socket.c_str());
+  impl_->zds.stop();
+  if (impl_->zds_listening) ::unlink(impl_->opts.zds_socket.c_str());
+}
+
+}  // namespace cni

@@ -1,0 +1,56 @@
+// Agent: `ambient-cni serve`, the node agent for hosts without istio-cni. It owns
+//   * the pod set (PodStore, persisted in the state dir),
+//   * the ZDS server ztunnels connect to (ZdsServer: replay on hello, add -> newest, del ->
+//     all),
+//   * the control socket the CLI talks to (control.h), and
+//   * the in-pod rules (inpod_rules.h), installed/removed inside each pod's netns.
+//
+// add: refuse early with "no ztunnel connection" when no ztunnel said hello (as istio-cni
+// fails the pod sandbox); else install rules in the pod netns, record the pod, send
+// AddWorkload and reply with ztunnel's Ack. Any failure after the rules went in rolls back
+// (rules removed, pod forgotten, DelWorkload broadcast), so a failed add leaves nothing behind.
+// remove: DelWorkload broadcast, rules removed, pod forgotten; unknown uid is an error.
+//
+// Threading: everything on one io_context thread. Rule installation blocks that thread for
+// the duration of a few iptables-restore runs (tens of ms); acceptable for a node agent whose
+// peers allow 5 s per ack.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cni/inpod_rules.h"
+#include "common/result.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace cni {
+
+struct AgentOptions {
+  std::string zds_socket;  // ZDS listening socket (ztunnel's INPOD_UDS)
+  std::string ctl_socket;  // CLI control socket
+  std::string state_dir;   // pods.json lives here ("" = not persisted)
+  RuleOptions rules;
+};
+
+class Agent {
+ public:
+  Agent(boost::asio::io_context& io, AgentOptions opts);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads state, binds both sockets. Errors are startup failures (exit non-zero).
+  common::Status start();
+  // Closes the sockets (unlinking their files) and every ztunnel connection.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace cni

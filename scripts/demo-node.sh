@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# scripts/demo-node.sh [BIN_DIR] — the node-mode tour for `make demo`: one "node" (a network
+# namespace with a bridge) running the node agent (ambient-cni) and ONE ztunnel for every pod on
+# it, three ambient pods in namespace "demo", a service spread over two of them, then a policy
+# that denies the third. Each outcome is printed with ✔ (as expected) or ✘ (not as expected);
+# the exit status is non-zero when anything was not as expected.
+#
+# Nothing is injected into the pods: ambient-cni installs the redirection rules inside each
+# pod's netns and hands the netns to ztunnel over ZDS; ztunnel (running in the node's netns)
+# opens its listeners inside the pod. Everything created (zt-demo-node-* namespaces, processes,
+# temp files) is removed on exit. Needs root. Config: examples/node/.
+# ok()/bad() always return 0, so "cond && ok || bad" is a safe if/else; ZN_* and NSX_KEEP_TMP
+# are read by the sourced libraries.
+# shellcheck disable=SC2015,SC2034,SC1091
+set -uo pipefail
+
+ZT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
+ZT_BIN="$BIN_DIR/ztunnel"
+CNI_BIN="$BIN_DIR/ambient-cni"
+EX="$ZT_ROOT/examples/node"
+
+if [[ $(id -u) != 0 ]]; then
+  echo "demo-node: needs root (it creates network namespaces, veth links and iptables rules)." >&2
+  echo "           run: sudo make demo   or   sudo $0 ${1:-}" >&2
+  exit 1
+fi
+for b in "$ZT_BIN" "$CNI_BIN"; do
+  [[ -x $b ]] || { echo "demo-node: $b not found; build first (make build)" >&2; exit 1; }
+done
+for t in curl ip iptables ss; do
+  command -v "$t" >/dev/null 2>&1 || { echo "demo-node: '$t' is required" >&2; exit 1; }
+done
+
+# shellcheck source=../tests/lib/netns.sh
+source "$ZT_ROOT/tests/lib/netns.sh"
+# shellcheck source=../tests/50-node-e2e/lib.sh
+source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
+
+if [[ -t 1 ]]; then B=$'\e[1m'; G=$'\e[32m'; R=$'\e[31m'; N=$'\e[0m'; else B=; G=; R=; N=; fi
+UNEXPECTED=0
+step() { echo; echo "${B}== $*${N}"; }
+say() { echo "   $*"; }
+ok() { echo "   ${G}✔${N} $*"; }
+bad() { echo "   ${R}✘ $*${N}"; UNEXPECTED=$((UNEXPECTED + 1)); }
+indent() { sed 's/^/     /'; }
+die() { echo "${R}demo failed: $*${N}"; exit 1; }
+
+nsx_init demo-node
+T="$NSX_TMP"
+ZN_BASE="$EX/mesh.yaml"
+ZN_MESH="$T/mesh.yaml"
+ZN_CA="$T/cacerts"
+TOOL=("$ZT_PY" -u "$NODETOOL")
+ZN_UID_PREFIX="demo-"
+
+step "1. A node: network namespace zt-demo-node-n1 with bridge br0 (10.99.1.254)"
+zn_node 1
+zn_pod 1 web-1 10.99.1.11
+zn_pod 1 web-2 10.99.1.12
+zn_pod 1 client 10.99.1.13
+say "pods (network namespaces behind veth links on the node's bridge):"
+say "  web-1   10.99.1.11  namespace demo, service account web"
+say "  web-2   10.99.1.12  namespace demo, service account web"
+say "  client  10.99.1.13  namespace demo, service account client"
+for p in web-1 web-2 client; do nsx_bg "$p" "$T/app-$p.log" "${TOOL[@]}" serve "$p"; done
+for p in web-1 web-2 client; do wait_for_port "$p" 8080 10 || die "app in $p did not start"; done
+say "each pod runs a tiny HTTP app on :8080 answering /whoami with its own name"
+
+step "2. Mesh CA and configuration"
+"$ZT_ROOT/scripts/make-cacerts.sh" "$ZN_CA" "$ZT_TRUST_DOMAIN" >"$T/cacerts.log" 2>&1 \
+  || die "make-cacerts.sh: $(cat "$T/cacerts.log")"
+zn_apply_policies "$EX/policies/none.yaml"
+say "workloads + service demo/web (VIP 10.99.250.10:80 -> 8080 on web-1, web-2): examples/node/mesh.yaml"
+say "no AuthorizationPolicy yet"
+
+step "3. Node agent (ambient-cni) and ONE ztunnel for the whole node, both in the node's netns"
+out=$(zn_cni_start 1) || die "ambient-cni: $out"
+zn_zt_start 1 node
+out=$(zn_zt_wait_ready node 20) || die "ztunnel not ready: $out"
+zn_wait_cni_ztunnels 1 1 10 >/dev/null || die "ztunnel did not connect to ambient-cni"
+ok "ambient-cni listening on the ZDS socket; ztunnel connected (ZdsHello) and ready"
+
+step "4. Pods join the ambient mesh: ambient-cni add"
+for p in web-1 web-2 client; do
+  sa=web; [[ $p == client ]] && sa=client
+  out=$(zn_cni_add 1 "$p" demo "$sa" 2>&1) || die "ambient-cni add $p: $out"
+  ok "$out"
+done
+say "${B}ambient-cni list:${N}"
+zn_cni 1 list 2>&1 | indent
+say "${B}rules ambient-cni installed inside the client pod (nat table):${N}"
+nsx_exec client iptables -t nat -S 2>/dev/null | grep -E 'REDIRECT' | indent
+say "${B}ztunnel's listeners, opened inside the client pod's netns:${N}"
+nsx_exec client ss -Hltn | awk '{print $4}' | grep -E ':150(01|06|08)$' | sort -u | indent
+nsx_exec client ss -Hlun 2>/dev/null | awk '{print $4 " (udp)"}' | grep -E ':15053' | indent
+
+step "5. client -> service web (http://10.99.250.10/whoami), 10 requests"
+declare -A hits=()
+okc=0
+for i in $(seq 1 10); do
+  r=$(zn_get client "http://10.99.250.10/whoami?r=$i")
+  if [[ ${r%% *} == 200 ]]; then okc=$((okc + 1)); hits[${r#200 }]=$(( ${hits[${r#200 }]:-0} + 1 )); fi
+done
+for b in "${!hits[@]}"; do say "answered by $b: ${hits[$b]}"; done
+if [[ $okc == 10 && ${#hits[@]} == 2 ]]; then ok "all 10 answered, spread over both endpoints of the service"
+else bad "expected 10 answers from web-1 and web-2, got $okc from: ${!hits[*]}"; fi
+peer=$(zn_app_peer "$T/app-web-1.log" 'r=' ); [[ -n $peer ]] || peer=$(zn_app_peer "$T/app-web-2.log" 'r=')
+[[ $peer == 10.99.1.13 ]] && ok "the web app sees the real client address ($peer), not ztunnel's" \
+  || bad "the web app saw peer '$peer' instead of 10.99.1.13"
+if nsx_exec client ss -Hlun 'sport = :15053' 2>/dev/null | grep -q .; then
+  out=$(nsx_exec client "${TOOL[@]}" dns 10.99.1.254 53 web 2>&1)
+  grep -q '10\.99\.250\.10' <<<"$out" && ok "DNS inside the pod: 'web' -> 10.99.250.10 (answered by ztunnel's DNS proxy)" \
+    || bad "DNS for 'web' inside the pod: $out"
+fi
+sleep 0.5
+say "${B}ztunnel access log (last connection):${N}"
+grep -a 'connection complete' "$T/zt-node.log" | tail -n 2 | cut -c1-400 | indent
+
+step "6. Policy: DENY service account 'client' in namespace demo"
+sed -n '/^policies/,$p' "$EX/policies/deny-client.yaml" | indent
+zn_apply_policies "$EX/policies/deny-client.yaml"
+zn_wait_config node deny-client present 8 >/dev/null || bad "ztunnel did not pick up the new policy"
+r=$(zn_get client "http://10.99.250.10/whoami?denied=1")
+[[ ${r%% *} != 200 ]] && ok "client -> web is now refused (curl: HTTP ${r%% *})" || bad "client -> web still answered: $r"
+grep -aq 'denied=1' "$T/app-web-1.log" "$T/app-web-2.log" && bad "a web app saw the denied request" \
+  || ok "neither web app ever saw the denied request"
+r=$(zn_get web-1 "http://10.99.250.10/whoami?from-web")
+[[ ${r%% *} == 200 ]] && ok "web-1 -> web still works (answered by ${r#200 }): the policy only shuts out 'client'" \
+  || bad "web-1 -> web failed: $r"
+sleep 0.5
+say "${B}ztunnel's record of the rejection:${N}"
+grep -a 'connection complete' "$T/zt-node.log" | grep -aiE 'deny|denied|401' | tail -n 1 | cut -c1-400 | indent
+say "${B}metrics (response_flags=DENY):${N}"
+zn_metrics node | grep -E '^istio_tcp_connections_opened_total\{.*response_flags="DENY"' \
+  | grep -oE '(reporter|source_principal|destination_principal|response_flags)="[^"]*"' \
+  | paste -sd' ' | cut -c1-300 | indent
+
+step "7. The client pod leaves the mesh: ambient-cni remove"
+out=$(zn_cni 1 remove --uid demo-client 2>&1) && ok "$out" || bad "remove: $out"
+nsx_exec client iptables-save | grep -q ISTIO && bad "rules still in the client pod" \
+  || ok "its redirection rules are gone"
+gone=0
+for _ in $(seq 1 40); do
+  nsx_exec client ss -Hltn 'sport = :15001' | grep -q . || { gone=1; break; }
+  sleep 0.2
+done
+[[ $gone == 1 ]] && ok "ztunnel closed its listeners in the pod (DelWorkload); the apps keep running" \
+  || bad "ztunnel's listeners still open in the client pod"
+
+step "Done; cleaning up namespaces and processes"
+if [[ $UNEXPECTED == 0 ]]; then echo "${G}demo complete: every outcome as expected${N}"
+else echo "${R}demo complete: $UNEXPECTED outcome(s) not as expected (logs kept in $T)${N}"; NSX_KEEP_TMP=1; fi
+[[ $UNEXPECTED == 0 ]]
