@@ -9,7 +9,10 @@
 // fails the pod sandbox); else install rules in the pod netns, record the pod, send
 // AddWorkload and reply with ztunnel's Ack. Any failure after the rules went in rolls back
 // (rules removed, pod forgotten, DelWorkload broadcast), so a failed add leaves nothing behind.
-// remove: DelWorkload broadcast, rules removed, pod forgotten; unknown uid is an error.
+// Re-adding a held uid replaces it (ztunnel swaps the proxy when the netns changed); a failed
+// re-add forgets the pod. remove: DelWorkload broadcast, rules removed, pod forgotten; unknown
+// uid is an error. Rules are never removed from a netns another held pod still uses.
+// On start, the pods in the state dir are reloaded and their rules re-asserted (idempotent).
 //
 // Threading: everything on one io_context thread. Rule installation blocks that thread for
 // the duration of a few iptables-restore runs (tens of ms); acceptable for a node agent whose

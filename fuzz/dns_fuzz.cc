@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!q) return 0;
   if (q->question.wire_name.empty() || q->question.wire_name.size() > kMaxNameLength) std::abort();
   std::vector<Answer> answers;
-  answers.push_back(make_address_answer(q->question.wire_name, ztunnel::IpAddr(boost::asio::ip::address_v4(0x0A000001))));
+  answers.push_back(
+      make_address_answer(q->question.wire_name, ztunnel::IpAddr(boost::asio::ip::address_v4(0x0A000001))));
   answers.push_back(make_cname_answer(q->question.wire_name, q->question.wire_name));
   for (size_t max : {kClassicUdpPayload, kMaxTcpMessage}) {
     ResponseOptions o;

@@ -1,9 +1,9 @@
 #include "hbone/client.h"
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -36,6 +36,10 @@ asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor e
     if (auto s = sockopt::set_transparent(sock.native_handle(), target.address().is_v6()); !s) {
       co_return R(common::make_error(s.error()));
     }
+    // Pick the port at connect() time (by 4-tuple), not at bind(): a bind to port 0 must find
+    // a port free for every destination, which degrades badly with many TIME_WAIT sockets.
+    int one = 1;
+    ::setsockopt(sock.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     sock.bind(tcp::endpoint(*bind_source, 0), ec);
     if (ec) co_return R(common::make_error("bind source " + bind_source->to_string() + ": " + ec.message()));
   }
@@ -65,8 +69,7 @@ asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_e
                                    opts.socket_factory);
   if (!sock) co_return R(common::make_error(sock.error()));
   (void)sockopt::set_keepalive(sock->native_handle(), 180, 180, 9);
-  auto tls = std::make_unique<TlsStream>(std::move(sock.value()), *ctx);
-  SSL_clear_mode(tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);  // see server.cc
+  auto tls = std::make_unique<TlsStream>(std::move(sock.value()), ctx->native_handle());
   // `opts.expected` lives in this coroutine frame for the whole handshake.
   common::tls::set_expected_identities(tls->native_handle(), &opts.expected);
 
@@ -76,20 +79,14 @@ asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_e
   deadline.async_wait([&tls, &timed_out](boost::system::error_code e) {
     if (!e) {
       timed_out = true;
-      boost::system::error_code ignored;
-      tls->lowest_layer().close(ignored);
+      tls->close();
     }
   });
-  auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+  auto hs = co_await tls->handshake(false);
   deadline.cancel();
-  std::string spiffe = common::tls::verify_failure(tls->native_handle());
   common::tls::set_expected_identities(tls->native_handle(), nullptr);
   if (timed_out) co_return R(common::make_error("TLS handshake timeout"));
-  if (hec) {
-    std::string why = "TLS handshake: " + hec.message();
-    if (!spiffe.empty()) why += " (" + spiffe + ")";
-    co_return R(common::make_error(why));
-  }
+  if (!hs) co_return R(common::make_error("TLS handshake: " + hs.error()));
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_len);

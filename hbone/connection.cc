@@ -7,7 +7,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <cstring>
 #include <spdlog/spdlog.h>
 
@@ -19,7 +18,7 @@ namespace {
 constexpr size_t kWriteBufferLimit = 512 * 1024;
 // Largest DATA payload we frame at once (bounded by the peer's SETTINGS_MAX_FRAME_SIZE).
 constexpr size_t kMaxDataPayload = 256 * 1024;
-constexpr size_t kReadBuffer = 32 * 1024;
+constexpr size_t kReadBuffer = 256 * 1024;
 
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -289,10 +288,10 @@ common::Status Connection::start(RequestHandler handler) {
 asio::awaitable<void> Connection::read_loop() {
   auto self = shared_from_this();
   while (!dead_) {
-    auto [ec, n] = co_await tls_->async_read_some(asio::buffer(rbuf_), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.data(), rbuf_.size()));
     if (dead_) break;
     if (ec) {
-      close(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ? "peer closed" : ec.message());
+      close(ec == asio::error::eof ? "peer closed" : ec.message());
       break;
     }
     ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
@@ -333,37 +332,57 @@ asio::awaitable<void> Connection::ping_loop() {
 void Connection::flush() {
   if (dead_ || session_ == nullptr || in_flush_) return;
   in_flush_ = true;
-  int rv = nghttp2_session_send(session_);
-  in_flush_ = false;
-  if (rv != 0) {
-    close(std::string("nghttp2 send: ") + nghttp2_strerror(rv));
-    return;
+  for (;;) {
+    int rv = nghttp2_session_send(session_);
+    if (rv != 0) {
+      in_flush_ = false;
+      close(std::string("nghttp2 send: ") + nghttp2_strerror(rv));
+      return;
+    }
+    if (writing_ || wbuf_.empty()) break;
+    if (!tls_) {  // transport-less (fuzzing): the peer "reads" everything at once
+      wbuf_.clear();
+      continue;
+    }
+    // Fast path: the socket usually has room, so write now and go on framing.
+    bool blocked = false;
+    boost::system::error_code ec;
+    size_t n = tls_->try_write(std::span<const uint8_t>(wbuf_.data(), wbuf_.size()), blocked, ec);
+    if (ec) {
+      in_flush_ = false;
+      close(ec.message());
+      return;
+    }
+    if (n == wbuf_.size()) {
+      wbuf_.clear();
+      continue;
+    }
+    inflight_.assign(wbuf_.begin() + static_cast<ptrdiff_t>(n), wbuf_.end());
+    wbuf_.clear();
+    write_async();
+    break;
   }
-  if (!writing_ && !wbuf_.empty()) start_write();
+  in_flush_ = false;
   maybe_finish();
 }
 
-void Connection::start_write() {
-  if (!tls_) {  // transport-less (fuzzing): the peer "reads" everything at once
-    wbuf_.clear();
-    return;
-  }
+// The socket is full: finish `inflight_` when it drains, then resume framing.
+void Connection::write_async() {
   writing_ = true;
-  inflight_.swap(wbuf_);
-  asio::async_write(*tls_, asio::buffer(inflight_),
-                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                      self->writing_ = false;
-                      self->inflight_.clear();
-                      if (ec) {
-                        self->close(ec.message());
-                        return;
-                      }
-                      self->flush();
-                      if (!self->writing_ && !self->close_reason_.empty() &&
-                          nghttp2_session_want_read(self->session_) == 0) {
-                        self->close(self->close_reason_);
-                      }
-                    });
+  asio::co_spawn(exec_, [self = shared_from_this()]() -> asio::awaitable<void> {
+    auto ec = co_await self->tls_->write_all(std::span<const uint8_t>(self->inflight_.data(), self->inflight_.size()));
+    self->writing_ = false;
+    self->inflight_.clear();
+    if (ec) {
+      self->close(ec.message());
+      co_return;
+    }
+    self->flush();
+    if (!self->writing_ && !self->close_reason_.empty() && !self->dead_ &&
+        nghttp2_session_want_read(self->session_) == 0) {
+      self->close(self->close_reason_);
+    }
+  }, asio::detached);
 }
 
 void Connection::maybe_finish() {
@@ -491,11 +510,7 @@ void Connection::close(const std::string& why) {
   if (dead_) return;
   dead_ = true;
   if (close_reason_.empty()) close_reason_ = why;
-  boost::system::error_code ignored;
-  if (tls_) {
-    tls_->lowest_layer().cancel(ignored);
-    tls_->lowest_layer().close(ignored);
-  }
+  if (tls_) tls_->close();
   ping_timer_.cancel();
   auto streams = std::move(streams_);
   streams_.clear();

@@ -21,7 +21,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
@@ -33,12 +32,13 @@
 #include "common/result.h"
 #include "hbone/settings.h"
 #include "hbone/stream.h"
+#include "hbone/tls_socket.h"
 
 typedef struct nghttp2_session nghttp2_session;
 
 namespace hbone {
 
-using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+using TlsStream = TlsSocket;
 
 enum class Role { Client, Server };
 
@@ -97,7 +97,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> ping_loop();
-  void start_write();
+  void write_async();
   void maybe_finish();
   void glitch();
   void dispatch(std::shared_ptr<Stream> s);

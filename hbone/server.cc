@@ -3,7 +3,6 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -17,9 +16,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   auto peer = std::make_shared<PeerInfo>();
   peer->remote = socket.remote_endpoint(ec);
   peer->local = socket.local_endpoint(ec);
-  auto tls = std::make_unique<TlsStream>(std::move(socket), *ctx);
-  // Asio's engine turns buffer release on per SSL; bulk tunnels want the buffers kept.
-  SSL_clear_mode(tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  auto tls = std::make_unique<TlsStream>(std::move(socket), ctx->native_handle());
 
   // Bound the handshake: a peer that trickles (or never sends) its ClientHello is closed.
   asio::steady_timer deadline(tls->get_executor());
@@ -28,17 +25,13 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   deadline.async_wait([&tls, &timed_out](boost::system::error_code e) {
     if (!e) {
       timed_out = true;
-      boost::system::error_code ignored;
-      tls->lowest_layer().close(ignored);
+      tls->close();
     }
   });
-  auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
+  auto hs = co_await tls->handshake(true);
   deadline.cancel();
-  if (hec || timed_out) {
-    std::string why = timed_out ? "handshake timeout" : hec.message();
-    std::string spiffe = common::tls::verify_failure(tls->native_handle());
-    if (!spiffe.empty()) why += " (" + spiffe + ")";
-    else if (auto ossl = common::tls::drain_openssl_errors(); !ossl.empty()) why += " (" + ossl + ")";
+  if (!hs || timed_out) {
+    std::string why = timed_out ? "handshake timeout" : hs.error();
     if (hooks.on_handshake_error) hooks.on_handshake_error(why, peer->remote);
     co_return;
   }

@@ -94,22 +94,38 @@ void put_opt(std::vector<uint8_t>& out) {
 
 std::string_view query_type_label(uint16_t qtype) {
   switch (qtype) {
-    case type::kA: return "a";
-    case type::kNs: return "ns";
-    case type::kCname: return "cname";
-    case type::kSoa: return "soa";
-    case type::kPtr: return "ptr";
-    case type::kMx: return "mx";
-    case type::kTxt: return "txt";
-    case type::kAaaa: return "aaaa";
-    case type::kSrv: return "srv";
-    case type::kOpt: return "opt";
-    case type::kHttps: return "https";
-    case 64: return "svcb";
-    case 35: return "naptr";
-    case 257: return "caa";
-    case type::kAny: return "any";
-    default: return "unknown";
+    case type::kA:
+      return "a";
+    case type::kNs:
+      return "ns";
+    case type::kCname:
+      return "cname";
+    case type::kSoa:
+      return "soa";
+    case type::kPtr:
+      return "ptr";
+    case type::kMx:
+      return "mx";
+    case type::kTxt:
+      return "txt";
+    case type::kAaaa:
+      return "aaaa";
+    case type::kSrv:
+      return "srv";
+    case type::kOpt:
+      return "opt";
+    case type::kHttps:
+      return "https";
+    case 64:
+      return "svcb";
+    case 35:
+      return "naptr";
+    case 257:
+      return "caa";
+    case type::kAny:
+      return "any";
+    default:
+      return "unknown";
   }
 }
 
@@ -183,8 +199,7 @@ common::Result<std::vector<uint8_t>> encode_name(std::string_view name) {
     if (len == 0) return common::make_error("empty label in name");
     if (len > kMaxLabelLength) return common::make_error("label longer than 63 octets");
     out.push_back(static_cast<uint8_t>(len));
-    out.insert(out.end(), name.begin() + static_cast<ptrdiff_t>(start),
-               name.begin() + static_cast<ptrdiff_t>(dot));
+    out.insert(out.end(), name.begin() + static_cast<ptrdiff_t>(start), name.begin() + static_cast<ptrdiff_t>(dot));
     start = dot + 1;
   }
   out.push_back(0);
@@ -244,8 +259,7 @@ Answer make_address_answer(std::vector<uint8_t> wire_name, const IpAddr& ip, uin
   return a;
 }
 
-Answer make_cname_answer(std::vector<uint8_t> wire_name, std::vector<uint8_t> target_wire_name,
-                         uint32_t ttl) {
+Answer make_cname_answer(std::vector<uint8_t> wire_name, std::vector<uint8_t> target_wire_name, uint32_t ttl) {
   Answer a;
   a.wire_name = std::move(wire_name);
   a.type = type::kCname;
@@ -259,8 +273,8 @@ std::vector<uint8_t> build_response(const Query& query, const std::vector<Answer
   Header h;
   h.id = query.header.id;
   // Echo opcode, RD and CD; we always offer recursion (we forward what we do not know).
-  h.flags = static_cast<uint16_t>(flag::kQr | (query.header.flags & (0x7800 | flag::kRd | flag::kCd)) |
-                                  flag::kRa | static_cast<uint16_t>(options.rcode));
+  h.flags = static_cast<uint16_t>(flag::kQr | (query.header.flags & (0x7800 | flag::kRd | flag::kCd)) | flag::kRa |
+                                  static_cast<uint16_t>(options.rcode));
   if (options.authoritative) h.flags |= flag::kAa;
   h.qdcount = 1;
   h.arcount = options.include_opt ? 1 : 0;
@@ -309,8 +323,8 @@ std::optional<std::vector<uint8_t>> build_error_from_raw(std::span<const uint8_t
   if (!in || in->qr()) return std::nullopt;
   Header h;
   h.id = in->id;
-  h.flags = static_cast<uint16_t>(flag::kQr | (in->flags & (0x7800 | flag::kRd)) | flag::kRa |
-                                  static_cast<uint16_t>(rcode));
+  h.flags =
+      static_cast<uint16_t>(flag::kQr | (in->flags & (0x7800 | flag::kRd)) | flag::kRa | static_cast<uint16_t>(rcode));
   std::vector<uint8_t> out;
   put_header(out, h);
   return out;
@@ -367,8 +381,7 @@ common::Result<ParsedResponse> parse_response(std::span<const uint8_t> p) {
 }
 
 common::Result<std::vector<uint8_t>> build_query(uint16_t id, std::string_view name, uint16_t qtype,
-                                                 bool recursion_desired,
-                                                 std::optional<uint16_t> edns_udp_size) {
+                                                 bool recursion_desired, std::optional<uint16_t> edns_udp_size) {
   auto wire = encode_name(name);
   if (!wire) return common::make_error(wire.error());
   Header h;

@@ -67,8 +67,8 @@ enum class Rcode : uint8_t {
   FormErr = 1,   // we could not parse the query
   ServFail = 2,  // we (or every upstream) failed
   NxDomain = 3,
-  NotImp = 4,    // opcode other than QUERY
-  Refused = 5,   // e.g. too many queries in flight
+  NotImp = 4,   // opcode other than QUERY
+  Refused = 5,  // e.g. too many queries in flight
 };
 
 // Header flag bits (second 16-bit word).
@@ -138,8 +138,7 @@ struct Answer {
   std::vector<uint8_t> rdata;
 };
 
-Answer make_address_answer(std::vector<uint8_t> wire_name, const IpAddr& ip,
-                           uint32_t ttl = kDefaultTtl);
+Answer make_address_answer(std::vector<uint8_t> wire_name, const IpAddr& ip, uint32_t ttl = kDefaultTtl);
 Answer make_cname_answer(std::vector<uint8_t> wire_name, std::vector<uint8_t> target_wire_name,
                          uint32_t ttl = kDefaultTtl);
 
@@ -171,8 +170,8 @@ struct ParsedRecord {
   uint16_t type = 0;
   uint16_t rclass = 0;
   uint32_t ttl = 0;
-  std::vector<uint8_t> rdata;  // raw; for CNAME see `target`
-  std::string target;          // CNAME target (presentation), empty otherwise
+  std::vector<uint8_t> rdata;     // raw; for CNAME see `target`
+  std::string target;             // CNAME target (presentation), empty otherwise
   std::optional<IpAddr> address;  // A / AAAA
 };
 struct ParsedResponse {

@@ -6,10 +6,11 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <random>
+#include <system_error>
 #include <unordered_set>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -18,7 +19,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "ztunnel/dns_message.h"
 
@@ -37,9 +37,13 @@ constexpr auto kAcceptErrorBackoff = std::chrono::milliseconds(100);
 
 enum class Transport : uint8_t { Udp, Tcp };
 
-std::string_view protocol_label(Transport t) { return t == Transport::Udp ? "udp" : "tcp"; }
+std::string_view protocol_label(Transport t) {
+  return t == Transport::Udp ? "udp" : "tcp";
+}
 
-std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : s; }
+std::string or_unknown(const std::string& s) {
+  return s.empty() ? "unknown" : s;
+}
 
 std::string normalize_domain(std::string d) {
   while (!d.empty() && d.back() == '.') d.pop_back();
@@ -78,7 +82,7 @@ void set_id(std::vector<uint8_t>& msg, uint16_t id) {
   msg[1] = static_cast<uint8_t>(id & 0xFF);
 }
 
-void log_exception(std::exception_ptr e) {
+void log_exception(const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -93,23 +97,22 @@ void log_exception(std::exception_ptr e) {
 
 common::Status set_socket_mark(int fd, uint32_t mark) {
   if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
-    return common::make_error(std::string("setsockopt(SO_MARK): ") + std::strerror(errno));
+    return common::make_error("setsockopt(SO_MARK): " + std::error_code(errno, std::generic_category()).message());
   }
   return common::ok_status();
 }
 
 DnsMetrics::DnsMetrics(common::metrics::Registry& r)
-    : requests(r.counter("istio_dns_requests_total", "Total number of DNS requests (unstable)",
-                         {"request_query_type", "request_protocol", "source_canonical_service",
-                          "source_canonical_revision"})),
-      upstream_requests(r.counter("istio_dns_upstream_requests_total",
-                                  "Total number of DNS requests forwarded to upstream (unstable)",
-                                  {"request_query_type", "request_protocol", "source_canonical_service",
-                                   "source_canonical_revision"})),
-      upstream_failures(r.counter("istio_dns_upstream_failures_total",
-                                  "Total number of DNS requests that failed to forward upstream (unstable)",
-                                  {"request_query_type", "request_protocol", "source_canonical_service",
-                                   "source_canonical_revision"})),
+    : requests(r.counter(
+          "istio_dns_requests_total", "Total number of DNS requests (unstable)",
+          {"request_query_type", "request_protocol", "source_canonical_service", "source_canonical_revision"})),
+      upstream_requests(r.counter(
+          "istio_dns_upstream_requests_total", "Total number of DNS requests forwarded to upstream (unstable)",
+          {"request_query_type", "request_protocol", "source_canonical_service", "source_canonical_revision"})),
+      upstream_failures(r.counter(
+          "istio_dns_upstream_failures_total",
+          "Total number of DNS requests that failed to forward upstream (unstable)",
+          {"request_query_type", "request_protocol", "source_canonical_service", "source_canonical_revision"})),
       upstream_duration(r.histogram(
           "istio_dns_upstream_request_duration_seconds",
           "Total time in seconds Istio takes to get DNS response from upstream (unstable)",
@@ -199,8 +202,8 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
         o.max_size = max_reply(q, t);
         o.include_opt = q.edns_udp_size.has_value();
         d.response = build_response(q, local->answers, o);
-        spdlog::debug("dns: {} {} answered locally ({} records)", q.question.name,
-                      query_type_label(q.question.qtype), local->answers.size());
+        spdlog::debug("dns: {} {} answered locally ({} records)", q.question.name, query_type_label(q.question.qtype),
+                      local->answers.size());
         return d;
       }
     }
@@ -211,8 +214,8 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
   // ---- upstream ----
 
   asio::awaitable<std::optional<std::vector<uint8_t>>> try_udp(const SocketAddr& server,
-                                                               const std::vector<uint8_t>& req,
-                                                               uint16_t id, const Question& q) {
+                                                               const std::vector<uint8_t>& req, uint16_t id,
+                                                               const Question& q) {
     udp::socket s(ex);
     const udp::endpoint ep(server.ip, server.port);
     boost::system::error_code ec;
@@ -245,8 +248,8 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<std::optional<std::vector<uint8_t>>> try_tcp(const SocketAddr& server,
-                                                               const std::vector<uint8_t>& req,
-                                                               uint16_t id, const Question& q) {
+                                                               const std::vector<uint8_t>& req, uint16_t id,
+                                                               const Question& q) {
     tcp::socket s(ex);
     const tcp::endpoint ep(server.ip, server.port);
     boost::system::error_code ec;
@@ -263,8 +266,7 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
     auto c = co_await (s.async_connect(ep, kUseTuple) || deadline.async_wait(kUseTuple));
     if (c.index() == 1 || std::get<0>(std::get<0>(c))) co_return std::nullopt;
 
-    const std::array<uint8_t, 2> len{static_cast<uint8_t>(req.size() >> 8),
-                                     static_cast<uint8_t>(req.size() & 0xFF)};
+    const std::array<uint8_t, 2> len{static_cast<uint8_t>(req.size() >> 8), static_cast<uint8_t>(req.size() & 0xFF)};
     const std::array<asio::const_buffer, 2> out{asio::buffer(len), asio::buffer(req)};
     auto w = co_await (asio::async_write(s, out, kUseTuple) || deadline.async_wait(kUseTuple));
     if (w.index() == 1 || std::get<0>(std::get<0>(w))) co_return std::nullopt;
@@ -283,8 +285,7 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
 
   // Tries every upstream `attempts` times in order. Returns the reply with the client's id
   // restored, or nullopt when no server gave a usable one. Records the upstream metrics.
-  asio::awaitable<std::optional<std::vector<uint8_t>>> forward(std::vector<uint8_t> req, const Query& q,
-                                                               Transport t) {
+  asio::awaitable<std::optional<std::vector<uint8_t>>> forward(std::vector<uint8_t> req, const Query& q, Transport t) {
     counter(in.metrics->upstream_requests, q.question.qtype, t)->inc();
     const auto start = std::chrono::steady_clock::now();
     std::optional<std::vector<uint8_t>> fallback;  // a SERVFAIL/REFUSED reply, if that is all we get
@@ -302,8 +303,8 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
           reply = co_await try_tcp(server, req, id, q.question);
         }
         if (!reply) {
-          spdlog::debug("dns: upstream {} ({}) gave no usable reply for {}", server.to_string(),
-                        protocol_label(t), q.question.name);
+          spdlog::debug("dns: upstream {} ({}) gave no usable reply for {}", server.to_string(), protocol_label(t),
+                        q.question.name);
           continue;
         }
         if (retryable(*reply)) {
@@ -494,7 +495,9 @@ common::Result<std::unique_ptr<DnsProxy>> DnsProxy::create(DnsProxyInputs inputs
 
 DnsProxy::DnsProxy(PrivateTag, std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-DnsProxy::~DnsProxy() { stop(); }
+DnsProxy::~DnsProxy() {
+  stop();
+}
 
 void DnsProxy::start() {
   asio::post(impl_->ex, [impl = impl_] { impl->start(); });
@@ -503,7 +506,5 @@ void DnsProxy::start() {
 void DnsProxy::stop() {
   asio::post(impl_->ex, [impl = impl_] { impl->stop(); });
 }
-
-size_t DnsProxy::inflight_for_test() const { return impl_->inflight; }
 
 }  // namespace ztunnel::dns

@@ -29,7 +29,8 @@
 // Threading: everything runs on the executor of the sockets passed in, which must be an
 // io_context run by ONE thread (a Runtime worker) — the proxy keeps its state unsynchronised.
 // start()/stop() may be called from any thread. Snapshots are read through `snapshot()` once
-// per query; the hostname index is shared by all proxies (HostnameIndex::shared_index).
+// per query; the hostname index is shared by all proxies (HostnameIndex::shared_index). A proxy
+// keeps the index (and so the snapshot) it last used until its next query after a change.
 // Lifetime: create() returns a unique_ptr handle; destroying it stops the proxy. The running
 // coroutines share the internal state, which is freed when the last one finishes. DnsMetrics
 // must outlive that (in practice: the process).
@@ -66,8 +67,8 @@ class DnsMetrics {
 
 // The pod the proxy serves.
 struct DnsClient {
-  std::string ns{};     // namespace: search-domain expansion and service preference
-  std::string network{};  // only VIPs on this network are returned
+  std::string ns{};                  // namespace: search-domain expansion and service preference
+  std::string network{};             // only VIPs on this network are returned
   std::string canonical_service{};   // metric labels ("" -> "unknown")
   std::string canonical_revision{};  // metric labels ("" -> "unknown")
 };
@@ -80,11 +81,11 @@ struct DnsProxyInputs {
   std::function<SnapshotConstSharedPtr()> snapshot{};
   DnsClient client{};
   std::string cluster_domain = "cluster.local";
-  std::string preferred_namespace{};  // PREFERED_SERVICE_NAMESPACE
-  std::vector<SocketAddr> upstreams{};  // at least one (see load_resolv_conf)
+  std::string preferred_namespace{};                 // PREFERED_SERVICE_NAMESPACE
+  std::vector<SocketAddr> upstreams{};               // at least one (see load_resolv_conf)
   std::chrono::milliseconds upstream_timeout{5000};  // per try
   unsigned attempts = 2;                             // rounds over `upstreams`
-  std::optional<uint32_t> mark{};  // SO_MARK for upstream sockets (PACKET_MARK)
+  std::optional<uint32_t> mark{};                    // SO_MARK for upstream sockets (PACKET_MARK)
   size_t max_inflight = 128;
   size_t max_tcp_connections = 64;
   std::chrono::milliseconds tcp_idle_timeout{5000};
@@ -113,10 +114,6 @@ class DnsProxy {
   std::optional<boost::asio::ip::udp::endpoint> udp_endpoint() const { return udp_endpoint_; }
   std::optional<boost::asio::ip::tcp::endpoint> tcp_endpoint() const { return tcp_endpoint_; }
 
-  // Forwarded queries currently waiting for upstream. Only meaningful when read on the
-  // proxy's executor thread (tests post a read there).
-  size_t inflight_for_test() const;
-
   struct Impl;
 
  private:
@@ -126,7 +123,6 @@ class DnsProxy {
   DnsProxy(PrivateTag, std::shared_ptr<Impl> impl);  // use create()
 
  private:
-
   std::shared_ptr<Impl> impl_;  // shared with the running coroutines
   std::optional<boost::asio::ip::udp::endpoint> udp_endpoint_;
   std::optional<boost::asio::ip::tcp::endpoint> tcp_endpoint_;

@@ -28,16 +28,14 @@ std::vector<std::string_view> split_ws(std::string_view line) {
 std::string normalize_domain(std::string_view d) {
   std::string s(d);
   while (!s.empty() && s.back() == '.') s.pop_back();
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); });
   return s;
 }
 
 // "name:N" option value, clamped to `cap`; false when `opt` is not `name:<digits>`.
 bool option_value(std::string_view opt, std::string_view name, unsigned cap, unsigned& out) {
-  if (opt.size() <= name.size() + 1 || opt.substr(0, name.size()) != name ||
-      opt[name.size()] != ':') {
+  if (opt.size() <= name.size() + 1 || opt.substr(0, name.size()) != name || opt[name.size()] != ':') {
     return false;
   }
   const std::string_view v = opt.substr(name.size() + 1);
@@ -90,8 +88,7 @@ common::Result<ResolvConf> parse_resolv_conf(std::string_view text) {
     }
   }
   if (conf.nameservers.empty()) {
-    return common::make_error(skipped > 0 ? "no usable nameserver (unparseable addresses)"
-                                          : "no nameserver line");
+    return common::make_error(skipped > 0 ? "no usable nameserver (unparseable addresses)" : "no nameserver line");
   }
   return conf;
 }

@@ -79,8 +79,8 @@ class AliasList {
 };
 
 // Possible Kubernetes FQDNs of a partially qualified name (pod_host = the headless pod form).
-void add_kube_fqdns(AliasList& out, std::span<const std::string_view> labels,
-                    const ResolveContext& ctx, std::optional<size_t> stripped) {
+void add_kube_fqdns(AliasList& out, std::span<const std::string_view> labels, const ResolveContext& ctx,
+                    std::optional<size_t> stripped) {
   const std::string name = join(labels);
   const std::string svc_domain = "svc." + ctx.cluster_domain;
   const std::string ns_domain = ctx.client_ns + "." + svc_domain;
@@ -112,8 +112,8 @@ std::vector<Alias> aliases(const std::string& requested, const ResolveContext& c
   const bool pod_host = labels.size() == 6;
   out.add(requested, std::nullopt, pod_host);
   add_kube_fqdns(out, labels, ctx, std::nullopt);
-  const std::string search[] = {ctx.client_ns + ".svc." + ctx.cluster_domain,
-                                "svc." + ctx.cluster_domain, ctx.cluster_domain};
+  const std::string search[] = {ctx.client_ns + ".svc." + ctx.cluster_domain, "svc." + ctx.cluster_domain,
+                                ctx.cluster_domain};
   for (const std::string& domain : search) {
     const size_t n = split_labels(domain).size();
     if (labels.size() <= n) continue;
@@ -174,8 +174,7 @@ struct Match {
   const Alias* alias = nullptr;
 };
 
-std::optional<Match> find_match(const HostnameIndex& index, const ResolveContext& ctx,
-                                const std::vector<Alias>& list) {
+std::optional<Match> find_match(const HostnameIndex& index, const ResolveContext& ctx, const std::vector<Alias>& list) {
   const Snapshot& snap = index.snapshot();
   for (const Alias& alias : list) {
     for (const std::string& candidate : wildcards(alias.name)) {
@@ -213,8 +212,7 @@ std::optional<Match> find_match(const HostnameIndex& index, const ResolveContext
   return std::nullopt;
 }
 
-std::vector<IpAddr> addresses(const Snapshot& snap, const Match& m, const ResolveContext& ctx,
-                              uint16_t qtype) {
+std::vector<IpAddr> addresses(const Snapshot& snap, const Match& m, const ResolveContext& ctx, uint16_t qtype) {
   std::vector<IpAddr> out;
   if (m.workload != nullptr) {
     for (const IpAddr& ip : m.workload->addresses) {
@@ -279,8 +277,8 @@ std::shared_ptr<const HostnameIndex> HostnameIndex::shared_index(const SnapshotC
   return built;
 }
 
-std::optional<LocalAnswer> resolve_local(const HostnameIndex& index, const ResolveContext& ctx,
-                                         const Question& q, uint64_t random) {
+std::optional<LocalAnswer> resolve_local(const HostnameIndex& index, const ResolveContext& ctx, const Question& q,
+                                         uint64_t random) {
   if (q.qclass != kClassIn || (q.qtype != type::kA && q.qtype != type::kAaaa)) return std::nullopt;
   if (q.name.empty()) return std::nullopt;
   const auto list = aliases(q.name, ctx);

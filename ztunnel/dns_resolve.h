@@ -66,8 +66,8 @@ class HostnameIndex {
 
 // Who is asking: fixed per pod.
 struct ResolveContext {
-  std::string client_ns;        // search domains and same-namespace preference
-  std::string client_network;   // VIPs of other networks are not returned
+  std::string client_ns;       // search domains and same-namespace preference
+  std::string client_network;  // VIPs of other networks are not returned
   std::string cluster_domain = "cluster.local";
   std::string preferred_namespace;  // PREFERED_SERVICE_NAMESPACE; "" = none
 };

@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,6 +15,8 @@
 
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
+#include "ztunnel/dns_proxy.h"
+#include "ztunnel/dns_resolv_conf.h"
 #include "ztunnel/netns.h"
 #include "ztunnel/proxy_internal.h"
 
@@ -26,7 +31,7 @@ bool is_illegal_port(uint16_t port) {
 }
 
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
-    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r) {}
+    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r), registry(r) {}
 
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
   const auto& wi = target.workload;
@@ -184,9 +189,78 @@ common::Status Proxy::start() {
       asio::co_spawn(w->io, w->accept_loop(*w->acceptors[i], ports[i]), asio::detached);
     }
   }
+  if (cfg.dns_proxy) {
+    if (auto st = start_dns(); !st) spdlog::warn("DNS proxy not started: {}", st.error());
+  }
   spdlog::info("proxy listening on 15001 (outbound), 15006 (inbound plaintext), 15008 (inbound HBONE); "
                "{} workers, original source {}",
                workers_.size(), shared_->orig_src ? "preserved" : "not preserved");
+  return common::ok_status();
+}
+
+namespace {
+// One set of DNS metric families per process (proxies come and go with pods; their DNS
+// coroutines may outlive them, so the families must not).
+dns::DnsMetrics& dns_metrics(common::metrics::Registry& registry) {
+  static dns::DnsMetrics* metrics = new dns::DnsMetrics(registry);
+  return *metrics;
+}
+}  // namespace
+
+common::Status Proxy::start_dns() {
+  const auto& cfg = shared_->cfg;
+  auto rc = dns::load_resolv_conf("/etc/resolv.conf");
+  if (!rc) return common::make_error("/etc/resolv.conf: " + rc.error());
+  auto& io = workers_.front()->io;  // the DNS proxy is single-threaded by design
+  const auto addr = asio::ip::make_address_v4("127.0.0.1");
+  auto make_fd = [&](int type) -> common::Result<int> {
+    if (shared_->target.netns) return shared_->target.netns->socket(AF_INET, type | SOCK_NONBLOCK);
+    int fd = ::socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return common::make_error(std::string("socket: ") + std::strerror(errno));
+    return fd;
+  };
+  auto prepare = [&](int fd) -> common::Status {
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg.inpod_port_reuse) {
+      if (auto st = hbone::sockopt::set_reuseport(fd); !st) return st;
+    }
+    if (cfg.packet_mark != 0) return hbone::sockopt::set_mark(fd, cfg.packet_mark);
+    return common::ok_status();
+  };
+  dns::DnsProxyInputs in{asio::ip::udp::socket(io), asio::ip::tcp::acceptor(io)};
+  boost::system::error_code ec;
+  auto ufd = make_fd(SOCK_DGRAM);
+  if (!ufd) return common::make_error(ufd.error());
+  in.udp.assign(asio::ip::udp::v4(), ufd.value(), ec);
+  if (auto st = prepare(ufd.value()); !st) return st;
+  if (!ec) in.udp.bind(asio::ip::udp::endpoint(addr, kDnsPort), ec);
+  if (ec) return common::make_error("DNS UDP 127.0.0.1:15053: " + ec.message());
+  auto tfd = make_fd(SOCK_STREAM);
+  if (!tfd) return common::make_error(tfd.error());
+  in.tcp.assign(tcp::v4(), tfd.value(), ec);
+  if (auto st = prepare(tfd.value()); !st) return st;
+  if (!ec) in.tcp.bind(tcp::endpoint(addr, kDnsPort), ec);
+  if (!ec) in.tcp.listen(128, ec);
+  if (ec) return common::make_error("DNS TCP 127.0.0.1:15053: " + ec.message());
+
+  auto shared = shared_;
+  in.snapshot = [shared] { return shared->snapshot.load(); };
+  in.client.ns = shared_->target.workload.ns;
+  in.client.network = cfg.network;
+  if (const Workload* w = shared_->local_workload(*shared_->snapshot.load())) {
+    in.client.canonical_service = w->canonical_name;
+    in.client.canonical_revision = w->canonical_revision;
+  }
+  in.cluster_domain = cfg.cluster_domain;
+  in.upstreams = rc->nameservers;
+  in.upstream_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(rc->timeout);
+  if (cfg.packet_mark != 0) in.mark = cfg.packet_mark;
+  in.metrics = &dns_metrics(shared_->registry);
+  auto proxy = dns::DnsProxy::create(std::move(in));
+  if (!proxy) return common::make_error(proxy.error());
+  dns_ = std::move(proxy.value());
+  dns_->start();
   return common::ok_status();
 }
 
@@ -209,6 +283,7 @@ bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }
 
 void Proxy::drain() {
   shared_->draining.store(true);
+  if (dns_) dns_->stop();
   for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
 }
 

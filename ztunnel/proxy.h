@@ -28,6 +28,9 @@ namespace ztunnel {
 // Listener ports (kOutboundPort, kInboundHbonePort, ...) are defined in ztunnel/config.h.
 
 class Netns;
+namespace dns {
+class DnsProxy;
+}
 
 // Which workload a proxy serves and where its sockets live.
 struct ProxyTarget {
@@ -64,8 +67,11 @@ class Proxy {
   struct Worker;
 
  private:
+  common::Status start_dns();
+
   common::Runtime& runtime_;
   std::shared_ptr<Shared> shared_;
+  std::unique_ptr<dns::DnsProxy> dns_;
   std::vector<std::shared_ptr<Worker>> workers_;
 };
 

@@ -32,6 +32,7 @@ struct Proxy::Shared {
   bool orig_src = false;  // connect to local apps from the client's own IP
 
   Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t);
+  common::metrics::Registry& registry;
 
   // The workload this proxy serves, looked up in `snap`.
   const Workload* local_workload(const Snapshot& snap) const;

@@ -7,7 +7,7 @@
 # and query them (readiness, config_dump, metrics, the agent's pod list).
 #
 # Topology (addresses only inside namespaces the caller created):
-#   node N (netns <prefix>nN): br0 = 10.99.N.254/24 (the pods' gateway), "link" = 10.99.100.N/24
+#   node N (netns <prefix>nN): br0 = 10.99.N.254/24 (the pods' gateway), "uplink" = 10.99.100.N/24
 #   towards the other node, ip_forward on, a route to every other node's pod subnet via its
 #   link address. Pod P on node N: netns <prefix>P, eth0 = IP/24, default route via 10.99.N.254.
 #
@@ -33,16 +33,16 @@ zn_node() {
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
 }
 
-# zn_link N M — veth "link" between nodes N and M (10.99.100.N / .M) and routes to each other's
-# pod subnets.
+# zn_link N M — veth "uplink" between nodes N and M (10.99.100.N / .M) and routes to each
+# other's pod subnets. (Not named "link": that is a keyword of `ip link add`.)
 zn_link() {
   local n="$1" m="$2" a b
   a=$(nsx_ns "n$n"); b=$(nsx_ns "n$m")
-  ip link add link netns "$a" type veth peer name link netns "$b"
-  ip -n "$a" addr add "10.99.100.$n/24" dev link
-  ip -n "$b" addr add "10.99.100.$m/24" dev link
-  ip -n "$a" link set link up
-  ip -n "$b" link set link up
+  ip link add uplink netns "$a" type veth peer name uplink netns "$b"
+  ip -n "$a" addr add "10.99.100.$n/24" dev uplink
+  ip -n "$b" addr add "10.99.100.$m/24" dev uplink
+  ip -n "$a" link set uplink up
+  ip -n "$b" link set uplink up
   ip -n "$a" route add "10.99.$m.0/24" via "10.99.100.$m"
   ip -n "$b" route add "10.99.$n.0/24" via "10.99.100.$n"
 }
@@ -74,7 +74,8 @@ zn_netns_path() { echo "/var/run/netns/$(nsx_ns "$1")"; }
 
 zn_sock() { echo "$NSX_TMP/n$1/ztunnel.sock"; }   # ZDS socket of node N
 
-# zn_cni_start N — `ambient-cni serve` in node N's netns; PID in CNI_PID_<N>.
+# zn_cni_start N — `ambient-cni serve` in node N's netns; PID in CNI_PID_<N>. Must not run in a
+# subshell (the PID variable would be lost); on failure prints why and returns 1.
 zn_cni_start() {
   local n="$1"
   mkdir -p "$NSX_TMP/n$n/state"

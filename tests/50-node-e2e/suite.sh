@@ -19,7 +19,7 @@
 # are kept anyway when something failed; the path is printed).
 # pass() always returns 0, so "cond && pass || fail" is a safe if/else here; ZT_PID_<tag> and
 # CNI_PID_<n> are assigned indirectly by lib.sh (printf -v).
-# shellcheck disable=SC2015,SC2119,SC2154
+# shellcheck disable=SC2015,SC2119,SC2154,SC2034,SC1091
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -70,8 +70,6 @@ zn_pod 1 outside 10.99.1.50
 zn_pod 2 server-2 10.99.2.2
 zn_pod 2 client-c 10.99.2.3
 zn_pod 2 plain 10.99.2.50
-check "topology: pod on node 1 reaches pod on node 2 (ping, before any capture)" \
-  nsx_exec outside ping -c 1 -W 3 10.99.2.50
 
 "$ZT_ROOT/scripts/make-cacerts.sh" "$ZN_CA" "$ZT_TRUST_DOMAIN" >"$T/cacerts.log" 2>&1 \
   || abort "make-cacerts.sh created a CA" "$(cat "$T/cacerts.log")"
@@ -83,10 +81,12 @@ done
 for p in client-a server-1 outside server-2 client-c plain; do
   wait_for_port "$p" 8080 10 || fail "app in $p listening on 8080" "$(tail -n 5 "$T/app-$p.log")"
 done
+check "topology: node 1 pod reaches node 2 pod before the mesh (outside -> plain:8080)" \
+  zn_expect_get outside "http://10.99.2.50:8080/whoami" plain
 
 # ---- 2. node agents and node ztunnels --------------------------------------------------------
 for n in 1 2; do
-  out=$(zn_cni_start "$n") || abort "ambient-cni serve on node $n" "$out"
+  zn_cni_start "$n" >"$T/cni-start-$n.out" || abort "ambient-cni serve on node $n" "$(cat "$T/cni-start-$n.out")"
 done
 pass "ambient-cni serve running on both nodes"
 zn_zt_start 1 n1
@@ -149,7 +149,7 @@ for n in 1 2; do
 done
 
 # ---- 4. mesh traffic; wire between the nodes -------------------------------------------------
-nsx_capture_start n1 link "$T/link-mesh.pcap" tcp || fail "tcpdump started on node 1's link"
+nsx_capture_start n1 uplink "$T/link-mesh.pcap" tcp || fail "tcpdump started on node 1's link"
 
 check "pod->pod across nodes: client-a (node 1) -> server-2:8080 (node 2)" \
   zn_expect_get client-a "http://10.99.2.2:8080/whoami?m=ZNE2E-X12" server-2
@@ -218,7 +218,7 @@ check "metrics node 1: received/sent bytes counters for client-a" \
   zn_expect_metric n1 istio_tcp_sent_bytes_total reporter=source source_principal="$ID_A"
 
 # ---- 6. passthrough and non-mesh client -------------------------------------------------------
-nsx_capture_start n1 link "$T/link-pass.pcap" tcp || fail "tcpdump started on node 1's link"
+nsx_capture_start n1 uplink "$T/link-pass.pcap" tcp || fail "tcpdump started on node 1's link"
 check "passthrough: client-a -> non-mesh plain:8080 answers" \
   zn_expect_get client-a "http://10.99.2.50:8080/whoami?m=ZNE2E-PASS" plain
 nsx_capture_stop
@@ -288,6 +288,11 @@ check "ALLOW: client-c -> server-1 refused (not in the ALLOW list)" \
   zn_expect_refused client-c "http://10.99.1.2:8080/whoami?m=ZNE2E-AL2"
 check "ALLOW: non-mesh outside -> server-2 refused (plaintext has no identity)" \
   zn_expect_refused outside "http://10.99.2.2:8080/whoami?m=ZNE2E-AL3"
+if wait_for_file_match "$T/zt-n2.log" 'src\.addr=10\.99\.1\.50:[0-9]+ .*direction=inbound.*error=.*(allow policies|denied)' 5; then
+  pass "ALLOW: node 2's ztunnel refused the plaintext connection by policy (access log)"
+else
+  fail "ALLOW: node 2's ztunnel refused the plaintext connection by policy" "$(grep -a '10.99.1.50' "$T/zt-n2.log" | tail -n 3)"
+fi
 if ! grep -aqE 'ZNE2E-AL[23]' "$T/app-server-1.log" "$T/app-server-2.log"; then
   pass "ALLOW: the apps never saw the refused requests"
 else fail "ALLOW: the apps never saw the refused requests"; fi
@@ -337,7 +342,7 @@ done
 [[ $gone == 1 ]] && pass "remove: ztunnel closed its listeners in client-a (DelWorkload)" \
   || fail "remove: ztunnel closed its listeners in client-a" "$(nsx_exec client-a ss -Hltn)"
 
-nsx_capture_start n1 link "$T/link-removed.pcap" tcp and host 10.99.1.1 || fail "tcpdump started"
+nsx_capture_start n1 uplink "$T/link-removed.pcap" tcp and host 10.99.1.1 || fail "tcpdump started"
 check "removed pod still reaches server-2 (now plaintext, captured by server-2's 15006)" \
   zn_expect_get client-a "http://10.99.2.2:8080/whoami?m=ZNE2E-RM" server-2
 nsx_capture_stop
@@ -353,7 +358,7 @@ else
   fail "pod re-added (ambient-cni add client-a)" "$out
 $(log_tail zt-n1 cni-n1)"
 fi
-nsx_capture_start n1 link "$T/link-readd.pcap" tcp and host 10.99.1.1 || fail "tcpdump started"
+nsx_capture_start n1 uplink "$T/link-readd.pcap" tcp and host 10.99.1.1 || fail "tcpdump started"
 check "re-added pod -> server-2 answers" zn_expect_get client-a "http://10.99.2.2:8080/whoami?m=ZNE2E-READD" server-2
 nsx_capture_stop
 if out=$(zn_only_15008 "$T/link-readd.pcap"); then pass "re-added pod: traffic is HBONE again ($out)"
@@ -403,7 +408,10 @@ kill -TERM -- "-$ZT_PID_n2r" 2>/dev/null
 rc_out=0; rc_in=0
 wait "$LOOP_OUT" || rc_out=$?
 wait "$LOOP_IN" || rc_in=$?
-[[ $rc_out == 0 ]] && pass "drain: outbound from client-c (node 2) lost no connection: $(head -n 1 "$T/loop-out.log")" \
+# Who carried the loop's outbound connections (SO_REUSEPORT spreads them while both listen)?
+n_old=$(grep -a 'connection complete' "$T/zt-n2r.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+n_new=$(grep -a 'connection complete' "$T/zt-n2new.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+[[ $rc_out == 0 ]] && pass "drain: outbound from client-c (node 2) lost no connection: $(head -n 1 "$T/loop-out.log"); carried by old=$n_old new=$n_new" \
   || fail "drain: outbound from client-c lost no connection" "$(cat "$T/loop-out.log")"
 [[ $rc_in == 0 ]] && pass "drain: inbound to server-2 (node 2) lost no connection: $(head -n 1 "$T/loop-in.log")" \
   || fail "drain: inbound to server-2 lost no connection" "$(cat "$T/loop-in.log")"

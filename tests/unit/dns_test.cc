@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,9 +34,13 @@ using asio::ip::udp;
 
 namespace {
 
-IpAddr ip(const char* s) { return *parse_ip(s); }
+IpAddr ip(const char* s) {
+  return *parse_ip(s);
+}
 
-std::span<const uint8_t> bytes(const std::vector<uint8_t>& v) { return {v.data(), v.size()}; }
+std::span<const uint8_t> bytes(const std::vector<uint8_t>& v) {
+  return {v.data(), v.size()};
+}
 
 std::vector<uint8_t> query_bytes(uint16_t id, std::string_view name, uint16_t qtype,
                                  std::optional<uint16_t> edns = std::nullopt) {
@@ -591,6 +596,8 @@ struct Harness {
         .upstreams = upstreams,
         .upstream_timeout = timeout,
         .attempts = 1,
+        // Exercise the marking path when allowed (root); loopback routing ignores the mark.
+        .mark = ::geteuid() == 0 ? std::optional<uint32_t>(1337) : std::nullopt,
         .metrics = &metrics,
     };
     auto p = DnsProxy::create(std::move(in));
@@ -778,4 +785,12 @@ TEST_CASE("create validates its inputs", "[dns][proxy]") {
   auto r = DnsProxy::create(std::move(in));
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("upstream"));
+}
+
+TEST_CASE("SO_MARK errors are reported, and marked upstream sockets work when permitted", "[dns][proxy]") {
+  CHECK_FALSE(set_socket_mark(-1, 1337).ok());
+  if (::geteuid() != 0) return;  // marking needs CAP_NET_ADMIN; the error path is covered above
+  asio::io_context io;
+  udp::socket s(io, udp::v4());
+  CHECK(set_socket_mark(s.native_handle(), 1337).ok());
 }
