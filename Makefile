@@ -38,8 +38,11 @@ test-asan: build-asan
 fuzz-smoke: build-fuzz
 	bash scripts/fuzz-smoke.sh build-fuzz/bin 20
 
+# The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
+# dedicated-mode tunnel demo (two pods, wire capture) runs after it.
 demo: deps
 	$(MAKE) build
+	bash scripts/demo-node.sh build/bin
 	bash scripts/demo.sh build/bin
 
 bench: deps

@@ -277,7 +277,7 @@ common::Status Connection::start(RequestHandler handler) {
   if (rv != 0) return common::make_error(std::string("nghttp2 settings: ") + nghttp2_strerror(rv));
 
   if (tls_) {
-    rbuf_.resize(kReadBuffer);
+    rbuf_.reset(new uint8_t[kReadBuffer]);
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->read_loop(); }, asio::detached);
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->ping_loop(); }, asio::detached);
   }
@@ -288,13 +288,13 @@ common::Status Connection::start(RequestHandler handler) {
 asio::awaitable<void> Connection::read_loop() {
   auto self = shared_from_this();
   while (!dead_) {
-    auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.data(), rbuf_.size()));
+    auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.get(), kReadBuffer));
     if (dead_) break;
     if (ec) {
       close(ec == asio::error::eof ? "peer closed" : ec.message());
       break;
     }
-    ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
+    ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.get(), n);
     if (rv < 0) {
       // A connection-level protocol error: nghttp2 queued GOAWAY; send it, then stop reading
       // (never feed the session again after a fatal error).

@@ -123,7 +123,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer ping_timer_;
   std::chrono::steady_clock::time_point ping_sent_{};
   bool ping_outstanding_ = false;
-  std::vector<uint8_t> rbuf_;
+  // Uninitialised on purpose: pages are only touched as far as reads fill them, so an idle
+  // connection does not pay RSS for the full read buffer.
+  std::unique_ptr<uint8_t[]> rbuf_;
 };
 
 }  // namespace hbone

@@ -124,7 +124,8 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   auto app_sock = std::make_shared<tcp::socket>(std::move(app.value()));
   track(app_sock);
 
-  auto tracked = remember(Authorized{info, stream, {}, app_sock});
+  std::string late_rejection;
+  auto tracked = remember(Authorized{info, stream, {}, app_sock, &late_rejection});
   struct Forget {
     Proxy::Worker& w;
     std::list<Proxy::Worker::Authorized>::iterator it;
@@ -141,7 +142,8 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   shared->metrics.sockets_open("destination", -1);
   shared->metrics.close(series, r.to_socket, r.to_stream);
   common::log_access(access_record(parties, "inbound", src_addr, dst_addr, hbone_addr, r.to_socket, r.to_stream,
-                                   std::chrono::steady_clock::now() - started, r.error));
+                                   std::chrono::steady_clock::now() - started,
+                                   late_rejection.empty() ? r.error : late_rejection));
 }
 
 asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
@@ -204,7 +206,8 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   }
   auto app_sock = std::make_shared<tcp::socket>(std::move(app.value()));
   track(app_sock);
-  auto tracked = remember(Authorized{info, {}, sock, app_sock});
+  std::string late_rejection;
+  auto tracked = remember(Authorized{info, {}, sock, app_sock, &late_rejection});
   struct Forget {
     Proxy::Worker& w;
     std::list<Proxy::Worker::Authorized>::iterator it;
@@ -216,7 +219,8 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   shared->metrics.sockets_open("destination", -1);
   shared->metrics.close(series, r.to_stream, r.to_socket);
   common::log_access(access_record(parties, "inbound", src_addr, dst_addr, "", r.to_stream, r.to_socket,
-                                   std::chrono::steady_clock::now() - started, r.error));
+                                   std::chrono::steady_clock::now() - started,
+                                   late_rejection.empty() ? r.error : late_rejection));
 }
 
 void Proxy::Worker::recheck_policies(const std::shared_ptr<const Snapshot>& snap) {
@@ -226,6 +230,7 @@ void Proxy::Worker::recheck_policies(const std::shared_ptr<const Snapshot>& snap
     if (d.allow) continue;
     spdlog::info("closing connection {} -> {}:{}: no longer allowed ({})", a.info.src_ip.to_string(),
                  a.info.dst_ip.to_string(), a.info.dst_port, d.reason);
+    if (a.late_rejection) *a.late_rejection = "AuthorizationPolicyLateRejection: " + d.reason;
     boost::system::error_code ignored;
     if (auto s = a.stream.lock()) s->reset();
     if (auto c = a.client.lock()) c->close(ignored);

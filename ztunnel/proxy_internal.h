@@ -53,6 +53,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     std::weak_ptr<hbone::Stream> stream;          // HBONE inbound
     std::weak_ptr<boost::asio::ip::tcp::socket> client;  // plaintext inbound
     std::weak_ptr<boost::asio::ip::tcp::socket> app;
+    std::string* late_rejection = nullptr;  // set when a policy change closes it (owner's frame)
   };
   std::list<Authorized> authorized;
   std::list<Authorized>::iterator remember(Authorized a) { return authorized.insert(authorized.end(), std::move(a)); }
