@@ -107,6 +107,10 @@ void run(Fixture& f, F body) {
     co_await body();
     done = true;
     f.acceptor.close();
+    // Let the server side see the clients' GOAWAY/close and finish its connections before the
+    // loop stops (otherwise their frames are destroyed mid-flight and LSan reports them).
+    asio::steady_timer grace(f.io, std::chrono::milliseconds(300));
+    co_await grace.async_wait(asio::as_tuple(asio::use_awaitable));
     f.io.stop();
   }, asio::detached);
   f.io.run_for(std::chrono::seconds(60));
@@ -221,6 +225,7 @@ TEST_CASE("hbone carries megabytes intact through copy_bidirectional with back-p
       copy_result = co_await hbone::copy_bidirectional(proxied, s.value());
     };
     co_await (writer() && reader() && copier());
+    conn.value()->close();
   });
   CHECK(copy_result.error == "");
   CHECK(copy_result.to_stream == sent.size());

@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# bench/node_run.sh [BIN_DIR] — node-mode (PROXY_MODE=shared, in-pod capture) benchmarks.
+#
+# Role: measures, in ONE run on the same topology, what two node ztunnels add to pod->pod
+# traffic and what they cost, next to the same traffic without a mesh and through an
+# off-the-shelf mTLS tunnel (stunnel pair):
+#   1. latency at a fixed ~1000 requests/s (HTTP/1.1, 1 KiB responses, keep-alive; wrk -t1
+#      -c10 with a 10 ms Lua delay) for direct / two ztunnels / stunnel pair: P50/P90/P99,
+#      the latency the ztunnels add, and CPU-µs per request of EACH ztunnel process;
+#   2. 10,000 concurrent idle tunnelled connections (bench/node_tool.c hold): every one
+#      carries a request end to end, is held idle, then carries a second request; RSS of each
+#      ztunnel before / while holding / after release, and RSS per connection;
+#   3. bulk pod->pod throughput (iperf3, 1 stream): direct / two ztunnels / stunnel pair, Gbps
+#      and CPU-s per GB per proxy process.
+#
+# Topology (tests/50-node-e2e/lib.sh, namespaces zt-node-bench-*):
+#   node 1 (n1): cli-m 10.99.1.1  mesh client (added with `ambient-cni add`)
+#                cli-p 10.99.1.11 plain client (not in the mesh; runs the stunnel client)
+#   node 2 (n2): srv-m 10.99.2.2  mesh server (added with `ambient-cni add`)
+#                srv-p 10.99.2.12 plain server (not in the mesh; runs the stunnel server)
+#   each node runs `ambient-cni serve` and one shared-mode ztunnel in the node netns; mesh
+#   traffic goes cli-m -> (in-pod REDIRECT) ztunnel n1 :15001 -> HBONE -> ztunnel n2 :15008
+#   (inside srv-m's netns) -> app. Direct and stunnel traffic use the plain pods, so all three
+#   paths exist at once and the runs are interleaved round by round (noise hits all alike).
+#
+# Knobs (env): NODE_BENCH_ROUNDS (3) x NODE_BENCH_LAT_SECS (10) latency runs per path,
+# NODE_BENCH_CONNS (10000) NODE_BENCH_HOLD_SECS (10), NODE_BENCH_TP_RUNS (3) x
+# NODE_BENCH_TP_SECS (5), NODE_BENCH_WORKERS (2: ztunnel worker threads, upstream's default),
+# NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_MTU (65000, like bench/lib.sh;
+# 1500 for a pod-like wire), NODE_BENCH_WAIT_LOAD (unset: do not wait; e.g. 1.5 = wait up to
+# NODE_BENCH_WAIT_MAX s (600) for the 1-minute load average to drop below it first),
+# NODE_BENCH_OUT (directory that keeps results.txt + logs; default: a temp dir kept only on
+# failure). Needs root, ~4-5 minutes; a watchdog ends the run at NODE_BENCH_MAX_SECS (360).
+# Invariants: every wait is bounded; every process is started through nsx_bg and every
+# namespace through nsx_*, so the EXIT trap of tests/lib/netns.sh removes them.
+# shellcheck disable=SC2034,SC2154   # ZT_PID_<tag> etc. are set indirectly (printf -v)
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ZT_ROOT=$(cd "$HERE/.." && pwd)
+BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+ROUNDS=${NODE_BENCH_ROUNDS:-3}
+LAT_SECS=${NODE_BENCH_LAT_SECS:-10}
+CONNS=${NODE_BENCH_CONNS:-10000}
+HOLD_SECS=${NODE_BENCH_HOLD_SECS:-10}
+TP_RUNS=${NODE_BENCH_TP_RUNS:-3}
+TP_SECS=${NODE_BENCH_TP_SECS:-5}
+WORKERS=${NODE_BENCH_WORKERS:-2}
+MTU=${NODE_BENCH_MTU:-65000}
+MAX_SECS=${NODE_BENCH_MAX_SECS:-360}
+CLK_TCK=$(getconf CLK_TCK)
+
+# shellcheck source=../tests/lib/netns.sh
+source "$ZT_ROOT/tests/lib/netns.sh"
+# shellcheck source=../tests/50-node-e2e/lib.sh
+source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
+
+say() { echo "$*" >&2; }
+die() { say "node_run: $*"; NSX_KEEP_TMP=1; say "logs kept in ${T:-?}"; exit 1; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%s-%s", lo, hi; else print "nan"}'; }
+result() { echo "$*" >>"$T/results.txt"; }
+val() { local v; v=$(grep -h "^$1=" "$T/results.txt" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-nan}"; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }   # calc FORMAT EXPR
+
+[[ $(id -u) == 0 ]] || { echo "bench/node_run.sh needs root (network namespaces)" >&2; exit 1; }
+for t in wrk iperf3 stunnel4 gcc curl ip iptables; do
+  command -v "$t" >/dev/null 2>&1 || { echo "node_run: missing tool $t (apt-get install wrk iperf3 stunnel4 gcc curl iproute2 iptables)" >&2; exit 1; }
+done
+for b in ztunnel ambient-cni; do
+  [[ -x $BIN_DIR/$b ]] || { echo "node_run: $BIN_DIR/$b not built (make build)" >&2; exit 1; }
+done
+
+# ---- load check --------------------------------------------------------------------------
+if [[ -n ${NODE_BENCH_WAIT_LOAD:-} ]]; then
+  waited=0
+  while awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$NODE_BENCH_WAIT_LOAD" 'BEGIN {exit !(l > m)}'; do
+    (( waited >= ${NODE_BENCH_WAIT_MAX:-600} )) && { say "load still $(loadavg) after ${waited}s; measuring anyway"; break; }
+    (( waited % 60 == 0 )) && say "load average $(loadavg) > $NODE_BENCH_WAIT_LOAD: waiting (${waited}s so far)"
+    sleep 10; waited=$((waited + 10))
+  done
+fi
+LOAD_START=$(loadavg)
+RUN_T0=$(date +%s)
+
+nsx_init node-bench
+T=$NSX_TMP
+: >"$T/results.txt"
+# Watchdog: the run is bounded even if something hangs (TERM runs the cleanup trap).
+nsx_bg_watchdog() {
+  setsid bash -c "sleep $MAX_SECS; echo 'node_run: watchdog: ${MAX_SECS}s elapsed, aborting' >&2; kill -TERM $$" \
+    </dev/null >/dev/null 2>&1 &
+  NSX_PIDS+=("$!")
+}
+nsx_bg_watchdog
+
+# File descriptors: 10k held connections need ~10k fds in the client, the server app and
+# each ztunnel. Raise the soft limit to the hard one (children inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+FD_LIMIT=$(ulimit -n)
+if [[ $FD_LIMIT != unlimited ]] && (( FD_LIMIT < CONNS + 500 )); then
+  say "node_run: fd limit $FD_LIMIT is below $CONNS held connections + 500; lowering NODE_BENCH_CONNS"
+  CONNS=$((FD_LIMIT - 500))
+fi
+
+# Private copies of the binaries: a rebuild of build/bin during the run cannot swap them.
+mkdir -p "$T/bin"
+cp "$BIN_DIR/ztunnel" "$BIN_DIR/ambient-cni" "$T/bin/"
+ZT_BIN=$T/bin/ztunnel
+CNI_BIN=$T/bin/ambient-cni
+gcc -O2 -o "$T/bin/node_tool" "$HERE/node_tool.c" || die "node_tool.c did not compile"
+TOOL=$T/bin/node_tool
+
+# ---- topology ------------------------------------------------------------------------------
+IP_CM=10.99.1.1 IP_CP=10.99.1.11 IP_SM=10.99.2.2 IP_SP=10.99.2.12
+zn_node 1
+zn_node 2
+zn_link 1 2
+zn_pod 1 cli-m "$IP_CM"
+zn_pod 1 cli-p "$IP_CP"
+zn_pod 2 srv-m "$IP_SM"
+zn_pod 2 srv-p "$IP_SP"
+for n in 1 2; do
+  ip -n "$(nsx_ns "n$n")" link set br0 mtu "$MTU"
+  ip -n "$(nsx_ns "n$n")" link set uplink mtu "$MTU"
+done
+for p in 1:cli-m 1:cli-p 2:srv-m 2:srv-p; do
+  n=${p%%:*} pod=${p#*:}
+  ip -n "$(nsx_ns "n$n")" link set "v-$pod" mtu "$MTU"
+  ip -n "$(nsx_ns "$pod")" link set eth0 mtu "$MTU"
+done
+
+ZN_CA=$T/cacerts
+ZN_MESH=$T/mesh.yaml
+"$ZT_ROOT/scripts/make-cacerts.sh" "$ZN_CA" "$ZT_TRUST_DOMAIN" >"$T/cacerts.log" 2>&1 || die "make-cacerts.sh failed"
+cat >"$ZN_MESH" <<EOF
+# node_run.sh: the two mesh pods; the plain pods are absent (unknown destinations pass through).
+workloads:
+- uid: bench-cli-m
+  name: cli-m
+  namespace: bench
+  serviceAccount: client
+  workloadIps: ["$IP_CM"]
+  protocol: HBONE
+  node: node-1
+  canonicalName: cli
+  canonicalRevision: v1
+- uid: bench-srv-m
+  name: srv-m
+  namespace: bench
+  serviceAccount: server
+  workloadIps: ["$IP_SM"]
+  protocol: HBONE
+  node: node-2
+  canonicalName: srv
+  canonicalRevision: v1
+EOF
+
+# Apps: the 1 KiB HTTP origin (8080) and iperf3 (5201) in both server pods.
+for p in srv-m srv-p; do
+  nsx_bg "$p" "$T/app-$p.log" "$TOOL" serve 0.0.0.0:8080
+  nsx_bg "$p" "$T/iperf-$p.log" iperf3 -s -p 5201
+done
+for p in srv-m srv-p; do
+  wait_for_port "$p" 8080 5 && wait_for_port "$p" 5201 5 || die "apps in $p did not start"
+done
+
+# ---- node agents, node ztunnels, pods --------------------------------------------------------
+# nb_zt_start N TAG — like zn_zt_start, with the worker count and log level of this bench.
+nb_zt_start() {
+  local n="$1" tag="$2"
+  nsx_bg_env "n$n" "$T/zt-$tag.log" \
+    PROXY_MODE=shared INPOD_UDS="$(zn_sock "$n")" LOCAL_XDS_PATH="$ZN_MESH" LOCAL_CA_DIR="$ZN_CA" \
+    XDS_ADDRESS= TRUST_DOMAIN="$ZT_TRUST_DOMAIN" NODE_NAME="node-$n" PACKET_MARK=1337 \
+    RUST_LOG="${NODE_BENCH_LOG:-info}" LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS="$WORKERS" \
+    ADMIN_ADDR=127.0.0.1:15000 STATS_ADDR="[::]:15020" READINESS_ADDR="[::]:15021" \
+    -- "$ZT_BIN"
+  printf -v "ZT_PID_$tag" '%s' "$NSX_LAST_PID"
+  printf -v "ZT_OFF_$tag" '%s' 0
+  printf -v "ZT_NODE_$tag" '%s' "$n"
+}
+for n in 1 2; do
+  zn_cni_start "$n" >"$T/cni-start-$n.out" 2>&1 || die "ambient-cni serve on node $n: $(cat "$T/cni-start-$n.out")"
+done
+nb_zt_start 1 n1
+nb_zt_start 2 n2
+for n in 1 2; do
+  zn_zt_wait_ready "n$n" 20 >"$T/ready-$n.out" 2>&1 || die "ztunnel on node $n not ready: $(cat "$T/ready-$n.out")"
+  zn_wait_cni_ztunnels "$n" 1 10 >/dev/null || die "ztunnel on node $n did not connect to ambient-cni"
+done
+ZT1=$ZT_PID_n1 ZT2=$ZT_PID_n2
+ZN_UID_PREFIX=bench-
+zn_cni_add 1 cli-m bench client >"$T/add.out" 2>&1 || die "ambient-cni add cli-m: $(cat "$T/add.out")"
+zn_cni_add 2 srv-m bench server >"$T/add.out" 2>&1 || die "ambient-cni add srv-m: $(cat "$T/add.out")"
+for p in cli-m srv-m; do
+  for port in 15001 15006 15008; do
+    wait_for_port "$p" "$port" 10 || die "ztunnel listener $port missing in $p"
+  done
+done
+zn_wait_pods n1 1 10 >/dev/null && zn_wait_pods n2 1 10 >/dev/null || die "pods not in workloadState"
+
+# Probes: each path answers with the 1 KiB body, and the mesh path really goes through both
+# ztunnels (their connection metrics count it).
+probe() {  # probe POD URL
+  local out
+  out=$(nsx_exec "$1" curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$2" 2>&1)
+  [[ $out == "200 1024" ]] || die "probe $2 from $1 answered '$out'"
+}
+probe cli-p "http://$IP_SP:8080/probe"
+probe cli-m "http://$IP_SM:8080/probe"
+zn_expect_metric n1 istio_tcp_connections_opened_total reporter=source >/dev/null \
+  || die "mesh probe not seen by ztunnel n1 (no source-reported connection metric)"
+zn_expect_metric n2 istio_tcp_connections_opened_total reporter=destination >/dev/null \
+  || die "mesh probe not seen by ztunnel n2 (no destination-reported connection metric)"
+
+# stunnel pair between the plain pods (same CA as the ztunnels, P-256 leaves, mTLS 1.3):
+# cli-p 127.0.0.1:25321 -> srv-p :25322 -> 127.0.0.1:8080, and :25221 -> :25222 -> :5201.
+"$ZT_ROOT/scripts/issue-cert.sh" "$ZN_CA" "$(zn_spiffe bench client)" "$T/cert-c" >/dev/null 2>&1 \
+  && "$ZT_ROOT/scripts/issue-cert.sh" "$ZN_CA" "$(zn_spiffe bench server)" "$T/cert-s" >/dev/null 2>&1 \
+  || die "issue-cert.sh failed"
+{
+  printf 'foreground = yes\npid =\ndebug = 3\n'
+  for s in http:25322:8080 iperf:25222:5201; do
+    IFS=: read -r name sport aport <<<"$s"
+    printf '[%s]\naccept = %s:%s\nconnect = 127.0.0.1:%s\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\nrequireCert = yes\nsslVersionMin = TLSv1.3\n' \
+      "$name" "$IP_SP" "$sport" "$aport" "$T/cert-s/chain.pem" "$T/cert-s/key.pem" "$T/cert-s/root.pem"
+  done
+} >"$T/st_srv.conf"
+{
+  printf 'foreground = yes\npid =\ndebug = 3\n'
+  for s in http:25321:25322 iperf:25221:25222; do
+    IFS=: read -r name cport sport <<<"$s"
+    printf '[%s]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = %s:%s\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\nsslVersionMin = TLSv1.3\n' \
+      "$name" "$cport" "$IP_SP" "$sport" "$T/cert-c/chain.pem" "$T/cert-c/key.pem" "$T/cert-c/root.pem"
+  done
+} >"$T/st_cli.conf"
+nsx_bg srv-p "$T/stunnel-srv.log" stunnel4 "$T/st_srv.conf"; ST_S=$NSX_LAST_PID
+nsx_bg cli-p "$T/stunnel-cli.log" stunnel4 "$T/st_cli.conf"; ST_C=$NSX_LAST_PID
+for pp in cli-p:25321 cli-p:25221 srv-p:25322 srv-p:25222; do
+  wait_for_port "${pp%%:*}" "${pp#*:}" 10 || die "stunnel port $pp not listening: $(tail -n 5 "$T"/stunnel-*.log)"
+done
+probe cli-p "http://127.0.0.1:25321/probe"
+
+say "node_run: topology ready in $(( $(date +%s) - RUN_T0 ))s; load $(loadavg); ztunnel workers $WORKERS, MTU $MTU, fd limit $FD_LIMIT"
+
+# ---- 2. idle tunnelled connections -----------------------------------------------------------
+# Run first, on fresh ztunnels, so memory freed by the other phases cannot be reused by the
+# held connections and hide their cost.
+say "== idle connections: $CONNS through the ztunnels, held ${HOLD_SECS}s"
+sleep 1
+r1_0=$(rss_kb "$ZT1") r2_0=$(rss_kb "$ZT2") f1_0=$(fd_count "$ZT1") f2_0=$(fd_count "$ZT2")
+nsx_bg cli-m "$T/hold.log" "$TOOL" hold "$IP_SM:8080" "$CONNS" "$HOLD_SECS" 200
+HOLD_PID=$NSX_LAST_PID
+wait_for_file_match "$T/hold.log" '^OPEN ' 100 || die "hold client never finished opening: $(tail -n 3 "$T/hold.log")"
+open_line=$(grep '^OPEN ' "$T/hold.log")
+# Sample a few times while held; keep the largest (RSS settles once every stream is set up).
+r1_h=0 r2_h=0 f1_h=0 f2_h=0
+for _ in $(seq 1 $(( HOLD_SECS > 4 ? 4 : 1 ))); do
+  sleep $(( HOLD_SECS > 4 ? HOLD_SECS / 5 : 1 ))
+  v=$(rss_kb "$ZT1"); (( v > r1_h )) && r1_h=$v
+  v=$(rss_kb "$ZT2"); (( v > r2_h )) && r2_h=$v
+  v=$(fd_count "$ZT1"); (( v > f1_h )) && f1_h=$v
+  v=$(fd_count "$ZT2"); (( v > f2_h )) && f2_h=$v
+done
+for _ in $(seq 1 900); do nsx_alive "$HOLD_PID" || break; sleep 0.1; done
+nsx_alive "$HOLD_PID" && { nsx_stop "$HOLD_PID" 2; say "hold client did not finish in time"; }
+wait "$HOLD_PID" 2>/dev/null
+check_line=$(grep '^CHECK ' "$T/hold.log" || echo "CHECK alive=0 (no result)")
+sleep 2
+r1_a=$(rss_kb "$ZT1") r2_a=$(rss_kb "$ZT2")
+opened=$(sed -nE 's/.*OPEN ok=([0-9]+).*/\1/p' <<<"$open_line")
+alive=$(sed -nE 's/.*alive=([0-9]+).*/\1/p' <<<"$check_line")
+say "   $open_line"
+say "   $check_line"
+say "   ztunnel n1: RSS ${r1_0} -> ${r1_h} kB (fds ${f1_0} -> ${f1_h}), ${r1_a} kB after release"
+say "   ztunnel n2: RSS ${r2_0} -> ${r2_h} kB (fds ${f2_0} -> ${f2_h}), ${r2_a} kB after release"
+result "idle.requested=$CONNS"
+result "idle.opened=${opened:-0}"
+result "idle.alive_after_hold=${alive:-0}"
+result "idle.n1.rss_kb.before=$r1_0"; result "idle.n1.rss_kb.holding=$r1_h"; result "idle.n1.rss_kb.after=$r1_a"
+result "idle.n2.rss_kb.before=$r2_0"; result "idle.n2.rss_kb.holding=$r2_h"; result "idle.n2.rss_kb.after=$r2_a"
+result "idle.n1.fds.holding=$f1_h"; result "idle.n2.fds.holding=$f2_h"
+result "idle.n1.kib_per_conn=$(calc %.2f "($r1_h - $r1_0) / $CONNS")"
+result "idle.n2.kib_per_conn=$(calc %.2f "($r2_h - $r2_0) / $CONNS")"
+
+# ---- 1. latency at a fixed ~1000 requests/s ------------------------------------------------
+printf 'function delay()\n  return 10\nend\n' >"$T/delay10.lua"
+# to_us VALUE — wrk's "71.00us" / "1.23ms" / "1.00s" in µs.
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1e6; else f = 1; printf "%.0f", n * f }'; }
+declare -A LAT_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p)
+declare -A LAT_URL=([direct]="http://$IP_SP:8080/1k" [mesh]="http://$IP_SM:8080/1k" [stunnel]="http://127.0.0.1:25321/1k")
+declare -A CPU_PIDS=([n1]=$ZT1 [n2]=$ZT2 [stc]=$ST_C [sts]=$ST_S)
+# lat_run PATH SECS OUT — one wrk run; appends "p50 p90 p99 reqs rps errors" + per-process
+# tick deltas "name=ticks" to $T/lat.PATH when OUT is "record".
+lat_run() {
+  local path="$1" secs="$2" mode="$3" k out
+  local -A t0
+  for k in "${!CPU_PIDS[@]}"; do t0[$k]=$(cputicks "${CPU_PIDS[$k]}"); done
+  out=$(nsx_exec "${LAT_POD[$path]}" timeout $((secs + 15)) wrk -t1 -c10 -d"${secs}s" -s "$T/delay10.lua" \
+        --latency "${LAT_URL[$path]}" 2>&1)
+  local ticks=""
+  for k in "${!CPU_PIDS[@]}"; do ticks+=" $k=$(( $(cputicks "${CPU_PIDS[$k]}") - ${t0[$k]} ))"; done
+  [[ $mode == record ]] || return 0
+  echo "$out" >>"$T/wrk-$path.log"
+  local p50 p90 p99 reqs rps errs
+  p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p90=$(to_us "$(awk '$1 == "90%" {print $2}' <<<"$out")")
+  p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+  errs=$(awk '/Socket errors:/ {gsub(",", ""); s = $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF} END {print s + 0}' <<<"$out")
+  if [[ -z $reqs || $reqs == 0 ]]; then
+    say "   $path: wrk failed: $(tail -n 3 <<<"$out")"
+    return 1
+  fi
+  echo "$p50 $p90 $p99 $reqs $rps $errs$ticks" >>"$T/lat.$path"
+  say "   $path: ${rps} rps, P50 ${p50} us, P90 ${p90} us, P99 ${p99} us, errors $errs;$ticks (ticks of ${CLK_TCK}/s)"
+}
+say "== latency at ~1000 rps: wrk -t1 -c10 + 10 ms delay, 1 KiB responses, ${ROUNDS} x ${LAT_SECS}s per path"
+for path in direct mesh stunnel; do lat_run "$path" 2 warm; done
+for r in $(seq 1 "$ROUNDS"); do
+  say "  round $r (load $(loadavg))"
+  for path in direct mesh stunnel; do lat_run "$path" "$LAT_SECS" record; done
+done
+# col FILE N — column N of every run; tick_sum FILE NAME — sum of NAME=ticks over the runs.
+col() { awk -v c="$2" '{print $c}' "$1" 2>/dev/null; }
+tick_sum() { grep -o " $2=[0-9-]*" "$1" 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
+for path in direct mesh stunnel; do
+  f=$T/lat.$path
+  result "lat.$path.p50_us=$(col "$f" 1 | median)"
+  result "lat.$path.p90_us=$(col "$f" 2 | median)"
+  result "lat.$path.p99_us=$(col "$f" 3 | median)"
+  result "lat.$path.p50_range=$(col "$f" 1 | range)"
+  result "lat.$path.p90_range=$(col "$f" 2 | range)"
+  result "lat.$path.p99_range=$(col "$f" 3 | range)"
+  result "lat.$path.rps=$(col "$f" 5 | median)"
+  reqs=$(col "$f" 4 | awk '{s += $1} END {print s + 0}')
+  result "lat.$path.requests=$reqs"
+  result "lat.$path.errors=$(col "$f" 6 | awk '{s += $1} END {print s + 0}')"
+  for k in n1 n2 stc sts; do
+    if (( reqs > 0 )); then
+      result "lat.$path.cpu_us_per_req.$k=$(calc %.1f "$(tick_sum "$f" "$k") * 1e6 / $CLK_TCK / $reqs")"
+    else
+      result "lat.$path.cpu_us_per_req.$k=nan"
+    fi
+  done
+done
+for q in p50 p90 p99; do
+  # Added latency per round (same round, same noise), then the median over rounds.
+  i=$(( ${q#p} == 50 ? 1 : ( ${q#p} == 90 ? 2 : 3 ) ))
+  result "lat.added.mesh.${q}_us=$(paste -d' ' <(col "$T/lat.mesh" "$i") <(col "$T/lat.direct" "$i") | awk '{print $1 - $2}' | median)"
+  result "lat.added.stunnel.${q}_us=$(paste -d' ' <(col "$T/lat.stunnel" "$i") <(col "$T/lat.direct" "$i") | awk '{print $1 - $2}' | median)"
+done
+
+# ---- 3. bulk throughput ----------------------------------------------------------------------
+declare -A TP_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p)
+declare -A TP_HOST=([direct]="$IP_SP -p 5201" [mesh]="$IP_SM -p 5201" [stunnel]="127.0.0.1 -p 25221")
+say "== throughput: iperf3 1 stream, ${TP_RUNS} x ${TP_SECS}s per path"
+for i in $(seq 1 "$TP_RUNS"); do
+  for path in direct mesh stunnel; do
+    declare -A t0=()
+    for k in "${!CPU_PIDS[@]}"; do t0[$k]=$(cputicks "${CPU_PIDS[$k]}"); done
+    # shellcheck disable=SC2086  # TP_HOST holds "HOST -p PORT"
+    nsx_exec "${TP_POD[$path]}" timeout $((TP_SECS + 20)) iperf3 -c ${TP_HOST[$path]} -t "$TP_SECS" -J \
+      >"$T/iperf-$path-$i.json" 2>&1
+    line=$($PY - "$T/iperf-$path-$i.json" <<'EOF'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))["end"]["sum_received"]
+    print("%d %.6f" % (s["bytes"], s["seconds"]))
+except Exception:
+    print("0 0")
+EOF
+)
+    bytes=${line% *} secs=${line#* }
+    if [[ $bytes == 0 ]]; then say "   $path run $i: iperf3 failed: $(head -c 300 "$T/iperf-$path-$i.json")"; continue; fi
+    gbps=$(calc %.2f "$bytes * 8 / $secs / 1e9")
+    desc=""
+    for k in n1 n2 stc sts; do
+      dt=$(( $(cputicks "${CPU_PIDS[$k]}") - ${t0[$k]} ))
+      { calc %.3f "($dt / $CLK_TCK) / ($bytes / 1e9)"; echo; } >>"$T/tp.$path.$k"
+      desc+=" $k=$(calc %.2f "$dt / $CLK_TCK")s"
+    done
+    echo "$gbps" >>"$T/tp.$path"
+    say "   $path run $i: $gbps Gbps; CPU$desc"
+  done
+done
+for path in direct mesh stunnel; do
+  result "tp.$path.gbps=$(median <"$T/tp.$path" 2>/dev/null || echo nan)"
+  result "tp.$path.gbps_range=$(range <"$T/tp.$path" 2>/dev/null || echo nan)"
+  for k in n1 n2 stc sts; do result "tp.$path.cpu_s_per_gb.$k=$(median <"$T/tp.$path.$k" 2>/dev/null || echo nan)"; done
+done
+
+# ---- summary ---------------------------------------------------------------------------------
+LOAD_END=$(loadavg)
+result "load.start=$LOAD_START"; result "load.end=$LOAD_END"
+row() { printf '%-34s %9s %9s %9s %9s %10s\n' "$@"; }
+echo
+echo "=== node-mode benchmark ($(nproc) vCPU; load avg at start $LOAD_START, at end $LOAD_END;"
+echo "    ztunnel PROXY_MODE=shared, $WORKERS workers, RUST_LOG=${NODE_BENCH_LOG:-info}; MTU $MTU; took $(( $(date +%s) - RUN_T0 ))s)"
+echo
+echo "1. fixed rate: wrk -t1 -c10 + 10 ms delay (~1000 rps), 1 KiB responses, keep-alive, cross-node;"
+echo "   ${ROUNDS} x ${LAT_SECS}s per path, interleaved; median over rounds (µs) [range]"
+row "path" "rps" "P50" "P90" "P99" "errors"
+for path in direct mesh stunnel; do
+  name=$path; [[ $path == mesh ]] && name="two node ztunnels (HBONE)"; [[ $path == stunnel ]] && name="stunnel pair (mTLS)"
+  row "$name" "$(val "lat.$path.rps")" "$(val "lat.$path.p50_us")" "$(val "lat.$path.p90_us")" "$(val "lat.$path.p99_us")" "$(val "lat.$path.errors")"
+  row "" "" "[$(val "lat.$path.p50_range")]" "[$(val "lat.$path.p90_range")]" "[$(val "lat.$path.p99_range")]" ""
+done
+row "added by the two ztunnels" "" "+$(val lat.added.mesh.p50_us)" "+$(val lat.added.mesh.p90_us)" "+$(val lat.added.mesh.p99_us)" ""
+row "added by the stunnel pair" "" "+$(val lat.added.stunnel.p50_us)" "+$(val lat.added.stunnel.p90_us)" "+$(val lat.added.stunnel.p99_us)" ""
+row "upstream Istio 1.22 (two ztunnels)" "" "-" "+170" "+200" ""
+echo "   CPU per request (utime+stime over all rounds / requests completed; upstream ~60 µs, target < 30):"
+echo "     ztunnel node 1 (client side): $(val lat.mesh.cpu_us_per_req.n1) µs   ztunnel node 2 (server side): $(val lat.mesh.cpu_us_per_req.n2) µs"
+echo "     stunnel client: $(val lat.stunnel.cpu_us_per_req.stc) µs   stunnel server: $(val lat.stunnel.cpu_us_per_req.sts) µs"
+echo "     (ztunnels while only direct traffic ran: n1 $(val lat.direct.cpu_us_per_req.n1), n2 $(val lat.direct.cpu_us_per_req.n2) µs per direct request = idle cost)"
+echo
+echo "2. idle tunnelled connections, cli-m (node 1) -> srv-m:8080 (node 2), held ${HOLD_SECS}s:"
+echo "   requested $CONNS, opened $(val idle.opened) (each carried a request), answered a 2nd request after the hold: $(val idle.alive_after_hold)"
+row "ztunnel" "before" "holding" "after" "KiB/conn" "fds held"
+row "node 1 (client side), RSS kB" "$(val idle.n1.rss_kb.before)" "$(val idle.n1.rss_kb.holding)" "$(val idle.n1.rss_kb.after)" "$(val idle.n1.kib_per_conn)" "$(val idle.n1.fds.holding)"
+row "node 2 (server side), RSS kB" "$(val idle.n2.rss_kb.before)" "$(val idle.n2.rss_kb.holding)" "$(val idle.n2.rss_kb.after)" "$(val idle.n2.kib_per_conn)" "$(val idle.n2.fds.holding)"
+echo "   target: <= 32 KiB per connection"
+echo
+echo "3. bulk throughput, iperf3 1 stream, ${TP_RUNS} x ${TP_SECS}s per path: median Gbps [range], CPU-s per GB (median)"
+row "path" "Gbps" "range" "client" "server" ""
+row "direct" "$(val tp.direct.gbps)" "$(val tp.direct.gbps_range)" "-" "-" ""
+row "two node ztunnels (HBONE)" "$(val tp.mesh.gbps)" "$(val tp.mesh.gbps_range)" "$(val tp.mesh.cpu_s_per_gb.n1)" "$(val tp.mesh.cpu_s_per_gb.n2)" ""
+row "stunnel pair (mTLS)" "$(val tp.stunnel.gbps)" "$(val tp.stunnel.gbps_range)" "$(val tp.stunnel.cpu_s_per_gb.stc)" "$(val tp.stunnel.cpu_s_per_gb.sts)" ""
+
+rc=0
+[[ $(val idle.opened) == "$CONNS" && $(val idle.alive_after_hold) == "$CONNS" ]] || { echo "NOTE: not every idle connection succeeded"; rc=1; }
+for path in direct mesh stunnel; do
+  [[ $(val "lat.$path.requests") != 0 && $(val "lat.$path.errors") == 0 ]] || { echo "NOTE: latency path $path had errors or no requests"; rc=1; }
+  [[ $(val "tp.$path.gbps") != nan ]] || { echo "NOTE: throughput path $path failed"; rc=1; }
+done
+if [[ -n ${NODE_BENCH_OUT:-} ]]; then
+  mkdir -p "$NODE_BENCH_OUT" && cp "$T"/results.txt "$T"/*.log "$T"/lat.* "$NODE_BENCH_OUT/" 2>/dev/null
+  echo "results.txt and logs copied to $NODE_BENCH_OUT"
+elif [[ $rc != 0 ]]; then
+  NSX_KEEP_TMP=1; echo "logs kept in $T"
+fi
+exit $rc

@@ -1,0 +1,167 @@
+// The Kubernetes-style objects the control plane understands, after parsing and before
+// compilation: a faithful, typed copy of the fields we use and nothing else. Parsing
+// (k8s_loader.h) checks types and formats; meaning (ambient enrolment, waypoints, service
+// selection, policy translation) is the compiler's job (compiler.h). Keeping the two apart lets
+// a future xDS server re-run only the compiler when one object changes.
+//
+// Threading: plain values; a ResourceSet is built once per directory scan and then read-only.
+// Invariants: every object has a non-empty name and namespace (defaulted to "default" like
+// kubectl for namespaced kinds); IPs are canonical (ztunnel::parse_ip).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ztunnel/model.h"
+
+namespace controlplane {
+
+using Labels = std::map<std::string, std::string>;
+
+// Well-known labels and values (Istio / Gateway API spellings).
+inline constexpr std::string_view kDataplaneModeLabel = "istio.io/dataplane-mode";
+inline constexpr std::string_view kDataplaneModeAmbient = "ambient";
+inline constexpr std::string_view kDataplaneModeNone = "none";
+inline constexpr std::string_view kUseWaypointLabel = "istio.io/use-waypoint";
+inline constexpr std::string_view kUseWaypointNamespaceLabel = "istio.io/use-waypoint-namespace";
+inline constexpr std::string_view kWaypointForLabel = "istio.io/waypoint-for";
+inline constexpr std::string_view kGatewayNameLabel = "gateway.networking.k8s.io/gateway-name";
+inline constexpr std::string_view kWaypointGatewayClass = "istio-waypoint";
+
+// Where an object came from, for diagnostics.
+struct SourceRef {
+  std::string file;
+  std::string object;  // "Pod demo/web-1"
+};
+
+struct OwnerReference {
+  std::string kind;
+  std::string name;
+  bool controller = false;
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string ns;  // empty only for cluster-scoped kinds (Namespace)
+  std::string uid;
+  Labels labels;
+  Labels annotations;
+  std::vector<OwnerReference> owners;
+  bool deleting = false;  // metadata.deletionTimestamp set
+};
+
+struct NamespaceObject {
+  ObjectMeta meta;
+  SourceRef src;
+};
+
+struct ServiceAccountObject {
+  ObjectMeta meta;
+  SourceRef src;
+};
+
+struct ContainerPort {
+  std::string name;
+  uint16_t port = 0;
+};
+
+struct PodObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::string service_account{ztunnel::kDefaultServiceAccount};
+  std::string node_name;
+  bool host_network = false;
+  std::vector<ContainerPort> ports;  // every container's ports, for named targetPorts
+  std::vector<ztunnel::IpAddr> ips;  // status.podIPs, else status.podIP; may be empty
+  std::string phase;                 // status.phase ("" when not given)
+  bool ready = true;                 // false only when a Ready condition says "False"
+};
+
+// networking.istio.io WorkloadEntry: a VM or external endpoint as a workload.
+struct WorkloadEntryObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::optional<ztunnel::IpAddr> address;   // spec.address when it is an IP
+  std::string hostname;                     // spec.address when it is not
+  Labels labels;                            // spec.labels merged over metadata.labels
+  std::string service_account{ztunnel::kDefaultServiceAccount};
+  std::string network;
+  std::map<std::string, uint16_t> ports;    // spec.ports: name -> number
+  uint32_t weight = 0;                      // 0 = unset
+  ztunnel::Locality locality;
+};
+
+struct ServicePort {
+  std::string name;
+  uint16_t port = 0;
+  uint16_t target_port = 0;       // numeric targetPort (defaults to port); 0 when named
+  std::string target_port_name;   // named targetPort, resolved per workload
+};
+
+struct ServiceObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::optional<Labels> selector;  // nullopt: selects nothing (endpoints managed elsewhere)
+  std::vector<ServicePort> ports;  // TCP ports only
+  std::vector<ztunnel::IpAddr> cluster_ips;  // empty for headless / unassigned
+  bool external_name = false;
+};
+
+// gateway.networking.k8s.io Gateway (only waypoints matter here).
+struct GatewayObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::string class_name;
+  uint16_t hbone_port = ztunnel::kDefaultHboneMtlsPort;  // the HBONE listener's port
+  std::vector<ztunnel::IpAddr> addresses;                // status.addresses (IP type)
+};
+
+// security.istio.io AuthorizationPolicy, as written. Values stay strings (that is what the
+// API says, e.g. ports are strings); the translator validates them, so it can decide per rule
+// what an unusable value means for safety.
+struct PolicySource {
+  std::map<std::string, std::vector<std::string>> fields;  // "principals" -> values, ...
+};
+struct PolicyOperation {
+  std::map<std::string, std::vector<std::string>> fields;  // "ports" -> values, ...
+};
+struct PolicyCondition {
+  std::string key;
+  std::vector<std::string> values;
+  std::vector<std::string> not_values;
+};
+struct PolicyRule {
+  std::vector<PolicySource> from;
+  std::vector<PolicyOperation> to;
+  std::vector<PolicyCondition> when;
+};
+
+struct AuthorizationPolicyObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::optional<Labels> selector;  // spec.selector.matchLabels ({} when selector is empty)
+  bool has_target_ref = false;     // targetRef/targetRefs: bound to a waypoint, not ztunnel
+  std::string action = "ALLOW";    // ALLOW | DENY | AUDIT | CUSTOM
+  std::vector<PolicyRule> rules;
+};
+
+// Everything read from one directory scan.
+struct ResourceSet {
+  std::vector<NamespaceObject> namespaces;
+  std::vector<ServiceAccountObject> service_accounts;
+  std::vector<PodObject> pods;
+  std::vector<WorkloadEntryObject> workload_entries;
+  std::vector<ServiceObject> services;
+  std::vector<GatewayObject> gateways;
+  std::vector<AuthorizationPolicyObject> policies;
+
+  size_t size() const {
+    return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() +
+           services.size() + gateways.size() + policies.size();
+  }
+};
+
+}  // namespace controlplane
