@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build build-asan build-fuzz test test-unit test-asan fuzz-smoke demo bench format tidy clean
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -16,12 +16,9 @@ build-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 
-build-fuzz:
-	cmake --preset fuzz >/dev/null
-	cmake --build --preset fuzz -j $(JOBS) --target fuzzers
-
-# Everything CI runs: unit + interop + netns end-to-end under the release build, the unit and
-# interop suites again under ASan+UBSan, and a short libFuzzer smoke of every target.
+# Everything CI runs: every suite (unit, interop, netns end-to-end) under the release build, all
+# of them again under ASan+UBSan (clang; the same build also holds the libFuzzer targets), and a
+# short libFuzzer smoke of every target.
 test: deps
 	$(MAKE) build
 	cd build && ctest --output-on-failure --timeout 900
@@ -35,8 +32,8 @@ test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure --timeout 900
 
-fuzz-smoke: build-fuzz
-	bash scripts/fuzz-smoke.sh build-fuzz/bin 20
+fuzz-smoke: build-asan
+	bash scripts/fuzz-smoke.sh build-asan/bin 20
 
 # The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
 # dedicated-mode tunnel demo (two pods, wire capture) runs after it.
@@ -57,4 +54,4 @@ tidy:
 	run-clang-tidy -p build common hbone ztunnel
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan

@@ -8,8 +8,10 @@
 #      -c10 with a 10 ms Lua delay) for direct / two ztunnels / stunnel pair: P50/P90/P99,
 #      the latency the ztunnels add, and CPU-µs per request of EACH ztunnel process;
 #   2. 10,000 concurrent idle tunnelled connections (bench/node_tool.c hold): every one
-#      carries a request end to end, is held idle, then carries a second request; RSS of each
-#      ztunnel before / while holding / after release, and RSS per connection;
+#      carries a request end to end, is held idle, then carries a second request and stays
+#      open 5 s more; RSS of each ztunnel before, while holding (after 1 request each), after
+#      the 2nd request, after release, RSS per connection, CPU per connection set-up; the
+#      whole cycle runs twice (is memory reused or does it climb?);
 #   3. bulk pod->pod throughput (iperf3, 1 stream): direct / two ztunnels / stunnel pair, Gbps
 #      and CPU-s per GB per proxy process.
 #
@@ -24,7 +26,8 @@
 #   paths exist at once and the runs are interleaved round by round (noise hits all alike).
 #
 # Knobs (env): NODE_BENCH_ROUNDS (3) x NODE_BENCH_LAT_SECS (10) latency runs per path,
-# NODE_BENCH_CONNS (10000) NODE_BENCH_HOLD_SECS (10), NODE_BENCH_TP_RUNS (3) x
+# NODE_BENCH_CONNS (10000; 0 skips) NODE_BENCH_HOLD_SECS (10) NODE_BENCH_HOLD_REPEAT (2),
+# NODE_BENCH_TP_RUNS (3; 0 skips) x
 # NODE_BENCH_TP_SECS (5), NODE_BENCH_WORKERS (2: ztunnel worker threads, upstream's default),
 # NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_MTU (65000, like bench/lib.sh;
 # 1500 for a pod-like wire), NODE_BENCH_WAIT_LOAD (unset: do not wait; e.g. 1.5 = wait up to
@@ -62,6 +65,9 @@ die() { say "node_run: $*"; NSX_KEEP_TMP=1; say "logs kept in ${T:-?}"; exit 1; 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# mark_hwm PHASE — record both ztunnels' peak RSS so far (tells which phase set the peak).
+mark_hwm() { result "hwm.$1.n1_kb=$(hwm_kb "$ZT1")"; result "hwm.$1.n2_kb=$(hwm_kb "$ZT2")"; say "   peak RSS (VmHWM) so far after $1: n1 $(hwm_kb "$ZT1") kB, n2 $(hwm_kb "$ZT2") kB"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%s-%s", lo, hi; else print "nan"}'; }
@@ -251,43 +257,71 @@ say "node_run: topology ready in $(( $(date +%s) - RUN_T0 ))s; load $(loadavg); 
 
 # ---- 2. idle tunnelled connections -----------------------------------------------------------
 # Run first, on fresh ztunnels, so memory freed by the other phases cannot be reused by the
-# held connections and hide their cost.
-say "== idle connections: $CONNS through the ztunnels, held ${HOLD_SECS}s"
-sleep 1
-r1_0=$(rss_kb "$ZT1") r2_0=$(rss_kb "$ZT2") f1_0=$(fd_count "$ZT1") f2_0=$(fd_count "$ZT2")
-nsx_bg cli-m "$T/hold.log" "$TOOL" hold "$IP_SM:8080" "$CONNS" "$HOLD_SECS" 200
-HOLD_PID=$NSX_LAST_PID
-wait_for_file_match "$T/hold.log" '^OPEN ' 100 || die "hold client never finished opening: $(tail -n 3 "$T/hold.log")"
-open_line=$(grep '^OPEN ' "$T/hold.log")
-# Sample a few times while held; keep the largest (RSS settles once every stream is set up).
-r1_h=0 r2_h=0 f1_h=0 f2_h=0
-for _ in $(seq 1 $(( HOLD_SECS > 4 ? 4 : 1 ))); do
-  sleep $(( HOLD_SECS > 4 ? HOLD_SECS / 5 : 1 ))
-  v=$(rss_kb "$ZT1"); (( v > r1_h )) && r1_h=$v
-  v=$(rss_kb "$ZT2"); (( v > r2_h )) && r2_h=$v
-  v=$(fd_count "$ZT1"); (( v > f1_h )) && f1_h=$v
-  v=$(fd_count "$ZT2"); (( v > f2_h )) && f2_h=$v
-done
-for _ in $(seq 1 900); do nsx_alive "$HOLD_PID" || break; sleep 0.1; done
-nsx_alive "$HOLD_PID" && { nsx_stop "$HOLD_PID" 2; say "hold client did not finish in time"; }
-wait "$HOLD_PID" 2>/dev/null
-check_line=$(grep '^CHECK ' "$T/hold.log" || echo "CHECK alive=0 (no result)")
-sleep 2
-r1_a=$(rss_kb "$ZT1") r2_a=$(rss_kb "$ZT2")
-opened=$(sed -nE 's/.*OPEN ok=([0-9]+).*/\1/p' <<<"$open_line")
-alive=$(sed -nE 's/.*alive=([0-9]+).*/\1/p' <<<"$check_line")
-say "   $open_line"
-say "   $check_line"
-say "   ztunnel n1: RSS ${r1_0} -> ${r1_h} kB (fds ${f1_0} -> ${f1_h}), ${r1_a} kB after release"
-say "   ztunnel n2: RSS ${r2_0} -> ${r2_h} kB (fds ${f2_0} -> ${f2_h}), ${r2_a} kB after release"
-result "idle.requested=$CONNS"
-result "idle.opened=${opened:-0}"
-result "idle.alive_after_hold=${alive:-0}"
-result "idle.n1.rss_kb.before=$r1_0"; result "idle.n1.rss_kb.holding=$r1_h"; result "idle.n1.rss_kb.after=$r1_a"
-result "idle.n2.rss_kb.before=$r2_0"; result "idle.n2.rss_kb.holding=$r2_h"; result "idle.n2.rss_kb.after=$r2_a"
-result "idle.n1.fds.holding=$f1_h"; result "idle.n2.fds.holding=$f2_h"
-result "idle.n1.kib_per_conn=$(calc %.2f "($r1_h - $r1_0) / $CONNS")"
-result "idle.n2.kib_per_conn=$(calc %.2f "($r2_h - $r2_0) / $CONNS")"
+# held connections and hide their cost. Repeated NODE_BENCH_HOLD_REPEAT (2) times: the
+# figures of round 1 are the result; later rounds show whether memory comes back (RSS after
+# release should not climb round after round).
+HOLD_REPEAT=${NODE_BENCH_HOLD_REPEAT:-2}
+# idle_round R — one open / hold / second request / linger / release cycle; results idle.rR.*
+idle_round() {
+  local r="$1" v k pid
+  local -A before=() held=() fds0=() fdsh=() second=() after=()
+  sleep 1
+  local -A c0=() copen=() second1=()
+  for k in n1 n2; do
+    pid=${CPU_PIDS[$k]}; before[$k]=$(rss_kb "$pid"); fds0[$k]=$(fd_count "$pid"); held[$k]=0; fdsh[$k]=0
+    c0[$k]=$(cputicks "$pid")
+  done
+  # The client lingers 5 s after the second request before closing everything.
+  nsx_bg cli-m "$T/hold-$r.log" "$TOOL" hold "$IP_SM:8080" "$CONNS" "$HOLD_SECS" 200 5
+  local hold_pid=$NSX_LAST_PID
+  wait_for_file_match "$T/hold-$r.log" '^OPEN ' 100 || die "hold client never finished opening: $(tail -n 3 "$T/hold-$r.log")"
+  for k in n1 n2; do copen[$k]=$(( $(cputicks "${CPU_PIDS[$k]}") - ${c0[$k]} )); done
+  # Sample a few times while held; keep the largest (RSS settles once every stream is set up).
+  local _
+  for _ in $(seq 1 $(( HOLD_SECS > 4 ? 4 : 1 ))); do
+    sleep $(( HOLD_SECS > 4 ? HOLD_SECS / 5 : 1 ))
+    for k in n1 n2; do
+      pid=${CPU_PIDS[$k]}
+      v=$(rss_kb "$pid"); (( v > ${held[$k]} )) && held[$k]=$v
+      v=$(fd_count "$pid"); (( v > ${fdsh[$k]} )) && fdsh[$k]=$v
+    done
+  done
+  # After the second request on every connection, at +1 s and +4 s (still open, idle).
+  wait_for_file_match "$T/hold-$r.log" '^CHECK ' 70 || say "   hold client: no CHECK line"
+  sleep 1
+  for k in n1 n2; do second1[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
+  sleep 3
+  for k in n1 n2; do second[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
+  for _ in $(seq 1 300); do nsx_alive "$hold_pid" || break; sleep 0.1; done
+  nsx_alive "$hold_pid" && { nsx_stop "$hold_pid" 2; say "   hold client did not finish in time"; }
+  wait "$hold_pid" 2>/dev/null
+  sleep 2
+  for k in n1 n2; do after[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
+  local open_line check_line
+  open_line=$(grep '^OPEN ' "$T/hold-$r.log")
+  check_line=$(grep '^CHECK ' "$T/hold-$r.log" || echo "CHECK alive=0 (no result)")
+  say "   round $r: $open_line"
+  say "   round $r: $check_line"
+  result "idle.r$r.opened=$(sed -nE 's/.*OPEN ok=([0-9]+).*/\1/p' <<<"$open_line")"
+  result "idle.r$r.open_secs=$(sed -nE 's/.* secs=([0-9.]+).*/\1/p' <<<"$open_line")"
+  result "idle.r$r.alive_after_hold=$(sed -nE 's/.*alive=([0-9]+).*/\1/p' <<<"$check_line")"
+  for k in n1 n2; do
+    say "   round $r: ztunnel $k RSS ${before[$k]} -> ${held[$k]} kB holding (fds ${fds0[$k]} -> ${fdsh[$k]}), ${second1[$k]} / ${second[$k]} kB 1 s / 4 s after a 2nd request on each, ${after[$k]} kB after release; CPU to open them $(calc %.1f "${copen[$k]} * 1e6 / $CLK_TCK / $CONNS") us per connection"
+    result "idle.r$r.$k.cpu_us_per_open=$(calc %.1f "${copen[$k]} * 1e6 / $CLK_TCK / $CONNS")"
+    result "idle.r$r.$k.rss_kb.second_1s=${second1[$k]}"
+    result "idle.r$r.$k.rss_kb.before=${before[$k]}"
+    result "idle.r$r.$k.rss_kb.holding=${held[$k]}"
+    result "idle.r$r.$k.rss_kb.second=${second[$k]}"
+    result "idle.r$r.$k.rss_kb.after=${after[$k]}"
+    result "idle.r$r.$k.fds.holding=${fdsh[$k]}"
+    result "idle.r$r.$k.kib_per_conn=$(calc %.2f "(${held[$k]} - ${before[$k]}) / $CONNS")"
+    result "idle.r$r.$k.kib_per_conn_second=$(calc %.2f "(${second[$k]} - ${before[$k]}) / $CONNS")"
+  done
+}
+declare -A CPU_PIDS=([n1]=$ZT1 [n2]=$ZT2 [stc]=$ST_C [sts]=$ST_S)
+say "== idle connections: $CONNS through the ztunnels, held ${HOLD_SECS}s, $HOLD_REPEAT round(s)"
+(( CONNS > 0 )) || HOLD_REPEAT=0   # NODE_BENCH_CONNS=0 skips this phase
+for r in $(seq 1 "$HOLD_REPEAT"); do idle_round "$r"; mark_hwm "idle$r"; done
 
 # ---- 1. latency at a fixed ~1000 requests/s ------------------------------------------------
 printf 'function delay()\n  return 10\nend\n' >"$T/delay10.lua"
@@ -295,7 +329,6 @@ printf 'function delay()\n  return 10\nend\n' >"$T/delay10.lua"
 to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1e6; else f = 1; printf "%.0f", n * f }'; }
 declare -A LAT_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p)
 declare -A LAT_URL=([direct]="http://$IP_SP:8080/1k" [mesh]="http://$IP_SM:8080/1k" [stunnel]="http://127.0.0.1:25321/1k")
-declare -A CPU_PIDS=([n1]=$ZT1 [n2]=$ZT2 [stc]=$ST_C [sts]=$ST_S)
 # lat_run PATH SECS OUT — one wrk run; appends "p50 p90 p99 reqs rps errors" + per-process
 # tick deltas "name=ticks" to $T/lat.PATH when OUT is "record".
 lat_run() {
@@ -328,6 +361,43 @@ for r in $(seq 1 "$ROUNDS"); do
   say "  round $r (load $(loadavg))"
   for path in direct mesh stunnel; do lat_run "$path" "$LAT_SECS" record; done
 done
+mark_hwm latency
+# NODE_BENCH_DIAG=1: one more mesh run under `perf record` (both ztunnels; top symbols in
+# perf-n1.txt / perf-n2.txt) and one under `strace -c -f` (syscalls per request in
+# strace-n1.txt / strace-n2.txt). Not part of the figures above; the tracers slow ztunnel.
+if [[ ${NODE_BENCH_DIAG:-0} == 1 ]]; then
+  if command -v perf >/dev/null 2>&1; then
+    for k in n1 n2; do
+      nsx_bg n1 "$T/perf-rec-$k.log" perf record -e cpu-clock -F 1999 -g -o "$T/perf-$k.data" -p "${CPU_PIDS[$k]}"
+      printf -v "PERF_$k" '%s' "$NSX_LAST_PID"
+    done
+    sleep 0.5
+    lat_run mesh "$LAT_SECS" diag
+    for k in n1 n2; do v="PERF_$k"; kill -INT "${!v}" 2>/dev/null; done
+    for k in n1 n2; do v="PERF_$k"; for _ in $(seq 1 100); do nsx_alive "${!v}" || break; sleep 0.1; done; done
+    for k in n1 n2; do
+      perf report -i "$T/perf-$k.data" --stdio --no-children -g none --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' | head -n 40 >"$T/perf-$k.txt"
+      perf report -i "$T/perf-$k.data" --stdio --no-children -g none --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -n 12 >"$T/perf-dso-$k.txt"
+      say "   perf $k (top by dso):"; sed 's/^/      /' "$T/perf-dso-$k.txt" >&2
+    done
+  fi
+  if command -v strace >/dev/null 2>&1; then
+    for k in n1 n2; do
+      nsx_bg n1 "$T/strace-$k.txt" strace -c -f -p "${CPU_PIDS[$k]}"
+      printf -v "STRACE_$k" '%s' "$NSX_LAST_PID"
+    done
+    sleep 0.5
+    out=$(nsx_exec cli-m timeout 20 wrk -t1 -c10 -d5s -s "$T/delay10.lua" "${LAT_URL[mesh]}" 2>&1)
+    sreqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    for k in n1 n2; do v="STRACE_$k"; kill -INT "${!v}" 2>/dev/null; done
+    sleep 1
+    for k in n1 n2; do
+      say "   strace $k: ${sreqs:-?} requests; calls per request by syscall:"
+      awk -v n="${sreqs:-1}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {printf "      %-16s %6.2f\n", $NF, $4 / n}' "$T/strace-$k.txt" | sort -k2 -gr | head -n 10 >&2
+    done
+  fi
+fi
+
 # col FILE N — column N of every run; tick_sum FILE NAME — sum of NAME=ticks over the runs.
 col() { awk -v c="$2" '{print $c}' "$1" 2>/dev/null; }
 tick_sum() { grep -o " $2=[0-9-]*" "$1" 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
@@ -391,15 +461,19 @@ EOF
     say "   $path run $i: $gbps Gbps; CPU$desc"
   done
 done
+mark_hwm throughput
 for path in direct mesh stunnel; do
-  result "tp.$path.gbps=$(median <"$T/tp.$path" 2>/dev/null || echo nan)"
-  result "tp.$path.gbps_range=$(range <"$T/tp.$path" 2>/dev/null || echo nan)"
-  for k in n1 n2 stc sts; do result "tp.$path.cpu_s_per_gb.$k=$(median <"$T/tp.$path.$k" 2>/dev/null || echo nan)"; done
+  [[ -s $T/tp.$path ]] || continue
+  result "tp.$path.gbps=$(median <"$T/tp.$path")"
+  result "tp.$path.gbps_range=$(range <"$T/tp.$path")"
+  for k in n1 n2 stc sts; do result "tp.$path.cpu_s_per_gb.$k=$(median <"$T/tp.$path.$k")"; done
 done
 
 # ---- summary ---------------------------------------------------------------------------------
 LOAD_END=$(loadavg)
 result "load.start=$LOAD_START"; result "load.end=$LOAD_END"
+result "end.n1.rss_kb=$(rss_kb "$ZT1")"; result "end.n2.rss_kb=$(rss_kb "$ZT2")"
+result "end.n1.hwm_kb=$(hwm_kb "$ZT1")"; result "end.n2.hwm_kb=$(hwm_kb "$ZT2")"
 row() { printf '%-34s %9s %9s %9s %9s %10s\n' "$@"; }
 echo
 echo "=== node-mode benchmark ($(nproc) vCPU; load avg at start $LOAD_START, at end $LOAD_END;"
@@ -421,12 +495,21 @@ echo "     ztunnel node 1 (client side): $(val lat.mesh.cpu_us_per_req.n1) µs  
 echo "     stunnel client: $(val lat.stunnel.cpu_us_per_req.stc) µs   stunnel server: $(val lat.stunnel.cpu_us_per_req.sts) µs"
 echo "     (ztunnels while only direct traffic ran: n1 $(val lat.direct.cpu_us_per_req.n1), n2 $(val lat.direct.cpu_us_per_req.n2) µs per direct request = idle cost)"
 echo
-echo "2. idle tunnelled connections, cli-m (node 1) -> srv-m:8080 (node 2), held ${HOLD_SECS}s:"
-echo "   requested $CONNS, opened $(val idle.opened) (each carried a request), answered a 2nd request after the hold: $(val idle.alive_after_hold)"
-row "ztunnel" "before" "holding" "after" "KiB/conn" "fds held"
-row "node 1 (client side), RSS kB" "$(val idle.n1.rss_kb.before)" "$(val idle.n1.rss_kb.holding)" "$(val idle.n1.rss_kb.after)" "$(val idle.n1.kib_per_conn)" "$(val idle.n1.fds.holding)"
-row "node 2 (server side), RSS kB" "$(val idle.n2.rss_kb.before)" "$(val idle.n2.rss_kb.holding)" "$(val idle.n2.rss_kb.after)" "$(val idle.n2.kib_per_conn)" "$(val idle.n2.fds.holding)"
-echo "   target: <= 32 KiB per connection"
+echo "2. idle tunnelled connections, cli-m (node 1) -> srv-m:8080 (node 2), held ${HOLD_SECS}s (round 1 of $HOLD_REPEAT):"
+echo "   requested $CONNS, opened $(val idle.r1.opened) (each carried a request), answered a 2nd request after the hold: $(val idle.r1.alive_after_hold)"
+echo "   opened in $(val idle.r1.open_secs) s; RSS in kB, KiB per connection = (RSS - before) / $CONNS"
+printf '%-24s %8s %9s %9s %10s %9s %9s %9s\n' "ztunnel" "before" "1 req" "KiB/conn" "2 reqs" "KiB/conn" "released" "µs/open"
+for k in n1 n2; do
+  name="node 1 (client side)"; [[ $k == n2 ]] && name="node 2 (server side)"
+  printf '%-24s %8s %9s %9s %10s %9s %9s %9s\n' "$name" "$(val "idle.r1.$k.rss_kb.before")" "$(val "idle.r1.$k.rss_kb.holding")" \
+    "$(val "idle.r1.$k.kib_per_conn")" "$(val "idle.r1.$k.rss_kb.second")" "$(val "idle.r1.$k.kib_per_conn_second")" \
+    "$(val "idle.r1.$k.rss_kb.after")" "$(val "idle.r1.$k.cpu_us_per_open")"
+done
+for r in $(seq 2 "$HOLD_REPEAT"); do
+  echo "   round $r: opened $(val "idle.r$r.opened") in $(val "idle.r$r.open_secs") s, alive $(val "idle.r$r.alive_after_hold"); RSS n1 $(val "idle.r$r.n1.rss_kb.before") -> $(val "idle.r$r.n1.rss_kb.holding") -> released $(val "idle.r$r.n1.rss_kb.after") kB, n2 $(val "idle.r$r.n2.rss_kb.before") -> $(val "idle.r$r.n2.rss_kb.holding") -> released $(val "idle.r$r.n2.rss_kb.after") kB"
+done
+echo "   fds held: n1 $(val idle.r1.n1.fds.holding), n2 $(val idle.r1.n2.fds.holding); target: <= 32 KiB per connection"
+echo "   RSS at the end of the whole run: n1 $(val end.n1.rss_kb) kB, n2 $(val end.n2.rss_kb) kB (VmHWM $(val end.n1.hwm_kb) / $(val end.n2.hwm_kb) kB)"
 echo
 echo "3. bulk throughput, iperf3 1 stream, ${TP_RUNS} x ${TP_SECS}s per path: median Gbps [range], CPU-s per GB (median)"
 row "path" "Gbps" "range" "client" "server" ""
@@ -435,13 +518,16 @@ row "two node ztunnels (HBONE)" "$(val tp.mesh.gbps)" "$(val tp.mesh.gbps_range)
 row "stunnel pair (mTLS)" "$(val tp.stunnel.gbps)" "$(val tp.stunnel.gbps_range)" "$(val tp.stunnel.cpu_s_per_gb.stc)" "$(val tp.stunnel.cpu_s_per_gb.sts)" ""
 
 rc=0
-[[ $(val idle.opened) == "$CONNS" && $(val idle.alive_after_hold) == "$CONNS" ]] || { echo "NOTE: not every idle connection succeeded"; rc=1; }
+for r in $(seq 1 "$HOLD_REPEAT"); do
+  [[ $(val "idle.r$r.opened") == "$CONNS" && $(val "idle.r$r.alive_after_hold") == "$CONNS" ]] \
+    || { echo "NOTE: not every idle connection succeeded in round $r"; rc=1; }
+done
 for path in direct mesh stunnel; do
   [[ $(val "lat.$path.requests") != 0 && $(val "lat.$path.errors") == 0 ]] || { echo "NOTE: latency path $path had errors or no requests"; rc=1; }
-  [[ $(val "tp.$path.gbps") != nan ]] || { echo "NOTE: throughput path $path failed"; rc=1; }
+  (( TP_RUNS == 0 )) || [[ $(val "tp.$path.gbps") != nan ]] || { echo "NOTE: throughput path $path failed"; rc=1; }
 done
 if [[ -n ${NODE_BENCH_OUT:-} ]]; then
-  mkdir -p "$NODE_BENCH_OUT" && cp "$T"/results.txt "$T"/*.log "$T"/lat.* "$NODE_BENCH_OUT/" 2>/dev/null
+  mkdir -p "$NODE_BENCH_OUT" && cp "$T"/results.txt "$T"/*.log "$T"/*.txt "$T"/lat.* "$NODE_BENCH_OUT/" 2>/dev/null
   echo "results.txt and logs copied to $NODE_BENCH_OUT"
 elif [[ $rc != 0 ]]; then
   NSX_KEEP_TMP=1; echo "logs kept in $T"

@@ -6,15 +6,17 @@
  *       so it costs a few µs per request and holds as many idle connections as RLIMIT_NOFILE
  *       allows (the caller raises it).
  *
- *   node_tool hold IP:PORT N HOLD_SECONDS [INFLIGHT]
+ *   node_tool hold IP:PORT N HOLD_SECONDS [INFLIGHT] [LINGER_SECONDS]
  *       Opens N TCP connections (at most INFLIGHT, default 200, still being set up at once),
  *       sends one GET on each and reads the full 1 KiB response, so a connection only counts
  *       as open once it has carried a request end to end (a local accept by a proxy is not
  *       enough). Prints "OPEN ok=.. failed=.. secs=.." and flushes, keeps every connection
  *       idle for HOLD_SECONDS while watching for any that the far side closes, then sends a
  *       second GET on every survivor and prints
- *       "CHECK alive=.. dropped_while_idle=.. failed_check=..". Exit 0 only when all N opened
- *       and all N answered the second request.
+ *       "CHECK alive=.. dropped_while_idle=.. failed_check=..", keeps the connections open
+ *       LINGER_SECONDS more (default 0; lets the caller sample memory after the second
+ *       request), then closes them all. Exit 0 only when all N opened and all N answered the
+ *       second request.
  *
  * Threading: none. Invariants: every phase has a deadline (open 90 s, check 60 s), so the
  * program always ends; every fd is closed before exit.
@@ -258,7 +260,7 @@ static int hconn_read(struct hconn *h) {
   }
 }
 
-static int run_hold(const char *addr, int total, double hold_s, int inflight_max) {
+static int run_hold(const char *addr, int total, double hold_s, int inflight_max, double linger_s) {
   struct sockaddr_in sa;
   if (parse_addr(addr, &sa)) { fprintf(stderr, "bad address %s\n", addr); return 2; }
   signal(SIGPIPE, SIG_IGN);
@@ -390,6 +392,10 @@ static int run_hold(const char *addr, int total, double hold_s, int inflight_max
   failed_check += waiting;
   printf("CHECK alive=%d dropped_while_idle=%d failed_check=%d\n", alive, dropped, failed_check);
   fflush(stdout);
+  if (linger_s > 0) {
+    struct timespec ts = {.tv_sec = (time_t)linger_s, .tv_nsec = (long)((linger_s - (double)(time_t)linger_s) * 1e9)};
+    nanosleep(&ts, NULL);
+  }
   for (int i = 0; i < total; i++)
     if (cs[i].fd >= 0) close(cs[i].fd);
   free(cs);
@@ -400,10 +406,11 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "serve") == 0) return run_server(argv[2]);
   if (argc >= 5 && strcmp(argv[1], "hold") == 0) {
     int inflight = argc >= 6 ? atoi(argv[5]) : 200;
-    return run_hold(argv[2], atoi(argv[3]), atof(argv[4]), inflight > 0 ? inflight : 200);
+    double linger = argc >= 7 ? atof(argv[6]) : 0;
+    return run_hold(argv[2], atoi(argv[3]), atof(argv[4]), inflight > 0 ? inflight : 200, linger);
   }
   fprintf(stderr,
           "usage: %s serve IP:PORT\n"
-          "       %s hold IP:PORT N HOLD_SECONDS [INFLIGHT]\n", argv[0], argv[0]);
+          "       %s hold IP:PORT N HOLD_SECONDS [INFLIGHT] [LINGER_SECONDS]\n", argv[0], argv[0]);
   return 2;
 }

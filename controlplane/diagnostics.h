@@ -26,9 +26,9 @@ std::string_view to_string(Severity s);  // "info" | "warning" | "error"
 
 struct Diagnostic {
   Severity severity = Severity::Error;
-  std::string file;     // path as it was read; may be empty for compiler-level findings
-  std::string object;   // "Kind ns/name" or "document N"
-  std::string field;    // dotted path inside the object; empty when about the whole object
+  std::string file;    // path as it was read; may be empty for compiler-level findings
+  std::string object;  // "Kind ns/name" or "document N"
+  std::string field;   // dotted path inside the object; empty when about the whole object
   std::string message;
 
   // "error: dir/pods.yaml: Pod demo/web-1: status.podIP: invalid IP address 'x'"

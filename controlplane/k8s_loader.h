@@ -28,14 +28,17 @@ namespace controlplane {
 inline constexpr size_t kMaxManifestBytes = 16 * 1024 * 1024;
 
 // Parses every document of one file's text into `out`. `file` is only used in diagnostics.
-void parse_manifests(std::string_view text, const std::string& file, ResourceSet& out,
-                     Diagnostics& diags);
+void parse_manifests(std::string_view text, const std::string& file, ResourceSet& out, Diagnostics& diags);
 
 // The files a directory scan reads: regular files directly in `dir` ending in .yaml, .yml or
 // .json, not hidden (editors' swap and backup files), sorted by name, minus `exclude`
 // (compared after canonicalisation; used to skip our own output file).
 common::Result<std::vector<std::string>> manifest_files(const std::string& dir,
                                                         const std::vector<std::string>& exclude = {});
+
+// Drops objects that repeat an earlier one's kind, namespace and name (first wins; the others
+// are reported as Errors).
+void remove_duplicates(ResourceSet& set, Diagnostics& diags);
 
 // Reads and parses every manifest file of `dir`, then drops duplicates (same kind, namespace
 // and name: the first one in file order wins, the others are Errors). Fails only when the

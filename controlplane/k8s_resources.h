@@ -84,28 +84,28 @@ struct PodObject {
 struct WorkloadEntryObject {
   ObjectMeta meta;
   SourceRef src;
-  std::optional<ztunnel::IpAddr> address;   // spec.address when it is an IP
-  std::string hostname;                     // spec.address when it is not
-  Labels labels;                            // spec.labels merged over metadata.labels
+  std::optional<ztunnel::IpAddr> address;  // spec.address when it is an IP
+  std::string hostname;                    // spec.address when it is not
+  Labels labels;                           // spec.labels merged over metadata.labels
   std::string service_account{ztunnel::kDefaultServiceAccount};
   std::string network;
-  std::map<std::string, uint16_t> ports;    // spec.ports: name -> number
-  uint32_t weight = 0;                      // 0 = unset
+  std::map<std::string, uint16_t> ports;  // spec.ports: name -> number
+  uint32_t weight = 0;                    // 0 = unset
   ztunnel::Locality locality;
 };
 
 struct ServicePort {
   std::string name;
   uint16_t port = 0;
-  uint16_t target_port = 0;       // numeric targetPort (defaults to port); 0 when named
-  std::string target_port_name;   // named targetPort, resolved per workload
+  uint16_t target_port = 0;      // numeric targetPort (defaults to port); 0 when named
+  std::string target_port_name;  // named targetPort, resolved per workload
 };
 
 struct ServiceObject {
   ObjectMeta meta;
   SourceRef src;
-  std::optional<Labels> selector;  // nullopt: selects nothing (endpoints managed elsewhere)
-  std::vector<ServicePort> ports;  // TCP ports only
+  std::optional<Labels> selector;            // nullopt: selects nothing (endpoints managed elsewhere)
+  std::vector<ServicePort> ports;            // TCP ports only
   std::vector<ztunnel::IpAddr> cluster_ips;  // empty for headless / unassigned
   bool external_name = false;
 };
@@ -159,8 +159,8 @@ struct ResourceSet {
   std::vector<AuthorizationPolicyObject> policies;
 
   size_t size() const {
-    return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() +
-           services.size() + gateways.size() + policies.size();
+    return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +
+           gateways.size() + policies.size();
   }
 };
 

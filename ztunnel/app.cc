@@ -116,7 +116,7 @@ class NodePlane : public Dataplane, public ZdsHandler {
  public:
   NodePlane(common::Runtime& rt, const Config& cfg, common::metrics::Registry& reg, common::SecretManager& secrets,
             common::Readiness& readiness, SnapshotConstSharedPtr snap)
-      : rt_(rt), cfg_(cfg), readiness_(readiness), manager_(rt, cfg, reg, secrets) {
+      : readiness_(readiness), manager_(rt, cfg, reg, secrets) {
     manager_.set_snapshot(std::move(snap));
     ZdsClientOptions opts;
     opts.socket_path = cfg.inpod_uds;
@@ -157,8 +157,6 @@ class NodePlane : public Dataplane, public ZdsHandler {
   }
 
  private:
-  common::Runtime& rt_;
-  const Config& cfg_;
   common::Readiness& readiness_;
   WorkloadManager manager_;
   std::unique_ptr<ZdsClient> zds_;

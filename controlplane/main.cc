@@ -1,0 +1,226 @@
+// controlplane: a small control plane for single-host meshes.
+//
+//   controlplane compile --dir DIR [--out FILE] [--watch] [--cluster-domain cluster.local]
+//                        [--cluster-id Kubernetes] [--trust-domain cluster.local]
+//                        [--root-namespace istio-system] [--network NAME] [--quiet]
+//
+// Compiles the Kubernetes-style YAML in DIR into upstream ztunnel's LOCAL_XDS_PATH format and
+// writes it to FILE (atomically) or stdout. With --watch it polls DIR every 500 ms and rewrites
+// FILE whenever the compiled result changes: a file-based control plane until the xDS server
+// exists. Findings about the input go to stderr; invalid objects are reported and left out,
+// and the command still succeeds (exit 0). Exit 1: DIR unreadable or FILE not writable;
+// exit 2: bad usage.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "controlplane/compiler.h"
+#include "controlplane/dir_watch.h"
+#include "controlplane/local_xds_writer.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop.store(true);
+}
+
+struct Args {
+  std::string dir;
+  std::string out;
+  bool watch = false;
+  bool quiet = false;
+  controlplane::CompileOptions options;
+};
+
+void usage(FILE* f) {
+  std::fputs(
+      "usage: controlplane compile --dir DIR [--out FILE] [--watch]\n"
+      "                            [--cluster-domain cluster.local] [--cluster-id Kubernetes]\n"
+      "                            [--trust-domain cluster.local] [--root-namespace istio-system]\n"
+      "                            [--network NAME] [--quiet]\n"
+      "\n"
+      "Compiles the Kubernetes-style YAML files in DIR (Namespace, Pod, WorkloadEntry, Service,\n"
+      "ServiceAccount, waypoint Gateway, AuthorizationPolicy) into ztunnel's LOCAL_XDS_PATH\n"
+      "format, written atomically to FILE (default: stdout). --watch (needs --out) recompiles\n"
+      "whenever DIR changes (polled every 500 ms). Findings go to stderr; --quiet hides the\n"
+      "informational ones.\n",
+      f);
+}
+
+// Returns 0 when parsed, else the exit code to use.
+int parse_args(int argc, char** argv, Args& a) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string_view cmd = argv[1];
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    usage(stdout);
+    return -1;
+  }
+  if (cmd != "compile") {
+    std::fprintf(stderr, "controlplane: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+  }
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "controlplane: %s needs a value\n", argv[i]);
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (arg == "--dir") {
+      ok = value(a.dir);
+    } else if (arg == "--out") {
+      ok = value(a.out);
+    } else if (arg == "--cluster-domain") {
+      ok = value(a.options.cluster_domain);
+    } else if (arg == "--cluster-id") {
+      ok = value(a.options.cluster_id);
+    } else if (arg == "--trust-domain") {
+      ok = value(a.options.trust_domain);
+    } else if (arg == "--root-namespace") {
+      ok = value(a.options.root_namespace);
+    } else if (arg == "--network") {
+      ok = value(a.options.network);
+    } else if (arg == "--watch") {
+      a.watch = true;
+    } else if (arg == "--quiet") {
+      a.quiet = true;
+    } else if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return -1;
+    } else {
+      std::fprintf(stderr, "controlplane: unknown option '%s'\n", argv[i]);
+      ok = false;
+    }
+    if (!ok) {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (a.dir.empty()) {
+    std::fputs("controlplane: --dir is required\n", stderr);
+    return 2;
+  }
+  if (a.watch && a.out.empty()) {
+    std::fputs("controlplane: --watch needs --out FILE\n", stderr);
+    return 2;
+  }
+  if (a.options.network.find('/') != std::string::npos) {
+    std::fputs("controlplane: --network must not contain '/'\n", stderr);
+    return 2;
+  }
+  for (const std::string* v :
+       {&a.options.cluster_domain, &a.options.cluster_id, &a.options.trust_domain, &a.options.root_namespace}) {
+    if (v->empty()) {
+      std::fputs("controlplane: option values must not be empty\n", stderr);
+      return 2;
+    }
+  }
+  return 0;
+}
+
+// One compile-and-publish. `last` holds the bytes last written, so an unchanged result is not
+// rewritten (a watching ztunnel would otherwise reload for nothing). Returns false on a fatal
+// error (directory unreadable, output not writable).
+bool compile_once(const Args& a, std::string& last) {
+  const std::vector<std::string> exclude = a.out.empty() ? std::vector<std::string>{} : std::vector<std::string>{a.out};
+  auto state = controlplane::compile_directory(a.dir, a.options, exclude);
+  if (!state) {
+    std::fprintf(stderr, "controlplane: %s\n", state.error().c_str());
+    return false;
+  }
+  for (const auto& d : state->diagnostics) {
+    if (a.quiet && d.severity == controlplane::Severity::Info) continue;
+    std::fprintf(stderr, "%s\n", d.to_string().c_str());
+  }
+  const auto& cfg = state->config;
+  const std::string yaml = controlplane::to_local_xds_yaml(
+      cfg, "Generated by `controlplane compile --dir " + a.dir +
+               "`; do not edit.\nFormat: ztunnel LOCAL_XDS_PATH (workloads, services, policies).");
+  const size_t errors = controlplane::count(state->diagnostics, controlplane::Severity::Error);
+  const size_t warnings = controlplane::count(state->diagnostics, controlplane::Severity::Warning);
+  std::string where = a.out.empty() ? "stdout" : a.out;
+  if (a.out.empty()) {
+    std::fwrite(yaml.data(), 1, yaml.size(), stdout);
+    std::fflush(stdout);
+  } else if (yaml != last) {
+    auto st = controlplane::write_file_atomically(a.out, yaml);
+    if (!st) {
+      std::fprintf(stderr, "controlplane: %s\n", st.error().c_str());
+      return false;
+    }
+  } else {
+    where += " (unchanged)";
+  }
+  last = yaml;
+  std::fprintf(stderr,
+               "controlplane: compiled %zu workloads, %zu services, %zu policies from %s "
+               "(%zu errors, %zu warnings) -> %s\n",
+               cfg.workloads.size(), cfg.services.size(), cfg.policies.size(), a.dir.c_str(), errors, warnings,
+               where.c_str());
+  return true;
+}
+
+int watch(const Args& a) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  const std::vector<std::string> exclude{a.out};
+  std::string last;
+  controlplane::DirFingerprint prev;
+  bool have_prev = false;
+  std::string last_error;
+  while (!g_stop.load()) {
+    auto fp = controlplane::fingerprint(a.dir, exclude);
+    if (!fp) {
+      // The directory may be recreated (e.g. a demo replacing it); keep polling, say it once.
+      if (fp.error() != last_error) std::fprintf(stderr, "controlplane: %s\n", fp.error().c_str());
+      last_error = fp.error();
+      have_prev = false;
+    } else if (!have_prev || *fp != prev) {
+      last_error.clear();
+      prev = std::move(*fp);
+      have_prev = true;
+      if (!compile_once(a, last)) {
+        // Output not writable: retry on the next change rather than exit, but make sure the
+        // next poll tries again even without a change.
+        have_prev = false;
+      }
+    }
+    for (int i = 0; i < 5 && !g_stop.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  std::fputs("controlplane: stopped\n", stderr);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  const int rc = parse_args(argc, argv, a);
+  if (rc == -1) return 0;
+  if (rc != 0) return rc;
+  if (a.watch) return watch(a);
+  std::string last;
+  return compile_once(a, last) ? 0 : 1;
+}
