@@ -271,11 +271,31 @@ idle_round() {
     pid=${CPU_PIDS[$k]}; before[$k]=$(rss_kb "$pid"); fds0[$k]=$(fd_count "$pid"); held[$k]=0; fdsh[$k]=0
     c0[$k]=$(cputicks "$pid")
   done
+  local tw_c tw_s
+  tw_c=$(nsx_exec cli-m ss -Htan state time-wait | wc -l)
+  tw_s=$(nsx_exec srv-m ss -Htan state time-wait | wc -l)
+  say "   round $r: TIME_WAIT sockets before: cli-m $tw_c, srv-m $tw_s"
+  result "idle.r$r.time_wait.cli_m=$tw_c"; result "idle.r$r.time_wait.srv_m=$tw_s"
+  local -A perfpid=()
+  if [[ ${NODE_BENCH_DIAG:-0} == 1 ]] && command -v perf >/dev/null 2>&1; then
+    for k in n1 n2; do
+      nsx_bg n1 "$T/perf-open$r-rec-$k.log" perf record -e cpu-clock -F 999 -g -o "$T/perf-open$r-$k.data" -p "${CPU_PIDS[$k]}"
+      perfpid[$k]=$NSX_LAST_PID
+    done
+    sleep 0.5
+  fi
   # The client lingers 5 s after the second request before closing everything.
   nsx_bg cli-m "$T/hold-$r.log" "$TOOL" hold "$IP_SM:8080" "$CONNS" "$HOLD_SECS" 200 5
   local hold_pid=$NSX_LAST_PID
   wait_for_file_match "$T/hold-$r.log" '^OPEN ' 100 || die "hold client never finished opening: $(tail -n 3 "$T/hold-$r.log")"
   for k in n1 n2; do copen[$k]=$(( $(cputicks "${CPU_PIDS[$k]}") - ${c0[$k]} )); done
+  for k in "${!perfpid[@]}"; do kill -INT "${perfpid[$k]}" 2>/dev/null; done
+  for k in "${!perfpid[@]}"; do
+    for _ in $(seq 1 50); do nsx_alive "${perfpid[$k]}" || break; sleep 0.1; done
+    perf report -i "$T/perf-open$r-$k.data" --stdio --no-children -g none --sort dso,sym 2>/dev/null \
+      | grep -E '^ +[0-9]' | head -n 40 >"$T/perf-open$r-$k.txt"
+    say "   round $r: perf $k while opening (top 8):"; head -n 8 "$T/perf-open$r-$k.txt" | cut -c1-150 | sed 's/^/      /' >&2
+  done
   # Sample a few times while held; keep the largest (RSS settles once every stream is set up).
   local _
   for _ in $(seq 1 $(( HOLD_SECS > 4 ? 4 : 1 ))); do

@@ -1,6 +1,7 @@
 #include "hbone/tls_socket.h"
 
 #include <openssl/err.h>
+#include <csignal>
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,9 +15,21 @@ using asio::ip::tcp;
 
 namespace {
 constexpr size_t kReadAhead = 256 * 1024;
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer has gone;
+// the default action would kill the whole proxy for one dead connection. Ignore it once,
+// process-wide (errors still come back as EPIPE).
+void ignore_sigpipe_once() {
+  static const bool done = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)done;
 }
+}  // namespace
 
 TlsSocket::TlsSocket(tcp::socket socket, SSL_CTX* ctx) : sock_(std::move(socket)) {
+  ignore_sigpipe_once();
   boost::system::error_code ec;
   sock_.non_blocking(true, ec);
   ssl_ = SSL_new(ctx);

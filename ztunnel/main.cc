@@ -1,4 +1,5 @@
 // ztunnel entry point: configuration comes from the environment (upstream's variable names).
+#include <csignal>
 #include <cstdio>
 
 #include "common/log.h"
@@ -6,6 +7,8 @@
 #include "ztunnel/config.h"
 
 int main() {
+  // A peer that vanishes must cost one connection, never the process.
+  std::signal(SIGPIPE, SIG_IGN);
   auto cfg = ztunnel::load_config_from_process();
   if (!cfg) {
     std::fprintf(stderr, "ztunnel: invalid configuration: %s\n", cfg.error().c_str());
