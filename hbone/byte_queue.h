@@ -16,7 +16,9 @@ namespace hbone {
 
 class ByteQueue {
  public:
-  explicit ByteQueue(size_t block_size = 64 * 1024) : block_size_(block_size) {}
+  // Blocks are sized to what is being written (at least `min_block`), so a 1 KiB request does
+  // not pin 64 KiB, and are left uninitialised (no memset of memory about to be overwritten).
+  explicit ByteQueue(size_t min_block = 4 * 1024) : min_block_(min_block) {}
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -35,8 +37,8 @@ class ByteQueue {
   // Writable space at the tail (at most `want` bytes, at least 1 when want > 0).
   std::span<uint8_t> prepare(size_t want) {
     if (blocks_.empty() || blocks_.back().end == blocks_.back().cap) {
-      size_t cap = want > block_size_ ? want : block_size_;
-      blocks_.push_back(Block{std::make_unique<uint8_t[]>(cap), cap, 0, 0});
+      size_t cap = want > min_block_ ? want : min_block_;
+      blocks_.push_back(Block{std::unique_ptr<uint8_t[]>(new uint8_t[cap]), cap, 0, 0});
     }
     Block& b = blocks_.back();
     size_t room = b.cap - b.end;
@@ -92,7 +94,7 @@ class ByteQueue {
   };
   std::deque<Block> blocks_;
   size_t size_ = 0;
-  size_t block_size_;
+  size_t min_block_;
 };
 
 }  // namespace hbone

@@ -87,6 +87,9 @@ asio::awaitable<std::pair<boost::system::error_code, size_t>> TlsSocket::read_so
       int rv = SSL_read_ex(ssl_, out.data() + total, out.size() - total, &n);
       if (rv == 1) {
         total += n;
+        // Nothing more buffered in OpenSSL: return now rather than paying a read(2) that
+        // would only say EAGAIN.
+        if (!SSL_has_pending(ssl_)) co_return R{{}, total};
         continue;
       }
       int err = SSL_get_error(ssl_, rv);

@@ -45,8 +45,12 @@ Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
                                          shared->cfg.pool_unused_release_timeout)) {}
 
 void Proxy::Worker::track(const std::shared_ptr<tcp::socket>& s) {
-  // Prune finished entries as we go so the list stays as long as the live set.
-  for (auto it = sockets.begin(); it != sockets.end();) it = it->expired() ? sockets.erase(it) : std::next(it);
+  // Prune finished entries only when the list has doubled since the last prune: amortised
+  // O(1) per connection, and the list stays within 2x the live set.
+  if (sockets.size() >= prune_sockets_at) {
+    for (auto it = sockets.begin(); it != sockets.end();) it = it->expired() ? sockets.erase(it) : std::next(it);
+    prune_sockets_at = std::max<size_t>(64, 2 * sockets.size());
+  }
   sockets.push_back(s);
 }
 
@@ -75,8 +79,11 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
       hbone::ServeHooks hooks;
       hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
         if (auto self = w.lock()) {
-          for (auto it = self->inbound.begin(); it != self->inbound.end();) {
-            it = it->expired() ? self->inbound.erase(it) : std::next(it);
+          if (self->inbound.size() >= self->prune_inbound_at) {
+            for (auto it = self->inbound.begin(); it != self->inbound.end();) {
+              it = it->expired() ? self->inbound.erase(it) : std::next(it);
+            }
+            self->prune_inbound_at = std::max<size_t>(64, 2 * self->inbound.size());
           }
           self->inbound.push_back(c);
         }

@@ -45,6 +45,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;
   std::list<std::weak_ptr<hbone::Connection>> inbound;  // for drain
   std::list<std::weak_ptr<boost::asio::ip::tcp::socket>> sockets;  // every proxied client socket
+  size_t prune_sockets_at = 64;
+  size_t prune_inbound_at = 64;
 
   // Live inbound connections and what they were authorized as, so a policy change can close
   // the ones it now denies (upstream's late rejection).
