@@ -1,5 +1,6 @@
 #include "ztunnel/app.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
@@ -297,6 +298,20 @@ int run_app(const Config& cfg) {
     });
   };
   arm_watch();
+
+  // Return freed heap to the kernel now and then: after a burst of connections closes, glibc
+  // keeps the pages in its arenas and RSS would stay at the burst's peak.
+  asio::steady_timer trim(runtime.control());
+  std::function<void()> arm_trim;
+  arm_trim = [&] {
+    trim.expires_after(std::chrono::seconds(15));
+    trim.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      ::malloc_trim(0);
+      arm_trim();
+    });
+  };
+  arm_trim();
 
   if (dedicated) {
     const auto& wi = *cfg.workload_info;
