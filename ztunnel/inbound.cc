@@ -21,12 +21,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-struct ActiveGuard {
-  std::atomic<int64_t>& n;
-  explicit ActiveGuard(std::atomic<int64_t>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
-  ~ActiveGuard() { n.fetch_sub(1, std::memory_order_relaxed); }
-};
-
 // The source workload, only if its identity is the one the peer proved (labels must not be
 // spoofable by IP).
 const Workload* source_workload(const Snapshot& snap, const std::string& network, const IpAddr& ip,
@@ -37,16 +31,6 @@ const Workload* source_workload(const Snapshot& snap, const std::string& network
   return w;
 }
 
-std::string response_baggage(const Workload& w) {
-  hbone::Baggage b;
-  b.cluster_id = w.cluster_id;
-  b.ns = w.ns;
-  b.workload_type = w.workload_type.empty() ? "pod" : w.workload_type;
-  b.workload_name = w.workload_name.empty() ? w.name : w.workload_name;
-  b.service_name = w.canonical_name;
-  b.service_version = w.canonical_revision;
-  return hbone::format_baggage(b);
-}
 }  // namespace
 
 void Proxy::Worker::handle_hbone_stream(std::shared_ptr<hbone::Stream> stream,
@@ -134,7 +118,7 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
 
   // Phase 3: tunnel up.
   std::vector<hbone::Header> headers;
-  if (shared->cfg.enable_response_baggage) headers.emplace_back("baggage", response_baggage(*parties.dst));
+  if (shared->cfg.enable_response_baggage) headers.emplace_back("baggage", baggage_of(*parties.dst));
   stream->respond(200, headers);
   auto series = shared->metrics.open(parties, "-");
   shared->metrics.sockets_open("destination", 1);
@@ -152,22 +136,9 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   track(sock);
   ActiveGuard active(shared->active);
   const auto started = std::chrono::steady_clock::now();
-  boost::system::error_code ec;
-  const auto local = sock->local_endpoint(ec);
-  const auto remote = sock->remote_endpoint(ec);
-  const IpAddr client_ip = endpoint_ip(remote);
-  const std::string src_addr = format_socket_addr(client_ip, remote.port());
-  const bool v6 = local.address().is_v6() && !local.address().to_v6().is_v4_mapped();
-  auto od = hbone::sockopt::original_dst(sock->native_handle(), v6);
-  if (!od) {
-    spdlog::warn("inbound plaintext from {}: no original destination ({})", src_addr, od.error());
-    co_return;
-  }
-  auto dst_ip_opt = parse_ip(od->ip);
-  if (!dst_ip_opt) co_return;
-  const IpAddr dst_ip = canonical_ip(*dst_ip_opt);
-  const uint16_t dst_port = od->port;
-  const std::string dst_addr = format_socket_addr(dst_ip, dst_port);
+  auto cap = captured(*sock, "inbound plaintext");
+  if (!cap) co_return;
+  const auto& [local, client_ip, src_addr, dst_ip, dst_port, dst_addr] = *cap;
 
   auto snap = shared->snapshot.load();
   ConnectionParties parties;

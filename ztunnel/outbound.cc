@@ -15,26 +15,6 @@ namespace ztunnel {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-namespace {
-struct ActiveGuard {
-  std::atomic<int64_t>& n;
-  explicit ActiveGuard(std::atomic<int64_t>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
-  ~ActiveGuard() { n.fetch_sub(1, std::memory_order_relaxed); }
-};
-
-std::string baggage_of(const Workload& w) {
-  hbone::Baggage b;
-  b.cluster_id = w.cluster_id;
-  b.ns = w.ns;
-  b.workload_type = w.workload_type.empty() ? "pod" : w.workload_type;
-  b.workload_name = w.workload_name.empty() ? w.name : w.workload_name;
-  b.service_name = w.canonical_name;
-  b.service_version = w.canonical_revision;
-  b.region = w.locality.region;
-  b.zone = w.locality.zone;
-  return hbone::format_baggage(b);
-}
-}  // namespace
 
 asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   auto self = shared_from_this();
@@ -42,23 +22,9 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   track(sock);
   ActiveGuard active(shared->active);
   const auto started = std::chrono::steady_clock::now();
-  boost::system::error_code ec;
-  const auto local = sock->local_endpoint(ec);
-  const auto remote = sock->remote_endpoint(ec);
-  const IpAddr client_ip = endpoint_ip(remote);
-  const std::string src_addr = format_socket_addr(client_ip, remote.port());
-
-  const bool v6 = local.address().is_v6() && !local.address().to_v6().is_v4_mapped();
-  auto od = hbone::sockopt::original_dst(sock->native_handle(), v6);
-  if (!od) {
-    spdlog::warn("outbound connection from {}: no original destination ({})", src_addr, od.error());
-    co_return;
-  }
-  auto dst_ip_opt = parse_ip(od->ip);
-  if (!dst_ip_opt) co_return;
-  const IpAddr dst_ip = canonical_ip(*dst_ip_opt);
-  const uint16_t dst_port = od->port;
-  const std::string dst_addr = format_socket_addr(dst_ip, dst_port);
+  auto cap = captured(*sock, "outbound");
+  if (!cap) co_return;
+  const auto& [local, client_ip, src_addr, dst_ip, dst_port, dst_addr] = *cap;
   // Not redirected (someone dialled 15001 itself): proxying it would loop back to us.
   if (dst_port == kOutboundPort && (dst_ip.is_loopback() || dst_ip == endpoint_ip(local))) {
     spdlog::warn("outbound connection from {} addressed to the outbound listener itself; dropped", src_addr);

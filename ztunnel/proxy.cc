@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hbone/headers.h"
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
 #include "ztunnel/dns_proxy.h"
@@ -25,6 +26,40 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 IpAddr endpoint_ip(const tcp::endpoint& ep) { return canonical_ip(ep.address()); }
+
+std::optional<Captured> captured(tcp::socket& sock, const char* listener) {
+  Captured c;
+  boost::system::error_code ec;
+  c.local = sock.local_endpoint(ec);
+  const auto remote = sock.remote_endpoint(ec);
+  c.client_ip = endpoint_ip(remote);
+  c.src_addr = format_socket_addr(c.client_ip, remote.port());
+  const bool v6 = c.local.address().is_v6() && !c.local.address().to_v6().is_v4_mapped();
+  auto od = hbone::sockopt::original_dst(sock.native_handle(), v6);
+  if (!od) {
+    spdlog::warn("{} connection from {}: no original destination ({})", listener, c.src_addr, od.error());
+    return std::nullopt;
+  }
+  auto ip = parse_ip(od->ip);
+  if (!ip) return std::nullopt;
+  c.dst_ip = canonical_ip(*ip);
+  c.dst_port = od->port;
+  c.dst_addr = format_socket_addr(c.dst_ip, c.dst_port);
+  return c;
+}
+
+std::string baggage_of(const Workload& w) {
+  hbone::Baggage b;
+  b.cluster_id = w.cluster_id;
+  b.ns = w.ns;
+  b.workload_type = w.workload_type.empty() ? "pod" : w.workload_type;
+  b.workload_name = w.workload_name.empty() ? w.name : w.workload_name;
+  b.service_name = w.canonical_name;
+  b.service_version = w.canonical_revision;
+  b.region = w.locality.region;
+  b.zone = w.locality.zone;
+  return hbone::format_baggage(b);
+}
 
 bool is_illegal_port(uint16_t port) {
   return port == kOutboundPort || port == kInboundPlaintextPort || port == kInboundHbonePort;

@@ -78,4 +78,28 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
 IpAddr endpoint_ip(const boost::asio::ip::tcp::endpoint& ep);
 bool is_illegal_port(uint16_t port);
 
+// Counts a live proxied connection for drain (RAII).
+struct ActiveGuard {
+  std::atomic<int64_t>& n;
+  explicit ActiveGuard(std::atomic<int64_t>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
+  ~ActiveGuard() { n.fetch_sub(1, std::memory_order_relaxed); }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+};
+
+// A connection the in-pod rules REDIRECTed to one of our listeners: who called, and where it
+// was going (SO_ORIGINAL_DST). nullopt (logged, naming `listener`) when that cannot be read.
+struct Captured {
+  boost::asio::ip::tcp::endpoint local;
+  IpAddr client_ip;
+  std::string src_addr;
+  IpAddr dst_ip;
+  uint16_t dst_port = 0;
+  std::string dst_addr;
+};
+std::optional<Captured> captured(boost::asio::ip::tcp::socket& sock, const char* listener);
+
+// The `baggage` value describing workload `w` (CONNECT requests and responses).
+std::string baggage_of(const Workload& w);
+
 }  // namespace ztunnel
