@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a short, bounded time (CI smoke). Longer by hand:
-#   bash scripts/fuzz-smoke.sh build-fuzz/bin 600
+#   bash scripts/fuzz-smoke.sh build-asan/bin 600   (targets are built by `make build-asan`)
 set -euo pipefail
-BIN=${1:-build-fuzz/bin}
+BIN=${1:-build-asan/bin}
 SECS=${2:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 shopt -s nullglob
