@@ -138,7 +138,13 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   const auto started = std::chrono::steady_clock::now();
   auto cap = captured(*sock, "inbound plaintext");
   if (!cap) co_return;
-  const auto& [local, client_ip, src_addr, dst_ip, dst_port, dst_addr] = *cap;
+  // Plain references, not a structured binding: lambdas below capture them (clang 14 rejects
+  // capturing structured bindings).
+  const IpAddr& client_ip = cap->client_ip;
+  const std::string& src_addr = cap->src_addr;
+  const IpAddr& dst_ip = cap->dst_ip;
+  const uint16_t dst_port = cap->dst_port;
+  const std::string& dst_addr = cap->dst_addr;
 
   auto snap = shared->snapshot.load();
   ConnectionParties parties;

@@ -24,7 +24,14 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   const auto started = std::chrono::steady_clock::now();
   auto cap = captured(*sock, "outbound");
   if (!cap) co_return;
-  const auto& [local, client_ip, src_addr, dst_ip, dst_port, dst_addr] = *cap;
+  // Plain references, not a structured binding: lambdas below capture them (clang 14 rejects
+  // capturing structured bindings).
+  const tcp::endpoint& local = cap->local;
+  const IpAddr& client_ip = cap->client_ip;
+  const std::string& src_addr = cap->src_addr;
+  const IpAddr& dst_ip = cap->dst_ip;
+  const uint16_t dst_port = cap->dst_port;
+  const std::string& dst_addr = cap->dst_addr;
   // Not redirected (someone dialled 15001 itself): proxying it would loop back to us.
   if (dst_port == kOutboundPort && (dst_ip.is_loopback() || dst_ip == endpoint_ip(local))) {
     spdlog::warn("outbound connection from {} addressed to the outbound listener itself; dropped", src_addr);
