@@ -1,5 +1,9 @@
 #include "ztunnel/config.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include <nlohmann/json.hpp>
@@ -95,11 +99,22 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   // Upstream default: istiod's in-cluster address under Kubernetes, localhost otherwise.
   std::string default_istiod =
       e("KUBERNETES_SERVICE_HOST") ? "https://istiod.istio-system.svc:15012" : "https://localhost:15012";
-  c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  // A local config source replaces xDS unless XDS_ADDRESS is set explicitly (then both run,
+  // the local file first, as upstream does); likewise LOCAL_CA_DIR replaces the remote CA.
+  const bool local_config = c.local_xds_path || c.local_xds;
+  if (e("XDS_ADDRESS") || !local_config) {
+    c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  } else {
+    c.xds_address = std::nullopt;
+  }
   bool fake_ca = false;
   ZT_TRY(fake_ca, env::get_bool(e, "FAKE_CA", false));
-  c.ca_address = fake_ca ? std::nullopt : normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
   if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
+  if (fake_ca || (c.local_ca_dir && !e("CA_ADDRESS"))) {
+    c.ca_address = std::nullopt;
+  } else {
+    c.ca_address = normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
+  }
   c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
   c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
   c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
@@ -226,8 +241,43 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   return c;
 }
 
+void apply_env_families(Config& c, const std::vector<std::pair<std::string, std::string>>& vars) {
+  auto header_name = [](std::string_view raw) {
+    std::string h(raw);
+    for (auto& ch : h) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return h;
+  };
+  for (const auto& [name, value] : vars) {
+    std::string_view n = name;
+    if (n.starts_with("XDS_HEADER_") && n.size() > 11) {
+      c.xds_headers.emplace_back(header_name(n.substr(11)), value);
+    } else if (n.starts_with("CA_HEADER_") && n.size() > 10) {
+      c.ca_headers.emplace_back(header_name(n.substr(10)), value);
+    } else if (n.starts_with("ISTIO_METAJSON_") && n.size() > 15) {
+      c.istio_meta_json.emplace_back(std::string(n.substr(15)), value);
+    } else if (n.starts_with("ISTIO_META_") && n.size() > 11) {
+      c.istio_meta.emplace_back(std::string(n.substr(11)), value);
+    }
+  }
+  auto by_name = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::sort(c.xds_headers.begin(), c.xds_headers.end(), by_name);
+  std::sort(c.ca_headers.begin(), c.ca_headers.end(), by_name);
+  std::sort(c.istio_meta.begin(), c.istio_meta.end(), by_name);
+  std::sort(c.istio_meta_json.begin(), c.istio_meta_json.end(), by_name);
+}
+
 Result<Config> load_config_from_process() {
-  return load_config(env::process_env(), common::available_cores());
+  auto c = load_config(env::process_env(), common::available_cores());
+  if (!c) return c;
+  std::vector<std::pair<std::string, std::string>> vars;
+  for (char** p = environ; p && *p; ++p) {
+    std::string_view kv(*p);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    vars.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  apply_env_families(c.value(), vars);
+  return c;
 }
 
 nlohmann::json Config::to_json() const {

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -52,6 +54,10 @@ struct Config {
   std::string auth_token = "./var/run/secrets/tokens/istio-token";  // AUTH_TOKEN
   std::optional<std::string> alt_xds_hostname, alt_ca_hostname;
   std::chrono::milliseconds secret_ttl{std::chrono::hours(24)};
+  // Env-var families, sorted by name: XDS_HEADER_<n> / CA_HEADER_<n> (extra gRPC metadata;
+  // <n> lower-cased, '_' -> '-'), ISTIO_META_<n> (node metadata strings) and
+  // ISTIO_METAJSON_<n> (node metadata parsed as JSON).
+  std::vector<std::pair<std::string, std::string>> xds_headers, ca_headers, istio_meta, istio_meta_json;
   std::string trust_domain = "cluster.local";
   std::string cluster_id = "Kubernetes";
   std::string cluster_domain = "cluster.local";
@@ -106,8 +112,10 @@ struct Config {
 // Reads and validates the configuration. `cores` feeds the ZTUNNEL_WORKER_THREADS rule;
 // ZTUNNEL_CPU_LIMIT in the environment overrides it.
 common::Result<Config> load_config(const common::env::EnvLookup& env, size_t cores);
-// Same with the real environment and available_cores().
+// Same with the real environment and available_cores(), plus apply_env_families(environ).
 common::Result<Config> load_config_from_process();
+// Fills the env-var families of `c` from every (name, value) of an environment.
+void apply_env_families(Config& c, const std::vector<std::pair<std::string, std::string>>& vars);
 
 // TERMINATION_GRACE_PERIOD_SECONDS rule: g > 10 -> g - 5, else g - 1; never below 1 s.
 std::chrono::milliseconds deadline_from_grace_period(uint64_t grace_seconds);
