@@ -203,4 +203,68 @@ Result<CaMaterial> make_intermediate_ca(const CaMaterial& parent, std::string_vi
   return CaMaterial{ossl::to_pem(cert->get()), ossl::key_to_pkcs8_pem(key->get())};
 }
 
+Result<CertAndKey> issue_server_cert(const CaMaterial& ca, const std::vector<std::string>& dns_names,
+                                     const std::vector<std::string>& ip_addresses,
+                                     std::chrono::seconds ttl) {
+  if (dns_names.empty() && ip_addresses.empty()) {
+    return make_error("server certificate: at least one DNS name or IP address is required");
+  }
+  ossl::GeneralNamesPtr san(GENERAL_NAMES_new());
+  if (!san) return ossl::error("GENERAL_NAMES_new");
+  for (const std::string& dns : dns_names) {
+    if (dns.empty() || dns.find_first_of(" \t\r\n", 0) != std::string::npos ||
+        dns.find('\0') != std::string::npos) {
+      return make_error("server certificate: bad DNS name '" + dns + "'");
+    }
+    GENERAL_NAME* gn = GENERAL_NAME_new();
+    ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
+    if (gn == nullptr || ia5 == nullptr ||
+        ASN1_STRING_set(ia5, dns.data(), static_cast<int>(dns.size())) != 1) {
+      GENERAL_NAME_free(gn);
+      ASN1_IA5STRING_free(ia5);
+      return ossl::error("building DNS SAN");
+    }
+    GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
+    if (sk_GENERAL_NAME_push(san.get(), gn) == 0) {
+      GENERAL_NAME_free(gn);
+      return ossl::error("building DNS SAN");
+    }
+  }
+  for (const std::string& ip : ip_addresses) {
+    // a2i_IPADDRESS parses dotted IPv4 and textual IPv6 into the 4/16 octets X.509 wants.
+    ASN1_OCTET_STRING* octets = a2i_IPADDRESS(ip.c_str());
+    if (octets == nullptr || ip.find('\0') != std::string::npos) {
+      ASN1_OCTET_STRING_free(octets);
+      ERR_clear_error();
+      return make_error("server certificate: bad IP address '" + ip + "'");
+    }
+    GENERAL_NAME* gn = GENERAL_NAME_new();
+    if (gn == nullptr) {
+      ASN1_OCTET_STRING_free(octets);
+      return ossl::error("GENERAL_NAME_new");
+    }
+    GENERAL_NAME_set0_value(gn, GEN_IPADD, octets);
+    if (sk_GENERAL_NAME_push(san.get(), gn) == 0) {
+      GENERAL_NAME_free(gn);
+      return ossl::error("building IP SAN");
+    }
+  }
+  auto ca_certs = ossl::parse_pem_certs(ca.cert_pem);
+  if (!ca_certs) return Error{ca_certs.error()};
+  auto ca_key = ossl::parse_pem_key(ca.key_pem);
+  if (!ca_key) return Error{ca_key.error()};
+  auto key = ossl::generate_p256();
+  if (!key) return Error{key.error()};
+  ossl::CertSpec spec;
+  spec.public_key = key->get();
+  spec.issuer = ca_certs->front().get();
+  spec.issuer_key = ca_key->get();
+  spec.backdate = std::chrono::seconds(60);
+  spec.ttl = ttl;
+  spec.san = san.get();
+  auto cert = ossl::issue_cert(spec);
+  if (!cert) return Error{cert.error()};
+  return CertAndKey{ossl::to_pem(cert->get()), ossl::key_to_pkcs8_pem(key->get())};
+}
+
 }  // namespace common::certs

@@ -80,4 +80,19 @@ Result<CaMaterial> make_root_ca(std::string_view organization, std::string_view 
 Result<CaMaterial> make_intermediate_ca(const CaMaterial& parent, std::string_view organization,
                                         std::string_view common_name, std::chrono::seconds ttl);
 
+// A TLS serving leaf (a control plane's own certificate, test servers) signed by `ca`: a fresh
+// EC P-256 key, empty subject, a critical subjectAltName holding every `dns_names` entry (DNS)
+// and every `ip_addresses` entry (IPv4 or IPv6 literal, IP), keyUsage digitalSignature+
+// keyEncipherment, EKU serverAuth+clientAuth, CA:FALSE, notBefore = now - 60 s,
+// notAfter = now + ttl. At least one name is required; a malformed IP or an empty/space-holding
+// DNS name fails naming it. cert_pem is the leaf alone: a server whose `ca` is an intermediate
+// appends the CA chain (ca.cert_pem and its parents) when serving. key_pem is PKCS#8.
+struct CertAndKey {
+  std::string cert_pem;
+  std::string key_pem;
+};
+Result<CertAndKey> issue_server_cert(const CaMaterial& ca, const std::vector<std::string>& dns_names,
+                                     const std::vector<std::string>& ip_addresses,
+                                     std::chrono::seconds ttl);
+
 }  // namespace common::certs

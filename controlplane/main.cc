@@ -3,6 +3,9 @@
 //   controlplane compile --dir DIR [--out FILE] [--watch] [--cluster-domain cluster.local]
 //                        [--cluster-id Kubernetes] [--trust-domain cluster.local]
 //                        [--root-namespace istio-system] [--network NAME] [--quiet]
+//   controlplane serve --dir DIR --tokens FILE [--listen 127.0.0.1:15012] [--cacerts DIR]
+//                      [--trusted-node-accounts istio-system/ztunnel[,...]]
+//                      [--max-cert-ttl 2160h] [--out FILE] [compile options]
 //
 // Compiles the Kubernetes-style YAML in DIR into upstream ztunnel's LOCAL_XDS_PATH format and
 // writes it to FILE (atomically) or stdout. With --watch it polls DIR every 500 ms and rewrites
@@ -10,6 +13,10 @@
 // exists. Findings about the input go to stderr; invalid objects are reported and left out,
 // and the command still succeeds (exit 0). Exit 1: DIR unreadable or FILE not writable;
 // exit 2: bad usage.
+//
+// `serve` runs the delta ADS server and the Istio CA over TLS on one port (serve.h), watching
+// DIR; SIGTERM/SIGINT shut it down cleanly (exit 0).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -23,6 +30,7 @@
 #include "controlplane/compiler.h"
 #include "controlplane/dir_watch.h"
 #include "controlplane/local_xds_writer.h"
+#include "controlplane/serve.h"
 
 namespace {
 
@@ -33,25 +41,67 @@ void on_signal(int) {
 }
 
 struct Args {
+  bool serve = false;
   std::string dir;
   std::string out;
   bool watch = false;
   bool quiet = false;
   controlplane::CompileOptions options;
+  // serve only
+  controlplane::ServeOptions serve_options;
 };
+
+// "2160h", "90m", "3600s", "1h30m"; a bare number is seconds.
+bool parse_duration(std::string_view text, std::chrono::seconds& out) {
+  if (text.empty()) return false;
+  long long total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    long long n = 0;
+    size_t digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      n = n * 10 + (text[i++] - '0');
+      if (++digits > 9) return false;
+    }
+    if (digits == 0) return false;
+    long long unit = 1;
+    if (i < text.size()) {
+      switch (text[i++]) {
+        case 'h': unit = 3600; break;
+        case 'm': unit = 60; break;
+        case 's': unit = 1; break;
+        default: return false;
+      }
+    } else if (total != 0) {
+      return false;  // "1h30": unit missing
+    }
+    total += n * unit;
+  }
+  out = std::chrono::seconds(total);
+  return true;
+}
 
 void usage(FILE* f) {
   std::fputs(
-      "usage: controlplane compile --dir DIR [--out FILE] [--watch]\n"
-      "                            [--cluster-domain cluster.local] [--cluster-id Kubernetes]\n"
-      "                            [--trust-domain cluster.local] [--root-namespace istio-system]\n"
-      "                            [--network NAME] [--quiet]\n"
+      "usage: controlplane compile --dir DIR [--out FILE] [--watch] [compile options]\n"
+      "       controlplane serve --dir DIR --tokens FILE [--listen 127.0.0.1:15012]\n"
+      "                          [--cacerts DIR] [--trusted-node-accounts istio-system/ztunnel[,..]]\n"
+      "                          [--max-cert-ttl 2160h] [--out FILE] [compile options]\n"
+      "compile options: [--cluster-domain cluster.local] [--cluster-id Kubernetes]\n"
+      "                 [--trust-domain cluster.local] [--root-namespace istio-system]\n"
+      "                 [--network NAME] [--quiet]\n"
       "\n"
       "Compiles the Kubernetes-style YAML files in DIR (Namespace, Pod, WorkloadEntry, Service,\n"
       "ServiceAccount, waypoint Gateway, AuthorizationPolicy) into ztunnel's LOCAL_XDS_PATH\n"
       "format, written atomically to FILE (default: stdout). --watch (needs --out) recompiles\n"
       "whenever DIR changes (polled every 500 ms). Findings go to stderr; --quiet hides the\n"
-      "informational ones.\n",
+      "informational ones.\n"
+      "\n"
+      "serve: delta ADS server (istio.workload.Address, istio.security.Authorization) and Istio\n"
+      "CA on one TLS port, authenticated by the bearer tokens of FILE. The CA lives in --cacerts\n"
+      "(default ./cacerts, created when absent); clients verify the server with its\n"
+      "root-cert.pem. DIR is polled every 200 ms; changes are pushed as deltas. --out also\n"
+      "writes the LOCAL_XDS_PATH file on every change.\n",
       f);
 }
 
@@ -66,7 +116,8 @@ int parse_args(int argc, char** argv, Args& a) {
     usage(stdout);
     return -1;
   }
-  if (cmd != "compile") {
+  a.serve = cmd == "serve";
+  if (cmd != "compile" && !a.serve) {
     std::fprintf(stderr, "controlplane: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
@@ -96,7 +147,27 @@ int parse_args(int argc, char** argv, Args& a) {
       ok = value(a.options.root_namespace);
     } else if (arg == "--network") {
       ok = value(a.options.network);
-    } else if (arg == "--watch") {
+    } else if (a.serve && arg == "--listen") {
+      ok = value(a.serve_options.listen);
+    } else if (a.serve && arg == "--cacerts") {
+      ok = value(a.serve_options.cacerts);
+    } else if (a.serve && arg == "--tokens") {
+      ok = value(a.serve_options.tokens);
+    } else if (a.serve && arg == "--trusted-node-accounts") {
+      std::string list;
+      ok = value(list);
+      a.serve_options.trusted_node_accounts.clear();
+      size_t start = 0;
+      while (ok && start <= list.size()) {
+        const size_t comma = std::min(list.find(',', start), list.size());
+        if (comma > start) a.serve_options.trusted_node_accounts.push_back(list.substr(start, comma - start));
+        start = comma + 1;
+      }
+    } else if (a.serve && arg == "--max-cert-ttl") {
+      std::string v;
+      ok = value(v) && parse_duration(v, a.serve_options.max_cert_ttl) && a.serve_options.max_cert_ttl.count() > 0;
+      if (!ok) std::fprintf(stderr, "controlplane: --max-cert-ttl: bad duration '%s' (e.g. 2160h)\n", v.c_str());
+    } else if (!a.serve && arg == "--watch") {
       a.watch = true;
     } else if (arg == "--quiet") {
       a.quiet = true;
@@ -114,6 +185,10 @@ int parse_args(int argc, char** argv, Args& a) {
   }
   if (a.dir.empty()) {
     std::fputs("controlplane: --dir is required\n", stderr);
+    return 2;
+  }
+  if (a.serve && a.serve_options.tokens.empty()) {
+    std::fputs("controlplane: serve needs --tokens FILE (no anonymous access)\n", stderr);
     return 2;
   }
   if (a.watch && a.out.empty()) {
@@ -220,6 +295,19 @@ int main(int argc, char** argv) {
   const int rc = parse_args(argc, argv, a);
   if (rc == -1) return 0;
   if (rc != 0) return rc;
+  if (a.serve) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    controlplane::ServeOptions so = a.serve_options;
+    so.dir = a.dir;
+    so.out = a.out;
+    so.quiet = a.quiet;
+    so.compile = a.options;
+    return controlplane::run_serve(so, g_stop);
+  }
   if (a.watch) return watch(a);
   std::string last;
   return compile_once(a, last) ? 0 : 1;

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # scripts/demo-node.sh [BIN_DIR] — the node-mode tour for `make demo`: one "node" (a network
-# namespace with a bridge) running the node agent (ambient-cni) and ONE ztunnel for every pod on
-# it, three ambient pods in namespace "demo", a service spread over two of them, then a policy
-# that denies the third. Each outcome is printed with ✔ (as expected) or ✘ (not as expected);
+# namespace with a bridge) running the control plane (`controlplane serve`: delta xDS + Istio
+# CA over TLS), the node agent (ambient-cni) and ONE ztunnel for every pod on it; three ambient
+# pods in namespace "demo", a service spread over two of them. The mesh is the Kubernetes YAML
+# of examples/k8s; the demo then edits it live: a policy that denies the third pod is added
+# (closing its open connection), then removed again. Each outcome is printed with ✔ (as expected) or ✘ (not as expected);
 # the exit status is non-zero when anything was not as expected.
 #
 # Nothing is injected into the pods: ambient-cni installs the redirection rules inside each
 # pod's netns and hands the netns to ztunnel over ZDS; ztunnel (running in the node's netns)
 # opens its listeners inside the pod. Everything created (zt-demo-node-* namespaces, processes,
-# temp files) is removed on exit. Needs root. Config: examples/node/.
+# temp files) is removed on exit. Needs root. Config: examples/k8s/ (mesh) and
+# examples/controlplane-tokens.yaml (who may connect).
 # ok()/bad() always return 0, so "cond && ok || bad" is a safe if/else; ZN_* and NSX_KEEP_TMP
 # are read by the sourced libraries.
 # shellcheck disable=SC2015,SC2034,SC1091
@@ -18,14 +21,15 @@ ZT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
 ZT_BIN="$BIN_DIR/ztunnel"
 CNI_BIN="$BIN_DIR/ambient-cni"
-EX="$ZT_ROOT/examples/node"
+CP_BIN="$BIN_DIR/controlplane"
+EX="$ZT_ROOT/examples/k8s"
 
 if [[ $(id -u) != 0 ]]; then
   echo "demo-node: needs root (it creates network namespaces, veth links and iptables rules)." >&2
   echo "           run: sudo make demo   or   sudo $0 ${1:-}" >&2
   exit 1
 fi
-for b in "$ZT_BIN" "$CNI_BIN"; do
+for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN"; do
   [[ -x $b ]] || { echo "demo-node: $b not found; build first (make build)" >&2; exit 1; }
 done
 for t in curl ip iptables ss; do
@@ -61,9 +65,8 @@ al_fmt() {
 
 nsx_init demo-node
 T="$NSX_TMP"
-ZN_BASE="$EX/mesh.yaml"
-ZN_MESH="$T/mesh.yaml"
-ZN_CA="$T/cacerts"
+MESH="$T/mesh"
+CACERTS="$T/cacerts"
 TOOL=("$ZT_PY" -u "$NODETOOL")
 ZN_UID_PREFIX="demo-"
 
@@ -80,19 +83,43 @@ for p in web-1 web-2 client; do nsx_bg "$p" "$T/app-$p.log" "${TOOL[@]}" serve "
 for p in web-1 web-2 client; do wait_for_port "$p" 8080 10 || die "app in $p did not start"; done
 say "each pod runs a tiny HTTP app on :8080 answering /whoami with its own name"
 
-step "2. Mesh CA and configuration"
-"$ZT_ROOT/scripts/make-cacerts.sh" "$ZN_CA" "$ZT_TRUST_DOMAIN" >"$T/cacerts.log" 2>&1 \
-  || die "make-cacerts.sh: $(cat "$T/cacerts.log")"
-zn_apply_policies "$EX/policies/none.yaml"
-say "workloads + service demo/web (VIP 10.99.250.10:80 -> 8080 on web-1, web-2): examples/node/mesh.yaml"
+step "2. Control plane: controlplane serve (delta xDS + Istio CA, TLS, bearer tokens)"
+mkdir -p "$MESH"
+cp "$EX/namespace.yaml" "$EX/pods.yaml" "$EX/service.yaml" "$MESH/"
+say "mesh directory $MESH (Kubernetes YAML from examples/k8s):"
+for f in "$MESH"/*.yaml; do
+  say "  $(basename "$f"): $(grep -E '^kind:' "$f" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')"
+done
+nsx_bg n1 "$T/cp.log" "$CP_BIN" serve --dir "$MESH" --listen 127.0.0.1:15012 --cacerts "$CACERTS" \
+  --tokens "$ZT_ROOT/examples/controlplane-tokens.yaml"
+CP_PID=$NSX_LAST_PID
+for _ in $(seq 1 100); do grep -q 'serving on' "$T/cp.log" 2>/dev/null && break; sleep 0.1; done
+grep -q 'serving on' "$T/cp.log" || die "controlplane did not start: $(tail -n 5 "$T/cp.log")"
+ok "$(grep -m1 'serving on' "$T/cp.log" | sed -E 's/^.*\] //')"
+say "it created a mesh CA in $CACERTS (root-cert.pem, ca-cert.pem, cert-chain.pem)"
 say "no AuthorizationPolicy yet"
 
 step "3. Node agent (ambient-cni) and ONE ztunnel for the whole node, both in the node's netns"
 zn_cni_start 1 >"$T/cni-start.out" || die "ambient-cni: $(cat "$T/cni-start.out")"
-zn_zt_start 1 node
+echo demo-node-ztunnel-token >"$T/istio-token"
+nsx_bg_env n1 "$T/zt-node.log" PROXY_MODE=shared INPOD_UDS="$(zn_sock 1)" \
+  XDS_ADDRESS=https://127.0.0.1:15012 CA_ADDRESS=https://127.0.0.1:15012 \
+  XDS_ROOT_CA="$CACERTS/root-cert.pem" CA_ROOT_CA="$CACERTS/root-cert.pem" AUTH_TOKEN="$T/istio-token" \
+  NODE_NAME=demo-node POD_NAME=ztunnel-demo POD_NAMESPACE=istio-system INSTANCE_IP=10.99.1.254 \
+  PACKET_MARK=1337 RUST_LOG=info LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS=1 \
+  ADMIN_ADDR=127.0.0.1:15000 STATS_ADDR="[::]:15020" READINESS_ADDR="[::]:15021" -- "$ZT_BIN"
+ZT_PID_node=$NSX_LAST_PID; ZT_OFF_node=0; ZT_NODE_node=1
 out=$(zn_zt_wait_ready node 20) || die "ztunnel not ready: $out"
 zn_wait_cni_ztunnels 1 1 10 >/dev/null || die "ztunnel did not connect to ambient-cni"
-ok "ambient-cni listening on the ZDS socket; ztunnel connected (ZdsHello) and ready"
+ok "ztunnel synced its configuration from the controlplane over xDS, connected to ambient-cni, ready"
+say "${B}what ztunnel received (from its /config_dump):${N}"
+zn_config_dump node | "$ZT_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+for w in d.get("workloads", []):
+    print("workload", w.get("uid"), w.get("workloadIps"), "sa=" + str(w.get("serviceAccount")))
+for s in d.get("services", []):
+    print("service ", s.get("hostname"), s.get("vips"), s.get("ports"))' 2>/dev/null | indent
 
 step "4. Pods join the ambient mesh: ambient-cni add"
 for p in web-1 web-2 client; do
@@ -132,10 +159,22 @@ sleep 0.5
 say "${B}ztunnel access log, one request (outbound side in the client pod, inbound side in web):${N}"
 grep -a 'connection complete' "$T/zt-node.log" | tail -n 2 | al_fmt | indent
 
-step "6. Policy: DENY service account 'client' in namespace demo"
-sed -n '/^policies/,$p' "$EX/policies/deny-client.yaml" | indent
-zn_apply_policies "$EX/policies/deny-client.yaml"
+step "6. Live policy edit: add an AuthorizationPolicy that DENYs service account 'client'"
+say "client opens a long-lived connection to web-1 first (an echo session on :9000)"
+nsx_bg client "$T/hold.log" "${TOOL[@]}" hold 10.99.1.11 9000 30
+HOLD_PID=$NSX_LAST_PID
+wait_for_file_match "$T/hold.log" '^open' 8 || bad "the echo session did not open"
+grep -vE '^#' "$EX/authz-deny-client.yaml" | indent
+cp "$EX/authz-deny-client.yaml" "$MESH/.authz.tmp" && mv "$MESH/.authz.tmp" "$MESH/authz-deny-client.yaml"
+say "copied into $MESH; the controlplane pushes it to ztunnel as a delta:"
 zn_wait_config node deny-client present 8 >/dev/null || bad "ztunnel did not pick up the new policy"
+grep -a 'push' "$T/cp.log" | tail -n 2 | sed -E 's/^.*\] //' | indent
+if wait_for_file_match "$T/hold.log" 'closed at=' 10; then
+  ok "the client's open connection was closed by the new policy (ztunnel re-checks live connections)"
+else
+  bad "the client's open connection survived the DENY"
+fi
+nsx_stop "$HOLD_PID" 1 >/dev/null 2>&1
 r=$(zn_get client "http://10.99.250.10/whoami?denied=1")
 [[ ${r%% *} != 200 ]] && ok "client -> web is now refused (the connection is reset; no HTTP answer)" || bad "client -> web still answered: $r"
 grep -aq 'denied=1' "$T/app-web-1.log" "$T/app-web-2.log" && bad "a web app saw the denied request" \
@@ -150,6 +189,17 @@ say "${B}metrics (response_flags=DENY):${N}"
 zn_metrics node | grep -E '^istio_tcp_connections_opened_total\{.*response_flags="DENY"' \
   | grep -oE '(reporter|source_principal|destination_principal|response_flags)="[^"]*"' \
   | paste -sd' ' | cut -c1-300 | indent
+say "now delete the policy file again:"
+rm -f "$MESH/authz-deny-client.yaml"
+zn_wait_config node deny-client absent 8 >/dev/null || bad "ztunnel still holds the deleted policy"
+r=$(zn_get client "http://10.99.250.10/whoami?allowed-again=1")
+[[ ${r%% *} == 200 ]] && ok "policy removed: client -> web answered again (by ${r#200 })" || bad "client still refused: $r"
+say "${B}certificates ztunnel holds, issued by the controlplane's CA (rotated at half life):${N}"
+zn_config_dump node | "$ZT_PY" -c '
+import json, sys
+for c in json.load(sys.stdin).get("certificates", []):
+    ch = (c.get("certChain") or [{}])[0]
+    print(c.get("identity"), c.get("state"), "expires", ch.get("expirationTime"))' 2>/dev/null | indent
 
 step "7. The client pod leaves the mesh: ambient-cni remove"
 out=$(zn_cni 1 remove --uid demo-client 2>&1) && ok "$out" || bad "remove: $out"

@@ -11,16 +11,16 @@
 #include <spdlog/spdlog.h>
 
 #include "common/admin_servers.h"
-#include "common/local_ca.h"
-#include "common/local_ca_provider.h"
 #include "common/metrics.h"
 #include "common/readiness.h"
 #include "common/runtime.h"
 #include "common/secret_manager.h"
+#include "ztunnel/cert_source.h"
 #include "ztunnel/local_config.h"
 #include "ztunnel/netns.h"
 #include "ztunnel/proxy.h"
 #include "ztunnel/workload_manager.h"
+#include "ztunnel/xds_source.h"
 #include "ztunnel/zds_client.h"
 
 namespace ztunnel {
@@ -87,6 +87,9 @@ class DedicatedPlane : public Dataplane {
     std::string td = cfg.trust_domain;
     if (const Workload* w = snap->find_workload_by_info(wi.ns, wi.name, wi.service_account)) {
       td = w->trust_domain;
+    } else if (snap->workloads().empty()) {
+      // xDS-only start: nothing received yet. The identity is fixed here, so TRUST_DOMAIN is it.
+      spdlog::info("no configuration yet (waiting for xDS); certificate identity uses TRUST_DOMAIN {}", td);
     } else {
       spdlog::warn("workload {}/{} (sa {}) is not in the configuration yet; outbound traffic fails until it is",
                    wi.ns, wi.name, wi.service_account);
@@ -168,26 +171,27 @@ class NodePlane : public Dataplane, public ZdsHandler {
 
 int run_app(const Config& cfg) {
   const bool dedicated = cfg.proxy_mode == ProxyMode::Dedicated;
-  if (!cfg.local_xds_path && !cfg.local_xds) {
-    spdlog::error("no configuration source: set LOCAL_XDS_PATH (or LOCAL_XDS); the xDS client is not in this build yet");
-    return 2;
-  }
-  if (!cfg.local_ca_dir) {
-    spdlog::error("no certificate source: set LOCAL_CA_DIR to an Istio cacerts directory "
-                  "(scripts/make-cacerts.sh creates one); the Istio CA client is not in this build yet");
+  // Configuration sources: the local file (LOCAL_XDS_PATH / LOCAL_XDS) and/or delta xDS
+  // (XDS_ADDRESS). With both, the local snapshot serves until xDS has synced; from then on the
+  // xDS snapshots replace it and the file watch stops applying edits (simplified from
+  // upstream, which merges both into one store). With xDS only, the dataplane starts on an
+  // empty snapshot (version 0) and readiness waits for the first sync.
+  const bool use_local = cfg.local_xds_path || cfg.local_xds;
+  const bool use_xds = cfg.xds_address.has_value();
+  if (!use_local && !use_xds) {
+    spdlog::error("no configuration source: set XDS_ADDRESS (the Istio xDS server) or LOCAL_XDS_PATH (or LOCAL_XDS)");
     return 2;
   }
 
   uint64_t version = 1;
-  auto snapshot = load_snapshot(cfg, version);
-  if (!snapshot) {
-    spdlog::error("{}", snapshot.error());
-    return 2;
-  }
-  auto ca = common::LocalCa::load(*cfg.local_ca_dir);
-  if (!ca) {
-    spdlog::error("LOCAL_CA_DIR {}: {}", *cfg.local_ca_dir, ca.error());
-    return 2;
+  SnapshotConstSharedPtr initial = Snapshot::empty();
+  if (use_local) {
+    auto snapshot = load_snapshot(cfg, version);
+    if (!snapshot) {
+      spdlog::error("{}", snapshot.error());
+      return 2;
+    }
+    initial = snapshot.value();
   }
 
   common::Runtime runtime(cfg.worker_threads);
@@ -198,21 +202,47 @@ int run_app(const Config& cfg) {
   readiness.register_task("state manager");
   readiness.register_task(dedicated ? "proxy" : "workload proxy manager");
 
-  common::LocalCaProvider provider(std::move(ca.value()),
-                                   std::chrono::duration_cast<std::chrono::seconds>(cfg.secret_ttl));
-  common::SecretManager secrets(runtime.control(), provider);
+  // The Istio CA (CA_ADDRESS) or a local CA (LOCAL_CA_DIR); must outlive `secrets`.
+  auto provider = make_cert_provider(cfg, runtime.control());
+  if (!provider) {
+    spdlog::error("{}", provider.error());
+    return 2;
+  }
+  common::SecretManager secrets(runtime.control(), *provider.value());
 
   std::unique_ptr<Dataplane> plane;
   if (dedicated) {
-    plane = std::make_unique<DedicatedPlane>(runtime, cfg, registry, secrets, readiness, snapshot.value());
+    plane = std::make_unique<DedicatedPlane>(runtime, cfg, registry, secrets, readiness, initial);
   } else {
-    plane = std::make_unique<NodePlane>(runtime, cfg, registry, secrets, readiness, snapshot.value());
+    plane = std::make_unique<NodePlane>(runtime, cfg, registry, secrets, readiness, initial);
   }
-  SnapshotConstSharedPtr current = snapshot.value();
-  readiness.mark_done("state manager");
+  SnapshotConstSharedPtr current = initial;
+  // Set once xDS has delivered its first complete state; the local file no longer applies.
+  bool xds_synced = false;
+  std::unique_ptr<XdsSource> xds;
+  if (use_xds) {
+    // Both callbacks are posted to the control thread, snapshot first.
+    xds = std::make_unique<XdsSource>(
+        cfg, registry, runtime.control(),
+        [&](SnapshotConstSharedPtr s) {
+          xds_synced = true;
+          current = std::move(s);
+          plane->set_snapshot(current);
+        },
+        [&] {
+          spdlog::info("xDS configuration synced from {} (version {})", *cfg.xds_address, current->version());
+          readiness.mark_done("state manager");
+        });
+  } else {
+    readiness.mark_done("state manager");
+  }
   if (auto st = plane->start(); !st) {
     spdlog::error("{}", st.error());
     return 1;
+  }
+  if (xds) {
+    spdlog::info("xDS: connecting to {}", *cfg.xds_address);
+    xds->start();
   }
 
   // Drain: stop accepting, GOAWAY, let live connections finish until the deadline.
@@ -232,6 +262,7 @@ int run_app(const Config& cfg) {
   drain.on_drain([&] {
     spdlog::info("draining: no new connections; {} live, deadline {} ms", plane->active_connections(),
                  cfg.termination_deadline.count());
+    if (xds) xds->stop();  // prompt: cancels the stream and joins its thread
     plane->drain();
     poll_drained();
   });
@@ -260,8 +291,10 @@ int run_app(const Config& cfg) {
     dump["certificates"] = certs_json(secrets.dump());
     dump["config"] = cfg.to_json();
     dump["version"] = kVersion;
-    dump["staticConfig"] = {{"source", cfg.local_xds_path ? *cfg.local_xds_path : std::string("LOCAL_XDS")},
-                            {"configVersion", current->version()}};
+    std::string source = cfg.local_xds_path ? *cfg.local_xds_path : std::string(cfg.local_xds ? "LOCAL_XDS" : "");
+    if (xds_synced) source = "xds " + *cfg.xds_address;
+    dump["staticConfig"] = {{"source", source}, {"configVersion", current->version()}};
+    if (xds) dump["xds"] = xds->status();
     plane->dump(dump);
     return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   };
@@ -283,6 +316,10 @@ int run_app(const Config& cfg) {
     watch.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       int64_t m = mtime_ns(*cfg.local_xds_path);
+      if (xds_synced) {
+        spdlog::info("xDS is serving the configuration; {} is no longer watched", *cfg.local_xds_path);
+        return;
+      }
       if (m != last_mtime && m >= 0) {
         last_mtime = m;
         auto next = load_snapshot(cfg, ++version);
@@ -320,6 +357,7 @@ int run_app(const Config& cfg) {
     spdlog::info("ztunnel {} started: node (in-pod) mode, node agent socket {}", kVersion, cfg.inpod_uds);
   }
   runtime.run();
+  if (xds) xds->stop();
   admin.value()->stop();
   spdlog::info("ztunnel stopped");
   return 0;

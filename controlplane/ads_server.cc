@@ -1,0 +1,454 @@
+#include "controlplane/ads_server.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "common/log.h"
+#include "envoy/service/discovery/v3/discovery.grpc.pb.h"
+
+namespace controlplane {
+
+namespace ds = envoy::service::discovery::v3;
+
+std::shared_ptr<const ServedState> ServedState::from(XdsResources resources, std::string version) {
+  auto s = std::make_shared<ServedState>();
+  s->version = std::move(version);
+  s->types.emplace(std::string(kAddressTypeUrl),
+                   std::make_shared<const XdsResourceMap>(std::move(resources.addresses)));
+  s->types.emplace(std::string(kAuthorizationTypeUrl),
+                   std::make_shared<const XdsResourceMap>(std::move(resources.authorizations)));
+  return s;
+}
+
+namespace {
+
+std::shared_ptr<spdlog::logger> ads_log() {
+  static const std::shared_ptr<spdlog::logger> lg = common::log::logger("ads");
+  return lg;
+}
+
+// "type.googleapis.com/istio.workload.Address" -> "istio.workload.Address" for log lines.
+std::string short_type(std::string_view type_url) {
+  const auto slash = type_url.rfind('/');
+  return std::string(slash == std::string_view::npos ? type_url : type_url.substr(slash + 1));
+}
+
+// What one stream knows about one type.
+struct TypeState {
+  bool known_type = true;   // false: not served here; answered once, empty
+  bool wildcard = false;
+  std::set<std::string, std::less<>> names;         // explicit subscriptions
+  std::map<std::string, std::string, std::less<>> have;  // name -> version the client has
+  std::set<std::string, std::less<>> told_absent;   // subscribed names reported as absent
+  bool owe_response = false;                        // first request, or a subscription change
+};
+
+// Hand-off between a stream's reader thread, the state publisher and its handler thread.
+struct StreamSignal {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<ds::DeltaDiscoveryRequest> requests;
+  bool reader_done = false;
+  bool state_changed = false;
+  bool stop = false;
+};
+
+struct StreamEntry {
+  std::shared_ptr<StreamSignal> signal;
+  ConnectedClient info;
+};
+
+}  // namespace
+
+class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
+ public:
+  Impl(std::shared_ptr<const TokenAuthenticator> tokens, std::shared_ptr<const ServedState> initial)
+      : tokens_(std::move(tokens)), state_(initial ? std::move(initial) : ServedState::from({}, "0")) {}
+
+  grpc::Status DeltaAggregatedResources(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<ds::DeltaDiscoveryResponse, ds::DeltaDiscoveryRequest>* stream) override;
+
+  void set_state(std::shared_ptr<const ServedState> next);
+  std::shared_ptr<const ServedState> state() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return state_;
+  }
+  std::vector<ConnectedClient> clients() const {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<ConnectedClient> out;
+    out.reserve(streams_.size());
+    for (const auto& kv : streams_) out.push_back(kv.second.info);
+    return out;
+  }
+  AdsStats stats() const {
+    AdsStats s;
+    s.streams = streams_total_.load();
+    s.rejected = rejected_.load();
+    s.responses = responses_.load();
+    s.resources_sent = resources_sent_.load();
+    s.acks = acks_.load();
+    s.nacks = nacks_.load();
+    return s;
+  }
+  void shutdown();
+
+ private:
+  using Stream = grpc::ServerReaderWriter<ds::DeltaDiscoveryResponse, ds::DeltaDiscoveryRequest>;
+
+  // Everything the handler thread of one stream owns.
+  struct Session {
+    uint64_t id = 0;
+    std::string node_id;
+    std::map<std::string, TypeState, std::less<>> types;
+    uint64_t nonce_counter = 0;
+  };
+
+  void handle_request(Session& s, ds::DeltaDiscoveryRequest& req);
+  // Builds and writes the response for one type when there is something to say. False when
+  // the stream is broken.
+  bool respond(Session& s, const std::string& type_url, TypeState& ts, const ServedState& state, Stream* stream);
+  void update_info(uint64_t id, const std::function<void(ConnectedClient&)>& fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(id);
+    if (it != streams_.end()) fn(it->second.info);
+  }
+
+  const std::shared_ptr<const TokenAuthenticator> tokens_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ServedState> state_;
+  std::map<uint64_t, StreamEntry> streams_;
+  bool shutting_down_ = false;
+  uint64_t next_id_ = 1;
+
+  std::atomic<uint64_t> streams_total_{0}, rejected_{0}, responses_{0}, resources_sent_{0}, acks_{0}, nacks_{0};
+};
+
+grpc::Status AdsServer::Impl::DeltaAggregatedResources(grpc::ServerContext* ctx, Stream* stream) {
+  // ---- authenticate ----
+  std::optional<Caller> caller;
+  const auto& md = ctx->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) {
+    caller = tokens_->authenticate(std::string_view(it->second.data(), it->second.size()));
+  }
+  if (!caller) {
+    ++rejected_;
+    ads_log()->warn("rejected xDS stream from {}: missing or unknown bearer token", ctx->peer());
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or unknown bearer token");
+  }
+
+  auto signal = std::make_shared<StreamSignal>();
+  Session session;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (shutting_down_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down");
+    session.id = next_id_++;
+    StreamEntry e;
+    e.signal = signal;
+    e.info.stream_id = session.id;
+    e.info.peer = ctx->peer();
+    e.info.caller = caller->ns + "/" + caller->service_account;
+    e.info.connected_at = std::chrono::system_clock::now();
+    streams_.emplace(session.id, std::move(e));
+  }
+  ++streams_total_;
+
+  // ---- reader: requests into the queue until the client half-closes or the call ends ----
+  std::thread reader([stream, signal] {
+    ds::DeltaDiscoveryRequest req;
+    while (stream->Read(&req)) {
+      std::lock_guard<std::mutex> l(signal->mu);
+      signal->requests.push_back(std::move(req));
+      req = ds::DeltaDiscoveryRequest();
+      signal->cv.notify_one();
+    }
+    std::lock_guard<std::mutex> l(signal->mu);
+    signal->reader_done = true;
+    signal->cv.notify_one();
+  });
+
+  // ---- writer: apply requests, answer, push on state changes ----
+  grpc::Status result = grpc::Status::OK;
+  bool stream_ok = true;
+  while (stream_ok) {
+    std::deque<ds::DeltaDiscoveryRequest> batch;
+    bool state_changed = false, reader_done = false, stop = false;
+    {
+      std::unique_lock<std::mutex> l(signal->mu);
+      signal->cv.wait(l, [&] {
+        return !signal->requests.empty() || signal->state_changed || signal->reader_done || signal->stop;
+      });
+      batch.swap(signal->requests);
+      state_changed = std::exchange(signal->state_changed, false);
+      reader_done = signal->reader_done;
+      stop = signal->stop;
+    }
+    if (stop) {
+      result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down");
+      break;
+    }
+    for (auto& req : batch) handle_request(session, req);
+    if (!batch.empty() || state_changed) {
+      const auto state = this->state();
+      for (auto& [type_url, ts] : session.types) {
+        if (!state_changed && !ts.owe_response) continue;
+        if (!respond(session, type_url, ts, *state, stream)) {
+          stream_ok = false;
+          break;
+        }
+      }
+    }
+    if (reader_done) break;
+  }
+
+  // The reader may still be blocked in Read() (we are leaving on shutdown or a failed write):
+  // cancelling the call releases it.
+  bool reader_finished;
+  {
+    std::lock_guard<std::mutex> l(signal->mu);
+    reader_finished = signal->reader_done;
+  }
+  if (!reader_finished) ctx->TryCancel();
+  reader.join();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    streams_.erase(session.id);
+  }
+  ads_log()->info("xDS stream {} closed: node {} ({})", session.id, session.node_id.empty() ? "?" : session.node_id,
+              ctx->peer());
+  return result;
+}
+
+void AdsServer::Impl::handle_request(Session& s, ds::DeltaDiscoveryRequest& req) {
+  if (req.has_node() && s.node_id.empty()) {
+    s.node_id = req.node().id();
+    std::string meta;
+    if (req.node().has_metadata()) {
+      (void)google::protobuf::util::MessageToJsonString(req.node().metadata(), &meta);
+    }
+    ads_log()->info("xDS client connected: stream {} node {} metadata {}", s.id, s.node_id, meta.empty() ? "{}" : meta);
+    update_info(s.id, [&](ConnectedClient& c) {
+      c.node_id = s.node_id;
+      c.node_metadata = meta;
+    });
+  }
+  const std::string& type_url = req.type_url();
+  if (type_url.empty()) {
+    ads_log()->warn("request without type_url from {} ignored", s.node_id);
+    return;
+  }
+
+  // ---- ACK / NACK ----
+  if (!req.response_nonce().empty()) {
+    if (req.has_error_detail()) {
+      ++nacks_;
+      ads_log()->warn("NACK from {} for {} nonce {}: {}", s.node_id.empty() ? "?" : s.node_id, type_url,
+                  req.response_nonce(), req.error_detail().message());
+      update_info(s.id, [](ConnectedClient& c) { ++c.nacks; });
+    } else {
+      ++acks_;
+    }
+  }
+
+  auto [it, first] = s.types.try_emplace(type_url);
+  TypeState& ts = it->second;
+  if (first) {
+    const auto state = this->state();
+    ts.known_type = state->types.count(type_url) > 0;
+    if (!ts.known_type) ads_log()->warn("{} subscribed to unknown type {}; answering empty", s.node_id, type_url);
+    ts.owe_response = true;
+    // Delta xDS: an empty subscribe list on the first request of a type means wildcard.
+    if (req.resource_names_subscribe().empty()) ts.wildcard = true;
+    for (const auto& [name, version] : req.initial_resource_versions()) ts.have.emplace(name, version);
+    update_info(s.id, [&](ConnectedClient& c) { c.types.push_back(type_url); });
+  }
+  bool changed = false;
+  for (const auto& name : req.resource_names_subscribe()) {
+    if (name == "*") {
+      changed |= !ts.wildcard;
+      ts.wildcard = true;
+    } else {
+      changed |= ts.names.insert(name).second;
+    }
+  }
+  for (const auto& name : req.resource_names_unsubscribe()) {
+    if (name == "*") {
+      changed |= ts.wildcard;
+      ts.wildcard = false;
+    } else if (ts.names.erase(name) > 0) {
+      changed = true;
+      // The client drops an unsubscribed resource itself; forget it so a later subscribe
+      // sends it again.
+      if (!ts.wildcard) ts.have.erase(name);
+      ts.told_absent.erase(name);
+    }
+  }
+  if (!ts.wildcard) {
+    // Out of a wildcard (or seeded with names it did not subscribe to): keep only what the
+    // explicit subscription covers.
+    for (auto h = ts.have.begin(); h != ts.have.end();) {
+      h = ts.names.count(h->first) ? std::next(h) : ts.have.erase(h);
+    }
+  }
+  if (changed) ts.owe_response = true;
+}
+
+bool AdsServer::Impl::respond(Session& s, const std::string& type_url, TypeState& ts, const ServedState& state,
+                              Stream* stream) {
+  static const XdsResourceMap kEmpty;
+  const XdsResourceMap* resources = &kEmpty;
+  if (auto it = state.types.find(type_url); it != state.types.end() && it->second) resources = it->second.get();
+
+  std::vector<const std::pair<const std::string, XdsResource>*> updated;
+  std::vector<std::string> removed;
+  if (ts.wildcard) {
+    // Merge walk of two sorted maps: O(resources + have).
+    auto r = resources->begin();
+    auto h = ts.have.begin();
+    while (r != resources->end() || h != ts.have.end()) {
+      if (h == ts.have.end() || (r != resources->end() && r->first < h->first)) {
+        updated.push_back(&*r);
+        ++r;
+      } else if (r == resources->end() || h->first < r->first) {
+        removed.push_back(h->first);
+        ++h;
+      } else {
+        if (r->second.version != h->second) updated.push_back(&*r);
+        ++r;
+        ++h;
+      }
+    }
+  } else {
+    for (const auto& name : ts.names) {
+      auto r = resources->find(name);
+      auto h = ts.have.find(name);
+      if (r != resources->end()) {
+        if (h == ts.have.end() || h->second != r->second.version) updated.push_back(&*r);
+      } else if (h != ts.have.end() || !ts.told_absent.count(name)) {
+        removed.push_back(name);
+      }
+    }
+  }
+  if (updated.empty() && removed.empty() && !ts.owe_response) return true;
+
+  ds::DeltaDiscoveryResponse resp;
+  resp.set_type_url(type_url);
+  resp.set_system_version_info(state.version);
+  resp.set_nonce(std::to_string(s.id) + "-" + std::to_string(++s.nonce_counter));
+  resp.mutable_resources()->Reserve(static_cast<int>(updated.size()));
+  for (const auto* kv : updated) {
+    ds::Resource* res = resp.add_resources();
+    res->set_name(kv->first);
+    res->set_version(kv->second.version);
+    if (!res->mutable_resource()->ParseFromString(kv->second.any)) {
+      ads_log()->error("internal: resource {} of {} does not parse as Any", kv->first, type_url);
+    }
+  }
+  for (const auto& name : removed) resp.add_removed_resources(name);
+
+  // What is sent counts as what the client has from now on (see header: NACKs do not resend).
+  for (const auto* kv : updated) {
+    ts.have.insert_or_assign(kv->first, kv->second.version);
+    ts.told_absent.erase(kv->first);
+  }
+  for (const auto& name : removed) {
+    ts.have.erase(name);
+    if (!ts.wildcard) ts.told_absent.insert(name);
+  }
+  ts.owe_response = false;
+
+  ads_log()->debug("send {} to {}: {} updated, {} removed, nonce {}", short_type(type_url), s.node_id, updated.size(),
+               removed.size(), resp.nonce());
+  grpc::WriteOptions opts;
+  if (!stream->Write(resp, opts)) return false;
+  ++responses_;
+  resources_sent_ += updated.size();
+  update_info(s.id, [](ConnectedClient& c) { ++c.responses; });
+  return true;
+}
+
+void AdsServer::Impl::set_state(std::shared_ptr<const ServedState> next) {
+  if (!next) return;
+  std::shared_ptr<const ServedState> prev;
+  std::vector<std::pair<std::shared_ptr<StreamSignal>, std::vector<std::string>>> targets;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    prev = std::exchange(state_, next);
+    for (const auto& kv : streams_) targets.emplace_back(kv.second.signal, kv.second.info.types);
+  }
+  // Summary per type of what changed between the two states (each stream computes its own
+  // exact delta; this is for the log).
+  static const XdsResourceMap kEmpty;
+  std::set<std::string> type_urls;
+  for (const auto& kv : prev->types) type_urls.insert(kv.first);
+  for (const auto& kv : next->types) type_urls.insert(kv.first);
+  for (const auto& type_url : type_urls) {
+    auto find = [&](const ServedState& st) -> const XdsResourceMap& {
+      auto it = st.types.find(type_url);
+      return it == st.types.end() || !it->second ? kEmpty : *it->second;
+    };
+    const XdsResourceMap& before = find(*prev);
+    const XdsResourceMap& after = find(*next);
+    if (&before == &after) continue;
+    size_t updated = 0, removed = 0;
+    for (const auto& [name, r] : after) {
+      auto it = before.find(name);
+      if (it == before.end() || it->second.version != r.version) ++updated;
+    }
+    for (const auto& kv : before) {
+      if (!after.count(kv.first)) ++removed;
+    }
+    if (updated == 0 && removed == 0) continue;
+    size_t clients = 0;
+    for (const auto& t : targets) {
+      for (const auto& u : t.second) clients += u == type_url;
+    }
+    // With nobody subscribed (startup) this is not a push worth an info line.
+    ads_log()->log(clients > 0 ? spdlog::level::info : spdlog::level::debug, "push {}: {} updated, {} removed to {} clients",
+                   short_type(type_url), updated, removed, clients);
+  }
+  for (auto& t : targets) {
+    std::lock_guard<std::mutex> l(t.first->mu);
+    t.first->state_changed = true;
+    t.first->cv.notify_one();
+  }
+}
+
+void AdsServer::Impl::shutdown() {
+  std::vector<std::shared_ptr<StreamSignal>> signals;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    shutting_down_ = true;
+    for (const auto& kv : streams_) signals.push_back(kv.second.signal);
+  }
+  for (auto& sig : signals) {
+    std::lock_guard<std::mutex> l(sig->mu);
+    sig->stop = true;
+    sig->cv.notify_one();
+  }
+}
+
+AdsServer::AdsServer(std::shared_ptr<const TokenAuthenticator> tokens, std::shared_ptr<const ServedState> initial)
+    : impl_(std::make_unique<Impl>(std::move(tokens), std::move(initial))) {}
+AdsServer::~AdsServer() = default;
+
+grpc::Service* AdsServer::service() { return impl_.get(); }
+void AdsServer::set_state(std::shared_ptr<const ServedState> state) { impl_->set_state(std::move(state)); }
+std::shared_ptr<const ServedState> AdsServer::state() const { return impl_->state(); }
+std::vector<ConnectedClient> AdsServer::clients() const { return impl_->clients(); }
+AdsStats AdsServer::stats() const { return impl_->stats(); }
+void AdsServer::shutdown() { impl_->shutdown(); }
+
+}  // namespace controlplane

@@ -1,0 +1,379 @@
+#include "controlplane/serve.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/service_type.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/certs.h"
+#include "common/local_ca.h"
+#include "common/log.h"
+#include "controlplane/ca_service.h"
+#include "controlplane/cached_loader.h"
+#include "controlplane/dir_watch.h"
+#include "controlplane/local_xds_writer.h"
+#include "controlplane/tokens.h"
+#include "controlplane/xds_resources.h"
+
+namespace controlplane {
+namespace {
+
+using common::make_error;
+namespace fs = std::filesystem;
+
+std::shared_ptr<spdlog::logger> cp_log() {
+  static const std::shared_ptr<spdlog::logger> lg = common::log::logger("controlplane");
+  return lg;
+}
+
+// The serving certificate's lifetime; re-issued on every start.
+constexpr std::chrono::hours kServerCertTtl{24 * 365};
+
+common::Result<std::string> read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return make_error("cannot read " + p.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct ListenAddress {
+  std::string host;  // without brackets
+  std::string port;
+};
+
+common::Result<ListenAddress> parse_listen(const std::string& listen) {
+  ListenAddress a;
+  std::string port;
+  if (!listen.empty() && listen[0] == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return make_error("--listen '" + listen + "': expected [ipv6]:port");
+    }
+    a.host = listen.substr(1, close - 1);
+    a.port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || listen.find(':') != colon) {
+      return make_error("--listen '" + listen + "': expected host:port (IPv6 as [addr]:port)");
+    }
+    a.host = listen.substr(0, colon);
+    a.port = listen.substr(colon + 1);
+  }
+  if (a.host.empty()) return make_error("--listen '" + listen + "': no host");
+  if (a.port.empty() || a.port.size() > 5 || a.port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(a.port) > 65535) {
+    return make_error("--listen '" + listen + "': bad port");
+  }
+  return a;
+}
+
+std::string join_host_port(const std::string& host, int port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string identity_key(const std::string& node, const std::string& uri) { return node + '\n' + uri; }
+
+}  // namespace
+
+struct ControlPlaneServer::Impl {
+  ServeOptions opt;
+  std::vector<std::string> exclude;
+  std::shared_ptr<const TokenAuthenticator> tokens;
+  std::unique_ptr<AdsServer> ads;
+  std::unique_ptr<grpc::Service> ca_service;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+  int port = 0;
+  std::string root_pem;
+
+  // Recompile state; poll_mu serialises poll_now() with the watcher.
+  std::mutex poll_mu;
+  CachedLoader loader;
+  DirFingerprint prev;
+  bool have_prev = false;
+  std::string last_error;
+  std::set<std::string> last_findings;
+  std::string last_yaml;
+  uint64_t generation = 0;
+
+  mutable std::mutex index_mu;
+  std::shared_ptr<const std::set<std::string>> identities = std::make_shared<std::set<std::string>>();
+
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  bool stopped = false;
+  std::thread watcher;
+
+  bool poll();
+  void publish(const CompiledState& st, double parse_ms, size_t parsed_files);
+  bool identity_on_node(const std::string& node, const std::string& uri) const {
+    std::shared_ptr<const std::set<std::string>> ids;
+    {
+      std::lock_guard<std::mutex> l(index_mu);
+      ids = identities;
+    }
+    return ids->count(identity_key(node, uri)) > 0;
+  }
+  void stop();
+};
+
+bool ControlPlaneServer::Impl::poll() {
+  std::lock_guard<std::mutex> l(poll_mu);
+  auto fp = fingerprint(opt.dir, exclude);
+  if (!fp) {
+    // The directory may come back (a demo recreating it); keep serving the last state and
+    // say so once.
+    if (fp.error() != last_error) cp_log()->error("{}; still serving the last good state", fp.error());
+    last_error = fp.error();
+    have_prev = false;
+    return false;
+  }
+  last_error.clear();
+  if (have_prev && *fp == prev) return false;
+  const auto t0 = std::chrono::steady_clock::now();
+  Diagnostics diags;
+  ResourceSet objects = loader.load(*fp, diags);
+  const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  CompiledState st = compile(objects, opt.compile);
+  diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),
+               std::make_move_iterator(st.diagnostics.end()));
+  st.diagnostics = std::move(diags);
+  prev = std::move(*fp);
+  have_prev = true;
+  publish(st, parse_ms, loader.parsed_last());
+  return true;
+}
+
+void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms, size_t parsed_files) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Findings: only those not reported by the previous compile, so an edit elsewhere does not
+  // repeat every standing warning of a large directory.
+  std::set<std::string> findings;
+  for (const auto& d : st.diagnostics) {
+    if (opt.quiet && d.severity == Severity::Info) continue;
+    std::string line = d.to_string();
+    if (!last_findings.count(line)) {
+      switch (d.severity) {
+        case Severity::Error: cp_log()->error("{}", line); break;
+        case Severity::Warning: cp_log()->warn("{}", line); break;
+        case Severity::Info: cp_log()->info("{}", line); break;
+      }
+    }
+    findings.insert(std::move(line));
+  }
+  last_findings = std::move(findings);
+
+  const auto& cfg = st.config;
+  XdsResources resources = to_xds_resources(cfg);
+  auto next = std::make_shared<ServedState>();
+  next->version = std::to_string(++generation);
+  // Reuse an unchanged type's map so the server sees at once that nothing moved there.
+  const auto before = ads->state();
+  auto put = [&](std::string_view type_url, XdsResourceMap&& map) {
+    auto it = before->types.find(type_url);
+    if (it != before->types.end() && it->second && *it->second == map) {
+      next->types.emplace(std::string(type_url), it->second);
+    } else {
+      next->types.emplace(std::string(type_url), std::make_shared<const XdsResourceMap>(std::move(map)));
+    }
+  };
+  put(kAddressTypeUrl, std::move(resources.addresses));
+  put(kAuthorizationTypeUrl, std::move(resources.authorizations));
+
+  auto ids = std::make_shared<std::set<std::string>>();
+  for (const auto& w : cfg.workloads) {
+    if (!w.node.empty()) ids->insert(identity_key(w.node, w.identity().uri()));
+  }
+  {
+    std::lock_guard<std::mutex> l(index_mu);
+    identities = std::move(ids);
+  }
+  ads->set_state(std::move(next));
+
+  if (!opt.out.empty()) {
+    std::string yaml = to_local_xds_yaml(
+        cfg, "Generated by `controlplane serve --dir " + opt.dir +
+                 "`; do not edit.\nFormat: ztunnel LOCAL_XDS_PATH (workloads, services, policies).");
+    if (yaml != last_yaml) {
+      if (auto w = write_file_atomically(opt.out, yaml); !w) {
+        cp_log()->error("{}", w.error());
+      } else {
+        last_yaml = std::move(yaml);
+      }
+    }
+  }
+  const double publish_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  cp_log()->info(
+      "compiled {} workloads, {} services, {} policies from {} ({} errors, {} warnings; {} files parsed in {:.0f} ms, "
+      "published in {:.0f} ms) version {}",
+      cfg.workloads.size(), cfg.services.size(), cfg.policies.size(), opt.dir,
+      count(st.diagnostics, Severity::Error), count(st.diagnostics, Severity::Warning), parsed_files, parse_ms,
+      publish_ms, generation);
+}
+
+void ControlPlaneServer::Impl::stop() {
+  {
+    std::lock_guard<std::mutex> l(stop_mu);
+    if (stopped) return;
+    stopped = stopping = true;
+  }
+  stop_cv.notify_all();
+  if (watcher.joinable()) watcher.join();
+  if (ads) ads->shutdown();
+  if (server) {
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server->Wait();
+  }
+}
+
+common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(const ServeOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  ServeOptions& opt = impl->opt;
+  if (opt.dir.empty()) return make_error("--dir is required");
+  if (opt.tokens.empty()) return make_error("--tokens FILE is required (no anonymous access)");
+  if (opt.max_cert_ttl.count() <= 0) return make_error("--max-cert-ttl must be positive");
+  auto listen = parse_listen(opt.listen);
+  if (!listen) return make_error(listen.error());
+  if (!opt.out.empty()) impl->exclude.push_back(opt.out);
+
+  // ---- tokens ----
+  auto tokens = TokenAuthenticator::load(opt.tokens);
+  if (!tokens) return make_error(tokens.error());
+  if (tokens->size() == 0) return make_error("tokens file " + opt.tokens + ": no tokens (no anonymous access)");
+  impl->tokens = std::make_shared<const TokenAuthenticator>(std::move(*tokens));
+  TrustedNodeAccounts trusted;
+  for (const auto& a : opt.trusted_node_accounts) {
+    const auto slash = a.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == a.size() || a.find('/', slash + 1) != std::string::npos) {
+      return make_error("--trusted-node-accounts: '" + a + "' is not <namespace>/<serviceaccount>");
+    }
+    trusted.accounts.push_back(a);
+  }
+
+  // ---- CA and the serving certificate ----
+  const fs::path ca_dir = opt.cacerts;
+  const bool existed = fs::exists(ca_dir / "ca-cert.pem");
+  auto ca = common::LocalCa::create(ca_dir, opt.compile.trust_domain);
+  if (!ca) return make_error("--cacerts " + opt.cacerts + ": " + ca.error());
+  if (!existed) cp_log()->info("created a new CA in {}", fs::absolute(ca_dir).string());
+  impl->root_pem = ca->roots_pem();
+  const std::string ca_chain = ca->cert_chain_pem();
+  auto ca_cert = read_file(ca_dir / "ca-cert.pem");
+  if (!ca_cert) return make_error("--cacerts: " + ca_cert.error());
+  auto ca_key = read_file(ca_dir / "ca-key.pem");
+  if (!ca_key) return make_error("--cacerts: " + ca_key.error());
+  std::vector<std::string> dns{"localhost", "istiod.istio-system.svc", "istiod.istio-system.svc.cluster.local"};
+  std::vector<std::string> ips{"127.0.0.1", "::1"};
+  if (auto ip = ztunnel::parse_ip(listen->host)) {
+    if (!ip->is_unspecified() && !ip->is_loopback()) ips.push_back(ip->to_string());
+  } else if (std::find(dns.begin(), dns.end(), listen->host) == dns.end()) {
+    dns.push_back(listen->host);
+  }
+  auto cert = common::certs::issue_server_cert(common::certs::CaMaterial{*ca_cert, *ca_key}, dns, ips,
+                                               std::chrono::duration_cast<std::chrono::seconds>(kServerCertTtl));
+  if (!cert) return make_error("issuing the server certificate: " + cert.error());
+
+  // ---- the mesh, before the port opens ----
+  impl->ads = std::make_unique<AdsServer>(impl->tokens);
+  if (auto first = fingerprint(opt.dir, impl->exclude); !first) {
+    return make_error("--dir: " + first.error());
+  }
+  impl->poll();
+
+  Impl* self = impl.get();
+  CaServiceOptions ca_opts;
+  ca_opts.trust_domain = opt.compile.trust_domain;
+  ca_opts.trusted = trusted;
+  ca_opts.max_ttl = opt.max_cert_ttl;
+  ca_opts.default_ttl = std::min(ca_opts.default_ttl, opt.max_cert_ttl);
+  impl->ca_service =
+      make_ca_service(std::move(*ca), impl->tokens, ca_opts, [self](const std::string& node, const common::Identity& id) {
+        return self->identity_on_node(node, id.uri());
+      });
+
+  // ---- gRPC server ----
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back({cert->key_pem, cert->cert_pem + ca_chain});
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(opt.listen, grpc::SslServerCredentials(ssl), &port);
+  // An initial sync of a large mesh is one message of tens of MB.
+  builder.SetMaxReceiveMessageSize(-1);
+  builder.SetMaxSendMessageSize(-1);
+  // Clients ping every 30 s even on idle connections (as ztunnel does): allow it rather than
+  // answering with GOAWAY too_many_pings.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC sets SO_REUSEPORT by default: a second control plane on the same port would start
+  // "fine" and split the clients. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(impl->ads->service());
+  builder.RegisterService(impl->ca_service.get());
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || port == 0) {
+    impl->stop();
+    return make_error("cannot listen on " + opt.listen);
+  }
+  impl->port = port;
+  impl->address = join_host_port(listen->host, port);
+
+  impl->watcher = std::thread([self] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> l(self->stop_mu);
+        if (self->stop_cv.wait_for(l, self->opt.poll_interval, [self] { return self->stopping; })) return;
+      }
+      self->poll();
+    }
+  });
+  return std::unique_ptr<ControlPlaneServer>(new ControlPlaneServer(std::move(impl)));
+}
+
+ControlPlaneServer::ControlPlaneServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ControlPlaneServer::~ControlPlaneServer() { impl_->stop(); }
+const std::string& ControlPlaneServer::address() const { return impl_->address; }
+int ControlPlaneServer::port() const { return impl_->port; }
+const std::string& ControlPlaneServer::root_cert_pem() const { return impl_->root_pem; }
+AdsServer& ControlPlaneServer::ads() { return *impl_->ads; }
+bool ControlPlaneServer::identity_on_node(const std::string& node, const std::string& identity_uri) const {
+  return impl_->identity_on_node(node, identity_uri);
+}
+bool ControlPlaneServer::poll_now() { return impl_->poll(); }
+void ControlPlaneServer::stop() { impl_->stop(); }
+
+int run_serve(const ServeOptions& options, const std::atomic<bool>& stop_flag) {
+  // Tests and scripts wait for lines on a pipe: flush per line.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const char* env = std::getenv("RUST_LOG");
+  std::string filter = env && *env && common::log::validate_filter(env) ? env : "info";
+  (void)common::log::init(filter, common::log::Format::Plain, "controlplane");
+  auto server = ControlPlaneServer::start(options);
+  if (!server) {
+    cp_log()->error("{}", server.error());
+    return 1;
+  }
+  cp_log()->info("serving on {} (delta ADS + Istio CA, TLS; clients verify with {}/root-cert.pem)",
+              (*server)->address(), options.cacerts);
+  cp_log()->flush();
+  while (!stop_flag.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  cp_log()->info("shutting down");
+  (*server)->stop();
+  cp_log()->info("stopped");
+  return 0;
+}
+
+}  // namespace controlplane

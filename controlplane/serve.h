@@ -1,0 +1,84 @@
+// `controlplane serve`: a small istiod for single-host meshes and tests. One gRPC server over
+// TLS carries the delta ADS service (ads_server.h) and the Istio CA service (ca_service.h),
+// both authenticated by a static token file (tokens.h); the mesh comes from a directory of
+// Kubernetes-style YAML that is watched and recompiled on change.
+//
+// Startup: the CA is loaded from (or created in) `cacerts`; a serving certificate is issued
+// from it (DNS localhost, istiod.istio-system.svc, istiod.istio-system.svc.cluster.local; IP
+// 127.0.0.1, ::1 and the listen host when it is an IP), so clients verify the server with
+// <cacerts>/root-cert.pem. The directory is compiled once before the port opens, so the first
+// client already gets the full mesh.
+//
+// Watching: a thread polls the directory fingerprint every `poll_interval`; on a change it
+// re-parses only the changed files (CachedLoader), recompiles, logs the findings that are new,
+// converts to xDS resources, swaps the served state (streams then push their deltas), updates
+// the node/identity index the CA uses for impersonation, and rewrites `out` if set.
+//
+// Threading: start() returns a running server; address(), ads(), poll_now() and stop() may be
+// called from any thread. stop() is idempotent and also run by the destructor.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "controlplane/ads_server.h"
+#include "controlplane/compiler.h"
+
+namespace controlplane {
+
+struct ServeOptions {
+  std::string dir;                       // manifests (required)
+  std::string listen = "127.0.0.1:15012";  // host:port; port 0 = any free port
+  std::string cacerts = "cacerts";       // CA directory; created when absent
+  std::string tokens;                    // tokens file (required)
+  std::vector<std::string> trusted_node_accounts{"istio-system/ztunnel"};
+  std::chrono::seconds max_cert_ttl{std::chrono::hours(2160)};
+  std::string out;                       // also write LOCAL_XDS_PATH here ("" = no)
+  bool quiet = false;                    // hide Info findings
+  CompileOptions compile;
+  std::chrono::milliseconds poll_interval{200};
+};
+
+class ControlPlaneServer {
+ public:
+  // Loads tokens and CA, compiles the directory, starts listening. Errors name the file or
+  // setting at fault.
+  static common::Result<std::unique_ptr<ControlPlaneServer>> start(const ServeOptions& options);
+  ~ControlPlaneServer();
+  ControlPlaneServer(const ControlPlaneServer&) = delete;
+  ControlPlaneServer& operator=(const ControlPlaneServer&) = delete;
+
+  // "host:port" actually listened on (the real port when the option said 0).
+  const std::string& address() const;
+  int port() const;
+  // PEM of <cacerts>/root-cert.pem: what clients verify the server with.
+  const std::string& root_cert_pem() const;
+
+  AdsServer& ads();
+
+  // Whether a pod or WorkloadEntry running as `identity_uri` is on `node` in the current
+  // compiled state (what the CA checks for impersonation). Thread-safe.
+  bool identity_on_node(const std::string& node, const std::string& identity_uri) const;
+
+  // Checks the directory now (as the watcher does every poll_interval) and recompiles when it
+  // changed. True when a new state was published. Serialised with the watcher.
+  bool poll_now();
+
+  // Ends streams, shuts the gRPC server down (short deadline), stops the watcher. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit ControlPlaneServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The `serve` command: start(), print "serving on <addr>", run until `stop_flag` is set
+// (SIGTERM/SIGINT in main), shut down. Returns the exit code (0, or 1 on a startup error).
+int run_serve(const ServeOptions& options, const std::atomic<bool>& stop_flag);
+
+}  // namespace controlplane

@@ -1,0 +1,180 @@
+#include "ztunnel/xds_source.h"
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <map>
+
+#include "common/xds/delta_ads_client.h"
+#include "ztunnel/local_config.h"
+#include "ztunnel/xds_convert.h"
+
+namespace ztunnel {
+
+common::xds::Node make_xds_node(const Config& cfg) {
+  common::xds::NodeInputs in;
+  in.proxy_type = "ztunnel";
+  in.instance_ip = cfg.instance_ip;
+  in.pod_name = cfg.pod_name;
+  in.pod_namespace = cfg.pod_namespace;
+  in.node_name = cfg.node_name;
+  in.istio_meta = cfg.istio_meta;
+  in.istio_meta_json = cfg.istio_meta_json;
+  return common::xds::build_node(in);
+}
+
+struct XdsSource::Impl {
+  Impl(boost::asio::io_context& c, std::function<void(SnapshotConstSharedPtr)> snap_cb, std::function<void()> sync_cb)
+      : control(c), on_snapshot(std::move(snap_cb)), on_synced(std::move(sync_cb)) {}
+
+  class AddressHandler : public common::xds::TypeHandler {
+   public:
+    explicit AddressHandler(Impl& s) : s_(s) {}
+    std::vector<common::xds::ResourceError> apply(const std::vector<common::xds::Resource>& updated,
+                                                  const std::vector<std::string>& removed) override {
+      std::vector<common::xds::ResourceError> errors;
+      for (const auto& r : updated) {
+        auto v = parse_address_resource(r.name, r.value);
+        if (!v) {
+          errors.push_back({r.name, v.error()});
+          continue;
+        }
+        // A name could switch kind between versions; never keep both.
+        if (auto* w = std::get_if<Workload>(&v.value())) {
+          s_.services.erase(r.name);
+          s_.workloads[r.name] = std::move(*w);
+        } else {
+          s_.workloads.erase(r.name);
+          s_.services[r.name] = std::move(std::get<Service>(v.value()));
+        }
+      }
+      for (const auto& n : removed) {
+        s_.workloads.erase(n);
+        s_.services.erase(n);
+      }
+      s_.applied();
+      return errors;
+    }
+
+   private:
+    Impl& s_;
+  };
+
+  class AuthorizationHandler : public common::xds::TypeHandler {
+   public:
+    explicit AuthorizationHandler(Impl& s) : s_(s) {}
+    std::vector<common::xds::ResourceError> apply(const std::vector<common::xds::Resource>& updated,
+                                                  const std::vector<std::string>& removed) override {
+      std::vector<common::xds::ResourceError> errors;
+      for (const auto& r : updated) {
+        auto a = parse_authorization_resource(r.name, r.value);
+        if (!a) {
+          errors.push_back({r.name, a.error()});
+          continue;
+        }
+        s_.policies[r.name] = std::move(a.value());
+      }
+      for (const auto& n : removed) s_.policies.erase(n);
+      s_.applied();
+      return errors;
+    }
+
+   private:
+    Impl& s_;
+  };
+
+  // Client thread: after a handler applied a response.
+  void applied() {
+    n_workloads = workloads.size();
+    n_services = services.size();
+    n_policies = policies.size();
+    if (synced) publish();
+  }
+
+  // Client thread: the first response of both types has been applied.
+  void first_sync() {
+    synced = true;
+    publish();
+    boost::asio::post(control, [cb = on_synced] {
+      if (cb) cb();
+    });
+  }
+
+  void publish() {
+    LocalConfig lc;
+    lc.workloads.reserve(workloads.size());
+    for (const auto& [name, w] : workloads) lc.workloads.push_back(w);
+    lc.services.reserve(services.size());
+    for (const auto& [name, s] : services) lc.services.push_back(s);
+    lc.policies.reserve(policies.size());
+    for (const auto& [name, p] : policies) lc.policies.push_back(p);
+    SnapshotConstSharedPtr snap = Snapshot::from_local_config(std::move(lc), ++version);
+    boost::asio::post(control, [cb = on_snapshot, snap = std::move(snap)] {
+      if (cb) cb(snap);
+    });
+  }
+
+  boost::asio::io_context& control;
+  std::function<void(SnapshotConstSharedPtr)> on_snapshot;
+  std::function<void()> on_synced;
+
+  // Client thread only.
+  std::map<std::string, Workload> workloads;  // by resource name (= uid)
+  std::map<std::string, Service> services;    // by resource name (= namespace/hostname)
+  std::map<std::string, Authorization> policies;
+  bool synced = false;
+  uint64_t version = 0;
+
+  // For status() from other threads.
+  std::atomic<size_t> n_workloads{0}, n_services{0}, n_policies{0};
+
+  AddressHandler address_handler{*this};
+  AuthorizationHandler authz_handler{*this};
+  // Last member: destroyed (and therefore stopped) before the handlers and maps it uses.
+  std::unique_ptr<common::xds::DeltaAdsClient> client;
+};
+
+XdsSource::XdsSource(const Config& cfg, common::metrics::Registry& registry, boost::asio::io_context& control,
+                     std::function<void(SnapshotConstSharedPtr)> on_snapshot, std::function<void()> on_synced)
+    : impl_(std::make_unique<Impl>(control, std::move(on_snapshot), std::move(on_synced))) {
+  common::xds::DeltaAdsOptions opts;
+  opts.endpoint.address = cfg.xds_address.value_or("");
+  opts.endpoint.root_ca = cfg.xds_root_ca;
+  opts.endpoint.alt_hostname = cfg.alt_xds_hostname;
+  opts.endpoint.auth_token = cfg.auth_token;
+  opts.endpoint.cluster_id = cfg.cluster_id;
+  opts.endpoint.extra_headers = cfg.xds_headers;
+  opts.node = make_xds_node(cfg);
+  opts.types = {{std::string(kAddressTypeUrl), &impl_->address_handler},
+                {std::string(kAuthorizationTypeUrl), &impl_->authz_handler}};
+  opts.on_synced = [impl = impl_.get()] { impl->first_sync(); };
+  impl_->client = std::make_unique<common::xds::DeltaAdsClient>(std::move(opts), registry);
+}
+
+XdsSource::~XdsSource() { stop(); }
+
+void XdsSource::start() { impl_->client->start(); }
+
+void XdsSource::stop() { impl_->client->stop(); }
+
+nlohmann::json XdsSource::status() const {
+  const common::xds::DeltaAdsStatus st = impl_->client->status();
+  nlohmann::json j;
+  j["address"] = st.address;
+  j["connected"] = st.connected;
+  j["synced"] = st.synced;
+  j["connects"] = st.connects;
+  j["responses"] = st.responses;
+  j["resources"] = {{"workloads", impl_->n_workloads.load()},
+                    {"services", impl_->n_services.load()},
+                    {"policies", impl_->n_policies.load()}};
+  nlohmann::json per_type = nlohmann::json::object();
+  for (const auto& [type, n] : st.resources) per_type[type] = n;
+  j["acceptedByType"] = std::move(per_type);
+  j["lastNack"] = st.last_nack;
+  j["lastDisconnect"] = st.last_disconnect;
+  return j;
+}
+
+}  // namespace ztunnel
