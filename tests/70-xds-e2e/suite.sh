@@ -67,6 +67,7 @@ metadata:
   namespace: e2e
   labels:
     app: ${5:-$1}
+    name: $1
     version: ${6:-v1}
 spec:
   serviceAccountName: $4
@@ -154,7 +155,7 @@ cp_start() {
   echo "controlplane did not start:"; tail -n 20 "$T/cp.log"
   return 1
 }
-out=$(cp_start) || abort "controlplane serve started (TLS on 0.0.0.0:15012, cacerts created)" "$out"
+cp_start >"$T/cp-start.out" || abort "controlplane serve started (TLS on 0.0.0.0:15012, cacerts created)" "$(cat "$T/cp-start.out")"
 pass "controlplane serve started; cacerts created at $CACERTS"
 [[ -s $ROOT_PEM ]] || abort "cacerts/root-cert.pem exists"
 
@@ -256,6 +257,10 @@ for i in $(seq 1 12); do r=$(zn_get client-a "http://10.99.200.10/whoami"); seen
 # ---- dedicated mode ----------------------------------------------------------------------------------
 nsx_exec ded "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-ded.log" 2>&1 \
   || fail "in-pod rules installed in ded" "$(cat "$T/rules-ded.log")"
+# Known gap: our gRPC sockets do not carry PACKET_MARK yet, so the dedicated ztunnel's own
+# control-plane connection would be captured by its pod's rules; exempt the control-plane
+# address the way a sidecar install excludes istiod's.
+nsx_exec ded iptables -t nat -I ISTIO_OUTPUT -d 10.99.1.254/32 -p tcp --dport 15012 -j RETURN
 nsx_bg_env ded "$T/zt-ded.log" PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=e2e/ded/ded \
   XDS_ADDRESS=https://10.99.1.254:15012 CA_ADDRESS=https://10.99.1.254:15012 \
   ALT_XDS_HOSTNAME=localhost ALT_CA_HOSTNAME=localhost XDS_ROOT_CA="$ROOT_PEM" CA_ROOT_CA="$ROOT_PEM" \
@@ -305,7 +310,7 @@ metadata:
 spec:
   clusterIP: 10.99.200.20
   selector:
-    app: $1
+    name: $1
   ports:
   - port: 80
     targetPort: 8080
@@ -313,7 +318,10 @@ S
 }
 svc_api server-2 | put svc-api.yaml
 zn_wait_config n1 'api.e2e.svc.cluster.local' present 8 >/dev/null
-check "service added: 10.99.200.20 -> server-2" zn_expect_get client-a "http://10.99.200.20/whoami" server-2
+ok=0
+for _ in $(seq 1 40); do [[ $(zn_get client-a "http://10.99.200.20/whoami") == "200 server-2" ]] && { ok=1; break; }; sleep 0.2; done
+[[ $ok == 1 ]] && pass "service added: 10.99.200.20 -> server-2" \
+  || fail "service added: VIP reaches server-2" "$(zn_get client-a http://10.99.200.20/whoami)"
 svc_api server-1 | put svc-api.yaml
 ok=0
 for _ in $(seq 1 40); do [[ $(zn_get client-a "http://10.99.200.20/whoami") == "200 server-1" ]] && { ok=1; break; }; sleep 0.2; done
@@ -374,7 +382,7 @@ pass "controlplane killed (SIGKILL) with traffic flowing"
 sleep 3
 # Changed while the server is away: must arrive after the reconnect, exactly once.
 xpod extra node-2 10.99.2.7 extra | put pod-extra.yaml
-out=$(cp_start) || fail "controlplane restarted" "$out"
+cp_start >"$T/cp-start.out" || fail "controlplane restarted" "$(cat "$T/cp-start.out")"
 rc=0; wait "$LOOP_PID" || rc=$?
 [[ $rc == 0 ]] && pass "traffic kept flowing on the last good config through the outage: $(head -n 1 "$T/loop-outage.log")" \
   || fail "traffic kept flowing through the outage" "$(cat "$T/loop-outage.log")"
@@ -414,7 +422,7 @@ nsx_bg_env n2 "$T/zt-bad.log" PROXY_MODE=shared INPOD_UDS="$T/none.sock" \
   NODE_NAME=node-2 RUST_LOG=info ZTUNNEL_WORKER_THREADS=1 \
   ADMIN_ADDR=127.0.0.1:16000 STATS_ADDR="[::]:16020" READINESS_ADDR="[::]:16021" -- "$ZT_BIN"
 BAD_PID=$NSX_LAST_PID
-if wait_for_file_match "$T/zt-bad.log" 'UNAUTHENTICATED|Unauthenticated|unauthenticated' 10; then
+if wait_for_file_match "$T/zt-bad.log" 'UNAUTHENTICATED|gRPC status 16: missing or unknown bearer token' 10; then
   pass "a ztunnel with a wrong token is refused (UNAUTHENTICATED)"
 else
   fail "a ztunnel with a wrong token is refused" "$(tail -n 10 "$T/zt-bad.log")"
