@@ -1,6 +1,7 @@
 // Change detection for a manifest directory by polling, the portable and dependable choice for
 // a demo control plane: inotify misses edits made through some bind mounts and editors that
-// replace files, a 500 ms stat() loop over a handful of files does not.
+// replace files, a short stat() loop over a handful of files does not. inotify (dir_notify.h)
+// only makes the next poll come early.
 //
 // A fingerprint covers exactly the files load_directory() reads (manifest_files()): name,
 // size, modification time (ns) and inode, so an edit, an addition, a removal and an atomic

@@ -9,7 +9,8 @@
 // <cacerts>/root-cert.pem. The directory is compiled once before the port opens, so the first
 // client already gets the full mesh.
 //
-// Watching: a thread polls the directory fingerprint every `poll_interval`; on a change it
+// Watching: a thread checks the directory fingerprint as soon as inotify reports a change
+// (dir_notify.h) and at the latest every `poll_interval`; on a change it
 // re-parses only the changed files (CachedLoader), recompiles, logs the findings that are new,
 // converts to xDS resources, swaps the served state (streams then push their deltas), updates
 // the node/identity index the CA uses for impersonation, and rewrites `out` if set.

@@ -25,8 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // Exercise routing and authorization from every workload to every address we know.
   size_t budget = 256;
-  for (const auto& src : snap->workloads()) {
-    for (const auto& dst : snap->workloads()) {
+  for (const auto& src_ptr : snap->workloads()) {
+    const ztunnel::Workload& src = *src_ptr;
+    for (const auto& dst_ptr : snap->workloads()) {
+      const ztunnel::Workload& dst = *dst_ptr;
       for (const auto& ip : dst.addresses) {
         if (budget-- == 0) return 0;
         auto route = ztunnel::route_outbound(*snap, src, ip, 80, budget * 7919);
@@ -35,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)ztunnel::evaluate(*snap, c, dst);
       }
     }
-    for (const auto& svc : snap->services()) {
+    for (const auto& svc_ptr : snap->services()) {
+      const ztunnel::Service& svc = *svc_ptr;
       for (const auto& vip : svc.vips) {
         if (budget-- == 0) return 0;
         for (const auto& [port, target] : svc.ports) {

@@ -21,6 +21,7 @@ common::Result<std::unique_ptr<common::CertProvider>> make_cert_provider(const C
     ep.auth_token = cfg.auth_token;
     ep.cluster_id = cfg.cluster_id;
     ep.extra_headers = cfg.ca_headers;
+    ep.packet_mark = cfg.packet_mark;
     common::ca::IstioCaClient::Options opts;
     opts.ttl = ttl;
     // A node proxy asks for the identities of the workloads it serves; a dedicated proxy only

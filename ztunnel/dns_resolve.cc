@@ -258,7 +258,7 @@ void shuffle(std::vector<IpAddr>& v, uint64_t random) {
 }  // namespace
 
 HostnameIndex::HostnameIndex(SnapshotConstSharedPtr snapshot) : snapshot_(std::move(snapshot)) {
-  for (const Service& s : snapshot_->services()) by_host_[lower(s.hostname)].push_back(&s);
+  for (const auto& s : snapshot_->services()) by_host_[lower(s->hostname)].push_back(s.get());
 }
 
 const std::vector<const Service*>* HostnameIndex::find(std::string_view host) const {

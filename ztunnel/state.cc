@@ -12,37 +12,74 @@ namespace ztunnel {
 // ---------------------------------------------------------------------------------------------
 // Build
 
+namespace {
+
+// Later duplicates replace earlier ones, keeping first-seen order for stable dumps.
+template <typename Ptr, typename KeyOf>
+void dedup(std::vector<Ptr>& items, KeyOf key_of) {
+  std::unordered_map<std::string, size_t> pos;
+  pos.reserve(items.size());
+  std::vector<Ptr> out;
+  out.reserve(items.size());
+  for (auto& item : items) {
+    auto [it, inserted] = pos.emplace(key_of(*item), out.size());
+    if (inserted) {
+      out.push_back(std::move(item));
+    } else {
+      out[it->second] = std::move(item);
+    }
+  }
+  items = std::move(out);
+}
+
+bool all_canonical(const std::vector<IpAddr>& ips) {
+  return std::all_of(ips.begin(), ips.end(), [](const IpAddr& ip) { return canonical_ip(ip) == ip; });
+}
+
+}  // namespace
+
 SnapshotConstSharedPtr Snapshot::build(std::vector<Workload> workloads,
                                        std::vector<Service> services,
                                        std::vector<Authorization> policies, uint64_t version) {
+  std::vector<WorkloadPtr> ws;
+  ws.reserve(workloads.size());
+  for (auto& w : workloads) ws.push_back(std::make_shared<const Workload>(std::move(w)));
+  std::vector<ServicePtr> ss;
+  ss.reserve(services.size());
+  for (auto& s : services) ss.push_back(std::make_shared<const Service>(std::move(s)));
+  std::vector<AuthorizationPtr> ps;
+  ps.reserve(policies.size());
+  for (auto& p : policies) ps.push_back(std::make_shared<const Authorization>(std::move(p)));
+  return build_shared(std::move(ws), std::move(ss), std::move(ps), version);
+}
+
+SnapshotConstSharedPtr Snapshot::build_shared(std::vector<WorkloadPtr> workloads,
+                                              std::vector<ServicePtr> services,
+                                              std::vector<AuthorizationPtr> policies,
+                                              uint64_t version) {
   auto snap = std::make_shared<Snapshot>(Tag{});
   snap->version_ = version;
 
-  // Later duplicates replace earlier ones, keeping first-seen order for stable dumps.
-  auto dedup = [](auto& items, auto key_of) {
-    std::unordered_map<std::string, size_t> pos;
-    std::decay_t<decltype(items)> out;
-    out.reserve(items.size());
-    for (auto& item : items) {
-      auto [it, inserted] = pos.emplace(key_of(item), out.size());
-      if (inserted) {
-        out.push_back(std::move(item));
-      } else {
-        out[it->second] = std::move(item);
-      }
-    }
-    items = std::move(out);
-  };
   dedup(workloads, [](const Workload& w) { return w.uid; });
   dedup(services, [](const Service& s) { return s.key(); });
   dedup(policies, [](const Authorization& a) { return a.key(); });
 
-  // Canonical IPs make the address indexes exact-match.
+  // Canonical IPs make the address indexes exact-match. Objects are shared, so a fix is made
+  // on a copy (xDS input is normalised at conversion and never takes this path).
   for (auto& w : workloads) {
-    for (auto& ip : w.addresses) ip = canonical_ip(ip);
+    if (all_canonical(w->addresses)) continue;
+    auto copy = std::make_shared<Workload>(*w);
+    for (auto& ip : copy->addresses) ip = canonical_ip(ip);
+    w = std::move(copy);
   }
   for (auto& s : services) {
-    for (auto& v : s.vips) v.ip = canonical_ip(v.ip);
+    if (std::all_of(s->vips.begin(), s->vips.end(),
+                    [](const NetworkAddress& v) { return canonical_ip(v.ip) == v.ip; })) {
+      continue;
+    }
+    auto copy = std::make_shared<Service>(*s);
+    for (auto& v : copy->vips) v.ip = canonical_ip(v.ip);
+    s = std::move(copy);
   }
 
   snap->workloads_ = std::move(workloads);
@@ -86,9 +123,11 @@ const std::pair<std::string, size_t>* find_in(
 }  // namespace
 
 void Snapshot::index() {
+  workload_by_uid_.reserve(workloads_.size());
+  workload_by_addr_.reserve(workloads_.size());
   for (size_t i = 0; i < workloads_.size(); ++i) {
-    const Workload& w = workloads_[i];
-    workload_by_uid_.emplace(w.uid, i);
+    const Workload& w = *workloads_[i];
+    workload_by_uid_.emplace(std::string_view(w.uid), i);
     if (w.network_mode == NetworkMode::HostNetwork) continue;  // node IP is shared: not ours
     for (const auto& ip : w.addresses) {
       auto& slot = workload_by_addr_[ip];
@@ -96,15 +135,18 @@ void Snapshot::index() {
                              [&](const auto& e) { return e.first == w.network; });
       if (it == slot.end()) {
         slot.emplace_back(w.network, i);
-      } else if (address_claim_rank(w) >= address_claim_rank(workloads_[it->second])) {
+      } else if (address_claim_rank(w) >= address_claim_rank(*workloads_[it->second])) {
         it->second = i;
       }
     }
   }
 
   endpoints_.resize(services_.size());
+  service_index_.reserve(services_.size());
+  service_by_key_.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = services_[i];
+    const Service& s = *services_[i];
+    service_index_.emplace(&s, i);
     service_by_key_.emplace(s.key(), i);
     for (const auto& vip : s.vips) {
       auto& slot = service_by_vip_[vip.ip];
@@ -125,17 +167,18 @@ void Snapshot::index() {
     return status == HealthStatus::Healthy ||
            (s.load_balancer && s.load_balancer->health_policy == LoadBalancerHealthPolicy::AllowAll);
   };
-  for (const Workload& w : workloads_) {
+  for (const auto& wp : workloads_) {
+    const Workload& w = *wp;
     for (const auto& [key, ports] : w.services) {
       auto it = service_by_key_.find(std::string_view(key));
       if (it == service_by_key_.end()) continue;
-      const Service& s = services_[it->second];
+      const Service& s = *services_[it->second];
       if (!include(s, w.status)) continue;
       endpoints_[it->second].push_back(ServiceEndpoint{&w, ports, w.status});
     }
   }
   for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = services_[i];
+    const Service& s = *services_[i];
     for (const Endpoint& ep : s.endpoints) {
       const Workload* w = find_workload_by_uid(ep.workload_uid);
       if (w == nullptr) continue;
@@ -149,7 +192,7 @@ void Snapshot::index() {
   }
 
   for (size_t i = 0; i < policies_.size(); ++i) {
-    const Authorization& p = policies_[i];
+    const Authorization& p = *policies_[i];
     policy_by_key_.emplace(p.key(), i);
     switch (p.scope) {
       case AuthzScope::Global:
@@ -169,30 +212,30 @@ void Snapshot::index() {
 
 const Workload* Snapshot::find_workload_by_uid(std::string_view uid) const {
   auto it = workload_by_uid_.find(uid);
-  return it == workload_by_uid_.end() ? nullptr : &workloads_[it->second];
+  return it == workload_by_uid_.end() ? nullptr : workloads_[it->second].get();
 }
 
 const Workload* Snapshot::find_workload(std::string_view network, const IpAddr& ip) const {
   const auto* e = find_in(workload_by_addr_, network, ip);
-  return e ? &workloads_[e->second] : nullptr;
+  return e ? workloads_[e->second].get() : nullptr;
 }
 
 const Workload* Snapshot::find_workload_by_info(std::string_view ns, std::string_view name,
                                                 std::string_view service_account) const {
   for (const auto& w : workloads_) {
-    if (w.ns == ns && w.name == name && w.service_account == service_account) return &w;
+    if (w->ns == ns && w->name == name && w->service_account == service_account) return w.get();
   }
   return nullptr;
 }
 
 const Service* Snapshot::find_service(std::string_view network, const IpAddr& vip) const {
   const auto* e = find_in(service_by_vip_, network, vip);
-  return e ? &services_[e->second] : nullptr;
+  return e ? services_[e->second].get() : nullptr;
 }
 
 const Service* Snapshot::find_service_by_key(std::string_view key) const {
   auto it = service_by_key_.find(key);
-  return it == service_by_key_.end() ? nullptr : &services_[it->second];
+  return it == service_by_key_.end() ? nullptr : services_[it->second].get();
 }
 
 const Service* Snapshot::find_service_by_host(std::string_view ns,
@@ -206,7 +249,7 @@ const Service* Snapshot::find_service_by_host(std::string_view ns,
 
 const Authorization* Snapshot::find_policy(std::string_view key) const {
   auto it = policy_by_key_.find(key);
-  return it == policy_by_key_.end() ? nullptr : &policies_[it->second];
+  return it == policy_by_key_.end() ? nullptr : policies_[it->second].get();
 }
 
 std::span<const Authorization* const> Snapshot::namespace_policies(std::string_view ns) const {
@@ -216,13 +259,11 @@ std::span<const Authorization* const> Snapshot::namespace_policies(std::string_v
 }
 
 std::span<const ServiceEndpoint> Snapshot::endpoints(const Service& service) const {
-  // `service` must come from this snapshot; its index is its position in services_.
-  const std::less<const Service*> before;
-  if (services_.empty() || before(&service, services_.data()) ||
-      !before(&service, services_.data() + services_.size())) {
-    return {};  // not one of ours
-  }
-  return endpoints_[static_cast<size_t>(&service - services_.data())];
+  // `service` must come from this snapshot (an object of another generation may be shared with
+  // this one, and then its endpoints here are this snapshot's).
+  auto it = service_index_.find(&service);
+  if (it == service_index_.end()) return {};  // not one of ours
+  return endpoints_[it->second];
 }
 
 std::vector<const Service*> Snapshot::services_of(const Workload& workload) const {
@@ -718,11 +759,11 @@ json policy_json(const Authorization& p) {
 
 nlohmann::json Snapshot::to_json() const {
   json ws = json::array();
-  for (const auto& w : workloads_) ws.push_back(workload_json(w));
+  for (const auto& w : workloads_) ws.push_back(workload_json(*w));
 
   json ss = json::array();
   for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = services_[i];
+    const Service& s = *services_[i];
     json j;
     j["name"] = s.name;
     j["namespace"] = s.ns;
@@ -753,7 +794,7 @@ nlohmann::json Snapshot::to_json() const {
   }
 
   json ps = json::array();
-  for (const auto& p : policies_) ps.push_back(policy_json(p));
+  for (const auto& p : policies_) ps.push_back(policy_json(*p));
 
   return json{{"workloads", std::move(ws)}, {"services", std::move(ss)}, {"policies", std::move(ps)}};
 }

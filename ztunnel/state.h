@@ -10,7 +10,10 @@
 // ...) points into the snapshot and is valid exactly as long as the caller holds that
 // shared_ptr.
 // Invariants: indexes are consistent with the stored vectors by construction (no mutation after
-// build); endpoints are already health-filtered (dropped when Unhealthy unless the service's
+// build); the Workload/Service/Authorization objects are shared, immutable and may be held by
+// several snapshots at once (a delta rebuild copies pointers, not objects, so two generations
+// of a 50k-workload mesh cost one set of objects plus two sets of indexes); endpoints are
+// already health-filtered (dropped when Unhealthy unless the service's
 // health policy is AllowAll) and always resolve to a workload of the same snapshot.
 #pragma once
 
@@ -52,6 +55,9 @@ enum class ResolutionMode : uint8_t { Standard, Waypoint };
 
 class Snapshot;
 using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;
+using WorkloadPtr = std::shared_ptr<const Workload>;
+using ServicePtr = std::shared_ptr<const Service>;
+using AuthorizationPtr = std::shared_ptr<const Authorization>;
 
 class Snapshot {
  public:
@@ -61,15 +67,21 @@ class Snapshot {
                                       std::vector<Service> services,
                                       std::vector<Authorization> policies, uint64_t version = 0);
   static SnapshotConstSharedPtr from_local_config(LocalConfig config, uint64_t version = 0);
+  // Same semantics over shared objects (the xDS path: unchanged objects are reused between
+  // generations). Addresses that are not canonical are fixed on a private copy.
+  static SnapshotConstSharedPtr build_shared(std::vector<WorkloadPtr> workloads,
+                                             std::vector<ServicePtr> services,
+                                             std::vector<AuthorizationPtr> policies,
+                                             uint64_t version = 0);
   static SnapshotConstSharedPtr empty();
 
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
   uint64_t version() const { return version_; }
-  const std::vector<Workload>& workloads() const { return workloads_; }
-  const std::vector<Service>& services() const { return services_; }
-  const std::vector<Authorization>& policies() const { return policies_; }
+  const std::vector<WorkloadPtr>& workloads() const { return workloads_; }
+  const std::vector<ServicePtr>& services() const { return services_; }
+  const std::vector<AuthorizationPtr>& policies() const { return policies_; }
 
   // ---- lookups (no allocation) ----
   const Workload* find_workload_by_uid(std::string_view uid) const;
@@ -130,15 +142,17 @@ class Snapshot {
   void index();
 
   uint64_t version_ = 0;
-  std::vector<Workload> workloads_;
-  std::vector<Service> services_;
-  std::vector<Authorization> policies_;
+  std::vector<WorkloadPtr> workloads_;
+  std::vector<ServicePtr> services_;
+  std::vector<AuthorizationPtr> policies_;
 
-  StringMap<size_t> workload_by_uid_;
+  // Keyed by views of Workload::uid: the objects outlive the index (both owned here).
+  std::unordered_map<std::string_view, size_t> workload_by_uid_;
   AddressIndex workload_by_addr_;
   AddressIndex service_by_vip_;
   StringMap<size_t> service_by_key_;
   std::vector<std::vector<ServiceEndpoint>> endpoints_;  // parallel to services_
+  std::unordered_map<const Service*, size_t> service_index_;  // object -> position in services_
   StringMap<size_t> policy_by_key_;
   StringMap<std::vector<const Authorization*>> policies_by_ns_;
 };

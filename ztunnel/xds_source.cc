@@ -7,7 +7,6 @@
 #include <map>
 
 #include "common/xds/delta_ads_client.h"
-#include "ztunnel/local_config.h"
 #include "ztunnel/xds_convert.h"
 
 namespace ztunnel {
@@ -37,16 +36,21 @@ struct XdsSource::Impl {
       for (const auto& r : updated) {
         auto v = parse_address_resource(r.name, r.value);
         if (!v) {
-          errors.push_back({r.name, v.error()});
+          errors.push_back({std::string(r.name), v.error()});
           continue;
         }
-        // A name could switch kind between versions; never keep both.
+        const std::string name(r.name);
+        // A name could switch kind between versions; never keep both. Objects are stored
+        // already canonical and shared with every snapshot built from them.
         if (auto* w = std::get_if<Workload>(&v.value())) {
-          s_.services.erase(r.name);
-          s_.workloads[r.name] = std::move(*w);
+          for (auto& ip : w->addresses) ip = canonical_ip(ip);
+          s_.services.erase(name);
+          s_.workloads[name] = std::make_shared<const Workload>(std::move(*w));
         } else {
-          s_.workloads.erase(r.name);
-          s_.services[r.name] = std::move(std::get<Service>(v.value()));
+          auto& svc = std::get<Service>(v.value());
+          for (auto& vip : svc.vips) vip.ip = canonical_ip(vip.ip);
+          s_.workloads.erase(name);
+          s_.services[name] = std::make_shared<const Service>(std::move(svc));
         }
       }
       for (const auto& n : removed) {
@@ -70,10 +74,10 @@ struct XdsSource::Impl {
       for (const auto& r : updated) {
         auto a = parse_authorization_resource(r.name, r.value);
         if (!a) {
-          errors.push_back({r.name, a.error()});
+          errors.push_back({std::string(r.name), a.error()});
           continue;
         }
-        s_.policies[r.name] = std::move(a.value());
+        s_.policies[std::string(r.name)] = std::make_shared<const Authorization>(std::move(a.value()));
       }
       for (const auto& n : removed) s_.policies.erase(n);
       s_.applied();
@@ -101,15 +105,18 @@ struct XdsSource::Impl {
     });
   }
 
+  // Pointer copies only: the new snapshot shares every unchanged object with the previous one.
   void publish() {
-    LocalConfig lc;
-    lc.workloads.reserve(workloads.size());
-    for (const auto& [name, w] : workloads) lc.workloads.push_back(w);
-    lc.services.reserve(services.size());
-    for (const auto& [name, s] : services) lc.services.push_back(s);
-    lc.policies.reserve(policies.size());
-    for (const auto& [name, p] : policies) lc.policies.push_back(p);
-    SnapshotConstSharedPtr snap = Snapshot::from_local_config(std::move(lc), ++version);
+    std::vector<WorkloadPtr> ws;
+    ws.reserve(workloads.size());
+    for (const auto& [name, w] : workloads) ws.push_back(w);
+    std::vector<ServicePtr> ss;
+    ss.reserve(services.size());
+    for (const auto& [name, s] : services) ss.push_back(s);
+    std::vector<AuthorizationPtr> ps;
+    ps.reserve(policies.size());
+    for (const auto& [name, p] : policies) ps.push_back(p);
+    SnapshotConstSharedPtr snap = Snapshot::build_shared(std::move(ws), std::move(ss), std::move(ps), ++version);
     boost::asio::post(control, [cb = on_snapshot, snap = std::move(snap)] {
       if (cb) cb(snap);
     });
@@ -120,9 +127,9 @@ struct XdsSource::Impl {
   std::function<void()> on_synced;
 
   // Client thread only.
-  std::map<std::string, Workload> workloads;  // by resource name (= uid)
-  std::map<std::string, Service> services;    // by resource name (= namespace/hostname)
-  std::map<std::string, Authorization> policies;
+  std::map<std::string, WorkloadPtr> workloads;  // by resource name (= uid)
+  std::map<std::string, ServicePtr> services;    // by resource name (= namespace/hostname)
+  std::map<std::string, AuthorizationPtr> policies;
   bool synced = false;
   uint64_t version = 0;
 
@@ -145,6 +152,7 @@ XdsSource::XdsSource(const Config& cfg, common::metrics::Registry& registry, boo
   opts.endpoint.auth_token = cfg.auth_token;
   opts.endpoint.cluster_id = cfg.cluster_id;
   opts.endpoint.extra_headers = cfg.xds_headers;
+  opts.endpoint.packet_mark = cfg.packet_mark;
   opts.node = make_xds_node(cfg);
   opts.types = {{std::string(kAddressTypeUrl), &impl_->address_handler},
                 {std::string(kAuthorizationTypeUrl), &impl_->authz_handler}};

@@ -1,4 +1,5 @@
 #include "common/grpc/channel.h"
+#include "common/grpc/socket_mark.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -94,6 +95,7 @@ Result<std::shared_ptr<grpc::Channel>> make_channel(const GrpcEndpoint& ep) {
   // Each of our channels is its own connection: the xDS stream and CA calls never queue
   // behind each other, as with upstream's separate clients.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  set_socket_mark(args, ep.packet_mark);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (addr.value().tls) {
     auto roots = load_root_pem(ep.root_ca);

@@ -12,6 +12,7 @@
 // Only .cc files include gRPC; this header forward-declares what it needs.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,9 @@ struct GrpcEndpoint {
   std::string auth_token;
   std::string cluster_id;  // "clusterid" metadata; empty = not sent
   std::vector<std::pair<std::string, std::string>> extra_headers;  // lower-cased names
+  // SO_MARK for the channel's sockets (PACKET_MARK), so a ztunnel in a captured pod is not
+  // redirected to itself; 0 = unmarked.
+  uint32_t packet_mark = 0;
 };
 
 struct ParsedAddress {

@@ -4,6 +4,10 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -22,6 +26,7 @@ namespace {
 namespace dv3 = envoy::service::discovery::v3;
 
 constexpr int kInvalidArgument = 3;  // google.rpc.Code.INVALID_ARGUMENT
+constexpr size_t kTrimAfterBytes = 1 << 20;
 
 void json_to_value(const nlohmann::json& j, google::protobuf::Value* v);
 
@@ -158,11 +163,11 @@ struct DeltaAdsClient::Impl {
       for (const auto& rn : resp.removed_resource_names()) removed.push_back(rn.name());
 
       std::vector<ResourceError> rejected = handler->apply(updated, removed);
-      std::set<std::string> rejected_names;
+      std::set<std::string, std::less<>> rejected_names;
       for (const auto& e : rejected) rejected_names.insert(e.name);
       auto& vm = versions[type];
       for (const auto& u : updated) {
-        if (!rejected_names.count(u.name)) vm[u.name] = u.version;
+        if (!rejected_names.count(u.name)) vm[std::string(u.name)] = std::string(u.version);
       }
       for (const auto& n : removed) vm.erase(n);
       errors.insert(errors.end(), std::make_move_iterator(rejected.begin()), std::make_move_iterator(rejected.end()));
@@ -269,12 +274,25 @@ struct DeltaAdsClient::Impl {
       log->info("xDS stream to {} established", opts.endpoint.address);
       set_connected(true, "");
     }
-    dv3::DeltaDiscoveryResponse resp;
-    while (ok && stream->Read(&resp)) {
-      end.got_response = true;
-      dv3::DeltaDiscoveryRequest reply = process(resp);
-      if (!stream->Write(reply)) break;
-      resp.Clear();
+    while (ok) {
+      // A fresh message per response: Clear() would keep every repeated element allocated for
+      // reuse, pinning the largest response (the initial sync) for the stream's life.
+      size_t bytes = 0;
+      bool write_ok = false;
+      {
+        dv3::DeltaDiscoveryResponse resp;
+        if (!stream->Read(&resp)) break;
+        end.got_response = true;
+        bytes = resp.ByteSizeLong();
+        dv3::DeltaDiscoveryRequest reply = process(resp);
+        write_ok = stream->Write(reply);
+      }
+#ifdef __GLIBC__
+      // After a large response, give its freed pages back now rather than at the next periodic
+      // trim, so RSS reflects the state kept, not the transient parse.
+      if (bytes >= kTrimAfterBytes) ::malloc_trim(0);
+#endif
+      if (!write_ok) break;
     }
     const grpc::Status status = stream->Finish();
     {

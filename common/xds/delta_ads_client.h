@@ -44,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/grpc/channel.h"
@@ -55,11 +56,13 @@ class Registry;
 
 namespace common::xds {
 
+// Views into the response being applied: valid only during TypeHandler::apply (the response
+// is freed right after, so a 50k-resource sync is never held twice).
 struct Resource {
-  std::string name;
-  std::string version;
-  std::string type_url;  // the Any's type URL
-  std::string value;     // the Any's serialized message bytes
+  std::string_view name;
+  std::string_view version;
+  std::string_view type_url;  // the Any's type URL
+  std::string_view value;     // the Any's serialized message bytes
 };
 
 struct ResourceError {

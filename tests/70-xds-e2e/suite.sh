@@ -257,10 +257,14 @@ for i in $(seq 1 12); do r=$(zn_get client-a "http://10.99.200.10/whoami"); seen
 # ---- dedicated mode ----------------------------------------------------------------------------------
 nsx_exec ded "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-ded.log" 2>&1 \
   || fail "in-pod rules installed in ded" "$(cat "$T/rules-ded.log")"
-# Known gap: our gRPC sockets do not carry PACKET_MARK yet, so the dedicated ztunnel's own
-# control-plane connection would be captured by its pod's rules; exempt the control-plane
-# address the way a sidecar install excludes istiod's.
-nsx_exec ded iptables -t nat -I ISTIO_OUTPUT -d 10.99.1.254/32 -p tcp --dport 15012 -j RETURN
+# No exemption for the control plane: the dedicated ztunnel's gRPC sockets (xDS and CA) carry
+# PACKET_MARK like its data-path sockets, so the pod's own capture rules let them through. The
+# counter check below proves the mark was on the wire, not merely that the rules were loose.
+# (Unmarked, the connection would be redirected to ztunnel's own 15001 and passed through,
+# which also works: hence counting rules rather than trusting readiness.)
+for m in "" "!"; do
+  nsx_exec ded iptables -t mangle -A OUTPUT -d 10.99.1.254/32 -p tcp --dport 15012 -m mark $m --mark 0x539/0xfff
+done
 nsx_bg_env ded "$T/zt-ded.log" PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=e2e/ded/ded \
   XDS_ADDRESS=https://10.99.1.254:15012 CA_ADDRESS=https://10.99.1.254:15012 \
   ALT_XDS_HOSTNAME=localhost ALT_CA_HOSTNAME=localhost XDS_ROOT_CA="$ROOT_PEM" CA_ROOT_CA="$ROOT_PEM" \
@@ -279,6 +283,14 @@ ded_ready() {
   echo "dedicated ztunnel not ready (last $code)"; tail -n 20 "$T/zt-ded.log"; return 1
 }
 check "dedicated-mode ztunnel (ded) ready: xDS + its own certificate (no impersonation) from the controlplane" ded_ready
+cp_packets() {  # packets from ded to the control plane, marked ($1 = "") or not ($1 = "!")
+  nsx_exec ded iptables -t mangle -L OUTPUT -v -n -x | awk -v want="$1" '
+    $0 ~ /10\.99\.1\.254/ && $0 ~ /dpt:15012/ { neg = ($0 ~ /mark match !/); if ((want == "!") == neg) print $1 }'
+}
+marked=$(cp_packets ""); unmarked=$(cp_packets "!")
+[[ ${marked:-0} -gt 0 && ${unmarked:-x} == 0 ]] \
+  && pass "ded's xDS/CA connections leave with SO_MARK 0x539 ($marked packets marked, 0 unmarked): no capture exemption needed" \
+  || fail "ded's control-plane packets carry the mark" "marked=${marked:-?} unmarked=${unmarked:-?}"
 ded_cert=$(nsx_exec ded curl -s --max-time 3 http://127.0.0.1:15000/config_dump | "$ZT_PY" -c '
 import json, sys
 print(" ".join(c["identity"] + "=" + c["state"] for c in json.load(sys.stdin).get("certificates", [])))' 2>/dev/null)

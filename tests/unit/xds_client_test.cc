@@ -176,11 +176,11 @@ class RecordingHandler : public common::xds::TypeHandler {
     std::vector<common::xds::ResourceError> errors;
     for (const auto& r : updated) {
       if (r.value == "bad") {
-        errors.push_back({r.name, "body is bad"});
+        errors.push_back({std::string(r.name), "body is bad"});
         continue;
       }
-      current[r.name] = r.value;
-      type_urls.push_back(r.type_url);
+      current[std::string(r.name)] = std::string(r.value);
+      type_urls.emplace_back(r.type_url);
     }
     for (const auto& n : removed) current.erase(n);
     ++calls;
