@@ -76,7 +76,7 @@ env -i PATH="$PATH" PROXY_MODE=shared INPOD_UDS="$T/zds.sock" \
   XDS_ADDRESS="https://127.0.0.1:$XDS_PORT" CA_ADDRESS="https://127.0.0.1:$XDS_PORT" \
   XDS_ROOT_CA="$T/cacerts/root-cert.pem" CA_ROOT_CA="$T/cacerts/root-cert.pem" \
   AUTH_TOKEN=bench-node-token NODE_NAME=node-0 POD_NAME=ztunnel-bench POD_NAMESPACE=istio-system \
-  INSTANCE_IP=127.0.0.1 ZTUNNEL_WORKER_THREADS=1 RUST_LOG=warn \
+  INSTANCE_IP=127.0.0.1 ZTUNNEL_WORKER_THREADS=1 RUST_LOG=${ZT_LOG:-warn} \
   ADMIN_ADDR="127.0.0.1:$((PORT_BASE + 0))" STATS_ADDR="127.0.0.1:$((PORT_BASE + 20))" \
   READINESS_ADDR="127.0.0.1:$((PORT_BASE + 21))" \
   "$BIN_DIR/ztunnel" >"$T/zt.log" 2>&1 &

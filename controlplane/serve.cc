@@ -108,6 +108,9 @@ struct ControlPlaneServer::Impl {
   std::set<std::string> last_findings;
   std::string last_yaml;
   uint64_t generation = 0;
+  // The last compiled config, whose Address resources are the served ones: unchanged objects
+  // keep their serialization on the next compile.
+  std::unique_ptr<ztunnel::LocalConfig> previous;
   double compile_ms = 0;
 
   mutable std::mutex index_mu;
@@ -159,6 +162,7 @@ bool ControlPlaneServer::Impl::poll() {
   prev = std::move(*fp);
   have_prev = true;
   publish(st, parse_ms, loader.parsed_last());
+  previous = std::make_unique<ztunnel::LocalConfig>(std::move(st.config));
   return true;
 }
 
@@ -182,11 +186,14 @@ void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms,
   last_findings = std::move(findings);
 
   const auto& cfg = st.config;
-  XdsResources resources = to_xds_resources(cfg);
-  auto next = std::make_shared<ServedState>();
-  next->version = std::to_string(++generation);
   // Reuse an unchanged type's map so the server sees at once that nothing moved there.
   const auto before = ads->state();
+  auto old_addresses = before->types.find(kAddressTypeUrl);
+  XdsResources resources = previous && old_addresses != before->types.end() && old_addresses->second
+                               ? to_xds_resources(cfg, *previous, *old_addresses->second)
+                               : to_xds_resources(cfg);
+  auto next = std::make_shared<ServedState>();
+  next->version = std::to_string(++generation);
   auto put = [&](std::string_view type_url, XdsResourceMap&& map) {
     auto it = before->types.find(type_url);
     if (it != before->types.end() && it->second && *it->second == map) {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string_view>
+#include <unordered_map>
 
 #include "istio/security/authorization.pb.h"
 #include "istio/workload/workload.pb.h"
@@ -271,6 +273,45 @@ std::string serialize_authorization(const ztunnel::Authorization& a) {
   is::Authorization m;
   fill_authorization(a, &m);
   return serialize_deterministic(m);
+}
+
+XdsResources to_xds_resources(const ztunnel::LocalConfig& config, const ztunnel::LocalConfig& previous,
+                              const XdsResourceMap& previous_addresses) {
+  std::unordered_map<std::string_view, const ztunnel::Workload*> old_workloads;
+  old_workloads.reserve(previous.workloads.size());
+  for (const auto& w : previous.workloads) old_workloads.emplace(w.uid, &w);
+  std::unordered_map<std::string, const ztunnel::Service*> old_services;
+  old_services.reserve(previous.services.size());
+  for (const auto& s : previous.services) old_services.emplace(s.key(), &s);
+
+  // The old resource for `name`, when the object it was made from equals `now`.
+  auto reuse = [&](const std::string& name, const auto& index, const auto& key, const auto& now) -> const XdsResource* {
+    auto it = index.find(key);
+    if (it == index.end() || !(*it->second == now)) return nullptr;
+    auto r = previous_addresses.find(name);
+    return r == previous_addresses.end() ? nullptr : &r->second;
+  };
+
+  XdsResources out;
+  for (const auto& w : config.workloads) {
+    if (const XdsResource* r = reuse(w.uid, old_workloads, std::string_view(w.uid), w)) {
+      out.addresses.insert_or_assign(w.uid, *r);
+    } else {
+      out.addresses.insert_or_assign(w.uid, make_resource(kAddressTypeUrl, serialize_workload(w)));
+    }
+  }
+  for (const auto& s : config.services) {
+    std::string key = s.key();
+    if (const XdsResource* r = reuse(key, old_services, key, s)) {
+      out.addresses.insert_or_assign(std::move(key), *r);
+    } else {
+      out.addresses.insert_or_assign(std::move(key), make_resource(kAddressTypeUrl, serialize_service(s)));
+    }
+  }
+  for (const auto& p : config.policies) {  // few, and their model has no equality: always serialized
+    out.authorizations.insert_or_assign(p.key(), make_resource(kAuthorizationTypeUrl, serialize_authorization(p)));
+  }
+  return out;
 }
 
 XdsResources to_xds_resources(const ztunnel::LocalConfig& config) {

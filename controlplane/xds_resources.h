@@ -43,6 +43,12 @@ struct XdsResources {
 
 XdsResources to_xds_resources(const ztunnel::LocalConfig& config);
 
+// The same, reusing the serialized resource of every workload or service that compares equal
+// to its namesake in `previous` (whose Address resources are `previous_addresses`): on a
+// recompile most of the mesh is unchanged, and serializing it again dominated the cost.
+XdsResources to_xds_resources(const ztunnel::LocalConfig& config, const ztunnel::LocalConfig& previous,
+                              const XdsResourceMap& previous_addresses);
+
 // One resource each: the deterministic serialization of the message itself (Address or
 // Authorization, not wrapped in Any). Exposed for tests and tools.
 std::string serialize_workload(const ztunnel::Workload& w);

@@ -169,6 +169,9 @@ struct Workload {
   bool has_address(const IpAddr& ip) const {
     return std::find(addresses.begin(), addresses.end(), ip) != addresses.end();
   }
+  // Field by field (defaulted, so a new field is never forgotten): the control plane reuses a
+  // resource's serialization when its workload compares equal.
+  bool operator==(const Workload&) const = default;
 };
 
 enum class LoadBalancerMode : uint8_t { Standard, Strict, Failover, Passthrough };
@@ -188,6 +191,7 @@ struct Endpoint {
   std::string workload_uid;
   PortMap port;  // per-endpoint override of the service's target port
   HealthStatus status = HealthStatus::Healthy;
+  bool operator==(const Endpoint&) const = default;
 };
 
 struct Service {
@@ -208,6 +212,7 @@ struct Service {
   std::vector<Endpoint> endpoints;
 
   std::string key() const { return ns + "/" + hostname; }
+  bool operator==(const Service&) const = default;
 };
 
 // ---- L4 authorization (istio.security.Authorization) ----

@@ -92,9 +92,10 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   }
 
   const std::string hbone_addr = route.target.to_string();
-  auto tls = shared->tls.load();
+  auto tls = co_await await_tls();
   if (!tls) {
-    fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + " yet", hbone_addr);
+    fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + " after " +
+                            std::to_string(kCertificateWait.count()) + " s", hbone_addr);
     co_return;
   }
   parties.mtls = true;

@@ -106,35 +106,59 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
     } else if (port == kInboundPlaintextPort) {
       asio::co_spawn(io, handle_inbound_plain(std::move(sock)), asio::detached);
     } else {
-      auto tls = shared->tls.load();
-      if (!tls) {
-        spdlog::warn("inbound HBONE connection before a certificate is available; closing");
-        continue;
-      }
-      hbone::ServeHooks hooks;
-      hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
-        if (auto self = w.lock()) {
-          if (self->inbound.size() >= self->prune_inbound_at) {
-            for (auto it = self->inbound.begin(); it != self->inbound.end();) {
-              it = it->expired() ? self->inbound.erase(it) : std::next(it);
-            }
-            self->prune_inbound_at = std::max<size_t>(64, 2 * self->inbound.size());
-          }
-          self->inbound.push_back(c);
-        }
-      };
-      hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
-        spdlog::warn("inbound HBONE handshake from {} failed: {}", remote.address().to_string(), why);
-      };
-      auto handler = [w = weak_from_this()](std::shared_ptr<hbone::Stream> s,
-                                             std::shared_ptr<const hbone::PeerInfo> peer) {
-        if (auto self = w.lock()) self->handle_hbone_stream(std::move(s), std::move(peer));
-      };
-      asio::co_spawn(io, hbone::serve_connection(std::move(sock), tls->server, shared->server_settings,
-                                                 std::move(handler), std::move(hooks)),
-                     asio::detached);
+      asio::co_spawn(io, serve_hbone(std::move(sock)), asio::detached);
     }
   }
+}
+
+asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_tls() {
+  auto tls = shared->tls.load();
+  if (tls) co_return tls;
+  // Before the first certificate (a pod's listeners open at its Add; the CA answers shortly
+  // after) a connection waits for it, as upstream's does for its certificate fetch, instead of
+  // failing. Bounded, and short polls: this only runs in that first window.
+  const auto deadline = std::chrono::steady_clock::now() + kCertificateWait;
+  asio::steady_timer timer(io);
+  while (!tls && !shared->draining.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    tls = shared->tls.load();
+  }
+  co_return tls;
+}
+
+asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
+  // Keeps the worker alive while waiting for a certificate; released before the connection is
+  // served, which (as every accepted connection) refers back to the worker only weakly.
+  auto keep = shared_from_this();
+  auto tls = co_await await_tls();
+  if (!tls) {
+    spdlog::warn("inbound HBONE connection: no certificate after {} s; closing",
+                 std::chrono::duration_cast<std::chrono::seconds>(kCertificateWait).count());
+    co_return;
+  }
+  hbone::ServeHooks hooks;
+  hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
+    if (auto self = w.lock()) {
+      if (self->inbound.size() >= self->prune_inbound_at) {
+        for (auto it = self->inbound.begin(); it != self->inbound.end();) {
+          it = it->expired() ? self->inbound.erase(it) : std::next(it);
+        }
+        self->prune_inbound_at = std::max<size_t>(64, 2 * self->inbound.size());
+      }
+      self->inbound.push_back(c);
+    }
+  };
+  hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
+    spdlog::warn("inbound HBONE handshake from {} failed: {}", remote.address().to_string(), why);
+  };
+  auto handler = [w = weak_from_this()](std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer) {
+    if (auto self = w.lock()) self->handle_hbone_stream(std::move(s), std::move(peer));
+  };
+  auto serve = hbone::serve_connection(std::move(sock), tls->server, shared->server_settings, std::move(handler),
+                                       std::move(hooks));
+  keep.reset();
+  co_await std::move(serve);
 }
 
 void Proxy::Worker::drain() {

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <list>
 #include <memory>
 #include <optional>
@@ -66,6 +67,11 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc, uint16_t port);
   boost::asio::awaitable<void> handle_outbound(boost::asio::ip::tcp::socket sock);
   boost::asio::awaitable<void> handle_inbound_plain(boost::asio::ip::tcp::socket sock);
+  // Inbound HBONE (15008): TLS + HTTP/2 once a certificate is there (await_tls).
+  boost::asio::awaitable<void> serve_hbone(boost::asio::ip::tcp::socket sock);
+  // The proxy's TLS contexts; before the first certificate, waits for it up to
+  // kCertificateWait (null after that, or when draining).
+  boost::asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> await_tls();
   void handle_hbone_stream(std::shared_ptr<hbone::Stream> stream, std::shared_ptr<const hbone::PeerInfo> peer);
   boost::asio::awaitable<void> inbound_tunnel(std::shared_ptr<hbone::Stream> stream,
                                               std::shared_ptr<const hbone::PeerInfo> peer);
@@ -73,6 +79,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   void drain();
   void force_close();
 };
+
+// How long a connection that arrives before the proxy's first certificate waits for it.
+inline constexpr std::chrono::seconds kCertificateWait{10};
 
 // ip of an endpoint with v4-mapped v6 turned back into v4.
 IpAddr endpoint_ip(const boost::asio::ip::tcp::endpoint& ep);

@@ -56,9 +56,16 @@ SnapshotConstSharedPtr Snapshot::build(std::vector<Workload> workloads,
 SnapshotConstSharedPtr Snapshot::build_shared(std::vector<WorkloadPtr> workloads,
                                               std::vector<ServicePtr> services,
                                               std::vector<AuthorizationPtr> policies,
-                                              uint64_t version) {
+                                              uint64_t version, bool prepared) {
   auto snap = std::make_shared<Snapshot>(Tag{});
   snap->version_ = version;
+  if (prepared) {
+    snap->workloads_ = std::move(workloads);
+    snap->services_ = std::move(services);
+    snap->policies_ = std::move(policies);
+    snap->index();
+    return snap;
+  }
 
   dedup(workloads, [](const Workload& w) { return w.uid; });
   dedup(services, [](const Service& s) { return s.key(); });

@@ -2,10 +2,13 @@
 
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 
+#include "common/log.h"
 #include "common/xds/delta_ads_client.h"
 #include "ztunnel/xds_convert.h"
 
@@ -107,6 +110,7 @@ struct XdsSource::Impl {
 
   // Pointer copies only: the new snapshot shares every unchanged object with the previous one.
   void publish() {
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<WorkloadPtr> ws;
     ws.reserve(workloads.size());
     for (const auto& [name, w] : workloads) ws.push_back(w);
@@ -116,7 +120,11 @@ struct XdsSource::Impl {
     std::vector<AuthorizationPtr> ps;
     ps.reserve(policies.size());
     for (const auto& [name, p] : policies) ps.push_back(p);
-    SnapshotConstSharedPtr snap = Snapshot::build_shared(std::move(ws), std::move(ss), std::move(ps), ++version);
+    SnapshotConstSharedPtr snap = Snapshot::build_shared(std::move(ws), std::move(ss), std::move(ps), ++version,
+                                                         /*prepared=*/true);
+    common::log::logger("xds")->debug("xDS snapshot {}: {} workloads, {} services, {} policies, built in {:.1f} ms", version,
+                  workloads.size(), services.size(), policies.size(),
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     boost::asio::post(control, [cb = on_snapshot, snap = std::move(snap)] {
       if (cb) cb(snap);
     });

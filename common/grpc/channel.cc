@@ -96,6 +96,11 @@ Result<std::shared_ptr<grpc::Channel>> make_channel(const GrpcEndpoint& ep) {
   // behind each other, as with upstream's separate clients.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   set_socket_mark(args, ep.packet_mark);
+  // Retries are scheduled by the callers (xDS backoff, certificate retry); the channel's own
+  // reconnect backoff (default up to 120 s) must not stretch them once the server is back.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (addr.value().tls) {
     auto roots = load_root_pem(ep.root_ca);

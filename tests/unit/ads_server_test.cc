@@ -565,6 +565,50 @@ TEST_CASE("ads: 50k workloads + 10k services convert and sync in one response", 
   CHECK(r->ByteSizeLong() > 4u * 1024 * 1024);  // above gRPC's default 4 MB limit
 }
 
+TEST_CASE("xds resources: reuse of unchanged objects gives exactly a fresh conversion", "[ads]") {
+  ztunnel::LocalConfig before;
+  for (int i = 0; i < 4; ++i) {
+    ztunnel::Workload w;
+    w.uid = "Kubernetes//Pod/ns/p" + std::to_string(i);
+    w.name = "p" + std::to_string(i);
+    w.ns = "ns";
+    w.addresses.push_back(*ztunnel::parse_ip("10.0.0." + std::to_string(i + 1)));
+    before.workloads.push_back(std::move(w));
+    ztunnel::Service s;
+    s.name = "s" + std::to_string(i);
+    s.ns = "ns";
+    s.hostname = s.name + ".ns.svc.cluster.local";
+    s.vips.push_back({"", *ztunnel::parse_ip("172.16.0." + std::to_string(i + 1))});
+    s.ports.set(80, 8080);
+    before.services.push_back(std::move(s));
+  }
+  const XdsResources old_res = to_xds_resources(before);
+
+  ztunnel::LocalConfig after = before;
+  after.workloads[1].canonical_revision = "v2";  // changed: a field the old bytes lack
+  after.workloads[2].services["ns/s0.ns.svc.cluster.local"].set(80, 9090);  // nested change
+  after.workloads.erase(after.workloads.begin() + 3);  // removed
+  ztunnel::Workload added = after.workloads[0];
+  added.uid = "Kubernetes//Pod/ns/new";
+  after.workloads.push_back(added);  // added (equal fields to p0 except uid)
+  after.services[0].ports.set(443, 8443);  // changed service
+  after.services[2].waypoint = ztunnel::GatewayAddress{};
+
+  const XdsResources fresh = to_xds_resources(after);
+  const XdsResources reused = to_xds_resources(after, before, old_res.addresses);
+  CHECK(reused.addresses == fresh.addresses);
+  CHECK(reused.authorizations == fresh.authorizations);
+  // And the unchanged ones really kept their version while the changed ones moved.
+  CHECK(reused.addresses.at("Kubernetes//Pod/ns/p0").version == old_res.addresses.at("Kubernetes//Pod/ns/p0").version);
+  CHECK(reused.addresses.at("Kubernetes//Pod/ns/p1").version != old_res.addresses.at("Kubernetes//Pod/ns/p1").version);
+  CHECK(reused.addresses.at("Kubernetes//Pod/ns/p2").version != old_res.addresses.at("Kubernetes//Pod/ns/p2").version);
+  CHECK(reused.addresses.at("ns/s0.ns.svc.cluster.local").version !=
+        old_res.addresses.at("ns/s0.ns.svc.cluster.local").version);
+  CHECK(reused.addresses.at("ns/s1.ns.svc.cluster.local").version ==
+        old_res.addresses.at("ns/s1.ns.svc.cluster.local").version);
+  CHECK(reused.addresses.count("Kubernetes//Pod/ns/p3") == 0);
+}
+
 TEST_CASE("serve: stop() ends open streams", "[ads]") {
   Fixture f;
   Client c(f.channel(), "good-token");
