@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/yaml_path.h"
 #include "controlplane/k8s_resources.h"
 
 namespace controlplane::yaml {
@@ -33,32 +34,10 @@ struct FieldError {
   throw FieldError{field, std::move(message)};
 }
 
-inline std::string join(const std::string& path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return path + "." + std::string(key);
-}
-inline std::string index(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
-}
-
-inline std::string_view type_name(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Null:
-      return "null";
-    default:
-      return "undefined";
-  }
-}
-
-// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): every string we keep ends up in
-// YAML output, logs or JSON.
-bool valid_utf8(std::string_view s);
+using common::yaml::index;
+using common::yaml::join;
+using common::yaml::type_name;
+using common::yaml::valid_utf8;
 
 // RFC 1123 subdomain (Kubernetes object names): lower-case alphanumerics, '-' and '.',
 // starting and ending alphanumeric, at most 253 chars. Checked because names become parts of

@@ -1,6 +1,27 @@
-#include "controlplane/yaml_reader.h"
+#include "common/yaml_path.h"
 
-namespace controlplane::yaml {
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+
+namespace common::yaml {
+
+std::string join(const std::string& path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return path + "." + std::string(key);
+}
+
+std::string index(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+std::string_view type_name(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Null: return "null";
+    default: return "undefined";
+  }
+}
 
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
@@ -37,4 +58,4 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-}  // namespace controlplane::yaml
+}  // namespace common::yaml
