@@ -11,8 +11,8 @@ namespace controlplane {
 namespace {
 
 // Everything that can change what fingerprint() sees in a flat directory.
-constexpr uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |
-                             IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr uint32_t kEvents =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 }  // namespace
 

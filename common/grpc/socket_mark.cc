@@ -33,7 +33,9 @@ struct MarkMutator {
   uint32_t mark;
 };
 
-MarkMutator* self(grpc_socket_mutator* m) { return reinterpret_cast<MarkMutator*>(m); }
+MarkMutator* self(grpc_socket_mutator* m) {
+  return reinterpret_cast<MarkMutator*>(m);
+}
 
 bool mark_fd(int fd, grpc_socket_mutator* m) {
   const uint32_t mark = self(m)->mark;
@@ -52,7 +54,9 @@ int compare_marks(grpc_socket_mutator* a, grpc_socket_mutator* b) {
   return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-void destroy_mutator(grpc_socket_mutator* m) { delete self(m); }
+void destroy_mutator(grpc_socket_mutator* m) {
+  delete self(m);
+}
 
 constexpr MutatorVtable kVtable{mark_fd, compare_marks, destroy_mutator, nullptr};
 

@@ -8,7 +8,6 @@ Threading: one reader thread per stream; send()/recv() from the test thread only
 """
 import queue
 import threading
-import time
 
 import grpc
 
@@ -19,9 +18,7 @@ from interop import DeltaReq, DeltaResp, ADS_METHOD
 class AdsStream:
     def __init__(self, channel, metadata, timeout=300):
         self._out = queue.Queue()
-        self._in = queue.Queue()
-        self._stash = []  # responses read while waiting for another type
-        self.ended = False
+        self._in = interop.Inbox()
         self.code = None  # grpc.StatusCode once ended
         self.details = ""
         call = channel.stream_stream(ADS_METHOD, request_serializer=DeltaReq.SerializeToString,
@@ -44,40 +41,22 @@ class AdsStream:
             self.code, self.details = grpc.StatusCode.OK, ""
         except grpc.RpcError as e:
             self.code, self.details = e.code(), e.details() or ""
-        self.ended = True
-        self._in.put(None)
+        self._in.end()
 
     def send(self, req):
         self._out.put(req)
 
     def recv(self, timeout, type_url=None):
         """Next response (of type_url if given) or None on timeout / end of stream."""
-        for i, r in enumerate(self._stash):
-            if type_url is None or r.type_url == type_url:
-                return self._stash.pop(i)
-        end = time.monotonic() + timeout
-        while True:
-            r = interop.qget(self._in, end - time.monotonic())
-            if r is None:
-                if self.ended:
-                    self._in.put(None)  # keep the end marker for later calls
-                return None
-            if type_url is None or r.type_url == type_url:
-                return r
-            self._stash.append(r)
+        return self._in.recv(timeout, type_url)
 
     def drain(self, timeout):
         """All responses arriving within `timeout` (used to assert 'nothing more')."""
-        out = list(self._stash)
-        self._stash.clear()
-        end = time.monotonic() + timeout
-        while True:
-            r = interop.qget(self._in, end - time.monotonic())
-            if r is None:
-                if self.ended:
-                    self._in.put(None)
-                return out
-            out.append(r)
+        return self._in.drain(timeout)
+
+    @property
+    def ended(self):
+        return self._in.ended
 
     def wait_end(self, timeout):
         interop.wait_until(lambda: self.ended, timeout)

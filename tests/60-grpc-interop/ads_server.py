@@ -10,7 +10,6 @@ ServerStream.send/close/recv are called from the test thread; queues do the hand
 """
 import queue
 import threading
-import time
 from concurrent import futures
 
 import grpc
@@ -26,10 +25,8 @@ class ServerStream:
         self.context = context
         self.metadata = interop.md_dict(context.invocation_metadata())
         self.peer = context.peer()
-        self.requests = queue.Queue()
+        self.requests = interop.Inbox()
         self._out = queue.Queue()
-        self.client_done = False  # request stream ended (half-close, cancel or disconnect)
-        self._stash = []
 
     def send(self, resp):
         self._out.put(resp)
@@ -40,31 +37,15 @@ class ServerStream:
 
     def recv(self, timeout, type_url=None):
         """Next request (of type_url if given), None on timeout or when the client is gone."""
-        for i, r in enumerate(self._stash):
-            if type_url is None or r.type_url == type_url:
-                return self._stash.pop(i)
-        end = time.monotonic() + timeout
-        while True:
-            r = interop.qget(self.requests, end - time.monotonic())
-            if r is None:
-                if self.client_done:
-                    self.requests.put(None)
-                return None
-            if type_url is None or r.type_url == type_url:
-                return r
-            self._stash.append(r)
+        return self.requests.recv(timeout, type_url)
 
     def drain(self, timeout):
-        out = list(self._stash)
-        self._stash.clear()
-        end = time.monotonic() + timeout
-        while True:
-            r = interop.qget(self.requests, end - time.monotonic())
-            if r is None:
-                if self.client_done:
-                    self.requests.put(None)
-                return out
-            out.append(r)
+        return self.requests.drain(timeout)
+
+    @property
+    def client_done(self):
+        """The request stream ended (half-close, cancel or disconnect)."""
+        return self.requests.ended
 
 
 class AdsServer:
@@ -90,8 +71,7 @@ class AdsServer:
                     st.requests.put(req)
             except Exception:  # cancelled / reset: the stream is over either way
                 pass
-            st.client_done = True
-            st.requests.put(None)
+            st.requests.end()
 
         threading.Thread(target=reader, daemon=True).start()
         self.streams.put(st)

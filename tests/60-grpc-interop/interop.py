@@ -127,6 +127,55 @@ def qget(q, timeout):
         return None
 
 
+class Inbox:
+    """The messages of one stream direction, handed out per type URL.
+
+    A message of another type read while waiting is kept for a later call; end() marks the end
+    of the stream with a None that stays in the queue, so every later call returns at once.
+    Filled by a reader thread, read by the test thread.
+    """
+
+    def __init__(self):
+        self._q = queue.Queue()
+        self._stash = []
+        self.ended = False
+
+    def put(self, msg):
+        self._q.put(msg)
+
+    def end(self):
+        self.ended = True
+        self._q.put(None)
+
+    def _get(self, deadline):
+        m = qget(self._q, deadline - time.monotonic())
+        if m is None and self.ended:
+            self._q.put(None)  # keep the end marker for later calls
+        return m
+
+    def recv(self, timeout, type_url=None):
+        """Next message (of type_url if given), None on timeout or at the end of the stream."""
+        for i, m in enumerate(self._stash):
+            if type_url is None or m.type_url == type_url:
+                return self._stash.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._get(deadline)
+            if m is None or type_url is None or m.type_url == type_url:
+                return m
+            self._stash.append(m)
+
+    def drain(self, timeout):
+        """Every message arriving within `timeout` (to assert 'nothing more')."""
+        out, self._stash = self._stash, []
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._get(deadline)
+            if m is None:
+                return out
+            out.append(m)
+
+
 def wait_until(pred, timeout, step=0.1):
     """Polls pred() until truthy or timeout; returns the last value."""
     end = time.monotonic() + timeout

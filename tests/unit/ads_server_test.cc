@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "temp_dir.h"
 #include "common/certs.h"
 #include "common/grpc/channel.h"
 #include "common/log.h"
@@ -45,37 +46,11 @@ namespace {
 const std::string kAddr(kAddressTypeUrl);
 const std::string kAuthz(kAuthorizationTypeUrl);
 
-std::string examples_k8s() {
-  return (fs::path(__FILE__).parent_path() / ".." / ".." / "examples" / "k8s").string();
-}
+using testutil::examples_k8s;
 
-class TempDir {
+class TempDir : public testutil::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ads-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-  // Write + rename, as editors and kubectl-like tools replace files.
-  void write(const std::string& name, const std::string& content) const {
-    const fs::path target = file(name);
-    const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << content;
-      REQUIRE(out.good());
-    }
-    fs::rename(tmp, target);
-  }
-
- private:
-  std::string path_;
+  TempDir() : testutil::TempDir("ads-test") {}
 };
 
 std::string read_file(const std::string& p) {
@@ -98,7 +73,7 @@ struct Fixture {
     for (const auto& e : fs::directory_iterator(examples_k8s())) {
       fs::copy_file(e.path(), fs::path(manifests) / e.path().filename());
     }
-    tmp.write("tokens.yaml",
+    tmp.replace("tokens.yaml",
               "tokens:\n"
               "- token: good-token\n"
               "  serviceAccount: istio-system/ztunnel\n"
@@ -387,7 +362,7 @@ TEST_CASE("ads: editing the directory pushes a delta; reconnect is exact", "[ads
     const auto client_ver = pods.find("version: v1", pods.find("app: client"));
     REQUIRE(client_ver != std::string::npos);
     pods.replace(client_ver, 11, "version: v2");
-    f.tmp.write("mesh/pods.yaml", pods);
+    f.tmp.replace("mesh/pods.yaml", pods);
     (void)f.server->poll_now();  // or the watcher's next poll; both serialised
 
     auto delta = next_of(c, kAddr);
@@ -643,13 +618,13 @@ TEST_CASE("serve: startup errors name the culprit", "[ads]") {
   REQUIRE(!s);
   CHECK(s.error().find("missing-tokens.yaml") != std::string::npos);
 
-  tmp.write("tokens.yaml", "tokens:\n- token: x\n  serviceAcount: a/b\n");
+  tmp.replace("tokens.yaml", "tokens:\n- token: x\n  serviceAcount: a/b\n");
   opt.tokens = tmp.file("tokens.yaml");
   s = ControlPlaneServer::start(opt);
   REQUIRE(!s);
   CHECK(s.error().find("tokens[0]") != std::string::npos);
 
-  tmp.write("tokens.yaml", "tokens:\n- token: x\n  serviceAccount: a/b\n");
+  tmp.replace("tokens.yaml", "tokens:\n- token: x\n  serviceAccount: a/b\n");
   opt.listen = "127.0.0.1";
   s = ControlPlaneServer::start(opt);
   REQUIRE(!s);

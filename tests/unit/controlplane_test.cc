@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "temp_dir.h"
 #include "controlplane/authz_policy.h"
 #include "controlplane/compiler.h"
 #include "controlplane/dir_watch.h"
@@ -26,31 +27,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string examples_k8s() {
-  return (fs::path(__FILE__).parent_path() / ".." / ".." / "examples" / "k8s").string();
-}
+using testutil::examples_k8s;
 
-class TempDir {
+class TempDir : public testutil::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cp-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-  void write(const std::string& name, const std::string& content) const {
-    std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
-    out << content;
-    REQUIRE(out.good());
-  }
-
- private:
-  std::string path_;
+  TempDir() : testutil::TempDir("cp-test") {}
 };
 
 const ztunnel::Workload* workload(const ztunnel::LocalConfig& c, const std::string& ns, const std::string& name) {
