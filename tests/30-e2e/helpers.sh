@@ -46,35 +46,10 @@ zt_wait_ready() {
 
 zt_metrics() { nsx_exec "$1" curl -s --max-time 3 http://127.0.0.1:15020/metrics; }
 
-# zt_metric_lines POD METRIC LABEL=VALUE... — metric sample lines carrying all given labels.
-zt_metric_lines() {
-  local pod="$1" metric="$2"; shift 2
-  local out kv
-  out=$(zt_metrics "$pod" | grep -E "^${metric}\{") || return 1
-  for kv in "$@"; do
-    out=$(grep -F -- "${kv%%=*}=\"${kv#*=}\"" <<<"$out") || return 1
-  done
-  printf '%s\n' "$out"
-}
-
-# zt_expect_metric POD METRIC LABEL=VALUE... — poll (5 s) until a sample with those labels and a
-# value >= 1 exists; print it. Counters are written when the connection closes, hence the poll.
-zt_expect_metric() {
-  local pod="$1" metric="$2"; shift 2
-  local lines
-  for _ in $(seq 1 25); do
-    if lines=$(zt_metric_lines "$pod" "$metric" "$@") \
-       && awk '{ if ($NF + 0 >= 1) found = 1 } END { exit !found }' <<<"$lines"; then
-      printf '%s\n' "$lines"
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "no ${metric} sample with: $*"
-  echo "--- ${metric} samples in $pod:"
-  zt_metrics "$pod" | grep -E "^${metric}" | head -n 10
-  return 1
-}
+# zt_metric_lines / zt_expect_metric POD METRIC LABEL=VALUE... — see metric_lines/expect_metric
+# in tests/lib/netns.sh.
+zt_metric_lines() { metric_lines zt_metrics "$@"; }
+zt_expect_metric() { expect_metric zt_metrics "$@"; }
 
 # zt_access_lines LOGFILE REGEX... — "connection complete" lines matching every REGEX.
 zt_access_lines() {

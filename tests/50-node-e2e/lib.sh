@@ -216,34 +216,10 @@ zn_apply_policies() {
   cat "$ZN_BASE" "$1" >"$ZN_MESH.tmp" && mv -f "$ZN_MESH.tmp" "$ZN_MESH"
 }
 
-# zn_metric_lines TAG METRIC LABEL=VALUE... — sample lines carrying all the labels.
-zn_metric_lines() {
-  local tag="$1" metric="$2"; shift 2
-  local out kv
-  out=$(zn_metrics "$tag" | grep -E "^${metric}\{") || return 1
-  for kv in "$@"; do
-    out=$(grep -F -- "${kv%%=*}=\"${kv#*=}\"" <<<"$out") || return 1
-  done
-  printf '%s\n' "$out"
-}
-
-# zn_expect_metric TAG METRIC LABEL=VALUE... — poll (5 s) for such a sample with value >= 1.
-zn_expect_metric() {
-  local tag="$1" metric="$2"; shift 2
-  local lines
-  for _ in $(seq 1 25); do
-    if lines=$(zn_metric_lines "$tag" "$metric" "$@") \
-       && awk '{ if ($NF + 0 >= 1) f = 1 } END { exit !f }' <<<"$lines"; then
-      printf '%s\n' "$lines" | head -n 3
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "no ${metric} sample with: $*"
-  echo "--- ${metric} samples on ztunnel $tag:"
-  zn_metrics "$tag" | grep -E "^${metric}" | head -n 10
-  return 1
-}
+# zn_metric_lines / zn_expect_metric TAG METRIC LABEL=VALUE... — see metric_lines/expect_metric
+# in tests/lib/netns.sh.
+zn_metric_lines() { metric_lines zn_metrics "$@"; }
+zn_expect_metric() { expect_metric zn_metrics "$@"; }
 
 # ---- traffic ---------------------------------------------------------------------------------
 

@@ -251,6 +251,38 @@ nsx_capture_stop() {
 
 # ---- results -------------------------------------------------------------------------------
 
+# metric_lines FETCH WHO METRIC LABEL=VALUE... — the METRIC samples (METRIC may be a regex) in
+# the Prometheus page that `FETCH WHO` prints, keeping those that carry every given label.
+metric_lines() {
+  local fetch="$1" who="$2" metric="$3"; shift 3
+  local out kv
+  out=$("$fetch" "$who" | grep -E "^${metric}\{") || return 1
+  for kv in "$@"; do
+    out=$(grep -F -- "${kv%%=*}=\"${kv#*=}\"" <<<"$out") || return 1
+  done
+  printf '%s\n' "$out"
+}
+
+# expect_metric FETCH WHO METRIC LABEL=VALUE... — poll (5 s) until such a sample has a value
+# >= 1 and print (up to 3 of) them; counters are written when a connection closes, hence the
+# poll. On failure, prints what samples of METRIC there were.
+expect_metric() {
+  local fetch="$1" who="$2" metric="$3"; shift 3
+  local lines
+  for _ in $(seq 1 25); do
+    if lines=$(metric_lines "$fetch" "$who" "$metric" "$@") \
+       && awk '{ if ($NF + 0 >= 1) found = 1 } END { exit !found }' <<<"$lines"; then
+      printf '%s\n' "$lines" | head -n 3
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "no ${metric} sample with: $*"
+  echo "--- ${metric} samples from $who:"
+  "$fetch" "$who" | grep -E "^${metric}" | head -n 10
+  return 1
+}
+
 pass() { NSX_PASSED=$((NSX_PASSED + 1)); echo "PASS: $1"; }
 fail() {
   NSX_FAILED=$((NSX_FAILED + 1))
