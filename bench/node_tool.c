@@ -40,23 +40,7 @@
 
 #define BODY_LEN 1024
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_addr(const char *s, struct sockaddr_in *sa) {
-  char host[64];
-  const char *c = strrchr(s, ':');
-  if (!c || (size_t)(c - s) >= sizeof host) return -1;
-  memcpy(host, s, (size_t)(c - s));
-  host[c - s] = 0;
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)atoi(c + 1));
-  return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
+#include "bench_util.h"
 
 static size_t max_fds(void) {
   struct rlimit rl;
