@@ -92,7 +92,8 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   }
 
   const std::string hbone_addr = route.target.to_string();
-  auto tls = co_await await_tls();
+  auto tls = shared->tls.load();
+  if (!tls) tls = co_await await_tls();  // only before the first certificate
   if (!tls) {
     fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + " after " +
                             std::to_string(kCertificateWait.count()) + " s", hbone_addr);

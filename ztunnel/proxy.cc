@@ -131,7 +131,8 @@ asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
   // Keeps the worker alive while waiting for a certificate; released before the connection is
   // served, which (as every accepted connection) refers back to the worker only weakly.
   auto keep = shared_from_this();
-  auto tls = co_await await_tls();
+  auto tls = shared->tls.load();
+  if (!tls) tls = co_await await_tls();
   if (!tls) {
     spdlog::warn("inbound HBONE connection: no certificate after {} s; closing",
                  std::chrono::duration_cast<std::chrono::seconds>(kCertificateWait).count());
