@@ -98,8 +98,10 @@ Result<std::shared_ptr<grpc::Channel>> make_channel(const GrpcEndpoint& ep) {
   set_socket_mark(args, ep.packet_mark);
   // Retries are scheduled by the callers (xDS backoff, certificate retry); the channel's own
   // reconnect backoff (default up to 120 s) must not stretch them once the server is back.
+  // gRPC core uses the "min reconnect backoff" as the deadline of one connection attempt (TCP,
+  // TLS and HTTP/2 setup): 5 s, upstream ztunnel's control-plane connect timeout.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5'000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (addr.value().tls) {
