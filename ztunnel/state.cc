@@ -6,6 +6,7 @@
 #include <random>
 
 #include "ztunnel/local_config.h"
+#include "ztunnel/workload_index.h"
 
 namespace ztunnel {
 
@@ -96,6 +97,23 @@ SnapshotConstSharedPtr Snapshot::build_shared(std::vector<WorkloadPtr> workloads
   return snap;
 }
 
+SnapshotConstSharedPtr Snapshot::update(const Snapshot& prev, std::vector<WorkloadPtr> workloads,
+                                        std::vector<ServicePtr> services, std::vector<AuthorizationPtr> policies,
+                                        std::span<const std::pair<WorkloadPtr, WorkloadPtr>> workload_changes,
+                                        uint64_t version) {
+  if (!prev.workload_index_) {
+    return build_shared(std::move(workloads), std::move(services), std::move(policies), version, true);
+  }
+  auto snap = std::make_shared<Snapshot>(Tag{});
+  snap->version_ = version;
+  snap->workloads_ = std::move(workloads);
+  snap->services_ = std::move(services);
+  snap->policies_ = std::move(policies);
+  snap->workload_index_ = prev.workload_index_->with(workload_changes);
+  snap->index();
+  return snap;
+}
+
 SnapshotConstSharedPtr Snapshot::from_local_config(LocalConfig config, uint64_t version) {
   return build(std::move(config.workloads), std::move(config.services),
                std::move(config.policies), version);
@@ -130,23 +148,7 @@ const std::pair<std::string, size_t>* find_in(
 }  // namespace
 
 void Snapshot::index() {
-  workload_by_uid_.reserve(workloads_.size());
-  workload_by_addr_.reserve(workloads_.size());
-  for (size_t i = 0; i < workloads_.size(); ++i) {
-    const Workload& w = *workloads_[i];
-    workload_by_uid_.emplace(std::string_view(w.uid), i);
-    if (w.network_mode == NetworkMode::HostNetwork) continue;  // node IP is shared: not ours
-    for (const auto& ip : w.addresses) {
-      auto& slot = workload_by_addr_[ip];
-      auto it = std::find_if(slot.begin(), slot.end(),
-                             [&](const auto& e) { return e.first == w.network; });
-      if (it == slot.end()) {
-        slot.emplace_back(w.network, i);
-      } else if (address_claim_rank(w) >= address_claim_rank(*workloads_[it->second])) {
-        it->second = i;
-      }
-    }
-  }
+  if (!workload_index_) workload_index_ = WorkloadIndex::build(workloads_);
 
   endpoints_.resize(services_.size());
   service_index_.reserve(services_.size());
@@ -174,14 +176,13 @@ void Snapshot::index() {
     return status == HealthStatus::Healthy ||
            (s.load_balancer && s.load_balancer->health_policy == LoadBalancerHealthPolicy::AllowAll);
   };
-  for (const auto& wp : workloads_) {
-    const Workload& w = *wp;
-    for (const auto& [key, ports] : w.services) {
-      auto it = service_by_key_.find(std::string_view(key));
-      if (it == service_by_key_.end()) continue;
-      const Service& s = *services_[it->second];
-      if (!include(s, w.status)) continue;
-      endpoints_[it->second].push_back(ServiceEndpoint{&w, ports, w.status});
+  std::string key;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& s = *services_[i];
+    key.assign(s.ns).append("/").append(s.hostname);
+    for (const Workload* w : workload_index_->members(key)) {
+      if (!include(s, w->status)) continue;
+      endpoints_[i].push_back(ServiceEndpoint{w, &w->services.find(key)->second, w->status});
     }
   }
   for (size_t i = 0; i < services_.size(); ++i) {
@@ -194,7 +195,7 @@ void Snapshot::index() {
                                [&](const ServiceEndpoint& e) { return e.workload == w; }),
                 eps.end());
       if (!include(s, ep.status)) continue;
-      eps.push_back(ServiceEndpoint{w, ep.port, ep.status});
+      eps.push_back(ServiceEndpoint{w, &ep.port, ep.status});
     }
   }
 
@@ -218,13 +219,23 @@ void Snapshot::index() {
 // Lookups
 
 const Workload* Snapshot::find_workload_by_uid(std::string_view uid) const {
-  auto it = workload_by_uid_.find(uid);
-  return it == workload_by_uid_.end() ? nullptr : workloads_[it->second].get();
+  return workload_index_->by_uid(uid);
 }
 
 const Workload* Snapshot::find_workload(std::string_view network, const IpAddr& ip) const {
-  const auto* e = find_in(workload_by_addr_, network, ip);
-  return e ? workloads_[e->second].get() : nullptr;
+  // Among the claimants on that network, upstream's preference; equal rank -> the larger uid
+  // (deterministic whatever order the workloads arrived in).
+  const Workload* best = nullptr;
+  for (const Workload* w : workload_index_->claimants(canonical_ip(ip))) {
+    if (w->network != network) continue;
+    if (best == nullptr) {
+      best = w;
+      continue;
+    }
+    const int rw = address_claim_rank(*w), rb = address_claim_rank(*best);
+    if (rw > rb || (rw == rb && w->uid > best->uid)) best = w;
+  }
+  return best;
 }
 
 const Workload* Snapshot::find_workload_by_info(std::string_view ns, std::string_view name,
@@ -330,7 +341,7 @@ size_t rank_of(const LoadBalancer& lb, const Workload* src, const Workload& dst)
 std::optional<uint16_t> Snapshot::target_port(const Service& service, uint16_t service_port,
                                               const Workload& workload) const {
   const ServiceEndpoint* ep = find_endpoint(endpoints(service), workload);
-  return resolve_target_port(service, service_port, workload, ep ? &ep->port : nullptr);
+  return resolve_target_port(service, service_port, workload, ep ? ep->port : nullptr);
 }
 
 std::optional<EndpointChoice> Snapshot::choose_endpoint(const Service& service,
@@ -345,7 +356,7 @@ std::optional<EndpointChoice> Snapshot::choose_endpoint(const Service& service,
   // mode an undefined port is fine only for application-tunnel waypoints.
   auto eligible = [&](const ServiceEndpoint& e) {
     if (mode == ResolutionMode::Standard) {
-      return svc_target.value_or(0) != 0 || e.port.find(service_port).has_value();
+      return svc_target.value_or(0) != 0 || e.port->find(service_port).has_value();
     }
     return svc_target.has_value() || e.workload->application_tunnel.has_value();
   };
@@ -391,7 +402,7 @@ std::optional<EndpointChoice> Snapshot::choose_endpoint(const Service& service,
       pick -= w;
       continue;
     }
-    auto port = resolve_target_port(service, service_port, *e.workload, &e.port);
+    auto port = resolve_target_port(service, service_port, *e.workload, e.port);
     if (!port) return std::nullopt;  // upstream: chosen endpoint without a usable port
     return EndpointChoice{e.workload, *port};
   }
@@ -782,7 +793,7 @@ nlohmann::json Snapshot::to_json() const {
     json eps = json::object();
     for (const auto& e : endpoints_[i]) {
       eps[e.workload->uid] = json{{"workloadUid", e.workload->uid},
-                                  {"port", port_map_json(e.port)},
+                                  {"port", port_map_json(*e.port)},
                                   {"status", to_string(e.status)}};
     }
     j["endpoints"] = std::move(eps);

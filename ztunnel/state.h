@@ -35,11 +35,13 @@
 namespace ztunnel {
 
 struct LocalConfig;
+class WorkloadIndex;
 
-// An endpoint whose workload has been resolved at build time.
+// An endpoint whose workload has been resolved at build time. `port` points into the
+// workload's services map (or the service's explicit endpoint): objects of the same snapshot.
 struct ServiceEndpoint {
   const Workload* workload = nullptr;
-  PortMap port;  // per-endpoint target port overrides
+  const PortMap* port = nullptr;  // per-endpoint target port overrides; never null
   HealthStatus status = HealthStatus::Healthy;
 };
 
@@ -76,6 +78,16 @@ class Snapshot {
                                              std::vector<ServicePtr> services,
                                              std::vector<AuthorizationPtr> policies,
                                              uint64_t version = 0, bool prepared = false);
+  // The next generation after `prev` for prepared input (as build_shared with prepared=true),
+  // when the caller knows which workloads changed: `workload_changes` are (old, new) pairs
+  // (either may be null) that turn prev's workload set into `workloads`. The workload indexes
+  // are then derived from prev's copy-on-write (O(change)); services, endpoints and policies
+  // are re-indexed (O(services + endpoints)). Same result as build_shared; a prev with
+  // explicit service endpoints (local config only) falls back to it.
+  static SnapshotConstSharedPtr update(const Snapshot& prev, std::vector<WorkloadPtr> workloads,
+                                       std::vector<ServicePtr> services, std::vector<AuthorizationPtr> policies,
+                                       std::span<const std::pair<WorkloadPtr, WorkloadPtr>> workload_changes,
+                                       uint64_t version);
   static SnapshotConstSharedPtr empty();
 
   Snapshot(const Snapshot&) = delete;
@@ -149,9 +161,8 @@ class Snapshot {
   std::vector<ServicePtr> services_;
   std::vector<AuthorizationPtr> policies_;
 
-  // Keyed by views of Workload::uid: the objects outlive the index (both owned here).
-  std::unordered_map<std::string_view, size_t> workload_by_uid_;
-  AddressIndex workload_by_addr_;
+  // By uid, by address and service membership; shared with neighbouring generations.
+  std::shared_ptr<const WorkloadIndex> workload_index_;
   AddressIndex service_by_vip_;
   StringMap<size_t> service_by_key_;
   std::vector<std::vector<ServiceEndpoint>> endpoints_;  // parallel to services_

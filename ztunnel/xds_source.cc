@@ -48,16 +48,19 @@ struct XdsSource::Impl {
         if (auto* w = std::get_if<Workload>(&v.value())) {
           for (auto& ip : w->addresses) ip = canonical_ip(ip);
           s_.services.erase(name);
-          s_.workloads[name] = std::make_shared<const Workload>(std::move(*w));
+          auto ptr = std::make_shared<const Workload>(std::move(*w));
+          WorkloadPtr& slot = s_.workloads[name];
+          s_.note_change(name, slot, ptr);
+          slot = std::move(ptr);
         } else {
           auto& svc = std::get<Service>(v.value());
           for (auto& vip : svc.vips) vip.ip = canonical_ip(vip.ip);
-          s_.workloads.erase(name);
+          s_.remove_workload(name);
           s_.services[name] = std::make_shared<const Service>(std::move(svc));
         }
       }
       for (const auto& n : removed) {
-        s_.workloads.erase(n);
+        s_.remove_workload(n);
         s_.services.erase(n);
       }
       s_.applied();
@@ -108,7 +111,23 @@ struct XdsSource::Impl {
     });
   }
 
-  // Pointer copies only: the new snapshot shares every unchanged object with the previous one.
+  void remove_workload(const std::string& name) {
+    auto it = workloads.find(name);
+    if (it == workloads.end()) return;
+    note_change(name, it->second, nullptr);
+    workloads.erase(it);
+  }
+
+  // Remembers old -> new for the next incremental snapshot; repeated changes of one name
+  // before a publish collapse to (first old, last new).
+  void note_change(const std::string& name, const WorkloadPtr& old_w, const WorkloadPtr& new_w) {
+    if (!last) return;  // the first snapshot is built from scratch anyway
+    auto [it, inserted] = pending.try_emplace(name, old_w, new_w);
+    if (!inserted) it->second.second = new_w;
+  }
+
+  // Pointer copies only: the new snapshot shares every unchanged object with the previous one,
+  // and (after the first) its workload indexes too, updated for the names that changed.
   void publish() {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<WorkloadPtr> ws;
@@ -120,8 +139,19 @@ struct XdsSource::Impl {
     std::vector<AuthorizationPtr> ps;
     ps.reserve(policies.size());
     for (const auto& [name, p] : policies) ps.push_back(p);
-    SnapshotConstSharedPtr snap = Snapshot::build_shared(std::move(ws), std::move(ss), std::move(ps), ++version,
-                                                         /*prepared=*/true);
+    std::vector<std::pair<WorkloadPtr, WorkloadPtr>> changes;
+    changes.reserve(pending.size());
+    for (auto& [name, change] : pending) {
+      if (change.first != change.second) changes.push_back(std::move(change));
+    }
+    pending.clear();
+    // A large delta (the initial sync, a resync) is cheaper to index from scratch.
+    const bool incremental = last && changes.size() < workloads.size() / 4;
+    SnapshotConstSharedPtr snap =
+        incremental ? Snapshot::update(*last, std::move(ws), std::move(ss), std::move(ps), changes, ++version)
+                    : Snapshot::build_shared(std::move(ws), std::move(ss), std::move(ps), ++version,
+                                             /*prepared=*/true);
+    last = snap;
     common::log::logger("xds")->debug("xDS snapshot {}: {} workloads, {} services, {} policies, built in {:.1f} ms", version,
                   workloads.size(), services.size(), policies.size(),
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -140,6 +170,9 @@ struct XdsSource::Impl {
   std::map<std::string, AuthorizationPtr> policies;
   bool synced = false;
   uint64_t version = 0;
+  // Workload changes since the last publish, by name: (old, new).
+  std::map<std::string, std::pair<WorkloadPtr, WorkloadPtr>> pending;
+  SnapshotConstSharedPtr last;  // the last published snapshot (the base of the next update)
 
   // For status() from other threads.
   std::atomic<size_t> n_workloads{0}, n_services{0}, n_policies{0};
