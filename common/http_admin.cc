@@ -2,6 +2,7 @@
 
 #include <array>
 #include <exception>
+#include <list>
 #include <map>
 #include <unordered_map>
 
@@ -375,12 +376,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   };
 
   Impl(asio::io_context& io, std::string name, Limits limits)
-      : io(io), name(std::move(name)), limits(limits), acceptor(io) {}
+      : io(io), name(std::move(name)), limits(limits) {}
 
   asio::io_context& io;
   const std::string name;
   const Limits limits;
-  tcp::acceptor acceptor;
+  std::list<tcp::acceptor> acceptors;  // one, or two for "localhost" (127.0.0.1 and ::1)
   uint16_t bound_port = 0;
   bool stopped = false;  // io thread only, like everything below
   std::map<std::string, Handler, std::less<>> routes;
@@ -400,7 +401,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   void close_all() {
     stopped = true;
     boost::system::error_code ec;
-    acceptor.close(ec);
+    for (auto& a : acceptors) a.close(ec);
     for (auto& [p, weak] : sessions) {
       if (auto s = weak.lock()) {
         s->socket.close(ec);
@@ -422,7 +423,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
-  asio::awaitable<void> accept_loop() {
+  asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
     auto self = shared_from_this();
     while (!stopped) {
       auto [ec, sock] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -506,26 +507,52 @@ std::vector<std::string> HttpServer::paths() const {
   return out;
 }
 
-Status HttpServer::listen(std::string_view addr) {
-  auto ep = resolve_bind(addr);
-  if (!ep) return make_error(impl_->name + ": " + ep.error());
-  auto& acc = impl_->acceptor;
+namespace {
+
+// Opens, binds and listens; the acceptor is closed again on failure.
+boost::system::error_code open_listener(tcp::acceptor& acc, const tcp::endpoint& ep) {
   boost::system::error_code ec;
-  acc.open(ep->protocol(), ec);
+  acc.open(ep.protocol(), ec);
   if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec && ep->address().is_v6() && ep->address().is_unspecified()) {
-    // "[::]" serves IPv4 clients too, like upstream's listeners.
-    acc.set_option(asio::ip::v6_only(false), ec);
+  if (!ec && ep.address().is_v6()) {
+    // "[::]" serves IPv4 clients too, like upstream's listeners; "::1" is IPv6 only.
+    acc.set_option(asio::ip::v6_only(!ep.address().is_unspecified()), ec);
   }
-  if (!ec) acc.bind(*ep, ec);
+  if (!ec) acc.bind(ep, ec);
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     boost::system::error_code ignored;
     acc.close(ignored);
+  }
+  return ec;
+}
+
+}  // namespace
+
+Status HttpServer::listen(std::string_view addr) {
+  auto ep = resolve_bind(addr);
+  if (!ep) return make_error(impl_->name + ": " + ep.error());
+  auto& acc = impl_->acceptors.emplace_back(impl_->io);
+  if (auto ec = open_listener(acc, *ep)) {
+    impl_->acceptors.pop_back();
     return make_error(impl_->name + ": cannot listen on " + std::string(addr) + ": " + ec.message());
   }
+  boost::system::error_code ec;
   impl_->bound_port = acc.local_endpoint(ec).port();
-  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->accept_loop(acc), asio::detached);
+
+  // "localhost" is both loopbacks, as upstream binds it: also ::1 on the same port. Best effort:
+  // a host without IPv6 keeps the IPv4 listener.
+  if (iequals(split_host_port(addr)->first, "localhost")) {
+    auto& acc6 = impl_->acceptors.emplace_back(impl_->io);
+    if (auto ec6 = open_listener(acc6, tcp::endpoint(asio::ip::address_v6::loopback(), impl_->bound_port))) {
+      impl_->acceptors.pop_back();
+      spdlog::debug("{}: not listening on [::1]:{} ({}); 127.0.0.1 only", impl_->name, impl_->bound_port,
+                    ec6.message());
+    } else {
+      asio::co_spawn(impl_->io, impl_->accept_loop(acc6), asio::detached);
+    }
+  }
   return ok_status();
 }
 

@@ -1,4 +1,4 @@
-// A small HTTP/1.1 server for the operational listeners: admin (127.0.0.1:15000), stats
+// A small HTTP/1.1 server for the operational listeners: admin (localhost:15000), stats
 // (:15020) and readiness (:15021). Not a general web server: origin-form targets only,
 // Content-Length bodies only (Transfer-Encoding is refused with 501), exact-path routing.
 //
@@ -100,7 +100,9 @@ class HttpServer {
   std::vector<std::string> paths() const;
 
   // Binds and starts accepting. `addr` as for split_host_port; port 0 picks a free port.
-  // "[::]" binds dual-stack. Call from the thread that owns `io` or before it runs.
+  // "[::]" binds dual-stack; "localhost" binds 127.0.0.1 and, when the host has IPv6, [::1] on
+  // the same port (as upstream's admin listener). Call from the thread that owns `io` or
+  // before it runs.
   Status listen(std::string_view addr);
   uint16_t port() const;  // the bound port (after listen)
   const std::string& name() const;

@@ -218,6 +218,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
 
   // -- operational listeners
   if (!c.ipv6_enabled) {
+    c.admin_addr = "127.0.0.1:15000";
     c.stats_addr = "0.0.0.0:15020";
     c.readiness_addr = "0.0.0.0:15021";
   }

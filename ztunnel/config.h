@@ -101,7 +101,7 @@ struct Config {
   std::string log_level = "info";  // RUST_LOG filter
 
   // -- operational listeners (testing knobs; admin must stay on loopback)
-  std::string admin_addr = "127.0.0.1:15000";
+  std::string admin_addr = "localhost:15000";  // 127.0.0.1 and ::1 (IPV6_ENABLED=false: v4 only)
   std::string stats_addr = "[::]:15020";
   std::string readiness_addr = "[::]:15021";
 

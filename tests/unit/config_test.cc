@@ -68,7 +68,7 @@ TEST_CASE("defaults match upstream (plus our packet mark rule)", "[config]") {
   CHECK_FALSE(c.authz_policy_info_logging);
   CHECK(c.log_format == common::log::Format::Plain);
   CHECK(c.log_level == "info");
-  CHECK(c.admin_addr == "127.0.0.1:15000");
+  CHECK(c.admin_addr == "localhost:15000");
   CHECK(c.stats_addr == "[::]:15020");
   CHECK(c.readiness_addr == "[::]:15021");
   CHECK(ztunnel::kOutboundPort == 15001);
@@ -237,7 +237,7 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
   CHECK(j["xdsRootCert"] == "<inline PEM>");
   CHECK(j["packetMark"] == 1337);
   CHECK(j["numWorkerThreads"] == 2);
-  CHECK(j["adminAddr"] == "127.0.0.1:15000");
+  CHECK(j["adminAddr"] == "localhost:15000");
   CHECK(j["socketConfig"]["keepaliveRetries"] == 9);
   CHECK(j.dump().find("workloads: []") == std::string::npos);
 }

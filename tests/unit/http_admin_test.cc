@@ -277,6 +277,32 @@ TEST_CASE("server: stop() closes idle keep-alive clients", "[http]") {
   CHECK(c.closed_by_peer());
 }
 
+TEST_CASE("server: localhost listens on 127.0.0.1 and [::1], one port", "[http]") {
+  Loop loop;
+  HttpServer server(loop.io, "admin");
+  server.route("/ping", [](const Request&) { return Response::text(200, "pong"); });
+  REQUIRE(server.listen("localhost:0").ok());
+  loop.start();
+  CHECK(get(server.port(), "/ping").body == "pong");  // 127.0.0.1
+  // The test machine has ::1 on lo (CI runs on Linux with IPv6 loopback); a server that bound
+  // only IPv4 refuses this connection.
+  asio::io_context io;
+  tcp::socket sock(io);
+  boost::system::error_code ec;
+  sock.connect(tcp::endpoint(asio::ip::address_v6::loopback(), server.port()), ec);
+  REQUIRE_FALSE(ec);
+  asio::write(sock, asio::buffer(std::string("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  std::string got;
+  char buf[512];
+  for (;;) {
+    size_t n = sock.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    got.append(buf, n);
+  }
+  CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.find("pong") != std::string::npos);
+}
+
 TEST_CASE("server: listen errors are reported", "[http]") {
   asio::io_context io;
   HttpServer server(io, "test");
