@@ -148,7 +148,7 @@ else bad "expected 16 answers from web-1 and web-2, got $okc from: ${!hits[*]}";
 peer=$(zn_app_peer "$T/app-web-1.log" 'r=' ); [[ -n $peer ]] || peer=$(zn_app_peer "$T/app-web-2.log" 'r=')
 [[ $peer == 10.99.1.13 ]] && ok "the web app sees the real client address ($peer), not ztunnel's" \
   || bad "the web app saw peer '$peer' instead of 10.99.1.13"
-if nsx_exec client ss -Hlun 'sport = :15053' 2>/dev/null | grep -q .; then
+if nsx_exec client ss -Hlun 'sport = :15053' 2>/dev/null | contains .; then
   out=$(nsx_exec client "${TOOL[@]}" dns 10.99.1.254 53 web 2>&1)
   grep -q '10\.99\.250\.10' <<<"$out" && ok "DNS inside the pod: 'web' -> 10.99.250.10 (answered by ztunnel's DNS proxy)" \
     || bad "DNS for 'web' inside the pod: $out"
@@ -203,11 +203,11 @@ for c in json.load(sys.stdin).get("certificates", []):
 
 step "7. The client pod leaves the mesh: ambient-cni remove"
 out=$(zn_cni 1 remove --uid demo-client 2>&1) && ok "$out" || bad "remove: $out"
-nsx_exec client iptables-save | grep -q ISTIO && bad "rules still in the client pod" \
+nsx_exec client iptables-save | contains ISTIO && bad "rules still in the client pod" \
   || ok "its redirection rules are gone"
 gone=0
 for _ in $(seq 1 40); do
-  nsx_exec client ss -Hltn 'sport = :15001' | grep -q . || { gone=1; break; }
+  nsx_exec client ss -Hltn 'sport = :15001' | contains . || { gone=1; break; }
   sleep 0.2
 done
 [[ $gone == 1 ]] && ok "ztunnel closed its listeners in the pod (DelWorkload); the apps keep running" \

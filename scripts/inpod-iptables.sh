@@ -65,7 +65,7 @@ PORT_DNS=15053
 # and ip6tables can talk to the kernel.
 families() {
   echo 4
-  if [[ $IPV6 == 1 ]] && ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128' \
+  if [[ $IPV6 == 1 ]] && [[ $(ip -6 addr show dev lo 2>/dev/null) == *"::1/128"* ]] \
      && ip6tables -t nat -S >/dev/null 2>&1; then
     echo 6
   fi
@@ -166,7 +166,7 @@ install_family() {
   # Policy routing: 0x111-marked packets are local deliveries.
   local ipf="-4" dflt=0.0.0.0/0
   [[ $fam == 6 ]] && { ipf="-6"; dflt=::/0; }
-  if ! ip "$ipf" rule show pref "$RULE_PREF" | grep -q "lookup $ROUTE_TABLE"; then
+  if [[ $(ip "$ipf" rule show pref "$RULE_PREF") != *"lookup $ROUTE_TABLE"* ]]; then
     ip "$ipf" rule add fwmark "$TPROXY_MARK/$MASK" pref "$RULE_PREF" lookup "$ROUTE_TABLE"
   fi
   ip "$ipf" route replace local "$dflt" dev lo table "$ROUTE_TABLE"
@@ -187,7 +187,7 @@ remove_family() {
   local ipf="-4"
   [[ $fam == 6 ]] && ipf="-6"
   local n=0
-  while ip "$ipf" rule show pref "$RULE_PREF" 2>/dev/null | grep -q "lookup $ROUTE_TABLE" \
+  while [[ $(ip "$ipf" rule show pref "$RULE_PREF" 2>/dev/null) == *"lookup $ROUTE_TABLE"* ]] \
         && (( n++ < 16 )); do
     ip "$ipf" rule del pref "$RULE_PREF" lookup "$ROUTE_TABLE"
   done

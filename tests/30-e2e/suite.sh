@@ -48,15 +48,15 @@ nsx_add_netns "$(nsx_ns ipt)"
   nsx_exec ipt "$ZT_ROOT/scripts/inpod-iptables.sh" install >>"$T/ipt.log" 2>&1 || { ok=0; msg+="second install failed; "; }
   twice=$(nsx_exec ipt iptables-save | grep -c -- '-A ')
   [[ $once == "$twice" && $once -gt 10 ]] || { ok=0; msg+="rule count once=$once twice=$twice; "; }
-  nsx_exec ipt iptables-save | grep -q -- '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001' \
+  nsx_exec ipt iptables-save | contains -- '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001' \
     || { ok=0; msg+="outbound REDIRECT 15001 rule missing; "; }
-  nsx_exec ipt iptables-save | grep -q -- '-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006' \
+  nsx_exec ipt iptables-save | contains -- '-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006' \
     || { ok=0; msg+="inbound REDIRECT 15006 rule missing; "; }
   [[ $(nsx_exec ipt ip rule show | grep -c 'fwmark 0x111/0xfff lookup 100') == 1 ]] || { ok=0; msg+="ip rule count != 1; "; }
   nsx_exec ipt "$ZT_ROOT/scripts/inpod-iptables.sh" remove >>"$T/ipt.log" 2>&1 || { ok=0; msg+="remove failed; "; }
-  nsx_exec ipt iptables-save | grep -q ISTIO && { ok=0; msg+="ISTIO chains left after remove; "; }
-  nsx_exec ipt ip6tables-save 2>/dev/null | grep -q ISTIO && { ok=0; msg+="ISTIO v6 chains left; "; }
-  nsx_exec ipt ip rule show | grep -q 'lookup 100' && { ok=0; msg+="ip rule left; "; }
+  nsx_exec ipt iptables-save | contains ISTIO && { ok=0; msg+="ISTIO chains left after remove; "; }
+  nsx_exec ipt ip6tables-save 2>/dev/null | contains ISTIO && { ok=0; msg+="ISTIO v6 chains left; "; }
+  nsx_exec ipt ip rule show | contains 'lookup 100' && { ok=0; msg+="ip rule left; "; }
   [[ -z $(nsx_exec ipt ip route show table 100 2>/dev/null) ]] || { ok=0; msg+="table 100 not empty; "; }
   if [[ $ok == 1 ]]; then pass "inpod-iptables: idempotent install ($once rules), clean remove"
   else fail "inpod-iptables: idempotent install, clean remove" "$msg$(cat "$T/ipt.log")"; fi
@@ -243,7 +243,7 @@ $(tail -n 10 "$T/zt-$p.log")"; fi
 done
 for p in a b; do
   nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" remove >/dev/null 2>&1 \
-    && ! nsx_exec "$p" iptables-save | grep -q ISTIO \
+    && ! nsx_exec "$p" iptables-save | contains ISTIO \
     || fail "in-pod rules removed from pod $p"
 done
 

@@ -96,7 +96,7 @@ pass "agent started (control socket $SOCK.ctl)"
 # B2: no ztunnel connected -> refused, netns untouched.
 out=$(cni add --netns "$NS_A" --uid uid-a --name pod-a --namespace default --service-account sa-a 2>&1)
 rc=$?
-if [[ $rc != 0 && $out == *"no ztunnel connection"* ]] && ! ipt_all a | grep -q ISTIO; then
+if [[ $rc != 0 && $out == *"no ztunnel connection"* ]] && ! ipt_all a | contains ISTIO; then
   pass "add with no ztunnel connected fails with 'no ztunnel connection', netns untouched"
 else fail "add with no ztunnel connected fails with 'no ztunnel connection'" "rc=$rc: $out"; fi
 
@@ -126,7 +126,7 @@ for want in \
   grep -qF -- "$want" <<<"$saved" || { ok=0; msg+="missing: $want; "; }
 done
 [[ $(nsx_exec a ip rule show | grep -c 'fwmark 0x111/0xfff lookup 100') == 1 ]] || { ok=0; msg+="ip rule fwmark 0x111/0xfff lookup 100 missing; "; }
-nsx_exec a ip route show table 100 | grep -q '^local default dev lo' || { ok=0; msg+="table 100 local route missing; "; }
+nsx_exec a ip route show table 100 | contains '^local default dev lo' || { ok=0; msg+="table 100 local route missing; "; }
 if [[ $ok == 1 ]]; then pass "in-pod rules installed inside pod a's netns"
 else fail "in-pod rules installed inside pod a's netns" "$msg"; fi
 
@@ -151,8 +151,8 @@ else fail "list shows pod a" "$out"; fi
 # B6: ztunnel refuses a pod -> error printed, nothing left behind.
 out=$(cni add --netns "$NS_B" --uid fail-b --name pod-b --namespace default --service-account sa-b 2>&1)
 rc=$?
-if [[ $rc != 0 && $out == *"probe: refusing fail-b"* ]] && ! ipt_all b | grep -q ISTIO \
-   && ! cni list 2>/dev/null | grep -q fail-b; then
+if [[ $rc != 0 && $out == *"probe: refusing fail-b"* ]] && ! ipt_all b | contains ISTIO \
+   && ! cni list 2>/dev/null | contains fail-b; then
   pass "ztunnel's Ack error is printed; failed add rolled back (no rules, not listed)"
 else fail "ztunnel's Ack error is printed; failed add rolled back" "rc=$rc: $out; $(ipt_all b | grep ISTIO | head -3)"; fi
 
@@ -199,10 +199,10 @@ check "remove pod a succeeds" test "$rc" = 0
 if wait_for_file_match "$T/probe2.log" '^DEL uid-a$' 5; then pass "ztunnel got DelWorkload for pod a"
 else fail "ztunnel got DelWorkload for pod a" "$out; $(cat "$T/probe2.log")"; fi
 ok=1; msg=""
-ipt_all a | grep -q ISTIO && { ok=0; msg+="ISTIO rules left: $(ipt_all a | grep ISTIO | head -3); "; }
-nsx_exec a ip rule show | grep -q 'lookup 100' && { ok=0; msg+="ip rule left; "; }
+ipt_all a | contains ISTIO && { ok=0; msg+="ISTIO rules left: $(ipt_all a | grep ISTIO | head -3); "; }
+nsx_exec a ip rule show | contains 'lookup 100' && { ok=0; msg+="ip rule left; "; }
 [[ -z $(nsx_exec a ip route show table 100 2>/dev/null) ]] || { ok=0; msg+="table 100 not empty; "; }
-cni list 2>/dev/null | grep -q uid-a && { ok=0; msg+="still listed; "; }
+cni list 2>/dev/null | contains uid-a && { ok=0; msg+="still listed; "; }
 if [[ $ok == 1 ]]; then pass "rules, ip rule and table 100 gone from pod a after remove; not listed"
 else fail "rules gone from pod a after remove" "$msg"; fi
 

@@ -62,7 +62,7 @@ zn_pod() {
   ip -n "$ns" link set eth0 up
   ip -n "$ns" route add default via "10.99.$n.254"
   for _ in $(seq 1 50); do
-    ip -n "$ns" -br link show eth0 | grep -q 'UP' && break
+    ip -n "$ns" -br link show eth0 | contains 'UP' && break
     sleep 0.1
   done
 }

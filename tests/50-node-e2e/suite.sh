@@ -131,7 +131,7 @@ grep -q -- '-j REDIRECT --to-ports 15001' <<<"$rules" || missing+="REDIRECT 1500
 grep -q -- '-j REDIRECT --to-ports 15006' <<<"$rules" || missing+="REDIRECT 15006; "
 grep -q -- '--set-xmark 0x111/0xfff' <<<"$rules" || missing+="CONNMARK 0x111; "
 grep -q -- '169.254.7.127' <<<"$rules" || missing+="probe exemption 169.254.7.127; "
-nsx_exec client-a ip rule show | grep -q 'fwmark 0x111/0xfff lookup 100' || missing+="ip rule fwmark 0x111/0xfff lookup 100; "
+nsx_exec client-a ip rule show | contains 'fwmark 0x111/0xfff lookup 100' || missing+="ip rule fwmark 0x111/0xfff lookup 100; "
 if [[ -z $missing ]]; then pass "in-pod rules installed by ambient-cni in client-a (REDIRECT 15001/15006, connmark, ip rule, probe)"
 else fail "in-pod rules installed by ambient-cni in client-a" "missing: $missing"; fi
 
@@ -243,7 +243,7 @@ else
 fi
 
 # ---- 7. DNS proxy ----------------------------------------------------------------------------
-if nsx_exec client-a ss -Hlun 'sport = :15053' | grep -q .; then
+if nsx_exec client-a ss -Hlun 'sport = :15053' | contains .; then
   out=$(nsx_exec client-a "${TOOL[@]}" dns 127.0.0.1 15053 web.e2e.svc.cluster.local 2>&1)
   grep -q '10\.99\.200\.10' <<<"$out" \
     && pass "DNS: web.e2e.svc.cluster.local -> 10.99.200.10 from 127.0.0.1:15053 in client-a" \
@@ -330,13 +330,13 @@ zn_wait_config n2 deny-client-c absent >/dev/null || fail "policies removed on n
 if out=$(zn_cni 1 remove --uid e2e-client-a 2>&1); then pass "ambient-cni remove client-a"
 else fail "ambient-cni remove client-a" "$out"; fi
 ok=1; msg=""
-nsx_exec client-a iptables-save | grep -q ISTIO && { ok=0; msg+="ISTIO chains left; "; }
-nsx_exec client-a ip rule show | grep -q 'lookup 100' && { ok=0; msg+="ip rule left; "; }
-zn_cni 1 list 2>/dev/null | grep -q 'e2e-client-a' && { ok=0; msg+="still listed by the agent; "; }
+nsx_exec client-a iptables-save | contains ISTIO && { ok=0; msg+="ISTIO chains left; "; }
+nsx_exec client-a ip rule show | contains 'lookup 100' && { ok=0; msg+="ip rule left; "; }
+zn_cni 1 list 2>/dev/null | contains 'e2e-client-a' && { ok=0; msg+="still listed by the agent; "; }
 [[ $ok == 1 ]] && pass "remove: client-a's rules gone and the agent forgot it" || fail "remove: client-a's rules gone" "$msg"
 gone=0
 for _ in $(seq 1 40); do
-  nsx_exec client-a ss -Hltn 'sport = :15001' | grep -q . || { gone=1; break; }
+  nsx_exec client-a ss -Hltn 'sport = :15001' | contains . || { gone=1; break; }
   sleep 0.2
 done
 [[ $gone == 1 ]] && pass "remove: ztunnel closed its listeners in client-a (DelWorkload)" \
@@ -435,7 +435,7 @@ check "after drain: node 2 agent has one ztunnel connected" zn_wait_cni_ztunnels
 rm_ok=1; rm_msg=""
 while read -r n pod; do
   out=$(zn_cni "$n" remove --uid "e2e-$pod" 2>&1) || { rm_ok=0; rm_msg+="remove $pod: $out; "; }
-  nsx_exec "$pod" iptables-save | grep -q ISTIO && { rm_ok=0; rm_msg+="ISTIO rules left in $pod; "; }
+  nsx_exec "$pod" iptables-save | contains ISTIO && { rm_ok=0; rm_msg+="ISTIO rules left in $pod; "; }
 done <<'EOF'
 1 client-a
 1 server-1

@@ -34,6 +34,11 @@ NSX_FAILED=0
 NSX_LAST_PID=""
 NSX_KEEP_TMP="${NSX_KEEP_TMP:-0}"   # set to 1 to keep logs/captures after the run
 
+# contains [GREP-OPTS] PATTERN: true when stdin holds a match. Reads all of stdin first:
+# `cmd | grep -q` under pipefail fails at random when grep exits on the first match and cmd
+# then dies of SIGPIPE while still writing.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
+
 nsx_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 require_root() {
@@ -94,7 +99,7 @@ nsx_add_netns() {
 
 nsx_node() {
   local node; node=$(nsx_ns node)
-  if ip netns list | awk '{print $1}' | grep -qx "$node"; then return 0; fi
+  if ip netns list | awk '{print $1}' | contains -x "$node"; then return 0; fi
   nsx_add_netns "$node"
   ip -n "$node" link add br0 type bridge
   ip -n "$node" link set br0 up
@@ -115,7 +120,7 @@ nsx_pod() {
   ip -n "$ns" link set eth0 up
   # Bridged veths come up asynchronously; wait (bounded) until the link is usable.
   for _ in $(seq 1 50); do
-    if ip -n "$ns" -br link show eth0 | grep -q 'UP'; then break; fi
+    if ip -n "$ns" -br link show eth0 | contains 'UP'; then break; fi
     sleep 0.1
   done
 }
@@ -206,7 +211,7 @@ wait_for_http() {
 wait_for_port() {
   local pod="$1" port="$2" timeout="${3:-10}"
   for _ in $(seq 1 $((timeout * 5))); do
-    if nsx_exec "$pod" ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
+    if nsx_exec "$pod" ss -Hltn "sport = :$port" 2>/dev/null | contains .; then return 0; fi
     sleep 0.2
   done
   nsx_log "timeout waiting for port $port in $pod"
