@@ -30,7 +30,7 @@ asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const Poo
   auto self = shared_from_this();
   std::string last_error = "no connection";
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (draining_) co_return R(common::make_error("pool draining"));
+    if (draining_) co_return co_await connect_unpooled(ctx, std::move(opts), std::move(req));
     Slot& slot = slots_[key];
     std::shared_ptr<Connection> conn = pick(slot);
     if (!conn && slot.dialing) {
@@ -62,6 +62,20 @@ asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const Poo
     if (conn->is_open() && !conn->draining()) co_return stream;
   }
   co_return R(common::make_error(last_error));
+}
+
+asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect_unpooled(TlsContext ctx, DialOptions opts,
+                                                                                ConnectRequest req) {
+  using R = common::Result<std::shared_ptr<Stream>>;
+  auto self = shared_from_this();
+  auto dialed = co_await dial(exec_, ctx, opts);
+  if (!dialed) co_return R(common::make_error(dialed.error()));
+  auto conn = dialed.value();
+  dials_++;
+  auto stream = co_await conn->open(req);
+  // GOAWAY now: the connection ends with this stream.
+  conn->drain();
+  co_return stream;
 }
 
 void Pool::arm_sweep() {

@@ -41,7 +41,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   boost::asio::awaitable<common::Result<std::shared_ptr<Stream>>> connect(const PoolKey& key, TlsContext ctx,
                                                                          DialOptions opts, ConnectRequest req);
 
-  // GOAWAY every connection (drain) and stop pooling.
+  // GOAWAY every connection (drain) and stop pooling: connect() then dials a connection per
+  // stream, closed when that stream ends, so connections that arrive while a proxy drains
+  // are still carried.
   void drain();
   size_t connections() const;
   uint64_t dials() const { return dials_; }
@@ -57,6 +59,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::shared_ptr<boost::asio::steady_timer> dial_done;
   };
   std::shared_ptr<Connection> pick(Slot& slot);
+  boost::asio::awaitable<common::Result<std::shared_ptr<Stream>>> connect_unpooled(TlsContext ctx, DialOptions opts,
+                                                                                  ConnectRequest req);
   void sweep();
   void arm_sweep();
 

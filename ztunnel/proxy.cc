@@ -1,6 +1,8 @@
 #include "ztunnel/proxy.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -99,7 +101,8 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
       spdlog::warn("accept on {}: {}", port, ec.message());
       continue;
     }
-    if (shared->draining.load(std::memory_order_relaxed)) continue;  // socket closes here
+    // A connection accepted while draining began is still served: the kernel completed its
+    // handshake, so dropping it would reset a client that did nothing wrong.
     (void)hbone::sockopt::set_nodelay(sock.native_handle());
     if (port == kOutboundPort) {
       asio::co_spawn(io, handle_outbound(std::move(sock)), asio::detached);
@@ -148,6 +151,9 @@ asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
         self->prune_inbound_at = std::max<size_t>(64, 2 * self->inbound.size());
       }
       self->inbound.push_back(c);
+      // Accepted while draining: GOAWAY at once, so the peer takes new streams elsewhere
+      // (to the replacement ztunnel) instead of to a proxy about to close.
+      if (self->shared->draining.load(std::memory_order_relaxed)) c->drain();
     }
   };
   hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
@@ -212,10 +218,33 @@ bool transparent_supported() {
   ::close(fd);
   return ok;
 }
+
+// Port reuse hands a pod's ports from one ztunnel to its replacement. When the old one closes
+// its listeners, connections already in their accept queues would be reset; with
+// net.ipv4.tcp_migrate_req (Linux 5.14+, per network namespace) the kernel moves them to the
+// other listener of the reuseport group instead. Best effort: without it a handover can reset
+// the few connections that arrive in that instant.
+void enable_listener_migration(const std::shared_ptr<const Netns>& netns) {
+  bool ok = false;
+  auto write = [&ok] {
+    int fd = ::open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ok = ::write(fd, "1", 1) == 1;
+    ::close(fd);
+  };
+  if (netns) {
+    (void)netns->run(write);
+  } else {
+    write();
+  }
+  if (!ok) spdlog::info("net.ipv4.tcp_migrate_req not set ({}); a handover may reset queued connections",
+                        std::strerror(errno));
+}
 }  // namespace
 
 common::Status Proxy::start() {
   const auto& cfg = shared_->cfg;
+  if (cfg.inpod_port_reuse) enable_listener_migration(shared_->target.netns);
   shared_->orig_src = cfg.enable_orig_src.value_or(transparent_supported());
   const uint16_t ports[] = {kOutboundPort, kInboundPlaintextPort, kInboundHbonePort};
   for (auto& w : workers_) {

@@ -147,6 +147,10 @@ done
 for n in 1 2; do
   check "node $n: /config_dump workloadState holds its 2 pods" zn_wait_pods "n$n" 2 5
 done
+# Handover safety: a closing listener's queued connections move to the replacement's.
+mig=$(nsx_exec client-a cat /proc/sys/net/ipv4/tcp_migrate_req 2>&1)
+[[ $mig == 1 ]] && pass "ztunnel set net.ipv4.tcp_migrate_req=1 in client-a's netns (listener handover)" \
+  || fail "ztunnel set net.ipv4.tcp_migrate_req=1 in client-a's netns" "read '$mig'"
 
 # ---- 4. mesh traffic; wire between the nodes -------------------------------------------------
 nsx_capture_start n1 uplink "$T/link-mesh.pcap" tcp || fail "tcpdump started on node 1's link"
