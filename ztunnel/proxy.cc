@@ -224,27 +224,24 @@ bool transparent_supported() {
 // net.ipv4.tcp_migrate_req (Linux 5.14+, per network namespace) the kernel moves them to the
 // other listener of the reuseport group instead. Best effort: without it a handover can reset
 // the few connections that arrive in that instant.
-void enable_listener_migration(const std::shared_ptr<const Netns>& netns) {
-  bool ok = false;
-  auto write = [&ok] {
+void enable_listener_migration(const Netns& netns) {
+  int err = 0;
+  auto st = netns.run([&err] {
     int fd = ::open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ok = ::write(fd, "1", 1) == 1;
-    ::close(fd);
-  };
-  if (netns) {
-    (void)netns->run(write);
-  } else {
-    write();
+    if (fd < 0 || ::write(fd, "1", 1) != 1) err = errno;
+    if (fd >= 0) ::close(fd);
+  });
+  if (!st || err != 0) {
+    spdlog::info("net.ipv4.tcp_migrate_req not set ({}); a handover may reset queued connections",
+                 st ? std::strerror(err) : st.error());
   }
-  if (!ok) spdlog::info("net.ipv4.tcp_migrate_req not set ({}); a handover may reset queued connections",
-                        std::strerror(errno));
 }
 }  // namespace
 
 common::Status Proxy::start() {
   const auto& cfg = shared_->cfg;
-  if (cfg.inpod_port_reuse) enable_listener_migration(shared_->target.netns);
+  // Only in a pod's netns: dedicated mode shares a namespace ztunnel does not own (the host's).
+  if (cfg.inpod_port_reuse && shared_->target.netns) enable_listener_migration(*shared_->target.netns);
   shared_->orig_src = cfg.enable_orig_src.value_or(transparent_supported());
   const uint16_t ports[] = {kOutboundPort, kInboundPlaintextPort, kInboundHbonePort};
   for (auto& w : workers_) {
