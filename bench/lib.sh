@@ -33,6 +33,7 @@ ratio() {
   result "$1=$(awk -v a="$2" -v b="$3" 'BEGIN {if (a=="nan"||b=="nan"||b+0==0) print "nan"; else printf "%.2f", a/b}')"
 }
 cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+minflt() { awk '{print $10}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # minor page faults so far
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

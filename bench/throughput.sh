@@ -29,11 +29,11 @@ bench_start_stunnel "iperf:25221:25222:5201" || { echo "stunnel did not start" >
 run_path() {
   local name="$1" host="$2" port="$3"; shift 3
   local roles=("$@") i r
-  local -A t0
+  local -A t0 f0
   : >"$T/$name.gbps"
-  for r in "${roles[@]}"; do : >"$T/$name.${r%%=*}.cpg"; done
+  for r in "${roles[@]}"; do : >"$T/$name.${r%%=*}.cpg"; : >"$T/$name.${r%%=*}.fpg"; done
   for i in $(seq 1 "$RUNS"); do
-    for r in "${roles[@]}"; do t0[${r%%=*}]=$(cputicks "${r#*=}"); done
+    for r in "${roles[@]}"; do t0[${r%%=*}]=$(cputicks "${r#*=}"); f0[${r%%=*}]=$(minflt "${r#*=}"); done
     nsx_exec a timeout $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -J >"$T/$name.$i.json" 2>&1
     local line
     line=$($PY - "$T/$name.$i.json" <<'EOF'
@@ -59,7 +59,11 @@ EOF
       dt=$(( $(cputicks "$pid") - ${t0[$role]} ))
       cpg=$(awk -v t="$dt" -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN {printf "%.3f", (t/hz)/(b/1e9)}')
       echo "$cpg" >>"$T/$name.$role.cpg"
-      cpu_desc+=" $role=$(awk -v t="$dt" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t/hz}')cpu-s(${cpg}/GB)"
+      # Minor page faults per GB: memory churn (buffers mapped afresh) shows up here.
+      local fpg
+      fpg=$(awk -v f="$(( $(minflt "$pid") - ${f0[$role]} ))" -v b="$bytes" 'BEGIN {printf "%.0f", f/(b/1e9)}')
+      echo "$fpg" >>"$T/$name.$role.fpg"
+      cpu_desc+=" $role=$(awk -v t="$dt" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t/hz}')cpu-s(${cpg}/GB, ${fpg} faults/GB)"
     done
     echo "  $name run $i: ${gbps} Gbps$cpu_desc"
   done
@@ -68,6 +72,7 @@ EOF
   result "throughput.$name.gbps=$med"
   for r in "${roles[@]}"; do
     result "throughput.$name.cpu_s_per_gb.${r%%=*}=$(median <"$T/$name.${r%%=*}.cpg")"
+    result "throughput.$name.minor_faults_per_gb.${r%%=*}=$(median <"$T/$name.${r%%=*}.fpg")"
   done
 }
 

@@ -168,7 +168,9 @@ struct Connection::Callbacks {
       nghttp2_session_consume(session, stream_id, len);
       return 0;
     }
-    s->on_data(data, len);
+    // Bytes the stream delivered straight to its socket are consumed already: their window
+    // goes back with the next flush (after this read buffer is processed).
+    if (size_t direct = s->on_data(data, len); direct > 0) nghttp2_session_consume(session, stream_id, direct);
     return 0;
   }
 

@@ -59,7 +59,14 @@ asio::awaitable<void> socket_to_stream(tcp::socket& sock, Stream& st, CopyResult
 }
 
 asio::awaitable<void> stream_to_socket(Stream& st, tcp::socket& sock, CopyResult& r) {
+  // Off on every way out: the socket may close while the stream lives on.
+  struct SinkOff {
+    Stream& st;
+    ~SinkOff() { st.set_direct_sink(nullptr); }
+  } sink_off{st};
+  st.set_direct_sink(&sock);
   while (co_await st.wait_readable()) {
+    r.to_socket += st.take_direct_bytes();
     auto span = st.readable();
     auto [ec, n] = co_await asio::async_write(sock, asio::buffer(span.data(), span.size()),
                                               asio::as_tuple(asio::use_awaitable));
@@ -72,6 +79,7 @@ asio::awaitable<void> stream_to_socket(Stream& st, tcp::socket& sock, CopyResult
     st.consume(n);
     r.to_socket += n;
   }
+  r.to_socket += st.take_direct_bytes();
   if (st.failed() && !st.remote_closed()) {
     if (r.error.empty()) r.error = st.failure();
     abort_socket(sock);

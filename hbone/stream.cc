@@ -1,5 +1,7 @@
 #include "hbone/stream.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -93,9 +95,22 @@ void Stream::reset(uint32_t h2_error) {
   conn_->flush();
 }
 
-void Stream::on_data(const uint8_t* data, size_t n) {
-  recv_.append(data, n);
-  wake_readers();
+size_t Stream::on_data(const uint8_t* data, size_t n) {
+  size_t direct = 0;
+  if (sink_ != nullptr && sink_->is_open() && recv_.empty()) {
+    // Errors (peer gone, reset) are left to the relay: it finds them on its own write of
+    // the queued remainder and reports them there.
+    ssize_t w = ::send(sink_->native_handle(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+      direct = static_cast<size_t>(w);
+      direct_bytes_ += direct;
+    }
+  }
+  if (direct < n) {
+    recv_.append(data + direct, n - direct);
+    wake_readers();
+  }
+  return direct;
 }
 
 void Stream::on_remote_eof() {

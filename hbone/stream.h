@@ -18,6 +18,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
@@ -69,6 +70,15 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::span<const uint8_t> readable() const { return recv_.front(); }
   void consume(size_t n);
   bool remote_closed() const { return remote_eof_; }
+
+  // Direct delivery (copy_bidirectional's relay): while a sink socket is set and nothing is
+  // queued, received DATA is written straight from the connection's read buffer to it
+  // (non-blocking), saving a copy of every byte when the socket keeps up; whatever it does not
+  // take is queued as usual, so order and back-pressure are unchanged. nullptr turns it off;
+  // a sink that gets closed is noticed (is_open) before every write.
+  // Bytes written this way never appear in readable(); take_direct_bytes() counts them.
+  void set_direct_sink(boost::asio::ip::tcp::socket* sink) { sink_ = sink; }
+  uint64_t take_direct_bytes() { return std::exchange(direct_bytes_, 0); }
 
   // Send side. wait_writable() returns false when the stream can no longer send.
   boost::asio::awaitable<bool> wait_writable();
@@ -143,7 +153,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   bool closed() const { return closed_; }
 
   // --- used by Connection (same thread) ---
-  void on_data(const uint8_t* data, size_t n);
+  size_t on_data(const uint8_t* data, size_t n);  // returns bytes delivered directly (window to return)
   void on_remote_eof();
   void on_response(int status);
   void on_close(uint32_t h2_error);
@@ -178,6 +188,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   int status_ = 0;
   bool remote_eof_ = false;
   bool write_shutdown_ = false;
+  boost::asio::ip::tcp::socket* sink_ = nullptr;
+  uint64_t direct_bytes_ = 0;
   bool closed_ = false;
   bool failed_ = false;
   bool responded_ = false;

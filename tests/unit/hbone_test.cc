@@ -189,6 +189,12 @@ TEST_CASE("hbone CONNECT error status reaches the client") {
 }
 
 TEST_CASE("hbone carries megabytes intact through copy_bidirectional with back-pressure") {
+  // Received DATA goes straight to the app socket while it keeps up and is queued when it
+  // does not: a reader that stalls now and then makes the relay switch between the two
+  // paths many times; order, content and byte counts must not notice.
+  bool slow_reader = false;
+  SECTION("app reads as fast as it can") {}
+  SECTION("app stalls every 256 KiB") { slow_reader = true; }
   Fixture f;
   f.serve();
   // Local app socket pair: app <-> (copy) <-> tunnel <-> echo server.
@@ -215,10 +221,17 @@ TEST_CASE("hbone carries megabytes intact through copy_bidirectional with back-p
     };
     auto reader = [&]() -> asio::awaitable<void> {
       std::vector<char> buf(65536);
+      size_t next_stall = 256u << 10;
+      asio::steady_timer stall(f.io);
       for (;;) {
         auto [ec, n] = co_await app.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
         if (ec) break;
         received.append(buf.data(), n);
+        if (slow_reader && received.size() >= next_stall) {
+          next_stall += 256u << 10;
+          stall.expires_after(std::chrono::milliseconds(2));
+          co_await stall.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
       }
     };
     auto copier = [&]() -> asio::awaitable<void> {
