@@ -23,6 +23,7 @@ struct Entry {
   Identity id;
   SecretManager::CredentialsPtr creds;  // latest certificate obtained (may have expired)
   std::map<uint64_t, SecretManager::Watcher> watchers;
+  std::map<uint64_t, SecretManager::FailureWatcher> failure_watchers;
   boost::asio::steady_timer timer;  // next refresh or retry
   std::chrono::milliseconds backoff{0};
   bool fetching = false;
@@ -80,6 +81,7 @@ struct SecretManager::Impl : std::enable_shared_from_this<SecretManager::Impl> {
                    e->id.uri(), e->backoff.count(), valid_now(e->creds) ? "kept" : "none",
                    e->last_error);
       schedule(e, e->backoff);
+      if (!valid_now(e->creds)) notify_failure(e);
       return;
     }
     e->last_error.clear();
@@ -124,10 +126,25 @@ struct SecretManager::Impl : std::enable_shared_from_this<SecretManager::Impl> {
     }
   }
 
+  // Same contract as notify(), for the failure watchers and the entry's last error.
+  void notify_failure(const std::shared_ptr<Entry>& e) {
+    std::vector<uint64_t> tokens;
+    tokens.reserve(e->failure_watchers.size());
+    for (const auto& [token, w] : e->failure_watchers) tokens.push_back(token);
+    const std::string error = e->last_error;  // copy: a watcher may drop the entry
+    for (uint64_t token : tokens) {
+      auto it = e->failure_watchers.find(token);
+      if (it == e->failure_watchers.end()) continue;
+      FailureWatcher w = it->second;
+      w(error);
+    }
+  }
+
   void unsubscribe(const Identity& id, uint64_t token) {
     auto it = entries.find(id);
     if (it == entries.end()) return;
     it->second->watchers.erase(token);
+    it->second->failure_watchers.erase(token);
     if (it->second->watchers.empty()) {
       spdlog::debug("forgetting certificate for {}", id.uri());
       it->second->timer.cancel();
@@ -167,13 +184,14 @@ SecretManager::SecretManager(boost::asio::io_context& control, CertProvider& pro
 
 SecretManager::~SecretManager() = default;
 
-SecretManager::Subscription SecretManager::subscribe(const Identity& id, Watcher watcher) {
+SecretManager::Subscription SecretManager::subscribe(const Identity& id, Watcher watcher, FailureWatcher on_failure) {
   auto& slot = impl_->entries[id];
   const bool is_new = slot == nullptr;
   if (is_new) slot = std::make_shared<Entry>(impl_->io, id);
   std::shared_ptr<Entry> entry = slot;
   const uint64_t token = impl_->next_token++;
   entry->watchers.emplace(token, std::move(watcher));
+  if (on_failure) entry->failure_watchers.emplace(token, std::move(on_failure));
 
   Subscription sub;
   sub.impl_ = impl_;
@@ -199,6 +217,17 @@ SecretManager::Subscription SecretManager::subscribe(const Identity& id, Watcher
       if (it == e->watchers.end()) return;
       Watcher w = it->second;
       w(e->creds);
+    });
+  } else if (!entry->last_error.empty()) {
+    // Late subscriber to an identity whose fetches are failing: tell it, deferred likewise.
+    std::weak_ptr<Entry> weak_entry = entry;
+    boost::asio::post(impl_->io, [weak_entry, token] {
+      auto e = weak_entry.lock();
+      if (!e || valid_now(e->creds) || e->last_error.empty()) return;
+      auto it = e->failure_watchers.find(token);
+      if (it == e->failure_watchers.end()) return;
+      FailureWatcher w = it->second;
+      w(e->last_error);
     });
   }
   return sub;

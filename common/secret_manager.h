@@ -65,6 +65,11 @@ class SecretManager {
   // Called on the control thread with the first certificate, on every rotation, and once soon
   // after subscribe() when a certificate is already available. May subscribe or release.
   using Watcher = std::function<void(CredentialsPtr)>;
+  // Called on the control thread with the fetch error when a fetch fails while the identity
+  // has no valid certificate (state "Unavailable"), and soon after subscribe() when it is
+  // already in that state. Lets a proxy fail connections at once instead of waiting for a
+  // certificate that is not coming yet, as upstream does.
+  using FailureWatcher = std::function<void(const std::string& error)>;
 
   // Keeps an identity wanted. Move-only; releasing (or destroying) the last one for an identity
   // forgets it.
@@ -94,7 +99,7 @@ class SecretManager {
   SecretManager& operator=(const SecretManager&) = delete;
 
   // Starts fetching `id` if it is not known yet and registers `watcher`.
-  [[nodiscard]] Subscription subscribe(const Identity& id, Watcher watcher);
+  [[nodiscard]] Subscription subscribe(const Identity& id, Watcher watcher, FailureWatcher on_failure = nullptr);
 
   // The current unexpired certificate of `id`, or nullptr.
   CredentialsPtr current(const Identity& id) const;

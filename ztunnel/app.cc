@@ -102,7 +102,7 @@ class DedicatedPlane : public Dataplane {
       }
       spdlog::info("certificate for {} installed", identity.uri());
       readiness.mark_done("proxy");
-    });
+    }, [this](const std::string& error) { proxy_.set_credentials_error(error); });
   }
   common::Status start() override { return proxy_.start(); }
   void set_snapshot(SnapshotConstSharedPtr s) override { proxy_.set_snapshot(std::move(s)); }

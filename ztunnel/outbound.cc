@@ -93,10 +93,10 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
 
   const std::string hbone_addr = route.target.to_string();
   auto tls = shared->tls.load();
-  if (!tls) tls = co_await await_tls();  // only before the first certificate
+  std::string no_tls;
+  if (!tls) tls = co_await await_tls(no_tls);  // only before the first certificate
   if (!tls) {
-    fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + " after " +
-                            std::to_string(kCertificateWait.count()) + " s", hbone_addr);
+    fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + ": " + no_tls, hbone_addr);
     co_return;
   }
   parties.mtls = true;

@@ -114,20 +114,32 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
   }
 }
 
-asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_tls() {
+asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_tls(std::string& why) {
   auto tls = shared->tls.load();
   if (tls) co_return tls;
   // Before the first certificate (a pod's listeners open at its Add; the CA answers shortly
-  // after) a connection waits for it, as upstream's does for its certificate fetch, instead of
-  // failing. Bounded, and short polls: this only runs in that first window.
+  // after) a connection waits for the pending fetch, as upstream's does, instead of failing;
+  // a failed fetch ends the wait at once. Bounded, and short polls: this only runs in that
+  // first window.
   const auto deadline = std::chrono::steady_clock::now() + kCertificateWait;
   asio::steady_timer timer(io);
-  while (!tls && !shared->draining.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
+  for (;;) {
+    if (auto err = shared->tls_error.load()) {
+      why = "certificate fetch failed: " + *err;
+      co_return nullptr;
+    }
+    if (shared->draining.load(std::memory_order_relaxed)) {
+      why = "draining";
+      co_return nullptr;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      why = "no certificate after " + std::to_string(kCertificateWait.count()) + " s";
+      co_return nullptr;
+    }
     timer.expires_after(std::chrono::milliseconds(5));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    tls = shared->tls.load();
+    if ((tls = shared->tls.load())) co_return tls;
   }
-  co_return tls;
 }
 
 asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
@@ -135,10 +147,10 @@ asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
   // served, which (as every accepted connection) refers back to the worker only weakly.
   auto keep = shared_from_this();
   auto tls = shared->tls.load();
-  if (!tls) tls = co_await await_tls();
+  std::string why;
+  if (!tls) tls = co_await await_tls(why);
   if (!tls) {
-    spdlog::warn("inbound HBONE connection: no certificate after {} s; closing",
-                 std::chrono::duration_cast<std::chrono::seconds>(kCertificateWait).count());
+    spdlog::warn("inbound HBONE connection closed: {}", why);
     co_return;
   }
   hbone::ServeHooks hooks;
@@ -369,7 +381,13 @@ common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credent
   auto ctxs = hbone::make_tls_contexts(std::move(creds));
   if (!ctxs) return common::make_error(ctxs.error());
   shared_->tls.store(std::make_shared<const hbone::TlsContexts>(std::move(ctxs.value())));
+  shared_->tls_error.store(nullptr);
   return common::ok_status();
+}
+
+void Proxy::set_credentials_error(const std::string& why) {
+  if (shared_->tls.load()) return;  // a certificate is there: keep serving with it
+  shared_->tls_error.store(std::make_shared<const std::string>(why));
 }
 
 bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }

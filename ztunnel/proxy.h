@@ -53,6 +53,9 @@ class Proxy {
   // Control thread: publish new config / certificate.
   void set_snapshot(SnapshotConstSharedPtr snapshot);
   common::Status set_credentials(std::shared_ptr<const common::tls::Credentials> creds);
+  // The certificate fetch failed and there is no certificate: connections waiting for one
+  // fail now with `why`, as do new ones, until set_credentials() succeeds.
+  void set_credentials_error(const std::string& why);
   bool has_credentials() const;
   SnapshotConstSharedPtr snapshot() const;
 

@@ -28,6 +28,7 @@ struct Proxy::Shared {
   hbone::Settings client_settings;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
   std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
+  std::atomic<std::shared_ptr<const std::string>> tls_error;  // set while fetches fail with no certificate
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
   bool orig_src = false;  // connect to local apps from the client's own IP
@@ -70,8 +71,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   // Inbound HBONE (15008): TLS + HTTP/2 once a certificate is there (await_tls).
   boost::asio::awaitable<void> serve_hbone(boost::asio::ip::tcp::socket sock);
   // The proxy's TLS contexts; before the first certificate, waits for it up to
-  // kCertificateWait (null after that, or when draining).
-  boost::asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> await_tls();
+  // kCertificateWait. Null after that, when draining, or at once when the fetch failed; the
+  // reason is then in `why`.
+  boost::asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> await_tls(std::string& why);
   void handle_hbone_stream(std::shared_ptr<hbone::Stream> stream, std::shared_ptr<const hbone::PeerInfo> peer);
   boost::asio::awaitable<void> inbound_tunnel(std::shared_ptr<hbone::Stream> stream,
                                               std::shared_ptr<const hbone::PeerInfo> peer);

@@ -66,6 +66,9 @@ common::Status WorkloadManager::add(const std::string& uid, const WorkloadInfo& 
       pending_gauge_->dec();
       active_gauge_->inc();
     }
+  }, [proxy, raw, alive](const std::string& error) {
+    if (alive.expired() || raw->state == "draining") return;
+    proxy->set_credentials_error(error);
   });
   if (auto st = pod->proxy->start(); !st) {
     return common::make_error("starting proxy for pod " + info.ns + "/" + info.name + ": " + st.error());

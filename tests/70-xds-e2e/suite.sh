@@ -12,7 +12,8 @@
 #     ztunnel (shared, node-2 token) dialling https://10.99.100.1:15012 with ALT_XDS_HOSTNAME /
 #     ALT_CA_HOSTNAME=localhost (the server certificate names localhost, not that address)
 #     server-2 10.99.2.2 sa server (app=web)   rogue 10.99.2.9: claims sa client-a, which only
-#     runs on node 1 -> the CA must refuse node 2's impersonation request
+#     runs on node 1 (its Pod record says node-1) -> the CA must refuse node 2's impersonation
+#     request, and rogue's connections fail with that refusal
 #   Service e2e/web 10.99.200.10:80 -> 8080 (server-1, server-2)
 #
 # The mesh is Kubernetes YAML in $T/mesh, edited while traffic flows. Every case prints
@@ -93,8 +94,10 @@ metadata:
   labels:
     istio.io/dataplane-mode: ambient
 Y
+# rogue runs on node 2 but its record names node-1: node 2's ztunnel knows it as a workload
+# (so its traffic gets as far as needing a certificate) and may not obtain its identity.
 { xpod client-a node-1 10.99.1.1 client-a; echo ---; xpod server-1 node-1 10.99.1.2 server web; echo ---
-  xpod ded node-1 10.99.1.3 ded; } | put pods-node1.yaml
+  xpod ded node-1 10.99.1.3 ded; echo ---; xpod rogue node-1 10.99.2.9 client-a; } | put pods-node1.yaml
 { xpod server-2 node-2 10.99.2.2 server web; } | put pods-node2.yaml
 put svc-web.yaml <<'Y'
 apiVersion: v1
@@ -246,6 +249,14 @@ grep -qi 'PERMISSION_DENIED' <<<"$st" && pass "impersonation refusal carries PER
   || fail "impersonation refusal reason is PERMISSION_DENIED" "$st"
 grep -q 'node-2' "$T/cp.log" && grep -qi 'refus\|denied' "$T/cp.log" \
   && pass "controlplane logged the refused impersonation" || fail "controlplane logged the refused impersonation" "$(log_tail cp)"
+# The refused pod's connections fail at once with the CA's reason (upstream: a failed fetch
+# fails the connection), rather than waiting for a certificate that is not coming.
+check "rogue pod (certificate refused) cannot open a mesh connection" zn_expect_refused rogue "http://10.99.1.2:8080/whoami"
+if grep -a 'certificate fetch failed' "$T/zt-n2.log" | grep -aqi 'PERMISSION_DENIED'; then
+  pass "node 2 failed rogue's connection with the fetch error: $(grep -a 'certificate fetch failed' "$T/zt-n2.log" | tail -n 1 | cut -c1-200)"
+else
+  fail "node 2 failed rogue's connection with the certificate fetch error" "$(grep -a 'rogue\|10.99.2.9\|certificate' "$T/zt-n2.log" | tail -n 5)"
+fi
 
 # ---- traffic ------------------------------------------------------------------------------------------
 check "client-a (node 1) -> server-2:8080 (node 2) over HBONE" zn_expect_get client-a "http://10.99.2.2:8080/whoami" server-2

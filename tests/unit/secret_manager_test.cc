@@ -107,16 +107,18 @@ TEST_CASE("failed refreshes retry and keep the current certificate until it expi
   SecretManager sm(io, provider, {.retry_initial = 20ms, .retry_max = 80ms});
 
   int calls_seen = 0;
+  int failures = 0;
   std::shared_ptr<const tls::Credentials> last;
   auto sub = sm.subscribe(kAlice, [&](auto creds) {
     ++calls_seen;
     last = creds;
-  });
+  }, [&](const std::string&) { ++failures; });
   REQUIRE(run_until(io, [&] { return provider.calls >= 6; }));
   REQUIRE(last);
   CHECK(last->cert_chain_pem == "first");
   CHECK(calls_seen == 1);  // failures are not broadcast
   if (SysClock::now() < last->not_after) {
+    CHECK(failures == 0);  // a valid certificate is still served: not a failure
     CHECK(sm.current(kAlice) == last);
     auto dump = sm.dump();
     REQUIRE(dump.size() == 1);
@@ -128,6 +130,8 @@ TEST_CASE("failed refreshes retry and keep the current certificate until it expi
   REQUIRE(run_until(io, [&] { return SysClock::now() > last->not_after; }));
   CHECK(sm.current(kAlice) == nullptr);
   CHECK(sm.dump()[0].state == "Unavailable");
+  // The next failed retry, with nothing valid left, is reported.
+  REQUIRE(run_until(io, [&] { return failures >= 1; }));
 
   // Recovery: the next retry succeeds and is broadcast.
   const auto later = SysClock::now();
@@ -150,6 +154,43 @@ TEST_CASE("first fetch failing leaves the identity Unavailable and retrying",
   CHECK(notified == 0);
   CHECK(sm.current(kAlice) == nullptr);
   CHECK(sm.dump()[0].state == "Unavailable");
+}
+
+TEST_CASE("failure watchers hear of failed fetches only while there is no valid certificate",
+          "[secret_manager]") {
+  boost::asio::io_context io;
+  FakeProvider provider;
+  provider.hold = true;
+  SecretManager sm(io, provider, {.retry_initial = 5ms, .retry_max = 10ms});
+  int certs = 0;
+  std::vector<std::string> failures;
+  auto sub = sm.subscribe(kAlice, [&](auto) { ++certs; }, [&](const std::string& e) { failures.push_back(e); });
+  REQUIRE(run_until(io, [&] { return provider.held.size() == 1; }));
+  CHECK(failures.empty());  // pending is not failed
+
+  // First fetch fails: the watcher hears it, with the provider's reason.
+  auto first = std::move(provider.held[0]);
+  provider.held.clear();
+  first(common::make_error("CA unreachable"));
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0] == "CA unreachable");
+
+  // A late subscriber to the failing identity is told too (deferred, never inside subscribe()).
+  std::vector<std::string> late_failures;
+  auto late = sm.subscribe(kAlice, [](auto) {}, [&](const std::string& e) { late_failures.push_back(e); });
+  CHECK(late_failures.empty());
+  REQUIRE(run_until(io, [&] { return late_failures.size() == 1; }));
+  CHECK(late_failures[0] == "CA unreachable");
+
+  // The retry succeeds: certificate watchers run. (Refreshes failing while the certificate is
+  // valid are not failures: see the half-life test above.)
+  REQUIRE(run_until(io, [&] { return provider.held.size() == 1; }));
+  const auto now = SysClock::now();
+  auto retry = std::move(provider.held[0]);
+  provider.held.clear();
+  retry(fake_creds(kAlice, now - 1s, now + 1h, "ok"));
+  CHECK(certs == 1);
+  CHECK(sm.current(kAlice) != nullptr);
 }
 
 TEST_CASE("identities are shared, and forgotten with their last subscription",
