@@ -284,28 +284,40 @@ XdsResources to_xds_resources(const ztunnel::LocalConfig& config, const ztunnel:
   old_services.reserve(previous.services.size());
   for (const auto& s : previous.services) old_services.emplace(s.key(), &s);
 
+  // Names arrive in ascending order (compiled workloads, then services, each sorted), so the
+  // old map is walked with a forward cursor and the new one is appended to with a hint: linear
+  // instead of a log-n search of long, shared-prefix keys per resource. Out-of-order names
+  // still work (lower_bound; an unhinted insert), only slower.
+  auto cursor = previous_addresses.begin();
+  std::string last_name;  // a copy: service keys are temporaries
+  auto previous_resource = [&](const std::string& name) -> const XdsResource* {
+    if (name < last_name) cursor = previous_addresses.lower_bound(name);
+    last_name.assign(name);
+    while (cursor != previous_addresses.end() && cursor->first < name) ++cursor;
+    return cursor != previous_addresses.end() && cursor->first == name ? &cursor->second : nullptr;
+  };
   // The old resource for `name`, when the object it was made from equals `now`.
   auto reuse = [&](const std::string& name, const auto& index, const auto& key, const auto& now) -> const XdsResource* {
     auto it = index.find(key);
     if (it == index.end() || !(*it->second == now)) return nullptr;
-    auto r = previous_addresses.find(name);
-    return r == previous_addresses.end() ? nullptr : &r->second;
+    return previous_resource(name);
   };
 
   XdsResources out;
   for (const auto& w : config.workloads) {
     if (const XdsResource* r = reuse(w.uid, old_workloads, std::string_view(w.uid), w)) {
-      out.addresses.insert_or_assign(w.uid, *r);
+      out.addresses.insert_or_assign(out.addresses.end(), w.uid, *r);
     } else {
-      out.addresses.insert_or_assign(w.uid, make_resource(kAddressTypeUrl, serialize_workload(w)));
+      out.addresses.insert_or_assign(out.addresses.end(), w.uid, make_resource(kAddressTypeUrl, serialize_workload(w)));
     }
   }
   for (const auto& s : config.services) {
     std::string key = s.key();
     if (const XdsResource* r = reuse(key, old_services, key, s)) {
-      out.addresses.insert_or_assign(std::move(key), *r);
+      out.addresses.insert_or_assign(out.addresses.end(), std::move(key), *r);
     } else {
-      out.addresses.insert_or_assign(std::move(key), make_resource(kAddressTypeUrl, serialize_service(s)));
+      out.addresses.insert_or_assign(out.addresses.end(), std::move(key),
+                                     make_resource(kAddressTypeUrl, serialize_service(s)));
     }
   }
   for (const auto& p : config.policies) {  // few, and their model has no equality: always serialized
