@@ -17,6 +17,10 @@
 
 namespace common {
 
+// Upstream's order of certificate requests when they queue (at most 8 in flight): one a
+// connection is waiting on, then a new workload's first certificate, then rotations.
+enum class FetchPriority { RealTime = 0, Warmup = 1, Background = 2 };
+
 class CertProvider {
  public:
   using Done = std::function<void(Result<tls::Credentials>)>;
@@ -26,8 +30,10 @@ class CertProvider {
   // Obtains a fresh certificate for `id`: a new key every time (keys are never reused), a leaf
   // that carries exactly `id` (an implementation must reject a CA answer naming anyone else),
   // cert_chain_pem = leaf + intermediates, roots_pem = the trust anchors, not_before/not_after
-  // of the leaf. Must not call back into SecretManager other than through `done`.
-  virtual void fetch(const Identity& id, Done done) = 0;
+  // of the leaf. Must not call back into SecretManager other than through `done`. A provider
+  // that queues requests starts higher priorities first; one that answers at once ignores it.
+  virtual void fetch(const Identity& id, Done done, FetchPriority priority) = 0;
+  void fetch(const Identity& id, Done done) { fetch(id, std::move(done), FetchPriority::RealTime); }
 };
 
 // Turns a CA answer into Credentials, applying the acceptance rules every provider shares:

@@ -13,6 +13,6 @@ Result<tls::Credentials> LocalCaProvider::issue(const Identity& id) const {
   return make_credentials(id, std::move(kc->key_pem), *signed_chain, ca_.roots_pem());
 }
 
-void LocalCaProvider::fetch(const Identity& id, Done done) { done(issue(id)); }
+void LocalCaProvider::fetch(const Identity& id, Done done, FetchPriority) { done(issue(id)); }
 
 }  // namespace common

@@ -16,7 +16,8 @@ class LocalCaProvider : public CertProvider {
   explicit LocalCaProvider(LocalCa ca, std::chrono::seconds ttl = std::chrono::hours(24))
       : ca_(std::move(ca)), ttl_(ttl) {}
 
-  void fetch(const Identity& id, Done done) override;
+  using CertProvider::fetch;
+  void fetch(const Identity& id, Done done, FetchPriority priority) override;
 
   // The same work as fetch(), as a plain function (tools and tests that have no event loop).
   Result<tls::Credentials> issue(const Identity& id) const;

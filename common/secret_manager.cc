@@ -63,12 +63,14 @@ struct SecretManager::Impl : std::enable_shared_from_this<SecretManager::Impl> {
     std::weak_ptr<Impl> weak_self = weak_from_this();
     std::weak_ptr<Entry> weak_entry = e;
     // `done` may run inline; everything it touches is re-checked through the weak pointers.
+    // A rotation (a valid certificate is serving) yields to workloads that have none yet.
+    const auto priority = valid_now(e->creds) ? FetchPriority::Background : FetchPriority::Warmup;
     provider.fetch(e->id, [weak_self, weak_entry](Result<tls::Credentials> r) {
       auto self = weak_self.lock();
       auto entry = weak_entry.lock();
       if (!self || !entry) return;
       self->on_fetched(entry, std::move(r));
-    });
+    }, priority);
   }
 
   void on_fetched(const std::shared_ptr<Entry>& e, Result<tls::Credentials> r) {

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
+#include <array>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -112,7 +113,7 @@ struct IstioCaClient::Impl : std::enable_shared_from_this<Impl> {
       call->done = nullptr;
     }
     active.clear();
-    queue.clear();
+    for (auto& q : queues) q.clear();
     std::unique_lock<std::mutex> lock(gate->mu);
     if (!gate->cv.wait_for(lock, std::chrono::seconds(5), [this] { return gate->callbacks == 0; })) {
       // Never expected; keeping the channel forever is better than the crash described above.
@@ -121,22 +122,30 @@ struct IstioCaClient::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  void fetch(const Identity& id, Done done) {
+  void fetch(const Identity& id, Done done, FetchPriority priority) {
     if (!stub) {
       done(make_error(channel_error));
       return;
     }
-    queue.push_back(Pending{id, std::move(done)});
+    queues[static_cast<size_t>(priority)].push_back(Pending{id, std::move(done)});
     pump();
+  }
+
+  size_t queued() const {
+    size_t n = 0;
+    for (const auto& q : queues) n += q.size();
+    return n;
   }
 
   // Starts queued fetches while slots are free. start() never calls a `done` itself, so the
   // loop is not re-entered from inside.
   void pump() {
-    while (!closed && active.size() < opts.max_in_flight && !queue.empty()) {
-      Pending p = std::move(queue.front());
-      queue.pop_front();
-      start(std::move(p));
+    for (auto& q : queues) {  // highest priority first
+      while (!closed && active.size() < opts.max_in_flight && !q.empty()) {
+        Pending p = std::move(q.front());
+        q.pop_front();
+        start(std::move(p));
+      }
     }
   }
 
@@ -220,7 +229,7 @@ struct IstioCaClient::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<IstioCertificateService::Stub> stub;
   std::string channel_error;
   bool closed = false;
-  std::deque<Pending> queue;
+  std::array<std::deque<Pending>, 3> queues;  // by FetchPriority
   std::set<std::shared_ptr<Call>> active;
 };
 
@@ -229,9 +238,11 @@ IstioCaClient::IstioCaClient(boost::asio::io_context& control, grpcx::GrpcEndpoi
 
 IstioCaClient::~IstioCaClient() { impl_->shutdown(); }
 
-void IstioCaClient::fetch(const Identity& id, Done done) { impl_->fetch(id, std::move(done)); }
+void IstioCaClient::fetch(const Identity& id, Done done, FetchPriority priority) {
+  impl_->fetch(id, std::move(done), priority);
+}
 
 size_t IstioCaClient::in_flight() const { return impl_->active.size(); }
-size_t IstioCaClient::queued() const { return impl_->queue.size(); }
+size_t IstioCaClient::queued() const { return impl_->queued(); }
 
 }  // namespace common::ca

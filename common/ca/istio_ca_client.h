@@ -55,7 +55,9 @@ class IstioCaClient : public CertProvider {
   IstioCaClient(const IstioCaClient&) = delete;
   IstioCaClient& operator=(const IstioCaClient&) = delete;
 
-  void fetch(const Identity& id, Done done) override;
+  using CertProvider::fetch;
+  // Queued fetches start by priority (RealTime, Warmup, Background), in arrival order within one.
+  void fetch(const Identity& id, Done done, FetchPriority priority) override;
 
   // Calls outstanding / fetches waiting for a slot (diagnostics and tests).
   size_t in_flight() const;

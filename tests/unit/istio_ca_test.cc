@@ -362,6 +362,33 @@ TEST_CASE("CA client keeps at most 8 calls in flight", "[istio_ca]") {
   CHECK(f.nodes->max_seen > 1);  // the calls did overlap, so the bound was exercised
 }
 
+TEST_CASE("CA client starts queued fetches by priority, in arrival order within one", "[istio_ca]") {
+  Io io;
+  CaFixture f;
+  f.nodes->hold = true;  // the first call stays open until the queue is built
+  auto o = opts(true);
+  o.max_in_flight = 1;
+  IstioCaClient client(io.io, f.server->endpoint("tok-ztunnel-a"), o);
+  using common::FetchPriority;
+  const std::vector<FetchPriority> asked = {FetchPriority::Background, FetchPriority::Background,
+                                            FetchPriority::Background, FetchPriority::Warmup,
+                                            FetchPriority::Warmup,     FetchPriority::RealTime};
+  std::vector<int> order;
+  for (int i = 0; i < static_cast<int>(asked.size()); ++i) {
+    client.fetch(kAlice, [&, i](FetchResult r) {
+      if (!r.ok()) WARN(r.error());
+      order.push_back(i);
+    }, asked[static_cast<size_t>(i)]);
+  }
+  REQUIRE(f.nodes->wait_entered(1));
+  CHECK(client.in_flight() == 1);
+  CHECK(client.queued() == asked.size() - 1);
+  f.nodes->release();
+  REQUIRE(run_until(io.io, [&] { return order.size() == asked.size(); }, 30s));
+  // #0 was already running; then RealTime, the Warmups, the Backgrounds.
+  CHECK(order == std::vector<int>{0, 5, 3, 4, 1, 2});
+}
+
 TEST_CASE("CA client destroyed with calls in flight never calls back", "[istio_ca]") {
   Io io;
   CaFixture f;

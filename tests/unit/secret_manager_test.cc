@@ -39,9 +39,11 @@ tls::Credentials fake_creds(const Identity& id, SysClock::time_point nb,
 // set, keeps the callback so the test completes it later.
 class FakeProvider : public common::CertProvider {
  public:
-  void fetch(const Identity& id, Done done) override {
+  using common::CertProvider::fetch;
+  void fetch(const Identity& id, Done done, common::FetchPriority priority) override {
     ++calls;
     requested.push_back(id);
+    priorities.push_back(priority);
     if (hold) {
       held.push_back(std::move(done));
       return;
@@ -58,6 +60,7 @@ class FakeProvider : public common::CertProvider {
   int calls = 0;
   bool hold = false;
   std::vector<Identity> requested;
+  std::vector<common::FetchPriority> priorities;
   std::deque<common::Result<tls::Credentials>> script;
   std::vector<Done> held;
 };
@@ -116,6 +119,10 @@ TEST_CASE("failed refreshes retry and keep the current certificate until it expi
   REQUIRE(run_until(io, [&] { return provider.calls >= 6; }));
   REQUIRE(last);
   CHECK(last->cert_chain_pem == "first");
+  // The first fetch is a new workload's (Warmup); refreshes of a serving certificate are
+  // rotations (Background) and yield to it when requests queue.
+  CHECK(provider.priorities.front() == common::FetchPriority::Warmup);
+  if (SysClock::now() < last->not_after) CHECK(provider.priorities.back() == common::FetchPriority::Background);
   CHECK(calls_seen == 1);  // failures are not broadcast
   if (SysClock::now() < last->not_after) {
     CHECK(failures == 0);  // a valid certificate is still served: not a failure
