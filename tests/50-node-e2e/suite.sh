@@ -461,8 +461,8 @@ for n in 1 2; do
   else rc=$?; fail "ambient-cni on node $n exits 0 on SIGTERM" "exit status $rc"; fi
 done
 
-elapsed=$(( $(date +%s) - SUITE_T0 ))
-[[ $elapsed -lt 180 ]] && pass "suite finished in ${elapsed}s (< 180s)" || fail "suite finished in < 180s" "took ${elapsed}s"
+# Reported, not asserted: tests do not judge timings (a loaded CI machine is not a failure).
+echo "suite ran for $(( $(date +%s) - SUITE_T0 ))s"
 
 # shellcheck disable=SC2034  # read by nsx_cleanup
 [[ $NSX_FAILED -gt 0 ]] && NSX_KEEP_TMP=1 && echo "logs and captures kept in $T" >&2
