@@ -184,10 +184,13 @@ for uid, v in sorted(ws.items()):
 
 # zn_wait_pods TAG COUNT [TIMEOUT_S] — until TAG's workloadState lists COUNT pods (not draining).
 zn_wait_pods() {
-  local tag="$1" want="$2" timeout="${3:-10}" got=""
+  local tag="$1" want="$2" timeout="${3:-10}" got="" st
   for _ in $(seq 1 $((timeout * 5))); do
-    got=$(zn_workload_state "$tag" | grep -vc 'draining')
-    [[ $got == "$want" ]] && return 0
+    # Only a dump that was fetched and parsed counts (an unreachable admin port is not "0 pods").
+    if st=$(zn_workload_state "$tag"); then
+      got=$(printf '%s' "$st" | grep -vc 'draining')
+      [[ $got == "$want" ]] && return 0
+    fi
     sleep 0.2
   done
   echo "ztunnel $tag workloadState holds ${got:-?} pods, wanted $want:"
@@ -198,12 +201,16 @@ zn_wait_pods() {
 # zn_wait_config TAG REGEX present|absent [TIMEOUT_S] — poll /config_dump until REGEX is
 # present (or absent): how the suite knows a rewritten LOCAL_XDS_PATH has been applied.
 zn_wait_config() {
-  local tag="$1" re="$2" mode="$3" timeout="${4:-8}"
+  local tag="$1" re="$2" mode="$3" timeout="${4:-8}" dump
   for _ in $(seq 1 $((timeout * 5))); do
-    if zn_config_dump "$tag" | grep -Eq -- "$re"; then
-      [[ $mode == present ]] && return 0
-    else
-      [[ $mode == absent ]] && return 0
+    # A dump that could not be fetched (busy machine, curl timeout) proves nothing: it must
+    # not pass for "absent".
+    if dump=$(zn_config_dump "$tag") && [[ $dump == "{"* ]]; then
+      if grep -Eq -- "$re" <<<"$dump"; then
+        [[ $mode == present ]] && return 0
+      else
+        [[ $mode == absent ]] && return 0
+      fi
     fi
     sleep 0.2
   done
