@@ -118,7 +118,7 @@ if [[ $total -gt 0 && $non15008 == 0 ]]; then
 else
   say "${R}$non15008 of $total packets were NOT on port 15008${N}"
 fi
-if cap_ascii "$T/wire.pcap" | grep -aq 'demo-secret'; then
+if cap_ascii "$T/wire.pcap" | contains -a 'demo-secret'; then
   say "${R}the request line 'GET /?demo-secret-N' IS visible on the wire${N}"
 else
   say "${G}the request line 'GET /?demo-secret-N' is nowhere in the capture (encrypted)${N}"

@@ -121,7 +121,7 @@ else
   fail "wire: only TCP port 15008 between A and B" "packets=$npk hbone=$hbone; non-15008:
 $(head -n 10 <<<"$bad")"
 fi
-if [[ $npk -gt 0 ]] && ! cap_ascii "$T/mesh.pcap" | grep -aqE 'ZTE2E-MARK|ZTE2E-HDR|GET /|HTTP/1\.[01]'; then
+if [[ $npk -gt 0 ]] && ! cap_ascii "$T/mesh.pcap" | contains -aE 'ZTE2E-MARK|ZTE2E-HDR|GET /|HTTP/1\.[01]'; then
   pass "wire: no plaintext (request line, header and marker absent from the capture)"
 else
   fail "wire: no plaintext on the wire" "$(cap_ascii "$T/mesh.pcap" | grep -aE 'ZTE2E|GET /|HTTP/1' | head -n 5)"
@@ -162,7 +162,7 @@ $(tail -n 10 "$T/zt-a.log")"; fi
 cap_flows "$T/pass.pcap" >"$T/pass.flows"
 plain=$(awk '$1 == "10.99.0.1" && $3 == "10.99.0.3" && $4 == 8080' "$T/pass.flows" | wc -l)
 tunnel=$(awk '$2 == 15008 || $4 == 15008' "$T/pass.flows" | wc -l)
-if [[ $plain -gt 0 && $tunnel == 0 ]] && cap_ascii "$T/pass.pcap" | grep -aq 'ZTE2E-PASS-5d1e'; then
+if [[ $plain -gt 0 && $tunnel == 0 ]] && cap_ascii "$T/pass.pcap" | contains -a 'ZTE2E-PASS-5d1e'; then
   pass "passthrough: plain TCP to 10.99.0.3:8080 on the wire, no 15008"
 else
   fail "passthrough: plain TCP on the wire" "to-8080=$plain on-15008=$tunnel

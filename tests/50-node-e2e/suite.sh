@@ -187,7 +187,7 @@ nsx_capture_stop
 
 if out=$(zn_only_15008 "$T/link-mesh.pcap"); then pass "wire between the nodes: $out"
 else fail "wire between the nodes: only TCP port 15008" "$out"; fi
-if ! zn_ascii "$T/link-mesh.pcap" | grep -aqE 'ZNE2E|GET /|HTTP/1\.[01]'; then
+if ! zn_ascii "$T/link-mesh.pcap" | contains -aE 'ZNE2E|GET /|HTTP/1\.[01]'; then
   pass "wire between the nodes: no plaintext (markers, request lines absent)"
 else
   fail "wire between the nodes: no plaintext" "$(zn_ascii "$T/link-mesh.pcap" | grep -aE 'ZNE2E|GET /|HTTP/1' | head -n 3)"
@@ -202,7 +202,7 @@ nsx_capture_stop
 peer=$(zn_app_peer "$T/app-server-1.log" ZNE2E-SAME)
 [[ $peer == 10.99.1.1 ]] && pass "original source (same node): server-1's app saw peer 10.99.1.1" \
   || fail "original source (same node): server-1's app saw peer 10.99.1.1" "app logged peer '${peer}'"
-if out=$(zn_only_15008 "$T/same-node.pcap") && ! zn_ascii "$T/same-node.pcap" | grep -aq 'ZNE2E-SAME'; then
+if out=$(zn_only_15008 "$T/same-node.pcap") && ! zn_ascii "$T/same-node.pcap" | contains -a 'ZNE2E-SAME'; then
   pass "same-node wire (server-1's veth): HBONE only, $out, no plaintext"
 else
   fail "same-node wire (server-1's veth): HBONE only" "$out"
@@ -229,7 +229,7 @@ nsx_capture_stop
 flows=$(zn_flows "$T/link-pass.pcap")
 to8080=$(awk '$1 == "10.99.1.1" && $3 == "10.99.2.50" && $4 == 8080' <<<"$flows" | grep -c .)
 hb=$(awk '$2 == 15008 || $4 == 15008' <<<"$flows" | grep -c .)
-if [[ $to8080 -gt 0 && $hb == 0 ]] && zn_ascii "$T/link-pass.pcap" | grep -aq 'ZNE2E-PASS'; then
+if [[ $to8080 -gt 0 && $hb == 0 ]] && zn_ascii "$T/link-pass.pcap" | contains -a 'ZNE2E-PASS'; then
   pass "passthrough: plain TCP 10.99.1.1 -> 10.99.2.50:8080 on the wire, no 15008"
 else
   fail "passthrough: plain TCP on the wire" "to-8080=$to8080 on-15008=$hb"

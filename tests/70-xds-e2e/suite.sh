@@ -252,7 +252,7 @@ grep -q 'node-2' "$T/cp.log" && grep -qi 'refus\|denied' "$T/cp.log" \
 # The refused pod's connections fail at once with the CA's reason (upstream: a failed fetch
 # fails the connection), rather than waiting for a certificate that is not coming.
 check "rogue pod (certificate refused) cannot open a mesh connection" zn_expect_refused rogue "http://10.99.1.2:8080/whoami"
-if grep -a 'certificate fetch failed' "$T/zt-n2.log" | grep -aqi 'PERMISSION_DENIED'; then
+if grep -a 'certificate fetch failed' "$T/zt-n2.log" | contains -ai 'PERMISSION_DENIED'; then
   pass "node 2 failed rogue's connection with the fetch error: $(grep -a 'certificate fetch failed' "$T/zt-n2.log" | tail -n 1 | cut -c1-200)"
 else
   fail "node 2 failed rogue's connection with the certificate fetch error" "$(grep -a 'rogue\|10.99.2.9\|certificate' "$T/zt-n2.log" | tail -n 5)"

@@ -34,10 +34,11 @@ NSX_FAILED=0
 NSX_LAST_PID=""
 NSX_KEEP_TMP="${NSX_KEEP_TMP:-0}"   # set to 1 to keep logs/captures after the run
 
-# contains [GREP-OPTS] PATTERN: true when stdin holds a match. Reads all of stdin first:
-# `cmd | grep -q` under pipefail fails at random when grep exits on the first match and cmd
-# then dies of SIGPIPE while still writing.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
+# contains [GREP-OPTS] PATTERN: true when stdin holds a match. Reads all of stdin (grep -c
+# counts to the end): `cmd | grep -q` under pipefail fails at random when grep exits on the
+# first match and cmd then dies of SIGPIPE while still writing. (grep with its output on
+# /dev/null stops early too, so that is no way out.)
+contains() { local n; n=$(grep -c "$@"); [[ ${n:-0} -gt 0 ]]; }
 
 nsx_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
