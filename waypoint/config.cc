@@ -1,0 +1,130 @@
+#include "waypoint/config.h"
+
+#include "common/http_admin.h"
+#include "common/runtime.h"
+
+namespace waypoint {
+
+using common::make_error;
+using common::Result;
+namespace env = common::env;
+
+namespace {
+
+// Upstream rule: "" disables, a scheme-less address gets https://.
+std::optional<std::string> normalize_uri(std::string v) {
+  if (v.empty()) return std::nullopt;
+  if (v.find("://") == std::string::npos) v = "https://" + v;
+  return v;
+}
+
+}  // namespace
+
+std::string Config::node_id() const {
+  return "waypoint~" + instance_ip + "~" + pod_name + "." + pod_namespace + "~" + pod_namespace + ".svc." +
+         cluster_domain;
+}
+
+Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
+  Config c;
+#define WP_TRY(lhs, expr)                   \
+  do {                                      \
+    auto r_ = (expr);                       \
+    if (!r_) return make_error(r_.error()); \
+    lhs = std::move(r_.value());            \
+  } while (0)
+
+  c.pod_name = env::get_string(e, "POD_NAME", "");
+  c.pod_namespace = env::get_string(e, "POD_NAMESPACE", "");
+  c.service_account = env::get_string(e, "SERVICE_ACCOUNT", "");
+  c.instance_ip = env::get_string(e, "INSTANCE_IP", "");
+  c.node_name = env::get_string(e, "NODE_NAME", "");
+  for (auto [name, value] : {std::pair<const char*, const std::string*>{"POD_NAME", &c.pod_name},
+                             {"POD_NAMESPACE", &c.pod_namespace},
+                             {"SERVICE_ACCOUNT", &c.service_account}}) {
+    if (value->empty()) return make_error(std::string(name) + " is required (the waypoint's identity is built from it)");
+  }
+  c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
+  if (c.trust_domain.empty()) return make_error(env::invalid_var("TRUST_DOMAIN", "", "must not be empty"));
+  c.cluster_id = env::get_string(e, "CLUSTER_ID", c.cluster_id);
+  c.cluster_domain = env::get_string(e, "CLUSTER_DOMAIN", c.cluster_domain);
+  // The identity must parse as Istio's form; a namespace with a '/' would not.
+  if (!common::Identity::parse(c.identity().uri())) {
+    return make_error("POD_NAMESPACE/SERVICE_ACCOUNT/TRUST_DOMAIN do not form a SPIFFE identity: " +
+                      c.identity().uri());
+  }
+
+  const std::string default_istiod =
+      e("KUBERNETES_SERVICE_HOST") ? "https://istiod.istio-system.svc:15012" : "https://localhost:15012";
+  c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
+  if (c.local_ca_dir && !e("CA_ADDRESS")) {
+    c.ca_address = std::nullopt;
+  } else {
+    c.ca_address = normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
+  }
+  c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
+  c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
+  c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
+  if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
+  if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
+  WP_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
+  if (c.secret_ttl.count() <= 0) return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
+
+  {
+    auto v = e("WAYPOINT_WORKER_THREADS");
+    if (!v) v = e("ZTUNNEL_WORKER_THREADS");
+    WP_TRY(c.worker_threads,
+           common::worker_threads_from_env(v ? std::optional<std::string_view>(*v) : std::nullopt, cores));
+  }
+  std::optional<std::chrono::milliseconds> deadline;
+  WP_TRY(deadline, env::get_duration(e, "CONNECTION_TERMINATION_DEADLINE"));
+  if (deadline) c.termination_deadline = *deadline;
+  uint64_t u = 0;
+  WP_TRY(u, env::get_unsigned_max(e, "POOL_MAX_STREAMS_PER_CONNECTION", c.pool_max_streams_per_connection, 0xffffffff));
+  if (u == 0) return make_error(env::invalid_var("POOL_MAX_STREAMS_PER_CONNECTION", "0", "must be positive"));
+  c.pool_max_streams_per_connection = static_cast<uint32_t>(u);
+  WP_TRY(c.pool_unused_release_timeout,
+         env::get_duration(e, "POOL_UNUSED_RELEASE_TIMEOUT", c.pool_unused_release_timeout));
+  WP_TRY(u, env::get_unsigned_max(e, "PACKET_MARK", c.packet_mark, 0xffffffff));
+  c.packet_mark = static_cast<uint32_t>(u);
+  WP_TRY(u, env::get_unsigned_max(e, "HBONE_PORT", c.hbone_port, 65535));
+  if (u == 0) return make_error(env::invalid_var("HBONE_PORT", "0", "must be a port number"));
+  c.hbone_port = static_cast<uint16_t>(u);
+  WP_TRY(c.ipv6_enabled, env::get_bool(e, "IPV6_ENABLED", c.ipv6_enabled));
+  WP_TRY(u, env::get_unsigned_max(e, "MAX_BODY_BYTES", c.max_body_bytes, 1u << 30));
+  c.max_body_bytes = static_cast<uint32_t>(u);
+
+  {
+    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
+    auto fr = common::log::parse_format(f);
+    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
+    c.log_format = *fr;
+    c.log_level = env::get_string(e, "RUST_LOG", "info");
+    if (c.log_level.empty()) c.log_level = "info";
+    if (auto st = common::log::validate_filter(c.log_level); !st) {
+      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
+    }
+  }
+  if (!c.ipv6_enabled) {
+    c.admin_addr = "127.0.0.1:15000";
+    c.stats_addr = "0.0.0.0:15020";
+    c.readiness_addr = "0.0.0.0:15021";
+  }
+  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
+  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
+  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
+  for (auto [var, val] : {std::pair<const char*, const std::string*>{"ADMIN_ADDR", &c.admin_addr},
+                          {"STATS_ADDR", &c.stats_addr},
+                          {"READINESS_ADDR", &c.readiness_addr}}) {
+    auto hp = common::http::split_host_port(*val);
+    if (!hp) return make_error(env::invalid_var(var, *val, hp.error()));
+    if (std::string_view(var) == "ADMIN_ADDR" && !common::http::is_loopback_host(hp->first)) {
+      return make_error(env::invalid_var(var, *val, "the admin API must listen on a loopback address"));
+    }
+  }
+#undef WP_TRY
+  return c;
+}
+
+}  // namespace waypoint

@@ -1,0 +1,80 @@
+// HTTP/1.1 codec over an AnyStream, built on Boost.Beast's parser and serializer (never a
+// hand-rolled parser: Beast handles chunked framing, obs-fold, size limits).
+//   Server side (downstream, inside the CONNECT tunnel): read_request() answers
+//   `Expect: 100-continue` itself once the headers are in (Envoy's default), then reads the
+//   body; write_response() frames a Response with Content-Length (or none for 1xx/204/304
+//   and HEAD), keeping the connection open unless either side said close.
+//   Client side (upstream): write_request() / read_response().
+// Bodies are bounded by `max_body`; a larger one is an error value (the caller answers 413 /
+// 502), never a throw. Beast stays out of this header: the buffer is opaque.
+// Threading: the caller's coroutine, on the stream's executor.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "waypoint/http/any_stream.h"
+#include "waypoint/http/message.h"
+
+namespace waypoint::http {
+
+// Bytes read past one message (pipelining, keep-alive); one per connection direction.
+class ReadBuffer {
+ public:
+  ReadBuffer();
+  ~ReadBuffer();
+  ReadBuffer(ReadBuffer&&) noexcept;
+  ReadBuffer& operator=(ReadBuffer&&) noexcept;
+  struct Impl;
+  Impl& impl() { return *impl_; }
+  // Unconsumed bytes (handed to the upgrade relay after a 101).
+  std::string take();
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class ReadError : uint8_t {
+  None,
+  Closed,      // clean EOF before a message started (keep-alive end)
+  Reset,       // the stream failed (reset, connection lost, aborted by a timer)
+  Malformed,   // protocol error (DPE / UPE)
+  TooLarge,    // headers or body over the limit (413 / 431)
+};
+
+struct ReadRequestResult {
+  ReadError error = ReadError::None;
+  std::string detail;
+  Request request;
+  bool keep_alive = true;
+};
+
+boost::asio::awaitable<ReadRequestResult> read_request(AnyStream& s, ReadBuffer& buf, uint32_t max_body);
+
+// `close` forces Connection: close. Returns false when the write failed.
+boost::asio::awaitable<bool> write_response(AnyStream& s, const Response& r, Protocol version, bool head,
+                                            bool close);
+
+boost::asio::awaitable<bool> write_request(AnyStream& s, const Request& r);
+
+struct ReadResponseResult {
+  ReadError error = ReadError::None;
+  std::string detail;
+  Response response;
+  bool keep_alive = true;
+  bool any_bytes = false;  // something arrived (a reused idle connection that died has none)
+};
+
+boost::asio::awaitable<ReadResponseResult> read_response(AnyStream& s, ReadBuffer& buf, uint32_t max_body,
+                                                         bool head_request);
+
+// Parses one complete request from memory (fuzzing and tests); the same conversion rules as
+// read_request. Errors name what was wrong.
+common::Result<Request> parse_request(std::string_view bytes, uint32_t max_body);
+// Serializes a request as write_request would put it on the wire.
+std::string serialize_request(const Request& r);
+
+}  // namespace waypoint::http
