@@ -51,8 +51,9 @@ bool token_listed(std::string_view list, std::string_view token) {
 
 Request to_request(bh::request<bh::string_body>&& m) {
   Request r;
-  r.method = std::string(m.method_string());
-  r.path = std::string(m.target());
+  r.head.method = std::string(m.method_string());
+  r.head.path = std::string(m.target());
+  r.head.scheme = "http";
   r.protocol = m.version() == 10 ? Protocol::Http10 : Protocol::Http11;
   std::string_view connection;
   std::string_view upgrade;
@@ -60,7 +61,7 @@ Request to_request(bh::request<bh::string_body>&& m) {
     std::string name = lower(f.name_string());
     std::string_view value(f.value().data(), f.value().size());
     if (name == "host") {
-      if (r.authority.empty()) r.authority = std::string(value);
+      if (r.head.authority.empty()) r.head.authority = std::string(value);
     } else if (name == "connection") {
       connection = value;
     } else if (name == "upgrade") {
@@ -70,7 +71,7 @@ Request to_request(bh::request<bh::string_body>&& m) {
     } else if (name == "content-length") {
       // Recomputed from the buffered body on the way out.
     } else if (!is_hop_by_hop(name)) {
-      r.headers.add(name, value);
+      r.head.headers.add(std::move(name), std::string(value));
     }
   }
   if (!upgrade.empty() && token_listed(connection, "upgrade")) r.upgrade = std::string(upgrade);
@@ -80,16 +81,16 @@ Request to_request(bh::request<bh::string_body>&& m) {
 
 Response to_response(bh::response<bh::string_body>&& m, bool head_request) {
   Response r;
-  r.status = static_cast<int>(m.result_int());
+  r.status = static_cast<uint16_t>(m.result_int());
   for (const auto& f : m) {
     std::string name = lower(f.name_string());
     std::string_view value(f.value().data(), f.value().size());
     if (name == "upgrade" && r.status == 101) {
-      r.headers.add(name, value);
+      r.headers.add(std::move(name), std::string(value));
     } else if (name == "content-length" && !head_request) {
       // Recomputed from the buffered body.
     } else if (!is_hop_by_hop(name)) {
-      r.headers.add(name, value);
+      r.headers.add(std::move(name), std::string(value));
     }
   }
   r.body = std::move(m.body());
@@ -109,17 +110,17 @@ bool status_has_body(int status) { return !(status < 200 || status == 204 || sta
 
 bh::request<bh::string_body> to_beast(const Request& r) {
   bh::request<bh::string_body> m;
-  m.method_string(r.method);
-  m.target(r.path);
+  m.method_string(r.head.method);
+  m.target(r.head.path);
   m.version(11);
-  m.set(bh::field::host, r.authority);
-  for (const auto& [k, v] : r.headers) m.insert(k, v);
+  m.set(bh::field::host, r.head.authority);
+  for (const auto& f : r.head.headers.fields()) m.insert(f.name, f.value);
   if (!r.upgrade.empty()) {
     m.set(bh::field::connection, "upgrade");
     m.set(bh::field::upgrade, r.upgrade);
   }
   m.body() = r.body;
-  if (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH") m.prepare_payload();
+  if (!r.body.empty() || r.head.method == "POST" || r.head.method == "PUT" || r.head.method == "PATCH") m.prepare_payload();
   return m;
 }
 
@@ -164,7 +165,7 @@ asio::awaitable<bool> write_response(AnyStream& s, const Response& r, Protocol v
   bh::response<bh::string_body> m;
   m.result(static_cast<unsigned>(r.status));
   m.version(version == Protocol::Http10 ? 10 : 11);
-  for (const auto& [k, v] : r.headers) m.insert(k, v);
+  for (const auto& f : r.headers.fields()) m.insert(f.name, f.value);
   if (r.status == 101) {
     m.set(bh::field::connection, "upgrade");
   } else {

@@ -1,7 +1,5 @@
 #include "waypoint/http/message.h"
 
-#include <algorithm>
-
 namespace waypoint::http {
 
 std::string lower(std::string_view s) {
@@ -10,38 +8,6 @@ std::string lower(std::string_view s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
-}
-
-std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
-  for (const auto& [k, v] : entries_) {
-    if (k == name) return std::string_view(v);
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> HeaderMap::joined(std::string_view name) const {
-  std::optional<std::string> out;
-  for (const auto& [k, v] : entries_) {
-    if (k != name) continue;
-    if (out) {
-      out->push_back(',');
-      out->append(v);
-    } else {
-      out = v;
-    }
-  }
-  return out;
-}
-
-void HeaderMap::set(std::string_view name, std::string_view value) {
-  remove(name);
-  add(name, value);
-}
-
-void HeaderMap::add(std::string_view name, std::string_view value) { entries_.emplace_back(lower(name), value); }
-
-void HeaderMap::remove(std::string_view name) {
-  std::erase_if(entries_, [&](const Entry& e) { return e.first == name; });
 }
 
 std::string_view to_string(Protocol p) {

@@ -1,0 +1,363 @@
+#include "waypoint/proxy.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "hbone/headers.h"
+#include "hbone/server.h"
+#include "hbone/socket_options.h"
+#include "waypoint/http/http1.h"
+#include "waypoint/http/relay.h"
+#include "waypoint/request_flow.h"
+#include "waypoint/router/random.h"
+#include "waypoint/upstream/connector.h"
+#include "waypoint/upstream/load_balancer.h"
+
+namespace waypoint {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+struct Proxy::Shared {
+  Shared(ProxyOptions o, common::Identity id, Telemetry& t) : opts(std::move(o)), self(std::move(id)), telemetry(t) {}
+  ProxyOptions opts;
+  common::Identity self;
+  Telemetry& telemetry;
+  std::atomic<std::shared_ptr<const ServingConfig>> config{std::make_shared<const ServingConfig>()};
+  std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> active_requests{0};
+  std::atomic<int64_t> active_streams{0};
+};
+
+namespace {
+
+// Counts a value up for a scope (live streams / requests for drain).
+class Active {
+ public:
+  explicit Active(std::atomic<int64_t>& c) : c_(c) { c_.fetch_add(1, std::memory_order_relaxed); }
+  ~Active() { c_.fetch_sub(1, std::memory_order_relaxed); }
+  Active(const Active&) = delete;
+  Active& operator=(const Active&) = delete;
+
+ private:
+  std::atomic<int64_t>& c_;
+};
+
+// The client's address: `Forwarded: for=` from the client's ztunnel, else the TCP peer.
+std::string source_address(hbone::Stream& s, const hbone::PeerInfo& peer) {
+  const auto& fwd = s.request().forwarded;
+  if (!fwd.empty()) {
+    if (auto els = hbone::parse_forwarded(fwd); els && !els->empty() && !els->front().for_node.empty()) {
+      return els->front().for_node;
+    }
+  }
+  return hbone::format_authority(peer.remote.address(), peer.remote.port());
+}
+
+std::optional<asio::ip::address> ip_of(std::string_view addr) {
+  if (auto a = hbone::parse_authority(addr); a && a->ip) return a->ip;
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(std::string(addr), ec);
+  if (ec) return std::nullopt;
+  return ip;
+}
+
+}  // namespace
+
+struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
+  Worker(asio::io_context& io, std::shared_ptr<Shared> s)
+      : io(io),
+        shared(std::move(s)),
+        connector(io.get_executor(),
+                  upstream::Connector::Options{shared->opts.upstream_hbone_port, shared->opts.mark, 32,
+                                               shared->opts.pool_max_streams, shared->opts.pool_idle}),
+        random(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
+
+  asio::io_context& io;
+  std::shared_ptr<Shared> shared;
+  upstream::Connector connector;
+  upstream::LoadBalancer lb;
+  router::Random random;
+  uint64_t active_faults = 0;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::weak_ptr<hbone::Connection>> inbound;
+
+  FlowEnv env() {
+    FlowEnv e;
+    e.exec = io.get_executor();
+    e.connector = &connector;
+    e.lb = &lb;
+    e.random = &random;
+    e.active_faults = &active_faults;
+    auto tls = shared->tls.load();
+    e.client_tls = tls ? tls->client : nullptr;
+    e.self_identity = shared->self.uri();
+    e.max_body = shared->opts.max_body;
+    e.owner = shared_from_this();
+    return e;
+  }
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, sock] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+        spdlog::warn("accept on {}: {}", shared->opts.port, ec.message());
+        continue;
+      }
+      (void)hbone::sockopt::set_nodelay(sock.native_handle());
+      asio::co_spawn(io, serve(std::move(sock)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(tcp::socket sock) {
+    auto tls = shared->tls.load();
+    if (!tls) {
+      spdlog::warn("inbound HBONE connection closed: no certificate yet");
+      co_return;
+    }
+    hbone::ServeHooks hooks;
+    hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
+      auto self = w.lock();
+      if (!self) return;
+      std::erase_if(self->inbound, [](const auto& x) { return x.expired(); });
+      self->inbound.push_back(c);
+      if (self->shared->draining.load(std::memory_order_relaxed)) c->drain();
+    };
+    hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
+      spdlog::warn("inbound HBONE handshake from {} failed: {}", remote.address().to_string(), why);
+    };
+    auto handler = [w = weak_from_this()](std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> p) {
+      if (auto self = w.lock()) asio::co_spawn(self->io, self->handle(std::move(s), std::move(p)), asio::detached);
+    };
+    hbone::Settings settings;
+    settings.max_concurrent_streams = 100;  // istiod's connect_terminate listener
+    co_await hbone::serve_connection(std::move(sock), tls->server, settings, std::move(handler), std::move(hooks));
+  }
+
+  // One CONNECT stream: decide what the authority names, then serve HTTP or relay TCP.
+  asio::awaitable<void> handle(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer) {
+    auto keep = shared_from_this();
+    Active live(shared->active_streams);
+    auto auth = hbone::parse_authority(s->request().authority);
+    if (!auth || !auth->ip) {
+      spdlog::debug("CONNECT with invalid authority {:?}", s->request().authority);
+      s->respond(400);
+      co_return;
+    }
+    auto cfg = shared->config.load();
+    const std::string src = source_address(*s, *peer);
+    const ztunnel::Service* svc = cfg->mesh->find_service("", *auth->ip);
+    if (svc) {
+      std::string route_name = http_route_name(auth->port, svc->hostname);
+      if (cfg->find_route(route_name)) {
+        s->respond(200);
+        co_await serve_http(std::move(s), peer, src, route_name, auth->port, svc->hostname);
+        co_return;
+      }
+      if (const Cluster* tcp_cluster = cfg->find_cluster(tcp_cluster_name(auth->port, svc->hostname))) {
+        const auto* cla = cfg->find_endpoints(*tcp_cluster);
+        const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
+        if (!ep) {
+          refuse(*s, peer, src, 503, "UH", "no healthy upstream");
+          co_return;
+        }
+        co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout);
+        co_return;
+      }
+    } else if (const auto* w = cfg->mesh->find_workload("", *auth->ip); w && w->waypoint) {
+      // Workload-addressed traffic for a pod bound to a waypoint: straight to the pod.
+      Endpoint ep;
+      ep.address = auth->ip->to_string();
+      ep.port = auth->port;
+      co_await serve_tcp(std::move(s), peer, src, cfg, ep, std::chrono::seconds(5));
+      co_return;
+    }
+    refuse(*s, peer, src, 503, "NR", "not a service or workload served by this waypoint");
+  }
+
+  void refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src,
+              int status, const char* flag, const char* why) {
+    spdlog::info("CONNECT {} from {} ({}) refused: {} (flag {})", s.request().authority, src,
+                 peer->identity ? peer->identity->uri() : std::string("no identity"), why, flag);
+    s.respond(status);
+  }
+
+  asio::awaitable<void> serve_tcp(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
+                                  std::string src, ServingConfigPtr cfg, Endpoint ep,
+                                  std::chrono::milliseconds connect_timeout) {
+    auto target = make_target(*cfg, ep);
+    if (!target) {
+      refuse(*s, peer, src, 503, "UH", "endpoint address is not an IP");
+      co_return;
+    }
+    auto tls = shared->tls.load();
+    auto conn = co_await connector.acquire(*target, tls ? tls->client : nullptr, shared->self.uri(), connect_timeout);
+    if (!conn) {
+      spdlog::info("CONNECT {} from {}: upstream {} failed: {} (flag UF)", s->request().authority, src, target->key,
+                   conn.error());
+      s->respond(503);
+      co_return;
+    }
+    s->respond(200);
+    http::AnyStream down(s);
+    auto r = co_await http::relay(down, conn.value()->stream);
+    spdlog::debug("TCP {} -> {} done: {} bytes up, {} down", src, target->key, r.a_to_b, r.b_to_a);
+  }
+
+  asio::awaitable<void> serve_http(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
+                                   std::string src, std::string route_name, uint16_t port, std::string hostname) {
+    http::AnyStream down(s);
+    http::ReadBuffer buf;
+    const auto src_ip = ip_of(src);
+    for (;;) {
+      auto rr = co_await http::read_request(down, buf, shared->opts.max_body);
+      if (rr.error == http::ReadError::Closed || rr.error == http::ReadError::Reset) break;
+      if (rr.error != http::ReadError::None) {
+        const bool large = rr.error == http::ReadError::TooLarge;
+        auto resp = local_reply(large ? 413 : 400, large ? "payload too large" : "Bad Request");
+        co_await http::write_response(down, resp, http::Protocol::Http11, false, true);
+        spdlog::debug("request from {} rejected: {} (flag DPE)", src, rr.detail);
+        break;
+      }
+      Active live(shared->active_requests);
+      const auto start = std::chrono::steady_clock::now();
+      auto cfg = shared->config.load();
+      RequestRecord rec;
+      rec.src_addr = src;
+      rec.src_identity = peer->identity;
+      rec.src = src_ip ? cfg->mesh->find_workload("", *src_ip) : nullptr;
+      rec.authority = rr.request.head.authority;
+      rec.method = rr.request.head.method;
+      rec.path = rr.request.head.path;
+      rec.protocol = std::string(http::to_string(rr.request.protocol));
+      if (auto ua = rr.request.head.headers.get("user-agent")) rec.user_agent = std::string(*ua);
+      rec.request_bytes = rr.request.body.size();
+      rec.service_host = hostname;
+      if (auto ip = ip_of(s->request().authority)) rec.service = cfg->mesh->find_service("", *ip);
+      const bool head = rr.request.head.method == "HEAD";
+
+      FlowResult fr;
+      if (const RouteConfig* rc = cfg->find_route(route_name)) {
+        auto e = env();
+        fr = co_await serve_request(e, cfg, *rc, rr.request, src);
+      } else {
+        fr.flags = "NR";
+        fr.response = local_reply(404, "");
+      }
+      if (auto id = rr.request.head.headers.get("x-request-id")) rec.request_id = std::string(*id);
+      const bool upgrade = fr.upgraded && fr.response.status == 101;
+      const bool close = !upgrade && (!rr.keep_alive || shared->draining.load(std::memory_order_relaxed));
+      const bool ok = co_await http::write_response(down, fr.response, rr.request.protocol, head, close);
+
+      rec.response_code = fr.response.status;
+      rec.response_flags = fr.flags;
+      rec.response_bytes = fr.response.body.size();
+      rec.upstream_cluster = fr.cluster;
+      rec.upstream_host = fr.upstream_host;
+      rec.route_name = fr.route_name;
+      rec.attempts = fr.attempts;
+      if (auto gs = fr.response.headers.get("grpc-status")) rec.grpc_status = std::string(*gs);
+      if (fr.endpoint) {
+        if (auto ip = ztunnel::parse_ip(fr.endpoint->address)) {
+          rec.dst = cfg->mesh->find_workload("", *ip);
+          if (rec.dst) rec.dst_identity = rec.dst->identity();
+        }
+      }
+      rec.duration = std::chrono::steady_clock::now() - start;
+      shared->telemetry.record(rec);
+
+      if (upgrade && ok) {
+        co_await http::relay(down, fr.upgraded->stream, buf.take(), fr.upgraded->buf.take());
+        co_return;
+      }
+      if (!ok || close) break;
+    }
+    down.shutdown_write();
+  }
+
+  void drain() {
+    boost::system::error_code ignored;
+    if (acceptor) acceptor->close(ignored);
+    for (auto& w : inbound) {
+      if (auto c = w.lock()) c->drain();
+    }
+    connector.drain();
+  }
+
+  void force_close() {
+    for (auto& w : inbound) {
+      if (auto c = w.lock()) c->close("termination deadline");
+    }
+  }
+};
+
+Proxy::Proxy(common::Runtime& rt, ProxyOptions opts, common::Identity self, Telemetry& telemetry)
+    : rt_(rt), shared_(std::make_shared<Shared>(std::move(opts), std::move(self), telemetry)) {
+  for (size_t i = 0; i < rt_.workers(); ++i) workers_.push_back(std::make_shared<Worker>(rt_.worker(i), shared_));
+}
+
+Proxy::~Proxy() = default;
+
+common::Status Proxy::start() {
+  const auto& o = shared_->opts;
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(o.listen_address, ec);
+  if (ec) return common::make_error("listen address " + o.listen_address + ": " + ec.message());
+  uint16_t port = o.port;
+  for (auto& w : workers_) {
+    auto acc = std::make_unique<tcp::acceptor>(w->io);
+    tcp::endpoint ep(addr, port);
+    acc->open(ep.protocol(), ec);
+    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(false), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      if (auto st = hbone::sockopt::set_reuseport(acc->native_handle()); !st) {
+        return common::make_error("listener " + std::to_string(port) + ": " + st.error());
+      }
+    }
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(1024, ec);
+    if (ec) return common::make_error("HBONE listener " + addr.to_string() + ":" + std::to_string(port) + ": " + ec.message());
+    // Port 0: the first worker's bind picks the port, the others join it (SO_REUSEPORT).
+    port = acc->local_endpoint().port();
+    w->acceptor = std::move(acc);
+  }
+  bound_port_ = port;
+  for (auto& w : workers_) asio::co_spawn(w->io, w->accept_loop(), asio::detached);
+  return common::ok_status();
+}
+
+void Proxy::set_config(ServingConfigPtr config) { shared_->config.store(std::move(config)); }
+ServingConfigPtr Proxy::config() const { return shared_->config.load(); }
+
+common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credentials> creds) {
+  auto ctx = hbone::make_tls_contexts(std::move(creds));
+  if (!ctx) return common::make_error(ctx.error());
+  shared_->tls.store(std::make_shared<const hbone::TlsContexts>(std::move(ctx.value())));
+  return common::ok_status();
+}
+
+bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }
+
+void Proxy::drain() {
+  shared_->draining.store(true);
+  for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
+}
+
+void Proxy::force_close() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
+}
+
+int64_t Proxy::active_requests() const { return shared_->active_requests.load(); }
+int64_t Proxy::active_streams() const { return shared_->active_streams.load(); }
+
+}  // namespace waypoint

@@ -1,0 +1,372 @@
+#include "waypoint/request_flow.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "waypoint/http/http1.h"
+#include "waypoint/router/router.h"
+
+namespace waypoint {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kConnectFailureBody =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+constexpr std::string_view kResetBody =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+asio::awaitable<void> sleep_for(asio::any_io_executor ex, Duration d) {
+  asio::steady_timer t(ex, d);
+  co_await t.async_wait(kTuple);
+}
+
+void add_flag(std::string& flags, std::string_view f) {
+  if (flags == "-") {
+    flags = std::string(f);
+  } else {
+    flags += ',';
+    flags += f;
+  }
+}
+
+bool is_grpc(const router::HttpRequest& head) {
+  auto ct = head.headers.get("content-type");
+  return ct && ct->starts_with("application/grpc");
+}
+
+http::Response from_local(const router::LocalResponse& l) {
+  http::Response r;
+  r.status = l.status;
+  r.headers = l.headers;
+  r.body = l.body;
+  if (l.grpc_status) {
+    r.status = 200;
+    r.body.clear();
+    r.headers.set("content-type", "application/grpc");
+    r.headers.set("grpc-status", std::to_string(*l.grpc_status));
+    if (!l.body.empty()) r.headers.set("grpc-message", l.body);
+  } else if (!r.body.empty() && !r.headers.contains("content-type")) {
+    r.headers.set("content-type", "text/plain");
+  }
+  return r;
+}
+
+struct AttemptResult {
+  router::AttemptOutcome outcome;
+  http::Response response;
+  bool keep_alive = false;
+  bool global_timeout = false;
+  std::unique_ptr<upstream::Conn> conn;
+  std::string detail;
+};
+
+// One try: connection, request, response, under the attempt's timer. The timer aborts the
+// upstream stream, which ends the pending read (hbone::Stream has no per-op cancellation).
+asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& target, const Cluster& cluster,
+                                       const http::Request& req, router::AttemptTimer timer) {
+  AttemptResult ar;
+  struct Guard {
+    bool fired = false;
+    upstream::Conn* conn = nullptr;
+  };
+  auto g = std::make_shared<Guard>();
+  asio::steady_timer t(env.exec);
+  if (timer.timeout.count() > 0) {
+    t.expires_after(timer.timeout);
+    t.async_wait([g](boost::system::error_code ec) {
+      if (ec) return;
+      g->fired = true;
+      if (g->conn) g->conn->stream.abort();
+    });
+  }
+  auto timed_out = [&] {
+    if (timer.per_try) {
+      ar.outcome.failure = router::AttemptFailure::PerTryTimeout;
+    } else {
+      ar.global_timeout = true;
+    }
+  };
+  // A reused keep-alive connection the server had closed fails without a byte: that is not
+  // the upstream's answer, so the request goes once more on a fresh connection.
+  for (int tries = 0; tries < 2; ++tries) {
+    auto conn = co_await env.connector->acquire(target, env.client_tls, env.self_identity, cluster.connect_timeout);
+    if (!conn) {
+      if (g->fired) {
+        timed_out();
+      } else {
+        ar.outcome.failure = router::AttemptFailure::ConnectFailure;
+        ar.outcome.request_sent = false;
+        ar.detail = conn.error();
+      }
+      break;
+    }
+    if (g->fired) {
+      conn.value()->stream.abort();
+      timed_out();
+      break;
+    }
+    g->conn = conn.value().get();
+    const bool reused = conn.value()->reused;
+    bool wrote = co_await http::write_request(conn.value()->stream, req);
+    http::ReadResponseResult rr;
+    if (wrote) {
+      rr = co_await http::read_response(conn.value()->stream, conn.value()->buf, env.max_body,
+                                        req.head.method == "HEAD");
+    }
+    g->conn = nullptr;
+    if (g->fired) {
+      conn.value()->stream.abort();
+      timed_out();
+      break;
+    }
+    if (!wrote || rr.error != http::ReadError::None) {
+      conn.value()->stream.abort();
+      if (reused && !rr.any_bytes) continue;
+      ar.outcome.failure = router::AttemptFailure::Reset;
+      ar.outcome.request_sent = wrote;
+      ar.detail = wrote ? rr.detail : "write failed";
+      break;
+    }
+    ar.outcome.failure = router::AttemptFailure::None;
+    ar.outcome.status = rr.response.status;
+    ar.response = std::move(rr.response);
+    ar.keep_alive = rr.keep_alive;
+    ar.conn = std::move(conn.value());
+    break;
+  }
+  t.cancel();
+  co_return ar;
+}
+
+asio::awaitable<void> mirror(FlowEnv& env, std::shared_ptr<void> owner, ServingConfigPtr config,
+                             const MirrorPolicy& policy, http::Request req) {
+  const Cluster* cluster = config->find_cluster(policy.cluster);
+  if (!cluster) co_return;
+  const auto* cla = config->find_endpoints(*cluster);
+  if (!cla) co_return;
+  const Endpoint* ep = env.lb->pick(*cluster, cla->endpoints, *env.random);
+  if (!ep) co_return;
+  auto target = make_target(*config, *ep);
+  if (!target) co_return;
+  router::AttemptTimer timer;
+  timer.timeout = std::chrono::seconds(30);
+  timer.per_try = true;
+  auto ar = co_await attempt(env, *target, *cluster, req, timer);
+  if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
+}
+
+}  // namespace
+
+std::optional<upstream::Target> make_target(const ServingConfig& cfg, const Endpoint& e) {
+  auto ip = ztunnel::parse_ip(e.address);
+  if (!ip) return std::nullopt;
+  upstream::Target t;
+  t.address = asio::ip::tcp::endpoint(*ip, e.port);
+  t.key = upstream::endpoint_key(e);
+  if (const auto* w = cfg.mesh->find_workload("", *ip); w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
+    t.hbone = true;
+    t.identity = w->identity();
+  }
+  return t;
+}
+
+http::Response local_reply(uint16_t status, std::string body) {
+  http::Response r;
+  r.status = status;
+  if (!body.empty()) r.headers.set("content-type", "text/plain");
+  r.body = std::move(body);
+  return r;
+}
+
+std::string make_request_id(router::Random& random) {
+  uint64_t hi = random.next();
+  uint64_t lo = random.next();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+asio::awaitable<FlowResult> serve_request(FlowEnv& env, ServingConfigPtr config, const RouteConfig& rc,
+                                          http::Request& req, std::string_view source_ip) {
+  FlowResult out;
+  auto& head = req.head;
+  if (!head.headers.contains("x-request-id")) head.headers.add("x-request-id", make_request_id(*env.random));
+  const bool grpc = is_grpc(head);
+
+  auto sel = router::select(rc, head, env.random->next());
+  if (!sel.route) {
+    out.flags = "NR";
+    out.response = local_reply(404, "");
+    co_return out;
+  }
+  const Route& route = *sel.route;
+  const VirtualHost& vhost = *sel.vhost;
+  out.route_name = route.name;
+  static const ClusterWeight* const kNoWeight = nullptr;
+
+  if (const auto* redirect = std::get_if<RedirectAction>(&route.action)) {
+    out.response = from_local(router::build_redirect(*redirect, route.match, head));
+    co_return out;
+  }
+  if (const auto* direct = std::get_if<DirectResponseAction>(&route.action)) {
+    out.response = from_local(router::build_direct_response(*direct));
+    router::apply_response_headers(rc, vhost, route, kNoWeight, out.response.headers);
+    co_return out;
+  }
+  const RouteAction& action = std::get<RouteAction>(route.action);
+  const auto choice = router::choose_cluster(action, head, env.random->next());
+  out.cluster = std::string(choice.cluster);
+
+  auto reply = [&](uint16_t status, std::string_view body, std::string_view flag) {
+    out.response = local_reply(status, std::string(body));
+    if (!flag.empty()) add_flag(out.flags, flag);
+    router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
+  };
+
+  // CORS first (a preflight is answered here), then the fault filter, then the router.
+  router::CorsDecision cors;
+  if (const auto* cp = router::effective_cors_policy(vhost, route)) {
+    cors = router::decide_cors(*cp, head, env.random->next());
+    if (cors.kind == router::CorsDecision::Kind::Preflight) {
+      out.response = from_local(cors.response);
+      co_return out;
+    }
+  }
+  if (const auto* fp = router::effective_fault_policy(vhost, route, choice.weighted);
+      fp && router::fault_applies(*fp, head, *env.active_faults)) {
+    ++*env.active_faults;
+    if (auto delay = router::decide_fault_delay(*fp, head, env.random->next())) {
+      add_flag(out.flags, "DI");
+      co_await sleep_for(env.exec, *delay);
+    }
+    auto abort = router::decide_fault_abort(*fp, head, env.random->next(), grpc);
+    --*env.active_faults;
+    if (abort) {
+      add_flag(out.flags, "FI");
+      out.response = from_local(*abort);
+      router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
+      co_return out;
+    }
+  }
+
+  router::apply_rewrites(route.match, action, choice.weighted, head);
+  router::apply_request_headers(rc, vhost, route, choice.weighted, head.headers);
+
+  const Cluster* cluster = choice.cluster.empty() ? nullptr : config->find_cluster(choice.cluster);
+  if (!cluster) {
+    reply(static_cast<uint16_t>(action.cluster_not_found_response_code), "", "NC");
+    co_return out;
+  }
+  const ClusterLoadAssignment* cla = config->find_endpoints(*cluster);
+  std::span<const Endpoint> endpoints;
+  if (cla) endpoints = cla->endpoints;
+
+  const RetryPolicy* retry = router::effective_retry_policy(vhost, action);
+  const auto timeouts = router::compute_timeouts(action, retry, head, grpc);
+  if (timeouts.expected.count() > 0) {
+    head.headers.set("x-envoy-expected-rq-timeout-ms", std::to_string(timeouts.expected.count()));
+  }
+  for (const MirrorPolicy* m : router::decide_mirrors(vhost, action, *env.random)) {
+    http::Request copy = req;
+    copy.head.authority = router::shadow_authority(*m, req.head.authority);
+    asio::co_spawn(env.exec, mirror(env, env.owner, config, *m, std::move(copy)), asio::detached);
+  }
+
+  const auto start = steady_clock::now();
+  std::vector<std::string> tried;
+  uint32_t retries = 0;
+  for (;;) {
+    const auto elapsed = std::chrono::duration_cast<Duration>(steady_clock::now() - start);
+    const auto timer = router::attempt_timer(timeouts, elapsed);
+    if (timer.expired) {
+      reply(504, "upstream request timeout", "UT");
+      co_return out;
+    }
+    const bool avoid = retry && retry->previous_hosts_predicate;
+    const Endpoint* ep = env.lb->pick(*cluster, endpoints, *env.random,
+                                      avoid ? std::span<const std::string>(tried) : std::span<const std::string>());
+    if (!ep) {
+      reply(503, "no healthy upstream", "UH");
+      co_return out;
+    }
+    auto target = make_target(*config, *ep);
+    if (!target) {
+      reply(503, "no healthy upstream", "UH");
+      co_return out;
+    }
+    out.upstream_host = target->key;
+    out.endpoint = ep;
+    ++out.attempts;
+    if (vhost.include_request_attempt_count) head.headers.set("x-envoy-attempt-count", std::to_string(out.attempts));
+    env.lb->started(target->key);
+    auto ar = co_await attempt(env, *target, *cluster, req, timer);
+    env.lb->finished(target->key);
+    tried.push_back(target->key);
+    if (ar.global_timeout) {
+      reply(504, "upstream request timeout", "UT");
+      co_return out;
+    }
+    router::AttemptOutcome outcome = ar.outcome;
+    outcome.response_headers = &ar.response.headers;
+    auto decision = retry ? router::should_retry(*retry, outcome, retries, head) : router::RetryDecision::NoRetry;
+    if (decision == router::RetryDecision::Retry) {
+      ++retries;
+      if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
+      auto backoff = router::retry_backoff(*retry, retries, env.random->next());
+      if (timeouts.global.count() > 0) {
+        auto spent = std::chrono::duration_cast<Duration>(steady_clock::now() - start);
+        if (spent + backoff >= timeouts.global) {
+          reply(504, "upstream request timeout", "UT");
+          co_return out;
+        }
+      }
+      if (backoff.count() > 0) co_await sleep_for(env.exec, backoff);
+      continue;
+    }
+    if (decision == router::RetryDecision::RetriesExhausted) add_flag(out.flags, "URX");
+    switch (outcome.failure) {
+      case router::AttemptFailure::None: {
+        out.response = std::move(ar.response);
+        if (out.response.status == 101 && !req.upgrade.empty()) {
+          out.upgraded = std::move(ar.conn);
+        } else if (ar.conn && ar.keep_alive) {
+          env.connector->release(std::move(ar.conn));
+        }
+        router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
+        for (const auto& f : cors.response_headers.fields()) out.response.headers.set(f.name, f.value);
+        out.response.headers.set(
+            "x-envoy-upstream-service-time",
+            std::to_string(std::chrono::duration_cast<Duration>(steady_clock::now() - start).count()));
+        if (vhost.include_attempt_count_in_response) {
+          out.response.headers.set("x-envoy-attempt-count", std::to_string(out.attempts));
+        }
+        co_return out;
+      }
+      case router::AttemptFailure::ConnectFailure:
+        reply(503, kConnectFailureBody, "UF");
+        co_return out;
+      case router::AttemptFailure::PerTryTimeout:
+        reply(504, "upstream request timeout", "UT");
+        co_return out;
+      default:
+        reply(503, kResetBody, "UC");
+        co_return out;
+    }
+  }
+}
+
+}  // namespace waypoint

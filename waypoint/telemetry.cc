@@ -1,0 +1,148 @@
+#include "waypoint/telemetry.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+
+namespace waypoint {
+
+namespace {
+
+const std::vector<std::string>& label_names() {
+  static const std::vector<std::string> names = {
+      "reporter", "source_workload", "source_canonical_service", "source_canonical_revision",
+      "source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
+      "destination_service", "destination_service_namespace", "destination_service_name",
+      "destination_workload", "destination_canonical_service", "destination_canonical_revision",
+      "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
+      "destination_cluster", "request_protocol", "response_code", "grpc_response_status", "response_flags",
+      "connection_security_policy"};
+  return names;
+}
+
+std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : s; }
+
+// workload, canonical service, canonical revision, namespace, principal, app, version, cluster.
+void workload_labels(std::vector<std::string>& v, const ztunnel::Workload* w,
+                     const std::optional<common::Identity>& id) {
+  if (w != nullptr) {
+    v.push_back(or_unknown(w->workload_name.empty() ? w->name : w->workload_name));
+    v.push_back(or_unknown(w->canonical_name));
+    v.push_back(or_unknown(w->canonical_revision));
+    v.push_back(or_unknown(w->ns));
+  } else {
+    v.insert(v.end(), {"unknown", "unknown", "unknown", id ? id->ns() : std::string("unknown")});
+  }
+  v.push_back(id ? id->uri() : std::string("unknown"));
+  v.push_back(w != nullptr ? or_unknown(w->canonical_name) : "unknown");
+  v.push_back(w != nullptr ? or_unknown(w->canonical_revision) : "unknown");
+  v.push_back(w != nullptr ? or_unknown(w->cluster_id) : "unknown");
+}
+
+const std::vector<double>& duration_buckets() {
+  static const std::vector<double> b = {0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+                                        60000, 300000, 600000, 1800000, 3600000};
+  return b;
+}
+const std::vector<double>& size_buckets() {
+  static const std::vector<double> b = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> istio_http_labels(const RequestRecord& r) {
+  std::vector<std::string> v;
+  v.reserve(label_names().size());
+  v.push_back("waypoint");
+  workload_labels(v, r.src, r.src_identity);
+  if (r.service != nullptr) {
+    v.push_back(or_unknown(r.service->hostname));
+    v.push_back(or_unknown(r.service->ns));
+    v.push_back(or_unknown(r.service->name));
+  } else {
+    v.insert(v.end(), {or_unknown(r.service_host), "unknown", "unknown"});
+  }
+  workload_labels(v, r.dst, r.dst_identity);
+  v.push_back(r.grpc_status.empty() ? "http" : "grpc");
+  v.push_back(std::to_string(r.response_code));
+  v.push_back(r.grpc_status.empty() ? "" : r.grpc_status);
+  v.push_back(r.response_flags);
+  v.push_back(r.src_identity ? "mutual_tls" : "unknown");
+  return v;
+}
+
+Telemetry::Telemetry(common::metrics::Registry& reg)
+    : requests_(reg.counter("istio_requests_total", "Total requests handled by an Istio proxy", label_names())),
+      duration_(reg.histogram("istio_request_duration_milliseconds", "Request duration in milliseconds",
+                              label_names(), duration_buckets())),
+      request_bytes_(reg.histogram("istio_request_bytes", "Request body size in bytes", label_names(),
+                                   size_buckets())),
+      response_bytes_(reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(),
+                                    size_buckets())) {}
+
+void Telemetry::record(const RequestRecord& r) {
+  auto labels = istio_http_labels(r);
+  requests_.get(labels)->inc();
+  duration_.get(labels)->observe(std::chrono::duration<double, std::milli>(r.duration).count());
+  request_bytes_.get(labels)->observe(static_cast<double>(r.request_bytes));
+  response_bytes_.get(labels)->observe(static_cast<double>(r.response_bytes));
+  static auto access = common::log::logger("access");
+  if (access->should_log(spdlog::level::info)) {
+    access->info("{}", format_access_line(r, common::log::format() == common::log::Format::Json));
+  }
+}
+
+std::string format_access_line(const RequestRecord& r, bool json) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count();
+  std::vector<std::pair<std::string, std::string>> f = {
+      {"src.addr", r.src_addr},
+      {"src.identity", r.src_identity ? r.src_identity->uri() : ""},
+      {"dst.identity", r.dst_identity ? r.dst_identity->uri() : ""},
+      {"authority", r.authority},
+      {"method", r.method},
+      {"path", r.path},
+      {"protocol", r.protocol},
+      {"response_code", std::to_string(r.response_code)},
+      {"response_flags", r.response_flags},
+      {"bytes_received", std::to_string(r.request_bytes)},
+      {"bytes_sent", std::to_string(r.response_bytes)},
+      {"duration", std::to_string(ms) + "ms"},
+      {"route_name", r.route_name},
+      {"upstream_cluster", r.upstream_cluster},
+      {"upstream_host", r.upstream_host},
+      {"x_request_id", r.request_id},
+      {"user_agent", r.user_agent},
+      {"attempts", std::to_string(r.attempts)},
+  };
+  if (json) {
+    nlohmann::json j = nlohmann::json::object();
+    j["message"] = "request complete";
+    for (auto& [k, v] : f) {
+      if (!v.empty()) j[k] = v;
+    }
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::string out = "request complete";
+  for (auto& [k, v] : f) {
+    if (v.empty()) continue;
+    out += ' ';
+    out += k;
+    out += '=';
+    bool quote = v.find_first_of(" \"=") != std::string::npos;
+    if (quote) {
+      out += '"';
+      for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += '"';
+    } else {
+      out += v;
+    }
+  }
+  return out;
+}
+
+}  // namespace waypoint

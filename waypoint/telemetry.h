@@ -1,0 +1,59 @@
+// Istio's standard HTTP telemetry as a waypoint reports it (reporter="waypoint"):
+// istio_requests_total, istio_request_duration_milliseconds, istio_request_bytes and
+// istio_response_bytes with Istio's label set, and one access-log line per request on the
+// "access" logger (plain key=value or JSON, following LOG_FORMAT) with the fields operators
+// read: authority, method, path, protocol, response_code, response_flags, bytes, duration,
+// upstream_cluster, upstream_host, x-request-id, user agent, source/destination identity.
+// Missing label values are "unknown", as Istio's.
+// Threading: families registered on the control thread at start; record() from any worker
+// (series lookups are lock-free on the steady path, see common/metrics.h).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/identity.h"
+#include "common/metrics.h"
+#include "ztunnel/model.h"  // TEMPORARY until the shared model library lands
+
+namespace waypoint {
+
+struct RequestRecord {
+  // Parties
+  const ztunnel::Workload* src = nullptr;
+  std::optional<common::Identity> src_identity;
+  std::string src_addr;
+  const ztunnel::Workload* dst = nullptr;
+  std::optional<common::Identity> dst_identity;
+  const ztunnel::Service* service = nullptr;
+  std::string service_host;  // when no Service object (pod-addressed traffic)
+  // Request
+  std::string authority, method, path, protocol, request_id, user_agent;
+  uint16_t response_code = 0;
+  std::string response_flags = "-";
+  std::string grpc_status;  // "" = not gRPC
+  uint64_t request_bytes = 0, response_bytes = 0;
+  std::chrono::steady_clock::duration duration{};
+  std::string upstream_cluster, upstream_host, route_name;
+  uint32_t attempts = 0;
+};
+
+class Telemetry {
+ public:
+  explicit Telemetry(common::metrics::Registry& registry);
+  void record(const RequestRecord& r);
+
+ private:
+  common::metrics::CounterFamily& requests_;
+  common::metrics::HistogramFamily& duration_;
+  common::metrics::HistogramFamily& request_bytes_;
+  common::metrics::HistogramFamily& response_bytes_;
+};
+
+std::vector<std::string> istio_http_labels(const RequestRecord& r);
+// The access-log line's message (plain key=value pairs, or a JSON object in JSON format).
+std::string format_access_line(const RequestRecord& r, bool json);
+
+}  // namespace waypoint

@@ -1,0 +1,76 @@
+#include "waypoint/upstream/connector.h"
+
+#include "hbone/client.h"
+#include "hbone/socket_options.h"
+
+namespace waypoint::upstream {
+
+namespace asio = boost::asio;
+
+Connector::Connector(asio::any_io_executor exec, Options opts)
+    : exec_(exec), opts_(opts), pool_(std::make_shared<hbone::Pool>(exec, opts.pool_max_streams, opts.pool_idle)) {}
+
+asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const Target& target,
+                                                                         hbone::TlsContext tls,
+                                                                         const std::string& self,
+                                                                         std::chrono::milliseconds connect_timeout) {
+  if (auto it = idle_.find(target.key); it != idle_.end()) {
+    auto& list = it->second;
+    while (!list.empty()) {
+      auto c = std::move(list.back());
+      list.pop_back();
+      if (c->stream.usable()) {
+        c->reused = true;
+        co_return std::move(c);
+      }
+    }
+  }
+  if (target.hbone) {
+    if (!tls) co_return common::make_error("no certificate yet for the upstream HBONE connection");
+    if (!target.identity) co_return common::make_error("HBONE endpoint without an identity");
+    hbone::PoolKey key;
+    key.src_identity = self;
+    key.dst_identities = {target.identity->uri()};
+    key.dst = asio::ip::tcp::endpoint(target.address.address(), opts_.hbone_port).address().to_string() + ":" +
+              std::to_string(opts_.hbone_port);
+    hbone::DialOptions dial;
+    dial.target = asio::ip::tcp::endpoint(target.address.address(), opts_.hbone_port);
+    dial.expected = {*target.identity};
+    dial.mark = opts_.mark;
+    dial.connect_timeout = connect_timeout;
+    hbone::ConnectRequest req;
+    req.method = "CONNECT";
+    req.authority = target.key;
+    auto s = co_await pool_->connect(key, tls, std::move(dial), std::move(req));
+    if (!s) co_return common::make_error("HBONE to " + target.key + ": " + s.error());
+    co_return std::make_unique<Conn>(http::AnyStream(std::move(s.value())), target.key);
+  }
+  auto sock = co_await hbone::connect_tcp(exec_, target.address, opts_.mark, connect_timeout);
+  if (!sock) co_return common::make_error("TCP to " + target.key + ": " + sock.error());
+  (void)hbone::sockopt::set_nodelay(sock.value().native_handle());
+  co_return std::make_unique<Conn>(http::AnyStream(std::move(sock.value())), target.key);
+}
+
+void Connector::release(std::unique_ptr<Conn> conn) {
+  if (draining_ || !conn || !conn->stream.usable()) return;
+  auto& list = idle_[conn->key];
+  if (list.size() >= opts_.max_idle_per_endpoint) return;
+  list.push_back(std::move(conn));
+}
+
+void Connector::drain() {
+  draining_ = true;
+  for (auto& [k, list] : idle_) {
+    for (auto& c : list) c->stream.abort();
+  }
+  idle_.clear();
+  pool_->drain();
+}
+
+size_t Connector::idle() const {
+  size_t n = 0;
+  for (auto& [k, list] : idle_) n += list.size();
+  return n;
+}
+
+}  // namespace waypoint::upstream

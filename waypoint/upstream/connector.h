@@ -1,0 +1,75 @@
+// Connector: the upstream connections of one worker. An endpoint in the mesh (its pod is an
+// HBONE workload in the workload model) is reached over HBONE: a CONNECT stream to
+// podIP:15008 with `:authority podIP:targetPort` and the waypoint's own certificate, through
+// this worker's hbone::Pool (many streams per TLS connection). Any other endpoint gets plain TCP.
+// Each upstream HTTP/1.1 connection (a tunnel stream or a socket) is kept alive after a
+// complete exchange and reused for the next request to the same endpoint.
+// Threading: one Connector per worker, used only on that worker's executor; no locks.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/identity.h"
+#include "common/result.h"
+#include "hbone/pool.h"
+#include "waypoint/http/any_stream.h"
+#include "waypoint/http/http1.h"
+
+namespace waypoint::upstream {
+
+struct Target {
+  boost::asio::ip::tcp::endpoint address;  // podIP:targetPort
+  std::string key;                         // "ip:port"
+  bool hbone = false;
+  std::optional<common::Identity> identity;  // HBONE: the identity the pod's ztunnel presents
+};
+
+// One upstream HTTP/1.1 connection and its read buffer.
+struct Conn {
+  Conn(http::AnyStream s, std::string k) : stream(std::move(s)), key(std::move(k)) {}
+  http::AnyStream stream;
+  http::ReadBuffer buf;
+  std::string key;
+  bool reused = false;
+};
+
+enum class ConnectError : uint8_t { None, Failed, NoCredentials };
+
+class Connector {
+ public:
+  struct Options {
+    uint16_t hbone_port = 15008;  // the destination ztunnel's port (tests: a loopback port)
+    uint32_t mark = 0;
+    size_t max_idle_per_endpoint = 32;
+    uint32_t pool_max_streams = 100;
+    std::chrono::milliseconds pool_idle{std::chrono::minutes(5)};
+  };
+  Connector(boost::asio::any_io_executor exec, Options opts);
+
+  // `tls`: the waypoint's current client context (rotated certificates arrive as new ones);
+  // `self`: the waypoint's identity (pool key).
+  boost::asio::awaitable<common::Result<std::unique_ptr<Conn>>> acquire(const Target& target, hbone::TlsContext tls,
+                                                                       const std::string& self,
+                                                                       std::chrono::milliseconds connect_timeout);
+  // After a complete exchange on a keep-alive connection.
+  void release(std::unique_ptr<Conn> conn);
+  // Drain: GOAWAY pooled HBONE connections, drop idle keep-alives.
+  void drain();
+  size_t idle() const;
+
+ private:
+  boost::asio::any_io_executor exec_;
+  Options opts_;
+  std::shared_ptr<hbone::Pool> pool_;
+  std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
+  bool draining_ = false;
+};
+
+}  // namespace waypoint::upstream
