@@ -48,8 +48,8 @@ bool query_parameter_matches(const QueryParameterMatcher& m, std::string_view qu
 bool route_matches(const RouteMatch& match, const HttpRequest& request, uint64_t random_value);
 
 // Virtual host by :authority: exact domain, then the longest "*.suffix", then the longest
-// "prefix.*", then "*". Case-insensitive; the port is ignored when the RouteConfig says so or
-// when only the port-less name matches a domain without a port.
+// "prefix.*", then "*" (wildcards match at least one character). Case-insensitive. The port is
+// part of the name ("foo:80" does not match domain "foo") unless ignore_port_in_host_matching.
 const VirtualHost* select_virtual_host(const RouteConfig& config, std::string_view authority);
 
 // First matching route of the virtual host, or nullptr (= 404, flag NR).
