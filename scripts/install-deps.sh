@@ -14,6 +14,7 @@ PKGS=(
   libboost1.81-dev libboost-program-options1.81-dev
   libssl-dev libnghttp2-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libnl-3-dev libnl-route-3-dev
+  libre2-dev
   # test peers and tools
   python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf nodejs
   iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
