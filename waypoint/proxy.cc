@@ -25,12 +25,16 @@ namespace waypoint {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+namespace {
+ConfigSnapshotPtr empty_snapshot();
+}  // namespace
+
 struct Proxy::Shared {
   Shared(ProxyOptions o, common::Identity id, Telemetry& t) : opts(std::move(o)), self(std::move(id)), telemetry(t) {}
   ProxyOptions opts;
   common::Identity self;
   Telemetry& telemetry;
-  std::atomic<std::shared_ptr<const ServingConfig>> config{std::make_shared<const ServingConfig>()};
+  std::atomic<std::shared_ptr<const ConfigSnapshot>> config{empty_snapshot()};
   std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active_requests{0};
@@ -38,6 +42,12 @@ struct Proxy::Shared {
 };
 
 namespace {
+
+ConfigSnapshotPtr empty_snapshot() {
+  auto s = std::make_shared<ConfigSnapshot>();
+  s->workloads = ztunnel::Snapshot::empty();
+  return s;
+}
 
 // Counts a value up for a scope (live streams / requests for drain).
 class Active {
@@ -156,16 +166,16 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     }
     auto cfg = shared->config.load();
     const std::string src = source_address(*s, *peer);
-    const ztunnel::Service* svc = cfg->mesh->find_service("", *auth->ip);
+    const ztunnel::Service* svc = cfg->workloads->find_service("", *auth->ip);
     if (svc) {
       std::string route_name = http_route_name(auth->port, svc->hostname);
-      if (cfg->find_route(route_name)) {
+      if (cfg->route(route_name)) {
         s->respond(200);
         co_await serve_http(std::move(s), peer, src, route_name, auth->port, svc->hostname);
         co_return;
       }
-      if (const Cluster* tcp_cluster = cfg->find_cluster(tcp_cluster_name(auth->port, svc->hostname))) {
-        const auto* cla = cfg->find_endpoints(*tcp_cluster);
+      if (const Cluster* tcp_cluster = cfg->cluster(tcp_cluster_name(auth->port, svc->hostname))) {
+        const auto* cla = cfg->endpoints_of(*tcp_cluster);
         const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
         if (!ep) {
           refuse(*s, peer, src, 503, "UH", "no healthy upstream");
@@ -174,7 +184,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
         co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout);
         co_return;
       }
-    } else if (const auto* w = cfg->mesh->find_workload("", *auth->ip); w && w->waypoint) {
+    } else if (const auto* w = cfg->workloads->find_workload("", *auth->ip); w && w->waypoint) {
       // Workload-addressed traffic for a pod bound to a waypoint: straight to the pod.
       Endpoint ep;
       ep.address = auth->ip->to_string();
@@ -193,7 +203,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   }
 
   asio::awaitable<void> serve_tcp(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
-                                  std::string src, ServingConfigPtr cfg, Endpoint ep,
+                                  std::string src, ConfigSnapshotPtr cfg, Endpoint ep,
                                   std::chrono::milliseconds connect_timeout) {
     auto target = make_target(*cfg, ep);
     if (!target) {
@@ -235,7 +245,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       RequestRecord rec;
       rec.src_addr = src;
       rec.src_identity = peer->identity;
-      rec.src = src_ip ? cfg->mesh->find_workload("", *src_ip) : nullptr;
+      rec.src = src_ip ? cfg->workloads->find_workload("", *src_ip) : nullptr;
       rec.authority = rr.request.head.authority;
       rec.method = rr.request.head.method;
       rec.path = rr.request.head.path;
@@ -243,11 +253,11 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       if (auto ua = rr.request.head.headers.get("user-agent")) rec.user_agent = std::string(*ua);
       rec.request_bytes = rr.request.body.size();
       rec.service_host = hostname;
-      if (auto ip = ip_of(s->request().authority)) rec.service = cfg->mesh->find_service("", *ip);
+      if (auto ip = ip_of(s->request().authority)) rec.service = cfg->workloads->find_service("", *ip);
       const bool head = rr.request.head.method == "HEAD";
 
       FlowResult fr;
-      if (const RouteConfig* rc = cfg->find_route(route_name)) {
+      if (const RouteConfig* rc = cfg->route(route_name)) {
         auto e = env();
         fr = co_await serve_request(e, cfg, *rc, rr.request, src);
       } else {
@@ -269,7 +279,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       if (auto gs = fr.response.headers.get("grpc-status")) rec.grpc_status = std::string(*gs);
       if (fr.endpoint) {
         if (auto ip = ztunnel::parse_ip(fr.endpoint->address)) {
-          rec.dst = cfg->mesh->find_workload("", *ip);
+          rec.dst = cfg->workloads->find_workload("", *ip);
           if (rec.dst) rec.dst_identity = rec.dst->identity();
         }
       }
@@ -337,8 +347,8 @@ common::Status Proxy::start() {
   return common::ok_status();
 }
 
-void Proxy::set_config(ServingConfigPtr config) { shared_->config.store(std::move(config)); }
-ServingConfigPtr Proxy::config() const { return shared_->config.load(); }
+void Proxy::set_config(ConfigSnapshotPtr config) { shared_->config.store(std::move(config)); }
+ConfigSnapshotPtr Proxy::config() const { return shared_->config.load(); }
 
 common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credentials> creds) {
   auto ctx = hbone::make_tls_contexts(std::move(creds));

@@ -25,7 +25,9 @@
 #include "common/runtime.h"
 #include "common/tls.h"
 #include "hbone/tls_glue.h"
-#include "waypoint/serving_config.h"
+#include "waypoint/config_source.h"
+#include "waypoint/naming.h"
+#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
 #include "waypoint/telemetry.h"
 
 namespace waypoint {
@@ -50,8 +52,8 @@ class Proxy {
   common::Status start();
   uint16_t port() const { return bound_port_; }
 
-  void set_config(ServingConfigPtr config);
-  ServingConfigPtr config() const;
+  void set_config(ConfigSnapshotPtr config);
+  ConfigSnapshotPtr config() const;
   common::Status set_credentials(std::shared_ptr<const common::tls::Credentials> creds);
   bool has_credentials() const;
 

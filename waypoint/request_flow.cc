@@ -148,11 +148,11 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
   co_return ar;
 }
 
-asio::awaitable<void> mirror(FlowEnv& env, std::shared_ptr<void> owner, ServingConfigPtr config,
+asio::awaitable<void> mirror(FlowEnv& env, std::shared_ptr<void> owner, ConfigSnapshotPtr config,
                              const MirrorPolicy& policy, http::Request req) {
-  const Cluster* cluster = config->find_cluster(policy.cluster);
+  const Cluster* cluster = config->cluster(policy.cluster);
   if (!cluster) co_return;
-  const auto* cla = config->find_endpoints(*cluster);
+  const auto* cla = config->endpoints_of(*cluster);
   if (!cla) co_return;
   const Endpoint* ep = env.lb->pick(*cluster, cla->endpoints, *env.random);
   if (!ep) co_return;
@@ -167,13 +167,13 @@ asio::awaitable<void> mirror(FlowEnv& env, std::shared_ptr<void> owner, ServingC
 
 }  // namespace
 
-std::optional<upstream::Target> make_target(const ServingConfig& cfg, const Endpoint& e) {
+std::optional<upstream::Target> make_target(const ConfigSnapshot& cfg, const Endpoint& e) {
   auto ip = ztunnel::parse_ip(e.address);
   if (!ip) return std::nullopt;
   upstream::Target t;
   t.address = asio::ip::tcp::endpoint(*ip, e.port);
   t.key = upstream::endpoint_key(e);
-  if (const auto* w = cfg.mesh->find_workload("", *ip); w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
+  if (const auto* w = cfg.workloads->find_workload("", *ip); w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
     t.hbone = true;
     t.identity = w->identity();
   }
@@ -200,7 +200,7 @@ std::string make_request_id(router::Random& random) {
   return buf;
 }
 
-asio::awaitable<FlowResult> serve_request(FlowEnv& env, ServingConfigPtr config, const RouteConfig& rc,
+asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
                                           http::Request& req, std::string_view source_ip) {
   FlowResult out;
   auto& head = req.head;
@@ -266,12 +266,12 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ServingConfigPtr config,
   router::apply_rewrites(route.match, action, choice.weighted, head);
   router::apply_request_headers(rc, vhost, route, choice.weighted, head.headers);
 
-  const Cluster* cluster = choice.cluster.empty() ? nullptr : config->find_cluster(choice.cluster);
+  const Cluster* cluster = choice.cluster.empty() ? nullptr : config->cluster(choice.cluster);
   if (!cluster) {
     reply(static_cast<uint16_t>(action.cluster_not_found_response_code), "", "NC");
     co_return out;
   }
-  const ClusterLoadAssignment* cla = config->find_endpoints(*cluster);
+  const ClusterLoadAssignment* cla = config->endpoints_of(*cluster);
   std::span<const Endpoint> endpoints;
   if (cla) endpoints = cla->endpoints;
 

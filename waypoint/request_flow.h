@@ -16,7 +16,9 @@
 #include "hbone/tls_glue.h"
 #include "waypoint/http/message.h"
 #include "waypoint/router/random.h"
-#include "waypoint/serving_config.h"
+#include "waypoint/config_source.h"
+#include "waypoint/naming.h"
+#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
 
@@ -48,7 +50,7 @@ struct FlowResult {
   std::unique_ptr<upstream::Conn> upgraded;
 };
 
-boost::asio::awaitable<FlowResult> serve_request(FlowEnv& env, ServingConfigPtr config, const RouteConfig& routes,
+boost::asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& routes,
                                                  http::Request& request, std::string_view source_ip);
 
 // Envoy's local reply: status, text/plain body (may be empty).
@@ -56,7 +58,7 @@ http::Response local_reply(uint16_t status, std::string body);
 
 // Where an endpoint is reached: HBONE (with the pod's identity) when the workload model knows
 // the IP as an HBONE workload, else plain TCP. nullopt when the address is not an IP.
-std::optional<upstream::Target> make_target(const ServingConfig& config, const Endpoint& endpoint);
+std::optional<upstream::Target> make_target(const ConfigSnapshot& config, const Endpoint& endpoint);
 
 // UUIDv4 text for x-request-id.
 std::string make_request_id(router::Random& random);

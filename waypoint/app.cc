@@ -1,0 +1,248 @@
+#include "waypoint/app.h"
+
+#include <malloc.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/admin_servers.h"
+#include "common/metrics.h"
+#include "common/readiness.h"
+#include "common/runtime.h"
+#include "common/secret_manager.h"
+#include "waypoint/cert_source.h"
+#include "waypoint/proxy.h"
+#include "waypoint/telemetry.h"
+#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+
+namespace waypoint {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+const char* lb_name(LbPolicy p) {
+  switch (p) {
+    case LbPolicy::RoundRobin:
+      return "ROUND_ROBIN";
+    case LbPolicy::LeastRequest:
+      return "LEAST_REQUEST";
+    case LbPolicy::RingHash:
+      return "RING_HASH";
+    case LbPolicy::Random:
+      return "RANDOM";
+    case LbPolicy::Maglev:
+      return "MAGLEV";
+    case LbPolicy::ClusterProvided:
+      return "CLUSTER_PROVIDED";
+  }
+  return "UNKNOWN";
+}
+
+nlohmann::json route_json(const Route& r) {
+  nlohmann::json j = {{"name", r.name}};
+  if (const auto* a = std::get_if<RouteAction>(&r.action)) {
+    nlohmann::json ra;
+    if (!a->cluster.empty()) ra["cluster"] = a->cluster;
+    if (!a->weighted_clusters.empty()) {
+      nlohmann::json wc = nlohmann::json::array();
+      for (const auto& c : a->weighted_clusters) wc.push_back({{"name", c.name}, {"weight", c.weight}});
+      ra["weightedClusters"] = wc;
+    }
+    ra["timeout"] = std::to_string(a->timeout.count()) + "ms";
+    if (a->retry_policy) ra["retryPolicy"] = {{"numRetries", a->retry_policy->num_retries}};
+    j["route"] = ra;
+  } else if (std::holds_alternative<RedirectAction>(r.action)) {
+    j["redirect"] = true;
+  } else {
+    j["directResponse"] = {{"status", std::get<DirectResponseAction>(r.action).status}};
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json dump_snapshot(const ConfigSnapshot& s) {
+  nlohmann::json routes = nlohmann::json::array();
+  for (const auto& [name, rc] : s.routes) {
+    nlohmann::json vhs = nlohmann::json::array();
+    for (const auto& vh : rc->virtual_hosts) {
+      nlohmann::json rs = nlohmann::json::array();
+      for (const auto& r : vh.routes) rs.push_back(route_json(r));
+      vhs.push_back({{"name", vh.name}, {"domains", vh.domains}, {"routes", rs}});
+    }
+    routes.push_back({{"name", name}, {"virtualHosts", vhs}});
+  }
+  nlohmann::json clusters = nlohmann::json::array();
+  for (const auto& [name, c] : s.clusters) {
+    clusters.push_back({{"name", name},
+                        {"lbPolicy", lb_name(c->policy.lb_policy)},
+                        {"connectTimeout", std::to_string(c->connect_timeout.count()) + "ms"}});
+  }
+  nlohmann::json endpoints = nlohmann::json::array();
+  for (const auto& [name, cla] : s.endpoints) {
+    nlohmann::json eps = nlohmann::json::array();
+    for (const auto& e : cla->endpoints) {
+      eps.push_back({{"address", e.address}, {"port", e.port}, {"weight", e.weight}});
+    }
+    endpoints.push_back({{"clusterName", name}, {"endpoints", eps}});
+  }
+  return {{"version", s.version}, {"routes", routes}, {"clusters", clusters}, {"endpoints", endpoints}};
+}
+
+int run_app(const Config& cfg) {
+  if (!cfg.xds_address) {
+    spdlog::error("no configuration source: set XDS_ADDRESS (an xDS server sending RouteConfiguration, Cluster, "
+                  "ClusterLoadAssignment and istio.workload.Address)");
+    return 2;
+  }
+  common::Runtime runtime(cfg.worker_threads);
+  common::metrics::Registry registry;
+  common::metrics::register_process_metrics(registry);
+  common::metrics::register_build_info(registry, "waypoint", kVersion);
+  common::Readiness readiness;
+  readiness.register_task("state manager");
+  readiness.register_task("proxy");
+
+  auto provider = make_cert_provider(cfg, runtime.control());
+  if (!provider) {
+    spdlog::error("{}", provider.error());
+    return 2;
+  }
+  common::SecretManager secrets(runtime.control(), *provider.value());
+  Telemetry telemetry(registry);
+
+  ProxyOptions popts;
+  popts.listen_address = cfg.ipv6_enabled ? "::" : "0.0.0.0";
+  popts.port = cfg.hbone_port;
+  popts.mark = cfg.packet_mark;
+  popts.max_body = cfg.max_body_bytes;
+  popts.pool_max_streams = cfg.pool_max_streams_per_connection;
+  popts.pool_idle = cfg.pool_unused_release_timeout;
+  const common::Identity identity = cfg.identity();
+  Proxy proxy(runtime, popts, identity, telemetry);
+
+  auto sub = secrets.subscribe(identity, [&](common::SecretManager::CredentialsPtr creds) {
+    if (auto st = proxy.set_credentials(creds); !st) {
+      spdlog::error("certificate for {} unusable: {}", identity.uri(), st.error());
+      return;
+    }
+    spdlog::info("certificate for {} installed", identity.uri());
+    readiness.mark_done("proxy");
+  });
+
+  ConfigSnapshotPtr current = proxy.config();
+  XdsConfigOptions xopts;
+  xopts.endpoint.address = *cfg.xds_address;
+  xopts.endpoint.root_ca = cfg.xds_root_ca;
+  xopts.endpoint.alt_hostname = cfg.alt_xds_hostname;
+  xopts.endpoint.auth_token = cfg.auth_token;
+  xopts.endpoint.cluster_id = cfg.cluster_id;
+  xopts.endpoint.packet_mark = cfg.packet_mark;
+  xopts.instance_ip = cfg.instance_ip;
+  xopts.pod_name = cfg.pod_name;
+  xopts.pod_namespace = cfg.pod_namespace;
+  xopts.node_name = cfg.node_name;
+  auto source = make_xds_config_source(
+      xopts, registry, runtime.control(),
+      [&](ConfigSnapshotPtr s) {
+        current = s;
+        proxy.set_config(std::move(s));
+      },
+      [&] {
+        spdlog::info("xDS configuration synced from {} (version {})", *cfg.xds_address, current->version);
+        readiness.mark_done("state manager");
+      });
+
+  if (auto st = proxy.start(); !st) {
+    spdlog::error("{}", st.error());
+    return 1;
+  }
+  spdlog::info("xDS: connecting to {} as {}", *cfg.xds_address, waypoint_node_id(xopts));
+  source->start();
+
+  common::DrainController drain(runtime.control());
+  asio::steady_timer drain_poll(runtime.control());
+  std::function<void()> poll_drained;
+  poll_drained = [&] {
+    if (proxy.active_requests() == 0) {
+      drain.complete();
+      return;
+    }
+    drain_poll.expires_after(std::chrono::milliseconds(100));
+    drain_poll.async_wait([&](boost::system::error_code ec) {
+      if (!ec) poll_drained();
+    });
+  };
+  drain.on_drain([&] {
+    spdlog::info("draining: no new connections; {} requests in flight, deadline {} ms", proxy.active_requests(),
+                 cfg.termination_deadline.count());
+    source->stop();
+    proxy.drain();
+    poll_drained();
+  });
+  drain.on_force_close([&] {
+    drain_poll.cancel();
+    proxy.force_close();
+    auto t = std::make_shared<asio::steady_timer>(runtime.control(), std::chrono::milliseconds(50));
+    t->async_wait([&runtime, t](boost::system::error_code) { runtime.stop(); });
+  });
+  auto begin_shutdown = [&] { drain.start(cfg.termination_deadline); };
+  runtime.on_signal([&](int sig) {
+    spdlog::info("received signal {}, shutting down", sig);
+    begin_shutdown();
+  });
+
+  common::AdminHooks hooks;
+  hooks.registry = &registry;
+  hooks.readiness = &readiness;
+  hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
+  hooks.config_dump = [&]() {
+    nlohmann::json dump = dump_snapshot(*current);
+    if (current->workloads) {
+      auto w = current->workloads->to_json();
+      dump["workloads"] = w.value("workloads", nlohmann::json::array());
+      dump["services"] = w.value("services", nlohmann::json::array());
+    }
+    nlohmann::json certs = nlohmann::json::array();
+    for (const auto& c : secrets.dump()) {
+      certs.push_back({{"identity", c.identity.uri()}, {"state", c.state}});
+    }
+    dump["certificates"] = certs;
+    dump["xds"] = source->status();
+    dump["identity"] = identity.uri();
+    dump["nodeId"] = waypoint_node_id(xopts);
+    dump["version"] = kVersion;
+    return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  common::AdminAddresses addrs{cfg.admin_addr, cfg.stats_addr, cfg.readiness_addr};
+  auto admin = common::AdminServers::start(runtime.control(), runtime.worker(0), addrs, hooks);
+  if (!admin) {
+    spdlog::error("{}", admin.error());
+    return 1;
+  }
+
+  asio::steady_timer trim(runtime.control());
+  std::function<void()> arm_trim;
+  arm_trim = [&] {
+    trim.expires_after(std::chrono::seconds(15));
+    trim.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      ::malloc_trim(0);
+      arm_trim();
+    });
+  };
+  arm_trim();
+
+  spdlog::info("waypoint {} started as {} on HBONE port {}", kVersion, identity.uri(), proxy.port());
+  runtime.run();
+  source->stop();
+  admin.value()->stop();
+  spdlog::info("waypoint stopped");
+  return 0;
+}
+
+}  // namespace waypoint
