@@ -292,3 +292,23 @@ TEST_CASE("effective retry policy: the route's, else the virtual host's", "[wayp
   a.retry_policy = policy("5xx", 0);
   CHECK(effective_retry_policy(vh, a) == &*a.retry_policy);
 }
+
+TEST_CASE("x-envoy-attempt-count only when the virtual host asks for it", "[waypoint][router][retry]") {
+  VirtualHost vh;  // Istio's waypoint vhost: neither flag
+  HeaderList up{{"x-envoy-attempt-count", "7"}};
+  set_request_attempt_count(vh, 2, up);
+  CHECK(up.get("x-envoy-attempt-count") == std::optional<std::string_view>("7"));  // untouched
+  HeaderList down;
+  set_response_attempt_count(vh, 2, down);
+  CHECK_FALSE(down.contains("x-envoy-attempt-count"));
+
+  vh.include_request_attempt_count = true;
+  vh.include_attempt_count_in_response = true;
+  HeaderList first;
+  set_request_attempt_count(vh, 1, first);
+  CHECK(first.get("x-envoy-attempt-count") == std::optional<std::string_view>("1"));
+  set_request_attempt_count(vh, 3, up);
+  CHECK(up.get_joined("x-envoy-attempt-count") == std::optional<std::string>("3"));  // replaced, not appended
+  set_response_attempt_count(vh, 3, down);
+  CHECK(down.get("x-envoy-attempt-count") == std::optional<std::string_view>("3"));
+}
