@@ -158,6 +158,12 @@ Duration retry_backoff(const RetryPolicy& policy, uint32_t retry_number, uint64_
 bool should_select_another_host(const RetryPolicy& policy, std::string_view host,
                                 std::span<const std::string> previous_hosts);
 
+// x-envoy-attempt-count: set on the upstream request (attempt = 1 for the first try, +1 per
+// retry) only when the virtual host has include_request_attempt_count, and on the downstream
+// response only with include_attempt_count_in_response. Istio's waypoint vhost sets neither.
+void set_request_attempt_count(const VirtualHost& vhost, uint32_t attempt, HeaderList& request_headers);
+void set_response_attempt_count(const VirtualHost& vhost, uint32_t attempts, HeaderList& response_headers);
+
 // ---------------------------------------------------------------------------------------------
 // Timeouts (facts §5.4)
 
