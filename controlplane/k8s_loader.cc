@@ -1,4 +1,5 @@
 #include "controlplane/k8s_loader.h"
+#include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -388,6 +389,10 @@ constexpr Kind kKinds[] = {
     {"networking.istio.io", "WorkloadEntry", true},
     {"gateway.networking.k8s.io", "Gateway", true},
     {"security.istio.io", "AuthorizationPolicy", true},
+    {"networking.istio.io", "VirtualService", true},
+    {"networking.istio.io", "DestinationRule", true},
+    {"gateway.networking.k8s.io", "HTTPRoute", true},
+    {"gateway.networking.k8s.io", "GRPCRoute", true},
 };
 
 class DocumentParser {
@@ -477,6 +482,18 @@ class DocumentParser {
         auto a = r.authorization_policy(doc);
         a.src = src;
         out_.policies.push_back(std::move(a));
+      } else if (kind == "VirtualService") {  // waypoint routing: waypoint_loader.h
+        auto v = read_virtual_service(r, doc, r.meta(doc, true));
+        v.file = src.file, v.object = src.object;
+        out_.l7.virtual_services.push_back(std::move(v));
+      } else if (kind == "DestinationRule") {
+        auto d = read_destination_rule(r, doc, r.meta(doc, true));
+        d.file = src.file, d.object = src.object;
+        out_.l7.destination_rules.push_back(std::move(d));
+      } else if (kind == "HTTPRoute" || kind == "GRPCRoute") {
+        auto g = read_gateway_route(r, doc, r.meta(doc, true), kind);
+        g.file = src.file, g.object = src.object;
+        out_.l7.gateway_routes.push_back(std::move(g));
       }
     } catch (const FieldError& e) {
       diags_.push_back({Severity::Error, file_, name, e.field, e.message + "; object ignored"});
