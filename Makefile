@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean image image-prebuilt
 
 deps:
 	bash scripts/install-deps.sh
@@ -45,6 +45,15 @@ demo: deps
 bench: deps
 	$(MAKE) build
 	bash bench/run.sh build/bin
+
+# The container image (Dockerfile), built daemonless with podman/buildah on a debootstrapped
+# Debian 12 base, then each binary run in it. Not part of `make test`: a cold base takes
+# minutes of debootstrap (see charts/README.md). image-prebuilt reuses `make build` output.
+image: deps
+	bash scripts/build-image.sh --check
+
+image-prebuilt: build
+	bash scripts/build-image.sh --prebuilt build/bin --check
 
 format:
 	find common hbone ztunnel waypoint tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -106,6 +106,16 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     if (op == "remove") {
       return remove(str("uid"), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
     }
+    if (op == "cni-add" || op == "cni-check") {
+      if (packet.fds.size() != 1) return reply(sock, error_reply(op + " needs exactly one netns fd"));
+      CniRequest r{str("container_id"), str("uid"), str("namespace"), str("name"), str("netns"),
+                   std::make_shared<zds::UniqueFd>(std::move(packet.fds[0]))};
+      auto done = [self = shared_from_this(), sock](json j) { self->reply(sock, j); };
+      return op == "cni-add" ? cni_add(std::move(r), done) : done(cni_check(r));
+    }
+    if (op == "cni-del") {
+      return cni_del(str("container_id"), str("uid"), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
+    }
     if (op == "add") {
       if (packet.fds.size() != 1) return reply(sock, error_reply("add needs exactly one netns fd"));
       Pod pod;
@@ -116,6 +126,70 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
       return add(std::move(pod), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
     }
     reply(sock, error_reply("unknown op '" + op + "'"));
+  }
+
+  // ---- CNI plugin operations -------------------------------------------------------------------
+
+  struct CniRequest {
+    std::string container_id, uid, ns, name, netns_path;
+    std::shared_ptr<zds::UniqueFd> netns;
+  };
+
+  // Metadata + decision for a plugin request; an error means "cannot know" (fail closed).
+  common::Result<std::pair<PodMetadata, CaptureDecision>> classify(const CniRequest& r) {
+    if (r.ns.empty() || r.name.empty()) return common::make_error("missing pod namespace or name");
+    if (r.container_id.empty()) return common::make_error("missing container (sandbox) id");
+    common::Result<PodMetadata> m = opts.metadata ? opts.metadata->lookup(r.ns, r.name)
+                                                  : EmptyMetadataSource().lookup(r.ns, r.name);
+    if (!m.ok()) return common::make_error("pod metadata: " + m.error());
+    auto d = decide_capture(*m);
+    return std::make_pair(std::move(*m), std::move(d));
+  }
+
+  void cni_add(CniRequest r, std::function<void(json)> done) {
+    auto c = classify(r);
+    if (!c.ok()) return done(error_reply(c.error()));
+    const auto& [meta, decision] = *c;
+    if (!decision.capture) {
+      log->info("cni: pod {}/{} not captured: {}", r.ns, r.name, decision.reason);
+      return done(json{{"ok", true}, {"captured", false}, {"reason", decision.reason}});
+    }
+    Pod pod;
+    pod.uid = !r.uid.empty() ? r.uid : !meta.uid.empty() ? meta.uid : "cni-" + r.container_id;
+    pod.info = {r.name, r.ns, meta.service_account};
+    pod.netns_path = r.netns_path;
+    pod.netns = r.netns;
+    pod.container_id = r.container_id;
+    const std::string reason = decision.reason;
+    add(std::move(pod), [reason, done = std::move(done)](json j) {
+      if (j.value("ok", false)) {
+        j["captured"] = true;
+        j["reason"] = reason;
+      }
+      done(j);
+    });
+  }
+
+  void cni_del(const std::string& container_id, const std::string& uid, std::function<void(json)> done) {
+    const Pod* p = store.find_container(container_id);
+    if (p == nullptr && !uid.empty()) p = store.find(uid);
+    if (p == nullptr) return done(json{{"ok", true}, {"captured", false}});
+    remove(p->uid, std::move(done));
+  }
+
+  json cni_check(const CniRequest& r) {
+    auto c = classify(r);
+    if (!c.ok()) return error_reply(c.error());
+    const auto& [meta, decision] = *c;
+    const Pod* p = store.find_container(r.container_id);
+    if (!decision.capture) {
+      if (p != nullptr) return error_reply("pod is held by the agent but is no longer ambient (" + decision.reason + ")");
+      return json{{"ok", true}, {"captured", false}, {"reason", decision.reason}};
+    }
+    if (p == nullptr) return error_reply("pod is ambient (" + decision.reason + ") but the agent does not hold it");
+    if (auto st = check_rules(r.netns->get(), opts.rules); !st.ok()) return error_reply(st.error());
+    if (zds.connected() == 0) return error_reply("no ztunnel connection");
+    return json{{"ok", true}, {"captured", true}, {"reason", decision.reason}};
   }
 
   // ---- operations ------------------------------------------------------------------------------

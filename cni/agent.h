@@ -14,6 +14,13 @@
 // uid is an error. Rules are never removed from a netns another held pod still uses.
 // On start, the pods in the state dir are reloaded and their rules re-asserted (idempotent).
 //
+// CNI plugin ops (plugin.h): cni-add looks the pod up in the MetadataSource (pod_metadata.h)
+// and, when decide_capture says ambient, runs add (uid = K8S_POD_UID, else the source's uid,
+// else "cni-<sandbox id>"), remembering the sandbox id; otherwise it answers captured=false
+// and touches nothing. cni-del removes the pod held for that sandbox (or uid); none is fine.
+// cni-check: an ambient pod must be held for that sandbox and its rules intact
+// (check_rules), a non-ambient one must not be held.
+//
 // Threading: everything on one io_context thread. Rule installation blocks that thread for
 // the duration of a few iptables-restore runs (tens of ms); acceptable for a node agent whose
 // peers allow 5 s per ack.
@@ -23,6 +30,7 @@
 #include <string>
 
 #include "cni/inpod_rules.h"
+#include "cni/pod_metadata.h"
 #include "common/result.h"
 
 namespace boost::asio {
@@ -36,6 +44,8 @@ struct AgentOptions {
   std::string ctl_socket;  // CLI control socket
   std::string state_dir;   // pods.json lives here ("" = not persisted)
   RuleOptions rules;
+  // Labels for the CNI plugin's decision; null = nothing is ambient.
+  std::shared_ptr<MetadataSource> metadata;
 };
 
 class Agent {

@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "cni/netlink_routes.h"
+
 namespace cni {
 
 namespace {
@@ -255,12 +257,11 @@ namespace {
 
 const char* save_cmd(int family) { return family == 6 ? "ip6tables-save" : "iptables-save"; }
 const char* restore_cmd(int family) { return family == 6 ? "ip6tables-restore" : "iptables-restore"; }
-const char* ip_family(int family) { return family == 6 ? "-6" : "-4"; }
 
 // IPv6 is programmed only when the netns has ::1 on lo and ip6tables talks to the kernel.
 bool netns_has_ipv6(int netns_fd) {
-  auto lo = run_in_netns(netns_fd, {"ip", "-6", "addr", "show", "dev", "lo"});
-  if (!lo.ok() || lo->find("::1/128") == std::string::npos) return false;
+  auto lo = has_ipv6_loopback(netns_fd);
+  if (!lo.ok() || !lo.value) return false;
   return run_in_netns(netns_fd, {"ip6tables-save", "-t", "nat"}).ok();
 }
 
@@ -282,18 +283,7 @@ common::Status install_family(int netns_fd, int family, const RuleOptions& opts)
   auto r = run_in_netns(netns_fd, {restore_cmd(family), "-w", "5", "--noflush"}, script);
   if (!r.ok()) return common::make_error(r.error());
 
-  const std::string fam = ip_family(family);
-  auto rules = run_in_netns(netns_fd, {"ip", fam, "rule", "show", "pref", std::to_string(kRulePref)});
-  if (!rules.ok()) return common::make_error(rules.error());
-  std::string batch;
-  if (rules->find("lookup " + std::to_string(kRouteTable)) == std::string::npos) {
-    batch += "rule add fwmark " + std::string(kTproxyMark) + "/" + hex(kMask) + " pref " +
-             std::to_string(kRulePref) + " lookup " + std::to_string(kRouteTable) + "\n";
-  }
-  batch += std::string("route replace local ") + (family == 6 ? "::/0" : "0.0.0.0/0") +
-           " dev lo table " + std::to_string(kRouteTable) + "\n";
-  auto b = run_in_netns(netns_fd, {"ip", fam, "-batch", "-"}, batch);
-  if (!b.ok()) return common::make_error(b.error());
+  if (auto nl = install_policy_routing(netns_fd, family); !nl.ok()) return common::make_error(nl.error.describe());
   return common::ok_status();
 }
 
@@ -305,16 +295,7 @@ common::Status remove_family(int netns_fd, int family) {
     auto r = run_in_netns(netns_fd, {restore_cmd(family), "-w", "5", "--noflush"}, script);
     if (!r.ok()) return common::make_error(r.error());
   }
-  const std::string fam = ip_family(family);
-  for (int i = 0; i < 16; ++i) {
-    auto rules = run_in_netns(netns_fd, {"ip", fam, "rule", "show", "pref", std::to_string(kRulePref)});
-    if (!rules.ok() || rules->find("lookup " + std::to_string(kRouteTable)) == std::string::npos) break;
-    auto d = run_in_netns(netns_fd, {"ip", fam, "rule", "del", "pref", std::to_string(kRulePref),
-                                     "lookup", std::to_string(kRouteTable)});
-    if (!d.ok()) return common::make_error(d.error());
-  }
-  // Flushing an empty or missing table is not an error worth reporting.
-  (void)run_in_netns(netns_fd, {"ip", fam, "route", "flush", "table", std::to_string(kRouteTable)});
+  if (auto nl = remove_policy_routing(netns_fd, family); !nl.ok()) return common::make_error(nl.error.describe());
   return common::ok_status();
 }
 
@@ -325,6 +306,48 @@ common::Status install_rules(int netns_fd, const RuleOptions& opts) {
   if (opts.ipv6 && netns_has_ipv6(netns_fd)) {
     if (auto st = install_family(netns_fd, 6, opts); !st.ok()) return st;
   }
+  return common::ok_status();
+}
+
+common::Status check_rules(int netns_fd, const RuleOptions& opts) {
+  std::vector<int> families = {4};
+  if (opts.ipv6 && netns_has_ipv6(netns_fd)) families.push_back(6);
+  std::string drift;
+  auto note = [&](const std::string& s) { drift += (drift.empty() ? "" : "; ") + s; };
+  for (int family : families) {
+    const std::string fam = family == 6 ? "IPv6" : "IPv4";
+    auto saved = run_in_netns(netns_fd, {save_cmd(family)});
+    if (!saved.ok()) return common::make_error(saved.error());
+    const auto want = parse_save(render_install(family, opts));
+    const auto have = parse_save(*saved);
+    for (const auto& [table, lines] : want) {
+      const std::vector<std::string>* got = nullptr;
+      for (const auto& [t, l] : have) {
+        if (t == table) got = &l;
+      }
+      for (const std::string chain : {"ISTIO_PRERT", "ISTIO_OUTPUT"}) {
+        // iptables-save spells matches differently (-m tcp ...), so rules are compared by
+        // count per chain; jumps are compared exactly.
+        auto count = [&](const std::vector<std::string>& ls) {
+          return std::count_if(ls.begin(), ls.end(), [&](const std::string& l) { return l.rfind("-A " + chain + " ", 0) == 0; });
+        };
+        const auto n_want = count(lines);
+        const auto n_have = got ? count(*got) : 0;
+        if (n_want != n_have) {
+          note(fam + " " + table + " " + chain + " has " + std::to_string(n_have) + " rules, want " + std::to_string(n_want));
+        }
+      }
+      for (const Jump& j : kJumps) {
+        if (table != j.table) continue;
+        const bool present = got && std::find(got->begin(), got->end(), jump_line(j)) != got->end();
+        if (!present) note(fam + " " + table + " " + j.builtin + " does not jump to " + j.chain);
+      }
+    }
+    auto pr = policy_routing_present(netns_fd, family);
+    if (!pr.ok()) return common::make_error(pr.error.describe());
+    if (!pr.value) note(fam + " fwmark 0x111 rule or table 100 route missing");
+  }
+  if (!drift.empty()) return common::make_error("in-pod rules drifted: " + drift);
   return common::ok_status();
 }
 

@@ -13,8 +13,8 @@
 //                        ip route local 0.0.0.0/0 (::/0) dev lo table 100
 //
 // How: a forked child setns()es into the pod's netns (by fd) and execs iptables-save /
-// iptables-restore --noflush / ip -batch, so the caller's own namespace is never touched and
-// every table is replaced atomically. Install is idempotent (our chains are re-declared, which
+// iptables-restore --noflush, so the caller's own namespace is never touched and every table is
+// replaced atomically; the ip rule and route go through netlink (netlink_routes.h, libnl). Install is idempotent (our chains are re-declared, which
 // flushes them; jumps and the ip rule are added only when missing); remove deletes jumps,
 // chains, the ip rule and table 100. IPv6 is programmed when the netns has ::1 on lo.
 // Threading: blocking (fork/exec/wait, tens of ms); call from one thread at a time per netns.
@@ -45,6 +45,9 @@ std::string render_remove(const std::string& saved);
 
 // Installs the rules in the netns behind `netns_fd`.
 common::Status install_rules(int netns_fd, const RuleOptions& opts);
+// Compares what the netns holds with what install_rules would leave there (rule count per
+// chain, jumps, the ip rule and route); the error lists every difference ("drift").
+common::Status check_rules(int netns_fd, const RuleOptions& opts);
 // Removes them (a netns without our rules is fine).
 common::Status remove_rules(int netns_fd);
 

@@ -1,11 +1,14 @@
-// ambient-cni: node agent (serve) and its CLI (add / remove / list). See cni/agent.h for what
-// the agent does and cni/control.h for how the CLI talks to it.
+// ambient-cni: node agent (serve), its CLI (add / remove / list), and — whenever CNI_COMMAND is
+// set — the chained CNI plugin a container runtime executes (cni/plugin.h). See cni/agent.h
+// for what the agent does and cni/control.h for how the CLI and the plugin talk to it.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -14,15 +17,21 @@
 #include <vector>
 
 #include "cni/agent.h"
+#include "cni/cni_install.h"
 #include "cni/control.h"
+#include "cni/plugin.h"
 #include "common/log.h"
 #include "proto/zds_wire.h"
 
 namespace {
 
+constexpr const char* kVersion = AMBIENT_VERSION;
+
 constexpr const char* kUsage = R"(usage:
   ambient-cni serve [--socket PATH] [--ctl PATH] [--state-dir DIR] [--mark N] [--no-dns] [--no-ipv6]
-                    [--log-level LEVEL]
+                    [--log-level LEVEL] [--metadata FILE]
+                    [--cni-bin-dir DIR --cni-conf-dir DIR [--cni-exclude-namespaces NS,...]
+                     [--cni-agent-socket PATH] [--cni-keep-on-exit]]
   ambient-cni add --netns PATH --uid UID --name NAME --namespace NS --service-account SA
                   [--socket PATH | --ctl PATH]
   ambient-cni remove --uid UID [--socket PATH | --ctl PATH]
@@ -32,6 +41,16 @@ constexpr const char* kUsage = R"(usage:
   --ctl        control socket of the agent (default: <socket>.ctl)
   --state-dir  where the agent keeps pods.json (default /var/run/ambient-cni)
   --mark       ztunnel's PACKET_MARK the in-pod rules exempt (default 1337)
+  --metadata   JSON file with namespace/pod labels for the CNI plugin's capture decision
+               (cni/pod_metadata.h); without it no pod added by the plugin is ambient
+  --cni-bin-dir, --cni-conf-dir
+               install the plugin: copy this binary to DIR/ambient-cni and chain it into the
+               first conflist of the conf dir; both are removed again at exit unless
+               --cni-keep-on-exit. --cni-agent-socket: the control socket path as the host
+               sees it (default: --ctl). --cni-exclude-namespaces: never captured.
+  ambient-cni --version
+
+With CNI_COMMAND set, ambient-cni is the chained CNI plugin (spec 1.0.0; config on stdin).
 )";
 
 int usage_error(const std::string& msg) {
@@ -53,7 +72,7 @@ struct Args {
 };
 
 Args parse(int argc, char** argv) {
-  static const std::vector<std::string> kFlags = {"no-dns", "no-ipv6", "json", "help"};
+  static const std::vector<std::string> kFlags = {"no-dns", "no-ipv6", "json", "help", "cni-keep-on-exit"};
   Args a;
   if (argc < 2) {
     a.error = "missing command";
@@ -108,11 +127,40 @@ int serve(const Args& a) {
     }
     o.rules.mark = static_cast<unsigned>(m);
   }
+  if (a.has("metadata")) o.metadata = std::make_shared<cni::StaticMetadataSource>(a.get("metadata"));
+  const bool install = a.has("cni-bin-dir") || a.has("cni-conf-dir");
+  cni::CniInstallOptions inst;
+  if (install) {
+    if (a.get("cni-bin-dir").empty() || a.get("cni-conf-dir").empty()) {
+      return usage_error("--cni-bin-dir and --cni-conf-dir go together");
+    }
+    inst.bin_dir = a.get("cni-bin-dir");
+    inst.conf_dir = a.get("cni-conf-dir");
+    inst.agent_socket = a.get("cni-agent-socket", o.ctl_socket);
+    const std::string ex = a.get("cni-exclude-namespaces");
+    for (std::size_t pos = 0; pos < ex.size();) {
+      std::size_t end = ex.find(',', pos);
+      if (end == std::string::npos) end = ex.size();
+      if (end > pos) inst.exclude_namespaces.push_back(ex.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
   boost::asio::io_context io;
   cni::Agent agent(io, o);
   if (auto st = agent.start(); !st.ok()) {
     std::fprintf(stderr, "ambient-cni: %s\n", st.error().c_str());
     return 1;
+  }
+  // The plugin goes in only once the agent answers on its control socket.
+  if (install) {
+    auto path = cni::install_cni(inst);
+    if (!path.ok()) {
+      std::fprintf(stderr, "ambient-cni: installing the CNI plugin: %s\n", path.error().c_str());
+      agent.stop();
+      return 1;
+    }
+    std::fprintf(stderr, "ambient-cni: plugin installed in %s and chained into %s\n", inst.bin_dir.c_str(),
+                 path->c_str());
   }
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
@@ -121,7 +169,39 @@ int serve(const Args& a) {
     io.stop();
   });
   io.run();
+  if (install && !a.has("cni-keep-on-exit")) {
+    // Uninstall: without the agent the plugin would fail every pod on the node (fail closed).
+    if (auto st = cni::uninstall_cni(inst); !st.ok()) {
+      std::fprintf(stderr, "ambient-cni: removing the CNI plugin: %s\n", st.error().c_str());
+      return 1;
+    }
+  }
   return 0;
+}
+
+// CNI plugin mode: one invocation by the container runtime.
+int plugin_main() {
+  std::map<std::string, std::string> env;
+  for (const char* k : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"}) {
+    if (const char* v = std::getenv(k)) env[k] = v;
+  }
+  std::string input;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(0, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    input.append(buf, static_cast<std::size_t>(n));
+    if (input.size() > (1u << 20)) break;  // a network config is a few KiB
+  }
+  auto call = [](const std::string& ctl, const nlohmann::json& req, int fd) {
+    return cni::ctl_call(ctl, req, fd, std::chrono::seconds(25));
+  };
+  const cni::PluginOutcome r = cni::run_plugin(env, input, call);
+  if (!r.log.empty()) std::fprintf(stderr, "%s\n", r.log.c_str());
+  if (!r.out.empty()) std::fprintf(stdout, "%s\n", r.out.c_str());
+  std::fflush(stdout);
+  return r.exit_code;
 }
 
 // Prints the agent's reply; returns the exit code.
@@ -195,6 +275,11 @@ int list(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (std::getenv("CNI_COMMAND") != nullptr) return plugin_main();
+  if (argc >= 2 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+    std::printf("ambient-cni %s\n", kVersion);
+    return 0;
+  }
   Args a = parse(argc, argv);
   if (a.cmd == "-h" || a.cmd == "--help" || a.cmd == "help" || a.has("help")) {
     std::fputs(kUsage, stdout);

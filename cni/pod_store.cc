@@ -47,6 +47,7 @@ void PodStore::load_entries(const nlohmann::json& entries, std::vector<std::stri
     pod.info.ns = e.value("namespace", "");
     pod.info.service_account = e.value("service_account", "");
     pod.netns_path = e.value("netns", "");
+    pod.container_id = e.value("container_id", "");
     const std::uint64_t inode = e.value("netns_inode", std::uint64_t{0});
     if (pod.uid.empty() || pod.netns_path.empty()) continue;
     zds::UniqueFd fd(::open(pod.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -71,12 +72,14 @@ common::Status PodStore::save() const {
   if (dir_.empty()) return common::ok_status();
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& [uid, p] : pods_) {
-    arr.push_back({{"uid", uid},
-                   {"name", p.info.name},
-                   {"namespace", p.info.ns},
-                   {"service_account", p.info.service_account},
-                   {"netns", p.netns_path},
-                   {"netns_inode", p.netns_id.inode}});
+    nlohmann::json e = {{"uid", uid},
+                        {"name", p.info.name},
+                        {"namespace", p.info.ns},
+                        {"service_account", p.info.service_account},
+                        {"netns", p.netns_path},
+                        {"netns_inode", p.netns_id.inode}};
+    if (!p.container_id.empty()) e["container_id"] = p.container_id;
+    arr.push_back(std::move(e));
   }
   const nlohmann::json doc = {{"pods", arr}};
   std::error_code ec;
@@ -97,6 +100,14 @@ common::Status PodStore::save() const {
 const Pod* PodStore::find(const std::string& uid) const {
   auto it = pods_.find(uid);
   return it == pods_.end() ? nullptr : &it->second;
+}
+
+const Pod* PodStore::find_container(const std::string& container_id) const {
+  if (container_id.empty()) return nullptr;
+  for (const auto& [uid, p] : pods_) {
+    if (p.container_id == container_id) return &p;
+  }
+  return nullptr;
 }
 
 void PodStore::put(Pod pod) {

@@ -23,6 +23,7 @@ struct Pod {
   std::string uid;
   zds::WorkloadInfo info;
   std::string netns_path;  // as given to `add` (informational after load)
+  std::string container_id;  // sandbox id when added by the CNI plugin (DEL finds it by this)
   zds::NetnsId netns_id;
   std::shared_ptr<zds::UniqueFd> netns;  // shared so in-flight sends can hold it
 };
@@ -37,6 +38,8 @@ class PodStore {
   common::Status save() const;
 
   const Pod* find(const std::string& uid) const;
+  // The pod added by the CNI plugin for this sandbox, or nullptr.
+  const Pod* find_container(const std::string& container_id) const;
   void put(Pod pod);
   void erase(const std::string& uid);
   const std::map<std::string, Pod>& pods() const { return pods_; }

