@@ -91,7 +91,7 @@ void apply_rewrites(const RouteMatch& match, const RouteAction& action, const Cl
 
 // One level's request or response mutations: removals first, then adds; add conditions are
 // judged on the headers as they were before this level's adds; overwrites land before appends.
-// Pseudo-headers and `host` are never removed.
+// Pseudo-headers and `host` are never removed or added (Envoy rejects such config).
 void apply_header_options(std::span<const HeaderValueOption> add, std::span<const std::string> remove,
                           HeaderList& headers);
 

@@ -36,6 +36,10 @@ TEST_CASE("string matchers: exact, prefix, suffix, contains, regex, ignore_case"
       {regex("v[0-9]"), "v12", false},
       {regex("v[0-9]"), "xv1", false},
       {regex("(?i)dog"), "DOG", true},
+      // Anchoring applies to the whole alternation, and explicit anchors are harmless.
+      {regex("a|ab"), "ab", true},
+      {regex("a|ab"), "abc", false},
+      {regex("^v1$"), "v1", true},
   };
   for (size_t i = 0; i < rows.size(); ++i) {
     INFO("row " << i << " value '" << rows[i].value << "'");

@@ -150,6 +150,13 @@ TEST_CASE("append actions, removal before add, empty values, protected headers",
   apply_header_options(std::vector<HeaderValueOption>{keep}, {}, h);
   CHECK(values(h, "x") == std::vector<std::string>{""});
 
+  HeaderList no_pseudo;
+  apply_header_options(std::vector<HeaderValueOption>{hv(":authority", "evil"), hv("host", "evil"), hv("x", "1")}, {},
+                       no_pseudo);
+  CHECK_FALSE(no_pseudo.contains(":authority"));
+  CHECK_FALSE(no_pseudo.contains("host"));
+  CHECK(no_pseudo.contains("x"));
+
   HeaderList protected_headers{{":path", "/"}, {"host", "a"}, {"x", "1"}};
   apply_header_options({}, std::vector<std::string>{":path", "host", "x"}, protected_headers);
   CHECK(protected_headers.contains(":path"));
