@@ -2,11 +2,11 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "cni/control.h"
 #include "cni/pod_store.h"
@@ -20,7 +20,9 @@ using seqpacket = asio::generic::seq_packet_protocol;
 using json = nlohmann::json;
 
 namespace {
-json error_reply(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
+json error_reply(const std::string& msg) {
+  return json{{"ok", false}, {"error", msg}};
+}
 }  // namespace
 
 struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
@@ -29,8 +31,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         opts(std::move(o)),
         store(opts.state_dir),
         ctl(io),
-        zds(io, ZdsServer::Options{opts.zds_socket, std::chrono::milliseconds(5000)},
-            [this] { return snapshot(); }) {}
+        zds(io, ZdsServer::Options{opts.zds_socket, std::chrono::milliseconds(5000)}, [this] { return snapshot(); }) {}
 
   asio::io_context& io;
   AgentOptions opts;
@@ -108,13 +109,14 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     }
     if (op == "cni-add" || op == "cni-check") {
       if (packet.fds.size() != 1) return reply(sock, error_reply(op + " needs exactly one netns fd"));
-      CniRequest r{str("container_id"), str("uid"), str("namespace"), str("name"), str("netns"),
-                   std::make_shared<zds::UniqueFd>(std::move(packet.fds[0]))};
+      CniRequest r{str("container_id"), str("uid"),   str("namespace"),
+                   str("name"),         str("netns"), std::make_shared<zds::UniqueFd>(std::move(packet.fds[0]))};
       auto done = [self = shared_from_this(), sock](json j) { self->reply(sock, j); };
       return op == "cni-add" ? cni_add(std::move(r), done) : done(cni_check(r));
     }
     if (op == "cni-del") {
-      return cni_del(str("container_id"), str("uid"), [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
+      return cni_del(str("container_id"), str("uid"),
+                     [self = shared_from_this(), sock](json j) { self->reply(sock, j); });
     }
     if (op == "add") {
       if (packet.fds.size() != 1) return reply(sock, error_reply("add needs exactly one netns fd"));
@@ -139,8 +141,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
   common::Result<std::pair<PodMetadata, CaptureDecision>> classify(const CniRequest& r) {
     if (r.ns.empty() || r.name.empty()) return common::make_error("missing pod namespace or name");
     if (r.container_id.empty()) return common::make_error("missing container (sandbox) id");
-    common::Result<PodMetadata> m = opts.metadata ? opts.metadata->lookup(r.ns, r.name)
-                                                  : EmptyMetadataSource().lookup(r.ns, r.name);
+    common::Result<PodMetadata> m =
+        opts.metadata ? opts.metadata->lookup(r.ns, r.name) : EmptyMetadataSource().lookup(r.ns, r.name);
     if (!m.ok()) return common::make_error("pod metadata: " + m.error());
     auto d = decide_capture(*m);
     return std::make_pair(std::move(*m), std::move(d));
@@ -183,7 +185,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     const auto& [meta, decision] = *c;
     const Pod* p = store.find_container(r.container_id);
     if (!decision.capture) {
-      if (p != nullptr) return error_reply("pod is held by the agent but is no longer ambient (" + decision.reason + ")");
+      if (p != nullptr)
+        return error_reply("pod is held by the agent but is no longer ambient (" + decision.reason + ")");
       return json{{"ok", true}, {"captured", false}, {"reason", decision.reason}};
     }
     if (p == nullptr) return error_reply("pod is ambient (" + decision.reason + ") but the agent does not hold it");
@@ -224,8 +227,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
       if (!netns_shared(pod.uid, pod.netns_id)) (void)remove_rules(pod.netns->get());
       return done(error_reply("installing in-pod rules in " + pod.netns_path + ": " + st.error()));
     }
-    log->info("cni: rules installed for pod {} ({}/{}), netns {}", pod.uid, pod.info.ns, pod.info.name,
-              pod.netns_path);
+    log->info("cni: rules installed for pod {} ({}/{}), netns {}", pod.uid, pod.info.ns, pod.info.name, pod.netns_path);
     // Recorded before the send so a ztunnel saying hello meanwhile gets it in its replay.
     const std::string uid = pod.uid;
     const zds::WorkloadInfo info = pod.info;
@@ -271,10 +273,11 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
   }
 };
 
-Agent::Agent(asio::io_context& io, AgentOptions opts)
-    : impl_(std::make_shared<Impl>(io, std::move(opts))) {}
+Agent::Agent(asio::io_context& io, AgentOptions opts) : impl_(std::make_shared<Impl>(io, std::move(opts))) {}
 
-Agent::~Agent() { stop(); }
+Agent::~Agent() {
+  stop();
+}
 
 common::Status Agent::start() {
   auto warnings = impl_->store.load();

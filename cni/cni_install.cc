@@ -54,9 +54,8 @@ common::Status write_file_atomic(const std::string& path, const std::string& dat
 }  // namespace
 
 nlohmann::json plugin_entry(const CniInstallOptions& o) {
-  return nlohmann::json{{"type", kPluginType},
-                        {"agentSocket", o.agent_socket},
-                        {"excludeNamespaces", o.exclude_namespaces}};
+  return nlohmann::json{
+      {"type", kPluginType}, {"agentSocket", o.agent_socket}, {"excludeNamespaces", o.exclude_namespaces}};
 }
 
 common::Result<nlohmann::json> chain_plugin(const nlohmann::json& conf, const nlohmann::json& entry) {
@@ -67,7 +66,8 @@ common::Result<nlohmann::json> chain_plugin(const nlohmann::json& conf, const nl
     list = conf;
   } else {
     // A single-plugin .conf: the plugin becomes the first of a list.
-    if (!conf.contains("type") || !conf["type"].is_string()) return common::make_error("CNI config: no plugins and no type");
+    if (!conf.contains("type") || !conf["type"].is_string())
+      return common::make_error("CNI config: no plugins and no type");
     nlohmann::json first = conf;
     list = nlohmann::json{{"cniVersion", conf.value("cniVersion", std::string("1.0.0"))},
                           {"name", conf.value("name", std::string("k8s-pod-network"))}};
@@ -95,10 +95,12 @@ common::Result<std::string> primary_cni_config(const std::string& conf_dir) {
   std::error_code ec;
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(conf_dir, ec)) {
-    if (e.is_regular_file() && is_config_name(e.path().filename().string())) names.push_back(e.path().filename().string());
+    if (e.is_regular_file() && is_config_name(e.path().filename().string()))
+      names.push_back(e.path().filename().string());
   }
   if (ec) return common::make_error("cannot list " + conf_dir + ": " + ec.message());
-  if (names.empty()) return common::make_error("no CNI configuration in " + conf_dir + " yet (is the primary CNI installed?)");
+  if (names.empty())
+    return common::make_error("no CNI configuration in " + conf_dir + " yet (is the primary CNI installed?)");
   std::sort(names.begin(), names.end());
   return (fs::path(conf_dir) / names.front()).string();
 }
@@ -119,8 +121,10 @@ common::Result<std::string> install_cni(const CniInstallOptions& o) {
   auto chained = chain_plugin(*conf, plugin_entry(o));
   if (!chained.ok()) return common::make_error(*path + ": " + chained.error());
   std::string out_path = *path;
-  if (fs::path(out_path).extension() != ".conflist") out_path = (fs::path(out_path).replace_extension(".conflist")).string();
-  if (auto st = write_file_atomic(out_path, chained->dump(2) + "\n", 0644); !st.ok()) return common::make_error(st.error());
+  if (fs::path(out_path).extension() != ".conflist")
+    out_path = (fs::path(out_path).replace_extension(".conflist")).string();
+  if (auto st = write_file_atomic(out_path, chained->dump(2) + "\n", 0644); !st.ok())
+    return common::make_error(st.error());
   if (out_path != *path) {
     std::error_code ec;
     fs::remove(*path, ec);

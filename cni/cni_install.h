@@ -19,8 +19,8 @@ namespace cni {
 constexpr const char* kPluginType = "ambient-cni";
 
 struct CniInstallOptions {
-  std::string bin_dir;   // host's CNI bin dir as mounted in the agent (e.g. /host/opt/cni/bin)
-  std::string conf_dir;  // host's CNI conf dir (e.g. /host/etc/cni/net.d)
+  std::string bin_dir;       // host's CNI bin dir as mounted in the agent (e.g. /host/opt/cni/bin)
+  std::string conf_dir;      // host's CNI conf dir (e.g. /host/etc/cni/net.d)
   std::string agent_socket;  // control socket path as the HOST sees it (plugins run there)
   std::vector<std::string> exclude_namespaces;
   std::string self_exe = "/proc/self/exe";

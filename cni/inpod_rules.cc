@@ -38,9 +38,8 @@ struct Jump {
   const char* chain;
 };
 constexpr Jump kJumps[] = {
-    {"mangle", "PREROUTING", "ISTIO_PRERT"}, {"mangle", "OUTPUT", "ISTIO_OUTPUT"},
-    {"nat", "OUTPUT", "ISTIO_OUTPUT"},       {"nat", "PREROUTING", "ISTIO_PRERT"},
-    {"raw", "PREROUTING", "ISTIO_PRERT"},    {"raw", "OUTPUT", "ISTIO_OUTPUT"},
+    {"mangle", "PREROUTING", "ISTIO_PRERT"}, {"mangle", "OUTPUT", "ISTIO_OUTPUT"}, {"nat", "OUTPUT", "ISTIO_OUTPUT"},
+    {"nat", "PREROUTING", "ISTIO_PRERT"},    {"raw", "PREROUTING", "ISTIO_PRERT"}, {"raw", "OUTPUT", "ISTIO_OUTPUT"},
 };
 
 std::string jump_line(const Jump& j) {
@@ -55,12 +54,11 @@ std::string hex(unsigned v) {
 
 }  // namespace
 
-std::string render_install(int family, const RuleOptions& opts,
-                           const std::vector<std::string>& have_jumps) {
+std::string render_install(int family, const RuleOptions& opts, const std::vector<std::string>& have_jumps) {
   const bool v6 = family == 6;
   const std::string lo = v6 ? "::1/128" : "127.0.0.1/32";
   const std::string probe = v6 ? kProbeV6 : kProbeV4;
-  const std::string mark = hex(opts.mark & kMask) + "/" + hex(kMask);   // 0x539/0xfff
+  const std::string mark = hex(opts.mark & kMask) + "/" + hex(kMask);     // 0x539/0xfff
   const std::string tmark = std::string(kTproxyMark) + "/" + hex(kMask);  // 0x111/0xfff
   const std::set<std::string> have(have_jumps.begin(), have_jumps.end());
 
@@ -79,26 +77,26 @@ std::string render_install(int family, const RuleOptions& opts,
 
   table("mangle");
   o << "-A ISTIO_PRERT -m mark --mark " << mark << " -j CONNMARK --set-xmark " << tmark << "\n";
-  o << "-A ISTIO_OUTPUT -m connmark --mark " << tmark << " -j CONNMARK --restore-mark --nfmask "
-    << kRestoreMask << " --ctmask " << kRestoreMask << "\n";
+  o << "-A ISTIO_OUTPUT -m connmark --mark " << tmark << " -j CONNMARK --restore-mark --nfmask " << kRestoreMask
+    << " --ctmask " << kRestoreMask << "\n";
   jumps("mangle");
   o << "COMMIT\n";
 
   table("nat");
   o << "-A ISTIO_PRERT -s " << probe << " -p tcp -j ACCEPT\n";
-  o << "-A ISTIO_PRERT ! -d " << lo << " -p tcp ! --dport " << kPortHbone << " -m mark ! --mark "
-    << mark << " -j REDIRECT --to-ports " << kPortInboundPlain << "\n";
+  o << "-A ISTIO_PRERT ! -d " << lo << " -p tcp ! --dport " << kPortHbone << " -m mark ! --mark " << mark
+    << " -j REDIRECT --to-ports " << kPortInboundPlain << "\n";
   o << "-A ISTIO_OUTPUT -d " << probe << " -p tcp -j ACCEPT\n";
   if (opts.dns_capture) {
-    o << "-A ISTIO_OUTPUT ! -o lo -p udp --dport 53 -m mark ! --mark " << mark
-      << " -j REDIRECT --to-ports " << kPortDns << "\n";
-    o << "-A ISTIO_OUTPUT ! -d " << lo << " -p tcp --dport 53 -m mark ! --mark " << mark
-      << " -j REDIRECT --to-ports " << kPortDns << "\n";
+    o << "-A ISTIO_OUTPUT ! -o lo -p udp --dport 53 -m mark ! --mark " << mark << " -j REDIRECT --to-ports " << kPortDns
+      << "\n";
+    o << "-A ISTIO_OUTPUT ! -d " << lo << " -p tcp --dport 53 -m mark ! --mark " << mark << " -j REDIRECT --to-ports "
+      << kPortDns << "\n";
   }
   o << "-A ISTIO_OUTPUT -p tcp -m mark --mark " << tmark << " -j ACCEPT\n";
   o << "-A ISTIO_OUTPUT ! -d " << lo << " -o lo -j ACCEPT\n";
-  o << "-A ISTIO_OUTPUT ! -d " << lo << " -p tcp -m mark ! --mark " << mark
-    << " -j REDIRECT --to-ports " << kPortOutbound << "\n";
+  o << "-A ISTIO_OUTPUT ! -d " << lo << " -p tcp -m mark ! --mark " << mark << " -j REDIRECT --to-ports "
+    << kPortOutbound << "\n";
   jumps("nat");
   o << "COMMIT\n";
 
@@ -173,8 +171,7 @@ std::string render_remove(const std::string& saved) {
   return o.str();
 }
 
-common::Result<std::string> run_in_netns(int netns_fd, const std::vector<std::string>& argv,
-                                         const std::string& input) {
+common::Result<std::string> run_in_netns(int netns_fd, const std::vector<std::string>& argv, const std::string& input) {
   if (argv.empty()) return common::make_error("run_in_netns: empty command");
   int in_pipe[2], out_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0) return common::make_error(std::string("pipe: ") + std::strerror(errno));
@@ -255,8 +252,12 @@ common::Result<std::string> run_in_netns(int netns_fd, const std::vector<std::st
 
 namespace {
 
-const char* save_cmd(int family) { return family == 6 ? "ip6tables-save" : "iptables-save"; }
-const char* restore_cmd(int family) { return family == 6 ? "ip6tables-restore" : "iptables-restore"; }
+const char* save_cmd(int family) {
+  return family == 6 ? "ip6tables-save" : "iptables-save";
+}
+const char* restore_cmd(int family) {
+  return family == 6 ? "ip6tables-restore" : "iptables-restore";
+}
 
 // IPv6 is programmed only when the netns has ::1 on lo and ip6tables talks to the kernel.
 bool netns_has_ipv6(int netns_fd) {
@@ -329,12 +330,14 @@ common::Status check_rules(int netns_fd, const RuleOptions& opts) {
         // iptables-save spells matches differently (-m tcp ...), so rules are compared by
         // count per chain; jumps are compared exactly.
         auto count = [&](const std::vector<std::string>& ls) {
-          return std::count_if(ls.begin(), ls.end(), [&](const std::string& l) { return l.rfind("-A " + chain + " ", 0) == 0; });
+          return std::count_if(ls.begin(), ls.end(),
+                               [&](const std::string& l) { return l.rfind("-A " + chain + " ", 0) == 0; });
         };
         const auto n_want = count(lines);
         const auto n_have = got ? count(*got) : 0;
         if (n_want != n_have) {
-          note(fam + " " + table + " " + chain + " has " + std::to_string(n_have) + " rules, want " + std::to_string(n_want));
+          note(fam + " " + table + " " + chain + " has " + std::to_string(n_have) + " rules, want " +
+               std::to_string(n_want));
         }
       }
       for (const Jump& j : kJumps) {

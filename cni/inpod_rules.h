@@ -14,8 +14,8 @@
 //
 // How: a forked child setns()es into the pod's netns (by fd) and execs iptables-save /
 // iptables-restore --noflush, so the caller's own namespace is never touched and every table is
-// replaced atomically; the ip rule and route go through netlink (netlink_routes.h, libnl). Install is idempotent (our chains are re-declared, which
-// flushes them; jumps and the ip rule are added only when missing); remove deletes jumps,
+// replaced atomically; the ip rule and route go through netlink (netlink_routes.h, libnl). Install is idempotent (our
+// chains are re-declared, which flushes them; jumps and the ip rule are added only when missing); remove deletes jumps,
 // chains, the ip rule and table 100. IPv6 is programmed when the netns has ::1 on lo.
 // Threading: blocking (fork/exec/wait, tens of ms); call from one thread at a time per netns.
 #pragma once
@@ -36,8 +36,7 @@ struct RuleOptions {
 // The iptables-restore input that installs our chains for one family (4 or 6). `have_jumps`
 // lists the "-A BUILTIN -j ISTIO_*" lines (as iptables-save prints them, "table:line") that
 // already exist and must not be added again. Pure: unit-testable without root.
-std::string render_install(int family, const RuleOptions& opts,
-                           const std::vector<std::string>& have_jumps = {});
+std::string render_install(int family, const RuleOptions& opts, const std::vector<std::string>& have_jumps = {});
 
 // The iptables-restore input that removes whatever of ours `saved` (iptables-save output)
 // shows: every jump to ISTIO_PRERT/ISTIO_OUTPUT, then the chains. Empty when nothing is there.

@@ -8,8 +8,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -225,8 +225,7 @@ int add(const Args& a) {
   const std::string path = a.get("netns");
   zds::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
-    std::fprintf(stderr, "ambient-cni: add failed: cannot open netns %s: %s\n", path.c_str(),
-                 std::strerror(errno));
+    std::fprintf(stderr, "ambient-cni: add failed: cannot open netns %s: %s\n", path.c_str(), std::strerror(errno));
     return 1;
   }
   if (auto st = zds::check_netns_fd(fd.get()); !st.ok()) {
@@ -249,8 +248,8 @@ int add(const Args& a) {
 
 int remove(const Args& a) {
   if (a.get("uid").empty()) return usage_error("remove: --uid is required");
-  const int rc = finish("remove " + a.get("uid"),
-                        cni::ctl_call(ctl_path(a), {{"op", "remove"}, {"uid", a.get("uid")}}));
+  const int rc =
+      finish("remove " + a.get("uid"), cni::ctl_call(ctl_path(a), {{"op", "remove"}, {"uid", a.get("uid")}}));
   if (rc == 0) std::printf("removed pod %s\n", a.get("uid").c_str());
   return rc;
 }
@@ -265,8 +264,7 @@ int list(const Args& a) {
   std::printf("%-38s %-20s %-16s %-20s %s\n", "UID", "NAME", "NAMESPACE", "SERVICE_ACCOUNT", "NETNS");
   for (const auto& p : (*r)["pods"]) {
     std::printf("%-38s %-20s %-16s %-20s %s\n", p.value("uid", "").c_str(), p.value("name", "").c_str(),
-                p.value("namespace", "").c_str(), p.value("service_account", "").c_str(),
-                p.value("netns", "").c_str());
+                p.value("namespace", "").c_str(), p.value("service_account", "").c_str(), p.value("netns", "").c_str());
   }
   std::fprintf(stderr, "%zu pods, %d ztunnel(s) connected\n", (*r)["pods"].size(), r->value("ztunnels", 0));
   return 0;

@@ -26,20 +26,31 @@ namespace {
 
 const char* op_name(NetlinkOp op) {
   switch (op) {
-    case NetlinkOp::EnterNetns: return "entering the pod's network namespace";
-    case NetlinkOp::Connect: return "opening a netlink socket";
-    case NetlinkOp::ListRules: return "listing rules";
-    case NetlinkOp::AddRule: return "adding the fwmark rule";
-    case NetlinkOp::DeleteRule: return "deleting the fwmark rule";
-    case NetlinkOp::ListRoutes: return "listing routes";
-    case NetlinkOp::ReplaceRoute: return "adding the local default route";
-    case NetlinkOp::DeleteRoute: return "deleting a route";
-    case NetlinkOp::ListAddrs: return "listing addresses";
+    case NetlinkOp::EnterNetns:
+      return "entering the pod's network namespace";
+    case NetlinkOp::Connect:
+      return "opening a netlink socket";
+    case NetlinkOp::ListRules:
+      return "listing rules";
+    case NetlinkOp::AddRule:
+      return "adding the fwmark rule";
+    case NetlinkOp::DeleteRule:
+      return "deleting the fwmark rule";
+    case NetlinkOp::ListRoutes:
+      return "listing routes";
+    case NetlinkOp::ReplaceRoute:
+      return "adding the local default route";
+    case NetlinkOp::DeleteRoute:
+      return "deleting a route";
+    case NetlinkOp::ListAddrs:
+      return "listing addresses";
   }
   return "?";
 }
 
-int af(int family) { return family == 6 ? AF_INET6 : AF_INET; }
+int af(int family) {
+  return family == 6 ? AF_INET6 : AF_INET;
+}
 
 NetlinkError nl_err(NetlinkOp op, int family, int code) {
   const int c = code < 0 ? -code : code;
@@ -231,7 +242,8 @@ NetlinkStatus has_ipv6_loopback(int netns_fd) {
       auto* a = reinterpret_cast<rtnl_addr*>(o);
       nl_addr* local = rtnl_addr_get_local(a);
       if (rtnl_addr_get_family(a) != AF_INET6 || local == nullptr) continue;
-      if (nl_addr_get_len(local) == sizeof(loop) && std::memcmp(nl_addr_get_binary_addr(local), &loop, sizeof(loop)) == 0) {
+      if (nl_addr_get_len(local) == sizeof(loop) &&
+          std::memcmp(nl_addr_get_binary_addr(local), &loop, sizeof(loop)) == 0) {
         return NetlinkStatus::success(true);
       }
     }

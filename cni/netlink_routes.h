@@ -16,12 +16,22 @@
 
 namespace cni {
 
-enum class NetlinkOp { EnterNetns, Connect, ListRules, AddRule, DeleteRule, ListRoutes, ReplaceRoute, DeleteRoute, ListAddrs };
+enum class NetlinkOp {
+  EnterNetns,
+  Connect,
+  ListRules,
+  AddRule,
+  DeleteRule,
+  ListRoutes,
+  ReplaceRoute,
+  DeleteRoute,
+  ListAddrs
+};
 
 struct NetlinkError {
   NetlinkOp op;
-  int family = 0;   // 4 or 6; 0 when not family-specific
-  int code = 0;     // libnl error (NLE_*, positive) or errno for EnterNetns
+  int family = 0;  // 4 or 6; 0 when not family-specific
+  int code = 0;    // libnl error (NLE_*, positive) or errno for EnterNetns
   std::string detail;
   std::string describe() const;  // "netlink: adding the IPv4 fwmark rule: Object exists (...)"
 };

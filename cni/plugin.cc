@@ -40,7 +40,9 @@ PluginOutcome error_out(const std::string& version, const PluginError& e, std::s
 // ADD's result: the previous plugin's result unchanged (we add no interface or address).
 PluginOutcome pass_through(const PluginConfig& cfg, std::string log) {
   nlohmann::json r = cfg.prev_result;
-  if (r.is_null()) r = nlohmann::json{{"interfaces", nlohmann::json::array()}, {"ips", nlohmann::json::array()}, {"dns", nlohmann::json::object()}};
+  if (r.is_null())
+    r = nlohmann::json{
+        {"interfaces", nlohmann::json::array()}, {"ips", nlohmann::json::array()}, {"dns", nlohmann::json::object()}};
   r["cniVersion"] = cfg.cni_version;
   return PluginOutcome{0, r.dump(), std::move(log)};
 }
@@ -77,7 +79,8 @@ common::Result<PluginConfig> parse_plugin_config(const std::string& text, Plugin
   }
   if (j.contains("excludeNamespaces")) {
     const auto& e = j["excludeNamespaces"];
-    if (!e.is_array()) return fail(kErrInvalidConfig, "invalid network configuration", "excludeNamespaces: must be a list");
+    if (!e.is_array())
+      return fail(kErrInvalidConfig, "invalid network configuration", "excludeNamespaces: must be a list");
     for (const auto& n : e) {
       if (!n.is_string()) {
         return fail(kErrInvalidConfig, "invalid network configuration", "excludeNamespaces: entries must be strings");
@@ -86,7 +89,8 @@ common::Result<PluginConfig> parse_plugin_config(const std::string& text, Plugin
     }
   }
   if (j.contains("prevResult")) {
-    if (!j["prevResult"].is_object()) return fail(kErrInvalidConfig, "invalid network configuration", "prevResult: not an object");
+    if (!j["prevResult"].is_object())
+      return fail(kErrInvalidConfig, "invalid network configuration", "prevResult: not an object");
     c.prev_result = j["prevResult"];
   }
   return c;
@@ -124,7 +128,8 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
   }
   if (cmd == "GC") return PluginOutcome{0, {}, {}};
   if (cmd != "ADD" && cmd != "DEL" && cmd != "CHECK") {
-    return error_out(ver, {kErrInvalidEnv, "invalid CNI_COMMAND", "'" + cmd + "' is not ADD, DEL, CHECK, STATUS, GC or VERSION"});
+    return error_out(
+        ver, {kErrInvalidEnv, "invalid CNI_COMMAND", "'" + cmd + "' is not ADD, DEL, CHECK, STATUS, GC or VERSION"});
   }
   const std::string container = get(env, "CNI_CONTAINERID");
   const std::string netns = get(env, "CNI_NETNS");
@@ -141,23 +146,26 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
   const std::string name = arg("K8S_POD_NAME");
   const std::string uid = arg("K8S_POD_UID");
   const bool is_pod = !ns.empty() && !name.empty();
-  const bool excluded = std::find(cfg->exclude_namespaces.begin(), cfg->exclude_namespaces.end(), ns) !=
-                        cfg->exclude_namespaces.end();
+  const bool excluded =
+      std::find(cfg->exclude_namespaces.begin(), cfg->exclude_namespaces.end(), ns) != cfg->exclude_namespaces.end();
 
   if (cmd == "DEL") {
     // Idempotent: the sandbox may never have been captured, or the agent may be gone (it
     // replays and prunes its own state when it comes back).
-    auto r = agent(cfg->agent_socket,
-                   {{"op", "cni-del"}, {"container_id", container}, {"uid", uid}, {"namespace", ns}, {"name", name}}, -1);
+    auto r =
+        agent(cfg->agent_socket,
+              {{"op", "cni-del"}, {"container_id", container}, {"uid", uid}, {"namespace", ns}, {"name", name}}, -1);
     if (!r.ok()) return PluginOutcome{0, {}, "ambient-cni: DEL: agent unreachable (" + r.error() + "); nothing to do"};
     if (!r->value("ok", false)) {
-      return error_out(ver, {kErrCapture, "removing the pod from the mesh failed", r->value("error", std::string("?"))});
+      return error_out(ver,
+                       {kErrCapture, "removing the pod from the mesh failed", r->value("error", std::string("?"))});
     }
     return PluginOutcome{0, {}, {}};
   }
 
   if (!is_pod) {
-    if (cmd == "ADD") return pass_through(*cfg, "ambient-cni: not a Kubernetes pod (no K8S_POD_NAMESPACE/NAME); skipped");
+    if (cmd == "ADD")
+      return pass_through(*cfg, "ambient-cni: not a Kubernetes pod (no K8S_POD_NAMESPACE/NAME); skipped");
     return PluginOutcome{0, {}, {}};
   }
   if (excluded) {
@@ -166,7 +174,8 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
   }
 
   zds::UniqueFd fd(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return error_out(ver, {kErrIo, "cannot open the pod's network namespace", netns + ": " + std::strerror(errno)});
+  if (!fd)
+    return error_out(ver, {kErrIo, "cannot open the pod's network namespace", netns + ": " + std::strerror(errno)});
 
   const nlohmann::json req = {{"op", cmd == "ADD" ? "cni-add" : "cni-check"},
                               {"container_id", container},
@@ -177,7 +186,8 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
   auto r = agent(cfg->agent_socket, req, fd.get());
   if (!r.ok()) return error_out(ver, {kErrTryAgain, "the ambient-cni node agent is not available", r.error()});
   if (!r->value("ok", false)) {
-    const std::string what = cmd == "ADD" ? "adding the pod to the ambient mesh failed" : "the pod's ambient capture is not intact";
+    const std::string what =
+        cmd == "ADD" ? "adding the pod to the ambient mesh failed" : "the pod's ambient capture is not intact";
     return error_out(ver, {kErrCapture, what, r->value("error", std::string("?"))});
   }
   std::string log = "ambient-cni: " + ns + "/" + name + ": " + r->value("reason", std::string()) +

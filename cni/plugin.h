@@ -67,8 +67,8 @@ struct PluginOutcome {
 };
 
 // The agent's control channel (control.h ctl_call), injectable for tests.
-using AgentCall = std::function<common::Result<nlohmann::json>(const std::string& ctl_path,
-                                                                const nlohmann::json& request, int fd)>;
+using AgentCall =
+    std::function<common::Result<nlohmann::json>(const std::string& ctl_path, const nlohmann::json& request, int fd)>;
 
 // Runs one plugin invocation. `env` holds the CNI_* variables.
 PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const std::string& input,

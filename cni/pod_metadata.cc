@@ -82,8 +82,7 @@ common::Result<StaticMetadataSource::Data> StaticMetadataSource::parse(const std
 common::Status StaticMetadataSource::refresh() {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return common::make_error("cannot stat " + path_);
-  if (loaded_ && st.st_mtim.tv_sec == mtime_.tv_sec && st.st_mtim.tv_nsec == mtime_.tv_nsec &&
-      st.st_size == size_) {
+  if (loaded_ && st.st_mtim.tv_sec == mtime_.tv_sec && st.st_mtim.tv_nsec == mtime_.tv_nsec && st.st_size == size_) {
     return common::ok_status();
   }
   std::ifstream in(path_);

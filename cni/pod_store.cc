@@ -52,8 +52,8 @@ void PodStore::load_entries(const nlohmann::json& entries, std::vector<std::stri
     if (pod.uid.empty() || pod.netns_path.empty()) continue;
     zds::UniqueFd fd(::open(pod.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-      warnings.push_back("pod " + pod.uid + ": netns " + pod.netns_path + " is gone (" +
-                         std::strerror(errno) + "); dropped");
+      warnings.push_back("pod " + pod.uid + ": netns " + pod.netns_path + " is gone (" + std::strerror(errno) +
+                         "); dropped");
       continue;
     }
     auto id = zds::netns_id(fd.get());
@@ -115,6 +115,8 @@ void PodStore::put(Pod pod) {
   pods_[uid] = std::move(pod);
 }
 
-void PodStore::erase(const std::string& uid) { pods_.erase(uid); }
+void PodStore::erase(const std::string& uid) {
+  pods_.erase(uid);
+}
 
 }  // namespace cni

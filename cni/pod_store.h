@@ -22,7 +22,7 @@ namespace cni {
 struct Pod {
   std::string uid;
   zds::WorkloadInfo info;
-  std::string netns_path;  // as given to `add` (informational after load)
+  std::string netns_path;    // as given to `add` (informational after load)
   std::string container_id;  // sandbox id when added by the CNI plugin (DEL finds it by this)
   zds::NetnsId netns_id;
   std::shared_ptr<zds::UniqueFd> netns;  // shared so in-flight sends can hold it
