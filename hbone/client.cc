@@ -62,9 +62,9 @@ asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor e
   co_return R(std::move(sock));
 }
 
-asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_executor exec, TlsContext ctx,
-                                                                  DialOptions opts) {
-  using R = common::Result<std::shared_ptr<Connection>>;
+asio::awaitable<ConnectResult<std::shared_ptr<Connection>>> dial(asio::any_io_executor exec, TlsContext ctx,
+                                                                 DialOptions opts) {
+  using R = ConnectResult<std::shared_ptr<Connection>>;
   auto sock = co_await connect_tcp(exec, opts.target, opts.mark, opts.connect_timeout, std::nullopt,
                                    opts.socket_factory);
   if (!sock) co_return R(common::make_error(sock.error()));
@@ -85,14 +85,16 @@ asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(asio::any_io_e
   auto hs = co_await tls->handshake(false);
   deadline.cancel();
   common::tls::set_expected_identities(tls->native_handle(), nullptr);
-  if (timed_out) co_return R(common::make_error("TLS handshake timeout"));
-  if (!hs) co_return R(common::make_error("TLS handshake: " + hs.error()));
+  if (timed_out) co_return R(common::make_error("TLS handshake timeout"), ConnectStage::Tls);
+  if (!hs) co_return R(common::make_error("TLS handshake: " + hs.error()), ConnectStage::Tls);
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_len);
-  if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) co_return R(common::make_error("peer did not select ALPN h2"));
+  if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+    co_return R(common::make_error("peer did not select ALPN h2"), ConnectStage::Http2);
+  }
   auto conn = std::make_shared<Connection>(std::move(tls), Role::Client, opts.settings);
-  if (auto st = conn->start(); !st) co_return R(common::make_error(st.error()));
+  if (auto st = conn->start(); !st) co_return R(common::make_error(st.error()), ConnectStage::Http2);
   co_return R(std::move(conn));
 }
 

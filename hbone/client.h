@@ -14,6 +14,7 @@
 
 #include "common/identity.h"
 #include "common/result.h"
+#include "hbone/connect_result.h"
 #include "hbone/connection.h"
 #include "hbone/settings.h"
 #include "hbone/tls_glue.h"
@@ -31,8 +32,9 @@ struct DialOptions {
   std::function<int(int family)> socket_factory;
 };
 
-boost::asio::awaitable<common::Result<std::shared_ptr<Connection>>> dial(boost::asio::any_io_executor exec,
-                                                                        TlsContext ctx, DialOptions opts);
+// On failure, stage() tells whether TCP, TLS or HTTP/2 set-up failed.
+boost::asio::awaitable<ConnectResult<std::shared_ptr<Connection>>> dial(boost::asio::any_io_executor exec,
+                                                                       TlsContext ctx, DialOptions opts);
 
 // Opens a marked, non-blocking TCP connection with a deadline (shared by HBONE and
 // passthrough paths).

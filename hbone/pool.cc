@@ -24,9 +24,9 @@ std::shared_ptr<Connection> Pool::pick(Slot& slot) {
   return nullptr;
 }
 
-asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const PoolKey& key, TlsContext ctx,
-                                                                       DialOptions opts, ConnectRequest req) {
-  using R = common::Result<std::shared_ptr<Stream>>;
+asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> Pool::connect(const PoolKey& key, TlsContext ctx,
+                                                                      DialOptions opts, ConnectRequest req) {
+  using R = ConnectResult<std::shared_ptr<Stream>>;
   auto self = shared_from_this();
   std::string last_error = "no connection";
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -38,7 +38,9 @@ asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const Poo
       auto done = slot.dial_done;
       co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
       --attempt;  // waiting is not a failed attempt...
-      if (attempt < -8) co_return R(common::make_error("pool: gave up waiting for dial"));  // ...within reason
+      if (attempt < -8) {  // ...within reason
+        co_return R(common::make_error("pool: gave up waiting for dial"), ConnectStage::Connect);
+      }
       continue;
     }
     if (!conn) {
@@ -50,7 +52,7 @@ asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const Poo
       Slot& s2 = slots_[key];  // the map may have changed while we waited
       s2.dialing = false;
       done->cancel();
-      if (!dialed) co_return R(common::make_error(dialed.error()));
+      if (!dialed) co_return R(common::make_error(dialed.error()), dialed.stage());
       conn = dialed.value();
       s2.conns.push_back(Entry{conn, std::chrono::steady_clock::now()});
       arm_sweep();
@@ -61,15 +63,15 @@ asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect(const Poo
     // A closed or GOAWAY'd connection is retried on another; a refused CONNECT is final.
     if (conn->is_open() && !conn->draining()) co_return stream;
   }
-  co_return R(common::make_error(last_error));
+  co_return R(common::make_error(last_error), ConnectStage::Connect);
 }
 
-asio::awaitable<common::Result<std::shared_ptr<Stream>>> Pool::connect_unpooled(TlsContext ctx, DialOptions opts,
-                                                                                ConnectRequest req) {
-  using R = common::Result<std::shared_ptr<Stream>>;
+asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> Pool::connect_unpooled(TlsContext ctx, DialOptions opts,
+                                                                               ConnectRequest req) {
+  using R = ConnectResult<std::shared_ptr<Stream>>;
   auto self = shared_from_this();
   auto dialed = co_await dial(exec_, ctx, opts);
-  if (!dialed) co_return R(common::make_error(dialed.error()));
+  if (!dialed) co_return R(common::make_error(dialed.error()), dialed.stage());
   auto conn = dialed.value();
   dials_++;
   auto stream = co_await conn->open(req);

@@ -38,8 +38,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   Pool(boost::asio::any_io_executor exec, uint32_t max_streams, std::chrono::milliseconds idle_timeout);
 
   // Opens a CONNECT stream to opts.target through a pooled (or new) connection using `ctx`.
-  boost::asio::awaitable<common::Result<std::shared_ptr<Stream>>> connect(const PoolKey& key, TlsContext ctx,
-                                                                         DialOptions opts, ConnectRequest req);
+  // On failure, stage() says whether the dial (TCP, TLS, HTTP/2) or the CONNECT failed.
+  boost::asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> connect(const PoolKey& key, TlsContext ctx,
+                                                                        DialOptions opts, ConnectRequest req);
 
   // GOAWAY every connection (drain) and stop pooling: connect() then dials a connection per
   // stream, closed when that stream ends, so connections that arrive while a proxy drains
@@ -59,8 +60,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::shared_ptr<boost::asio::steady_timer> dial_done;
   };
   std::shared_ptr<Connection> pick(Slot& slot);
-  boost::asio::awaitable<common::Result<std::shared_ptr<Stream>>> connect_unpooled(TlsContext ctx, DialOptions opts,
-                                                                                  ConnectRequest req);
+  boost::asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> connect_unpooled(TlsContext ctx, DialOptions opts,
+                                                                                 ConnectRequest req);
   void sweep();
   void arm_sweep();
 

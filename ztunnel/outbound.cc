@@ -1,9 +1,11 @@
-// Outbound (15001): a connection the in-pod rules REDIRECTed from the workload. Read the
-// original destination, decide the route from the snapshot, then HBONE (to the pod or its
-// waypoint) or plain TCP, copy until both sides close, record metrics and one access-log line.
+// Outbound (15001): a connection the in-pod rules REDIRECTed from the workload, in upstream's
+// phases: capture (who called, where it was going) -> route (a pure decision on the snapshot;
+// failures are early denies) -> open the upstream (HBONE to the pod or its waypoint through
+// the pool, or plain TCP) -> relay until both sides close. From the route on, the connection
+// is one ConnectionResult, recorded once.
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include "hbone/client.h"
 #include "hbone/copy.h"
@@ -15,6 +17,33 @@ namespace ztunnel {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+struct Proxy::Worker::OutboundRequest {
+  OutboundRoute route;
+  ConnectionParties parties;
+  std::string dst_addr;    // access log dst.addr: the original destination, or the TCP target
+  std::string hbone_addr;  // HBONE routes: the peer (pod or waypoint) address
+};
+
+struct Proxy::Worker::Upstream {
+  std::shared_ptr<tcp::socket> plain;     // plain TCP and passthrough
+  std::shared_ptr<hbone::Stream> stream;  // HBONE
+};
+
+namespace {
+ProxyErrorKind dial_failure(hbone::ConnectStage stage) {
+  switch (stage) {
+    case hbone::ConnectStage::Tcp:
+      return ProxyErrorKind::UpstreamConnect;
+    case hbone::ConnectStage::Tls:
+      return ProxyErrorKind::UpstreamTls;
+    case hbone::ConnectStage::Http2:
+      return ProxyErrorKind::UpstreamHttp2;
+    case hbone::ConnectStage::Connect:
+      return ProxyErrorKind::UpstreamRefused;
+  }
+  return ProxyErrorKind::UpstreamConnect;
+}
+}  // namespace
 
 asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   auto self = shared_from_this();
@@ -22,113 +51,127 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   track(sock);
   ActiveGuard active(shared->active);
   const auto started = std::chrono::steady_clock::now();
-  auto cap = captured(*sock, "outbound");
+
+  // Capture.
+  auto cap = captured(*sock, "outbound", shared->seams);
   if (!cap) co_return;
-  // Plain references, not a structured binding: lambdas below capture them (clang 14 rejects
-  // capturing structured bindings).
-  const tcp::endpoint& local = cap->local;
-  const IpAddr& client_ip = cap->client_ip;
-  const std::string& src_addr = cap->src_addr;
-  const IpAddr& dst_ip = cap->dst_ip;
-  const uint16_t dst_port = cap->dst_port;
-  const std::string& dst_addr = cap->dst_addr;
   // Not redirected (someone dialled 15001 itself): proxying it would loop back to us.
-  if (dst_port == kOutboundPort && (dst_ip.is_loopback() || dst_ip == endpoint_ip(local))) {
-    spdlog::warn("outbound connection from {} addressed to the outbound listener itself; dropped", src_addr);
+  if (cap->dst_port == kOutboundPort && (cap->dst_ip.is_loopback() || cap->dst_ip == endpoint_ip(cap->local))) {
+    log_early_deny("outbound", cap->src_addr, cap->dst_addr,
+                   ProxyError{ProxyErrorKind::SelfCall, "addressed to the outbound listener itself"});
     co_return;
   }
 
+  // Route.
   auto snap = shared->snapshot.load();
-  ConnectionParties parties;
-  parties.reporter = "source";
-  parties.src = shared->local_workload(*snap);
-  auto fail = [&](const std::string& flags, const std::string& error, const std::string& hbone_addr) {
-    auto series = shared->metrics.open(parties, flags);
-    shared->metrics.close(series, 0, 0);
-    common::log_access(access_record(parties, "outbound", src_addr, dst_addr, hbone_addr, 0, 0,
-                                     std::chrono::steady_clock::now() - started, error));
-  };
-  if (parties.src == nullptr) {
-    fail("-", "unknown source workload (not in the configuration yet)", "");
+  auto req = route(*snap, local_workload(snap), *cap);
+  if (!req) {
+    log_early_deny("outbound", cap->src_addr, cap->dst_addr, req.error());
     co_return;
   }
-  parties.src_identity = parties.src->identity();
 
-  OutboundRoute route = route_outbound(*snap, *parties.src, dst_ip, dst_port, lb_random());
-  parties.dst = route.destination_workload;
-  parties.service = route.destination_service;
-  if (parties.dst) parties.dst_identity = parties.dst->identity();
+  // Open the upstream.
+  auto up = co_await open_upstream(*req, *cap);
+  ConnectionResult result(shared->metrics, req->parties, "outbound", cap->src_addr, req->dst_addr, req->hbone_addr,
+                          started);
+  if (!up) {
+    result.record(up.error());
+    co_return;
+  }
 
+  // Relay.
+  result.established();
+  // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
+  hbone::CopyResult r;
+  if (up->stream) {
+    r = co_await hbone::copy_bidirectional(*sock, up->stream);
+  } else {
+    r = co_await hbone::copy_bidirectional(*sock, *up->plain);
+  }
+  result.record(relay_outcome(r, std::nullopt), r.to_stream, r.to_socket);
+}
+
+ProxyResult<Proxy::Worker::OutboundRequest> Proxy::Worker::route(const Snapshot& snap, const Workload* source,
+                                                                 const Captured& cap) {
+  if (source == nullptr) {
+    return ProxyError{ProxyErrorKind::UnknownSource, "unknown source workload (not in the configuration yet)"};
+  }
+  OutboundRequest req;
+  auto& p = req.parties;
+  p.reporter = "source";
+  p.src = source;
+  p.src_identity = source->identity();
+  req.route = route_outbound(snap, *source, cap.dst_ip, cap.dst_port, lb_random());
+  const auto& route = req.route;
+  p.dst = route.destination_workload;
+  p.service = route.destination_service;
+  if (p.dst) p.dst_identity = p.dst->identity();
+  req.dst_addr = cap.dst_addr;
   switch (route.kind) {
     case RouteKind::NoHealthyUpstream:
+      return ProxyError{ProxyErrorKind::NoHealthyUpstream,
+                        route.error.empty() ? std::string(to_string(route.kind)) : route.error};
     case RouteKind::Unroutable:
-      fail("UH", route.error.empty() ? std::string(to_string(route.kind)) : route.error, "");
-      co_return;
+      return ProxyError{ProxyErrorKind::Unroutable,
+                        route.error.empty() ? std::string(to_string(route.kind)) : route.error};
     case RouteKind::Tcp:
-    case RouteKind::Passthrough: {
-      tcp::endpoint target(route.target.ip, route.target.port);
-      if (route.kind == RouteKind::Passthrough) target = tcp::endpoint(dst_ip, dst_port);
-      auto up = co_await hbone::connect_tcp(io.get_executor(), target, shared->cfg.packet_mark,
-                                            std::chrono::seconds(10), std::nullopt, shared->socket_factory);
-      if (!up) {
-        fail("CONNECT", up.error(), "");
-        co_return;
-      }
-      auto upstream = std::make_shared<tcp::socket>(std::move(up.value()));
-      track(upstream);
-      auto series = shared->metrics.open(parties, "-");
-      shared->metrics.sockets_open("source", 1);
-      auto r = co_await hbone::copy_bidirectional(*sock, *upstream);
-      shared->metrics.sockets_open("source", -1);
-      shared->metrics.close(series, r.to_stream, r.to_socket);
-      common::log_access(access_record(parties, "outbound", src_addr, format_socket_addr(target.address(), target.port()),
-                                       "", r.to_stream, r.to_socket, std::chrono::steady_clock::now() - started,
-                                       r.error));
-      co_return;
-    }
+      req.dst_addr = route.target.to_string();
+      break;
+    case RouteKind::Passthrough:
+      break;
     case RouteKind::Hbone:
     case RouteKind::Waypoint:
+      req.hbone_addr = route.target.to_string();
       break;
   }
+  return req;
+}
 
-  const std::string hbone_addr = route.target.to_string();
+asio::awaitable<ProxyResult<Proxy::Worker::Upstream>> Proxy::Worker::open_upstream(OutboundRequest& req,
+                                                                                   const Captured& cap) {
+  const auto& route = req.route;
+  if (route.kind == RouteKind::Tcp || route.kind == RouteKind::Passthrough) {
+    const SocketAddr target = shared->dial_address(
+        route.kind == RouteKind::Passthrough ? SocketAddr{cap.dst_ip, cap.dst_port} : route.target);
+    auto up =
+        co_await hbone::connect_tcp(io.get_executor(), tcp::endpoint(target.ip, target.port), shared->cfg.packet_mark,
+                                    std::chrono::seconds(10), std::nullopt, shared->socket_factory);
+    if (!up) co_return ProxyError{ProxyErrorKind::UpstreamConnect, up.error()};
+    auto upstream = std::make_shared<tcp::socket>(std::move(up.value()));
+    track(upstream);
+    co_return Upstream{std::move(upstream), nullptr};
+  }
+
+  auto& parties = req.parties;
   auto tls = shared->tls.load();
   std::string no_tls;
   if (!tls) tls = co_await await_tls(no_tls);  // only before the first certificate
   if (!tls) {
-    fail("TLS_FAILURE", "no certificate for " + parties.src_identity->uri() + ": " + no_tls, hbone_addr);
-    co_return;
+    co_return ProxyError{ProxyErrorKind::NoCertificate,
+                         "no certificate for " + parties.src_identity->uri() + ": " + no_tls};
   }
   parties.mtls = true;
   hbone::PoolKey key;
   key.src_identity = parties.src_identity->uri();
-  for (auto& id : route.expected_identities) key.dst_identities.push_back(id.uri());
-  key.src_ip = client_ip.to_string();
-  key.dst = hbone_addr;
+  for (const auto& id : route.expected_identities) key.dst_identities.push_back(id.uri());
+  key.src_ip = cap.client_ip.to_string();
+  key.dst = req.hbone_addr;
   hbone::DialOptions opts;
-  opts.target = tcp::endpoint(route.target.ip, route.target.port);
+  const SocketAddr target = shared->dial_address(route.target);
+  opts.target = tcp::endpoint(target.ip, target.port);
   opts.expected = route.expected_identities;
   opts.mark = shared->cfg.packet_mark;
   opts.settings = shared->client_settings;
   opts.socket_factory = shared->socket_factory;
-  hbone::ConnectRequest req;
-  req.authority = route.authority;
-  req.baggage = baggage_of(*parties.src);
-  req.forwarded = hbone::format_forwarded(src_addr, parties.service ? parties.service->hostname : std::string());
-  req.traceparent = hbone::TraceParent::random().to_string();
-  auto stream = co_await pool->connect(key, tls->client, std::move(opts), std::move(req));
-  if (!stream) {
-    std::string e = stream.error();
-    fail(e.find("TLS") != std::string::npos ? "TLS_FAILURE" : "CONNECT", e, hbone_addr);
-    co_return;
-  }
-  auto series = shared->metrics.open(parties, "-");
-  shared->metrics.sockets_open("source", 1);
-  auto r = co_await hbone::copy_bidirectional(*sock, stream.value());
-  shared->metrics.sockets_open("source", -1);
-  shared->metrics.close(series, r.to_stream, r.to_socket);
-  common::log_access(access_record(parties, "outbound", src_addr, dst_addr, hbone_addr, r.to_stream, r.to_socket,
-                                   std::chrono::steady_clock::now() - started, r.error));
+  hbone::ConnectRequest connect;
+  connect.authority = route.authority;
+  connect.baggage = baggage_of(*parties.src);
+  connect.forwarded =
+      hbone::format_forwarded(cap.src_addr, parties.service ? parties.service->hostname : std::string());
+  connect.traceparent = hbone::TraceParent::random().to_string();
+  auto stream = co_await pool->connect(key, tls->client, std::move(opts), std::move(connect));
+  if (!stream) co_return ProxyError{dial_failure(stream.stage()), stream.error()};
+  co_return Upstream{nullptr, std::move(stream.value())};
 }
 
 }  // namespace ztunnel

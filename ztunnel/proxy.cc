@@ -9,7 +9,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -29,23 +28,33 @@ using asio::ip::tcp;
 
 IpAddr endpoint_ip(const tcp::endpoint& ep) { return canonical_ip(ep.address()); }
 
-std::optional<Captured> captured(tcp::socket& sock, const char* listener) {
+std::optional<Captured> captured(tcp::socket& sock, const char* listener, const ProxySeams& seams) {
   Captured c;
   boost::system::error_code ec;
   c.local = sock.local_endpoint(ec);
   const auto remote = sock.remote_endpoint(ec);
   c.client_ip = endpoint_ip(remote);
   c.src_addr = format_socket_addr(c.client_ip, remote.port());
-  const bool v6 = c.local.address().is_v6() && !c.local.address().to_v6().is_v4_mapped();
-  auto od = hbone::sockopt::original_dst(sock.native_handle(), v6);
-  if (!od) {
-    spdlog::warn("{} connection from {}: no original destination ({})", listener, c.src_addr, od.error());
-    return std::nullopt;
+  if (seams.original_dst) {
+    auto od = seams.original_dst(sock.native_handle());
+    if (!od) {
+      spdlog::warn("{} connection from {}: no original destination (test seam)", listener, c.src_addr);
+      return std::nullopt;
+    }
+    c.dst_ip = canonical_ip(od->ip);
+    c.dst_port = od->port;
+  } else {
+    const bool v6 = c.local.address().is_v6() && !c.local.address().to_v6().is_v4_mapped();
+    auto od = hbone::sockopt::original_dst(sock.native_handle(), v6);
+    if (!od) {
+      spdlog::warn("{} connection from {}: no original destination ({})", listener, c.src_addr, od.error());
+      return std::nullopt;
+    }
+    auto ip = parse_ip(od->ip);
+    if (!ip) return std::nullopt;
+    c.dst_ip = canonical_ip(*ip);
+    c.dst_port = od->port;
   }
-  auto ip = parse_ip(od->ip);
-  if (!ip) return std::nullopt;
-  c.dst_ip = canonical_ip(*ip);
-  c.dst_port = od->port;
   c.dst_addr = format_socket_addr(c.dst_ip, c.dst_port);
   return c;
 }
@@ -63,12 +72,23 @@ std::string baggage_of(const Workload& w) {
   return hbone::format_baggage(b);
 }
 
+std::optional<ProxyError> relay_outcome(const hbone::CopyResult& r, std::optional<ProxyError> late_rejection) {
+  if (late_rejection) return late_rejection;
+  if (!r.error.empty()) return ProxyError{ProxyErrorKind::Relay, r.error};
+  return std::nullopt;
+}
+
 bool is_illegal_port(uint16_t port) {
   return port == kOutboundPort || port == kInboundPlaintextPort || port == kInboundHbonePort;
 }
 
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
-    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r), registry(r) {}
+    : cfg(c),
+      target(std::move(t)),
+      socket_factory(ztunnel::socket_factory(target.netns)),
+      metrics(r),
+      task_failures(r),
+      registry(r) {}
 
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
   const auto& wi = target.workload;
@@ -80,6 +100,21 @@ Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
       shared(std::move(s)),
       pool(std::make_shared<hbone::Pool>(io.get_executor(), shared->cfg.pool_max_streams_per_connection,
                                          shared->cfg.pool_unused_release_timeout)) {}
+
+const Workload* Proxy::Worker::local_workload(const SnapshotConstSharedPtr& snap) {
+  // owner_before in both directions = same control block: the same snapshot object, even if
+  // an earlier one was freed and a new one allocated at its address (our weak_ptr keeps the
+  // old control block alive). No atomic operation, unlike weak_ptr::lock().
+  if (local_snapshot.owner_before(snap) || snap.owner_before(local_snapshot) || local_snapshot.expired()) {
+    local = shared->local_workload(*snap);
+    local_snapshot = snap;
+  }
+  return local;
+}
+
+void Proxy::Worker::wake_certificate_waiters() {
+  for (auto* t : certificate_waiters) t->cancel();
+}
 
 void Proxy::Worker::track(const std::shared_ptr<tcp::socket>& s) {
   // Prune finished entries only when the list has doubled since the last prune: amortised
@@ -104,26 +139,27 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
     // A connection accepted while draining began is still served: the kernel completed its
     // handshake, so dropping it would reset a client that did nothing wrong.
     (void)hbone::sockopt::set_nodelay(sock.native_handle());
+    const auto& failures = shared->task_failures;
     if (port == kOutboundPort) {
-      asio::co_spawn(io, handle_outbound(std::move(sock)), asio::detached);
+      asio::co_spawn(io, handle_outbound(std::move(sock)), failures.handler(Task::Outbound));
     } else if (port == kInboundPlaintextPort) {
-      asio::co_spawn(io, handle_inbound_plain(std::move(sock)), asio::detached);
+      asio::co_spawn(io, handle_inbound_plain(std::move(sock)), failures.handler(Task::InboundPlaintext));
     } else {
-      asio::co_spawn(io, serve_hbone(std::move(sock)), asio::detached);
+      asio::co_spawn(io, serve_hbone(std::move(sock)), failures.handler(Task::InboundHbone));
     }
   }
 }
 
 asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_tls(std::string& why) {
-  auto tls = shared->tls.load();
-  if (tls) co_return tls;
   // Before the first certificate (a pod's listeners open at its Add; the CA answers shortly
   // after) a connection waits for the pending fetch, as upstream's does, instead of failing;
-  // a failed fetch ends the wait at once. Bounded, and short polls: this only runs in that
-  // first window.
+  // a failed fetch ends the wait at once. The timer runs to the deadline unless
+  // wake_certificate_waiters() cancels it: the control thread stores the new state, then posts
+  // the wake to this worker, so a waiter either sees the state or is woken after it.
   const auto deadline = std::chrono::steady_clock::now() + kCertificateWait;
-  asio::steady_timer timer(io);
+  asio::steady_timer timer(io, deadline);
   for (;;) {
+    if (auto tls = shared->tls.load()) co_return tls;
     if (auto err = shared->tls_error.load()) {
       why = "certificate fetch failed: " + *err;
       co_return nullptr;
@@ -136,9 +172,12 @@ asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_
       why = "no certificate after " + std::to_string(kCertificateWait.count()) + " s";
       co_return nullptr;
     }
-    timer.expires_after(std::chrono::milliseconds(5));
+    struct Waiting {  // unregisters even if the frame is destroyed mid-wait
+      std::list<asio::steady_timer*>& list;
+      std::list<asio::steady_timer*>::iterator it;
+      ~Waiting() { list.erase(it); }
+    } waiting{certificate_waiters, certificate_waiters.insert(certificate_waiters.end(), &timer)};
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if ((tls = shared->tls.load())) co_return tls;
   }
 }
 
@@ -181,6 +220,7 @@ asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
 }
 
 void Proxy::Worker::drain() {
+  wake_certificate_waiters();  // they fail now ("draining")
   boost::system::error_code ignored;
   for (auto& a : acceptors) a->close(ignored);
   for (auto& w : inbound) {
@@ -250,19 +290,34 @@ void enable_listener_migration(const Netns& netns) {
 }
 }  // namespace
 
+void Proxy::set_seams(ProxySeams seams) { shared_->seams = std::move(seams); }
+
+uint16_t Proxy::bound_port(uint16_t port) const {
+  switch (port) {
+    case kOutboundPort: return bound_ports_[0];
+    case kInboundPlaintextPort: return bound_ports_[1];
+    case kInboundHbonePort: return bound_ports_[2];
+    default: return 0;
+  }
+}
+
 common::Status Proxy::start() {
   const auto& cfg = shared_->cfg;
   // Only in a pod's netns: dedicated mode shares a namespace ztunnel does not own (the host's).
   if (cfg.inpod_port_reuse && shared_->target.netns) enable_listener_migration(*shared_->target.netns);
   shared_->orig_src = cfg.enable_orig_src.value_or(transparent_supported());
   const uint16_t ports[] = {kOutboundPort, kInboundPlaintextPort, kInboundHbonePort};
+  const auto& seams = shared_->seams;
+  uint16_t bind_ports[] = {seams.outbound_port, seams.inbound_plaintext_port, seams.inbound_hbone_port};
   for (auto& w : workers_) {
-    for (uint16_t port : ports) {
+    for (size_t i = 0; i < std::size(ports); ++i) {
+      const uint16_t port = ports[i];
       auto acc = std::make_unique<tcp::acceptor>(w->io);
       boost::system::error_code ec;
-      tcp::endpoint ep(cfg.ipv6_enabled ? asio::ip::address(asio::ip::address_v6::any())
-                                        : asio::ip::address(asio::ip::address_v4::any()),
-                       port);
+      asio::ip::address any = cfg.ipv6_enabled ? asio::ip::address(asio::ip::address_v6::any())
+                                               : asio::ip::address(asio::ip::address_v4::any());
+      tcp::endpoint ep(seams.listen_ip.value_or(any), bind_ports[i]);
+      const bool dual_stack = cfg.ipv6_enabled && !seams.listen_ip;
       if (shared_->target.netns) {
         auto fd = shared_->target.netns->socket(cfg.ipv6_enabled ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
         if (!fd) return common::make_error("listener " + std::to_string(port) + ": " + fd.error());
@@ -270,7 +325,7 @@ common::Status Proxy::start() {
       } else {
         acc->open(ep.protocol(), ec);
       }
-      if (!ec && cfg.ipv6_enabled) acc->set_option(asio::ip::v6_only(false), ec);
+      if (!ec && dual_stack) acc->set_option(asio::ip::v6_only(false), ec);
       if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
       if (!ec && cfg.inpod_port_reuse) {
         if (auto st = hbone::sockopt::set_reuseport(acc->native_handle()); !st) {
@@ -286,12 +341,15 @@ common::Status Proxy::start() {
       if (!ec) acc->bind(ep, ec);
       if (!ec) acc->listen(1024, ec);
       if (ec) return common::make_error("listener " + std::to_string(port) + ": " + ec.message());
+      // An ephemeral port (test seam) is picked by the first worker; the others join it.
+      if (bind_ports[i] == 0) bind_ports[i] = acc->local_endpoint(ec).port();
+      bound_ports_[i] = bind_ports[i];
       w->acceptors.push_back(std::move(acc));
     }
   }
   for (auto& w : workers_) {
     for (size_t i = 0; i < w->acceptors.size(); ++i) {
-      asio::co_spawn(w->io, w->accept_loop(*w->acceptors[i], ports[i]), asio::detached);
+      asio::co_spawn(w->io, w->accept_loop(*w->acceptors[i], ports[i]), shared_->task_failures.handler(Task::Accept));
     }
   }
   if (cfg.dns_proxy) {
@@ -382,12 +440,18 @@ common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credent
   if (!ctxs) return common::make_error(ctxs.error());
   shared_->tls.store(std::make_shared<const hbone::TlsContexts>(std::move(ctxs.value())));
   shared_->tls_error.store(nullptr);
+  wake_certificate_waiters();
   return common::ok_status();
 }
 
 void Proxy::set_credentials_error(const std::string& why) {
   if (shared_->tls.load()) return;  // a certificate is there: keep serving with it
   shared_->tls_error.store(std::make_shared<const std::string>(why));
+  wake_certificate_waiters();
+}
+
+void Proxy::wake_certificate_waiters() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->wake_certificate_waiters(); });
 }
 
 bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }

@@ -34,7 +34,7 @@ void workload_labels(std::vector<std::string>& out, const Workload* w, const std
 
 }  // namespace
 
-std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, const std::string& response_flags) {
+std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFlag flag) {
   std::vector<std::string> v;
   v.reserve(label_names().size());
   v.push_back(p.reporter);
@@ -51,7 +51,7 @@ std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, const std:
   workload_labels(d, p.dst, p.dst_identity);
   v.insert(v.end(), d.begin(), d.end());
   v.push_back("tcp");
-  v.push_back(response_flags);
+  v.emplace_back(to_string(flag));
   v.push_back(p.mtls ? "mutual_tls" : "unknown");
   return v;
 }
@@ -68,8 +68,8 @@ TrafficMetrics::TrafficMetrics(common::metrics::Registry& r)
                           label_names())),
       sockets_(r.gauge("istio_tcp_sockets_open", "The number of TCP sockets open", {"reporter"})) {}
 
-TrafficMetrics::Series TrafficMetrics::open(const ConnectionParties& p, const std::string& response_flags) {
-  auto labels = istio_tcp_labels(p, response_flags);
+TrafficMetrics::Series TrafficMetrics::open(const ConnectionParties& p, ResponseFlag flag) {
+  auto labels = istio_tcp_labels(p, flag);
   Series s{opened_.get(labels), closed_.get(labels), sent_.get(labels), received_.get(labels)};
   s.opened->inc();
   return s;

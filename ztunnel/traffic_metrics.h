@@ -16,6 +16,7 @@
 #include "common/identity.h"
 #include "common/metrics.h"
 #include "ztunnel/model.h"
+#include "ztunnel/proxy_error.h"
 
 namespace ztunnel {
 
@@ -40,8 +41,8 @@ class TrafficMetrics {
     common::metrics::Counter* sent;
     common::metrics::Counter* received;
   };
-  // Counts the connection as opened (and, with flags != "-", not proxied further).
-  Series open(const ConnectionParties& p, const std::string& response_flags);
+  // Counts the connection as opened (and, with a flag other than None, not proxied further).
+  Series open(const ConnectionParties& p, ResponseFlag flag);
   void close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes);
   void sockets_open(const std::string& reporter, int delta);
 
@@ -53,7 +54,7 @@ class TrafficMetrics {
   common::metrics::GaugeFamily& sockets_;
 };
 
-std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, const std::string& response_flags);
+std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFlag flag);
 
 // Access-log record of a finished connection. bytes_sent = towards the destination.
 common::AccessRecord access_record(const ConnectionParties& p, const std::string& direction,
