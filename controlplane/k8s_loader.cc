@@ -563,6 +563,26 @@ void dedupe(std::vector<T>& items, std::string_view kind, Diagnostics& diags) {
   items = std::move(kept);
 }
 
+// The L7 routing objects (waypoint_resources.h) carry name/ns/file/object directly. HTTPRoute
+// and GRPCRoute share a vector; their kind is part of the key.
+template <typename T>
+void dedupe_l7(std::vector<T>& items, Diagnostics& diags) {
+  std::map<std::string, std::string> seen;  // kind ns/name -> file of the first
+  std::vector<T> kept;
+  kept.reserve(items.size());
+  for (auto& item : items) {
+    auto [it, inserted] = seen.emplace(item.object, item.file);
+    if (!inserted) {
+      diags.push_back({Severity::Error, item.file, item.object, "metadata.name",
+                       "duplicate " + item.object.substr(0, item.object.find(' ')) + " (first defined in " + it->second +
+                           "); object ignored"});
+      continue;
+    }
+    kept.push_back(std::move(item));
+  }
+  items = std::move(kept);
+}
+
 }  // namespace
 
 void parse_manifests(std::string_view text, const std::string& file, ResourceSet& out, Diagnostics& diags) {
@@ -666,6 +686,9 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe(set.services, "Service", diags);
   dedupe(set.gateways, "Gateway", diags);
   dedupe(set.policies, "AuthorizationPolicy", diags);
+  dedupe_l7(set.l7.virtual_services, diags);
+  dedupe_l7(set.l7.destination_rules, diags);
+  dedupe_l7(set.l7.gateway_routes, diags);
 }
 
 }  // namespace controlplane

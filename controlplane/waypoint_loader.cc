@@ -1,5 +1,7 @@
 #include "controlplane/waypoint_loader.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -46,6 +48,15 @@ uint64_t parse_duration_ms(const std::string& text, const std::string& path) {
 
 namespace {
 
+// Regexes are checked here with the waypoint's engine (RE2, as Envoy's safe_regex): an invalid
+// one would make the waypoint NACK the whole RouteConfiguration and keep stale routes, so the
+// object is refused at the source instead, naming the field.
+const std::string& checked_regex(const std::string& value, const std::string& path) {
+  RE2 re(value, RE2::Quiet);
+  if (!re.ok()) fail(path, "invalid regex (RE2): " + re.error());
+  return value;
+}
+
 double percent(Reader& r, const YAML::Node& n, const std::string& path) {
   // istio Percent {value: double}
   r.expect_strict_map(n, path, {"value"});
@@ -66,7 +77,8 @@ VsStringMatch string_match(Reader& r, const YAML::Node& n, const std::string& pa
   } else if (Reader::present(n, "prefix")) {
     m.kind = VsStringMatch::Kind::Prefix, m.value = r.str(Reader::child(n, "prefix"), join(path, "prefix"));
   } else if (Reader::present(n, "regex")) {
-    m.kind = VsStringMatch::Kind::Regex, m.value = r.str(Reader::child(n, "regex"), join(path, "regex"));
+    m.kind = VsStringMatch::Kind::Regex,
+    m.value = checked_regex(r.str(Reader::child(n, "regex"), join(path, "regex")), join(path, "regex"));
   } else {
     fail(path, "exactly one of exact, prefix, regex");
   }
@@ -237,8 +249,9 @@ VsRule http_route(Reader& r, const YAML::Node& n, const std::string& path) {
       const YAML::Node x = Reader::child(rw, "uriRegexRewrite");
       const std::string xp = join(p, "uriRegexRewrite");
       r.expect_strict_map(x, xp, {"match", "rewrite"});
-      out.uri_regex = std::make_pair(r.str(Reader::child(x, "match"), join(xp, "match")),
-                                     r.str(Reader::child(x, "rewrite"), join(xp, "rewrite")));
+      out.uri_regex =
+          std::make_pair(checked_regex(r.str(Reader::child(x, "match"), join(xp, "match")), join(xp, "match")),
+                         r.str(Reader::child(x, "rewrite"), join(xp, "rewrite")));
       if (!out.uri.empty()) fail(xp, "uri and uriRegexRewrite are exclusive");
     }
     rule.rewrite = out;
@@ -705,6 +718,13 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
                          r.str(Reader::child(h, "value"), join(hp, "value"))};
         vm.headers.emplace_back(lower(r.str(Reader::child(h, "name"), join(hp, "name"))), sm);
       });
+      // Every regex this match carries (written by the user or built from GRPCRoute names).
+      if (vm.uri && vm.uri->kind == VsStringMatch::Kind::Regex) checked_regex(vm.uri->value, mp);
+      for (const auto* list : {&vm.headers, &vm.query_params}) {
+        for (const auto& [name, sm] : *list) {
+          if (sm && sm->kind == VsStringMatch::Kind::Regex) checked_regex(sm->value, mp + "[" + name + "]");
+        }
+      }
       one.match.push_back(std::move(vm));
       ++match_index;
       out.rules.push_back(std::move(one));

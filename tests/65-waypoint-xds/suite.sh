@@ -10,6 +10,10 @@
 # this script checks what the probe installed: the good resources are in its snapshots, the
 # NACKed ones are not, the NACK lines name the fields, and a removal reaches the snapshot.
 #
+# Case B: `controlplane serve` compiles a VirtualService + DestinationRule for a waypoint and
+# serves it to the probe (identified by its node id); a live edit of the YAML reaches the probe
+# as a delta, and nothing the controlplane sends is NACKed.
+#
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 set -uo pipefail
 
@@ -121,5 +125,110 @@ last_ok() {
 check "a route removal reaches the snapshot" last_ok "$LAST"
 check "probe logged the cluster NACK naming the field" contains -F "bad-cluster: cluster: unknown field #8" "$T/probe.out"
 check "probe logged the route NACK naming cluster_header" contains -F "route.virtual_hosts[0].routes[0].route.cluster_header: field not implemented" "$T/probe.out"
+
+
+# ---- B: controlplane serve -> waypoint config source (per-waypoint resources, live edits) -----
+CP_BIN="$BIN_DIR/controlplane"
+mkdir -p "$T/mesh"
+cat >"$T/tokens.yaml" <<'TOK'
+tokens:
+- token: waypoint-token-3f1c
+  serviceAccount: demo/waypoint
+TOK
+write_mesh() {  # write_mesh CAT_WEIGHT DOG_WEIGHT
+  cat >"$T/mesh/mesh.yaml.tmp" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: demo}
+spec: {gatewayClassName: istio-waypoint}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: waypoint-0, namespace: demo, labels: {gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none}}
+spec: {serviceAccountName: waypoint}
+status: {podIP: 10.0.0.9}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: calculate, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: calculate}
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 8080, targetPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cat, namespace: demo, labels: {app: calculate, version: cat-plus}}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dog, namespace: demo, labels: {app: calculate, version: dog-multi}}
+status: {podIP: 10.0.1.2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: calculate, namespace: demo}
+spec:
+  host: calculate
+  subsets:
+  - {name: cat-with-plus, labels: {version: cat-plus}}
+  - {name: dog-with-multi, labels: {version: dog-multi}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: calculate, namespace: demo}
+spec:
+  hosts: [calculate]
+  http:
+  - route:
+    - {destination: {host: calculate, subset: cat-with-plus}, weight: $1}
+    - {destination: {host: calculate, subset: dog-with-multi}, weight: $2}
+YAML
+  mv "$T/mesh/mesh.yaml.tmp" "$T/mesh/mesh.yaml"
+}
+# wait_snapshot FILE PYTHON-EXPR: a SNAPSHOT line of FILE whose json `s` satisfies EXPR (20 s).
+wait_snapshot() {
+  for _ in $(seq 1 200); do
+    grep '^SNAPSHOT ' "$1" 2>/dev/null | cut -d' ' -f2- | "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    s = json.loads(line)
+    if '"$2"':
+        sys.exit(0)
+sys.exit(1)' && return 0
+    sleep 0.1
+  done
+  return 1
+}
+if [[ ! -x $CP_BIN ]]; then
+  fail "controlplane binary present at $CP_BIN"
+else
+  write_mesh 90 10
+  CP_ADDR=127.0.0.1:15013
+  nsx_bg lo "$T/controlplane.log" "$CP_BIN" serve --dir "$T/mesh" --listen "$CP_ADDR" --cacerts "$T/cacerts" \
+    --tokens "$T/tokens.yaml"
+  CP_PID=$NSX_LAST_PID
+  for _ in $(seq 1 100); do grep -q "serving on" "$T/controlplane.log" 2>/dev/null && break; sleep 0.1; done
+  nsx_bg lo "$T/probe-cp.out" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin XDS_ADDRESS="https://$CP_ADDR" \
+    XDS_ROOT_CA="$T/cacerts/root-cert.pem" AUTH_TOKEN=waypoint-token-3f1c INSTANCE_IP=10.0.0.9 \
+    POD_NAME=waypoint-0 POD_NAMESPACE=demo RUST_LOG=info "$PROBE" 60
+  PROBE2=$NSX_LAST_PID
+  R='"inbound-vip|8080|http|calculate.demo.svc.cluster.local"'
+  CAT='"inbound-vip|8080|http/cat-with-plus|calculate.demo.svc.cluster.local"'
+  DOG='"inbound-vip|8080|http/dog-with-multi|calculate.demo.svc.cluster.local"'
+  check "controlplane serves the waypoint its istiod-named route (90/10), clusters and endpoints" \
+    wait_snapshot "$T/probe-cp.out" "s['routes'].get($R, [{}])[0].get('weighted') == {$CAT: 90, $DOG: 10} and len(s['clusters']) == 3 and s['endpoints'].get($DOG) == ['10.0.1.2:80'] and s['workloads'] >= 3"
+  write_mesh 0 100
+  check "a live VirtualService edit (blue/green 0/100) reaches the waypoint as a delta" \
+    wait_snapshot "$T/probe-cp.out" "s['routes'].get($R, [{}])[0].get('cluster') == $DOG"
+  check_not "the waypoint NACKed nothing the controlplane sent" contains -E '^NACK |xDS NACK' "$T/probe-cp.out"
+  nsx_stop "$PROBE2" 5
+  nsx_stop "$CP_PID" 5
+fi
 
 summary

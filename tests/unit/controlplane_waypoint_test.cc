@@ -378,3 +378,32 @@ spec:
   CHECK(c.result.diagnostics[0].field == "spec.http[1].route[0].destination.host");
   check_waypoint_accepts(w);
 }
+
+TEST_CASE("a regex RE2 rejects is an error naming the field, not a route the waypoint would NACK") {
+  auto c = compile_yaml(std::string(kMesh) + R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bad-regex, namespace: demo}
+spec:
+  hosts: [calculate]
+  http:
+  - match: [{uri: {regex: "/(unclosed"}}]
+    route: [{destination: {host: calculate}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad-header-regex, namespace: demo}
+spec:
+  parentRefs: [{kind: Service, group: "", name: calculate}]
+  rules:
+  - matches: [{headers: [{type: RegularExpression, name: x, value: "a{2,1}"}]}]
+    backendRefs: [{name: calculate, port: 8080}]
+)");
+  REQUIRE(c.load_diags.size() == 2);
+  CHECK(c.load_diags[0].object == "VirtualService demo/bad-regex");
+  CHECK(c.load_diags[0].field == "spec.http[0].match[0].uri.regex");
+  CHECK(c.load_diags[0].message.find("invalid regex (RE2)") == 0);
+  CHECK(c.load_diags[1].object == "HTTPRoute demo/bad-header-regex");
+  CHECK(c.load_diags[1].field == "spec.rules[0].matches[0][x]");
+  check_waypoint_accepts(served(c));
+}
