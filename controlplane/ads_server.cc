@@ -1,4 +1,5 @@
 #include "controlplane/ads_server.h"
+#include "controlplane/waypoint_compiler.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -310,6 +311,11 @@ bool AdsServer::Impl::respond(Session& s, const std::string& type_url, TypeState
   static const XdsResourceMap kEmpty;
   const XdsResourceMap* resources = &kEmpty;
   if (auto it = state.types.find(type_url); it != state.types.end() && it->second) resources = it->second.get();
+  if (!state.per_proxy.empty()) {  // waypoints: their own Envoy resources (waypoint_compiler.h)
+    if (auto p = state.per_proxy.find(proxy_key_of_node(s.node_id)); p != state.per_proxy.end()) {
+      if (auto it = p->second.find(type_url); it != p->second.end() && it->second) resources = it->second.get();
+    }
+  }
 
   std::vector<const std::pair<const std::string, XdsResource>*> updated;
   std::vector<std::string> removed;

@@ -49,6 +49,11 @@ namespace controlplane {
 struct ServedState {
   std::string version;  // system_version_info of every response built from it
   std::map<std::string, std::shared_ptr<const XdsResourceMap>, std::less<>> types;  // by type URL
+  // Per-proxy resources, by proxy key ("<pod>.<namespace>" from a waypoint's node id, see
+  // waypoint_compiler.h) then type URL: a stream whose node has an entry here is served that
+  // map for the type instead of `types` (which must still list the type URL, as known).
+  std::map<std::string, std::map<std::string, std::shared_ptr<const XdsResourceMap>, std::less<>>, std::less<>>
+      per_proxy;
 
   // The two istio types from a conversion.
   static std::shared_ptr<const ServedState> from(XdsResources resources, std::string version);

@@ -1,4 +1,5 @@
 #include "controlplane/k8s_loader.h"
+#include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -388,6 +389,10 @@ constexpr Kind kKinds[] = {
     {"networking.istio.io", "WorkloadEntry", true},
     {"gateway.networking.k8s.io", "Gateway", true},
     {"security.istio.io", "AuthorizationPolicy", true},
+    {"networking.istio.io", "VirtualService", true},
+    {"networking.istio.io", "DestinationRule", true},
+    {"gateway.networking.k8s.io", "HTTPRoute", true},
+    {"gateway.networking.k8s.io", "GRPCRoute", true},
 };
 
 class DocumentParser {
@@ -477,6 +482,18 @@ class DocumentParser {
         auto a = r.authorization_policy(doc);
         a.src = src;
         out_.policies.push_back(std::move(a));
+      } else if (kind == "VirtualService") {  // waypoint routing: waypoint_loader.h
+        auto v = read_virtual_service(r, doc, r.meta(doc, true));
+        v.file = src.file, v.object = src.object;
+        out_.l7.virtual_services.push_back(std::move(v));
+      } else if (kind == "DestinationRule") {
+        auto d = read_destination_rule(r, doc, r.meta(doc, true));
+        d.file = src.file, d.object = src.object;
+        out_.l7.destination_rules.push_back(std::move(d));
+      } else if (kind == "HTTPRoute" || kind == "GRPCRoute") {
+        auto g = read_gateway_route(r, doc, r.meta(doc, true), kind);
+        g.file = src.file, g.object = src.object;
+        out_.l7.gateway_routes.push_back(std::move(g));
       }
     } catch (const FieldError& e) {
       diags_.push_back({Severity::Error, file_, name, e.field, e.message + "; object ignored"});
@@ -539,6 +556,26 @@ void dedupe(std::vector<T>& items, std::string_view kind, Diagnostics& diags) {
     if (!inserted) {
       diags.push_back({Severity::Error, item.src.file, item.src.object, "metadata.name",
                        "duplicate " + std::string(kind) + " (first defined in " + it->second + "); object ignored"});
+      continue;
+    }
+    kept.push_back(std::move(item));
+  }
+  items = std::move(kept);
+}
+
+// The L7 routing objects (waypoint_resources.h) carry name/ns/file/object directly. HTTPRoute
+// and GRPCRoute share a vector; their kind is part of the key.
+template <typename T>
+void dedupe_l7(std::vector<T>& items, Diagnostics& diags) {
+  std::map<std::string, std::string> seen;  // kind ns/name -> file of the first
+  std::vector<T> kept;
+  kept.reserve(items.size());
+  for (auto& item : items) {
+    auto [it, inserted] = seen.emplace(item.object, item.file);
+    if (!inserted) {
+      diags.push_back({Severity::Error, item.file, item.object, "metadata.name",
+                       "duplicate " + item.object.substr(0, item.object.find(' ')) + " (first defined in " + it->second +
+                           "); object ignored"});
       continue;
     }
     kept.push_back(std::move(item));
@@ -649,6 +686,9 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe(set.services, "Service", diags);
   dedupe(set.gateways, "Gateway", diags);
   dedupe(set.policies, "AuthorizationPolicy", diags);
+  dedupe_l7(set.l7.virtual_services, diags);
+  dedupe_l7(set.l7.destination_rules, diags);
+  dedupe_l7(set.l7.gateway_routes, diags);
 }
 
 }  // namespace controlplane

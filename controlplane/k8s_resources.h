@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/waypoint_resources.h"
 #include "ztunnel/model.h"
 
 namespace controlplane {
@@ -157,10 +158,11 @@ struct ResourceSet {
   std::vector<ServiceObject> services;
   std::vector<GatewayObject> gateways;
   std::vector<AuthorizationPolicyObject> policies;
+  WaypointRouteObjects l7;  // VirtualService, DestinationRule, HTTPRoute, GRPCRoute (waypoint routing)
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +
-           gateways.size() + policies.size();
+           gateways.size() + policies.size() + l7.size();
   }
 };
 

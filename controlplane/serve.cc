@@ -24,6 +24,7 @@
 #include "controlplane/dir_watch.h"
 #include "controlplane/local_xds_writer.h"
 #include "controlplane/tokens.h"
+#include "controlplane/waypoint_compiler.h"
 #include "controlplane/xds_resources.h"
 
 namespace controlplane {
@@ -111,6 +112,7 @@ struct ControlPlaneServer::Impl {
   // The last compiled config, whose Address resources are the served ones: unchanged objects
   // keep their serialization on the next compile.
   std::unique_ptr<ztunnel::LocalConfig> previous;
+  WaypointCompileResult waypoints;  // the last waypoint compile (per-proxy Envoy resources)
   double compile_ms = 0;
 
   mutable std::mutex index_mu;
@@ -155,6 +157,8 @@ bool ControlPlaneServer::Impl::poll() {
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
   CompiledState st = compile(objects, opt.compile);
+  waypoints = compile_waypoints(objects, opt.compile);
+  diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),
                std::make_move_iterator(st.diagnostics.end()));
@@ -204,6 +208,16 @@ void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms,
   };
   put(kAddressTypeUrl, std::move(resources.addresses));
   put(kAuthorizationTypeUrl, std::move(resources.authorizations));
+  // Waypoints: Envoy resources per waypoint proxy (waypoint_compiler.h); the shared maps stay
+  // empty so the types are known to every stream.
+  for (std::string_view t : {kRouteConfigurationTypeUrl, kClusterTypeUrl, kClusterLoadAssignmentTypeUrl})
+    next->types.emplace(std::string(t), std::make_shared<const XdsResourceMap>());
+  for (const auto& [proxy, res] : waypoints.by_proxy) {
+    auto& m = next->per_proxy[proxy];
+    m.emplace(std::string(kRouteConfigurationTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->routes));
+    m.emplace(std::string(kClusterTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->clusters));
+    m.emplace(std::string(kClusterLoadAssignmentTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->endpoints));
+  }
 
   auto ids = std::make_shared<std::set<std::string>>();
   for (const auto& w : cfg.workloads) {

@@ -75,6 +75,7 @@ struct PresentMatch {
 
 // envoy.config.route.v3.HeaderMatcher. Names may be pseudo-headers (`:method`, `:authority`,
 // `:path`, `:scheme`). A header with several values is matched against the values joined by ",".
+// The deprecated `exact_match: ""` matches any present value in Envoy: convert it to PresentMatch.
 struct HeaderMatcher {
   std::string name;
   std::variant<StringMatcher, Int64Range, PresentMatch> spec;

@@ -162,4 +162,14 @@ bool should_select_another_host(const RetryPolicy& policy, std::string_view host
   return std::find(previous_hosts.begin(), previous_hosts.end(), host) != previous_hosts.end();
 }
 
+void set_request_attempt_count(const VirtualHost& vhost, uint32_t attempt, HeaderList& request_headers) {
+  if (vhost.include_request_attempt_count) request_headers.set("x-envoy-attempt-count", std::to_string(attempt));
+}
+
+void set_response_attempt_count(const VirtualHost& vhost, uint32_t attempts, HeaderList& response_headers) {
+  if (vhost.include_attempt_count_in_response) {
+    response_headers.set("x-envoy-attempt-count", std::to_string(attempts));
+  }
+}
+
 }  // namespace waypoint::router

@@ -77,6 +77,9 @@ void apply_header_options(std::span<const HeaderValueOption> add, std::span<cons
   std::vector<const HeaderValueOption*> overwrite;
   std::vector<const HeaderValueOption*> append;
   for (const auto& h : add) {
+    // Envoy rejects such config; the converter does too. Skipping here keeps the invariant that
+    // :authority lives in HttpRequest::authority even if one slipped through.
+    if (protected_header(h.key)) continue;
     if (h.value.empty() && !h.keep_empty_value) continue;
     switch (h.append_action) {
       case AppendAction::AppendIfExistsOrAdd:

@@ -91,7 +91,7 @@ void apply_rewrites(const RouteMatch& match, const RouteAction& action, const Cl
 
 // One level's request or response mutations: removals first, then adds; add conditions are
 // judged on the headers as they were before this level's adds; overwrites land before appends.
-// Pseudo-headers and `host` are never removed.
+// Pseudo-headers and `host` are never removed or added (Envoy rejects such config).
 void apply_header_options(std::span<const HeaderValueOption> add, std::span<const std::string> remove,
                           HeaderList& headers);
 
@@ -157,6 +157,12 @@ Duration retry_backoff(const RetryPolicy& policy, uint32_t retry_number, uint64_
 // should be made; the data path re-picks up to host_selection_retry_max_attempts times.
 bool should_select_another_host(const RetryPolicy& policy, std::string_view host,
                                 std::span<const std::string> previous_hosts);
+
+// x-envoy-attempt-count: set on the upstream request (attempt = 1 for the first try, +1 per
+// retry) only when the virtual host has include_request_attempt_count, and on the downstream
+// response only with include_attempt_count_in_response. Istio's waypoint vhost sets neither.
+void set_request_attempt_count(const VirtualHost& vhost, uint32_t attempt, HeaderList& request_headers);
+void set_response_attempt_count(const VirtualHost& vhost, uint32_t attempts, HeaderList& response_headers);
 
 // ---------------------------------------------------------------------------------------------
 // Timeouts (facts §5.4)

@@ -1,0 +1,770 @@
+#include "controlplane/waypoint_compiler.h"
+
+#include <google/protobuf/any.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
+#include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+
+namespace controlplane {
+namespace {
+
+namespace route = envoy::config::route::v3;
+namespace core = envoy::config::core::v3;
+namespace cluster = envoy::config::cluster::v3;
+namespace endpoint = envoy::config::endpoint::v3;
+
+constexpr uint32_t kMax32 = 4294967295u;
+const char* const kDefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+XdsResource to_resource(const google::protobuf::Message& m, std::string_view type_url) {
+  std::string value;
+  {
+    google::protobuf::io::StringOutputStream sos(&value);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&cos);
+  }
+  google::protobuf::Any any;
+  any.set_type_url(std::string(type_url));
+  any.set_value(value);
+  XdsResource r;
+  r.version = fnv1a_hex(value);
+  r.any = any.SerializeAsString();
+  return r;
+}
+
+std::string label_or_annotation(const ObjectMeta& m, std::string_view key) {
+  if (auto it = m.labels.find(std::string(key)); it != m.labels.end()) return it->second;
+  if (auto it = m.annotations.find(std::string(key)); it != m.annotations.end()) return it->second;
+  return "";
+}
+
+bool selects(const Labels& selector, const Labels& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// HTTP ports of a Service as Istio classifies them by name: tcp/tls/mongo/mysql/redis... are L4.
+enum class PortProto { Http1, Http2, Auto, Tcp };
+PortProto port_protocol(const ServicePort& p) {
+  const std::string n = p.name.substr(0, p.name.find('-'));
+  if (n == "http2" || n == "grpc" || n == "grpc-web") return PortProto::Http2;
+  if (n == "http") return PortProto::Http1;
+  if (n == "tcp" || n == "tls" || n == "https" || n == "mongo" || n == "mysql" || n == "redis" || n == "mqtt")
+    return PortProto::Tcp;
+  return PortProto::Auto;
+}
+
+core::HeaderValueOption* header_add(google::protobuf::RepeatedPtrField<core::HeaderValueOption>* out,
+                                    const std::string& k, const std::string& v,
+                                    core::HeaderValueOption::HeaderAppendAction a) {
+  auto* h = out->Add();
+  h->mutable_header()->set_key(k);
+  std::string escaped;
+  for (char c : v) {
+    escaped.push_back(c);
+    if (c == '%') escaped.push_back('%');  // Envoy formatter escape: a literal %
+  }
+  h->mutable_header()->set_value(escaped);
+  h->set_append_action(a);
+  return h;
+}
+
+void fractional(envoy::type::v3::FractionalPercent* f, double pct) {
+  f->set_numerator(static_cast<uint32_t>(std::llround(pct * 10000)));
+  f->set_denominator(envoy::type::v3::FractionalPercent::MILLION);
+}
+
+void string_matcher(envoy::type::matcher::v3::StringMatcher* m, const VsStringMatch& s) {
+  switch (s.kind) {
+    case VsStringMatch::Kind::Exact:
+      m->set_exact(s.value);
+      break;
+    case VsStringMatch::Kind::Prefix:
+    case VsStringMatch::Kind::SeparatedPrefix:
+      m->set_prefix(s.value);
+      break;
+    case VsStringMatch::Kind::Regex:
+      m->mutable_safe_regex()->set_regex(s.value);
+      break;
+  }
+}
+
+void header_matcher(route::HeaderMatcher* h, const std::string& name, const std::optional<VsStringMatch>& m) {
+  h->set_name(name);
+  if (m)
+    string_matcher(h->mutable_string_match(), *m);
+  else
+    h->set_present_match(true);
+}
+
+struct Compiler {
+  const ResourceSet& in;
+  const CompileOptions& opt;
+  Diagnostics& diags;
+
+  std::map<std::string, const NamespaceObject*> namespaces;
+  std::map<std::string, const ServiceObject*> services_by_host;  // FQDN -> service
+
+  std::string fqdn(const ServiceObject& s) const {
+    return s.meta.name + "." + s.meta.ns + ".svc." + opt.cluster_domain;
+  }
+
+  // Istio host resolution: a name without dots is short for <name>.<ns>.svc.<domain>.
+  std::string resolve(const std::string& host, const std::string& ns) const {
+    if (host == "*" || host.find('.') != std::string::npos) return host;
+    return host + "." + ns + ".svc." + opt.cluster_domain;
+  }
+  static bool host_matches(const std::string& pattern, const std::string& hostname) {
+    if (pattern == "*") return true;
+    if (pattern.size() > 1 && pattern[0] == '*')
+      return hostname.size() >= pattern.size() - 1 &&
+             hostname.compare(hostname.size() - (pattern.size() - 1), std::string::npos, pattern, 1) == 0;
+    return pattern == hostname;
+  }
+
+  void diag(Severity s, const std::string& file, const std::string& object, const std::string& field, std::string msg) {
+    diags.push_back({s, file, object, field, std::move(msg)});
+  }
+
+  // ---- endpoints
+  uint16_t target_port(const ServicePort& sp, const PodObject& pod) const {
+    if (sp.target_port != 0) return sp.target_port;
+    for (const auto& cp : pod.ports) {
+      if (cp.name == sp.target_port_name) return cp.port;
+    }
+    return 0;
+  }
+
+  endpoint::ClusterLoadAssignment endpoints_for(const std::string& cluster_name, const ServiceObject& svc,
+                                                const ServicePort& sp, const Labels& subset) const {
+    endpoint::ClusterLoadAssignment cla;
+    cla.set_cluster_name(cluster_name);
+    auto* locality = cla.add_endpoints();
+    if (!svc.selector) return cla;
+    for (const PodObject& pod : in.pods) {
+      if (pod.meta.ns != svc.meta.ns || pod.meta.deleting || pod.ips.empty()) continue;
+      if (pod.phase == "Succeeded" || pod.phase == "Failed") continue;
+      if (!selects(*svc.selector, pod.meta.labels) || !selects(subset, pod.meta.labels)) continue;
+      const uint16_t port = target_port(sp, pod);
+      if (port == 0) continue;
+      auto* e = locality->add_lb_endpoints();
+      auto* sa = e->mutable_endpoint()->mutable_address()->mutable_socket_address();
+      sa->set_address(pod.ips.front().to_string());
+      sa->set_port_value(port);
+      e->set_health_status(pod.ready ? core::HEALTHY : core::UNHEALTHY);
+    }
+    return cla;
+  }
+
+  cluster::Cluster make_cluster(const std::string& name, PortProto proto, const std::string& lb) const {
+    cluster::Cluster c;
+    c.set_name(name);
+    c.set_type(cluster::Cluster::EDS);
+    c.mutable_eds_cluster_config()->mutable_eds_config()->mutable_ads();
+    c.mutable_eds_cluster_config()->mutable_eds_config()->set_resource_api_version(core::V3);
+    c.mutable_connect_timeout()->set_seconds(10);
+    if (lb == "ROUND_ROBIN")
+      c.set_lb_policy(cluster::Cluster::ROUND_ROBIN);
+    else if (lb == "RANDOM")
+      c.set_lb_policy(cluster::Cluster::RANDOM);
+    else
+      c.set_lb_policy(cluster::Cluster::LEAST_REQUEST);  // Istio's default (and LEAST_CONN)
+    auto* t = c.mutable_circuit_breakers()->add_thresholds();
+    t->mutable_max_connections()->set_value(kMax32);
+    t->mutable_max_pending_requests()->set_value(kMax32);
+    t->mutable_max_requests()->set_value(kMax32);
+    t->mutable_max_retries()->set_value(kMax32);
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions o;
+    o.mutable_common_http_protocol_options()->mutable_idle_timeout()->set_seconds(3600);
+    if (proto == PortProto::Http2)
+      o.mutable_explicit_http_config()->mutable_http2_protocol_options();
+    else if (proto == PortProto::Http1)
+      o.mutable_explicit_http_config()->mutable_http_protocol_options();
+    else
+      o.mutable_use_downstream_protocol_config()->mutable_http2_protocol_options();
+    (*c.mutable_typed_extension_protocol_options())["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].PackFrom(
+        o);
+    return c;
+  }
+
+  // DestinationRules for `hostname` visible from the service / waypoint namespaces.
+  const DestinationRuleObject* destination_rule(const std::string& hostname, const std::string& svc_ns,
+                                                const std::string& wp_ns) const {
+    const DestinationRuleObject* best = nullptr;
+    for (const auto& dr : in.l7.destination_rules) {
+      if (dr.ns != svc_ns && dr.ns != wp_ns) continue;
+      if (!host_matches(resolve(dr.host, dr.ns), hostname)) continue;
+      if (!best || std::tie(dr.ns, dr.name) < std::tie(best->ns, best->name)) best = &dr;
+    }
+    return best;
+  }
+
+  struct Output {
+    WaypointResources res;
+    std::set<std::string> wanted_outbound;  // "port|subset|host"
+  };
+
+  // ---- one waypoint
+  void add_clusters(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& prefix,
+                    const std::string& wp_ns) {
+    const std::string host = fqdn(svc);
+    const DestinationRuleObject* dr = destination_rule(host, svc.meta.ns, wp_ns);
+    const std::string lb = dr ? dr->lb_simple : "";
+    const PortProto proto = port_protocol(sp);
+    auto add = [&](const std::string& name, const Labels& subset) {
+      out.res.clusters[name] = to_resource(make_cluster(name, proto, lb), kClusterTypeUrl);
+      out.res.endpoints[name] = to_resource(endpoints_for(name, svc, sp, subset), kClusterLoadAssignmentTypeUrl);
+    };
+    const std::string p = std::to_string(sp.port);
+    if (prefix == "inbound-vip") {
+      add("inbound-vip|" + p + "|http|" + host, {});
+      if (dr) {
+        for (const auto& s : dr->subsets) add("inbound-vip|" + p + "|http/" + s.name + "|" + host, s.labels);
+      }
+    }
+  }
+
+  void add_outbound(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& subset,
+                    const std::string& wp_ns) {
+    const std::string host = fqdn(svc);
+    const std::string name = "outbound|" + std::to_string(sp.port) + "|" + subset + "|" + host;
+    if (out.res.clusters.count(name)) return;
+    const DestinationRuleObject* dr = destination_rule(host, svc.meta.ns, wp_ns);
+    Labels labels;
+    if (dr && !subset.empty()) {
+      for (const auto& s : dr->subsets) {
+        if (s.name == subset) labels = s.labels;
+      }
+    }
+    out.res.clusters[name] =
+        to_resource(make_cluster(name, port_protocol(sp), dr ? dr->lb_simple : ""), kClusterTypeUrl);
+    out.res.endpoints[name] = to_resource(endpoints_for(name, svc, sp, labels), kClusterLoadAssignmentTypeUrl);
+  }
+
+  // The cluster a destination names, from the point of view of `svc:port` served by this waypoint.
+  std::string destination_cluster(Output& out, const VsDestination& d, const std::string& rule_ns,
+                                  const ServiceObject& svc, const ServicePort& sp, const std::string& wp_ns,
+                                  const std::string& file, const std::string& object) {
+    const std::string host = resolve(d.host, rule_ns);
+    auto it = services_by_host.find(host);
+    if (it == services_by_host.end()) {
+      diag(Severity::Warning, file, object, d.path + ".host",
+           "unknown service '" + host + "'; requests routed there get 503 (no cluster)");
+      return "outbound|" + std::to_string(d.port) + "|" + d.subset + "|" + host;
+    }
+    const ServiceObject& target = *it->second;
+    if (!d.subset.empty()) {
+      const DestinationRuleObject* dr = destination_rule(host, target.meta.ns, wp_ns);
+      bool found = false;
+      if (dr) {
+        for (const auto& s : dr->subsets) found |= s.name == d.subset;
+      }
+      if (!found)
+        diag(Severity::Warning, file, object, d.path + ".subset",
+             "subset '" + d.subset + "' is not defined by a DestinationRule for " + host + "; requests get 503");
+    }
+    if (&target == &svc && (d.port == 0 || d.port == sp.port)) {
+      const std::string p = std::to_string(sp.port);
+      return d.subset.empty() ? "inbound-vip|" + p + "|http|" + host
+                              : "inbound-vip|" + p + "|http/" + d.subset + "|" + host;
+    }
+    const ServicePort* tp = nullptr;
+    for (const auto& p : target.ports) {
+      if (d.port == 0 ? target.ports.size() == 1 : p.port == d.port) tp = &p;
+    }
+    if (!tp) {
+      diag(Severity::Warning, file, object, d.path + ".port",
+           d.port == 0 ? "port required: " + host + " has several ports"
+                       : "no port " + std::to_string(d.port) + " on " + host);
+      return "outbound|" + std::to_string(d.port) + "|" + d.subset + "|" + host;
+    }
+    add_outbound(out, target, *tp, d.subset, wp_ns);
+    return "outbound|" + std::to_string(tp->port) + "|" + d.subset + "|" + host;
+  }
+
+  void fill_headers(route::Route* r, const VsHeaders& h) {
+    for (const auto& [k, v] : h.request.set) {
+      if (k == ":authority" || k == "host") {
+        if (r->has_route()) r->mutable_route()->set_host_rewrite_literal(v);
+        continue;
+      }
+      if (!k.empty() && k[0] == ':') continue;
+      header_add(r->mutable_request_headers_to_add(), k, v, core::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+    }
+    for (const auto& [k, v] : h.request.add) {
+      if (k.empty() || k[0] == ':' || k == "host") continue;
+      header_add(r->mutable_request_headers_to_add(), k, v, core::HeaderValueOption::APPEND_IF_EXISTS_OR_ADD);
+    }
+    for (const auto& k : h.request.remove) {
+      if (!k.empty() && k[0] != ':' && k != "host") r->add_request_headers_to_remove(k);
+    }
+    for (const auto& [k, v] : h.response.set) {
+      if (!k.empty() && k[0] != ':')
+        header_add(r->mutable_response_headers_to_add(), k, v, core::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+    }
+    for (const auto& [k, v] : h.response.add) {
+      if (!k.empty() && k[0] != ':')
+        header_add(r->mutable_response_headers_to_add(), k, v, core::HeaderValueOption::APPEND_IF_EXISTS_OR_ADD);
+    }
+    for (const auto& k : h.response.remove) {
+      if (!k.empty() && k[0] != ':') r->add_response_headers_to_remove(k);
+    }
+  }
+
+  static void default_retry(route::RetryPolicy* p) {
+    p->set_retry_on(kDefaultRetryOn);
+    p->mutable_num_retries()->set_value(2);
+    p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
+    p->set_host_selection_retry_max_attempts(5);
+  }
+
+  // VS HTTPRetry -> RetryPolicy; false = retries disabled (attempts 0).
+  bool retry(route::RetryPolicy* p, const VsRetry& r) {
+    if (r.attempts == 0) return false;
+    p->mutable_num_retries()->set_value(static_cast<uint32_t>(r.attempts));
+    std::string on;
+    bool codes = false;
+    const std::string list = r.retry_on.empty() ? kDefaultRetryOn : r.retry_on;
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      std::string tok = list.substr(start, end - start);
+      start = end + 1;
+      tok.erase(0, tok.find_first_not_of(' '));
+      tok.erase(tok.find_last_not_of(' ') + 1);
+      if (tok.empty()) continue;
+      if (std::all_of(tok.begin(), tok.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        p->add_retriable_status_codes(static_cast<uint32_t>(std::stoul(tok.substr(0, 3))));
+        codes = true;
+        continue;
+      }
+      if (tok == "retriable-status-codes")
+        codes = true;
+      else
+        on += (on.empty() ? "" : ",") + tok;
+    }
+    if (codes) on += (on.empty() ? "" : ",") + std::string("retriable-status-codes");
+    p->set_retry_on(on);
+    if (r.per_try_timeout_ms) {
+      p->mutable_per_try_timeout()->set_seconds(static_cast<int64_t>(*r.per_try_timeout_ms / 1000));
+      p->mutable_per_try_timeout()->set_nanos(static_cast<int32_t>(*r.per_try_timeout_ms % 1000) * 1'000'000);
+    }
+    p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
+    p->set_host_selection_retry_max_attempts(5);
+    if (r.retry_remote_localities) p->mutable_retry_priority()->set_name("envoy.retry_priorities.previous_priorities");
+    if (r.backoff_ms) {
+      p->mutable_retry_back_off()->mutable_base_interval()->set_seconds(static_cast<int64_t>(*r.backoff_ms / 1000));
+      p->mutable_retry_back_off()->mutable_base_interval()->set_nanos(static_cast<int32_t>(*r.backoff_ms % 1000) *
+                                                                      1'000'000);
+    }
+    return true;
+  }
+
+  static void set_duration(google::protobuf::Duration* d, uint64_t ms) {
+    d->set_seconds(static_cast<int64_t>(ms / 1000));
+    d->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
+  }
+
+  void fill_match(route::RouteMatch* m, const VsMatch* vm) {
+    if (!vm || !vm->uri) {
+      m->set_prefix("/");
+    } else {
+      const auto& u = *vm->uri;
+      switch (u.kind) {
+        case VsStringMatch::Kind::Exact:
+          m->set_path(u.value);
+          break;
+        case VsStringMatch::Kind::Prefix:
+          m->set_prefix(u.value);
+          break;
+        case VsStringMatch::Kind::Regex:
+          m->mutable_safe_regex()->set_regex(u.value);
+          break;
+        case VsStringMatch::Kind::SeparatedPrefix: {
+          std::string v = u.value;
+          while (v.size() > 1 && v.back() == '/') v.pop_back();
+          if (v == "/")
+            m->set_prefix("/");
+          else
+            m->set_path_separated_prefix(v);
+          break;
+        }
+      }
+    }
+    if (!vm) return;
+    if (vm->ignore_uri_case) m->mutable_case_sensitive()->set_value(false);
+    auto pseudo = [&](const char* name, const std::optional<VsStringMatch>& s) {
+      if (s) header_matcher(m->add_headers(), name, s);
+    };
+    pseudo(":method", vm->method);
+    pseudo(":authority", vm->authority);
+    pseudo(":scheme", vm->scheme);
+    for (const auto& [k, v] : vm->headers) header_matcher(m->add_headers(), k, v);
+    for (const auto& [k, v] : vm->without_headers) {
+      auto* h = m->add_headers();
+      header_matcher(h, k, v);
+      h->set_invert_match(true);
+      if (v) h->set_treat_missing_header_as_empty(true);
+    }
+    for (const auto& [k, v] : vm->query_params) {
+      auto* q = m->add_query_parameters();
+      q->set_name(k);
+      if (v)
+        string_matcher(q->mutable_string_match(), *v);
+      else
+        q->set_present_match(true);
+    }
+  }
+
+  // One Envoy route for (rule, match entry).
+  route::Route make_route(Output& out, const VsRule& rule, const VsMatch* vm, const std::string& rule_ns,
+                          const ServiceObject& svc, const ServicePort& sp, const std::string& wp_ns,
+                          const std::string& file, const std::string& object) {
+    route::Route r;
+    r.set_name(vm && !vm->name.empty() ? (rule.name.empty() ? vm->name : rule.name + "." + vm->name) : rule.name);
+    fill_match(r.mutable_match(), vm);
+    if (rule.all_backends_zero) {
+      r.mutable_direct_response()->set_status(500);
+    } else if (rule.redirect) {
+      const auto& rd = *rule.redirect;
+      auto* a = r.mutable_redirect();
+      if (!rd.uri.empty()) a->set_path_redirect(rd.uri);
+      if (!rd.prefix_rewrite.empty()) a->set_prefix_rewrite(rd.prefix_rewrite);
+      if (!rd.authority.empty()) a->set_host_redirect(rd.authority);
+      if (rd.port != 0) a->set_port_redirect(rd.port);
+      if (!rd.scheme.empty()) a->set_scheme_redirect(rd.scheme);
+      switch (rd.code) {
+        case 302:
+          a->set_response_code(route::RedirectAction::FOUND);
+          break;
+        case 303:
+          a->set_response_code(route::RedirectAction::SEE_OTHER);
+          break;
+        case 307:
+          a->set_response_code(route::RedirectAction::TEMPORARY_REDIRECT);
+          break;
+        case 308:
+          a->set_response_code(route::RedirectAction::PERMANENT_REDIRECT);
+          break;
+        default:
+          a->set_response_code(route::RedirectAction::MOVED_PERMANENTLY);
+          break;
+      }
+    } else if (rule.direct_response) {
+      r.mutable_direct_response()->set_status(rule.direct_response->first);
+      if (!rule.direct_response->second.empty())
+        r.mutable_direct_response()->mutable_body()->set_inline_string(rule.direct_response->second);
+    } else {
+      auto* a = r.mutable_route();
+      std::vector<const VsDestination*> dests;
+      for (const auto& d : rule.route) {
+        if (rule.route.size() == 1 || !d.weight_set || d.weight > 0) dests.push_back(&d);
+      }
+      if (dests.size() == 1) {
+        a->set_cluster(destination_cluster(out, *dests[0], rule_ns, svc, sp, wp_ns, file, object));
+      } else {
+        auto* w = a->mutable_weighted_clusters();
+        for (const auto* d : dests) {
+          auto* cw = w->add_clusters();
+          cw->set_name(destination_cluster(out, *d, rule_ns, svc, sp, wp_ns, file, object));
+          cw->mutable_weight()->set_value(d->weight);
+          route::Route tmp;
+          tmp.mutable_route();
+          fill_headers(&tmp, d->headers);
+          *cw->mutable_request_headers_to_add() = tmp.request_headers_to_add();
+          *cw->mutable_request_headers_to_remove() = tmp.request_headers_to_remove();
+          *cw->mutable_response_headers_to_add() = tmp.response_headers_to_add();
+          *cw->mutable_response_headers_to_remove() = tmp.response_headers_to_remove();
+          if (tmp.route().host_rewrite_specifier_case() == route::RouteAction::kHostRewriteLiteral)
+            cw->set_host_rewrite_literal(tmp.route().host_rewrite_literal());
+        }
+      }
+      // Istio always writes the timeout: 0s (disabled) unless the rule sets one.
+      set_duration(a->mutable_timeout(), rule.timeout_ms.value_or(0));
+      set_duration(a->mutable_max_grpc_timeout(), rule.timeout_ms.value_or(0));
+      if (rule.retries) {
+        route::RetryPolicy p;
+        if (retry(&p, *rule.retries)) *a->mutable_retry_policy() = p;
+      } else {
+        default_retry(a->mutable_retry_policy());
+      }
+      if (rule.rewrite) {
+        if (!rule.rewrite->uri.empty()) a->set_prefix_rewrite(rule.rewrite->uri);
+        if (rule.rewrite->uri_regex) {
+          a->mutable_regex_rewrite()->mutable_pattern()->set_regex(rule.rewrite->uri_regex->first);
+          a->mutable_regex_rewrite()->set_substitution(rule.rewrite->uri_regex->second);
+        }
+        if (!rule.rewrite->authority.empty()) a->set_host_rewrite_literal(rule.rewrite->authority);
+      }
+      for (const auto& m : rule.mirrors) {
+        if (m.percent && *m.percent == 0) continue;
+        auto* mp = a->add_request_mirror_policies();
+        mp->set_cluster(destination_cluster(out, m.destination, rule_ns, svc, sp, wp_ns, file, object));
+        fractional(mp->mutable_runtime_fraction()->mutable_default_value(), m.percent.value_or(100));
+        mp->mutable_trace_sampled()->set_value(false);
+      }
+      if (dests.size() == 1) fill_headers(&r, dests[0]->headers);
+    }
+    fill_headers(&r, rule.headers);
+    if (rule.fault) {
+      envoy::extensions::filters::http::fault::v3::HTTPFault f;
+      if (rule.fault->delay_ms) {
+        set_duration(f.mutable_delay()->mutable_fixed_delay(), *rule.fault->delay_ms);
+        fractional(f.mutable_delay()->mutable_percentage(), rule.fault->delay_percent.value_or(0));
+      }
+      if (rule.fault->abort_http || rule.fault->abort_grpc) {
+        if (rule.fault->abort_grpc)
+          f.mutable_abort()->set_grpc_status(*rule.fault->abort_grpc);
+        else
+          f.mutable_abort()->set_http_status(*rule.fault->abort_http);
+        fractional(f.mutable_abort()->mutable_percentage(), rule.fault->abort_percent.value_or(0));
+      }
+      (*r.mutable_typed_per_filter_config())["envoy.filters.http.fault"].PackFrom(f);
+    }
+    if (rule.cors) {
+      envoy::extensions::filters::http::cors::v3::CorsPolicy c;
+      for (const auto& o : rule.cors->allow_origins) string_matcher(c.add_allow_origin_string_match(), o);
+      auto join = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+        return s;
+      };
+      c.set_allow_methods(join(rule.cors->allow_methods));
+      c.set_allow_headers(join(rule.cors->allow_headers));
+      c.set_expose_headers(join(rule.cors->expose_headers));
+      if (rule.cors->max_age_s) c.set_max_age(std::to_string(*rule.cors->max_age_s));
+      if (rule.cors->allow_credentials) c.mutable_allow_credentials()->set_value(*rule.cors->allow_credentials);
+      (*r.mutable_typed_per_filter_config())["envoy.filters.http.cors"].PackFrom(c);
+    }
+    return r;
+  }
+
+  // Istio's Gateway API precedence (waypoint-facts §1.5): Exact > Prefix > Regex, longer value,
+  // has method, more headers, more query params; match-less last; stable.
+  static int path_rank(const VsMatch& m) {
+    if (!m.uri) return 3;
+    switch (m.uri->kind) {
+      case VsStringMatch::Kind::Exact:
+        return 0;
+      case VsStringMatch::Kind::Prefix:
+      case VsStringMatch::Kind::SeparatedPrefix:
+        return 1;
+      default:
+        return 2;
+    }
+  }
+  static bool precedes(const VsRule& a, const VsRule& b) {
+    if (a.match.empty() != b.match.empty()) return !a.match.empty();
+    if (a.match.empty()) return false;
+    const VsMatch& x = a.match[0];
+    const VsMatch& y = b.match[0];
+    if (path_rank(x) != path_rank(y)) return path_rank(x) < path_rank(y);
+    const size_t lx = x.uri ? x.uri->value.size() : 0, ly = y.uri ? y.uri->value.size() : 0;
+    if (lx != ly) return lx > ly;
+    if (x.method.has_value() != y.method.has_value()) return x.method.has_value();
+    if (x.headers.size() != y.headers.size()) return x.headers.size() > y.headers.size();
+    return x.query_params.size() > y.query_params.size();
+  }
+
+  route::RouteConfiguration route_config(Output& out, const ServiceObject& svc, const ServicePort& sp,
+                                         const std::string& wp_ns) {
+    const std::string host = fqdn(svc);
+    const std::string p = std::to_string(sp.port);
+    route::RouteConfiguration rc;
+    rc.set_name("inbound-vip|" + p + "|http|" + host);
+    rc.mutable_validate_clusters()->set_value(false);
+    auto* vh = rc.add_virtual_hosts();
+    vh->set_name("inbound|http|" + p);
+    vh->add_domains("*");
+
+    // Gateway API routes attached to this Service (and port).
+    struct Attached {
+      const GatewayRouteObject* obj;
+      const VsRule* rule;
+    };
+    std::vector<Attached> attached;
+    for (const auto& g : in.l7.gateway_routes) {
+      bool hit = false;
+      for (const auto& parent : g.parents)
+        hit |= parent.name == svc.meta.name && parent.ns == svc.meta.ns && (parent.port == 0 || parent.port == sp.port);
+      if (!hit) continue;
+      for (const auto& r : g.rules) attached.push_back({&g, &r});
+    }
+    std::vector<const VirtualServiceObject*> vss;
+    for (const auto& vs : in.l7.virtual_services) {
+      if (vs.ns != svc.meta.ns && vs.ns != wp_ns) continue;
+      bool mesh = vs.gateways.empty();
+      for (const auto& g : vs.gateways) mesh |= g == "mesh";
+      if (!mesh) continue;
+      bool hit = false;
+      for (const auto& h : vs.hosts) hit |= host_matches(resolve(h, vs.ns), host);
+      if (hit) vss.push_back(&vs);
+    }
+    std::sort(vss.begin(), vss.end(),
+              [](auto* a, auto* b) { return std::tie(a->ns, a->name) < std::tie(b->ns, b->name); });
+
+    if (!attached.empty()) {
+      if (!vss.empty())
+        diag(Severity::Warning, vss[0]->file, vss[0]->object, "spec.hosts",
+             "ignored for " + host +
+                 ": HTTPRoutes are attached to it (mixing VirtualService and Gateway API is undefined in Istio)");
+      std::stable_sort(attached.begin(), attached.end(),
+                       [](const Attached& a, const Attached& b) { return precedes(*a.rule, *b.rule); });
+      for (const auto& a : attached) {
+        *vh->add_routes() = make_route(out, *a.rule, a.rule->match.empty() ? nullptr : &a.rule->match[0], a.obj->ns,
+                                       svc, sp, wp_ns, a.obj->file, a.obj->object);
+      }
+      return rc;
+    }
+    if (vss.size() > 1)
+      diag(Severity::Warning, vss[1]->file, vss[1]->object, "spec.hosts",
+           "several VirtualServices select " + host + "; their routes are concatenated in namespace/name order");
+    bool catch_all = false;
+    for (const auto* vs : vss) {
+      for (const auto& rule : vs->http) {
+        if (catch_all) break;
+        if (rule.match.empty()) {
+          *vh->add_routes() = make_route(out, rule, nullptr, vs->ns, svc, sp, wp_ns, vs->file, vs->object);
+          catch_all = true;
+          break;
+        }
+        for (size_t i = 0; i < rule.match.size(); ++i) {
+          const VsMatch& m = rule.match[i];
+          const std::string mp = rule.path + ".match[" + std::to_string(i) + "]";
+          if (m.source_labels) {
+            diag(Severity::Warning, vs->file, vs->object, mp + ".sourceLabels",
+                 "sourceLabels has no effect at a waypoint; this match entry is dropped (as istiod does)");
+            continue;
+          }
+          if (m.port != 0 && m.port != sp.port) continue;
+          if (!m.source_namespace.empty() && m.source_namespace != wp_ns) continue;
+          bool mesh = m.gateways.empty();
+          for (const auto& g : m.gateways) mesh |= g == "mesh";
+          if (!mesh) continue;
+          *vh->add_routes() = make_route(out, rule, &m, vs->ns, svc, sp, wp_ns, vs->file, vs->object);
+        }
+      }
+    }
+    if (vss.empty()) {
+      auto* r = vh->add_routes();
+      r->set_name("default");
+      r->mutable_match()->set_prefix("/");
+      auto* a = r->mutable_route();
+      a->set_cluster("inbound-vip|" + p + "|http|" + host);
+      set_duration(a->mutable_timeout(), 0);
+      set_duration(a->mutable_max_grpc_timeout(), 0);
+      default_retry(a->mutable_retry_policy());
+    }
+    return rc;
+  }
+
+  WaypointCompileResult run() {
+    WaypointCompileResult result;
+    for (const auto& n : in.namespaces) namespaces[n.meta.name] = &n;
+    for (const auto& s : in.services) services_by_host[fqdn(s)] = &s;
+
+    // Waypoint gateways and what they may serve.
+    std::map<std::string, const GatewayObject*> gateways;
+    for (const auto& g : in.gateways) {
+      if (g.class_name == kWaypointGatewayClass) gateways[g.meta.ns + "/" + g.meta.name] = &g;
+    }
+    std::map<std::string, Output> outputs;
+    for (const auto& [key, g] : gateways) {
+      std::string waypoint_for = "service";
+      if (auto it = g->meta.labels.find(std::string(kWaypointForLabel)); it != g->meta.labels.end())
+        waypoint_for = it->second;
+      if (waypoint_for != "service" && waypoint_for != "all") continue;
+      outputs[key].res.gateway = key;
+    }
+    // Service binding.
+    for (const auto& svc : in.services) {
+      std::string name = label_or_annotation(svc.meta, kUseWaypointLabel);
+      std::string wns = label_or_annotation(svc.meta, kUseWaypointNamespaceLabel);
+      auto ns = namespaces.find(svc.meta.ns);
+      if (name.empty() && ns != namespaces.end()) {
+        name = label_or_annotation(ns->second->meta, kUseWaypointLabel);
+        if (wns.empty()) wns = label_or_annotation(ns->second->meta, kUseWaypointNamespaceLabel);
+      }
+      if (name.empty() || name == "none") continue;
+      if (wns.empty()) wns = svc.meta.ns;
+      auto out = outputs.find(wns + "/" + name);
+      if (out == outputs.end()) continue;  // the ztunnel compiler reports unknown waypoints
+      for (const auto& sp : svc.ports) {
+        if (port_protocol(sp) == PortProto::Tcp) continue;
+        add_clusters(out->second, svc, sp, "inbound-vip", wns);
+        auto rc = route_config(out->second, svc, sp, wns);
+        out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
+      }
+    }
+    // HTTPRoutes attached to a Service without a waypoint do nothing: say so.
+    for (const auto& g : in.l7.gateway_routes) {
+      for (size_t i = 0; i < g.parents.size(); ++i) {
+        const auto& parent = g.parents[i];
+        const ServiceObject* svc = nullptr;
+        for (const auto& s : in.services) {
+          if (s.meta.name == parent.name && s.meta.ns == parent.ns) svc = &s;
+        }
+        std::string bound = svc ? label_or_annotation(svc->meta, kUseWaypointLabel) : "";
+        if (svc && bound.empty()) {
+          if (auto ns = namespaces.find(svc->meta.ns); ns != namespaces.end())
+            bound = label_or_annotation(ns->second->meta, kUseWaypointLabel);
+        }
+        if (!svc)
+          diag(Severity::Warning, g.file, g.object, "spec.parentRefs[" + std::to_string(i) + "]",
+               "Service " + parent.ns + "/" + parent.name + " not found");
+        else if (bound.empty() || bound == "none")
+          diag(Severity::Warning, g.file, g.object, "spec.parentRefs[" + std::to_string(i) + "]",
+               "Service " + parent.ns + "/" + parent.name +
+                   " has no istio.io/use-waypoint (MissingUseWaypointLabel); route not applied");
+      }
+    }
+    for (auto& [key, out] : outputs) {
+      auto shared = std::make_shared<const WaypointResources>(std::move(out.res));
+      result.by_gateway[key] = shared;
+      const GatewayObject* g = gateways[key];
+      for (const auto& pod : in.pods) {
+        auto it = pod.meta.labels.find(std::string(kGatewayNameLabel));
+        if (pod.meta.ns == g->meta.ns && it != pod.meta.labels.end() && it->second == g->meta.name)
+          result.by_proxy[pod.meta.name + "." + pod.meta.ns] = shared;
+      }
+    }
+    return result;
+  }
+};
+
+}  // namespace
+
+WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options) {
+  Diagnostics diags;
+  Compiler c{resources, options, diags, {}, {}};
+  WaypointCompileResult r = c.run();
+  r.diagnostics = std::move(diags);
+  return r;
+}
+
+std::string proxy_key_of_node(std::string_view id) {
+  if (id.substr(0, 9) != "waypoint~") return "";
+  id.remove_prefix(9);
+  auto a = id.find('~');
+  if (a == std::string_view::npos) return "";
+  id.remove_prefix(a + 1);
+  auto b = id.find('~');
+  return std::string(b == std::string_view::npos ? id : id.substr(0, b));
+}
+
+}  // namespace controlplane

@@ -1,0 +1,68 @@
+// Waypoint compiler: the L7 routing objects of a ResourceSet (VirtualService, DestinationRule,
+// HTTPRoute, GRPCRoute; waypoint_resources.h) -> the Envoy v3 resources each waypoint is served
+// (waypoint-facts §3.3-3.4, named as istiod names them):
+//   RouteConfiguration `inbound-vip|<port>|http|<hostname>` per HTTP port of every Service bound
+//     to the waypoint; one virtual host `inbound|http|<port>` with domains ["*"];
+//   Cluster `inbound-vip|<port>|http|<hostname>` (EDS over ADS) plus
+//     `inbound-vip|<port>|http/<subset>|<hostname>` per DestinationRule subset, and
+//     `outbound|<port>|<subset>|<hostname>` for destinations the waypoint does not own;
+//   ClusterLoadAssignment per cluster: socket_address podIP:targetPort of the selected pods
+//     (subset labels applied), HEALTHY when ready.
+//
+// Binding (as istiod): Gateways of class istio-waypoint whose istio.io/waypoint-for is service
+// (the default) or all; a Service uses one through istio.io/use-waypoint (label or annotation,
+// on the Service, else its Namespace; "none" opts out) and istio.io/use-waypoint-namespace.
+// The waypoint's proxies are the Pods labelled gateway.networking.k8s.io/gateway-name=<gateway>
+// in the Gateway's namespace; each is served under its proxy key "<pod>.<namespace>", the third
+// part of the node id `waypoint~<ip>~<pod>.<ns>~<ns>.svc.cluster.local` (proxy_key_of_node()).
+//
+// Routes: VirtualServices in the Service's or the waypoint's namespace whose hosts match the
+// Service (short name in the VS namespace, FQDN, `*.suffix`, `*`), gateways empty or "mesh",
+// in (namespace, name) order, translated rule by rule (one Envoy route per match entry,
+// translation stops after the first catch-all); else HTTPRoute/GRPCRoute rules attached to the
+// Service, precedence-sorted as istiod does; else one default route `/` with Istio's default
+// retry policy and a 0s timeout. Match entries with sourceLabels are dropped (Warning), as on
+// Istio waypoints. Problems are Diagnostics naming file, object and field; the rest compiles.
+//
+// Threading: pure functions. Protobuf stays in the .cc; resources are serialized Any bytes.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "controlplane/compiler.h"
+#include "controlplane/diagnostics.h"
+#include "controlplane/k8s_resources.h"
+#include "controlplane/xds_resources.h"
+
+namespace controlplane {
+
+inline constexpr std::string_view kRouteConfigurationTypeUrl =
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+inline constexpr std::string_view kClusterTypeUrl = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+inline constexpr std::string_view kClusterLoadAssignmentTypeUrl =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+// What one waypoint (one Gateway) is served.
+struct WaypointResources {
+  std::string gateway;  // "namespace/name"
+  XdsResourceMap routes, clusters, endpoints;
+};
+
+struct WaypointCompileResult {
+  // Gateway "namespace/name" -> its resources.
+  std::map<std::string, std::shared_ptr<const WaypointResources>> by_gateway;
+  // Proxy key "<pod>.<namespace>" -> the resources of the pod's Gateway.
+  std::map<std::string, std::shared_ptr<const WaypointResources>, std::less<>> by_proxy;
+  Diagnostics diagnostics;
+};
+
+WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options);
+
+// "<pod>.<namespace>" from a node id "waypoint~<ip>~<pod>.<ns>~<ns>.svc.<domain>"; "" when the
+// id is not a waypoint's.
+std::string proxy_key_of_node(std::string_view node_id);
+
+}  // namespace controlplane
