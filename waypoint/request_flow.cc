@@ -148,8 +148,9 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
   co_return ar;
 }
 
-asio::awaitable<void> mirror(FlowEnv& env, std::shared_ptr<void> owner, ConfigSnapshotPtr config,
-                             const MirrorPolicy& policy, http::Request req) {
+// Fire and forget: the copy of FlowEnv (with its owner reference) keeps the worker's pieces
+// alive; `config` keeps the policy alive.
+asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const MirrorPolicy& policy, http::Request req) {
   const Cluster* cluster = config->cluster(policy.cluster);
   if (!cluster) co_return;
   const auto* cla = config->endpoints_of(*cluster);
@@ -283,7 +284,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
   for (const MirrorPolicy* m : router::decide_mirrors(vhost, action, *env.random)) {
     http::Request copy = req;
     copy.head.authority = router::shadow_authority(*m, req.head.authority);
-    asio::co_spawn(env.exec, mirror(env, env.owner, config, *m, std::move(copy)), asio::detached);
+    asio::co_spawn(env.exec, mirror(env, config, *m, std::move(copy)), asio::detached);
   }
 
   const auto start = steady_clock::now();

@@ -36,11 +36,10 @@ TEST_CASE("a request crosses both HBONE legs with the waypoint's identity and ke
   REQUIRE(f.zt_peers.size() == 1);
   CHECK(f.zt_peers[0] == f.waypoint_id.uri());
   CHECK(f.zt_authorities[0] == "127.0.0.2:" + std::to_string(f.v1.port()));
-  const std::string metrics = f.registry.render();
-  CHECK(metrics.find("istio_requests_total{reporter=\"waypoint\"") != std::string::npos);
-  CHECK(metrics.find("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"") != std::string::npos);
-  CHECK(metrics.find("destination_workload=\"calc-v1\"") != std::string::npos);
-  CHECK(metrics.find("response_code=\"200\"") != std::string::npos);
+  CHECK(f.has_metric("istio_requests_total{reporter=\"waypoint\""));
+  CHECK(f.has_metric("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\""));
+  CHECK(f.has_metric("destination_workload=\"calc-v1\""));
+  CHECK(f.has_metric("response_code=\"200\""));
 }
 
 TEST_CASE("keep-alive: several requests share one tunnel and one upstream connection") {
@@ -130,7 +129,7 @@ TEST_CASE("route timeout: a slow backend gives 504 UT") {
   });
   CHECK(res.response.status == 504);
   CHECK(res.response.body == "upstream request timeout");
-  CHECK(f.registry.render().find("response_flags=\"UT\"") != std::string::npos);
+  CHECK(f.has_metric("response_flags=\"UT\""));
 }
 
 TEST_CASE("retries: a 503 is retried num_retries times, counted at the backend, then URX") {
@@ -152,7 +151,7 @@ TEST_CASE("retries: a 503 is retried num_retries times, counted at the backend, 
   });
   CHECK(res.response.status == 503);
   CHECK(f.v1.requests == 3);
-  CHECK(f.registry.render().find("response_flags=\"URX\"") != std::string::npos);
+  CHECK(f.has_metric("response_flags=\"URX\""));
 }
 
 TEST_CASE("fault abort 503 answers locally: FI, nothing reaches the backend") {
@@ -176,7 +175,7 @@ TEST_CASE("fault abort 503 answers locally: FI, nothing reaches the backend") {
   CHECK(res.response.status == 503);
   CHECK(res.response.body == "fault filter abort");
   CHECK(f.v1.requests == 0);
-  CHECK(f.registry.render().find("response_flags=\"FI\"") != std::string::npos);
+  CHECK(f.has_metric("response_flags=\"FI\""));
 }
 
 TEST_CASE("no route is 404 NR; an endpoint outside the mesh is reached over plain TCP") {
@@ -209,4 +208,61 @@ TEST_CASE("a service this waypoint does not serve is refused at CONNECT, never f
   });
   CHECK(error.find("503") != std::string::npos);
   CHECK(f.v1.requests == 0);
+}
+
+TEST_CASE("WebSocket upgrade: the 101 comes back and bytes flow both ways afterwards") {
+  Fixture f;
+  f.set_routes({Fixture::route_to("v1")});
+  http::Request req = get("/ws");
+  req.upgrade = "websocket";
+  http::ReadResponseResult res;
+  std::string echoed;
+  f.run([&]() -> asio::awaitable<void> {
+    auto t = co_await f.tunnel(vip_authority());
+    REQUIRE(t.ok());
+    http::AnyStream s(t.value());
+    http::ReadBuffer buf;
+    res = co_await exchange(s, buf, req);
+    if (res.response.status != 101) co_return;
+    const std::string msg = "frames after the upgrade";
+    co_await asio::async_write(s, asio::buffer(msg), kTuple);
+    s.shutdown_write();
+    echoed = buf.take();
+    std::array<char, 4096> b;
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(b), kTuple);
+      echoed.append(b.data(), n);
+      if (ec) break;
+    }
+  });
+  CHECK(res.response.status == 101);
+  CHECK(std::string(res.response.headers.get("upgrade").value_or("")) == "websocket");
+  CHECK(echoed == "frames after the upgrade");
+}
+
+TEST_CASE("mirror: the shadow cluster receives a copy with the -shadow host; the client sees the primary") {
+  Fixture f;
+  Route r = Fixture::route_to("v1");
+  MirrorPolicy m;
+  m.cluster = "v3";
+  std::get<RouteAction>(r.action).mirror_policies.push_back(m);
+  f.set_routes({r});
+  http::ReadResponseResult res;
+  f.run([&]() -> asio::awaitable<void> {
+    auto t = co_await f.tunnel(vip_authority());
+    REQUIRE(t.ok());
+    http::AnyStream s(t.value());
+    http::ReadBuffer buf;
+    res = co_await exchange(s, buf, get("/mirrored"));
+    // The copy is fire-and-forget: give it a moment to land (bounded).
+    asio::steady_timer tm(f.io);
+    for (int i = 0; i < 100 && f.v3.requests == 0; ++i) {
+      tm.expires_after(std::chrono::milliseconds(20));
+      co_await tm.async_wait(kTuple);
+    }
+  });
+  CHECK(res.response.body == "v1");
+  REQUIRE(f.v3.requests == 1);
+  CHECK(f.v3.seen[0].path == "/mirrored");
+  CHECK(f.v3.seen[0].authority == kHost + "-shadow");
 }

@@ -6,7 +6,9 @@
 
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
+#include <array>
 #include <map>
+#include <thread>
 
 #include "common/local_ca.h"
 #include "common/local_ca_provider.h"
@@ -69,6 +71,23 @@ struct Backend {
       http::Response resp;
       resp.body = name;
       const auto& path = rr.request.head.path;
+      if (path == "/ws" && rr.request.upgrade == "websocket") {
+        // Switch protocols, then echo raw bytes until the client half-closes.
+        resp.status = 101;
+        resp.body.clear();
+        resp.headers.add("upgrade", "websocket");
+        if (!co_await http::write_response(s, resp, http::Protocol::Http11, false, false)) co_return;
+        std::string pending = buf.take();
+        if (!pending.empty()) co_await asio::async_write(s, asio::buffer(pending), kTuple);
+        std::array<char, 4096> b;
+        for (;;) {
+          auto [ec, n] = co_await s.async_read_some(asio::buffer(b), kTuple);
+          if (n > 0) co_await asio::async_write(s, asio::buffer(b.data(), n), kTuple);
+          if (ec) break;
+        }
+        s.shutdown_write();
+        co_return;
+      }
       if (path.starts_with("/sleep/")) {
         asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(std::stoi(path.substr(7))));
         co_await t.async_wait(kTuple);
@@ -228,6 +247,16 @@ struct Fixture {
     return rc;
   }
   void set_routes(std::vector<Route> routes) { proxy->set_config(snapshot(config_of(std::move(routes)))); }
+
+  // Telemetry is recorded on the waypoint's worker after the response was written, so the
+  // client can see the response first: wait (bounded) for a series to appear.
+  bool has_metric(const std::string& needle) {
+    for (int i = 0; i < 200; ++i) {
+      if (registry.render().find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
 
   // A CONNECT stream from the client's "ztunnel" to the waypoint.
   asio::awaitable<common::Result<std::shared_ptr<hbone::Stream>>> tunnel(std::string authority) {
