@@ -80,6 +80,8 @@ if [[ -n $PREBUILT ]]; then
 else
   "${PM[@]}" build --network host --build-arg BASE="$BASE" --target image -t "$TAG" "$ROOT_DIR" >&2
 fi
+# podman build has been seen to return 0 when its build container was killed: trust the store.
+"${PM[@]}" image exists "$TAG" || { log "podman build ended without producing $TAG"; exit 1; }
 t3=$(date +%s)
 log "image $TAG built in $((t3 - t2)) s (total $((t3 - t0)) s)"
 
