@@ -12,7 +12,8 @@
 #   ztunnel      root (uid 0), group 1337; NET_ADMIN (SO_MARK, IP_TRANSPARENT), SYS_ADMIN (setns
 #                into pod network namespaces), NET_RAW; read-only root filesystem.
 #   ambient-cni  root; NET_ADMIN + NET_RAW (iptables-restore and netlink in pod namespaces),
-#                SYS_ADMIN (setns), DAC_OVERRIDE (writes the host's CNI bin/conf dirs).
+#                SYS_ADMIN (setns), DAC_OVERRIDE (writes the host's CNI bin/conf dirs). It copies
+#                ambient-cni-plugin (static, runs on any host) onto each node as the plugin.
 #   controlplane uid/gid 1337 (user istio-proxy), no capabilities.
 #   waypoint     uid/gid 1337, no capabilities.
 ARG BASE=docker.io/library/debian:bookworm
@@ -33,7 +34,7 @@ COPY scripts/install-deps.sh /src/scripts/install-deps.sh
 RUN bash /src/scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DAMBIENT_TESTS=OFF \
- && cmake --build /build --target ztunnel controlplane ambient-cni \
+ && cmake --build /build --target ztunnel controlplane ambient-cni ambient-cni-plugin \
  && (cmake --build /build --target waypoint || true) \
  && mkdir -p /out \
  && for b in ztunnel controlplane ambient-cni waypoint; do \

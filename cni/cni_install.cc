@@ -107,8 +107,8 @@ common::Result<std::string> primary_cni_config(const std::string& conf_dir) {
 
 common::Result<std::string> install_cni(const CniInstallOptions& o) {
   // Binary first: once the config names the plugin, the runtime must find it.
-  std::ifstream self(o.self_exe, std::ios::binary);
-  if (!self) return common::make_error("cannot read own binary " + o.self_exe);
+  std::ifstream self(o.plugin_binary, std::ios::binary);
+  if (!self) return common::make_error("cannot read the plugin binary " + o.plugin_binary);
   std::stringstream bin;
   bin << self.rdbuf();
   const std::string bin_path = (fs::path(o.bin_dir) / kPluginType).string();

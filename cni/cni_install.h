@@ -1,6 +1,6 @@
-// Installing the plugin on a node, as istio-cni's installer does: the agent copies its own
-// binary to <bin dir>/ambient-cni (write to a temp name, then rename: a runtime exec'ing the old
-// file is never disturbed) and chains the plugin into the node's CNI configuration: the first
+// Installing the plugin on a node, as istio-cni's installer does: the agent copies the static
+// plugin binary (ambient-cni-plugin, see plugin_main.cc) to <bin dir>/ambient-cni (write to a temp name, then rename: a
+// runtime exec'ing the old file is never disturbed) and chains the plugin into the node's CNI configuration: the first
 // *.conflist / *.conf of <conf dir> in lexical order (the one the runtime uses). A .conf (single
 // plugin) becomes a .conflist with that plugin first. An existing ambient-cni entry is replaced,
 // so re-installing is idempotent. Uninstall removes the entry and the binary.
@@ -23,7 +23,9 @@ struct CniInstallOptions {
   std::string conf_dir;      // host's CNI conf dir (e.g. /host/etc/cni/net.d)
   std::string agent_socket;  // control socket path as the HOST sees it (plugins run there)
   std::vector<std::string> exclude_namespaces;
-  std::string self_exe = "/proc/self/exe";
+  // The binary installed as <bin dir>/ambient-cni: the static ambient-cni-plugin next to the
+  // agent's own executable when present, else the agent's executable itself.
+  std::string plugin_binary = "/proc/self/exe";
 };
 
 // Our conflist entry.

@@ -31,7 +31,7 @@ constexpr const char* kUsage = R"(usage:
   ambient-cni serve [--socket PATH] [--ctl PATH] [--state-dir DIR] [--mark N] [--no-dns] [--no-ipv6]
                     [--log-level LEVEL] [--metadata FILE]
                     [--cni-bin-dir DIR --cni-conf-dir DIR [--cni-exclude-namespaces NS,...]
-                     [--cni-agent-socket PATH] [--cni-keep-on-exit]]
+                     [--cni-agent-socket PATH] [--cni-plugin-binary PATH] [--cni-keep-on-exit]]
   ambient-cni add --netns PATH --uid UID --name NAME --namespace NS --service-account SA
                   [--socket PATH | --ctl PATH]
   ambient-cni remove --uid UID [--socket PATH | --ctl PATH]
@@ -44,7 +44,8 @@ constexpr const char* kUsage = R"(usage:
   --metadata   JSON file with namespace/pod labels for the CNI plugin's capture decision
                (cni/pod_metadata.h); without it no pod added by the plugin is ambient
   --cni-bin-dir, --cni-conf-dir
-               install the plugin: copy this binary to DIR/ambient-cni and chain it into the
+               install the plugin: copy ambient-cni-plugin (static; found beside this binary,
+               else this binary; or --cni-plugin-binary) to DIR/ambient-cni and chain it into the
                first conflist of the conf dir; both are removed again at exit unless
                --cni-keep-on-exit. --cni-agent-socket: the control socket path as the host
                sees it (default: --ctl). --cni-exclude-namespaces: never captured.
@@ -137,6 +138,20 @@ int serve(const Args& a) {
     inst.bin_dir = a.get("cni-bin-dir");
     inst.conf_dir = a.get("cni-conf-dir");
     inst.agent_socket = a.get("cni-agent-socket", o.ctl_socket);
+    // The static plugin built beside us (see plugin_main.cc) runs on any host; ourselves only
+    // where the host has our shared libraries.
+    if (a.has("cni-plugin-binary")) {
+      inst.plugin_binary = a.get("cni-plugin-binary");
+    } else {
+      char self[4096];
+      const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+      if (n > 0) {
+        std::string dir(self, static_cast<std::size_t>(n));
+        dir = dir.substr(0, dir.rfind('/'));
+        if (::access((dir + "/ambient-cni-plugin").c_str(), X_OK) == 0)
+          inst.plugin_binary = dir + "/ambient-cni-plugin";
+      }
+    }
     const std::string ex = a.get("cni-exclude-namespaces");
     for (std::size_t pos = 0; pos < ex.size();) {
       std::size_t end = ex.find(',', pos);

@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "proto/zds_wire.h"
-
 namespace cni {
 
 namespace {
@@ -23,6 +21,15 @@ constexpr int kErrNotAvailable = 50;
 constexpr int kErrCapture = 100;
 
 const std::string kLatest = "1.1.0";
+
+// Owns the netns fd for the duration of the call (plugin.cc stays free of other libraries:
+// it is linked into the static ambient-cni-plugin).
+struct OwnedFd {
+  int fd;
+  ~OwnedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 std::string get(const std::map<std::string, std::string>& env, const std::string& k) {
   auto it = env.find(k);
@@ -173,8 +180,8 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
     return PluginOutcome{0, {}, {}};
   }
 
-  zds::UniqueFd fd(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
+  OwnedFd fd{::open(netns.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0)
     return error_out(ver, {kErrIo, "cannot open the pod's network namespace", netns + ": " + std::strerror(errno)});
 
   const nlohmann::json req = {{"op", cmd == "ADD" ? "cni-add" : "cni-check"},
@@ -183,7 +190,7 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
                               {"namespace", ns},
                               {"name", name},
                               {"netns", netns}};
-  auto r = agent(cfg->agent_socket, req, fd.get());
+  auto r = agent(cfg->agent_socket, req, fd.fd);
   if (!r.ok()) return error_out(ver, {kErrTryAgain, "the ambient-cni node agent is not available", r.error()});
   if (!r->value("ok", false)) {
     const std::string what =

@@ -4,12 +4,12 @@
 # on a Debian 12 base made from Debian's own packages by debootstrap, so no registry is needed.
 #
 #   --prebuilt BIN_DIR  use binaries already built (stripped copies of BIN_DIR's ztunnel,
-#                       controlplane, ambient-cni, waypoint) -> target image-prebuilt;
+#                       controlplane, ambient-cni, ambient-cni-plugin, waypoint) -> target image-prebuilt;
 #                       default: compile inside the image (target image)
 #   --tag IMAGE         default localhost/ambient:latest
 #   --root DIR          private podman store (--root DIR/root --runroot DIR/run, vfs); default:
 #                       podman's normal store, so `podman run` / `podman save` see the image
-#   --check             then run each binary in the image: ambient-cni --version,
+#   --check             then run each binary in the image: ambient-cni(-plugin) --version,
 #                       controlplane help, ztunnel (loads and rejects an incomplete config)
 # The base rootfs is cached as $AMBIENT_IMAGE_CACHE/debian-bookworm.tar (default
 # /var/cache/ambient-image); the first debootstrap takes minutes, later builds reuse it.
@@ -70,15 +70,18 @@ if [[ -n $PREBUILT ]]; then
   ctx=$(mktemp -d /tmp/ambient-image-ctx.XXXXXX)
   trap 'rm -rf "$ctx"' EXIT
   mkdir -p "$ctx/bin"
-  for b in ztunnel controlplane ambient-cni waypoint; do
+  for b in ztunnel controlplane ambient-cni ambient-cni-plugin waypoint; do
     [[ -x $PREBUILT/$b ]] && strip -o "$ctx/bin/$b" "$PREBUILT/$b"
   done
-  [[ -x $ctx/bin/ztunnel && -x $ctx/bin/ambient-cni ]] || { log "$PREBUILT lacks ztunnel or ambient-cni"; exit 1; }
+  [[ -x $ctx/bin/ztunnel && -x $ctx/bin/ambient-cni && -x $ctx/bin/ambient-cni-plugin ]] \
+    || { log "$PREBUILT lacks ztunnel, ambient-cni or ambient-cni-plugin"; exit 1; }
   cp "$ROOT_DIR/Dockerfile" "$ctx/Dockerfile"
   "${PM[@]}" build --network host --build-arg BASE="$BASE" --target image-prebuilt -t "$TAG" "$ctx" >&2
 else
   "${PM[@]}" build --network host --build-arg BASE="$BASE" --target image -t "$TAG" "$ROOT_DIR" >&2
 fi
+# podman build has been seen to return 0 when its build container was killed: trust the store.
+"${PM[@]}" image exists "$TAG" || { log "podman build ended without producing $TAG"; exit 1; }
 t3=$(date +%s)
 log "image $TAG built in $((t3 - t2)) s (total $((t3 - t0)) s)"
 
@@ -88,6 +91,8 @@ if [[ $CHECK == 1 ]]; then
   rc=0
   out=$(run "$TAG" ambient-cni --version 2>&1) && [[ $out == "ambient-cni "* ]] \
     && log "ok: $out" || { log "FAIL ambient-cni --version: $out"; rc=1; }
+  out=$(run "$TAG" ambient-cni-plugin --version 2>&1) && [[ $out == "ambient-cni-plugin "* ]] \
+    && log "ok: $out" || { log "FAIL ambient-cni-plugin --version: $out"; rc=1; }
   if "${PM[@]}" run --rm --network none --entrypoint test "$TAG" -x /usr/local/bin/controlplane; then
     out=$(run "$TAG" controlplane help 2>&1) && [[ $out == *"usage: controlplane"* ]] \
       && log "ok: controlplane help" || { log "FAIL controlplane help: $out"; rc=1; }

@@ -156,6 +156,8 @@ check "ztunnel connected to the agent over ZDS" ztunnels_connected 1
 
 # 1. install
 check "install: plugin binary copied to the CNI bin dir" test -x "$T/cni/bin/ambient-cni"
+check "install: the copy is ambient-cni-plugin (the self-contained plugin build)" \
+  bash -c "'$T/cni/bin/ambient-cni' --version | grep -c '^ambient-cni-plugin '"
 check "install: ambient-cni chained last into the conflist, bridge kept first" "$PY" -c '
 import json, sys
 c = json.load(open(sys.argv[1]))
