@@ -68,7 +68,7 @@ bool is_illegal_port(uint16_t port) {
 }
 
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
-    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r), registry(r) {}
+    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns, c.socket_config())), metrics(r), registry(r) {}
 
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
   const auto& wi = target.workload;
@@ -103,7 +103,7 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
     }
     // A connection accepted while draining began is still served: the kernel completed its
     // handshake, so dropping it would reset a client that did nothing wrong.
-    (void)hbone::sockopt::set_nodelay(sock.native_handle());
+    (void)hbone::sockopt::apply_socket_config(sock.native_handle(), shared->cfg.socket_config());
     if (port == kOutboundPort) {
       asio::co_spawn(io, handle_outbound(std::move(sock)), asio::detached);
     } else if (port == kInboundPlaintextPort) {
