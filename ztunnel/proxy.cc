@@ -102,10 +102,10 @@ Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
                                          shared->cfg.pool_unused_release_timeout)) {}
 
 const Workload* Proxy::Worker::local_workload(const SnapshotConstSharedPtr& snap) {
-  // owner_before in both directions = same control block: the same snapshot object, even if
-  // an earlier one was freed and a new one allocated at its address (our weak_ptr keeps the
-  // old control block alive). No atomic operation, unlike weak_ptr::lock().
-  if (local_snapshot.owner_before(snap) || snap.owner_before(local_snapshot) || local_snapshot.expired()) {
+  // Neither owner_before the other = same control block: the same snapshot object, even if an
+  // earlier one was freed and a new one allocated at its address (our weak_ptr keeps the old
+  // control block alive). No atomic operation, unlike weak_ptr::lock() or expired().
+  if (local_snapshot.owner_before(snap) || snap.owner_before(local_snapshot)) {
     local = shared->local_workload(*snap);
     local_snapshot = snap;
   }
