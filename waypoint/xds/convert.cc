@@ -126,6 +126,11 @@ bool header_matcher(Ctx& ctx, const route::HeaderMatcher& h, const std::string& 
   StringMatcher sm;
   switch (h.header_match_specifier_case()) {
     case route::HeaderMatcher::kExactMatch:
+      // Deprecated exact_match "" matches any present value in Envoy (see route_model.h).
+      if (h.exact_match().empty()) {
+        out.spec = PresentMatch{true};
+        break;
+      }
       sm.value = h.exact_match();
       out.spec = sm;
       break;

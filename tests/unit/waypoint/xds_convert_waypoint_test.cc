@@ -343,3 +343,14 @@ TEST_CASE("parse_* checks the resource name and the bytes") {
   CHECK(wrong.error().find("differs from the resource name") != std::string::npos);
   CHECK_FALSE(xds::parse_cluster("x", "\xff\xff\xff").ok());
 }
+
+TEST_CASE("deprecated exact_match \"\" means presence, as in Envoy") {
+  auto rc = istio_like_route();
+  auto* h = rc.mutable_virtual_hosts(0)->mutable_routes(0)->mutable_match()->mutable_headers(0);
+  h->set_exact_match("");
+  auto r = xds::convert_route_configuration(rc);
+  REQUIRE(r.ok());
+  const auto& m = r->virtual_hosts[0].routes[0].match.headers[0];
+  REQUIRE(std::holds_alternative<PresentMatch>(m.spec));
+  CHECK(std::get<PresentMatch>(m.spec).present);
+}
