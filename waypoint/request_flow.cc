@@ -312,7 +312,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
     out.upstream_host = target->key;
     out.endpoint = ep;
     ++out.attempts;
-    if (vhost.include_request_attempt_count) head.headers.set("x-envoy-attempt-count", std::to_string(out.attempts));
+    router::set_request_attempt_count(vhost, out.attempts, head.headers);
     env.lb->started(target->key);
     auto ar = co_await attempt(env, *target, *cluster, req, timer);
     env.lb->finished(target->key);
@@ -352,9 +352,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
         out.response.headers.set(
             "x-envoy-upstream-service-time",
             std::to_string(std::chrono::duration_cast<Duration>(steady_clock::now() - start).count()));
-        if (vhost.include_attempt_count_in_response) {
-          out.response.headers.set("x-envoy-attempt-count", std::to_string(out.attempts));
-        }
+        router::set_response_attempt_count(vhost, out.attempts, out.response.headers);
         co_return out;
       }
       case router::AttemptFailure::ConnectFailure:

@@ -140,7 +140,9 @@ TEST_CASE("retries: a 503 is retried num_retries times, counted at the backend, 
   rp.num_retries = 2;
   rp.backoff_base = Duration(1);
   std::get<RouteAction>(r.action).retry_policy = rp;
-  f.set_routes({r});
+  auto rc = Fixture::config_of({r});
+  rc.virtual_hosts[0].include_request_attempt_count = true;
+  f.proxy->set_config(f.snapshot(rc));
   http::ReadResponseResult res;
   f.run([&]() -> asio::awaitable<void> {
     auto t = co_await f.tunnel(vip_authority());
@@ -150,7 +152,10 @@ TEST_CASE("retries: a 503 is retried num_retries times, counted at the backend, 
     res = co_await exchange(s, buf, get("/status/503"));
   });
   CHECK(res.response.status == 503);
-  CHECK(f.v1.requests == 3);
+  REQUIRE(f.v1.requests == 3);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(std::string(f.v1.seen[i].headers.get("x-envoy-attempt-count").value_or("")) == std::to_string(i + 1));
+  }
   CHECK(f.has_metric("response_flags=\"URX\""));
 }
 

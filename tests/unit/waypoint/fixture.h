@@ -114,6 +114,7 @@ struct Fixture {
   tcp::acceptor zt1{io, tcp::endpoint(asio::ip::make_address("127.0.0.2"), 0)};
   std::unique_ptr<tcp::acceptor> zt2;
   std::vector<std::string> zt_authorities, zt_peers;
+  std::vector<std::shared_ptr<hbone::Connection>> clients;
 
   common::metrics::Registry registry;
   Telemetry telemetry{registry};
@@ -265,6 +266,7 @@ struct Fixture {
     o.expected = {waypoint_id};
     auto conn = co_await hbone::dial(io.get_executor(), client_tls.client, o);
     if (!conn) co_return common::make_error(conn.error());
+    clients.push_back(conn.value());
     hbone::ConnectRequest req;
     req.authority = std::move(authority);
     req.forwarded = "for=\"127.0.0.9:40000\"";
@@ -277,6 +279,13 @@ struct Fixture {
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await body();
       done = true;
+      // Close everything while both loops still run, so every connection and stream finishes
+      // (frames destroyed mid-flight would be reported as leaks under ASan).
+      proxy->drain();
+      proxy->force_close();
+      for (auto& c : clients) c->close("test done");
+      asio::steady_timer grace(io, std::chrono::milliseconds(300));
+      co_await grace.async_wait(kTuple);
       io.stop();
     }, asio::detached);
     io.run_for(std::chrono::seconds(60));
