@@ -2,6 +2,10 @@
 # need first (scripts/install-deps.sh is idempotent), so they work on a fresh Debian 12.
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
+# ccache keys on paths relative to the checkout, so a fresh clone anywhere (CI) reuses objects
+# compiled in another clone of the same sources.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean image image-prebuilt
 

@@ -10,7 +10,7 @@ using namespace ztunnel;
 namespace {
 
 std::string examples_dir() {
-  return (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "examples").string();
+  return (std::filesystem::path(AMBIENT_SOURCE_DIR) / "examples").string();
 }
 
 // Parses and expects an error mentioning every fragment in `fragments`.

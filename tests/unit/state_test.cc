@@ -322,7 +322,7 @@ TEST_CASE("route_outbound: direct workload and service traffic", "[state][route]
 
 TEST_CASE("route_outbound: waypoints", "[state][route]") {
   auto r = load_local_config(
-      (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "examples" / "waypoint.yaml")
+      (std::filesystem::path(AMBIENT_SOURCE_DIR) / "examples" / "waypoint.yaml")
           .string());
   REQUIRE(r.ok());
   auto snap = Snapshot::from_local_config(std::move(r).value());

@@ -12,7 +12,7 @@
 namespace testutil {
 
 inline std::string examples_k8s() {
-  return (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "examples" / "k8s").string();
+  return (std::filesystem::path(AMBIENT_SOURCE_DIR) / "examples" / "k8s").string();
 }
 
 class TempDir {

@@ -353,7 +353,7 @@ TEST_CASE("contexts reject broken credentials", "[tls]") {
 
 TEST_CASE("certificates from scripts/make-cacerts.sh and issue-cert.sh interoperate",
           "[tls][scripts]") {
-  const fs::path scripts = fs::path(__FILE__).parent_path() / ".." / ".." / "scripts";
+  const fs::path scripts = fs::path(AMBIENT_SOURCE_DIR) / "scripts";
   REQUIRE(fs::exists(scripts / "make-cacerts.sh"));
   std::random_device rd;
   const fs::path dir = fs::temp_directory_path() / ("tls_test-" + std::to_string(::getpid()) +
