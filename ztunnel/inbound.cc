@@ -82,7 +82,8 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
     reject(400, "-", "CONNECT target " + dst_addr + " is not this workload's address " + hbone_addr);
     co_return;
   }
-  if (is_illegal_port(dst_port)) {
+  if (shared->port_guard.refused(dst_port)) {
+    shared->port_guard.count(PortGuard::Listener::InboundHbone, dst_port);
     reject(400, "-", "CONNECT to a ztunnel port " + std::to_string(dst_port));
     co_return;
   }
@@ -162,7 +163,8 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
     fail("-", "plaintext connection to " + dst_addr + " which is not this workload");
     co_return;
   }
-  if (is_illegal_port(dst_port)) {
+  if (shared->port_guard.refused(dst_port)) {
+    shared->port_guard.count(PortGuard::Listener::InboundPlaintext, dst_port);
     fail("-", "plaintext connection to a ztunnel port");
     co_return;
   }

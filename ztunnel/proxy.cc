@@ -68,7 +68,7 @@ bool is_illegal_port(uint16_t port) {
 }
 
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
-    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r), registry(r) {}
+    : cfg(c), target(std::move(t)), socket_factory(ztunnel::socket_factory(target.netns)), metrics(r), port_guard(c, &r), registry(r) {}
 
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
   const auto& wi = target.workload;

@@ -15,6 +15,7 @@
 #include "hbone/server.h"
 #include "hbone/settings.h"
 #include "ztunnel/authz.h"
+#include "ztunnel/port_guard.h"
 #include "ztunnel/proxy.h"
 
 namespace ztunnel {
@@ -32,6 +33,7 @@ struct Proxy::Shared {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
   bool orig_src = false;  // connect to local apps from the client's own IP
+  PortGuard port_guard;   // ztunnel's own ports: never a target of inbound traffic
 
   Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t);
   common::metrics::Registry& registry;
