@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench format tidy clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -34,6 +34,15 @@ test-asan: build-asan
 
 fuzz-smoke: build-asan
 	bash scripts/fuzz-smoke.sh build-asan/bin 20
+
+# Release-depth fuzzing (not part of `make test`): every target for FUZZ_SECONDS (default 300 =
+# 5 CPU-minutes each) with a corpus that persists in FUZZ_CORPUS between runs. FUZZ_TARGETS
+# (e.g. "hbone_server_fuzz dns_fuzz") picks targets. See docs/testing.md.
+FUZZ_SECONDS ?= 300
+FUZZ_CORPUS ?= $(CURDIR)/.fuzz-corpus
+FUZZ_TARGETS ?=
+fuzz-long: build-asan
+	bash scripts/fuzz-long.sh build-asan/bin $(FUZZ_SECONDS) $(FUZZ_CORPUS) $(FUZZ_TARGETS)
 
 # The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
 # dedicated-mode tunnel demo (two pods, wire capture) runs after it.
