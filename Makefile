@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke demo bench format tidy clean image image-prebuilt
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench format tidy clean image image-prebuilt
 
 deps:
 	bash scripts/install-deps.sh
@@ -34,10 +34,19 @@ test-unit: build
 
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure --timeout 900
+	  ctest --output-on-failure --timeout 900 -LE matrix
 
 fuzz-smoke: build-asan
 	bash scripts/fuzz-smoke.sh build-asan/bin 20
+
+# Release-depth fuzzing (not part of `make test`): every target for FUZZ_SECONDS (default 300 =
+# 5 CPU-minutes each) with a corpus that persists in FUZZ_CORPUS between runs. FUZZ_TARGETS
+# (e.g. "hbone_server_fuzz dns_fuzz") picks targets. See docs/testing.md.
+FUZZ_SECONDS ?= 300
+FUZZ_CORPUS ?= $(CURDIR)/.fuzz-corpus
+FUZZ_TARGETS ?=
+fuzz-long: build-asan
+	bash scripts/fuzz-long.sh build-asan/bin $(FUZZ_SECONDS) $(FUZZ_CORPUS) $(FUZZ_TARGETS)
 
 # The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
 # dedicated-mode tunnel demo (two pods, wire capture) runs after it.

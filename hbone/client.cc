@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "hbone/connection_stats.h"
 #include "hbone/socket_options.h"
 
 namespace hbone {
@@ -86,12 +87,18 @@ asio::awaitable<ConnectResult<std::shared_ptr<Connection>>> dial(asio::any_io_ex
   auto hs = co_await tls->handshake(false);
   deadline.cancel();
   common::tls::set_expected_identities(tls->native_handle(), nullptr);
+  if (timed_out || !hs) {
+    auto& st = connection_stats();
+    ConnectionStats::bump(st.handshake_failures[1][timed_out ? ConnectionStats::kTimeout : ConnectionStats::kTls]);
+    if (timed_out) ConnectionStats::bump(st.timeouts[ConnectionStats::kHandshake]);
+  }
   if (timed_out) co_return R(common::make_error("TLS handshake timeout"), ConnectStage::Tls);
   if (!hs) co_return R(common::make_error("TLS handshake: " + hs.error()), ConnectStage::Tls);
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_len);
   if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+    ConnectionStats::bump(connection_stats().handshake_failures[1][ConnectionStats::kAlpn]);
     co_return R(common::make_error("peer did not select ALPN h2"), ConnectStage::Http2);
   }
   auto conn = std::make_shared<Connection>(std::move(tls), Role::Client, opts.settings);

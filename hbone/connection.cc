@@ -10,6 +10,9 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "hbone/connection_stats.h"
+#include "hbone/overload.h"
+
 namespace hbone {
 namespace asio = boost::asio;
 
@@ -82,6 +85,7 @@ struct Connection::Callbacks {
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
     c.streams_.emplace(frame->hd.stream_id, std::move(s));
     c.streams_opened_++;
+    c.header_block_started(frame->hd.stream_id);
     return 0;
   }
 
@@ -126,6 +130,7 @@ struct Connection::Callbacks {
     auto& c = self(ud);
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS: {
+        c.header_block_done(frame->hd.stream_id);
         Stream* s = c.stream_of(frame->hd.stream_id);
         if (s == nullptr) return 0;
         if (c.role_ == Role::Server && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -149,6 +154,9 @@ struct Connection::Callbacks {
         break;
       case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) c.ping_outstanding_ = false;
+        break;
+      case NGHTTP2_SETTINGS:
+        c.preface_done_ = true;  // the preface and the peer's first SETTINGS are in
         break;
       case NGHTTP2_GOAWAY:
         c.draining_ = true;  // no new streams from us; existing ones finish
@@ -180,6 +188,7 @@ struct Connection::Callbacks {
     if (it == c.streams_.end()) return 0;
     auto s = std::move(it->second);
     c.streams_.erase(it);
+    c.header_block_done(stream_id);
     s->on_close(error_code);
     if (error_code != NGHTTP2_NO_ERROR && error_code != NGHTTP2_CANCEL) c.glitch();
     if (c.streams_.empty() && c.on_idle) {
@@ -201,10 +210,11 @@ Connection::Connection(std::unique_ptr<TlsSocket> tls, Role role, const Settings
       exec_(tls_->get_executor()),
       role_(role),
       settings_(settings),
-      ping_timer_(exec_) {}
+      ping_timer_(exec_),
+      deadline_timer_(exec_) {}
 
 Connection::Connection(asio::any_io_executor exec, Role role, const Settings& settings)
-    : exec_(std::move(exec)), role_(role), settings_(settings), ping_timer_(exec_) {}
+    : exec_(std::move(exec)), role_(role), settings_(settings), ping_timer_(exec_), deadline_timer_(exec_) {}
 
 void Connection::feed(const uint8_t* data, size_t n) {
   if (dead_ || tls_) return;
@@ -219,6 +229,7 @@ void Connection::feed(const uint8_t* data, size_t n) {
 }
 
 Connection::~Connection() {
+  if (held_ != 0) overload().account(held_, -static_cast<int64_t>(held_));
   if (session_ != nullptr) nghttp2_session_del(session_);
 }
 
@@ -282,6 +293,7 @@ common::Status Connection::start(RequestHandler handler) {
     rbuf_.reset(new uint8_t[kReadBuffer]);
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->read_loop(); }, asio::detached);
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->ping_loop(); }, asio::detached);
+    start_deadlines();
   }
   flush();
   return common::ok_status();
@@ -290,6 +302,8 @@ common::Status Connection::start(RequestHandler handler) {
 asio::awaitable<void> Connection::read_loop() {
   auto self = shared_from_this();
   while (!dead_) {
+    if (overload().should_pause(held_)) co_await wait_while_overloaded();
+    if (dead_) break;
     auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.get(), kReadBuffer));
     if (dead_) break;
     if (ec) {
@@ -301,12 +315,15 @@ asio::awaitable<void> Connection::read_loop() {
       // A connection-level protocol error: nghttp2 queued GOAWAY; send it, then stop reading
       // (never feed the session again after a fatal error).
       close_reason_ = std::string("protocol error: ") + nghttp2_strerror(static_cast<int>(rv));
+      const auto why = rv == NGHTTP2_ERR_FLOODED ? ConnectionStats::kFlood : ConnectionStats::kProtocolError;
+      ConnectionStats::bump(connection_stats().abuse_closes[why]);
       nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
       flush();
       if (!writing_) close(close_reason_);
       break;
     }
     flush();
+    if (overload().should_shed(held_)) shed_largest_stream();
   }
 }
 
@@ -316,9 +333,14 @@ asio::awaitable<void> Connection::ping_loop() {
     ping_timer_.expires_after(settings_.ping_interval);
     auto [ec] = co_await ping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (dead_ || ec) break;
+    if (read_paused_) {  // the overload manager holds our reads: a PING ack could not be seen
+      ping_outstanding_ = false;
+      continue;
+    }
     auto now = std::chrono::steady_clock::now();
     if (ping_outstanding_) {
       if (now - ping_sent_ > settings_.ping_timeout) {
+        ConnectionStats::bump(connection_stats().timeouts[ConnectionStats::kPing]);
         close("ping timeout");
         break;
       }
@@ -403,6 +425,7 @@ void Connection::glitch() {
     glitches_ = 0;
   }
   if (++glitches_ == settings_.max_glitches) {
+    ConnectionStats::bump(connection_stats().abuse_closes[ConnectionStats::kTooManyGlitches]);
     close_reason_ = "too many protocol errors from peer";
     nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
   }
@@ -514,6 +537,7 @@ void Connection::close(const std::string& why) {
   if (close_reason_.empty()) close_reason_ = why;
   if (tls_) tls_->close();
   ping_timer_.cancel();
+  deadline_timer_.cancel();
   auto streams = std::move(streams_);
   streams_.clear();
   for (auto& [id, s] : streams) s->fail("connection closed: " + close_reason_);

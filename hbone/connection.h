@@ -88,6 +88,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void consume(int32_t stream_id, size_t n);
   void submit_response(Stream& s, int status, const std::vector<Header>& headers);
   void submit_reset(int32_t stream_id, uint32_t h2_error);
+  // Overload accounting: this connection's queued stream bytes changed by `delta`.
+  void account(int64_t delta);
+  // Reading is paused by the overload manager (streams stop taking bytes from their apps).
+  bool read_paused() const { return read_paused_; }
+  uint64_t buffered() const { return held_; }
 
   // --- nghttp2 callback trampolines (internal) ---
   struct Callbacks;
@@ -100,6 +105,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void glitch();
   void dispatch(std::shared_ptr<Stream> s);
   Stream* stream_of(int32_t id);
+  // Deadlines and overload (hbone/connection_limits.cc).
+  void start_deadlines();
+  void header_block_started(int32_t stream_id);
+  void header_block_done(int32_t stream_id);
+  void arm_deadline(std::chrono::steady_clock::time_point at);
+  void check_deadlines();
+  void abuse_close(int reason, const std::string& why);
+  boost::asio::awaitable<void> wait_while_overloaded();
+  void shed_largest_stream();
+  std::string peer_name();
 
   std::unique_ptr<TlsSocket> tls_;
   boost::asio::any_io_executor exec_;
@@ -121,6 +136,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer ping_timer_;
   std::chrono::steady_clock::time_point ping_sent_{};
   bool ping_outstanding_ = false;
+  // Deadlines (server role): preface, then each CONNECT header block in progress.
+  boost::asio::steady_timer deadline_timer_;
+  bool deadline_armed_ = false;
+  bool preface_done_ = false;
+  std::chrono::steady_clock::time_point started_at_{};
+  std::chrono::steady_clock::time_point header_block_at_{};  // epoch = none in progress
+  int32_t header_block_stream_ = 0;
+  // Overload: bytes queued in this connection's streams; whether reading is paused.
+  uint64_t held_ = 0;
+  bool read_paused_ = false;
   // Uninitialised on purpose: pages are only touched as far as reads fill them, so an idle
   // connection does not pay RSS for the full read buffer.
   std::unique_ptr<uint8_t[]> rbuf_;

@@ -6,6 +6,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "hbone/connection_stats.h"
+
 namespace hbone {
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -32,6 +34,9 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   deadline.cancel();
   if (!hs || timed_out) {
     std::string why = timed_out ? "handshake timeout" : hs.error();
+    auto& st = connection_stats();
+    ConnectionStats::bump(st.handshake_failures[0][timed_out ? ConnectionStats::kTimeout : ConnectionStats::kTls]);
+    if (timed_out) ConnectionStats::bump(st.timeouts[ConnectionStats::kHandshake]);
     if (hooks.on_handshake_error) hooks.on_handshake_error(why, peer->remote);
     co_return;
   }
@@ -39,6 +44,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(tls->native_handle(), &alpn, &alpn_len);
   if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+    ConnectionStats::bump(connection_stats().handshake_failures[0][ConnectionStats::kAlpn]);
     if (hooks.on_handshake_error) hooks.on_handshake_error("no ALPN h2", peer->remote);
     co_return;
   }

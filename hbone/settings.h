@@ -19,6 +19,11 @@ struct Settings {
   std::chrono::milliseconds ping_interval{10'000};
   std::chrono::milliseconds ping_timeout{20'000};
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Server role, after TLS: the client preface + SETTINGS, and then every CONNECT header block
+  // (HEADERS through its last CONTINUATION), must arrive within these (same bound as the TLS
+  // handshake); a peer that trickles them is closed. See hbone/connection_limits.cc.
+  std::chrono::milliseconds preface_timeout{10'000};
+  std::chrono::milliseconds connect_headers_timeout{10'000};
   // Bytes one stream may have queued for sending before its writer waits (back-pressure).
   uint32_t stream_send_buffer = 256u << 10;
   // Abuse limits (answered with GOAWAY on that connection only).

@@ -16,7 +16,16 @@ Stream::Stream(std::shared_ptr<Connection> conn, int32_t id)
       read_signal_(conn_->executor(), asio::steady_timer::time_point::max()),
       write_signal_(conn_->executor(), asio::steady_timer::time_point::max()) {}
 
-Stream::~Stream() = default;
+Stream::~Stream() {
+  if (accounted_ != 0) conn_->account(-static_cast<int64_t>(accounted_));
+}
+
+void Stream::sync_accounting() {
+  const size_t now = buffered();
+  if (now == accounted_) return;
+  conn_->account(static_cast<int64_t>(now) - static_cast<int64_t>(accounted_));
+  accounted_ = now;
+}
 
 asio::awaitable<void> Stream::wait(asio::steady_timer& t) {
   // A timer that never expires is our condition variable: wake_*() cancels it. All state is
@@ -51,6 +60,7 @@ asio::awaitable<bool> Stream::wait_readable() {
 
 void Stream::consume(size_t n) {
   recv_.consume(n);
+  sync_accounting();
   if (!closed_) conn_->consume(id_, n);
 }
 
@@ -58,6 +68,13 @@ asio::awaitable<bool> Stream::wait_writable() {
   const size_t limit = 256 * 1024;
   for (;;) {
     if (failed_ || closed_ || write_shutdown_) co_return false;
+    if (conn_->read_paused()) {
+      // The overload manager stopped this connection: take nothing more from the app until
+      // it resumes (polled; a paused connection is rare and short-lived).
+      write_signal_.expires_after(std::chrono::milliseconds(50));
+      co_await write_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
     if (send_.size() < limit) co_return true;
     co_await wait(write_signal_);
   }
@@ -66,6 +83,7 @@ asio::awaitable<bool> Stream::wait_writable() {
 void Stream::commit_write(size_t n) {
   if (n == 0) return;
   send_.commit(n);
+  sync_accounting();
   conn_->resume(id_);
   conn_->flush();
 }
@@ -108,6 +126,7 @@ size_t Stream::on_data(const uint8_t* data, size_t n) {
   }
   if (direct < n) {
     recv_.append(data + direct, n - direct);
+    sync_accounting();
     wake_readers();
   }
   return direct;
@@ -133,6 +152,7 @@ void Stream::on_close(uint32_t h2_error) {
     failure_ = "stream closed before end of data";
   }
   send_.clear();
+  sync_accounting();
   wake_readers();
   wake_writers();
 }
@@ -148,6 +168,7 @@ void Stream::fail(std::string why) {
 
 size_t Stream::frame_out(uint8_t* out, size_t max) {
   size_t n = send_.take(out, max);
+  sync_accounting();
   if (send_.size() < 128 * 1024) wake_writers();
   return n;
 }

@@ -160,6 +160,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void fail(std::string why);
   size_t frame_out(uint8_t* out, size_t max);   // moves queued send bytes into a frame
   size_t send_queued() const { return send_.size(); }
+  // Bytes queued in this stream (receive + send): what the overload manager accounts.
+  size_t buffered() const { return recv_.size() + send_.size(); }
   bool write_shutdown() const { return write_shutdown_; }
   ConnectRequest& request() { return request_; }
   std::vector<Header>& mutable_response_headers() { return response_headers_; }
@@ -169,6 +171,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
  private:
   void wake_readers();
   void wake_writers();
+  // Reports a change of buffered() to the connection (overload accounting).
+  void sync_accounting();
   boost::asio::any_io_executor executor();
   template <typename Handler>
   static auto executor_for(const Handler& h, const boost::asio::any_io_executor& fallback) {
@@ -190,6 +194,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   bool write_shutdown_ = false;
   boost::asio::ip::tcp::socket* sink_ = nullptr;
   uint64_t direct_bytes_ = 0;
+  size_t accounted_ = 0;  // buffered() as last reported to the connection
   bool closed_ = false;
   bool failed_ = false;
   bool responded_ = false;

@@ -15,6 +15,8 @@
 #include "common/readiness.h"
 #include "common/runtime.h"
 #include "common/secret_manager.h"
+#include "hbone/connection_stats.h"
+#include "hbone/overload.h"
 #include "ztunnel/cert_source.h"
 #include "ztunnel/local_config.h"
 #include "ztunnel/netns.h"
@@ -198,6 +200,8 @@ int run_app(const Config& cfg) {
   common::metrics::Registry registry;
   common::metrics::register_process_metrics(registry);
   common::metrics::register_build_info(registry, "ztunnel", kVersion);
+  hbone::register_connection_stats(registry);
+  hbone::overload().set_budget(cfg.hbone_buffer_budget);
   common::Readiness readiness;
   readiness.register_task("state manager");
   readiness.register_task(dedicated ? "proxy" : "workload proxy manager");

@@ -10,6 +10,7 @@
 
 #include "common/http_admin.h"
 #include "common/runtime.h"
+#include "hbone/overload.h"
 
 namespace ztunnel {
 
@@ -182,6 +183,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     return make_error(env::invalid_var("HTTP2_FRAME_SIZE", std::to_string(u), "must be between 16384 and 16777215"));
   }
   c.http2_frame_size = static_cast<uint32_t>(u);
+  if (auto v = e("HBONE_BUFFER_BUDGET")) ZT_TRY(c.hbone_buffer_budget, hbone::parse_buffer_budget(*v));
 
   // -- sockets
   ZT_TRY(u, env::get_unsigned_max(e, "PACKET_MARK", c.packet_mark, kU32Max));
@@ -319,6 +321,7 @@ nlohmann::json Config::to_json() const {
   j["windowSize"] = http2_stream_window_size;
   j["connectionWindowSize"] = http2_connection_window_size;
   j["frameSize"] = http2_frame_size;
+  j["hboneBufferBudget"] = hbone_buffer_budget;
   j["packetMark"] = packet_mark;
   j["inpodUds"] = inpod_uds;
   j["inpodPortReuse"] = inpod_port_reuse;

@@ -77,6 +77,9 @@ struct Config {
   uint32_t http2_stream_window_size = 4 * 1024 * 1024;
   uint32_t http2_connection_window_size = 16 * 1024 * 1024;
   uint32_t http2_frame_size = 1024 * 1024;
+  // HBONE_BUFFER_BUDGET: process-wide budget for bytes queued in HBONE streams (overload
+  // manager, hbone/overload.h); 0 = unlimited.
+  uint64_t hbone_buffer_budget = 256ull << 20;
 
   // -- sockets
   // SO_MARK for our own sockets; 1337 in shared AND dedicated mode (our issue asks dedicated

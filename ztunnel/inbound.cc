@@ -70,7 +70,8 @@ ProxyResult<Proxy::Worker::InboundContext> Proxy::Worker::inbound_context(const 
     return ProxyError{ProxyErrorKind::NotThisWorkload,
                       "CONNECT target " + ctx.dst_addr + " is not this workload's address " + hbone_addr};
   }
-  if (is_illegal_port(ctx.info.dst_port)) {
+  if (shared->port_guard.refused(ctx.info.dst_port)) {
+    shared->port_guard.count(PortGuard::Listener::InboundHbone, ctx.info.dst_port);
     return ProxyError{ProxyErrorKind::ZtunnelPort, "CONNECT to a ztunnel port " + std::to_string(ctx.info.dst_port)};
   }
   return ctx;
@@ -152,7 +153,8 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
                               "plaintext connection to " + cap->dst_addr + " which is not this workload"});
     co_return;
   }
-  if (is_illegal_port(cap->dst_port)) {
+  if (shared->port_guard.refused(cap->dst_port)) {
+    shared->port_guard.count(PortGuard::Listener::InboundPlaintext, cap->dst_port);
     log_early_deny("inbound", cap->src_addr, cap->dst_addr,
                    ProxyError{ProxyErrorKind::ZtunnelPort, "plaintext connection to a ztunnel port"});
     co_return;

@@ -78,16 +78,13 @@ std::optional<ProxyError> relay_outcome(const hbone::CopyResult& r, std::optiona
   return std::nullopt;
 }
 
-bool is_illegal_port(uint16_t port) {
-  return port == kOutboundPort || port == kInboundPlaintextPort || port == kInboundHbonePort;
-}
-
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
     : cfg(c),
       target(std::move(t)),
       socket_factory(ztunnel::socket_factory(target.netns, c.socket_config())),
       metrics(r),
       task_failures(r),
+      port_guard(c, &r),
       registry(r) {}
 
 const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {

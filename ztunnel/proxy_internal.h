@@ -18,6 +18,7 @@
 #include "hbone/settings.h"
 #include "ztunnel/authz.h"
 #include "ztunnel/connection_result.h"
+#include "ztunnel/port_guard.h"
 #include "ztunnel/proxy.h"
 #include "ztunnel/proxy_error.h"
 #include "ztunnel/task_failure.h"
@@ -52,6 +53,7 @@ struct Proxy::Shared {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
   bool orig_src = false;  // connect to local apps from the client's own IP
+  PortGuard port_guard;   // ztunnel's own ports: never a target of inbound traffic
 
   Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t);
   common::metrics::Registry& registry;
@@ -145,7 +147,6 @@ inline constexpr std::chrono::seconds kCertificateWait{10};
 
 // ip of an endpoint with v4-mapped v6 turned back into v4.
 IpAddr endpoint_ip(const boost::asio::ip::tcp::endpoint& ep);
-bool is_illegal_port(uint16_t port);
 
 // Counts a live proxied connection for drain (RAII).
 struct ActiveGuard {
