@@ -60,7 +60,13 @@ TEST_CASE("python3-h2 HBONE client: CONNECT to the VIP, HTTP/1.1 keep-alive requ
   write_file(d / "cert.pem", creds.value().cert_chain_pem);
   write_file(d / "key.pem", creds.value().key_pem);
   write_file(d / "ca.pem", creds.value().roots_pem);
-  const auto script = std::filesystem::path(__FILE__).parent_path() / "hbone_http1_client.py";
+  // __FILE__ is relative to the build directory; the executables live in <repo>/<build>/bin.
+  auto script = std::filesystem::path(__FILE__).parent_path() / "hbone_http1_client.py";
+  if (!script.is_absolute()) {
+    script = std::filesystem::canonical("/proc/self/exe").parent_path().parent_path().parent_path() / "tests" /
+             "unit" / "waypoint" / "hbone_http1_client.py";
+  }
+  REQUIRE(std::filesystem::exists(script));
   const std::string cmd = "/usr/bin/python3 " + script.string() + " 127.0.0.1 " + std::to_string(f.proxy->port()) +
                           " " + (d / "cert.pem").string() + " " + (d / "key.pem").string() + " " +
                           (d / "ca.pem").string() + " " + vip_authority() + " " + f.waypoint_id.uri() +
