@@ -2,10 +2,10 @@
 
 #include <malloc.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/admin_servers.h"
 #include "common/metrics.h"
@@ -95,8 +95,9 @@ nlohmann::json dump_snapshot(const ConfigSnapshot& s) {
 
 int run_app(const Config& cfg) {
   if (!cfg.xds_address) {
-    spdlog::error("no configuration source: set XDS_ADDRESS (an xDS server sending RouteConfiguration, Cluster, "
-                  "ClusterLoadAssignment and istio.workload.Address)");
+    spdlog::error(
+        "no configuration source: set XDS_ADDRESS (an xDS server sending RouteConfiguration, Cluster, "
+        "ClusterLoadAssignment and istio.workload.Address)");
     return 2;
   }
   common::Runtime runtime(cfg.worker_threads);

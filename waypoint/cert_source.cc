@@ -29,11 +29,11 @@ common::Result<std::unique_ptr<common::CertProvider>> make_cert_provider(const C
     auto ca = common::LocalCa::load(*cfg.local_ca_dir);
     if (!ca) return common::make_error("LOCAL_CA_DIR " + *cfg.local_ca_dir + ": " + ca.error());
     spdlog::info("certificates from the local CA in {} (ttl {}s)", *cfg.local_ca_dir, ttl.count());
-    return std::unique_ptr<common::CertProvider>(
-        std::make_unique<common::LocalCaProvider>(std::move(ca.value()), ttl));
+    return std::unique_ptr<common::CertProvider>(std::make_unique<common::LocalCaProvider>(std::move(ca.value()), ttl));
   }
-  return common::make_error("no certificate source: set CA_ADDRESS to an Istio CA, or LOCAL_CA_DIR to an Istio "
-                            "cacerts directory (scripts/make-cacerts.sh creates one)");
+  return common::make_error(
+      "no certificate source: set CA_ADDRESS to an Istio CA, or LOCAL_CA_DIR to an Istio "
+      "cacerts directory (scripts/make-cacerts.sh creates one)");
 }
 
 }  // namespace waypoint

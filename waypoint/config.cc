@@ -42,7 +42,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   for (auto [name, value] : {std::pair<const char*, const std::string*>{"POD_NAME", &c.pod_name},
                              {"POD_NAMESPACE", &c.pod_namespace},
                              {"SERVICE_ACCOUNT", &c.service_account}}) {
-    if (value->empty()) return make_error(std::string(name) + " is required (the waypoint's identity is built from it)");
+    if (value->empty())
+      return make_error(std::string(name) + " is required (the waypoint's identity is built from it)");
   }
   c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
   if (c.trust_domain.empty()) return make_error(env::invalid_var("TRUST_DOMAIN", "", "must not be empty"));
@@ -69,7 +70,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
   if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
   WP_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
-  if (c.secret_ttl.count() <= 0) return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
+  if (c.secret_ttl.count() <= 0)
+    return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
 
   {
     auto v = e("WAYPOINT_WORKER_THREADS");

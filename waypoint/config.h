@@ -44,7 +44,7 @@ struct Config {
   std::chrono::milliseconds termination_deadline{5000};
   uint32_t pool_max_streams_per_connection = 100;
   std::chrono::milliseconds pool_unused_release_timeout{std::chrono::minutes(5)};
-  uint32_t packet_mark = 0;  // the waypoint runs outside capture (dataplane-mode none)
+  uint32_t packet_mark = 0;          // the waypoint runs outside capture (dataplane-mode none)
   uint16_t hbone_port = kHbonePort;  // HBONE_PORT: tests run several on one host
   bool ipv6_enabled = true;
   // Largest request/response body buffered for retries and mirroring (Envoy's buffer limit).

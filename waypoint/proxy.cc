@@ -1,5 +1,6 @@
 #include "waypoint/proxy.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
-#include <spdlog/spdlog.h>
 
 #include "hbone/headers.h"
 #include "hbone/server.h"
@@ -195,8 +195,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     refuse(*s, peer, src, 503, "NR", "not a service or workload served by this waypoint");
   }
 
-  void refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src,
-              int status, const char* flag, const char* why) {
+  void refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src, int status,
+              const char* flag, const char* why) {
     spdlog::info("CONNECT {} from {} ({}) refused: {} (flag {})", s.request().authority, src,
                  peer->identity ? peer->identity->uri() : std::string("no identity"), why, flag);
     s.respond(status);
@@ -337,7 +337,9 @@ common::Status Proxy::start() {
     }
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(1024, ec);
-    if (ec) return common::make_error("HBONE listener " + addr.to_string() + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec)
+      return common::make_error("HBONE listener " + addr.to_string() + ":" + std::to_string(port) + ": " +
+                                ec.message());
     // Port 0: the first worker's bind picks the port, the others join it (SO_REUSEPORT).
     port = acc->local_endpoint().port();
     w->acceptor = std::move(acc);
@@ -347,8 +349,12 @@ common::Status Proxy::start() {
   return common::ok_status();
 }
 
-void Proxy::set_config(ConfigSnapshotPtr config) { shared_->config.store(std::move(config)); }
-ConfigSnapshotPtr Proxy::config() const { return shared_->config.load(); }
+void Proxy::set_config(ConfigSnapshotPtr config) {
+  shared_->config.store(std::move(config));
+}
+ConfigSnapshotPtr Proxy::config() const {
+  return shared_->config.load();
+}
 
 common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credentials> creds) {
   auto ctx = hbone::make_tls_contexts(std::move(creds));
@@ -357,7 +363,9 @@ common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credent
   return common::ok_status();
 }
 
-bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }
+bool Proxy::has_credentials() const {
+  return shared_->tls.load() != nullptr;
+}
 
 void Proxy::drain() {
   shared_->draining.store(true);
@@ -368,7 +376,11 @@ void Proxy::force_close() {
   for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
 }
 
-int64_t Proxy::active_requests() const { return shared_->active_requests.load(); }
-int64_t Proxy::active_streams() const { return shared_->active_streams.load(); }
+int64_t Proxy::active_requests() const {
+  return shared_->active_requests.load();
+}
+int64_t Proxy::active_streams() const {
+  return shared_->active_streams.load();
+}
 
 }  // namespace waypoint

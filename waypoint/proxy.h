@@ -27,8 +27,8 @@
 #include "hbone/tls_glue.h"
 #include "waypoint/config_source.h"
 #include "waypoint/naming.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
 #include "waypoint/telemetry.h"
+#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
 
 namespace waypoint {
 

@@ -1,11 +1,11 @@
 #include "waypoint/request_flow.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -174,7 +174,8 @@ std::optional<upstream::Target> make_target(const ConfigSnapshot& cfg, const End
   upstream::Target t;
   t.address = asio::ip::tcp::endpoint(*ip, e.port);
   t.key = upstream::endpoint_key(e);
-  if (const auto* w = cfg.workloads->find_workload("", *ip); w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
+  if (const auto* w = cfg.workloads->find_workload("", *ip);
+      w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
     t.hbone = true;
     t.identity = w->identity();
   }

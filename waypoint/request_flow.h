@@ -14,13 +14,13 @@
 #include <string>
 
 #include "hbone/tls_glue.h"
-#include "waypoint/http/message.h"
-#include "waypoint/router/random.h"
 #include "waypoint/config_source.h"
+#include "waypoint/http/message.h"
 #include "waypoint/naming.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "waypoint/router/random.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
+#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
 
 namespace waypoint {
 
@@ -43,7 +43,7 @@ struct FlowResult {
   std::string flags = "-";  // Envoy response flags, comma-joined
   std::string route_name;
   std::string cluster;
-  std::string upstream_host;   // "ip:port" of the last attempt
+  std::string upstream_host;  // "ip:port" of the last attempt
   const Endpoint* endpoint = nullptr;
   uint32_t attempts = 0;
   // Set when the upstream answered 101 to an upgrade: the connection to relay bytes over.

@@ -1,7 +1,7 @@
 #include "waypoint/telemetry.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 
@@ -10,18 +10,37 @@ namespace waypoint {
 namespace {
 
 const std::vector<std::string>& label_names() {
-  static const std::vector<std::string> names = {
-      "reporter", "source_workload", "source_canonical_service", "source_canonical_revision",
-      "source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
-      "destination_service", "destination_service_namespace", "destination_service_name",
-      "destination_workload", "destination_canonical_service", "destination_canonical_revision",
-      "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
-      "destination_cluster", "request_protocol", "response_code", "grpc_response_status", "response_flags",
-      "connection_security_policy"};
+  static const std::vector<std::string> names = {"reporter",
+                                                 "source_workload",
+                                                 "source_canonical_service",
+                                                 "source_canonical_revision",
+                                                 "source_workload_namespace",
+                                                 "source_principal",
+                                                 "source_app",
+                                                 "source_version",
+                                                 "source_cluster",
+                                                 "destination_service",
+                                                 "destination_service_namespace",
+                                                 "destination_service_name",
+                                                 "destination_workload",
+                                                 "destination_canonical_service",
+                                                 "destination_canonical_revision",
+                                                 "destination_workload_namespace",
+                                                 "destination_principal",
+                                                 "destination_app",
+                                                 "destination_version",
+                                                 "destination_cluster",
+                                                 "request_protocol",
+                                                 "response_code",
+                                                 "grpc_response_status",
+                                                 "response_flags",
+                                                 "connection_security_policy"};
   return names;
 }
 
-std::string or_unknown(const std::string& s) { return s.empty() ? "unknown" : s; }
+std::string or_unknown(const std::string& s) {
+  return s.empty() ? "unknown" : s;
+}
 
 // workload, canonical service, canonical revision, namespace, principal, app, version, cluster.
 void workload_labels(std::vector<std::string>& v, const ztunnel::Workload* w,
@@ -41,8 +60,8 @@ void workload_labels(std::vector<std::string>& v, const ztunnel::Workload* w,
 }
 
 const std::vector<double>& duration_buckets() {
-  static const std::vector<double> b = {0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
-                                        60000, 300000, 600000, 1800000, 3600000};
+  static const std::vector<double> b = {0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+                                        2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
   return b;
 }
 const std::vector<double>& size_buckets() {
@@ -75,12 +94,11 @@ std::vector<std::string> istio_http_labels(const RequestRecord& r) {
 
 Telemetry::Telemetry(common::metrics::Registry& reg)
     : requests_(reg.counter("istio_requests_total", "Total requests handled by an Istio proxy", label_names())),
-      duration_(reg.histogram("istio_request_duration_milliseconds", "Request duration in milliseconds",
-                              label_names(), duration_buckets())),
-      request_bytes_(reg.histogram("istio_request_bytes", "Request body size in bytes", label_names(),
-                                   size_buckets())),
-      response_bytes_(reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(),
-                                    size_buckets())) {}
+      duration_(reg.histogram("istio_request_duration_milliseconds", "Request duration in milliseconds", label_names(),
+                              duration_buckets())),
+      request_bytes_(reg.histogram("istio_request_bytes", "Request body size in bytes", label_names(), size_buckets())),
+      response_bytes_(
+          reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(), size_buckets())) {}
 
 void Telemetry::record(const RequestRecord& r) {
   auto labels = istio_http_labels(r);

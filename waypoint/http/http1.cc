@@ -106,7 +106,9 @@ ReadError classify(const boost::system::error_code& ec, bool got_some) {
   return ReadError::Reset;
 }
 
-bool status_has_body(int status) { return !(status < 200 || status == 204 || status == 304); }
+bool status_has_body(int status) {
+  return !(status < 200 || status == 204 || status == 304);
+}
 
 bh::request<bh::string_body> to_beast(const Request& r) {
   bh::request<bh::string_body> m;
@@ -120,7 +122,8 @@ bh::request<bh::string_body> to_beast(const Request& r) {
     m.set(bh::field::upgrade, r.upgrade);
   }
   m.body() = r.body;
-  if (!r.body.empty() || r.head.method == "POST" || r.head.method == "PUT" || r.head.method == "PATCH") m.prepare_payload();
+  if (!r.body.empty() || r.head.method == "POST" || r.head.method == "PUT" || r.head.method == "PATCH")
+    m.prepare_payload();
   return m;
 }
 
@@ -138,8 +141,8 @@ asio::awaitable<ReadRequestResult> read_request(AnyStream& s, ReadBuffer& buf, u
     out.detail = ec.message();
     co_return out;
   }
-  if (auto e = p.get().find(bh::field::expect); e != p.get().end() && beast::iequals(e->value(), "100-continue") &&
-                                                 !p.is_done()) {
+  if (auto e = p.get().find(bh::field::expect);
+      e != p.get().end() && beast::iequals(e->value(), "100-continue") && !p.is_done()) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(s, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
     if (wec) {
@@ -185,8 +188,7 @@ asio::awaitable<bool> write_request(AnyStream& s, const Request& r) {
   co_return !ec;
 }
 
-asio::awaitable<ReadResponseResult> read_response(AnyStream& s, ReadBuffer& buf, uint32_t max_body,
-                                                  bool head_request) {
+asio::awaitable<ReadResponseResult> read_response(AnyStream& s, ReadBuffer& buf, uint32_t max_body, bool head_request) {
   ReadResponseResult out;
   auto& fb = buf.impl().buf;
   // Interim 1xx answers (other than 101) are skipped: the client's Expect was answered by us.

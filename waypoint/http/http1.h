@@ -39,10 +39,10 @@ class ReadBuffer {
 
 enum class ReadError : uint8_t {
   None,
-  Closed,      // clean EOF before a message started (keep-alive end)
-  Reset,       // the stream failed (reset, connection lost, aborted by a timer)
-  Malformed,   // protocol error (DPE / UPE)
-  TooLarge,    // headers or body over the limit (413 / 431)
+  Closed,     // clean EOF before a message started (keep-alive end)
+  Reset,      // the stream failed (reset, connection lost, aborted by a timer)
+  Malformed,  // protocol error (DPE / UPE)
+  TooLarge,   // headers or body over the limit (413 / 431)
 };
 
 struct ReadRequestResult {
@@ -55,8 +55,7 @@ struct ReadRequestResult {
 boost::asio::awaitable<ReadRequestResult> read_request(AnyStream& s, ReadBuffer& buf, uint32_t max_body);
 
 // `close` forces Connection: close. Returns false when the write failed.
-boost::asio::awaitable<bool> write_response(AnyStream& s, const Response& r, Protocol version, bool head,
-                                            bool close);
+boost::asio::awaitable<bool> write_response(AnyStream& s, const Response& r, Protocol version, bool head, bool close);
 
 boost::asio::awaitable<bool> write_request(AnyStream& s, const Request& r);
 

@@ -23,8 +23,8 @@ std::string_view to_string(Protocol p) {
 }
 
 bool is_hop_by_hop(std::string_view n) {
-  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
-         n == "te" || n == "trailer" || n == "upgrade" || n == "proxy-authenticate" || n == "proxy-authorization";
+  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "te" ||
+         n == "trailer" || n == "upgrade" || n == "proxy-authenticate" || n == "proxy-authorization";
 }
 
 }  // namespace waypoint::http

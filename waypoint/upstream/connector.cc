@@ -10,10 +10,9 @@ namespace asio = boost::asio;
 Connector::Connector(asio::any_io_executor exec, Options opts)
     : exec_(exec), opts_(opts), pool_(std::make_shared<hbone::Pool>(exec, opts.pool_max_streams, opts.pool_idle)) {}
 
-asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const Target& target,
-                                                                         hbone::TlsContext tls,
-                                                                         const std::string& self,
-                                                                         std::chrono::milliseconds connect_timeout) {
+asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const Target& target, hbone::TlsContext tls,
+                                                                          const std::string& self,
+                                                                          std::chrono::milliseconds connect_timeout) {
   if (auto it = idle_.find(target.key); it != idle_.end()) {
     auto& list = it->second;
     while (!list.empty()) {

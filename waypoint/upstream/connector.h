@@ -56,8 +56,8 @@ class Connector {
   // `tls`: the waypoint's current client context (rotated certificates arrive as new ones);
   // `self`: the waypoint's identity (pool key).
   boost::asio::awaitable<common::Result<std::unique_ptr<Conn>>> acquire(const Target& target, hbone::TlsContext tls,
-                                                                       const std::string& self,
-                                                                       std::chrono::milliseconds connect_timeout);
+                                                                        const std::string& self,
+                                                                        std::chrono::milliseconds connect_timeout);
   // After a complete exchange on a keep-alive connection.
   void release(std::unique_ptr<Conn> conn);
   // Drain: GOAWAY pooled HBONE connections, drop idle keep-alives.

@@ -12,8 +12,8 @@ TEST_CASE("a request crosses both HBONE legs with the waypoint's identity and ke
   Fixture f;
   f.set_routes({Fixture::route_to("v1")});
   http::ReadResponseResult res;
-  const http::Request req = get("/hello", {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-                                           {"user-agent", "test"}});
+  const http::Request req = get(
+      "/hello", {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, {"user-agent", "test"}});
   f.run([&]() -> asio::awaitable<void> {
     auto t = co_await f.tunnel(vip_authority());
     REQUIRE(t.ok());

@@ -4,9 +4,9 @@
 // built in C++, and an HBONE client helper.
 #pragma once
 
+#include <array>
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
-#include <array>
 #include <map>
 #include <thread>
 
@@ -30,7 +30,6 @@ namespace wptest {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace waypoint;
-
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 inline const std::string kHost = "calc.default.svc.cluster.local";
@@ -155,12 +154,12 @@ struct Fixture {
       auto [ec, sock] = co_await acc.async_accept(kTuple);
       if (ec) co_return;
       asio::co_spawn(io,
-                     hbone::serve_connection(std::move(sock), pod_tls.server, hbone::Settings{},
-                                             [this](std::shared_ptr<hbone::Stream> s,
-                                                    std::shared_ptr<const hbone::PeerInfo> peer) {
-                                               asio::co_spawn(io, ztunnel_stream(std::move(s), peer), asio::detached);
-                                             },
-                                             {}),
+                     hbone::serve_connection(
+                         std::move(sock), pod_tls.server, hbone::Settings{},
+                         [this](std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer) {
+                           asio::co_spawn(io, ztunnel_stream(std::move(s), peer), asio::detached);
+                         },
+                         {}),
                      asio::detached);
     }
   }
@@ -276,18 +275,21 @@ struct Fixture {
   template <typename F>
   void run(F body) {
     bool done = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await body();
-      done = true;
-      // Close everything while both loops still run, so every connection and stream finishes
-      // (frames destroyed mid-flight would be reported as leaks under ASan).
-      proxy->drain();
-      proxy->force_close();
-      for (auto& c : clients) c->close("test done");
-      asio::steady_timer grace(io, std::chrono::milliseconds(300));
-      co_await grace.async_wait(kTuple);
-      io.stop();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await body();
+          done = true;
+          // Close everything while both loops still run, so every connection and stream finishes
+          // (frames destroyed mid-flight would be reported as leaks under ASan).
+          proxy->drain();
+          proxy->force_close();
+          for (auto& c : clients) c->close("test done");
+          asio::steady_timer grace(io, std::chrono::milliseconds(300));
+          co_await grace.async_wait(kTuple);
+          io.stop();
+        },
+        asio::detached);
     io.run_for(std::chrono::seconds(60));
     io.restart();
     REQUIRE(done);
@@ -304,7 +306,8 @@ inline http::Request get(std::string path, std::vector<std::pair<std::string, st
 }
 
 // One request on an open tunnel (keep-alive).
-inline asio::awaitable<http::ReadResponseResult> exchange(http::AnyStream& s, http::ReadBuffer& buf, const http::Request& r) {
+inline asio::awaitable<http::ReadResponseResult> exchange(http::AnyStream& s, http::ReadBuffer& buf,
+                                                          const http::Request& r) {
   if (!co_await http::write_request(s, r)) {
     http::ReadResponseResult bad;
     bad.error = http::ReadError::Reset;
@@ -313,6 +316,8 @@ inline asio::awaitable<http::ReadResponseResult> exchange(http::AnyStream& s, ht
   co_return co_await http::read_response(s, buf, 1 << 20, false);
 }
 
-inline std::string vip_authority() { return kVip + ":80"; }
+inline std::string vip_authority() {
+  return kVip + ":80";
+}
 
 }  // namespace wptest

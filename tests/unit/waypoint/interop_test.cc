@@ -61,6 +61,7 @@ TEST_CASE("python3-h2 HBONE client: CONNECT to the VIP, HTTP/1.1 keep-alive requ
   write_file(d / "key.pem", creds.value().key_pem);
   write_file(d / "ca.pem", creds.value().roots_pem);
   const auto script = std::filesystem::path(AMBIENT_SOURCE_DIR) / "tests" / "unit" / "waypoint" / "hbone_http1_client.py";
+  REQUIRE(std::filesystem::exists(script));
   const std::string cmd = "/usr/bin/python3 " + script.string() + " 127.0.0.1 " + std::to_string(f.proxy->port()) +
                           " " + (d / "cert.pem").string() + " " + (d / "key.pem").string() + " " +
                           (d / "ca.pem").string() + " " + vip_authority() + " " + f.waypoint_id.uri() +

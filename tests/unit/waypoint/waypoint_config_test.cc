@@ -16,8 +16,11 @@ common::env::EnvLookup env_of(std::map<std::string, std::string> vars) {
 }
 
 std::map<std::string, std::string> pod() {
-  return {{"POD_NAME", "waypoint-7d9f"}, {"POD_NAMESPACE", "calc"}, {"SERVICE_ACCOUNT", "waypoint"},
-          {"INSTANCE_IP", "10.244.1.7"}, {"LOCAL_CA_DIR", "/tmp/ca"}};
+  return {{"POD_NAME", "waypoint-7d9f"},
+          {"POD_NAMESPACE", "calc"},
+          {"SERVICE_ACCOUNT", "waypoint"},
+          {"INSTANCE_IP", "10.244.1.7"},
+          {"LOCAL_CA_DIR", "/tmp/ca"}};
 }
 
 }  // namespace
