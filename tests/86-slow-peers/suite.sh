@@ -10,7 +10,7 @@
 # that never finishes its CONNECT header block — each closed by its deadline and counted; then
 # 40 connections x 4 streams that never open their receive window while sending as fast as the
 # server's windows allow: ztunnel's buffered bytes (istio_hbone_buffered_bytes, sampled every
-# 0.5 s) must stay within the budget, the overload manager must act (metric + log line), a good
+# 0.5 s) must stay within the budget (+ one 256 KiB read per worker), the overload manager must act (metric + log line), a good
 # client must still get its echo during the attack, and everything must be released after.
 # Figures printed: close delays, buffered max, RSS before/peak/after.
 # shellcheck disable=SC2154,SC1091
@@ -32,6 +32,7 @@ for t in socat "$PY"; do command -v "$t" >/dev/null 2>&1 || { fail "required too
 nsx_init s6
 T="$NSX_TMP"
 BUDGET=$((32 << 20))
+ZT_WORKERS=2
 abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
 
 "$ZT_ROOT/scripts/make-cacerts.sh" "$T/ca" cluster.local >"$T/ca.log" 2>&1 \
@@ -55,7 +56,7 @@ nsx_exec srv "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules.lo
   || abort "in-pod rules in srv" "$(cat "$T/rules.log")"
 nsx_bg srv "$T/echo.log" socat TCP-LISTEN:9000,fork,reuseaddr,backlog=512 EXEC:cat
 nsx_bg_env srv "$T/zt.log" PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=s6/srv/srv LOCAL_XDS_PATH="$T/zt.yaml" \
-  LOCAL_CA_DIR="$T/ca" XDS_ADDRESS= PACKET_MARK=1337 RUST_LOG=info ZTUNNEL_WORKER_THREADS=2 \
+  LOCAL_CA_DIR="$T/ca" XDS_ADDRESS= PACKET_MARK=1337 RUST_LOG=info ZTUNNEL_WORKER_THREADS=$ZT_WORKERS \
   HBONE_BUFFER_BUDGET=32Mi -- "$ZT_BIN"
 ZT_PID=$NSX_LAST_PID
 out=$(zt_wait_ready srv 20) || abort "ztunnel ready" "$out $(tail -n 20 "$T/zt.log")"
@@ -127,10 +128,14 @@ fi
 sent=$(sed -n 's/.*sent_bytes=\([0-9]*\).*/\1/p' "$T/window0.out")
 if [[ ${sent:-0} -gt $BUDGET ]]; then pass "attackers pushed more than the budget ($sent bytes > $BUDGET)"
 else fail "attackers pushed more than the budget (sent ${sent:-?})"; fi
-if [[ $samples -gt 0 && $max_buf -gt 0 && $max_buf -le $BUDGET ]]; then
-  pass "40 window-0 connections held at most the budget (max $max_buf <= $BUDGET bytes)"
+# The manager checks the total before each socket read, so each worker can land one read
+# (hbone/connection.cc kReadBuffer, 256 KiB) past the budget before the next check sheds it
+# (hbone/overload.h). That is the whole allowance: a leak or a missed check exceeds it.
+SLACK=$((ZT_WORKERS * 256 * 1024))
+if [[ $samples -gt 0 && $max_buf -gt 0 && $max_buf -le $((BUDGET + SLACK)) ]]; then
+  pass "40 window-0 connections held at most the budget + one read per worker (max $max_buf <= $BUDGET + $SLACK bytes)"
 else
-  fail "40 window-0 connections held at most the budget" "max $max_buf bytes in $samples samples, budget $BUDGET"
+  fail "40 window-0 connections held at most the budget + one read per worker" "max $max_buf bytes in $samples samples, budget $BUDGET + $SLACK"
 fi
 # Per-connection fixed costs (TLS, 256 KiB read buffers, nghttp2) come on top of the budget.
 if [[ $((max_rss - rss0)) -le $(((BUDGET >> 10) + 64 * 1024)) ]]; then
