@@ -15,7 +15,7 @@
 
 #include "cni/agent.h"
 #include "cni/control.h"
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "proto/zds_wire.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "ztunnel/model.h"
+#include "common/model/model.h"
 
 namespace controlplane {
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "common/http_admin.h"
+#include "common/admin/http_admin.h"
 
 using common::http::Limits;
 using common::http::parse_request;

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "ztunnel/authz.h"
-#include "ztunnel/state.h"
-#include "ztunnel/xds_convert.h"
+#include "common/rbac/authz.h"
+#include "common/state/snapshot.h"
+#include "common/model/xds/xds_convert.h"
 
 namespace {
 

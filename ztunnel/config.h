@@ -17,9 +17,9 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/env.h"
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "common/result.h"
-#include "hbone/socket_options.h"
+#include "common/net/socket_options.h"
 
 namespace ztunnel {
 
@@ -92,7 +92,7 @@ struct Config {
   uint32_t keepalive_retries = 9;
   bool user_timeout_enabled = false;
   // The five fields above as applied to every proxied socket (connects and accepts).
-  hbone::sockopt::SocketConfig socket_config() const {
+  common::net::sockopt::SocketConfig socket_config() const {
     return {keepalive_enabled, keepalive_time, keepalive_interval, keepalive_retries, user_timeout_enabled};
   }
 

@@ -15,8 +15,8 @@
 #include <cstring>
 #include <string>
 
-#include "common/log.h"
-#include "ztunnel/zds_client.h"
+#include "common/admin/log.h"
+#include "ztunnel/inpod/zds_client.h"
 
 namespace {
 
