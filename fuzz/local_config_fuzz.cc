@@ -11,6 +11,7 @@
 #include "common/rbac/authz.h"
 #include "common/model/local_config.h"
 #include "common/state/snapshot.h"
+#include "ztunnel/state/route.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

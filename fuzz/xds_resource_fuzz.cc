@@ -16,6 +16,7 @@
 #include "common/rbac/authz.h"
 #include "common/state/snapshot.h"
 #include "common/model/xds/xds_convert.h"
+#include "ztunnel/state/route.h"
 
 namespace {
 
