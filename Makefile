@@ -48,11 +48,13 @@ FUZZ_TARGETS ?=
 fuzz-long: build-asan
 	bash scripts/fuzz-long.sh build-asan/bin $(FUZZ_SECONDS) $(FUZZ_CORPUS) $(FUZZ_TARGETS)
 
-# The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
-# dedicated-mode tunnel demo (two pods, wire capture) runs after it.
+# The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. Then the
+# seeds' Calculate story through the waypoint (two nodes, live VirtualService edits), then the
+# dedicated-mode tunnel demo (two pods, wire capture).
 demo: deps
 	$(MAKE) build
 	bash scripts/demo-node.sh build/bin
+	bash scripts/demo-waypoint.sh build/bin
 	bash scripts/demo.sh build/bin
 
 bench: deps
