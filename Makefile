@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench format tidy clean image image-prebuilt
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench bench-waypoint format tidy clean image image-prebuilt
 
 deps:
 	bash scripts/install-deps.sh
@@ -60,6 +60,12 @@ demo: deps
 bench: deps
 	$(MAKE) build
 	bash bench/run.sh build/bin
+
+# The waypoint against HAProxy doing the same header + weighted routing on the same two-node
+# mesh (wrk, HTTP/1.1 keep-alive, 1 KiB responses); BENCH_SECS / BENCH_RUNS / BENCH_CONNS.
+bench-waypoint: deps
+	$(MAKE) build
+	bash bench/waypoint.sh build/bin
 
 # The container image (Dockerfile), built daemonless with podman/buildah on a debootstrapped
 # Debian 12 base, then each binary run in it. Not part of `make test`: a cold base takes

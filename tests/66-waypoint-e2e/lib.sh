@@ -18,6 +18,9 @@
 #   Gateway e2e/waypoint (istio-waypoint, waypoint-for: service)
 #
 # Needs: netns.sh and 50-node-e2e/lib.sh sourced, nsx_init done; BIN_DIR set.
+# Knobs (defaults for the suite): WP_CAT0/WP_DOG0 initial weights (90/10), WP_TIMEOUT route
+# timeout of /slow (1s), WP_ABORT_PCT abort percentage (100), WP_RUST_LOG proxies' log filter
+# (info), WP_APPS the function that starts the back ends (wp_apps; bench/ starts its own).
 # Invariants: every wait is bounded; the mesh files are replaced atomically (write + rename),
 # so the controlplane never reads half a file.
 
@@ -197,7 +200,7 @@ wp_zt_start() {
     XDS_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" CA_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" \
     AUTH_TOKEN="$NSX_TMP/token-n$n" NODE_NAME="node-$n" POD_NAME="ztunnel-$n" \
     POD_NAMESPACE=istio-system INSTANCE_IP="10.99.100.$n" TRUST_DOMAIN="$ZT_TRUST_DOMAIN" \
-    PACKET_MARK=1337 RUST_LOG=info LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS=1 \
+    PACKET_MARK=1337 RUST_LOG="${WP_RUST_LOG:-info}" LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS=1 \
     CONNECTION_TERMINATION_DEADLINE=3s ADMIN_ADDR=127.0.0.1:15000 STATS_ADDR="[::]:15020" \
     READINESS_ADDR="[::]:15021" -- "$ZT_BIN"
   printf -v "ZT_PID_n$n" '%s' "$NSX_LAST_PID"
@@ -214,7 +217,7 @@ wp_waypoint_start() {
     XDS_ADDRESS=https://10.99.1.254:15012 CA_ADDRESS=https://10.99.1.254:15012 \
     ALT_XDS_HOSTNAME=localhost ALT_CA_HOSTNAME=localhost \
     XDS_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" CA_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" \
-    AUTH_TOKEN="$NSX_TMP/token-wp" RUST_LOG=info LOG_FORMAT=plain WAYPOINT_WORKER_THREADS=2 \
+    AUTH_TOKEN="$NSX_TMP/token-wp" RUST_LOG="${WP_RUST_LOG:-info}" LOG_FORMAT=plain WAYPOINT_WORKER_THREADS=2 \
     CONNECTION_TERMINATION_DEADLINE=3s -- "$WP_BIN"
   WP_PID=$NSX_LAST_PID
 }
@@ -269,7 +272,7 @@ wp_bringup() {
   wp_mesh_base
   wp_vs "${WP_CAT0:-90}" "${WP_DOG0:-10}"
   wp_topology
-  wp_apps || return 1
+  "${WP_APPS:-wp_apps}" || return 1
   wp_cp_start || return 1
   [[ -s $NSX_TMP/cacerts/root-cert.pem ]] || { echo "controlplane created no cacerts"; return 1; }
   local n
