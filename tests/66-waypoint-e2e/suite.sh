@@ -152,6 +152,21 @@ r=$(get "$VIP/slow?s=3")
   || fail "timeout -> 504 upstream request timeout" "$r"
 check "timeout: access log response_flags=UT, response_code=504" access_has 'path="?/slow\?s=3"? .*response_code=504 response_flags=UT '
 
+# ---- per-try timeout: retries {attempts: 2, perTryTimeout: 300ms}, v1 sleeps 2 s ----------------
+r=$(get -H 'x-try: per-try' "$VIP/slow?s=2&id=pt1")
+n=$(app_count cat "/slow?s=2&id=pt1")
+[[ $r == "504  upstream request timeout" && $n == 3 ]] &&
+  pass "per-try timeout: each of 3 tries cut at perTryTimeout (the back end counted $n), then 504 'upstream request timeout'" ||
+  fail "per-try timeout: 3 tries at the back end, then 504" "client: $r; back end tries: $n"
+# Envoy (1.30+) lists flags in the order they were set: retries exhausted, then the timeout.
+check "per-try timeout: access log response_flags=URX,UT attempts=3" access_has 'path="?/slow\?s=2&id=pt1"? .*response_code=504 response_flags=URX,UT .*attempts=3'
+
+# ---- a request body with Expect: 100-continue ------------------------------------------------------
+head -c 200000 /dev/urandom >"$T/body.bin"
+r=$(get -H 'Expect: 100-continue' -H 'version: dog' --data-binary "@$T/body.bin" "$VIP/upload")
+[[ $r == "200 dog-multi dog-multi got 200000 bytes" ]] && pass "POST 200,000 bytes with Expect: 100-continue through the waypoint: $r" \
+  || fail "POST with Expect: 100-continue reaches the app whole" "$r"
+
 # ---- retries: v1 answers 503, retries {attempts: 3, retryOn: 5xx} --------------------------------
 r=$(get "$VIP/fail?id=retry1")
 n=$(app_count cat "/fail?id=retry1")
