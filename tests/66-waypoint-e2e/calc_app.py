@@ -11,7 +11,8 @@ end-to-end suite and `make demo` run inside pods (stdlib only).
                                                back upper-cased
                              any other path -> "VERSION"
                            Every request logs one line: path, Host, the `version` header,
-                           x-envoy-attempt-count, x-request-id and the peer address.
+                           x-envoy-attempt-count, x-request-id, traceparent, b3 and the peer
+                           address.
   ws HOST PORT PATH TEXT   WebSocket client: upgrade, send TEXT masked, print the echoed frame.
 
 Threading: one thread per connection (ThreadingHTTPServer). Invariants: every socket has a
@@ -104,7 +105,8 @@ def serve(version, port):
             h = self.headers
             log(f"req version={version} path={self.path} host={h.get('Host', '')} "
                 f"hdr_version={h.get('version', '-')} attempt={h.get('x-envoy-attempt-count', '-')} "
-                f"rid={h.get('x-request-id', '-')} peer={self.client_address[0]}")
+                f"rid={h.get('x-request-id', '-')} tp={h.get('traceparent', '-')} b3={h.get('b3', '-')} "
+                f"peer={self.client_address[0]}")
             if url.path == "/ws" and h.get("Upgrade", "").lower() == "websocket":
                 return self.websocket(h.get("Sec-WebSocket-Key", ""))
             if url.path == "/calc":

@@ -126,6 +126,9 @@ ${3:-}
   - match: [{headers: {x-fault: {exact: delay}}}]
     fault: {delay: {fixedDelay: 500ms, percentage: {value: 100}}}
     route: [{destination: {host: calculate, subset: cat-with-plus}}]
+  - match: [{headers: {x-fault: {exact: delay-long}}}]
+    fault: {delay: {fixedDelay: 2s, percentage: {value: 100}}}
+    route: [{destination: {host: calculate, subset: cat-with-plus}}]
   - match: [{uri: {prefix: /slow}, headers: {x-try: {exact: per-try}}}]
     timeout: 10s
     retries: {attempts: 2, perTryTimeout: 300ms, retryOn: 5xx}

@@ -264,7 +264,34 @@ else
   fail "live edits: no failed request, both versions seen, >= 100 requests" "total $total, failed $bad: $(tally <<<"$load")"
 fi
 
+# ---- request id and trace context pass through --------------------------------------------------------
+TP=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+B3=80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1
+r=$(get -H "x-request-id: rid-e2e-1" -H "traceparent: $TP" -H "b3: $B3" "$VIP/calc?id=trace1")
+seen=$(grep -hF 'path=/calc?id=trace1 ' "$T/app-cat.log" "$T/app-dog.log")
+[[ ${r%% *} == 200 && $seen == *"rid=rid-e2e-1 tp=$TP b3=$B3 "* ]] &&
+  pass "x-request-id kept, traceparent and b3 passed through intact to the app" ||
+  fail "request id and trace headers reach the app unchanged" "client: $r; app: $seen"
+
 check_not "the controlplane logged no NACK from any proxy" contains -E 'NACK from' "$T/cp.log"
 nsx_alive "$WP_PID" && pass "waypoint still running" || fail "waypoint still running" "$(logs waypoint)"
+
+# ---- SIGTERM drain: a request in flight (fault delay 2 s) finishes, then the waypoint exits -----------
+nsx_exec client curl -s -o /dev/null --max-time 10 -w '%{http_code}' -H 'x-fault: delay-long' "$VIP/calc?id=drain1" \
+  >"$T/drain.out" 2>&1 &
+DRAIN_CURL=$!
+sleep 1   # the request reaches the waypoint in milliseconds; the delay holds it there for 2 s
+kill -TERM "$WP_PID"
+wait "$DRAIN_CURL"
+[[ $(cat "$T/drain.out") == 200 ]] && pass "SIGTERM drain: the in-flight (delayed 2 s) request still completed with 200" \
+  || fail "SIGTERM drain: in-flight request completes" "curl: $(cat "$T/drain.out")"
+for _ in $(seq 1 100); do nsx_alive "$WP_PID" || break; sleep 0.1; done
+if nsx_alive "$WP_PID"; then
+  fail "waypoint exits after SIGTERM within its 3 s termination deadline (+ margin)" "$(logs waypoint)"
+else
+  wait "$WP_PID"; rc=$?
+  [[ $rc == 0 ]] && pass "waypoint exited 0 after SIGTERM" || fail "waypoint exit status after SIGTERM is 0" "rc=$rc
+$(logs waypoint)"
+fi
 [[ $NSX_FAILED == 0 ]] || { NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; }
 summary
