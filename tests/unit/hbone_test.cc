@@ -327,8 +327,8 @@ TEST_CASE("hbone stream completions never nest: 100,000 one-byte reads of buffer
     auto one_byte_at_a_time = [](const boost::system::error_code& ec, std::size_t) -> std::size_t {
       return ec ? 0 : 1;
     };
-    auto [rec, rn] = co_await asio::async_read(*stream, asio::buffer(got), one_byte_at_a_time,
-                                               asio::as_tuple(asio::use_awaitable));
+    auto [rec, rn] =
+        co_await asio::async_read(*stream, asio::buffer(got), one_byte_at_a_time, asio::as_tuple(asio::use_awaitable));
     if (rec || rn != msg.size()) error = "read " + std::to_string(rn) + ": " + rec.message();
     conn.value()->close();
   });
