@@ -301,3 +301,37 @@ TEST_CASE("hbone stream works with Asio's generic composed operations") {
   CHECK(error == "");
   CHECK(got == std::string(100000, 'q'));
 }
+
+// Asio's rule for async operations: the handler is never invoked from inside the initiating
+// call. Composed operations (asio::async_read, Beast's parsers) re-initiate read_some from
+// the handler, so a read that completed inline while bytes were buffered nested one stack
+// level per read: a request body read in small pieces overflowed the waypoint's stack (found
+// under ASan by tests/66-waypoint-e2e, a 200 kB POST). 1-byte reads of 100,000 buffered bytes
+// make that depth 100,000 frames, far past any thread's stack, unless each completion unwinds.
+TEST_CASE("hbone stream completions never nest: 100,000 one-byte reads of buffered data") {
+  Fixture f;
+  f.serve();
+  std::string got, error;
+  run(f, [&]() -> asio::awaitable<void> {
+    auto conn = co_await hbone::dial(f.io.get_executor(), f.client_tls.client, f.server_opts());
+    if (!conn) co_return;
+    hbone::ConnectRequest req;
+    req.authority = "127.0.0.1:7";
+    auto s = co_await conn.value()->open(req);
+    if (!s) co_return;
+    auto stream = s.value();
+    const std::string msg(100000, 'r');
+    co_await asio::async_write(*stream, asio::buffer(msg), asio::as_tuple(asio::use_awaitable));
+    stream->shutdown_write();
+    got.resize(msg.size());
+    auto one_byte_at_a_time = [](const boost::system::error_code& ec, std::size_t) -> std::size_t {
+      return ec ? 0 : 1;
+    };
+    auto [rec, rn] =
+        co_await asio::async_read(*stream, asio::buffer(got), one_byte_at_a_time, asio::as_tuple(asio::use_awaitable));
+    if (rec || rn != msg.size()) error = "read " + std::to_string(rn) + ": " + rec.message();
+    conn.value()->close();
+  });
+  CHECK(error == "");
+  CHECK(got == std::string(100000, 'r'));
+}
