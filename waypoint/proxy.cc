@@ -1,6 +1,7 @@
 #include "waypoint/proxy.h"
 
 #include <spdlog/spdlog.h>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <array>
 #include <random>
 
 #include "hbone/headers.h"
@@ -16,8 +16,8 @@
 #include "hbone/socket_options.h"
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
-#include "waypoint/http/sniff.h"
 #include "waypoint/http/relay.h"
+#include "waypoint/http/sniff.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/random.h"
 #include "waypoint/upstream/connector.h"
@@ -90,10 +90,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   Worker(asio::io_context& io, std::shared_ptr<Shared> s)
       : io(io),
         shared(std::move(s)),
-        connector(io.get_executor(),
-                  upstream::Connector::Options{shared->opts.upstream_hbone_port, shared->opts.mark, 32,
-                                               shared->opts.pool_max_streams, shared->opts.pool_idle,
-                                               shared->opts.max_body}),
+        connector(io.get_executor(), upstream::Connector::Options{shared->opts.upstream_hbone_port, shared->opts.mark,
+                                                                  32, shared->opts.pool_max_streams,
+                                                                  shared->opts.pool_idle, shared->opts.max_body}),
         random(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
 
   asio::io_context& io;
@@ -194,7 +193,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
           refuse(*s, peer, src, 503, "UH", "no healthy upstream");
           co_return;
         }
-        co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout);
+        co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout, std::nullopt);
         co_return;
       }
     } else if (const auto* w = cfg->workloads->find_workload("", *auth->ip); w && w->waypoint) {
@@ -202,7 +201,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       Endpoint ep;
       ep.address = auth->ip->to_string();
       ep.port = auth->port;
-      co_await serve_tcp(std::move(s), peer, src, cfg, ep, std::chrono::seconds(5));
+      co_await serve_tcp(std::move(s), peer, src, cfg, ep, std::chrono::seconds(5), std::nullopt);
       co_return;
     }
     refuse(*s, peer, src, 503, "NR", "not a service or workload served by this waypoint");
@@ -217,7 +216,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
 
   asio::awaitable<void> serve_tcp(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
                                   std::string src, ConfigSnapshotPtr cfg, Endpoint ep,
-                                  std::chrono::milliseconds connect_timeout, std::optional<std::string> sniffed = {}) {
+                                  std::chrono::milliseconds connect_timeout, std::optional<std::string> sniffed) {
     // `sniffed`: the CONNECT was answered already and these bytes were read while sniffing.
     auto target = make_target(*cfg, ep);
     if (!target) {
@@ -242,7 +241,10 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     }
     if (!sniffed) s->respond(200);
     http::AnyStream down(s);
-    auto r = co_await http::relay(down, conn.value()->stream, sniffed ? std::move(*sniffed) : std::string());
+    // A named local, never a ?: temporary inside co_await (GCC 12 destroys those twice).
+    std::string pending;
+    if (sniffed) pending = std::move(*sniffed);
+    auto r = co_await http::relay(down, conn.value()->stream, std::move(pending));
     spdlog::debug("TCP {} -> {} done: {} bytes up, {} down", src, target->key, r.a_to_b, r.b_to_a);
   }
 
@@ -357,7 +359,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
         down.abort();
         co_return;
       }
-      co_await serve_tcp(s, d->peer, d->src, cfg, *ep, tcp_cluster->connect_timeout, std::move(initial));
+      std::optional<std::string> sniffed(std::move(initial));
+      co_await serve_tcp(s, d->peer, d->src, cfg, *ep, tcp_cluster->connect_timeout, std::move(sniffed));
       co_return;
     }
     http::ReadBuffer buf;

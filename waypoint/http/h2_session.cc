@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -122,7 +123,7 @@ struct H2Session::Impl {
   asio::awaitable<void> write_loop(std::shared_ptr<H2Session> keep) {
     while (!closed) {
       out.clear();
-      for (;;) {
+      while (!closed) {
         const uint8_t* data = nullptr;
         ssize_t n = nghttp2_session_mem_send(session, &data);
         if (n < 0) {
@@ -343,7 +344,12 @@ struct H2Session::Impl {
     } else if (st->too_large) {
       st->error_code = NGHTTP2_CANCEL;
     }
-    if (self->retired) self->maybe_finish();
+    // Never close from inside nghttp2 (this runs within mem_recv/mem_send): defer to the loop.
+    if (self->retired) {
+      asio::post(self->stream.get_executor(), [w = self->self->weak_from_this()] {
+        if (auto s = w.lock()) s->impl_->maybe_finish();
+      });
+    }
     return 0;
   }
 
@@ -440,6 +446,10 @@ asio::awaitable<void> H2Session::run(std::string initial) {
     d.stream.shutdown_write();
     d.close_all("connection closed by the peer");
   }
+}
+
+void H2Session::feed(std::string_view bytes) {
+  impl_->feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
 }
 
 bool H2Session::respond(int32_t stream_id, const Response& r, bool head_request) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "waypoint/http/any_stream.h"
 #include "waypoint/http/message.h"
@@ -46,6 +47,10 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   // Processes frames until the connection ends (EOF, error, or both sides' GOAWAY done).
   // `initial`: bytes already read from the stream (the sniffed preface).
   boost::asio::awaitable<void> run(std::string initial = {});
+
+  // Processes `bytes` as if they had just been read from the stream (fuzzing, tests); what the
+  // session answers is written by run()'s writer as usual.
+  void feed(std::string_view bytes);
 
   // Server: answers `stream_id`. False when the stream is gone (the client reset it or the
   // connection closed): the caller logs flag DC.
