@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "hbone/copy.h"
@@ -96,7 +97,9 @@ struct Echo {
 };
 
 // Runs `cmd` on a thread while the fixture's loop serves; returns its output and status.
-std::string run_client(Fixture& f, const std::string& cmd, int& status) {
+// `until`: after the client exited, the loop keeps serving (bounded) until it holds — for work
+// the client does not wait for (a request it cancelled is still answered by the backend).
+std::string run_client(Fixture& f, const std::string& cmd, int& status, std::function<bool()> until = {}) {
   std::atomic<bool> finished{false};
   std::string output;
   std::thread client([&] {
@@ -106,6 +109,10 @@ std::string run_client(Fixture& f, const std::string& cmd, int& status) {
   f.run([&]() -> asio::awaitable<void> {
     asio::steady_timer t(f.io);
     while (!finished) {
+      t.expires_after(std::chrono::milliseconds(20));
+      co_await t.async_wait(kTuple);
+    }
+    for (int i = 0; until && !until() && i < 500; ++i) {
       t.expires_after(std::chrono::milliseconds(20));
       co_await t.async_wait(kTuple);
     }
@@ -226,7 +233,7 @@ TEST_CASE(
   int status = 0;
   const std::string out = run_client(
       f, "/usr/bin/python3 " + script("h2_inner_client.py") + " 127.0.0.1 " + std::to_string(bridge.port()) + " 2>&1",
-      status);
+      status, [&] { return f.registry.render().find("response_flags=\"DC\"") != std::string::npos; });
   INFO(out);
   CHECK(status == 0);
   CHECK(has(out, "RESPONSE dog 200 v2\n"));
