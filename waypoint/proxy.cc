@@ -103,6 +103,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   uint64_t active_faults = 0;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::weak_ptr<hbone::Connection>> inbound;
+  std::vector<std::weak_ptr<http::H2Session>> inbound_h2;  // inner HTTP/2 sessions (GOAWAY on drain)
 
   FlowEnv env() {
     FlowEnv e;
@@ -228,7 +229,11 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       co_return;
     }
     auto tls = shared->tls.load();
-    auto conn = co_await connector.acquire(*target, tls ? tls->client : nullptr, shared->self.uri(), connect_timeout);
+    // Named, never a ?: temporary inside co_await: GCC 12 destroys such temporaries twice
+    // (here: one reference too few on the TLS context -> use after free).
+    hbone::TlsContext client_tls;
+    if (tls) client_tls = tls->client;
+    auto conn = co_await connector.acquire(*target, client_tls, shared->self.uri(), connect_timeout);
     if (!conn) {
       spdlog::info("CONNECT {} from {}: upstream {} failed: {} (flag UF)", s->request().authority, src, target->key,
                    conn.error());
@@ -409,6 +414,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       }
     };
     auto sess = http::H2Session::server(http::AnyStream(s), o, std::move(handler));
+    std::erase_if(inbound_h2, [](const auto& x) { return x.expired(); });
+    inbound_h2.push_back(sess);
     co_await sess->run(std::move(initial));
   }
 
@@ -429,6 +436,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     if (acceptor) acceptor->close(ignored);
     for (auto& w : inbound) {
       if (auto c = w.lock()) c->drain();
+    }
+    for (auto& w : inbound_h2) {
+      if (auto sess = w.lock()) sess->retire();
     }
     connector.drain();
   }

@@ -593,7 +593,9 @@ void H2Session::retire() {
   if (d.closed || d.retired) return;
   d.retired = true;
   // GOAWAY without ending the streams in flight; maybe_finish closes once they are done.
-  if (d.session) nghttp2_submit_goaway(d.session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
+  // A server keeps every stream the client already opened; a client accepts no pushes (0).
+  const int32_t last = d.is_server && d.session ? nghttp2_session_get_last_proc_stream_id(d.session) : 0;
+  if (d.session) nghttp2_submit_goaway(d.session, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, nullptr, 0);
   d.kick();
   d.maybe_finish();
 }

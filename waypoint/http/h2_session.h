@@ -71,7 +71,8 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
 
   // Client: can carry another stream now (open, no GOAWAY, under the peer's stream limit).
   bool usable() const;
-  // Graceful end: GOAWAY now; the connection closes once its streams finished.
+  // Graceful end (drain, a replaced upstream connection): GOAWAY now — a server keeps the
+  // streams the client already opened — and the connection closes once its streams finished.
   void retire();
   // Ends the connection at once (force close, tests).
   void close();

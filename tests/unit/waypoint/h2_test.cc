@@ -17,6 +17,7 @@
 #include "hbone/copy.h"
 #include "tests/unit/waypoint/fixture.h"
 #include "tests/unit/waypoint/route_builders.h"
+#include "waypoint/http/h2_session.h"
 #include "waypoint/http/sniff.h"
 
 using namespace wptest;
@@ -311,4 +312,33 @@ TEST_CASE("a port of unknown protocol: HTTP/1.1 and HTTP/2 are routed, other byt
   CHECK(has(out, "v1 2\n"));
   CHECK(has(out, "HELO not-http\r\n"));
   CHECK(f.v1.requests == 2);
+}
+
+TEST_CASE("drain: an inner HTTP/2 client gets GOAWAY, and the request it had in flight still completes") {
+  Fixture f;
+  f.set_routes({Fixture::route_to("v1")});
+  int first = 0, inflight = 0;
+  bool usable_before = false, usable_after = true;
+  f.run([&]() -> asio::awaitable<void> {
+    auto t = co_await f.tunnel(vip_authority());
+    REQUIRE(t.ok());
+    auto client = http::H2Session::client(http::AnyStream(t.value()), {});
+    asio::co_spawn(f.io, client->run(), asio::detached);
+    auto r1 = co_await client->wait(client->submit(get("/one")));
+    first = r1.ok ? r1.response.status : -1;
+    usable_before = client->usable();
+    const int32_t slow = client->submit(get("/sleep/300"));
+    // Let the request reach the waypoint before it drains.
+    asio::steady_timer pause(f.io, std::chrono::milliseconds(100));
+    co_await pause.async_wait(kTuple);
+    f.proxy->drain();
+    auto r2 = co_await client->wait(slow);
+    inflight = r2.ok ? r2.response.status : -1;
+    usable_after = client->usable();
+    client->close();
+  });
+  CHECK(first == 200);
+  CHECK(usable_before);
+  CHECK(inflight == 200);
+  CHECK_FALSE(usable_after);  // GOAWAY seen: no new streams on this connection
 }
