@@ -84,9 +84,18 @@ asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> Connector::acq
 }
 
 void Connector::release(std::unique_ptr<Conn> conn) {
-  if (draining_ || !conn || !conn->stream.usable()) return;
+  if (!conn) return;
+  // A connection that is not kept is ended (RST_STREAM / close): dropped silently, its tunnel
+  // would stay open on the pooled HBONE connection, and the app's keep-alive with it.
+  if (draining_ || !conn->stream.usable()) {
+    conn->stream.abort();
+    return;
+  }
   auto& list = idle_[conn->key];
-  if (list.size() >= opts_.max_idle_per_endpoint) return;
+  if (list.size() >= opts_.max_idle_per_endpoint) {
+    conn->stream.abort();
+    return;
+  }
   list.push_back(std::move(conn));
 }
 

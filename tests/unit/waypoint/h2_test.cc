@@ -318,12 +318,12 @@ TEST_CASE("drain: an inner HTTP/2 client gets GOAWAY, and the request it had in 
   Fixture f;
   f.set_routes({Fixture::route_to("v1")});
   int first = 0, inflight = 0;
-  bool usable_before = false, usable_after = true;
+  bool usable_before = false, usable_after = true, run_ended = false;
   f.run([&]() -> asio::awaitable<void> {
     auto t = co_await f.tunnel(vip_authority());
     REQUIRE(t.ok());
     auto client = http::H2Session::client(http::AnyStream(t.value()), {});
-    asio::co_spawn(f.io, client->run(), asio::detached);
+    asio::co_spawn(f.io, client->run(), [&](std::exception_ptr) { run_ended = true; });
     auto r1 = co_await client->wait(client->submit(get("/one")));
     first = r1.ok ? r1.response.status : -1;
     usable_before = client->usable();
@@ -336,7 +336,13 @@ TEST_CASE("drain: an inner HTTP/2 client gets GOAWAY, and the request it had in 
     inflight = r2.ok ? r2.response.status : -1;
     usable_after = client->usable();
     client->close();
+    asio::steady_timer t2(f.io);
+    for (int i = 0; i < 100 && !run_ended; ++i) {
+      t2.expires_after(std::chrono::milliseconds(10));
+      co_await t2.async_wait(kTuple);
+    }
   });
+  CHECK(run_ended);
   CHECK(first == 200);
   CHECK(usable_before);
   CHECK(inflight == 200);
