@@ -1,0 +1,26 @@
+// `controlplane serve --kube | --kubeconfig PATH`: connects to the Kubernetes API
+// (kube_config.h), waits for the first list of every watched kind (kube_source.h), starts the
+// waypoint deployer (waypoint_deployer.h) and then runs the same server as `serve --dir`
+// (serve.h) with the API as its object source.
+//
+// Threading: called once from main; returns when `stop_flag` is set (exit code).
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "controlplane/kube/waypoint_deployer.h"
+#include "controlplane/serve.h"
+
+namespace controlplane::kube {
+
+struct KubeServeOptions {
+  bool in_cluster = false;  // --kube
+  std::string kubeconfig;   // --kubeconfig PATH (wins over --kube)
+  bool deploy_waypoints = true;
+  WaypointDeployerOptions waypoints;
+};
+
+int run_serve_kube(ServeOptions serve, KubeServeOptions kube, const std::atomic<bool>& stop_flag);
+
+}  // namespace controlplane::kube
