@@ -75,7 +75,8 @@ common::Result<KubeResponse> exchange(Stream& stream, http::request<http::string
     const size_t n = sizeof chunk - p.get().body().size;
     if (!streaming) {
       out.body.append(chunk, n);
-      if (out.body.size() > (256u << 20)) return make_error(std::string(req.target()) + ": response larger than 256 MiB");
+      if (out.body.size() > (256u << 20))
+        return make_error(std::string(req.target()) + ": response larger than 256 MiB");
     } else {
       pending.append(chunk, n);
       size_t start = 0;
@@ -84,7 +85,8 @@ common::Result<KubeResponse> exchange(Stream& stream, http::request<http::string
         if (!line.empty() && !(*on_line)(line)) want_more = false;
       }
       pending.erase(0, start);
-      if (pending.size() > (64u << 20)) return make_error(std::string(req.target()) + ": watch event larger than 64 MiB");
+      if (pending.size() > (64u << 20))
+        return make_error(std::string(req.target()) + ": watch event larger than 64 MiB");
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof) break;
     if (ec) {
@@ -207,7 +209,8 @@ common::Result<KubeResponse> KubeClient::request(std::string_view method, const 
                                                  const std::string& body, std::string_view content_type,
                                                  std::chrono::seconds timeout, Cancel* cancel) const {
   if (!tls_error_.empty()) return make_error(cfg_.url() + ": TLS setup: " + tls_error_);
-  return call(cfg_, tls_ ? &tls_->ctx : nullptr, CallArgs{method, target, body, content_type, timeout, cancel, nullptr});
+  return call(cfg_, tls_ ? &tls_->ctx : nullptr,
+              CallArgs{method, target, body, content_type, timeout, cancel, nullptr});
 }
 
 common::Result<KubeResponse> KubeClient::stream_lines(const std::string& target,

@@ -8,7 +8,6 @@
 #include <optional>
 #include <sstream>
 
-
 namespace controlplane::kube {
 namespace {
 
@@ -30,13 +29,20 @@ std::optional<std::string> base64_decode(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else if (c == '=' || c == '\n' || c == '\r' || c == ' ')
+      continue;
+    else
+      return std::nullopt;
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -131,7 +137,8 @@ common::Result<KubeConfig> in_cluster_config(const std::string& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (!host || !*host || !port || !*port) {
-    return make_error("--kube: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT not set (not in a cluster; use --kubeconfig)");
+    return make_error(
+        "--kube: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT not set (not in a cluster; use --kubeconfig)");
   }
   KubeConfig cfg;
   const std::string h = host;

@@ -54,8 +54,8 @@ struct KubeSource::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::vector<WatchState> states;   // one per watched kind, same order as watched_kinds()
-  std::vector<bool> synced;         // listed once (or not served)
+  std::vector<WatchState> states;  // one per watched kind, same order as watched_kinds()
+  std::vector<bool> synced;        // listed once (or not served)
   uint64_t generation = 0;
   bool stopping = false;
   std::function<void()> listener;
@@ -115,6 +115,7 @@ void KubeSource::Impl::run(size_t i) {
   };
   bool need_list = true;
   bool reported_absent = false;
+  uint64_t events_since_list = 0;
   while (!is_stopping()) {
     if (need_list) {
       auto r = client->request("GET", kind.collection_path(), {}, {}, std::chrono::seconds(60), &cancel);
@@ -126,8 +127,9 @@ void KubeSource::Impl::run(size_t i) {
       }
       if (r->status == 404) {
         if (!reported_absent) {
-          kube_log()->warn("{} ({}) is not served by the API server (CRD not installed?); treated as empty, retried every 30 s",
-                           kind.kind, kind.api_version());
+          kube_log()->warn(
+              "{} ({}) is not served by the API server (CRD not installed?); treated as empty, retried every 30 s",
+              kind.kind, kind.api_version());
           reported_absent = true;
         }
         bool had;
@@ -167,7 +169,7 @@ void KubeSource::Impl::run(size_t i) {
       kube_log()->info("listed {} {} at resourceVersion {}", count, kind.plural, rv);
       reported_absent = false;
       need_list = false;
-      backoff = opt.backoff_initial;
+      events_since_list = 0;  // the backoff is reset by a watch that delivers, not by a list
       if (after != before) changed();
       mark_synced(i);
     }
@@ -177,8 +179,10 @@ void KubeSource::Impl::run(size_t i) {
       std::lock_guard<std::mutex> g(mu);
       target = states[i].watch_target(opt.watch_timeout_seconds);
     }
+    const bool fresh_list = !need_list && events_since_list == 0;
     bool gone = false;
     bool errored = false;
+    uint64_t delivered = 0;
     std::string why;
     auto on_line = [&](std::string_view line) {
       WatchState::EventResult res;
@@ -187,10 +191,23 @@ void KubeSource::Impl::run(size_t i) {
         res = states[i].apply_event(line);
       }
       switch (res.outcome) {
-        case WatchState::Outcome::Changed: changed(); return true;
-        case WatchState::Outcome::Unchanged: return true;
-        case WatchState::Outcome::Gone: gone = true; why = res.message; return false;
-        case WatchState::Outcome::Error: errored = true; why = res.message; return false;
+        case WatchState::Outcome::Changed:
+          ++events_since_list;
+          ++delivered;
+          changed();
+          return true;
+        case WatchState::Outcome::Unchanged:
+          ++events_since_list;
+          ++delivered;
+          return true;
+        case WatchState::Outcome::Gone:
+          gone = true;
+          why = res.message;
+          return false;
+        case WatchState::Outcome::Error:
+          errored = true;
+          why = res.message;
+          return false;
       }
       return false;
     };
@@ -200,8 +217,12 @@ void KubeSource::Impl::run(size_t i) {
       gone = true;
       why = status_message(*r);
     }
+    if (delivered > 0) backoff = opt.backoff_initial;
     if (gone) {
       kube_log()->info("watch {}: 410 Gone ({}); re-listing", kind.plural, why);
+      // A 410 right after a fresh list means the server compacts faster than we list: back off
+      // rather than list in a loop.
+      if (fresh_list && !fail_wait()) return;
       std::lock_guard<std::mutex> g(mu);
       states[i].require_list();
       need_list = true;
@@ -214,7 +235,9 @@ void KubeSource::Impl::run(size_t i) {
       if (!fail_wait()) return;
       continue;
     }
-    backoff = opt.backoff_initial;  // the watch ended normally (server timeout): watch again
+    // The watch ended normally (server timeout): watch again; at once only if it delivered
+    // something, so a server that ends every watch at once is not hammered.
+    if (delivered == 0 && !fail_wait()) return;
   }
 }
 
@@ -251,9 +274,13 @@ common::Result<std::shared_ptr<KubeSource>> KubeSource::start(KubeSourceOptions 
 
 KubeSource::KubeSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)), client_(impl_->client.get()) {}
 
-KubeSource::~KubeSource() { stop(); }
+KubeSource::~KubeSource() {
+  stop();
+}
 
-std::string KubeSource::describe() const { return "the Kubernetes API at " + impl_->opt.config.url(); }
+std::string KubeSource::describe() const {
+  return "the Kubernetes API at " + impl_->opt.config.url();
+}
 
 uint64_t KubeSource::wait_change(uint64_t seen, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> g(impl_->mu);

@@ -23,8 +23,8 @@
 
 #include "common/result.h"
 #include "controlplane/kube/kube_client.h"
-#include "controlplane/kube/watch_state.h"
 #include "controlplane/kube/object_source.h"
+#include "controlplane/kube/watch_state.h"
 
 namespace controlplane::kube {
 

@@ -181,16 +181,15 @@ void WaypointDeployer::Impl::reconcile() {
   for (const auto& w : gws) {
     wanted.insert(w.ns + "/" + w.name);
     const json labels = {{kGatewayName, w.name}, {kManagedLabel, kManagedValue}};
-    const json owner = json::array({{{"apiVersion", "gateway.networking.k8s.io/v1"},
-                                     {"kind", "Gateway"},
-                                     {"name", w.name},
-                                     {"uid", w.uid}}});
+    const json owner = json::array(
+        {{{"apiVersion", "gateway.networking.k8s.io/v1"}, {"kind", "Gateway"}, {"name", w.name}, {"uid", w.uid}}});
     const json meta = {{"name", w.name}, {"namespace", w.ns}, {"labels", labels}, {"ownerReferences", owner}};
     const std::string core = "/api/v1/namespaces/" + w.ns;
     apply(core + "/serviceaccounts", w.name, {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", meta}},
           false);
 
-    json pod_labels = {{kGatewayName, w.name}, {"istio.io/dataplane-mode", "none"}, {"sidecar.istio.io/inject", "false"}};
+    json pod_labels = {
+        {kGatewayName, w.name}, {"istio.io/dataplane-mode", "none"}, {"sidecar.istio.io/inject", "false"}};
     auto field_env = [](const char* name, const char* path) {
       return json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
     };
@@ -210,8 +209,10 @@ void WaypointDeployer::Impl::reconcile() {
                              {{"name", "AUTH_TOKEN"}, {"value", "/var/run/secrets/tokens/istio-token"}},
                              {{"name", "TRUST_DOMAIN"}, {"value", opt.trust_domain}},
                              {{"name", "ISTIO_META_CLUSTER_ID"}, {"value", opt.cluster_id}},
-                             field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace"),
-                             field_env("INSTANCE_IP", "status.podIP"), field_env("NODE_NAME", "spec.nodeName")})},
+                             field_env("POD_NAME", "metadata.name"),
+                             field_env("POD_NAMESPACE", "metadata.namespace"),
+                             field_env("INSTANCE_IP", "status.podIP"),
+                             field_env("NODE_NAME", "spec.nodeName")})},
         {"securityContext",
          {{"allowPrivilegeEscalation", false},
           {"readOnlyRootFilesystem", true},
@@ -266,8 +267,8 @@ void WaypointDeployer::Impl::reconcile() {
     if (current) continue;
     const std::string now = now_rfc3339(false);
     auto cond = [&](const char* type, const char* reason, const std::string& msg) {
-      return json{{"type", type},     {"status", "True"},   {"reason", reason},
-                  {"message", msg},   {"lastTransitionTime", now}, {"observedGeneration", 1}};
+      return json{{"type", type},   {"status", "True"},          {"reason", reason},
+                  {"message", msg}, {"lastTransitionTime", now}, {"observedGeneration", 1}};
     };
     json status = {{"status",
                     {{"addresses", json::array({{{"type", "IPAddress"}, {"value", ip}}})},
@@ -275,9 +276,9 @@ void WaypointDeployer::Impl::reconcile() {
                                                  cond("Programmed", "Programmed",
                                                       "Resource programmed, assigned to service(s) " + w.name + "." +
                                                           w.ns + ".svc:" + std::to_string(w.hbone_port))})}}}};
-    auto r = client().request("PATCH",
-                              "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
-                              status.dump(), "application/merge-patch+json");
+    auto r = client().request(
+        "PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
+        status.dump(), "application/merge-patch+json");
     if (!r || r->status != 200) {
       dep_log()->warn("status of Gateway {}/{}: {}", w.ns, w.name, message_of(r));
     } else {
@@ -366,7 +367,9 @@ std::unique_ptr<WaypointDeployer> WaypointDeployer::start(std::shared_ptr<KubeSo
 }
 
 WaypointDeployer::WaypointDeployer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-WaypointDeployer::~WaypointDeployer() { stop(); }
+WaypointDeployer::~WaypointDeployer() {
+  stop();
+}
 
 void WaypointDeployer::stop() {
   {
