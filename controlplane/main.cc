@@ -108,7 +108,9 @@ void usage(FILE* f) {
       "serve --kube (in-cluster service account) or --kubeconfig PATH: list+watch the Kubernetes API\n"
       "instead of DIR, and deploy a waypoint for every Gateway of class istio-waypoint:\n"
       "  [--waypoint-image IMAGE] [--waypoint-xds-address HOST:PORT] [--no-waypoint-deployments]\n"
-      "  [--leader-elect [--lease-namespace NS] [--lease-identity ID]]\n",
+      "  [--leader-elect [--lease-namespace NS] [--lease-identity ID]]\n"
+      "  [--token-review [--token-audience istio-ca]]: callers' bearer tokens not in --tokens are\n"
+      "  checked with a Kubernetes TokenReview (then --tokens is optional)\n",
       f);
 }
 
@@ -184,6 +186,12 @@ int parse_args(int argc, char** argv, Args& a) {
       ok = value(a.kube.waypoints.image);
     } else if (a.serve && arg == "--waypoint-xds-address") {
       ok = value(a.kube.waypoints.xds_address);
+    } else if (a.serve && arg == "--token-review") {
+      a.kube.token_review = true;
+    } else if (a.serve && arg == "--token-audience") {
+      std::string v;
+      ok = value(v);
+      a.kube.token_audiences = {v};
     } else if (a.serve && arg == "--leader-elect") {
       a.kube.waypoints.leader_elect = true;
     } else if (a.serve && arg == "--lease-namespace") {
@@ -216,8 +224,12 @@ int parse_args(int argc, char** argv, Args& a) {
     std::fputs("controlplane: --dir and --kube/--kubeconfig are exclusive\n", stderr);
     return 2;
   }
-  if (a.serve && a.serve_options.tokens.empty()) {
-    std::fputs("controlplane: serve needs --tokens FILE (no anonymous access)\n", stderr);
+  if (a.serve && a.serve_options.tokens.empty() && !a.kube.token_review) {
+    std::fputs("controlplane: serve needs --tokens FILE or --token-review (no anonymous access)\n", stderr);
+    return 2;
+  }
+  if (a.kube.token_review && !kube) {
+    std::fputs("controlplane: --token-review needs --kube or --kubeconfig\n", stderr);
     return 2;
   }
   if (a.watch && a.out.empty()) {

@@ -300,16 +300,21 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
   impl->opt = options;
   ServeOptions& opt = impl->opt;
   if (opt.dir.empty() && !opt.source) return make_error("--dir (or --kube / --kubeconfig) is required");
-  if (opt.tokens.empty()) return make_error("--tokens FILE is required (no anonymous access)");
+  if (opt.tokens.empty() && !opt.token_reviewer) {
+    return make_error("--tokens FILE (or --token-review) is required (no anonymous access)");
+  }
   if (opt.max_cert_ttl.count() <= 0) return make_error("--max-cert-ttl must be positive");
   auto listen = parse_listen(opt.listen);
   if (!listen) return make_error(listen.error());
   if (!opt.out.empty()) impl->exclude.push_back(opt.out);
 
   // ---- tokens ----
-  auto tokens = TokenAuthenticator::load(opt.tokens);
+  auto tokens = opt.tokens.empty() ? TokenAuthenticator::parse("tokens: []") : TokenAuthenticator::load(opt.tokens);
   if (!tokens) return make_error(tokens.error());
-  if (tokens->size() == 0) return make_error("tokens file " + opt.tokens + ": no tokens (no anonymous access)");
+  if (tokens->size() == 0 && !opt.token_reviewer) {
+    return make_error("tokens file " + opt.tokens + ": no tokens (no anonymous access)");
+  }
+  if (opt.token_reviewer) tokens->set_reviewer(opt.token_reviewer);
   impl->tokens = std::make_shared<const TokenAuthenticator>(std::move(*tokens));
   TrustedNodeAccounts trusted;
   for (const auto& a : opt.trusted_node_accounts) {

@@ -29,6 +29,7 @@
 #include "controlplane/ads_server.h"
 #include "controlplane/compiler.h"
 #include "controlplane/kube/object_source.h"
+#include "controlplane/tokens.h"
 
 namespace controlplane {
 
@@ -39,7 +40,8 @@ struct ServeOptions {
   std::shared_ptr<ObjectSource> source;
   std::string listen = "127.0.0.1:15012";  // host:port; port 0 = any free port
   std::string cacerts = "cacerts";       // CA directory; created when absent
-  std::string tokens;                    // tokens file (required)
+  std::string tokens;                    // tokens file (required unless token_reviewer is set)
+  TokenAuthenticator::Reviewer token_reviewer;  // tokens not in the file (kube/token_review.h)
   std::vector<std::string> trusted_node_accounts{"istio-system/ztunnel"};
   std::chrono::seconds max_cert_ttl{std::chrono::hours(2160)};
   std::string out;                       // also write LOCAL_XDS_PATH here ("" = no)

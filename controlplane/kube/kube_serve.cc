@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "controlplane/kube/kube_source.h"
+#include "controlplane/kube/token_review.h"
 
 namespace controlplane::kube {
 
@@ -46,9 +47,15 @@ int run_serve_kube(ServeOptions serve, KubeServeOptions kube, const std::atomic<
     }
     kube.waypoints.trust_domain = serve.compile.trust_domain;
     kube.waypoints.cluster_id = serve.compile.cluster_id;
+    kube.waypoints.root_cert_file = serve.cacerts + "/root-cert.pem";
     deployer = WaypointDeployer::start(*source, kube.waypoints);
   }
   serve.source = *source;
+  if (kube.token_review) {
+    auto reviewer = std::make_shared<TokenReviewer>(std::shared_ptr<const KubeClient>(*source, &(*source)->client()),
+                                                    kube.token_audiences);
+    serve.token_reviewer = [reviewer](std::string_view token) { return reviewer->review(token); };
+  }
   const int rc = run_serve(serve, stop_flag);
   (*source)->stop();
   if (deployer) deployer->stop();

@@ -4,10 +4,12 @@
 
 #include <condition_variable>
 #include <ctime>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/log.h"
@@ -85,6 +87,8 @@ struct WaypointDeployer::Impl {
   std::chrono::steady_clock::time_point last_renew{};
   std::chrono::steady_clock::time_point last_full{};
   std::map<std::string, std::string> applied;  // object path -> body last applied (skip repeats)
+  std::map<std::string, json> last_result;     // object path -> the server's answer to it
+  std::map<std::string, std::string> logged;   // object path -> body last logged (never cleared)
 
   const KubeClient& client() const { return source->client(); }
   void loop();
@@ -142,6 +146,13 @@ json WaypointDeployer::Impl::apply(const std::string& collection, const std::str
                                    bool force) {
   const std::string path = collection + "/" + name;
   const std::string text = body.dump();
+  if (!force) {
+    // Unchanged since the last successful write (the 30 s resync clears this): skip the call.
+    if (auto it = applied.find(path); it != applied.end() && it->second == text && !it->second.empty()) {
+      auto cached = last_result.find(path);
+      if (cached != last_result.end()) return cached->second;
+    }
+  }
   auto r = client().request("PATCH", path, text, "application/merge-patch+json");
   if (r && r->status == 404) r = client().request("POST", collection, text);
   if (!r || (r->status != 200 && r->status != 201)) {
@@ -149,13 +160,35 @@ json WaypointDeployer::Impl::apply(const std::string& collection, const std::str
     applied.erase(path);
     return nullptr;
   }
-  if (force || applied[path] != text) dep_log()->info("applied {}", path);
+  if (force || logged[path] != text) dep_log()->info("applied {}", path);
+  logged[path] = text;
   applied[path] = text;
   json out = json::parse(r->body, nullptr, false);
-  return out.is_discarded() ? json(nullptr) : out;
+  if (out.is_discarded()) out = nullptr;
+  last_result[path] = out;
+  return out;
 }
 
 void WaypointDeployer::Impl::reconcile() {
+  if (!opt.root_cert_file.empty()) {
+    std::ifstream in(opt.root_cert_file, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string pem = ss.str();
+    if (pem.empty()) {
+      dep_log()->warn("istio-ca-root-cert: cannot read {}", opt.root_cert_file);
+    } else {
+      for (const auto& [name, obj] : source->objects_of("namespaces")) {
+        json cm = {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata",
+                    {{"name", "istio-ca-root-cert"}, {"namespace", name}, {"labels", {{"istio.io/config", "true"}}}}},
+                   {"data", {{"root-cert.pem", pem}}}};
+        const std::string path = "/api/v1/namespaces/" + name + "/configmaps";
+        apply(path, "istio-ca-root-cert", cm, false);
+      }
+    }
+  }
   std::vector<WaypointGateway> gws;
   for (const auto& [key, obj] : source->objects_of("gateways")) {
     json g = json::parse(obj.json, nullptr, false);
@@ -308,6 +341,7 @@ void WaypointDeployer::Impl::reconcile() {
       if (d && (d->status == 200 || d->status == 202 || d->status == 404)) {
         dep_log()->info("deleted {} (Gateway {}/{} is gone)", path, ns, gw);
         applied.erase(path);
+        last_result.erase(path);
       } else {
         dep_log()->warn("delete {}: {}", path, message_of(d));
       }
@@ -341,6 +375,7 @@ void WaypointDeployer::Impl::loop() {
     if (now - last_full >= std::chrono::seconds(30)) {
       work = true;
       applied.clear();  // re-assert everything now and then (objects changed behind our back)
+      last_result.clear();
     }
     if (work && leader) {
       last_full = now;

@@ -8,6 +8,10 @@
 // `Accepted`/`Programmed` conditions. Managed objects whose Gateway is gone are deleted (they
 // are found by label, so this also works across controlplane restarts).
 //
+// Like istiod, it also publishes the mesh root certificate as ConfigMap `istio-ca-root-cert`
+// (key root-cert.pem) in every namespace, which the waypoint (and ztunnel) mount to verify the
+// control plane.
+//
 // Leader election (leader_elect): writes happen only while this replica holds the
 // coordination.k8s.io/v1 Lease `lease_namespace/lease_name` (15 s lease, renewed every 2 s,
 // taken over when its renewTime is older than its duration; updates carry the Lease's
@@ -33,7 +37,8 @@ struct WaypointDeployerOptions {
   bool leader_elect = false;
   std::string lease_namespace = "istio-system";
   std::string lease_name = "ambient-controlplane-waypoints";
-  std::string identity;  // this replica (POD_NAME, else the host name)
+  std::string identity;        // this replica (POD_NAME, else the host name)
+  std::string root_cert_file;  // PEM published as istio-ca-root-cert ("" = do not publish)
 };
 
 class WaypointDeployer {

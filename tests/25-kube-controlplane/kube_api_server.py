@@ -16,7 +16,11 @@ It speaks the parts of the API the controlplane and kubectl use, as the API docu
     stale), merge/strategic-merge patch (PATCH), delete; /status subresources for the kinds that
     have one (only status changes there, and the main resource ignores status); Services get a
     clusterIP from 10.96.0.0/16; uid, creationTimestamp, generation are set.
-  - bearer token auth (401 Status otherwise).
+  - bearer token auth (401 Status otherwise);
+  - TokenReview (POST /apis/authentication.k8s.io/v1/tokenreviews): the tokens given with
+    --sa-token TOKEN=NS/SA[@NODE] are service-account tokens of audience istio-ca (bound to a pod
+    on NODE: user.extra authentication.kubernetes.io/node-name); anything else is not
+    authenticated.
 Test controls (not part of the Kubernetes API), under /testctl/:
   POST /testctl/partition  : end every watch of the controlplane (User-Agent ambient-controlplane)
                              and answer its requests 503 until /testctl/heal;
@@ -45,6 +49,7 @@ KINDS = {
     "services": ("", "v1", "Service", True, True, True),
     "serviceaccounts": ("", "v1", "ServiceAccount", True, False, True),
     "endpoints": ("", "v1", "Endpoints", True, False, True),
+    "configmaps": ("", "v1", "ConfigMap", True, False, True),
     "deployments": ("apps", "v1", "Deployment", True, True, True),
     "leases": ("coordination.k8s.io", "v1", "Lease", True, False, True),
     "workloadentries": ("networking.istio.io", "v1", "WorkloadEntry", True, True, False),
@@ -59,7 +64,7 @@ KINDS = {
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SHORT = {"namespaces": ["ns"], "pods": ["po"], "services": ["svc"], "serviceaccounts": ["sa"],
          "deployments": ["deploy"], "virtualservices": ["vs"], "destinationrules": ["dr"],
-         "gateways": ["gtw"], "nodes": ["no"]}
+         "gateways": ["gtw"], "nodes": ["no"], "configmaps": ["cm"]}
 CP_AGENT = "ambient-controlplane"
 
 
@@ -156,6 +161,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kube-api-test-server"
     token = None
+    sa_tokens = {}   # token -> (namespace, serviceaccount, node)
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.command, fmt % args))
@@ -223,7 +229,9 @@ class Handler(BaseHTTPRequestHandler):
         for plural, (g, v, kind, nsd, st, _) in KINDS.items():
             groups.setdefault((g, v), []).append((plural, kind, nsd, st))
         if path == "/apis":
-            out = []
+            out = [{"name": "authentication.k8s.io",
+                    "versions": [{"groupVersion": "authentication.k8s.io/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "authentication.k8s.io/v1", "version": "v1"}}]
             for (g, v) in sorted(groups):
                 if g:
                     out.append({"name": g, "versions": [{"groupVersion": gv(g, v), "version": v}],
@@ -241,6 +249,10 @@ class Handler(BaseHTTPRequestHandler):
                     return {"kind": "APIGroup", "apiVersion": "v1", "name": g,
                             "versions": [{"groupVersion": gv(g, v), "version": v}],
                             "preferredVersion": {"groupVersion": gv(g, v), "version": v}}
+        if key == ("authentication.k8s.io", "v1"):
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authentication.k8s.io/v1",
+                    "resources": [{"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
+                                   "kind": "TokenReview", "verbs": ["create"]}]}
         if key in groups:
             res = []
             for plural, kind, nsd, st in groups[key]:
@@ -283,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.fail(401, "Unauthorized", "Unauthorized")
         if self.is_cp() and STORE.partitioned:
             return self.fail(503, "ServiceUnavailable", "the server is partitioned from this client (test)")
+        if verb == "POST" and u.path == "/apis/authentication.k8s.io/v1/tokenreviews":
+            return self.token_review()
         if verb == "GET":
             d = self.discovery(u.path.rstrip("/") or "/")
             if d is not None:
@@ -310,6 +324,29 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "DELETE" and name:
             return self.delete(plural, ns, name)
         return self.fail(405, "MethodNotAllowed", f"{verb} is not supported on {self.path}")
+
+    def token_review(self):
+        body = self.read_body()
+        spec = body.get("spec") if isinstance(body, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("token"), str):
+            return self.fail(400, "BadRequest", "spec.token: Required value")
+        want = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
+        status = {"authenticated": False, "error": "invalid bearer token"}
+        sa = self.sa_tokens.get(spec["token"])
+        if sa and "istio-ca" not in want:
+            status = {"authenticated": False, "error": "token audiences don't match"}
+        elif sa:
+            ns, name, node = sa
+            user = {"username": f"system:serviceaccount:{ns}:{name}", "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, ns + name)),
+                    "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]}
+            if node:
+                user["extra"] = {"authentication.kubernetes.io/node-name": [node],
+                                 "authentication.kubernetes.io/pod-name": [name + "-pod"]}
+            status = {"authenticated": True, "user": user, "audiences": ["istio-ca"]}
+        with STORE.lock:
+            STORE.stats["tokenreviews"] = STORE.stats.get("tokenreviews", 0) + 1
+        self.send_json(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status})
 
     def testctl(self, verb, path):
         with STORE.lock:
@@ -550,8 +587,14 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--token")
+    ap.add_argument("--sa-token", action="append", default=[], help="TOKEN=NS/SA[@NODE]")
     a = ap.parse_args()
     Handler.token = a.token
+    for t in a.sa_token:
+        tok, who = t.split("=", 1)
+        sa, _, node = who.partition("@")
+        ns, name = sa.split("/", 1)
+        Handler.sa_tokens[tok] = (ns, name, node)
     srv = ThreadingHTTPServer((a.listen, a.port), Handler)
     srv.daemon_threads = True
     if a.cert:

@@ -12,7 +12,8 @@
 #     namespace labelled istio.io/dataplane-mode=ambient take its pods into the mesh (HBONE),
 #     and removing the label take them out (no tunnel); Node locality labels reach workloads;
 #   - a waypoint Gateway makes the controlplane create its ServiceAccount, Deployment and
-#     Service (owned by the Gateway) and set status.addresses + Programmed; deleting the
+#     Service (owned by the Gateway) and set status.addresses + Programmed, and publish the
+#     root certificate ConfigMap istio-ca-root-cert the waypoint mounts; deleting the
 #     Gateway removes them; with --leader-elect the writes come from the Lease holder;
 #   - a VirtualService edit (kubectl patch) reaches the waypoint's RouteConfiguration
 #     (waypoint-xds-probe, the waypoint's own config source);
@@ -75,8 +76,10 @@ if ! { "$ZT_ROOT/scripts/make-cacerts.sh" "$T/apica" kube.test &&
   summary; exit 1
 fi
 API_TOKEN=$(openssl rand -hex 16)
+ZT_SA_TOKEN=$(openssl rand -hex 24)   # ztunnel's projected service-account token (TokenReview)
 nsx_bg lo "$T/api.out" "$PY" -u "$HERE/kube_api_server.py" --listen 127.0.0.1 --port 0 \
-  --cert "$T/api-chain.pem" --key "$T/api-key.pem" --token "$API_TOKEN"
+  --cert "$T/api-chain.pem" --key "$T/api-key.pem" --token "$API_TOKEN" \
+  --sa-token "$ZT_SA_TOKEN=istio-system/ztunnel@node-a"
 for _ in $(seq 1 100); do grep -q '^LISTENING' "$T/api.out" 2>/dev/null && break; sleep 0.1; done
 API_PORT=$(awk '/^LISTENING/{print $2}' "$T/api.out")
 [[ -n $API_PORT ]] || { fail "API test server listening" "$(tail -n 20 "$T/api.out")"; summary; exit 1; }
@@ -143,17 +146,16 @@ check "kubectl get -w streams ADDED, MODIFIED and DELETED from the chunked watch
 check_not "kubectl reported no protocol errors" grep -qiE 'unsolicited|malformed|unexpected EOF|decode' "$T/kwatch.err"
 
 # ---- B: the controlplane on the API ----
+# ztunnel authenticates by TokenReview; the waypoint's token is in the static file (both
+# sources at once).
 cat >"$T/tokens.yaml" <<'TOK'
 tokens:
-- token: ztunnel-token-5b1e
-  serviceAccount: istio-system/ztunnel
-  node: node-a
 - token: waypoint-token-3f1c
   serviceAccount: demo/waypoint
 TOK
 start_cp() {  # start_cp LOG IDENTITY
   nsx_bg lo "$1" "$CP_BIN" serve --kubeconfig "$T/kubeconfig" --listen 127.0.0.1:0 --cacerts "$T/cacerts" \
-    --tokens "$T/tokens.yaml" --leader-elect --lease-namespace istio-system --lease-identity "$2" \
+    --tokens "$T/tokens.yaml" --token-review --leader-elect --lease-namespace istio-system --lease-identity "$2" \
     --waypoint-image registry.test/ambient:1.0
 }
 cp_addr() { sed -n 's/.*serving on \([0-9.:]*\) .*/\1/p' "$1" | head -n 1; }
@@ -171,7 +173,10 @@ listed_all() {
 }
 check "controlplane listed every watched kind" listed_all
 
-nsx_bg lo "$T/xds.out" "$PY" -u "$HERE/xds_watch.py" "$CP_ADDR" "$T/cacerts/root-cert.pem" ztunnel-token-5b1e \
+nsx_bg lo "$T/xds-bad.out" "$PY" -u "$HERE/xds_watch.py" "$CP_ADDR" "$T/cacerts/root-cert.pem" not-a-valid-token \
+  "sidecar~10.244.1.2~ztunnel-abc.istio-system~istio-system.svc.cluster.local" 20
+XDS_BAD=$NSX_LAST_PID
+nsx_bg lo "$T/xds.out" "$PY" -u "$HERE/xds_watch.py" "$CP_ADDR" "$T/cacerts/root-cert.pem" "$ZT_SA_TOKEN" \
   "sidecar~10.244.1.2~ztunnel-abc.istio-system~istio-system.svc.cluster.local" 120
 XDS=$NSX_LAST_PID
 # wait_state PYTHON-EXPR: the subscriber's latest STATE `s` satisfies EXPR (20 s).
@@ -188,6 +193,10 @@ sys.exit(1)' && return 0
   echo "last state: $(tail -n 1 "$T/xds.out")"
   return 1
 }
+check "a token the TokenReview does not authenticate gets UNAUTHENTICATED" \
+  wait_for_file_match "$T/xds-bad.out" '^ERROR StatusCode.UNAUTHENTICATED' 20
+check "ztunnel's service-account token is accepted by TokenReview (its stream gets the mesh)" \
+  wait_state "'web-1' in s"
 check "xDS: without the ambient label the pods are workloads without a tunnel" \
   wait_state "s.get('web-1', {}).get('protocol') == 'NONE' and s.get('calc-cat', {}).get('protocol') == 'NONE'"
 check "xDS: Node topology labels are the workloads' locality" \
@@ -230,6 +239,18 @@ SVC_IP=$(K get service -n demo waypoint -o 'jsonpath={.spec.clusterIP}')
 check "the Gateway status has the Service address and Programmed=True" \
   wait_k gateway -n demo waypoint -o 'jsonpath={.status.addresses[0].value} {.status.conditions[?(@.type=="Programmed")].status}' \
   -- "$SVC_IP True"
+
+root_cert_published() {
+  local got
+  for _ in $(seq 1 100); do
+    got=$(K get configmap -n demo istio-ca-root-cert -o 'jsonpath={.data.root-cert\.pem}' 2>/dev/null)
+    [[ -n $got && $got == "$(cat "$T/cacerts/root-cert.pem")" ]] && return 0
+    sleep 0.1
+  done
+  echo "got: $got"
+  return 1
+}
+check "the mesh root certificate is published as ConfigMap istio-ca-root-cert (as istiod does)" root_cert_published
 
 # The Deployment's pod, as the kubelet would report it (nothing runs Deployments here).
 K create -f - --validate=false >/dev/null <<'POD'
