@@ -46,6 +46,25 @@ fi
 eval "$tools"   # HELM, KUBECTL, NODE_MODULES
 [[ -x ${KUBECTL:-} ]] || { fail "kubectl from scripts/k8s-tools.sh"; summary; exit 1; }
 
+# The chart's rendered command line is one the binary accepts (no unknown option; it gets as
+# far as looking for the in-cluster service account, which is not here).
+chart_args_accepted() {
+  local args rc out
+  args=$("$HELM" template cp "$ZT_ROOT/charts/controlplane" -n istio-system --set replicaCount=2 |
+    "$PY" -c '
+import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == "Deployment":
+        print("\n".join(d["spec"]["template"]["spec"]["containers"][0]["args"]))')
+  [[ $args == *--kube* && $args == *--token-review* && $args == *--leader-elect* ]] || { echo "args: $args"; return 1; }
+  mapfile -t argv <<<"$args"
+  out=$(env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT timeout 10 "$CP_BIN" "${argv[@]}" 2>&1)
+  rc=$?
+  [[ $rc == 1 && $out == *KUBERNETES_SERVICE_HOST* ]] || { echo "rc=$rc: $out"; return 1; }
+}
+check "the controlplane chart's args (--kube, --token-review, --leader-elect, waypoint image) are real flags" \
+  chart_args_accepted
+
 nsx_init kubecp
 T="$NSX_TMP"
 LO=$(nsx_ns lo)
