@@ -203,15 +203,17 @@ void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms,
   // Findings: only those not reported by the previous compile, so an edit elsewhere does not
   // repeat every standing warning of a large directory.
   std::set<std::string> findings;
+  // One logger handle outside the switch: clang-14's ASan reports a (false) stack-use-after-
+  // scope for a shared_ptr temporary destroyed inside a switch case.
+  const std::shared_ptr<spdlog::logger> lg = cp_log();
   for (const auto& d : st.diagnostics) {
     if (opt.quiet && d.severity == Severity::Info) continue;
     std::string line = d.to_string();
     if (!last_findings.count(line)) {
-      switch (d.severity) {
-        case Severity::Error: cp_log()->error("{}", line); break;
-        case Severity::Warning: cp_log()->warn("{}", line); break;
-        case Severity::Info: cp_log()->info("{}", line); break;
-      }
+      const auto level = d.severity == Severity::Error     ? spdlog::level::err
+                         : d.severity == Severity::Warning ? spdlog::level::warn
+                                                           : spdlog::level::info;
+      lg->log(level, "{}", line);
     }
     findings.insert(std::move(line));
   }

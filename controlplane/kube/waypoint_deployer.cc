@@ -90,7 +90,11 @@ struct WaypointDeployer::Impl {
   std::map<std::string, json> last_result;     // object path -> the server's answer to it
   std::map<std::string, std::string> logged;   // object path -> body last logged (never cleared)
 
-  const KubeClient& client() const { return source->client(); }
+  Cancel cancel;  // stop() cuts a call in flight
+  common::Result<KubeResponse> call(std::string_view method, const std::string& target, const std::string& body = {},
+                                    std::string_view content_type = "application/json") {
+    return source->client().request(method, target, body, content_type, std::chrono::seconds(30), &cancel);
+  }
   void loop();
   bool renew_lease();
   void reconcile();
@@ -102,7 +106,7 @@ struct WaypointDeployer::Impl {
 bool WaypointDeployer::Impl::renew_lease() {
   const std::string coll = "/apis/coordination.k8s.io/v1/namespaces/" + opt.lease_namespace + "/leases";
   const std::string path = coll + "/" + opt.lease_name;
-  auto r = client().request("GET", path);
+  auto r = call("GET", path);
   const std::string now = now_rfc3339(true);
   if (r && r->status == 404) {
     json lease = {{"apiVersion", "coordination.k8s.io/v1"},
@@ -114,7 +118,7 @@ bool WaypointDeployer::Impl::renew_lease() {
                     {"acquireTime", now},
                     {"renewTime", now},
                     {"leaseTransitions", 0}}}};
-    auto c = client().request("POST", coll, lease.dump());
+    auto c = call("POST", coll, lease.dump());
     return c && c->status == 201;
   }
   if (!r || r->status != 200) {
@@ -138,7 +142,7 @@ bool WaypointDeployer::Impl::renew_lease() {
   spec["renewTime"] = now;
   spec["leaseDurationSeconds"] = kLeaseSeconds;
   // The body keeps metadata.resourceVersion: a concurrent writer makes this a 409.
-  auto u = client().request("PUT", path, lease.dump());
+  auto u = call("PUT", path, lease.dump());
   return u && u->status == 200;
 }
 
@@ -153,8 +157,8 @@ json WaypointDeployer::Impl::apply(const std::string& collection, const std::str
       if (cached != last_result.end()) return cached->second;
     }
   }
-  auto r = client().request("PATCH", path, text, "application/merge-patch+json");
-  if (r && r->status == 404) r = client().request("POST", collection, text);
+  auto r = call("PATCH", path, text, "application/merge-patch+json");
+  if (r && r->status == 404) r = call("POST", collection, text);
   if (!r || (r->status != 200 && r->status != 201)) {
     dep_log()->warn("apply {}: {}", path, message_of(r));
     applied.erase(path);
@@ -309,9 +313,8 @@ void WaypointDeployer::Impl::reconcile() {
                                                  cond("Programmed", "Programmed",
                                                       "Resource programmed, assigned to service(s) " + w.name + "." +
                                                           w.ns + ".svc:" + std::to_string(w.hbone_port))})}}}};
-    auto r = client().request(
-        "PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
-        status.dump(), "application/merge-patch+json");
+    auto r = call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
+                  status.dump(), "application/merge-patch+json");
     if (!r || r->status != 200) {
       dep_log()->warn("status of Gateway {}/{}: {}", w.ns, w.name, message_of(r));
     } else {
@@ -322,7 +325,7 @@ void WaypointDeployer::Impl::reconcile() {
   // Managed objects whose Gateway is gone.
   const std::string selector = url_encode(std::string(kManagedLabel) + "=" + kManagedValue);
   for (const char* coll : {"/apis/apps/v1/deployments", "/api/v1/services", "/api/v1/serviceaccounts"}) {
-    auto r = client().request("GET", std::string(coll) + "?labelSelector=" + selector);
+    auto r = call("GET", std::string(coll) + "?labelSelector=" + selector);
     if (!r || r->status != 200) {
       dep_log()->warn("list {} (managed): {}", coll, message_of(r));
       continue;
@@ -337,7 +340,7 @@ void WaypointDeployer::Impl::reconcile() {
       std::string path = std::string(coll);
       const auto slash = path.rfind('/');
       path = path.substr(0, slash) + "/namespaces/" + ns + path.substr(slash) + "/" + str(m, "name");
-      auto d = client().request("DELETE", path);
+      auto d = call("DELETE", path);
       if (d && (d->status == 200 || d->status == 202 || d->status == 404)) {
         dep_log()->info("deleted {} (Gateway {}/{} is gone)", path, ns, gw);
         applied.erase(path);
@@ -412,6 +415,7 @@ void WaypointDeployer::stop() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
+  impl_->cancel.cancel();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->source->set_listener(nullptr);
 }
