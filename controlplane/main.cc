@@ -31,6 +31,7 @@
 #include "controlplane/dir_watch.h"
 #include "common/model/local_config_writer.h"
 #include "controlplane/atomic_file.h"
+#include "controlplane/kube/kube_serve.h"
 #include "controlplane/serve.h"
 
 namespace {
@@ -50,6 +51,7 @@ struct Args {
   controlplane::CompileOptions options;
   // serve only
   controlplane::ServeOptions serve_options;
+  controlplane::kube::KubeServeOptions kube;
 };
 
 // "2160h", "90m", "3600s", "1h30m"; a bare number is seconds.
@@ -85,7 +87,7 @@ bool parse_duration(std::string_view text, std::chrono::seconds& out) {
 void usage(FILE* f) {
   std::fputs(
       "usage: controlplane compile --dir DIR [--out FILE] [--watch] [compile options]\n"
-      "       controlplane serve --dir DIR --tokens FILE [--listen 127.0.0.1:15012]\n"
+      "       controlplane serve (--dir DIR | --kube | --kubeconfig PATH) --tokens FILE [--listen 127.0.0.1:15012]\n"
       "                          [--cacerts DIR] [--trusted-node-accounts istio-system/ztunnel[,..]]\n"
       "                          [--max-cert-ttl 2160h] [--out FILE] [compile options]\n"
       "compile options: [--cluster-domain cluster.local] [--cluster-id Kubernetes]\n"
@@ -102,7 +104,14 @@ void usage(FILE* f) {
       "CA on one TLS port, authenticated by the bearer tokens of FILE. The CA lives in --cacerts\n"
       "(default ./cacerts, created when absent); clients verify the server with its\n"
       "root-cert.pem. DIR is polled every 200 ms; changes are pushed as deltas. --out also\n"
-      "writes the LOCAL_XDS_PATH file on every change.\n",
+      "writes the LOCAL_XDS_PATH file on every change.\n"
+      "\n"
+      "serve --kube (in-cluster service account) or --kubeconfig PATH: list+watch the Kubernetes API\n"
+      "instead of DIR, and deploy a waypoint for every Gateway of class istio-waypoint:\n"
+      "  [--waypoint-image IMAGE] [--waypoint-xds-address HOST:PORT] [--no-waypoint-deployments]\n"
+      "  [--leader-elect [--lease-namespace NS] [--lease-identity ID]]\n"
+      "  [--token-review [--token-audience istio-ca]]: callers' bearer tokens not in --tokens are\n"
+      "  checked with a Kubernetes TokenReview (then --tokens is optional)\n",
       f);
 }
 
@@ -168,6 +177,28 @@ int parse_args(int argc, char** argv, Args& a) {
       std::string v;
       ok = value(v) && parse_duration(v, a.serve_options.max_cert_ttl) && a.serve_options.max_cert_ttl.count() > 0;
       if (!ok) std::fprintf(stderr, "controlplane: --max-cert-ttl: bad duration '%s' (e.g. 2160h)\n", v.c_str());
+    } else if (a.serve && arg == "--kube") {
+      a.kube.in_cluster = true;
+    } else if (a.serve && arg == "--kubeconfig") {
+      ok = value(a.kube.kubeconfig);
+    } else if (a.serve && arg == "--no-waypoint-deployments") {
+      a.kube.deploy_waypoints = false;
+    } else if (a.serve && arg == "--waypoint-image") {
+      ok = value(a.kube.waypoints.image);
+    } else if (a.serve && arg == "--waypoint-xds-address") {
+      ok = value(a.kube.waypoints.xds_address);
+    } else if (a.serve && arg == "--token-review") {
+      a.kube.token_review = true;
+    } else if (a.serve && arg == "--token-audience") {
+      std::string v;
+      ok = value(v);
+      a.kube.token_audiences = {v};
+    } else if (a.serve && arg == "--leader-elect") {
+      a.kube.waypoints.leader_elect = true;
+    } else if (a.serve && arg == "--lease-namespace") {
+      ok = value(a.kube.waypoints.lease_namespace);
+    } else if (a.serve && arg == "--lease-identity") {
+      ok = value(a.kube.waypoints.identity);
     } else if (!a.serve && arg == "--watch") {
       a.watch = true;
     } else if (arg == "--quiet") {
@@ -184,12 +215,22 @@ int parse_args(int argc, char** argv, Args& a) {
       return 2;
     }
   }
-  if (a.dir.empty()) {
-    std::fputs("controlplane: --dir is required\n", stderr);
+  const bool kube = a.kube.in_cluster || !a.kube.kubeconfig.empty();
+  if (a.dir.empty() && !kube) {
+    std::fputs(a.serve ? "controlplane: --dir, --kube or --kubeconfig is required\n" : "controlplane: --dir is required\n",
+               stderr);
     return 2;
   }
-  if (a.serve && a.serve_options.tokens.empty()) {
-    std::fputs("controlplane: serve needs --tokens FILE (no anonymous access)\n", stderr);
+  if (!a.dir.empty() && kube) {
+    std::fputs("controlplane: --dir and --kube/--kubeconfig are exclusive\n", stderr);
+    return 2;
+  }
+  if (a.serve && a.serve_options.tokens.empty() && !a.kube.token_review) {
+    std::fputs("controlplane: serve needs --tokens FILE or --token-review (no anonymous access)\n", stderr);
+    return 2;
+  }
+  if (a.kube.token_review && !kube) {
+    std::fputs("controlplane: --token-review needs --kube or --kubeconfig\n", stderr);
     return 2;
   }
   if (a.watch && a.out.empty()) {
@@ -307,6 +348,7 @@ int main(int argc, char** argv) {
     so.out = a.out;
     so.quiet = a.quiet;
     so.compile = a.options;
+    if (a.kube.in_cluster || !a.kube.kubeconfig.empty()) return controlplane::kube::run_serve_kube(so, a.kube, g_stop);
     return controlplane::run_serve(so, g_stop);
   }
   if (a.watch) return watch(a);

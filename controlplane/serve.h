@@ -28,14 +28,20 @@
 #include "common/result.h"
 #include "controlplane/ads_server.h"
 #include "controlplane/compiler.h"
+#include "controlplane/kube/object_source.h"
+#include "controlplane/tokens.h"
 
 namespace controlplane {
 
 struct ServeOptions {
-  std::string dir;                       // manifests (required)
+  std::string dir;                       // manifests (required unless `source` is set)
+  // Objects from elsewhere instead of `dir` (the Kubernetes API: kube/kube_source.h); the same
+  // compiler and publishing apply.
+  std::shared_ptr<ObjectSource> source;
   std::string listen = "127.0.0.1:15012";  // host:port; port 0 = any free port
   std::string cacerts = "cacerts";       // CA directory; created when absent
-  std::string tokens;                    // tokens file (required)
+  std::string tokens;                    // tokens file (required unless token_reviewer is set)
+  TokenAuthenticator::Reviewer token_reviewer;  // tokens not in the file (kube/token_review.h)
   std::vector<std::string> trusted_node_accounts{"istio-system/ztunnel"};
   std::chrono::seconds max_cert_ttl{std::chrono::hours(2160)};
   std::string out;                       // also write LOCAL_XDS_PATH here ("" = no)

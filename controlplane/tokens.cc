@@ -94,7 +94,7 @@ std::optional<Caller> TokenAuthenticator::authenticate(std::string_view authoriz
       found = &e.caller;
     }
   }
-  if (!found) return std::nullopt;
+  if (!found) return reviewer_ ? reviewer_(token) : std::nullopt;
   return *found;
 }
 

@@ -17,6 +17,7 @@
 // Threading: immutable after load; authenticate() is const and safe from any gRPC thread.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,12 +44,20 @@ class TokenAuthenticator {
 
   size_t size() const { return entries_.size(); }
 
+  // Tokens not in the list are passed (without "Bearer ") to `reviewer` when one is set, e.g.
+  // a Kubernetes TokenReview (kube/token_review.h). Set before the authenticator is shared;
+  // the reviewer must be thread-safe.
+  using Reviewer = std::function<std::optional<Caller>(std::string_view token)>;
+  void set_reviewer(Reviewer reviewer) { reviewer_ = std::move(reviewer); }
+  bool has_reviewer() const { return static_cast<bool>(reviewer_); }
+
  private:
   struct Entry {
     std::string token;
     Caller caller;
   };
   std::vector<Entry> entries_;
+  Reviewer reviewer_;
 };
 
 // "istio-system/ztunnel" entries of CA_TRUSTED_NODE_ACCOUNTS.

