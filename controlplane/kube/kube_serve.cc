@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "controlplane/kube/kube_source.h"
 #include "controlplane/kube/token_review.h"
 

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "controlplane/k8s_loader.h"
 
 namespace controlplane::kube {

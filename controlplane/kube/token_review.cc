@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace controlplane::kube {
 namespace {

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace controlplane::kube {
 namespace {
