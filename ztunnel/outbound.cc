@@ -81,6 +81,9 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
 
   // Relay.
   result.established();
+  auto listed = list_live(ConnectionView{false, cap->src_addr, cap->dst_addr,
+                                         req->hbone_addr.empty() ? req->dst_addr : req->hbone_addr,
+                                         up->stream ? "HBONE" : "TCP"});
   // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
   hbone::CopyResult r;
   if (up->stream) {

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -464,6 +466,29 @@ void Proxy::force_close() {
 }
 
 int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+std::vector<ConnectionView> Proxy::connections(std::chrono::milliseconds budget) const {
+  // Shared with the posted tasks, so one that runs after we gave up writes into live memory.
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending = 0;
+    std::vector<ConnectionView> out;
+  };
+  auto g = std::make_shared<Gather>();
+  g->pending = workers_.size();
+  for (auto& w : workers_) {
+    asio::post(w->io, [w, g] {
+      std::vector<ConnectionView> mine(w->live.begin(), w->live.end());
+      std::lock_guard<std::mutex> lock(g->mu);
+      g->out.insert(g->out.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+      if (--g->pending == 0) g->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(g->mu);
+  g->cv.wait_for(lock, budget, [&] { return g->pending == 0; });
+  return g->out;
+}
 
 const ProxyTarget& Proxy::target() const { return shared_->target; }
 

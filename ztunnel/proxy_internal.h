@@ -94,6 +94,19 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     Remembered& operator=(const Remembered&) = delete;
   };
   Remembered remember(Authorized a) { return Remembered{authorized, authorized.insert(authorized.end(), std::move(a))}; }
+
+  // Relayed connections as /config_dump's workloadState "connections" shows them. A plain
+  // list on this worker (no lock): Proxy::connections() reads it by posting to the worker.
+  std::list<ConnectionView> live;
+  struct Listed {
+    std::list<ConnectionView>& list;
+    std::list<ConnectionView>::iterator it;
+    Listed(std::list<ConnectionView>& l, std::list<ConnectionView>::iterator i) : list(l), it(i) {}
+    ~Listed() { list.erase(it); }
+    Listed(const Listed&) = delete;
+    Listed& operator=(const Listed&) = delete;
+  };
+  Listed list_live(ConnectionView c) { return Listed{live, live.insert(live.end(), std::move(c))}; }
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
 
   Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);

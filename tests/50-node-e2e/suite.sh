@@ -221,6 +221,24 @@ check "metrics node 1: reporter=destination for client-c -> server-1" \
 check "metrics node 1: received/sent bytes counters for client-a" \
   zn_expect_metric n1 istio_tcp_sent_bytes_total reporter=source source_principal="$ID_A"
 
+# ---- 5b. istioctl's view of /config_dump, with a live connection -------------------------------
+# `istioctl ztunnel-config all/connections/certificates` decode /config_dump into istioctl's
+# structs; the checker restates them field by field. A held echo connection client-a (node 1)
+# -> server-2:9000 (node 2) must show as outbound on node 1 and inbound on node 2.
+nsx_bg client-a "$T/hold-dump.log" "${TOOL[@]}" hold 10.99.2.2 9000 12
+hold_pid=$NSX_LAST_PID
+if wait_for_file_match "$T/hold-dump.log" '^open' 8; then
+  check "istioctl view, node 1: /config_dump decodes; client-a's live outbound to 10.99.2.2:9000 via 15008 listed" \
+    zn_dump_check n1 --connection outbound:originalDst=10.99.2.2:9000 --connection outbound:actualDst=10.99.2.2:15008
+  check "istioctl view, node 2: /config_dump decodes; server-2's live inbound HBONE to 10.99.2.2:9000 listed" \
+    zn_dump_check n2 --connection inbound:actualDst=10.99.2.2:9000
+  check "istioctl view: the checker rejects known-wrong variants of node 1's dump (hex serial, raw PEM, ...)" \
+    zn_dump_check n1 --self-test
+else
+  fail "live connection client-a -> server-2:9000 opened (for /config_dump connections)" "$(cat "$T/hold-dump.log")"
+fi
+kill "$hold_pid" 2>/dev/null; wait "$hold_pid" 2>/dev/null
+
 # ---- 6. passthrough and non-mesh client -------------------------------------------------------
 nsx_capture_start n1 uplink "$T/link-pass.pcap" tcp || fail "tcpdump started on node 1's link"
 check "passthrough: client-a -> non-mesh plain:8080 answers" \

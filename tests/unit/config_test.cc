@@ -231,10 +231,12 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
                         {"PROXY_MODE", "dedicated"},
                         {"PROXY_WORKLOAD_INFO", "ns/n/sa"}});
   nlohmann::json j = c.to_json();
-  CHECK(j["proxyMode"] == "dedicated");
+  CHECK(j["proxyMode"] == "Dedicated");
   CHECK(j["proxyWorkloadInformation"]["serviceAccount"] == "sa");
-  CHECK(j["localXdsInline"] == true);
-  CHECK(j["xdsRootCert"] == "<inline PEM>");
+  CHECK(j["localXdsConfig"]["Static"] == "<inline LOCAL_XDS>");
+  CHECK(j["xdsRootCert"]["Static"] == "<inline PEM>");
+  CHECK(j["selfTerminationDeadline"] == nlohmann::json{{"secs", 5}, {"nanos", 0}});
+  CHECK(j["secretTtl"]["secs"] == 86400);
   CHECK(j["packetMark"] == 1337);
   CHECK(j["numWorkerThreads"] == 2);
   CHECK(j["adminAddr"] == "localhost:15000");
