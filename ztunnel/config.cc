@@ -110,6 +110,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   }
   bool fake_ca = false;
   ZT_TRY(fake_ca, env::get_bool(e, "FAKE_CA", false));
+  c.fake_ca = fake_ca;
   if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
   if (fake_ca || (c.local_ca_dir && !e("CA_ADDRESS"))) {
     c.ca_address = std::nullopt;
@@ -126,10 +127,11 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
   }
   c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
-  if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
-    c.cluster_id = *v;
-  } else if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
+  // Upstream: the proxy metadata (ISTIO_META_CLUSTER_ID, which the chart sets) wins.
+  if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
     c.cluster_id = *m;
+  } else if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
+    c.cluster_id = *v;
   }
   c.cluster_domain = env::get_string(e, "CLUSTER_DOMAIN", c.cluster_domain);
   c.network = env::get_string(e, "NETWORK", "");
@@ -203,7 +205,12 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   ZT_TRY(c.enable_response_baggage, env::get_bool(e, "ENABLE_RESPONSE_BAGGAGE", c.enable_response_baggage));
   ZT_TRY(c.authz_policy_info_logging, env::get_bool(e, "AUTHZ_POLICY_INFO_LOGGING", false));
   // Proxy metadata (ISTIO_META_ prefix stripped upstream): anything but "false" keeps DNS on.
-  if (auto v = e("ISTIO_META_DNS_CAPTURE")) c.dns_proxy = *v != "false";
+  // Upstream compares the lower-cased value with "true": "True" enables, "yes" disables.
+  if (auto v = e("ISTIO_META_DNS_CAPTURE")) {
+    std::string lower(*v);
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    c.dns_proxy = lower == "true";
+  }
 
   // -- logging
   {
@@ -348,6 +355,7 @@ nlohmann::json Config::to_json() const {
   };
   j["enableResponseBaggage"] = enable_response_baggage;
   j["dnsProxy"] = dns_proxy;
+  j["fakeCa"] = fake_ca;
   j["adminAddr"] = admin_addr;
   j["statsAddr"] = stats_addr;
   j["readinessAddr"] = readiness_addr;

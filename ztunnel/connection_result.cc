@@ -24,13 +24,18 @@ void ConnectionResult::established() {
 bool ConnectionResult::record(const std::optional<ProxyError>& error, uint64_t to_dst, uint64_t from_dst) {
   if (recorded_) return false;
   recorded_ = true;
+  // Upstream: opened always under "-"; the flag that ended the connection labels its close
+  // (and bytes), and an error also counts istio_tcp_connections_failed_total.
+  const ResponseFlag flag = error ? error->flag() : ResponseFlag::None;
   if (series_) {
     metrics_.sockets_open(parties_.reporter, -1);
-    metrics_.close(*series_, to_dst, from_dst);
   } else {
-    // Never relayed: the connection is opened and closed under the flag that ended it.
-    auto series = metrics_.open(parties_, error ? error->flag() : ResponseFlag::None);
-    metrics_.close(series, to_dst, from_dst);
+    series_ = metrics_.open(parties_, ResponseFlag::None);
+  }
+  if (flag == ResponseFlag::None) {
+    metrics_.close(*series_, to_dst, from_dst, error.has_value());
+  } else {
+    metrics_.close(parties_, flag, to_dst, from_dst, true);
   }
   common::log_access(access_record(parties_, direction_, src_addr_, dst_addr_, hbone_addr_, to_dst, from_dst,
                                    std::chrono::steady_clock::now() - started_, error ? error->message() : ""));

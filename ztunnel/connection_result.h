@@ -5,8 +5,9 @@
 //   result.established();               // the relay starts: opened{-}, sockets_open +1
 //   result.record(error, to_dst, from_dst);
 //
-// A failure before established() counts opened and closed with the error's response flag; after
-// it, closes the "-" series with the relayed bytes. Connections refused before they have
+// Opened is always counted under "-" (at established(), or at record() for a connection that
+// failed before its relay); closed, bytes and istio_tcp_connections_failed_total carry the
+// response flag that ended it, as upstream's. Connections refused before they have
 // parties are not ConnectionResults: log_early_deny() writes upstream's `connection failed`.
 //
 // Invariants: record() writes once; later calls are ignored (and return false), so a path that

@@ -310,7 +310,7 @@ check "ALLOW: client-c -> server-1 refused (not in the ALLOW list)" \
   zn_expect_refused client-c "http://10.99.1.2:8080/whoami?m=ZNE2E-AL2"
 check "ALLOW: non-mesh outside -> server-2 refused (plaintext has no identity)" \
   zn_expect_refused outside "http://10.99.2.2:8080/whoami?m=ZNE2E-AL3"
-if wait_for_file_match "$T/zt-n2.log" 'src\.addr=10\.99\.1\.50:[0-9]+ .*direction=inbound.*error=.*(allow policies|denied)' 5; then
+if wait_for_file_match "$T/zt-n2.log" 'src\.addr=10\.99\.1\.50:[0-9]+ .*direction="?inbound.*error=.*(allow policies|denied)' 5; then
   pass "ALLOW: node 2's ztunnel refused the plaintext connection by policy (access log)"
 else
   fail "ALLOW: node 2's ztunnel refused the plaintext connection by policy" "$(grep -a '10.99.1.50' "$T/zt-n2.log" | tail -n 3)"
@@ -431,8 +431,8 @@ rc_out=0; rc_in=0
 wait "$LOOP_OUT" || rc_out=$?
 wait "$LOOP_IN" || rc_in=$?
 # Who carried the loop's outbound connections (SO_REUSEPORT spreads them while both listen)?
-n_old=$(grep -a 'connection complete' "$T/zt-n2r.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
-n_new=$(grep -a 'connection complete' "$T/zt-n2new.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+n_old=$(grep -a 'connection complete' "$T/zt-n2r.log" | grep -aE 'direction="?outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+n_new=$(grep -a 'connection complete' "$T/zt-n2new.log" | grep -aE 'direction="?outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
 [[ $rc_out == 0 ]] && pass "drain: outbound from client-c (node 2) lost no connection: $(head -n 1 "$T/loop-out.log"); carried by old=$n_old new=$n_new" \
   || fail "drain: outbound from client-c lost no connection" "$(cat "$T/loop-out.log")"
 [[ $rc_in == 0 ]] && pass "drain: inbound to server-2 (node 2) lost no connection: $(head -n 1 "$T/loop-in.log")" \

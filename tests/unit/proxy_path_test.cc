@@ -269,8 +269,8 @@ TEST_CASE("outbound -> HBONE -> inbound -> app, recorded once on each side", "[p
     CHECK(metric(m.registry, "istio_tcp_sockets_open", {}) == 0);
     CHECK(metric(m.registry, "ztunnel_task_failures_total", {}) == 0);
     INFO(m.log.dump());
-    CHECK(m.log.contains("connection complete .*dst.workload=server.*direction=outbound"));
-    CHECK(m.log.contains("connection complete .*src.workload=client.*direction=inbound"));
+    CHECK(m.log.contains("connection complete.*dst.workload=\"?server.*direction=\"?outbound"));
+    CHECK(m.log.contains("connection complete.*src.workload=\"?client.*direction=\"?inbound"));
   });
 }
 
@@ -287,10 +287,13 @@ TEST_CASE("policy DENY: 401 to the source (CONNECT), DENY at the destination", "
                     {{"reporter", "source"}, {"response_flags", "CONNECT"}}) == 1;
     });
     CHECK(got4);
-    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 0);
+    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 0);
+    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 2);
+    CHECK(metric(m.registry, "istio_tcp_connections_failed_total",
+                 {{"reporter", "destination"}, {"response_flags", "DENY"}}) == 1);
     INFO(m.log.dump());
-    CHECK(m.log.contains("direction=inbound.*error=\"?explicitly denied by ns/deny-all"));
-    CHECK(m.log.contains("direction=outbound.*error=.*401"));
+    CHECK(m.log.contains("direction=\"?inbound.*error=\"?explicitly denied by ns/deny-all"));
+    CHECK(m.log.contains("direction=\"?outbound.*error=.*401"));
   });
 }
 
@@ -312,7 +315,7 @@ TEST_CASE("late rejection: a policy change closes the live connection", "[proxy_
     const bool got6 = co_await eventually([&] { return m.log.contains("AuthorizationPolicyLateRejection"); });
     CHECK(got6);
     INFO(m.log.dump());
-    CHECK(m.log.contains("direction=inbound.*error=\"?AuthorizationPolicyLateRejection: explicitly denied"));
+    CHECK(m.log.contains("direction=\"?inbound.*error=\"?AuthorizationPolicyLateRejection: explicitly denied"));
   });
 }
 
@@ -382,7 +385,7 @@ TEST_CASE("an unknown source is an early deny: connection failed, no metrics", "
     const bool got15 = co_await eventually([&] { return m.log.contains("connection failed"); });
     CHECK(got15);
     INFO(m.log.dump());
-    CHECK(m.log.contains("connection failed .*direction=outbound.*error=\"?unknown source workload"));
+    CHECK(m.log.contains("connection failed.*direction=\"?outbound.*error=\"?unknown source workload"));
     CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {}) == 0);
   });
 }
@@ -413,11 +416,14 @@ TEST_CASE("ConnectionResult records once", "[proxy_path]") {
   TrafficMetrics metrics(reg);
   ConnectionParties p;
   p.reporter = "destination";
-  SECTION("a failure before the relay: opened and closed under its flag") {
+  SECTION("a failure before the relay: opened under '-', closed and failed under its flag") {
     ConnectionResult r(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
     CHECK(r.record(ProxyError{ProxyErrorKind::PolicyDenied, "no"}));
     CHECK_FALSE(r.record(std::nullopt, 10, 10));
-    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 0);
+    CHECK(metric(reg, "istio_tcp_connections_closed_total", {{"response_flags", "DENY"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {{"response_flags", "DENY"}}) == 1);
     CHECK(metric(reg, "istio_tcp_connections_closed_total", {}) == 1);
     CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 0);
   }
@@ -432,6 +438,15 @@ TEST_CASE("ConnectionResult records once", "[proxy_path]") {
     CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 7);
     CHECK(metric(reg, "istio_tcp_sent_bytes_total", {}) == 9);
     CHECK(metric(reg, "istio_tcp_sockets_open", {}) == 0);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {}) == 0);
+  }
+  SECTION("a relay ended by an error without a flag: closed under '-' and counted failed") {
+    ConnectionResult r(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    r.established();
+    CHECK(r.record(ProxyError{ProxyErrorKind::Relay, "reset"}, 3, 4));
+    CHECK(metric(reg, "istio_tcp_connections_closed_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 3);
   }
 }
 
