@@ -1,5 +1,9 @@
 #include "common/admin_servers.h"
 
+#include <algorithm>
+#include <string_view>
+#include <vector>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -30,8 +34,55 @@ Response logging_handler(const Request& req) {
   return Response::text(200, "current log level is " + log::current_filter() + "\n");
 }
 
-Response metrics_handler(const metrics::Registry& registry, const Request&) {
+// OpenMetrics from Prometheus text 0.0.4: a counter family is named without its _total suffix
+// in # HELP / # TYPE (its samples keep it), and the exposition ends with # EOF.
+std::string to_openmetrics(const std::string& text) {
+  auto lines_of = [&](auto&& fn) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      fn(std::string_view(text).substr(pos, end - pos));
+      pos = end + 1;
+    }
+  };
+  // Pass 1: the counter families whose name carries _total.
+  std::vector<std::string> counters;
+  lines_of([&](std::string_view l) {
+    constexpr std::string_view kType = "# TYPE ";
+    if (!l.starts_with(kType) || !l.ends_with(" counter")) return;
+    std::string_view name = l.substr(kType.size(), l.size() - kType.size() - 8);
+    if (name.ends_with("_total")) counters.emplace_back(name);
+  });
+  auto is_counter = [&](std::string_view n) { return std::find(counters.begin(), counters.end(), n) != counters.end(); };
+  std::string out;
+  out.reserve(text.size() + 16);
+  lines_of([&](std::string_view l) {
+    for (std::string_view prefix : {std::string_view("# TYPE "), std::string_view("# HELP ")}) {
+      if (!l.starts_with(prefix)) continue;
+      std::string_view rest = l.substr(prefix.size());
+      std::string_view name = rest.substr(0, rest.find(' '));
+      if (is_counter(name)) {
+        out.append(prefix).append(name.substr(0, name.size() - 6)).append(rest.substr(name.size())).append("\n");
+        return;
+      }
+    }
+    out.append(l).append("\n");
+  });
+  out += "# EOF\n";
+  return out;
+}
+
+// Upstream's stats server negotiates by Accept: OpenMetrics when the scraper asks for it (as
+// Prometheus does), else the Prometheus text format.
+Response metrics_handler(const metrics::Registry& registry, const Request& req) {
   Response r;
+  auto accept = req.header("accept");
+  if (accept && accept->find("application/openmetrics-text") != std::string_view::npos) {
+    r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    r.body = to_openmetrics(registry.render());
+    return r;
+  }
   r.content_type = std::string(metrics::kTextContentType);
   r.body = registry.render();
   return r;

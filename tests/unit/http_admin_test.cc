@@ -101,6 +101,14 @@ ClientResponse get(uint16_t port, const std::string& target, const std::string& 
   return *r;
 }
 
+ClientResponse get_with_header(uint16_t port, const std::string& target, const std::string& header) {
+  Client c(port, asio::ip::make_address("127.0.0.1"));
+  c.send("GET " + target + " HTTP/1.1\r\nHost: x\r\n" + header + "\r\nConnection: close\r\n\r\n");
+  auto r = c.read();
+  REQUIRE(r.has_value());
+  return *r;
+}
+
 }  // namespace
 
 // ---- parser -------------------------------------------------------------------------------
@@ -345,6 +353,19 @@ TEST_CASE("admin servers: readiness flip, metrics, logging, quitquitquit", "[htt
     CHECK_THAT(m.body, Catch::Contains("things_total 7\n"));
   }
   CHECK(get(s.admin().port(), "/metrics").status == 404);  // stats live on their own port
+  // OpenMetrics when asked for by Accept (as Prometheus asks): counter family named without
+  // _total, samples unchanged, # EOF at the end.
+  auto om = get_with_header(s.stats().port(), "/metrics",
+                            "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+  CHECK(om.status == 200);
+  CHECK_THAT(om.head, Catch::Contains("application/openmetrics-text; version=1.0.0"));
+  CHECK_THAT(om.body, Catch::Contains("# TYPE things counter\n"));
+  CHECK_THAT(om.body, Catch::Contains("# HELP things Things\n"));
+  CHECK_THAT(om.body, Catch::Contains("things_total 7\n"));
+  CHECK_THAT(om.body, Catch::EndsWith("# EOF\n"));
+  auto plain = get_with_header(s.stats().port(), "/metrics", "Accept: text/plain");
+  CHECK_THAT(plain.head, Catch::Contains("text/plain; version=0.0.4"));
+  CHECK_THAT(plain.body, Catch::Contains("# TYPE things_total counter\n"));
 
   // Admin.
   auto dump = get(s.admin().port(), "/config_dump");
