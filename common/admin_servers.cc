@@ -1,6 +1,9 @@
 #include "common/admin_servers.h"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -73,18 +76,41 @@ std::string to_openmetrics(const std::string& text) {
   return out;
 }
 
+// gzip of `in` (zlib, gzip wrapper); nullopt if zlib fails (the caller sends it uncompressed).
+std::optional<std::string> gzip(const std::string& in) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
+}
+
 // Upstream's stats server negotiates by Accept: OpenMetrics when the scraper asks for it (as
-// Prometheus does), else the Prometheus text format.
+// Prometheus does), else the Prometheus text format; gzip when Accept-Encoding allows it.
 Response metrics_handler(const metrics::Registry& registry, const Request& req) {
   Response r;
   auto accept = req.header("accept");
   if (accept && accept->find("application/openmetrics-text") != std::string_view::npos) {
     r.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     r.body = to_openmetrics(registry.render());
-    return r;
+  } else {
+    r.content_type = std::string(metrics::kTextContentType);
+    r.body = registry.render();
   }
-  r.content_type = std::string(metrics::kTextContentType);
-  r.body = registry.render();
+  auto enc = req.header("accept-encoding");
+  if (enc && enc->find("gzip") != std::string_view::npos) {
+    if (auto z = gzip(r.body)) {
+      r.body = std::move(*z);
+      r.content_encoding = "gzip";
+    }
+  }
   return r;
 }
 
