@@ -237,7 +237,7 @@ else fail "live reload of B's LOCAL_XDS_PATH (DENY removed) re-admits A" "$(tail
 # In pod C (no in-pod rules, so nothing is captured); PROXY_WORKLOAD_INFO is the one addition:
 # our dedicated mode serves exactly one workload.
 nsx_bg_env c "$T/zt-fake.log" FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH="$ZT_ROOT/examples/localhost.yaml" \
-  PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default -- "$ZT_BIN"
+  PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default -- prlimit --nofile=1024: "$ZT_BIN"
 fake_pid=$NSX_LAST_PID
 if out=$(zt_wait_ready c 20); then pass "local-run recipe: FAKE_CA=true XDS_ADDRESS=\"\" LOCAL_XDS_PATH=examples/localhost.yaml becomes ready"
 else fail "local-run recipe: FAKE_CA ztunnel ready" "$out
@@ -264,7 +264,8 @@ check "local-run recipe: /config_dump decodes as istioctl's structs" \
   "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" <<<"$fake_dump"
 soft=$(awk '/Max open files/ {print $4}' "/proc/$fake_pid/limits" 2>/dev/null)
 hard=$(awk '/Max open files/ {print $5}' "/proc/$fake_pid/limits" 2>/dev/null)
-[[ -n $soft && $soft == "$hard" ]] && pass "open-files soft limit raised to the hard limit ($soft)" \
+# Started with a soft limit of 1024 (prlimit execs ztunnel, same pid).
+[[ -n $soft && $soft == "$hard" ]] && pass "open-files soft limit raised from 1024 to the hard limit ($soft)" \
   || fail "open-files soft limit raised to the hard limit" "soft '$soft' hard '$hard' (pid $fake_pid)"
 nsx_stop "$fake_pid" 15 || fail "local-run ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-fake.log")"
 
