@@ -68,12 +68,16 @@ image: deps
 image-prebuilt: build
 	bash scripts/build-image.sh --prebuilt build/bin --check
 
+# Every directory of our own C++ (generated protobuf code lives under build/ and is not ours).
+SRC_DIRS := common hbone ztunnel waypoint controlplane cni tools tests fuzz proto
+
 format:
-	find common hbone ztunnel waypoint tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
+	find $(SRC_DIRS) \( -name '*.cc' -o -name '*.h' \) ! -name '*.pb.*' | xargs clang-format -i
 
 tidy:
 	cmake --preset default >/dev/null
-	run-clang-tidy -p build common hbone ztunnel
+	run-clang-tidy -p build -header-filter='^$(CURDIR)/(common|hbone|ztunnel|waypoint|controlplane|cni)/' \
+	  common hbone ztunnel waypoint controlplane cni
 
 clean:
 	rm -rf build build-asan

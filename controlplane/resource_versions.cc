@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "controlplane/local_xds_writer.h"
+#include "common/model/local_config_writer.h"
 
 namespace controlplane {
 namespace {

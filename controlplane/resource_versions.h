@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "ztunnel/local_config.h"
+#include "common/model/local_config.h"
 
 namespace controlplane {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <string_view>
 
-#include "common/build_info.h"
-#include "common/log.h"
+#include "common/admin/build_info.h"
+#include "common/admin/log.h"
 #include "common/runtime.h"
 #include "waypoint/app.h"
 #include "waypoint/config.h"

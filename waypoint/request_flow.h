@@ -20,7 +20,7 @@
 #include "waypoint/router/random.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
 
 namespace waypoint {
 

@@ -10,8 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/build_info.h"
-#include "common/log.h"
+#include "common/admin/build_info.h"
+#include "common/admin/log.h"
 #include "ztunnel/app.h"
 #include "ztunnel/config.h"
 

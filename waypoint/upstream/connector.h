@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "common/identity.h"
+#include "common/identity/identity.h"
 #include "common/result.h"
 #include "hbone/pool.h"
 #include "waypoint/http/any_stream.h"
