@@ -132,7 +132,9 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   stream->respond(200, headers);
   result.established();
   auto listed = list_live(ConnectionView{true, src_addr, stream->request().authority, ctx->dst_addr, "HBONE"});
-  auto r = co_await hbone::copy_bidirectional(*app_sock, stream);
+  hbone::CopyResult r;
+  auto metered = meter(Metered{&r, stream.get(), &result, false});
+  co_await hbone::copy_bidirectional(*app_sock, stream, r);
   result.record(relay_outcome(r, std::move(late_rejection)), r.to_socket, r.to_stream);
 }
 
@@ -181,7 +183,9 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
   // Phase 3: relay.
   result.established();
   auto listed = list_live(ConnectionView{true, cap->src_addr, cap->dst_addr, cap->dst_addr, "TCP"});
-  auto r = co_await hbone::copy_bidirectional(*sock, *app_sock);
+  hbone::CopyResult r;
+  auto metered = meter(Metered{&r, nullptr, &result, true});
+  co_await hbone::copy_bidirectional(*sock, *app_sock, r);
   result.record(relay_outcome(r, std::move(late_rejection)), r.to_stream, r.to_socket);
 }
 

@@ -11,6 +11,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -466,6 +467,38 @@ void Proxy::force_close() {
 }
 
 int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+Proxy::Worker::MeterHandle Proxy::Worker::meter(Metered m) {
+  auto it = metered.insert(metered.end(), m);
+  if (!flushing) {
+    flushing = true;
+    asio::co_spawn(io, report_bytes_loop(), asio::detached);
+  }
+  return MeterHandle{metered, it};
+}
+
+void Proxy::Worker::report_bytes() {
+  for (auto& m : metered) {
+    if (m.stream != nullptr) m.copy->to_socket += m.stream->take_direct_bytes();
+    if (m.to_dst_is_to_stream) {
+      m.result->progress(m.copy->to_stream, m.copy->to_socket);
+    } else {
+      m.result->progress(m.copy->to_socket, m.copy->to_stream);
+    }
+  }
+}
+
+asio::awaitable<void> Proxy::Worker::report_bytes_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer timer(io);
+  while (!metered.empty()) {
+    timer.expires_after(kByteReportInterval);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    report_bytes();
+  }
+  flushing = false;
+}
 
 std::vector<ConnectionView> Proxy::connections(std::chrono::milliseconds budget) const {
   // Shared with the posted tasks, so one that runs after we gave up writes into live memory.

@@ -274,6 +274,49 @@ TEST_CASE("outbound -> HBONE -> inbound -> app, recorded once on each side", "[p
   });
 }
 
+TEST_CASE("a long-lived connection's bytes reach the counters before it closes", "[proxy_path]") {
+  Mesh m;
+  m.run([&]() -> asio::awaitable<void> {
+    tcp::socket s(m.io);
+    auto [cec] = co_await s.async_connect(m.outbound(), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!cec);
+    auto bytes = [&](const char* name, const char* reporter) {
+      return metric(m.registry, name, {{"reporter", reporter}, {"response_flags", "-"}});
+    };
+    // Two rounds on one open connection: the counters follow each round while it stays open.
+    uint64_t total = 0;
+    for (size_t round : {size_t{5000}, size_t{70000}}) {
+      const std::string payload(round, 'b');
+      co_await asio::async_write(s, asio::buffer(payload), asio::as_tuple(asio::use_awaitable));
+      std::string echo(round, '\0');
+      auto [rec, n] = co_await asio::async_read(s, asio::buffer(echo), asio::as_tuple(asio::use_awaitable));
+      REQUIRE(!rec);
+      CHECK(echo == payload);
+      total += round;
+      const bool grew = co_await eventually([&] {
+        return bytes("istio_tcp_received_bytes_total", "source") == total &&
+               bytes("istio_tcp_sent_bytes_total", "source") == total &&
+               bytes("istio_tcp_received_bytes_total", "destination") == total &&
+               bytes("istio_tcp_sent_bytes_total", "destination") == total;
+      });
+      INFO("round of " << round << " bytes; " << m.registry.render());
+      CHECK(grew);
+      CHECK(metric(m.registry, "istio_tcp_connections_closed_total", {}) == 0);
+    }
+    // Closing adds only what was not reported yet: each byte is counted once.
+    boost::system::error_code ignored;
+    s.shutdown(tcp::socket::shutdown_send, ignored);
+    auto rest = co_await read_all(s);
+    CHECK(rest.empty());
+    const bool closed = co_await eventually(
+        [&] { return metric(m.registry, "istio_tcp_connections_closed_total", {}) == 2; });
+    CHECK(closed);
+    CHECK(bytes("istio_tcp_received_bytes_total", "source") == total);
+    CHECK(bytes("istio_tcp_sent_bytes_total", "destination") == total);
+    CHECK(metric(m.registry, "istio_tcp_received_bytes_total", {}) == 2 * total);
+  });
+}
+
 TEST_CASE("policy DENY: 401 to the source (CONNECT), DENY at the destination", "[proxy_path]") {
   Mesh m;
   m.set_snapshot(snapshot(kDenyAll));
