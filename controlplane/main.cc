@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/admin/build_info.h"
 #include "controlplane/compiler.h"
 #include "controlplane/dir_watch.h"
 #include "common/model/local_config_writer.h"
@@ -124,6 +125,11 @@ int parse_args(int argc, char** argv, Args& a) {
   const std::string_view cmd = argv[1];
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage(stdout);
+    return -1;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("controlplane %s (%s)\n", common::build_info().version.c_str(),
+                common::build_info().git_revision.c_str());
     return -1;
   }
   a.serve = cmd == "serve";

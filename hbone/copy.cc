@@ -127,22 +127,30 @@ asio::awaitable<void> socket_to_socket(tcp::socket& from, tcp::socket& to, uint6
 
 }  // namespace
 
-asio::awaitable<CopyResult> copy_bidirectional(tcp::socket& socket, std::shared_ptr<Stream> stream) {
-  CopyResult r;
+asio::awaitable<void> copy_bidirectional(tcp::socket& socket, std::shared_ptr<Stream> stream, CopyResult& r) {
   boost::system::error_code ec;
   socket.non_blocking(true, ec);
   co_await (socket_to_stream(socket, *stream, r) && stream_to_socket(*stream, socket, r));
-  co_return r;
 }
 
-asio::awaitable<CopyResult> copy_bidirectional(tcp::socket& a, tcp::socket& b) {
-  CopyResult r;
+asio::awaitable<void> copy_bidirectional(tcp::socket& a, tcp::socket& b, CopyResult& r) {
   boost::system::error_code ec;
   a.non_blocking(true, ec);
   b.non_blocking(true, ec);
   std::string e1, e2;
   co_await (socket_to_socket(a, b, r.to_stream, e1) && socket_to_socket(b, a, r.to_socket, e2));
   r.error = !e1.empty() ? e1 : e2;
+}
+
+asio::awaitable<CopyResult> copy_bidirectional(tcp::socket& socket, std::shared_ptr<Stream> stream) {
+  CopyResult r;
+  co_await copy_bidirectional(socket, std::move(stream), r);
+  co_return r;
+}
+
+asio::awaitable<CopyResult> copy_bidirectional(tcp::socket& a, tcp::socket& b) {
+  CopyResult r;
+  co_await copy_bidirectional(a, b, r);
   co_return r;
 }
 

@@ -7,6 +7,11 @@
 // so idle tunnels stay small and bulk ones make few syscalls.
 // stream -> socket: bytes are written from the stream's receive queue and only then consumed,
 // which is what reopens the HTTP/2 window.
+// Progress: the overloads taking a CopyResult& update it as bytes move (plain fields, same
+// thread), so the caller can report a long connection's bytes before it ends (ztunnel's byte
+// counters) without a per-chunk atomic. Bytes the stream delivered directly to the socket are
+// counted when the copy next wakes; a reader on the same thread may fold them in earlier with
+// Stream::take_direct_bytes().
 // Threading: both directions run on the socket's executor, which must be the stream's.
 #pragma once
 
@@ -32,5 +37,12 @@ boost::asio::awaitable<CopyResult> copy_bidirectional(boost::asio::ip::tcp::sock
 // Plain TCP <-> TCP copy (passthrough and inbound plaintext paths), same buffering policy.
 boost::asio::awaitable<CopyResult> copy_bidirectional(boost::asio::ip::tcp::socket& a,
                                                       boost::asio::ip::tcp::socket& b);
+
+// The same copies, accumulating into the caller's `progress` while they run (to_stream is
+// a -> b for the socket pair). `progress` must outlive the copy.
+boost::asio::awaitable<void> copy_bidirectional(boost::asio::ip::tcp::socket& socket, std::shared_ptr<Stream> stream,
+                                                CopyResult& progress);
+boost::asio::awaitable<void> copy_bidirectional(boost::asio::ip::tcp::socket& a, boost::asio::ip::tcp::socket& b,
+                                                CopyResult& progress);
 
 }  // namespace hbone

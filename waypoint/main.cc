@@ -2,13 +2,19 @@
 // variables plus ztunnel's names for the control plane).
 #include <csignal>
 #include <cstdio>
+#include <string_view>
 
+#include "common/admin/build_info.h"
 #include "common/admin/log.h"
 #include "common/runtime.h"
 #include "waypoint/app.h"
 #include "waypoint/config.h"
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string_view(argv[1]) == "--version" || std::string_view(argv[1]) == "version")) {
+    std::printf("waypoint %s (%s)\n", common::build_info().version.c_str(), common::build_info().git_revision.c_str());
+    return 0;
+  }
   // A peer that vanishes must cost one connection, never the process.
   std::signal(SIGPIPE, SIG_IGN);
   auto cfg = waypoint::load_config(common::env::process_env(), common::available_cores());

@@ -17,6 +17,7 @@
 #include "common/identity/secret_manager.h"
 #include "hbone/connection_stats.h"
 #include "hbone/overload.h"
+#include "ztunnel/state/admin_dump.h"
 #include "ztunnel/cert_source.h"
 #include "ztunnel/dataplane.h"
 #include "common/model/local_config.h"
@@ -49,24 +50,6 @@ int64_t mtime_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
-nlohmann::json certs_json(const std::vector<common::CertInfo>& infos) {
-  auto details = [](const std::vector<common::CertDetails>& v) {
-    nlohmann::json a = nlohmann::json::array();
-    for (auto& d : v) {
-      a.push_back({{"pem", d.pem}, {"serialNumber", d.serial_number}, {"validFrom", d.valid_from},
-                   {"expirationTime", d.expiration_time}});
-    }
-    return a;
-  };
-  nlohmann::json out = nlohmann::json::array();
-  for (auto& i : infos) {
-    nlohmann::json c = {{"identity", i.identity.uri()}, {"state", i.state}, {"certChain", details(i.cert_chain)},
-                        {"rootCerts", details(i.root_certs)}};
-    if (!i.error.empty()) c["error"] = i.error;
-    out.push_back(std::move(c));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -94,11 +77,18 @@ int run_app(const Config& cfg) {
     }
     initial = snapshot.value();
   }
+  // What staticConfig shows: the last good load of the local file (kept through xDS).
+  SnapshotConstSharedPtr local_snapshot = use_local ? initial : nullptr;
+  std::string istio_version;
+  for (const auto& [k, v] : cfg.istio_meta) {
+    if (k == "ISTIO_VERSION") istio_version = v;
+  }
 
   common::Runtime runtime(cfg.worker_threads);
   common::metrics::Registry registry;
   common::metrics::register_process_metrics(registry);
-  common::metrics::register_build_info(registry, "ztunnel", kVersion);
+  // Upstream's tag is the Istio release it ships with (ISTIO_META_ISTIO_VERSION in the chart).
+  common::metrics::register_build_info(registry, "ztunnel", istio_version.empty() ? kVersion : istio_version);
   hbone::register_connection_stats(registry);
   hbone::overload().set_budget(cfg.hbone_buffer_budget);
   common::Readiness readiness;
@@ -190,13 +180,23 @@ int run_app(const Config& cfg) {
   hooks.readiness = &readiness;
   hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
   hooks.config_dump = [&]() {
+    // Upstream's top level: the proxy state flattened (workloads, services, policies,
+    // stagedServices), staticConfig (the local file's content), version, config,
+    // certificates, and in node mode workloadState.
     nlohmann::json dump = current->to_json();
-    dump["certificates"] = certs_json(secrets.dump());
+    // Endpoints that arrive before their service: ours are indexed when the service comes,
+    // nothing is held back, so the staging area upstream shows is always empty.
+    dump["stagedServices"] = nlohmann::json::object();
+    dump["certificates"] = certificates_json(secrets.dump());
     dump["config"] = cfg.to_json();
-    dump["version"] = kVersion;
+    dump["version"] = version_json(istio_version);
+    nlohmann::json local = local_snapshot ? local_snapshot->to_json() : nlohmann::json::object();
+    dump["staticConfig"] = {{"workloads", local.value("workloads", nlohmann::json::array())},
+                            {"policies", local.value("policies", nlohmann::json::array())},
+                            {"services", local.value("services", nlohmann::json::array())}};
     std::string source = cfg.local_xds_path ? *cfg.local_xds_path : std::string(cfg.local_xds ? "LOCAL_XDS" : "");
     if (xds_synced) source = "xds " + *cfg.xds_address;
-    dump["staticConfig"] = {{"source", source}, {"configVersion", current->version()}};
+    dump["configSource"] = {{"source", source}, {"configVersion", current->version()}};
     if (xds) dump["xds"] = xds->status();
     plane->dump(dump);
     return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -228,6 +228,7 @@ int run_app(const Config& cfg) {
         auto next = load_snapshot(cfg, ++version);
         if (next) {
           current = next.value();
+          local_snapshot = current;
           plane->set_snapshot(current);
           spdlog::info("configuration reloaded from {} (version {})", *cfg.local_xds_path, version);
         } else {

@@ -39,6 +39,14 @@ common::Result<std::unique_ptr<common::CertProvider>> make_cert_provider(const C
     return std::unique_ptr<common::CertProvider>(
         std::make_unique<common::LocalCaProvider>(std::move(ca.value()), ttl));
   }
+  if (cfg.fake_ca) {
+    // Upstream's local-run mode: no CA anywhere, certificates from a throwaway hierarchy.
+    auto ca = common::LocalCa::generate(cfg.trust_domain);
+    if (!ca) return common::make_error("FAKE_CA: " + ca.error());
+    spdlog::info("FAKE_CA: certificates from an in-memory self-signed CA (ttl {}s)", ttl.count());
+    return std::unique_ptr<common::CertProvider>(
+        std::make_unique<common::LocalCaProvider>(std::move(ca.value()), ttl));
+  }
   return common::make_error(
       "no certificate source: set CA_ADDRESS to an Istio CA, or LOCAL_CA_DIR to an Istio cacerts directory "
       "(scripts/make-cacerts.sh creates one)");

@@ -110,6 +110,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   }
   bool fake_ca = false;
   ZT_TRY(fake_ca, env::get_bool(e, "FAKE_CA", false));
+  c.fake_ca = fake_ca;
   if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
   if (fake_ca || (c.local_ca_dir && !e("CA_ADDRESS"))) {
     c.ca_address = std::nullopt;
@@ -126,10 +127,11 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
   }
   c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
-  if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
-    c.cluster_id = *v;
-  } else if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
+  // Upstream: the proxy metadata (ISTIO_META_CLUSTER_ID, which the chart sets) wins.
+  if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
     c.cluster_id = *m;
+  } else if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
+    c.cluster_id = *v;
   }
   c.cluster_domain = env::get_string(e, "CLUSTER_DOMAIN", c.cluster_domain);
   c.network = env::get_string(e, "NETWORK", "");
@@ -203,7 +205,12 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   ZT_TRY(c.enable_response_baggage, env::get_bool(e, "ENABLE_RESPONSE_BAGGAGE", c.enable_response_baggage));
   ZT_TRY(c.authz_policy_info_logging, env::get_bool(e, "AUTHZ_POLICY_INFO_LOGGING", false));
   // Proxy metadata (ISTIO_META_ prefix stripped upstream): anything but "false" keeps DNS on.
-  if (auto v = e("ISTIO_META_DNS_CAPTURE")) c.dns_proxy = *v != "false";
+  // Upstream compares the lower-cased value with "true": "True" enables, "yes" disables.
+  if (auto v = e("ISTIO_META_DNS_CAPTURE")) {
+    std::string lower(*v);
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    c.dns_proxy = lower == "true";
+  }
 
   // -- logging
   {
@@ -284,10 +291,24 @@ Result<Config> load_config_from_process() {
 }
 
 nlohmann::json Config::to_json() const {
+  // Upstream's serialisation of its Config (serde, camelCase): durations as {secs, nanos},
+  // enums externally tagged ({"File": path}), absent options as null. Settings upstream does
+  // not have keep their own camelCase names after those.
   using nlohmann::json;
   auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+  auto duration = [](std::chrono::milliseconds d) {
+    return json{{"secs", d.count() / 1000}, {"nanos", (d.count() % 1000) * 1'000'000}};
+  };
+  auto root_cert = [](const std::string& v) {
+    if (v == "SYSTEM") return json("Default");
+    if (v.find("-----BEGIN") != std::string::npos) return json{{"Static", "<inline PEM>"}};
+    return json{{"File", v}};
+  };
+  auto listener = [&](uint16_t port) {
+    return std::string(ipv6_enabled ? "[::]:" : "0.0.0.0:") + std::to_string(port);
+  };
   json j;
-  j["proxyMode"] = to_string(proxy_mode);
+  j["proxyMode"] = proxy_mode == ProxyMode::Shared ? "Shared" : "Dedicated";
   if (workload_info) {
     j["proxyWorkloadInformation"] = {{"namespace", workload_info->ns},
                                      {"workloadName", workload_info->name},
@@ -295,57 +316,67 @@ nlohmann::json Config::to_json() const {
   } else {
     j["proxyWorkloadInformation"] = nullptr;
   }
-  j["localXdsPath"] = opt(local_xds_path);
-  j["localXdsInline"] = local_xds.has_value();
+  if (local_xds_path) {
+    j["localXdsConfig"] = {{"File", *local_xds_path}};
+  } else if (local_xds) {
+    j["localXdsConfig"] = {{"Static", "<inline LOCAL_XDS>"}};
+  } else {
+    j["localXdsConfig"] = nullptr;
+  }
   j["xdsAddress"] = opt(xds_address);
   j["caAddress"] = opt(ca_address);
-  j["localCaDir"] = opt(local_ca_dir);
-  j["xdsRootCert"] = xds_root_ca.find("-----BEGIN") == std::string::npos ? json(xds_root_ca) : json("<inline PEM>");
-  j["caRootCert"] = ca_root_ca.find("-----BEGIN") == std::string::npos ? json(ca_root_ca) : json("<inline PEM>");
+  j["xdsRootCert"] = root_cert(xds_root_ca);
+  j["caRootCert"] = root_cert(ca_root_ca);
   j["altXdsHostname"] = opt(alt_xds_hostname);
   j["altCaHostname"] = opt(alt_ca_hostname);
-  j["secretTtl"] = std::to_string(secret_ttl.count()) + "ms";
-  j["trustDomain"] = trust_domain;
+  j["secretTtl"] = duration(secret_ttl);
   j["clusterId"] = cluster_id;
   j["clusterDomain"] = cluster_domain;
   j["network"] = network;
-  j["localNode"] = node_name;
-  j["podName"] = pod_name;
-  j["podNamespace"] = pod_namespace;
-  j["serviceAccount"] = service_account;
-  j["localIp"] = instance_ip;
+  j["localNode"] = node_name.empty() ? json(nullptr) : json(node_name);
+  j["localIp"] = instance_ip.empty() ? json(nullptr) : json(instance_ip);
   j["numWorkerThreads"] = worker_threads;
-  j["terminationDeadline"] = std::to_string(termination_deadline.count()) + "ms";
+  j["selfTerminationDeadline"] = duration(termination_deadline);
   j["poolMaxStreamsPerConn"] = pool_max_streams_per_connection;
-  j["poolUnusedReleaseTimeout"] = std::to_string(pool_unused_release_timeout.count()) + "ms";
+  j["poolUnusedReleaseTimeout"] = duration(pool_unused_release_timeout);
   j["windowSize"] = http2_stream_window_size;
   j["connectionWindowSize"] = http2_connection_window_size;
   j["frameSize"] = http2_frame_size;
-  j["hboneBufferBudget"] = hbone_buffer_budget;
-  j["packetMark"] = packet_mark;
+  j["packetMark"] = packet_mark == 0 ? json(nullptr) : json(packet_mark);
   j["inpodUds"] = inpod_uds;
   j["inpodPortReuse"] = inpod_port_reuse;
   j["enableOriginalSource"] = enable_orig_src ? json(*enable_orig_src) : json(nullptr);
-  j["ipv6Enabled"] = ipv6_enabled;
   j["socketConfig"] = {
-      {"keepaliveEnabled", keepalive_enabled},
-      {"keepaliveTime", std::to_string(keepalive_time.count()) + "ms"},
-      {"keepaliveInterval", std::to_string(keepalive_interval.count()) + "ms"},
+      {"keepaliveTime", duration(keepalive_time)},
+      {"keepaliveInterval", duration(keepalive_interval)},
       {"keepaliveRetries", keepalive_retries},
+      {"keepaliveEnabled", keepalive_enabled},
       {"userTimeoutEnabled", user_timeout_enabled},
   };
   j["enableResponseBaggage"] = enable_response_baggage;
-  j["authzPolicyInfoLogging"] = authz_policy_info_logging;
   j["dnsProxy"] = dns_proxy;
-  j["logFormat"] = log_format == common::log::Format::Json ? "json" : "plain";
-  j["logLevel"] = log_level;
+  j["fakeCa"] = fake_ca;
   j["adminAddr"] = admin_addr;
   j["statsAddr"] = stats_addr;
   j["readinessAddr"] = readiness_addr;
-  j["outboundPort"] = kOutboundPort;
-  j["inboundPlaintextPort"] = kInboundPlaintextPort;
-  j["inboundPort"] = kInboundHbonePort;
-  j["dnsPort"] = kDnsPort;
+  j["inboundAddr"] = listener(kInboundHbonePort);
+  j["inboundPlaintextAddr"] = listener(kInboundPlaintextPort);
+  j["outboundAddr"] = listener(kOutboundPort);
+  j["dnsProxyAddr"] = listener(kDnsPort);
+  json meta = json::object();
+  for (const auto& [k, v] : istio_meta) meta[k] = v;
+  j["proxyMetadata"] = std::move(meta);
+  // Ours (no upstream field).
+  j["trustDomain"] = trust_domain;
+  j["podName"] = pod_name;
+  j["podNamespace"] = pod_namespace;
+  j["serviceAccount"] = service_account;
+  j["localCaDir"] = opt(local_ca_dir);
+  j["hboneBufferBudget"] = hbone_buffer_budget;
+  j["ipv6Enabled"] = ipv6_enabled;
+  j["authzPolicyInfoLogging"] = authz_policy_info_logging;
+  j["logFormat"] = log_format == common::log::Format::Json ? "json" : "plain";
+  j["logLevel"] = log_level;
   return j;
 }
 

@@ -49,6 +49,7 @@ struct Config {
   std::optional<std::string> xds_address;                             // nullopt = xDS disabled (XDS_ADDRESS="")
   std::optional<std::string> ca_address;                              // nullopt = no remote CA (CA_ADDRESS="")
   std::optional<std::string> local_ca_dir;                            // LOCAL_CA_DIR: Istio cacerts layout (ours)
+  bool fake_ca = false;  // FAKE_CA: certificates from an in-memory self-signed CA (local runs)
   std::string xds_root_ca = "./var/run/secrets/istio/root-cert.pem";  // path, "SYSTEM" or PEM
   std::string ca_root_ca = "./var/run/secrets/istio/root-cert.pem";
   std::string auth_token = "./var/run/secrets/tokens/istio-token";  // AUTH_TOKEN

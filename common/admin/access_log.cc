@@ -6,8 +6,9 @@
 namespace common {
 namespace {
 
-// Plain values are quoted only when needed to keep "k=v k=v" splittable, except for the
-// fields upstream always quotes (identities, duration, error).
+// Addresses print bare (upstream formats them with Display); every other string value is
+// quoted as upstream's tracing fields are (`direction="outbound"`). A bare value that would
+// break "k=v k=v" splitting is quoted anyway.
 bool needs_quotes(std::string_view v) {
   for (char c : v) {
     if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
@@ -47,18 +48,18 @@ void append_quoted(std::string& out, std::string_view v) {
 template <typename F>
 void for_each_field(const AccessRecord& r, F&& f) {
   f("src.addr", r.src_addr, false);
-  f("src.workload", r.src_workload, false);
-  f("src.namespace", r.src_namespace, false);
+  f("src.workload", r.src_workload, true);
+  f("src.namespace", r.src_namespace, true);
   f("src.identity", r.src_identity, true);
-  f("src.cluster", r.src_cluster, false);
+  f("src.cluster", r.src_cluster, true);
   f("dst.addr", r.dst_addr, false);
   f("dst.hbone_addr", r.dst_hbone_addr, false);
-  f("dst.service", r.dst_service, false);
-  f("dst.workload", r.dst_workload, false);
-  f("dst.namespace", r.dst_namespace, false);
+  f("dst.service", r.dst_service, true);
+  f("dst.workload", r.dst_workload, true);
+  f("dst.namespace", r.dst_namespace, true);
   f("dst.identity", r.dst_identity, true);
-  f("dst.cluster", r.dst_cluster, false);
-  f("direction", r.direction, false);
+  f("dst.cluster", r.dst_cluster, true);
+  f("direction", r.direction, true);
 }
 
 // log::logger() takes a mutex; the access logger is never replaced, so fetch it once per
@@ -85,17 +86,27 @@ std::string format_access_record(const AccessRecord& r, log::Format format) {
     // Peer-controlled strings may be invalid UTF-8: replace rather than throw.
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  // Upstream's plain layout: the message, a tab, then the fields separated by spaces (the
+  // line formatter puts time, level and scope in front, each followed by a tab).
   std::string out = r.message;
+  out += '\t';
+  bool first = true;
+  auto sep = [&] {
+    if (!first) out += ' ';
+    first = false;
+  };
   for_each_field(r, [&](const char* k, const std::string& v, bool quote) {
     if (v.empty()) return;
-    out.append(" ").append(k).append("=");
+    sep();
+    out.append(k).append("=");
     if (quote || needs_quotes(v)) {
       append_quoted(out, v);
     } else {
       out.append(v);
     }
   });
-  out.append(" bytes_sent=").append(std::to_string(r.bytes_sent));
+  sep();
+  out.append("bytes_sent=").append(std::to_string(r.bytes_sent));
   out.append(" bytes_recv=").append(std::to_string(r.bytes_recv));
   out.append(" duration=");
   append_quoted(out, duration);

@@ -307,6 +307,7 @@ std::string serialize_response(const Response& r, bool keep_alive, bool head_req
   out.append("HTTP/1.1 ").append(std::to_string(r.status)).append(" ");
   out.append(reason_phrase(r.status)).append("\r\n");
   out.append("Content-Type: ").append(r.content_type).append("\r\n");
+  if (!r.content_encoding.empty()) out.append("Content-Encoding: ").append(r.content_encoding).append("\r\n");
   out.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
   out.append(keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
   out.append("\r\n");

@@ -48,6 +48,7 @@ struct Request {
 struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
+  std::string content_encoding;  // e.g. "gzip"; "" = none (no header)
   std::string body;
 
   static Response text(int status, std::string body);

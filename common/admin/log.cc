@@ -151,7 +151,9 @@ std::unique_ptr<spdlog::formatter> make_formatter(Format f, bool access) {
     std::string head = std::string("{\"level\":\"%~\",\"time\":\"") + kTime + "\",\"scope\":\"%n\",";
     fmt->set_pattern(head + (access ? "%&}" : "\"message\":%*}"));
   } else {
-    fmt->set_pattern(std::string(kTime) + "  %~  %n  %v");
+    // Upstream's plain layout, tab-separated so log pipelines split it: time, level,
+    // scope, message (an access line continues with a tab and its k=v fields).
+    fmt->set_pattern(std::string(kTime) + "\t%~\t%n\t%v");
   }
   return fmt;
 }

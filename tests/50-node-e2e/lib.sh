@@ -179,7 +179,18 @@ zn_workload_state() {
 import json, sys
 ws = json.load(sys.stdin).get("workloadState", {})
 for uid, v in sorted(ws.items()):
-    print(uid, v.get("state", "?") if isinstance(v, dict) else v)' 2>/dev/null
+    if not isinstance(v, dict):
+        print(uid, v)
+    else:
+        print(uid, v.get("state", "?"), "draining" if v.get("draining") else "")' 2>/dev/null
+}
+
+# zn_dump_check TAG [CHECKER ARGS...] — TAG's /config_dump decoded as istioctl decodes it
+# (tests/lib/istioctl_dump_check.py); prints the mismatches and fails on any.
+zn_dump_check() {
+  local tag="$1" dump; shift
+  dump=$(zn_config_dump "$tag") || { echo "no /config_dump from $tag"; return 1; }
+  "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" "$@" <<<"$dump"
 }
 
 # zn_wait_pods TAG COUNT [TIMEOUT_S] — until TAG's workloadState lists COUNT pods (not draining).

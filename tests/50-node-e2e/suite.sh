@@ -221,6 +221,24 @@ check "metrics node 1: reporter=destination for client-c -> server-1" \
 check "metrics node 1: received/sent bytes counters for client-a" \
   zn_expect_metric n1 istio_tcp_sent_bytes_total reporter=source source_principal="$ID_A"
 
+# ---- 5b. istioctl's view of /config_dump, with a live connection -------------------------------
+# `istioctl ztunnel-config all/connections/certificates` decode /config_dump into istioctl's
+# structs; the checker restates them field by field. A held echo connection client-a (node 1)
+# -> server-2:9000 (node 2) must show as outbound on node 1 and inbound on node 2.
+nsx_bg client-a "$T/hold-dump.log" "${TOOL[@]}" hold 10.99.2.2 9000 12
+hold_pid=$NSX_LAST_PID
+if wait_for_file_match "$T/hold-dump.log" '^open' 8; then
+  check "istioctl view, node 1: /config_dump decodes; client-a's live outbound to 10.99.2.2:9000 via 15008 listed" \
+    zn_dump_check n1 --connection outbound:originalDst=10.99.2.2:9000 --connection outbound:actualDst=10.99.2.2:15008
+  check "istioctl view, node 2: /config_dump decodes; server-2's live inbound HBONE to 10.99.2.2:9000 listed" \
+    zn_dump_check n2 --connection inbound:actualDst=10.99.2.2:9000
+  check "istioctl view: the checker rejects known-wrong variants of node 1's dump (hex serial, raw PEM, ...)" \
+    zn_dump_check n1 --self-test
+else
+  fail "live connection client-a -> server-2:9000 opened (for /config_dump connections)" "$(cat "$T/hold-dump.log")"
+fi
+kill "$hold_pid" 2>/dev/null; wait "$hold_pid" 2>/dev/null
+
 # ---- 6. passthrough and non-mesh client -------------------------------------------------------
 nsx_capture_start n1 uplink "$T/link-pass.pcap" tcp || fail "tcpdump started on node 1's link"
 check "passthrough: client-a -> non-mesh plain:8080 answers" \
@@ -292,7 +310,7 @@ check "ALLOW: client-c -> server-1 refused (not in the ALLOW list)" \
   zn_expect_refused client-c "http://10.99.1.2:8080/whoami?m=ZNE2E-AL2"
 check "ALLOW: non-mesh outside -> server-2 refused (plaintext has no identity)" \
   zn_expect_refused outside "http://10.99.2.2:8080/whoami?m=ZNE2E-AL3"
-if wait_for_file_match "$T/zt-n2.log" 'src\.addr=10\.99\.1\.50:[0-9]+ .*direction=inbound.*error=.*(allow policies|denied)' 5; then
+if wait_for_file_match "$T/zt-n2.log" 'src\.addr=10\.99\.1\.50:[0-9]+ .*direction="?inbound.*error=.*(allow policies|denied)' 5; then
   pass "ALLOW: node 2's ztunnel refused the plaintext connection by policy (access log)"
 else
   fail "ALLOW: node 2's ztunnel refused the plaintext connection by policy" "$(grep -a '10.99.1.50' "$T/zt-n2.log" | tail -n 3)"
@@ -413,8 +431,8 @@ rc_out=0; rc_in=0
 wait "$LOOP_OUT" || rc_out=$?
 wait "$LOOP_IN" || rc_in=$?
 # Who carried the loop's outbound connections (SO_REUSEPORT spreads them while both listen)?
-n_old=$(grep -a 'connection complete' "$T/zt-n2r.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
-n_new=$(grep -a 'connection complete' "$T/zt-n2new.log" | grep -a 'direction=outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+n_old=$(grep -a 'connection complete' "$T/zt-n2r.log" | grep -aE 'direction="?outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
+n_new=$(grep -a 'connection complete' "$T/zt-n2new.log" | grep -aE 'direction="?outbound' | grep -ac 'dst.addr=10.99.1.2:8080')
 [[ $rc_out == 0 ]] && pass "drain: outbound from client-c (node 2) lost no connection: $(head -n 1 "$T/loop-out.log"); carried by old=$n_old new=$n_new" \
   || fail "drain: outbound from client-c lost no connection" "$(cat "$T/loop-out.log")"
 [[ $rc_in == 0 ]] && pass "drain: inbound to server-2 (node 2) lost no connection: $(head -n 1 "$T/loop-in.log")" \

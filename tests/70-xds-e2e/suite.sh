@@ -199,7 +199,7 @@ if grep -q '"Kubernetes//Pod/e2e/client-a"' <<<"$dump_n1" && grep -q 'web.e2e.sv
 else
   fail "node 1 /config_dump holds the controlplane's workloads" "$(head -c 600 <<<"$dump_n1")"
 fi
-grep -q 'LOCAL_XDS\|localXdsPath": "' <<<"$(grep -v '"localXdsPath": null' <<<"$dump_n1")" \
+grep -q 'LOCAL_XDS\|"localXdsConfig": {' <<<"$dump_n1" \
   && fail "no local config source in use" "$(grep -n 'localXds' <<<"$dump_n1")" || pass "no LOCAL_XDS_PATH / LOCAL_CA_DIR in use"
 
 # ---- pods via the node agents -----------------------------------------------------------------------
@@ -234,9 +234,9 @@ wait_cert() {   # wait_cert TAG IDENTITY STATE [TIMEOUT]
 check "node 1: client-a's certificate issued by the controlplane's CA (state Available)" wait_cert n1 "$ID_A" Available 15
 check "node 2: server's certificate issued by the CA for node 2 (a server pod runs there)" wait_cert n2 "$ID_S" Available 15
 leaf=$(zn_config_dump n1 | "$ZT_PY" -c '
-import json, sys
+import base64, json, sys
 for c in json.load(sys.stdin)["certificates"]:
-    if c["identity"] == sys.argv[1]: print(c["certChain"][0]["pem"])' "$ID_A" 2>/dev/null)
+    if c["identity"] == sys.argv[1]: print(base64.b64decode(c["certChain"][0]["pem"]).decode())' "$ID_A" 2>/dev/null)
 if [[ -n $leaf ]] && openssl verify -CAfile "$ROOT_PEM" -untrusted "$CACERTS/cert-chain.pem" <(echo "$leaf") >/dev/null 2>&1; then
   pass "client-a's leaf verifies against the controlplane's root-cert.pem"
 else

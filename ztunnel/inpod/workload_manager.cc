@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "ztunnel/state/admin_dump.h"
+
 namespace ztunnel {
 namespace asio = boost::asio;
 
@@ -142,15 +144,28 @@ int64_t WorkloadManager::active_connections() const {
 }
 
 nlohmann::json WorkloadManager::dump() const {
+  // Upstream's shape (istioctl decodes it): uid -> {state: Pending|Up, connections, info}.
+  // A draining proxy is still up (upstream lists it until its proxy ends); it keeps its uid
+  // unless a replacement for the same pod took it, and carries "draining": true, an extra
+  // field istioctl ignores.
+  auto entry = [](const Pod& pod, const char* state) {
+    return nlohmann::json{{"state", state},
+                          {"connections", connections_json(pod.proxy->connections())},
+                          {"info",
+                           {{"name", pod.info.name},
+                            {"namespace", pod.info.ns},
+                            {"trustDomain", ""},
+                            {"serviceAccount", pod.info.service_account}}},
+                          {"netns", {{"inode", pod.netns->inode()}, {"dev", pod.netns->dev()}}},
+                          {"activeConnections", pod.proxy->active_connections()}};
+  };
   nlohmann::json out = nlohmann::json::object();
-  for (auto& [uid, pod] : pods_) {
-    out[uid] = {{"state", pod->state},
-                {"info", {{"name", pod->info.name}, {"namespace", pod->info.ns}, {"serviceAccount", pod->info.service_account}}},
-                {"netns", {{"inode", pod->netns->inode()}, {"dev", pod->netns->dev()}}},
-                {"activeConnections", pod->proxy->active_connections()}};
-  }
+  for (auto& [uid, pod] : pods_) out[uid] = entry(*pod, pod->state == "running" ? "Up" : "Pending");
   for (auto& pod : draining_) {
-    out[pod->uid + " (draining)"] = {{"state", "draining"}, {"activeConnections", pod->proxy->active_connections()}};
+    std::string key = out.contains(pod->uid) ? pod->uid + " (draining)" : pod->uid;
+    auto e = entry(*pod, "Up");
+    e["draining"] = true;
+    out[key] = std::move(e);
   }
   return out;
 }

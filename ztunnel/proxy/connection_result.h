@@ -5,14 +5,17 @@
 //   result.established();               // the relay starts: opened{-}, sockets_open +1
 //   result.record(error, to_dst, from_dst);
 //
-// A failure before established() counts opened and closed with the error's response flag; after
-// it, closes the "-" series with the relayed bytes. Connections refused before they have
+// Opened is always counted under "-" (at established(), or at record() for a connection that
+// failed before its relay); closed, bytes and istio_tcp_connections_failed_total carry the
+// response flag that ended it, as upstream's. Connections refused before they have
 // parties are not ConnectionResults: log_early_deny() writes upstream's `connection failed`.
 //
 // Invariants: record() writes once; later calls are ignored (and return false), so a path that
 // reaches two exits cannot count a connection twice. Nothing is written from the destructor:
 // coroutine frames can be destroyed at shutdown after the metrics registry is gone.
 // Byte directions follow the access log: to_dst = client -> server (the metric's "received").
+// progress() adds the bytes moved so far to the open series while the relay runs (upstream's
+// counters move during long connections); record() adds only what progress() has not.
 // Threading: owned by the coroutine serving the connection, on one worker.
 #pragma once
 
@@ -35,7 +38,11 @@ class ConnectionResult {
 
   // The relay starts (called at most once, before record()).
   void established();
-  // Writes the outcome; false (and nothing written) if it was already recorded.
+  // Bytes moved so far (running totals, not deltas): counted under the open "-" series.
+  // Ignored before established() and after record().
+  void progress(uint64_t to_dst, uint64_t from_dst);
+  // Writes the outcome; false (and nothing written) if it was already recorded. The byte
+  // totals are the final ones; the part progress() already counted is not counted again.
   bool record(const std::optional<ProxyError>& error, uint64_t to_dst = 0, uint64_t from_dst = 0);
 
   bool recorded() const { return recorded_; }
@@ -48,6 +55,7 @@ class ConnectionResult {
   std::chrono::steady_clock::time_point started_;
   std::optional<TrafficMetrics::Series> series_;  // set by established()
   bool recorded_ = false;
+  uint64_t reported_to_dst_ = 0, reported_from_dst_ = 0;  // counted by progress()
 };
 
 // Upstream's early deny: one `connection failed` WARN access line, no metrics.

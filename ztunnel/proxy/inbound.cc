@@ -131,7 +131,10 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   if (shared->cfg.enable_response_baggage) headers.emplace_back("baggage", baggage_of(*ctx->parties.dst));
   stream->respond(200, headers);
   result.established();
-  auto r = co_await hbone::copy_bidirectional(*app_sock, stream);
+  auto listed = list_live(ConnectionView{true, src_addr, stream->request().authority, ctx->dst_addr, "HBONE"});
+  hbone::CopyResult r;
+  auto metered = meter(Metered{&r, stream.get(), &result, false});
+  co_await hbone::copy_bidirectional(*app_sock, stream, r);
   result.record(relay_outcome(r, std::move(late_rejection)), r.to_socket, r.to_stream);
 }
 
@@ -179,7 +182,10 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
 
   // Phase 3: relay.
   result.established();
-  auto r = co_await hbone::copy_bidirectional(*sock, *app_sock);
+  auto listed = list_live(ConnectionView{true, cap->src_addr, cap->dst_addr, cap->dst_addr, "TCP"});
+  hbone::CopyResult r;
+  auto metered = meter(Metered{&r, nullptr, &result, true});
+  co_await hbone::copy_bidirectional(*sock, *app_sock, r);
   result.record(relay_outcome(r, std::move(late_rejection)), r.to_stream, r.to_socket);
 }
 

@@ -81,12 +81,16 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
 
   // Relay.
   result.established();
+  auto listed = list_live(ConnectionView{false, cap->src_addr, cap->dst_addr,
+                                         req->hbone_addr.empty() ? req->dst_addr : req->hbone_addr,
+                                         up->stream ? "HBONE" : "TCP"});
   // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
   hbone::CopyResult r;
+  auto metered = meter(Metered{&r, up->stream.get(), &result, true});
   if (up->stream) {
-    r = co_await hbone::copy_bidirectional(*sock, up->stream);
+    co_await hbone::copy_bidirectional(*sock, up->stream, r);
   } else {
-    r = co_await hbone::copy_bidirectional(*sock, *up->plain);
+    co_await hbone::copy_bidirectional(*sock, *up->plain, r);
   }
   result.record(relay_outcome(r, std::nullopt), r.to_stream, r.to_socket);
 }

@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -464,6 +467,61 @@ void Proxy::force_close() {
 }
 
 int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+Proxy::Worker::MeterHandle Proxy::Worker::meter(Metered m) {
+  auto it = metered.insert(metered.end(), m);
+  if (!flushing) {
+    flushing = true;
+    asio::co_spawn(io, report_bytes_loop(), asio::detached);
+  }
+  return MeterHandle{metered, it};
+}
+
+void Proxy::Worker::report_bytes() {
+  for (auto& m : metered) {
+    if (m.stream != nullptr) m.copy->to_socket += m.stream->take_direct_bytes();
+    if (m.to_dst_is_to_stream) {
+      m.result->progress(m.copy->to_stream, m.copy->to_socket);
+    } else {
+      m.result->progress(m.copy->to_socket, m.copy->to_stream);
+    }
+  }
+}
+
+asio::awaitable<void> Proxy::Worker::report_bytes_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer timer(io);
+  while (!metered.empty()) {
+    timer.expires_after(kByteReportInterval);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    report_bytes();
+  }
+  flushing = false;
+}
+
+std::vector<ConnectionView> Proxy::connections(std::chrono::milliseconds budget) const {
+  // Shared with the posted tasks, so one that runs after we gave up writes into live memory.
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending = 0;
+    std::vector<ConnectionView> out;
+  };
+  auto g = std::make_shared<Gather>();
+  g->pending = workers_.size();
+  for (auto& w : workers_) {
+    asio::post(w->io, [w, g] {
+      std::vector<ConnectionView> mine(w->live.begin(), w->live.end());
+      std::lock_guard<std::mutex> lock(g->mu);
+      g->out.insert(g->out.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+      if (--g->pending == 0) g->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(g->mu);
+  g->cv.wait_for(lock, budget, [&] { return g->pending == 0; });
+  return g->out;
+}
 
 const ProxyTarget& Proxy::target() const { return shared_->target; }
 

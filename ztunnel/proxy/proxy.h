@@ -58,6 +58,15 @@ struct ProxySeams {
   std::function<SocketAddr(const SocketAddr& addr)> dial_address;
 };
 
+// One relayed connection as upstream's /config_dump lists it (workloadState.connections).
+struct ConnectionView {
+  bool inbound = false;
+  std::string src;           // "ip:port" of the client
+  std::string original_dst;  // where the client was going (outbound: the captured destination)
+  std::string actual_dst;    // where we connected (HBONE: podIP:15008; inbound: the app)
+  std::string protocol;      // "HBONE" | "TCP"
+};
+
 class Proxy {
  public:
   Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
@@ -87,6 +96,10 @@ class Proxy {
   // Close everything still open (the termination deadline passed).
   void force_close();
   int64_t active_connections() const;
+  // Control thread (admin): the connections being relayed now, collected from each worker by
+  // a posted task. Waits at most `budget` in total; a worker that does not answer in time is
+  // left out (a busy worker must not hang the admin endpoint).
+  std::vector<ConnectionView> connections(std::chrono::milliseconds budget = std::chrono::milliseconds(500)) const;
   const ProxyTarget& target() const;
 
   struct Shared;

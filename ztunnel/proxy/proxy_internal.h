@@ -95,6 +95,44 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     Remembered& operator=(const Remembered&) = delete;
   };
   Remembered remember(Authorized a) { return Remembered{authorized, authorized.insert(authorized.end(), std::move(a))}; }
+
+  // Relayed connections as /config_dump's workloadState "connections" shows them. A plain
+  // list on this worker (no lock): Proxy::connections() reads it by posting to the worker.
+  std::list<ConnectionView> live;
+  struct Listed {
+    std::list<ConnectionView>& list;
+    std::list<ConnectionView>::iterator it;
+    Listed(std::list<ConnectionView>& l, std::list<ConnectionView>::iterator i) : list(l), it(i) {}
+    ~Listed() { list.erase(it); }
+    Listed(const Listed&) = delete;
+    Listed& operator=(const Listed&) = delete;
+  };
+  Listed list_live(ConnectionView c) { return Listed{live, live.insert(live.end(), std::move(c))}; }
+
+  // Relays whose istio_tcp_*_bytes_total move while they run: every kByteReportInterval this
+  // worker's flush loop hands each one's running totals to its ConnectionResult. The copy only
+  // adds to plain fields and the loop runs on the same thread, so the data path pays no atomic
+  // per chunk; the loop runs only while some relay is metered (idle proxies have no timer).
+  struct Metered {
+    hbone::CopyResult* copy;
+    hbone::Stream* stream;  // HBONE relays: bytes delivered straight to the socket
+    ConnectionResult* result;
+    bool to_dst_is_to_stream;  // outbound and plaintext inbound; HBONE inbound is the reverse
+  };
+  std::list<Metered> metered;
+  bool flushing = false;
+  struct MeterHandle {
+    std::list<Metered>& list;
+    std::list<Metered>::iterator it;
+    MeterHandle(std::list<Metered>& l, std::list<Metered>::iterator i) : list(l), it(i) {}
+    ~MeterHandle() { list.erase(it); }
+    MeterHandle(const MeterHandle&) = delete;
+    MeterHandle& operator=(const MeterHandle&) = delete;
+  };
+  // Meters `m` for the handle's lifetime (the copy's; `m`'s pointers must outlive it).
+  MeterHandle meter(Metered m);
+  void report_bytes();
+  boost::asio::awaitable<void> report_bytes_loop();
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
 
   Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
@@ -142,6 +180,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   void drain();
   void force_close();
 };
+
+// How often a live relay's bytes reach its counters (a scrape sees them at most this late).
+inline constexpr std::chrono::seconds kByteReportInterval{1};
 
 // How long a connection that arrives before the proxy's first certificate waits for it.
 inline constexpr std::chrono::seconds kCertificateWait{10};

@@ -66,19 +66,31 @@ TrafficMetrics::TrafficMetrics(common::metrics::Registry& r)
       received_(r.counter("istio_tcp_received_bytes_total",
                           "The size of total bytes received during request in case of a TCP connection",
                           label_names())),
+      failed_(r.counter("istio_tcp_connections_failed_total", "The total number of TCP connections that failed",
+                        label_names())),
       sockets_(r.gauge("istio_tcp_sockets_open", "The number of TCP sockets open", {"reporter"})) {}
 
 TrafficMetrics::Series TrafficMetrics::open(const ConnectionParties& p, ResponseFlag flag) {
   auto labels = istio_tcp_labels(p, flag);
-  Series s{opened_.get(labels), closed_.get(labels), sent_.get(labels), received_.get(labels)};
+  Series s{opened_.get(labels), closed_.get(labels), sent_.get(labels), received_.get(labels), failed_.get(labels)};
   s.opened->inc();
   return s;
 }
 
-void TrafficMetrics::close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes) {
+void TrafficMetrics::close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes, bool failed) {
   s.closed->inc();
   if (received_bytes) s.received->inc(received_bytes);
   if (sent_bytes) s.sent->inc(sent_bytes);
+  if (failed) s.failed->inc();
+}
+
+void TrafficMetrics::close(const ConnectionParties& p, ResponseFlag flag, uint64_t received_bytes,
+                           uint64_t sent_bytes, bool failed) {
+  auto labels = istio_tcp_labels(p, flag);
+  closed_.get(labels)->inc();
+  if (received_bytes) received_.get(labels)->inc(received_bytes);
+  if (sent_bytes) sent_.get(labels)->inc(sent_bytes);
+  if (failed) failed_.get(labels)->inc();
 }
 
 void TrafficMetrics::sockets_open(const std::string& reporter, int delta) {

@@ -1,6 +1,6 @@
 // Istio TCP telemetry for proxied connections: istio_tcp_connections_opened_total,
-// _closed_total, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total (full Istio label
-// set), istio_tcp_sockets_open, and the access-log record. Byte direction follows Istio:
+// _closed_total, _failed_total, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total
+// (full Istio label set), istio_tcp_sockets_open, and the access-log record. Byte direction follows Istio:
 // "received" = request direction (client -> server), "sent" = response direction, for both
 // reporters. Missing label values are "unknown".
 // Threading: families are created on the control thread at start; series lookups from
@@ -40,10 +40,16 @@ class TrafficMetrics {
     common::metrics::Counter* closed;
     common::metrics::Counter* sent;
     common::metrics::Counter* received;
+    common::metrics::Counter* failed;
   };
-  // Counts the connection as opened (and, with a flag other than None, not proxied further).
+  // Counts the connection as opened under `flag` (upstream opens every connection under "-").
   Series open(const ConnectionParties& p, ResponseFlag flag);
-  void close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes);
+  // Closes under the series' own labels; `failed` also counts istio_tcp_connections_failed_total.
+  void close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes, bool failed = false);
+  // Closes under the response flag that ended the connection (its own series, as upstream:
+  // the flag is known only at close).
+  void close(const ConnectionParties& p, ResponseFlag flag, uint64_t received_bytes, uint64_t sent_bytes,
+             bool failed);
   void sockets_open(const std::string& reporter, int delta);
 
  private:
@@ -51,6 +57,7 @@ class TrafficMetrics {
   common::metrics::CounterFamily& closed_;
   common::metrics::CounterFamily& sent_;
   common::metrics::CounterFamily& received_;
+  common::metrics::CounterFamily& failed_;
   common::metrics::GaugeFamily& sockets_;
 };
 

@@ -152,7 +152,12 @@ TEST_CASE("xDS and CA address rules", "[config]") {
   CHECK_FALSE(must_load({{"XDS_ADDRESS", ""}}).xds_address.has_value());
   CHECK_FALSE(must_load({{"CA_ADDRESS", ""}}).ca_address.has_value());
   CHECK_FALSE(must_load({{"FAKE_CA", "true"}}).ca_address.has_value());
-  CHECK(must_load({{"CLUSTER_ID", "a"}, {"ISTIO_META_CLUSTER_ID", "b"}}).cluster_id == "a");
+  CHECK(must_load({{"CLUSTER_ID", "a"}, {"ISTIO_META_CLUSTER_ID", "b"}}).cluster_id == "b");
+  CHECK(must_load({{"CLUSTER_ID", "a"}}).cluster_id == "a");
+  CHECK(must_load({{"FAKE_CA", "true"}}).fake_ca);
+  CHECK(must_load({{"ISTIO_META_DNS_CAPTURE", "True"}}).dns_proxy);
+  CHECK_FALSE(must_load({{"ISTIO_META_DNS_CAPTURE", "yes"}}).dns_proxy);
+  CHECK_FALSE(must_load({{"ISTIO_META_DNS_CAPTURE", "false"}}).dns_proxy);
 }
 
 TEST_CASE("termination deadline from the grace period", "[config]") {
@@ -231,10 +236,12 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
                         {"PROXY_MODE", "dedicated"},
                         {"PROXY_WORKLOAD_INFO", "ns/n/sa"}});
   nlohmann::json j = c.to_json();
-  CHECK(j["proxyMode"] == "dedicated");
+  CHECK(j["proxyMode"] == "Dedicated");
   CHECK(j["proxyWorkloadInformation"]["serviceAccount"] == "sa");
-  CHECK(j["localXdsInline"] == true);
-  CHECK(j["xdsRootCert"] == "<inline PEM>");
+  CHECK(j["localXdsConfig"]["Static"] == "<inline LOCAL_XDS>");
+  CHECK(j["xdsRootCert"]["Static"] == "<inline PEM>");
+  CHECK(j["selfTerminationDeadline"] == nlohmann::json{{"secs", 5}, {"nanos", 0}});
+  CHECK(j["secretTtl"]["secs"] == 86400);
   CHECK(j["packetMark"] == 1337);
   CHECK(j["numWorkerThreads"] == 2);
   CHECK(j["adminAddr"] == "localhost:15000");

@@ -1,4 +1,6 @@
 // common/admin/http_admin.h and admin_servers.h: parser limits, and a real client on 127.0.0.1.
+#include <zlib.h>
+
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
@@ -96,6 +98,33 @@ ClientResponse get(uint16_t port, const std::string& target, const std::string& 
                    const asio::ip::address& host = asio::ip::make_address("127.0.0.1")) {
   Client c(port, host);
   c.send(method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto r = c.read();
+  REQUIRE(r.has_value());
+  return *r;
+}
+
+// Independent of the server's encoder: zlib's inflate with automatic gzip header detection.
+std::string gunzip(const std::string& in) {
+  z_stream zs{};
+  REQUIRE(inflateInit2(&zs, 15 + 32) == Z_OK);
+  std::string out;
+  char buf[4096];
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof(buf);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - zs.avail_out);
+  }
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END ? out : std::string("<inflate failed>");
+}
+
+ClientResponse get_with_header(uint16_t port, const std::string& target, const std::string& header) {
+  Client c(port, asio::ip::make_address("127.0.0.1"));
+  c.send("GET " + target + " HTTP/1.1\r\nHost: x\r\n" + header + "\r\nConnection: close\r\n\r\n");
   auto r = c.read();
   REQUIRE(r.has_value());
   return *r;
@@ -345,6 +374,26 @@ TEST_CASE("admin servers: readiness flip, metrics, logging, quitquitquit", "[htt
     CHECK_THAT(m.body, Catch::Contains("things_total 7\n"));
   }
   CHECK(get(s.admin().port(), "/metrics").status == 404);  // stats live on their own port
+  // OpenMetrics when asked for by Accept (as Prometheus asks): counter family named without
+  // _total, samples unchanged, # EOF at the end.
+  auto om = get_with_header(s.stats().port(), "/metrics",
+                            "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+  CHECK(om.status == 200);
+  CHECK_THAT(om.head, Catch::Contains("application/openmetrics-text; version=1.0.0"));
+  CHECK_THAT(om.body, Catch::Contains("# TYPE things counter\n"));
+  CHECK_THAT(om.body, Catch::Contains("# HELP things Things\n"));
+  CHECK_THAT(om.body, Catch::Contains("things_total 7\n"));
+  CHECK_THAT(om.body, Catch::EndsWith("# EOF\n"));
+  auto plain = get_with_header(s.stats().port(), "/metrics", "Accept: text/plain");
+  CHECK_THAT(plain.head, Catch::Contains("text/plain; version=0.0.4"));
+  CHECK_THAT(plain.body, Catch::Contains("# TYPE things_total counter\n"));
+  // gzip when the scraper accepts it; inflating gives the uncompressed exposition.
+  auto gz = get_with_header(s.stats().port(), "/metrics", "Accept-Encoding: gzip, deflate");
+  CHECK_THAT(gz.head, Catch::Contains("Content-Encoding: gzip"));
+  REQUIRE(gz.body.size() > 2);
+  CHECK(static_cast<unsigned char>(gz.body[0]) == 0x1f);
+  CHECK(static_cast<unsigned char>(gz.body[1]) == 0x8b);
+  CHECK(gunzip(gz.body) == get(s.stats().port(), "/metrics").body);
 
   // Admin.
   auto dump = get(s.admin().port(), "/config_dump");

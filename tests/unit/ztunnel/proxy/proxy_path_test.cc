@@ -269,8 +269,51 @@ TEST_CASE("outbound -> HBONE -> inbound -> app, recorded once on each side", "[p
     CHECK(metric(m.registry, "istio_tcp_sockets_open", {}) == 0);
     CHECK(metric(m.registry, "ztunnel_task_failures_total", {}) == 0);
     INFO(m.log.dump());
-    CHECK(m.log.contains("connection complete .*dst.workload=server.*direction=outbound"));
-    CHECK(m.log.contains("connection complete .*src.workload=client.*direction=inbound"));
+    CHECK(m.log.contains("connection complete.*dst.workload=\"?server.*direction=\"?outbound"));
+    CHECK(m.log.contains("connection complete.*src.workload=\"?client.*direction=\"?inbound"));
+  });
+}
+
+TEST_CASE("a long-lived connection's bytes reach the counters before it closes", "[proxy_path]") {
+  Mesh m;
+  m.run([&]() -> asio::awaitable<void> {
+    tcp::socket s(m.io);
+    auto [cec] = co_await s.async_connect(m.outbound(), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!cec);
+    auto bytes = [&](const char* name, const char* reporter) {
+      return metric(m.registry, name, {{"reporter", reporter}, {"response_flags", "-"}});
+    };
+    // Two rounds on one open connection: the counters follow each round while it stays open.
+    uint64_t total = 0;
+    for (size_t round : {size_t{5000}, size_t{70000}}) {
+      const std::string payload(round, 'b');
+      co_await asio::async_write(s, asio::buffer(payload), asio::as_tuple(asio::use_awaitable));
+      std::string echo(round, '\0');
+      auto [rec, n] = co_await asio::async_read(s, asio::buffer(echo), asio::as_tuple(asio::use_awaitable));
+      REQUIRE(!rec);
+      CHECK(echo == payload);
+      total += round;
+      const bool grew = co_await eventually([&] {
+        return bytes("istio_tcp_received_bytes_total", "source") == total &&
+               bytes("istio_tcp_sent_bytes_total", "source") == total &&
+               bytes("istio_tcp_received_bytes_total", "destination") == total &&
+               bytes("istio_tcp_sent_bytes_total", "destination") == total;
+      });
+      INFO("round of " << round << " bytes; " << m.registry.render());
+      CHECK(grew);
+      CHECK(metric(m.registry, "istio_tcp_connections_closed_total", {}) == 0);
+    }
+    // Closing adds only what was not reported yet: each byte is counted once.
+    boost::system::error_code ignored;
+    s.shutdown(tcp::socket::shutdown_send, ignored);
+    auto rest = co_await read_all(s);
+    CHECK(rest.empty());
+    const bool closed = co_await eventually(
+        [&] { return metric(m.registry, "istio_tcp_connections_closed_total", {}) == 2; });
+    CHECK(closed);
+    CHECK(bytes("istio_tcp_received_bytes_total", "source") == total);
+    CHECK(bytes("istio_tcp_sent_bytes_total", "destination") == total);
+    CHECK(metric(m.registry, "istio_tcp_received_bytes_total", {}) == 2 * total);
   });
 }
 
@@ -287,10 +330,13 @@ TEST_CASE("policy DENY: 401 to the source (CONNECT), DENY at the destination", "
                     {{"reporter", "source"}, {"response_flags", "CONNECT"}}) == 1;
     });
     CHECK(got4);
-    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 0);
+    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 0);
+    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 2);
+    CHECK(metric(m.registry, "istio_tcp_connections_failed_total",
+                 {{"reporter", "destination"}, {"response_flags", "DENY"}}) == 1);
     INFO(m.log.dump());
-    CHECK(m.log.contains("direction=inbound.*error=\"?explicitly denied by ns/deny-all"));
-    CHECK(m.log.contains("direction=outbound.*error=.*401"));
+    CHECK(m.log.contains("direction=\"?inbound.*error=\"?explicitly denied by ns/deny-all"));
+    CHECK(m.log.contains("direction=\"?outbound.*error=.*401"));
   });
 }
 
@@ -312,7 +358,7 @@ TEST_CASE("late rejection: a policy change closes the live connection", "[proxy_
     const bool got6 = co_await eventually([&] { return m.log.contains("AuthorizationPolicyLateRejection"); });
     CHECK(got6);
     INFO(m.log.dump());
-    CHECK(m.log.contains("direction=inbound.*error=\"?AuthorizationPolicyLateRejection: explicitly denied"));
+    CHECK(m.log.contains("direction=\"?inbound.*error=\"?AuthorizationPolicyLateRejection: explicitly denied"));
   });
 }
 
@@ -382,7 +428,7 @@ TEST_CASE("an unknown source is an early deny: connection failed, no metrics", "
     const bool got15 = co_await eventually([&] { return m.log.contains("connection failed"); });
     CHECK(got15);
     INFO(m.log.dump());
-    CHECK(m.log.contains("connection failed .*direction=outbound.*error=\"?unknown source workload"));
+    CHECK(m.log.contains("connection failed.*direction=\"?outbound.*error=\"?unknown source workload"));
     CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {}) == 0);
   });
 }
@@ -413,11 +459,14 @@ TEST_CASE("ConnectionResult records once", "[proxy_path]") {
   TrafficMetrics metrics(reg);
   ConnectionParties p;
   p.reporter = "destination";
-  SECTION("a failure before the relay: opened and closed under its flag") {
+  SECTION("a failure before the relay: opened under '-', closed and failed under its flag") {
     ConnectionResult r(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
     CHECK(r.record(ProxyError{ProxyErrorKind::PolicyDenied, "no"}));
     CHECK_FALSE(r.record(std::nullopt, 10, 10));
-    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_opened_total", {{"response_flags", "DENY"}}) == 0);
+    CHECK(metric(reg, "istio_tcp_connections_closed_total", {{"response_flags", "DENY"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {{"response_flags", "DENY"}}) == 1);
     CHECK(metric(reg, "istio_tcp_connections_closed_total", {}) == 1);
     CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 0);
   }
@@ -432,6 +481,15 @@ TEST_CASE("ConnectionResult records once", "[proxy_path]") {
     CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 7);
     CHECK(metric(reg, "istio_tcp_sent_bytes_total", {}) == 9);
     CHECK(metric(reg, "istio_tcp_sockets_open", {}) == 0);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {}) == 0);
+  }
+  SECTION("a relay ended by an error without a flag: closed under '-' and counted failed") {
+    ConnectionResult r(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    r.established();
+    CHECK(r.record(ProxyError{ProxyErrorKind::Relay, "reset"}, 3, 4));
+    CHECK(metric(reg, "istio_tcp_connections_closed_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_connections_failed_total", {{"response_flags", "-"}}) == 1);
+    CHECK(metric(reg, "istio_tcp_received_bytes_total", {}) == 3);
   }
 }
 
