@@ -103,8 +103,8 @@ class Snapshot {
   // Workload owning (network, ip); HOST_NETWORK workloads are never indexed by IP. If several
   // claim the address, upstream's preference applies (a Pod over others, then HBONE).
   const Workload* find_workload(std::string_view network, const IpAddr& ip) const;
-  // Linear scan by (namespace, name, service account): the ZDS "which xDS workload is this
-  // pod" question. The proxies still ask it on every connection (O(workloads) each).
+  // Linear scan by (namespace, name, service account): the ZDS "which xDS workload is this pod"
+  // question. O(workloads): each proxy worker asks once per snapshot (Worker::local_workload).
   const Workload* find_workload_by_info(std::string_view ns, std::string_view name,
                                         std::string_view service_account) const;
   const Service* find_service(std::string_view network, const IpAddr& vip) const;
