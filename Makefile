@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench format tidy clean image image-prebuilt
+.PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench bench-waypoint format tidy clean image image-prebuilt
 
 deps:
 	bash scripts/install-deps.sh
@@ -48,16 +48,24 @@ FUZZ_TARGETS ?=
 fuzz-long: build-asan
 	bash scripts/fuzz-long.sh build-asan/bin $(FUZZ_SECONDS) $(FUZZ_CORPUS) $(FUZZ_TARGETS)
 
-# The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. The
-# dedicated-mode tunnel demo (two pods, wire capture) runs after it.
+# The node (in-pod) demo is the main job: ambient-cni + one ztunnel serving three pods. Then the
+# seeds' Calculate story through the waypoint (two nodes, live VirtualService edits), then the
+# dedicated-mode tunnel demo (two pods, wire capture).
 demo: deps
 	$(MAKE) build
 	bash scripts/demo-node.sh build/bin
+	bash scripts/demo-waypoint.sh build/bin
 	bash scripts/demo.sh build/bin
 
 bench: deps
 	$(MAKE) build
 	bash bench/run.sh build/bin
+
+# The waypoint against HAProxy doing the same header + weighted routing on the same two-node
+# mesh (wrk, HTTP/1.1 keep-alive, 1 KiB responses); BENCH_SECS / BENCH_RUNS / BENCH_CONNS.
+bench-waypoint: deps
+	$(MAKE) build
+	bash bench/waypoint.sh build/bin
 
 # The container image (Dockerfile), built daemonless with podman/buildah on a debootstrapped
 # Debian 12 base, then each binary run in it. Not part of `make test`: a cold base takes
@@ -68,12 +76,16 @@ image: deps
 image-prebuilt: build
 	bash scripts/build-image.sh --prebuilt build/bin --check
 
+# Every directory of our own C++ (generated protobuf code lives under build/ and is not ours).
+SRC_DIRS := common hbone ztunnel waypoint controlplane cni tools tests fuzz proto
+
 format:
-	find common hbone ztunnel waypoint tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
+	find $(SRC_DIRS) \( -name '*.cc' -o -name '*.h' \) ! -name '*.pb.*' | xargs clang-format -i
 
 tidy:
 	cmake --preset default >/dev/null
-	run-clang-tidy -p build common hbone ztunnel
+	run-clang-tidy -p build -header-filter='^$(CURDIR)/(common|hbone|ztunnel|waypoint|controlplane|cni)/' \
+	  common hbone ztunnel waypoint controlplane cni
 
 clean:
 	rm -rf build build-asan

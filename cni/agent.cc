@@ -11,7 +11,7 @@
 #include "cni/control.h"
 #include "cni/pod_store.h"
 #include "cni/zds_server.h"
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace cni {
 

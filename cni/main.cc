@@ -20,7 +20,7 @@
 #include "cni/cni_install.h"
 #include "cni/control.h"
 #include "cni/plugin.h"
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "proto/zds_wire.h"
 
 namespace {

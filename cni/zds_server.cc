@@ -11,7 +11,7 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace cni {
 

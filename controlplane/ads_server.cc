@@ -15,7 +15,7 @@
 #include <thread>
 #include <utility>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "envoy/service/discovery/v3/discovery.grpc.pb.h"
 
 namespace controlplane {

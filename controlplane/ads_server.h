@@ -36,14 +36,22 @@
 #include <string>
 #include <vector>
 
+#include "common/model/xds/xds_resources.h"
 #include "controlplane/tokens.h"
-#include "controlplane/xds_resources.h"
 
 namespace grpc {
 class Service;
 }  // namespace grpc
 
 namespace controlplane {
+
+// What the server sends: the shared model's xDS resources (common/model/xds).
+using ztunnel::kAddressTypeUrl;
+using ztunnel::kAuthorizationTypeUrl;
+using ztunnel::to_xds_resources;
+using ztunnel::XdsResource;
+using ztunnel::XdsResourceMap;
+using ztunnel::XdsResources;
 
 // One immutable snapshot of everything served. Types absent from `types` are unknown.
 struct ServedState {

@@ -23,7 +23,7 @@
 
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-#include "ztunnel/model.h"
+#include "common/model/model.h"
 
 namespace controlplane {
 

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/certs.h"
+#include "common/identity/certs.h"
 #include "istio/v1/auth/ca.grpc.pb.h"
 
 namespace controlplane {

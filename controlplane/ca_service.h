@@ -17,8 +17,8 @@
 #include <memory>
 #include <string>
 
-#include "common/identity.h"
-#include "common/local_ca.h"
+#include "common/identity/identity.h"
+#include "common/identity/local_ca.h"
 #include "controlplane/tokens.h"
 
 namespace grpc {

@@ -36,7 +36,7 @@
 #include "common/result.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-#include "ztunnel/local_config.h"
+#include "common/model/local_config.h"
 
 namespace controlplane {
 

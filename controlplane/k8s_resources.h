@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "common/model/model.h"
 #include "controlplane/waypoint_resources.h"
-#include "ztunnel/model.h"
 
 namespace controlplane {
 

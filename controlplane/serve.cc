@@ -15,17 +15,18 @@
 #include <sstream>
 #include <thread>
 
-#include "common/certs.h"
-#include "common/local_ca.h"
-#include "common/log.h"
+#include "common/identity/certs.h"
+#include "common/identity/local_ca.h"
+#include "common/admin/log.h"
 #include "controlplane/ca_service.h"
 #include "controlplane/cached_loader.h"
 #include "controlplane/dir_notify.h"
 #include "controlplane/dir_watch.h"
-#include "controlplane/local_xds_writer.h"
+#include "common/model/local_config_writer.h"
+#include "controlplane/atomic_file.h"
 #include "controlplane/tokens.h"
 #include "controlplane/waypoint_compiler.h"
-#include "controlplane/xds_resources.h"
+#include "common/model/xds/xds_resources.h"
 
 namespace controlplane {
 namespace {

@@ -38,7 +38,7 @@ XdsResource to_resource(const google::protobuf::Message& m, std::string_view typ
   any.set_type_url(std::string(type_url));
   any.set_value(value);
   XdsResource r;
-  r.version = fnv1a_hex(value);
+  r.version = ztunnel::fnv1a_hex(value);
   r.any = any.SerializeAsString();
   return r;
 }

@@ -35,9 +35,13 @@
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-#include "controlplane/xds_resources.h"
+#include "common/model/xds/xds_resources.h"
 
 namespace controlplane {
+
+// Serialised resources are the shared model's xDS type (common/model/xds).
+using ztunnel::XdsResource;
+using ztunnel::XdsResourceMap;
 
 inline constexpr std::string_view kRouteConfigurationTypeUrl =
     "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";

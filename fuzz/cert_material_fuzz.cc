@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/certs.h"
+#include "common/identity/certs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -14,8 +14,8 @@
 
 #include "controlplane/compiler.h"
 #include "controlplane/k8s_loader.h"
-#include "controlplane/local_xds_writer.h"
-#include "ztunnel/local_config.h"
+#include "common/model/local_config_writer.h"
+#include "common/model/local_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  const std::string yaml = controlplane::to_local_xds_yaml(state.config);
+  const std::string yaml = ztunnel::to_local_xds_yaml(state.config);
   auto parsed = ztunnel::parse_local_config(yaml);
   if (!parsed.ok()) std::abort();
   if (parsed->workloads.size() != state.config.workloads.size() ||
@@ -39,6 +39,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       parsed->policies.size() != state.config.policies.size()) {
     std::abort();
   }
-  if (controlplane::to_local_xds_yaml(*parsed) != yaml) std::abort();
+  if (ztunnel::to_local_xds_yaml(*parsed) != yaml) std::abort();
   return 0;
 }

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "ztunnel/dns_message.h"
+#include "ztunnel/dns/message.h"
 
 using namespace ztunnel::dns;
 

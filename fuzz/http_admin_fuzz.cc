@@ -1,4 +1,4 @@
-// Fuzzes the admin/stats/readiness HTTP/1.1 request parser (common/http_admin.h), which reads
+// Fuzzes the admin/stats/readiness HTTP/1.1 request parser (common/admin/http_admin.h), which reads
 // bytes from any local process (admin) or the whole cluster network (stats, readiness).
 // Checks invariants rather than just "no crash": consumed bytes lie inside the input, errors
 // carry a 4xx/5xx status, a complete request re-parses identically from a prefix of exactly
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "common/http_admin.h"
+#include "common/admin/http_admin.h"
 
 using common::http::Limits;
 using common::http::parse_request;

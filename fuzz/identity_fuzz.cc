@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/certs.h"
-#include "common/identity.h"
+#include "common/identity/certs.h"
+#include "common/identity/identity.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -8,9 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ztunnel/authz.h"
-#include "ztunnel/local_config.h"
-#include "ztunnel/state.h"
+#include "common/rbac/authz.h"
+#include "common/model/local_config.h"
+#include "common/state/snapshot.h"
+#include "ztunnel/state/route.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -1,6 +1,6 @@
 // libFuzzer target: xDS resource bodies as ztunnel receives them from a control plane
 // (istio.workload.Address and istio.security.Authorization, serialized protobuf) through
-// ztunnel/xds_convert.h, with the resource name beside them. A rejection must carry its reason
+// common/model/xds/xds_convert.h, with the resource name beside them. A rejection must carry its reason
 // (it is what the NACK says); an accepted resource goes through the same snapshot build,
 // /config_dump, routing and authorization evaluation as a real one.
 #include <nlohmann/json.hpp>
@@ -13,9 +13,10 @@
 #include <string_view>
 #include <vector>
 
-#include "ztunnel/authz.h"
-#include "ztunnel/state.h"
-#include "ztunnel/xds_convert.h"
+#include "common/rbac/authz.h"
+#include "common/state/snapshot.h"
+#include "common/model/xds/xds_convert.h"
+#include "ztunnel/state/route.h"
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include <optional>
 #include <vector>
 
-#include "common/identity.h"
+#include "common/identity/identity.h"
 #include "common/result.h"
 #include "hbone/connect_result.h"
 #include "hbone/connection.h"

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "common/metrics.h"
+#include "common/admin/metrics.h"
 #include "hbone/overload.h"
 
 namespace hbone {

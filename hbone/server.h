@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 
-#include "common/identity.h"
+#include "common/identity/identity.h"
 #include "hbone/connection.h"
 #include "hbone/settings.h"
 #include "hbone/tls_glue.h"

@@ -16,9 +16,9 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
@@ -92,7 +92,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
 
   // Asio AsyncReadStream / AsyncWriteStream: lets generic code (asio::async_read, Beast
   // parsers in the waypoint) run over a tunnel. EOF = clean END_STREAM; a reset or a dead
-  // connection is connection_reset.
+  // connection is connection_reset. Completions are posted, never run inside the initiating
+  // call (Asio's rule): composed operations re-initiate from the handler, and with buffered
+  // bytes an inline completion nests one stack level per read until the stack overflows.
   using executor_type = boost::asio::any_io_executor;
   executor_type get_executor() { return executor(); }
 
@@ -116,7 +118,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
                            ? boost::system::error_code(boost::asio::error::connection_reset)
                            : boost::system::error_code(boost::asio::error::eof);
                 }
-                boost::asio::dispatch(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
+                boost::asio::post(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
               },
               boost::asio::detached);
         },
@@ -141,7 +143,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
                 } else {
                   ec = boost::asio::error::connection_reset;
                 }
-                boost::asio::dispatch(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
+                boost::asio::post(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
               },
               boost::asio::detached);
         },

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "common/result.h"
-#include "common/tls.h"
+#include "common/identity/tls.h"
 
 namespace hbone {
 

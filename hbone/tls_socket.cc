@@ -7,7 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "common/tls.h"
+#include "common/identity/tls.h"
 
 namespace hbone {
 namespace asio = boost::asio;

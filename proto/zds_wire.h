@@ -1,4 +1,4 @@
-// zds_wire: the ZDS wire format shared by ztunnel (client, ztunnel/zds_client.h) and the node
+// zds_wire: the ZDS wire format shared by ztunnel (client, ztunnel/inpod/zds_client.h) and the node
 // agent (server, cni/zds_server.h). Three concerns, all stateless:
 //   * messages: protobuf (proto/zds.proto) <-> plain structs, so no caller includes protobuf;
 //   * packets: one message per SOCK_SEQPACKET packet (no length prefix), file descriptors

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/certs.h"
-#include "common/tls.h"
+#include "common/identity/certs.h"
+#include "common/identity/tls.h"
 #include "hbone/copy.h"
 #include "hbone/pool.h"
 

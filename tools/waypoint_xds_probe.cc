@@ -24,9 +24,9 @@
 #include <string>
 #include <variant>
 
-#include "common/metrics.h"
+#include "common/admin/metrics.h"
 #include "waypoint/config_source.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
 
 namespace {
 

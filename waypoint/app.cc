@@ -7,15 +7,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/admin_servers.h"
-#include "common/metrics.h"
-#include "common/readiness.h"
+#include "common/admin/admin_servers.h"
+#include "common/admin/metrics.h"
+#include "common/admin/readiness.h"
 #include "common/runtime.h"
-#include "common/secret_manager.h"
+#include "common/identity/secret_manager.h"
 #include "waypoint/cert_source.h"
 #include "waypoint/proxy.h"
 #include "waypoint/telemetry.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
 
 namespace waypoint {
 namespace asio = boost::asio;

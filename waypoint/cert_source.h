@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "common/cert_provider.h"
+#include "common/identity/cert_provider.h"
 #include "common/result.h"
 #include "waypoint/config.h"
 

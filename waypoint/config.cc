@@ -1,6 +1,6 @@
 #include "waypoint/config.h"
 
-#include "common/http_admin.h"
+#include "common/admin/http_admin.h"
 #include "common/runtime.h"
 
 namespace waypoint {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "common/env.h"
-#include "common/identity.h"
-#include "common/log.h"
+#include "common/identity/identity.h"
+#include "common/admin/log.h"
 #include "common/result.h"
 
 namespace waypoint {

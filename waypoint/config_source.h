@@ -43,7 +43,7 @@ namespace common::metrics {
 class Registry;
 }
 namespace ztunnel {
-class Snapshot;  // TEMPORARY: the workload model moves to a shared library (issue 9 §0)
+class Snapshot;  // the shared mesh model (common/state/snapshot.h)
 }
 
 namespace waypoint {

@@ -3,7 +3,7 @@
 #include <csignal>
 #include <cstdio>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "common/runtime.h"
 #include "waypoint/app.h"
 #include "waypoint/config.h"

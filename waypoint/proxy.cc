@@ -1,6 +1,7 @@
 #include "waypoint/proxy.h"
 
 #include <spdlog/spdlog.h>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,8 +14,10 @@
 #include "hbone/headers.h"
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
+#include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
 #include "waypoint/http/relay.h"
+#include "waypoint/http/sniff.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/random.h"
 #include "waypoint/upstream/connector.h"
@@ -24,6 +27,7 @@ namespace waypoint {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 ConfigSnapshotPtr empty_snapshot();
@@ -86,9 +90,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   Worker(asio::io_context& io, std::shared_ptr<Shared> s)
       : io(io),
         shared(std::move(s)),
-        connector(io.get_executor(),
-                  upstream::Connector::Options{shared->opts.upstream_hbone_port, shared->opts.mark, 32,
-                                               shared->opts.pool_max_streams, shared->opts.pool_idle}),
+        connector(io.get_executor(), upstream::Connector::Options{shared->opts.upstream_hbone_port, shared->opts.mark,
+                                                                  32, shared->opts.pool_max_streams,
+                                                                  shared->opts.pool_idle, shared->opts.max_body}),
         random(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)) {}
 
   asio::io_context& io;
@@ -99,6 +103,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   uint64_t active_faults = 0;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::weak_ptr<hbone::Connection>> inbound;
+  std::vector<std::weak_ptr<http::H2Session>> inbound_h2;  // inner HTTP/2 sessions (GOAWAY on drain)
 
   FlowEnv env() {
     FlowEnv e;
@@ -169,19 +174,27 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     const ztunnel::Service* svc = cfg->workloads->find_service("", *auth->ip);
     if (svc) {
       std::string route_name = http_route_name(auth->port, svc->hostname);
+      const Cluster* tcp_cluster = cfg->cluster(tcp_cluster_name(auth->port, svc->hostname));
       if (cfg->route(route_name)) {
         s->respond(200);
-        co_await serve_http(std::move(s), peer, src, route_name, auth->port, svc->hostname);
+        auto d = std::make_shared<Downstream>();
+        d->peer = peer;
+        d->src = src;
+        d->src_ip = ip_of(src);
+        d->route_name = std::move(route_name);
+        d->hostname = svc->hostname;
+        d->connect_authority = s->request().authority;
+        co_await serve_inner(std::move(s), std::move(d), tcp_cluster, cfg);
         co_return;
       }
-      if (const Cluster* tcp_cluster = cfg->cluster(tcp_cluster_name(auth->port, svc->hostname))) {
+      if (tcp_cluster) {
         const auto* cla = cfg->endpoints_of(*tcp_cluster);
         const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
         if (!ep) {
           refuse(*s, peer, src, 503, "UH", "no healthy upstream");
           co_return;
         }
-        co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout);
+        co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout, std::nullopt);
         co_return;
       }
     } else if (const auto* w = cfg->workloads->find_workload("", *auth->ip); w && w->waypoint) {
@@ -189,7 +202,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       Endpoint ep;
       ep.address = auth->ip->to_string();
       ep.port = auth->port;
-      co_await serve_tcp(std::move(s), peer, src, cfg, ep, std::chrono::seconds(5));
+      co_await serve_tcp(std::move(s), peer, src, cfg, ep, std::chrono::seconds(5), std::nullopt);
       co_return;
     }
     refuse(*s, peer, src, 503, "NR", "not a service or workload served by this waypoint");
@@ -204,31 +217,163 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
 
   asio::awaitable<void> serve_tcp(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
                                   std::string src, ConfigSnapshotPtr cfg, Endpoint ep,
-                                  std::chrono::milliseconds connect_timeout) {
+                                  std::chrono::milliseconds connect_timeout, std::optional<std::string> sniffed) {
+    // `sniffed`: the CONNECT was answered already and these bytes were read while sniffing.
     auto target = make_target(*cfg, ep);
     if (!target) {
-      refuse(*s, peer, src, 503, "UH", "endpoint address is not an IP");
+      if (sniffed) {
+        http::AnyStream(s).abort();
+      } else {
+        refuse(*s, peer, src, 503, "UH", "endpoint address is not an IP");
+      }
       co_return;
     }
     auto tls = shared->tls.load();
-    auto conn = co_await connector.acquire(*target, tls ? tls->client : nullptr, shared->self.uri(), connect_timeout);
+    // Named, never a ?: temporary inside co_await: GCC 12 destroys such temporaries twice
+    // (here: one reference too few on the TLS context -> use after free).
+    hbone::TlsContext client_tls;
+    if (tls) client_tls = tls->client;
+    auto conn = co_await connector.acquire(*target, client_tls, shared->self.uri(), connect_timeout);
     if (!conn) {
       spdlog::info("CONNECT {} from {}: upstream {} failed: {} (flag UF)", s->request().authority, src, target->key,
                    conn.error());
-      s->respond(503);
+      if (sniffed) {
+        http::AnyStream(s).abort();
+      } else {
+        s->respond(503);
+      }
       co_return;
     }
-    s->respond(200);
+    if (!sniffed) s->respond(200);
     http::AnyStream down(s);
-    auto r = co_await http::relay(down, conn.value()->stream);
+    // A named local, never a ?: temporary inside co_await (GCC 12 destroys those twice).
+    std::string pending;
+    if (sniffed) pending = std::move(*sniffed);
+    auto r = co_await http::relay(down, conn.value()->stream, std::move(pending));
     spdlog::debug("TCP {} -> {} done: {} bytes up, {} down", src, target->key, r.a_to_b, r.b_to_a);
   }
 
-  asio::awaitable<void> serve_http(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
-                                   std::string src, std::string route_name, uint16_t port, std::string hostname) {
+  // What every request on one CONNECT stream shares.
+  struct Downstream {
+    std::shared_ptr<const hbone::PeerInfo> peer;
+    std::string src;
+    std::optional<asio::ip::address> src_ip;
+    std::string route_name;
+    std::string hostname;
+    std::string connect_authority;
+  };
+
+  // The telemetry record of one request, before routing.
+  RequestRecord begin_record(const Downstream& d, const ConfigSnapshot& cfg, const http::Request& req) {
+    RequestRecord rec;
+    rec.src_addr = d.src;
+    rec.src_identity = d.peer->identity;
+    rec.src = d.src_ip ? cfg.workloads->find_workload("", *d.src_ip) : nullptr;
+    rec.authority = req.head.authority;
+    rec.method = req.head.method;
+    rec.path = req.head.path;
+    rec.protocol = std::string(http::to_string(req.protocol));
+    if (auto ua = req.head.headers.get("user-agent")) rec.user_agent = std::string(*ua);
+    rec.request_bytes = req.body.size();
+    rec.service_host = d.hostname;
+    if (auto ip = ip_of(d.connect_authority)) rec.service = cfg.workloads->find_service("", *ip);
+    return rec;
+  }
+
+  // The protocol-neutral part of one request: the request flow (or NR when the route
+  // configuration went away since the CONNECT).
+  asio::awaitable<FlowResult> route(const Downstream& d, const ConfigSnapshotPtr& cfg, http::Request& req) {
+    FlowResult fr;
+    if (const RouteConfig* rc = cfg->route(d.route_name)) {
+      auto e = env();
+      fr = co_await serve_request(e, cfg, *rc, req, d.src);
+    } else {
+      fr.flags = "NR";
+      fr.response = local_reply(404, "");
+      auto ct = req.head.headers.get("content-type");
+      if (ct && ct->starts_with("application/grpc")) grpcify_local_reply(fr.response);
+    }
+    co_return fr;
+  }
+
+  // After the response went out (`written`) or could not (the client went away: DC).
+  void finish_record(RequestRecord& rec, const ConfigSnapshot& cfg, const http::Request& req, FlowResult& fr,
+                     bool written, std::chrono::steady_clock::time_point start) {
+    if (auto id = req.head.headers.get("x-request-id")) rec.request_id = std::string(*id);
+    if (!written) {
+      if (fr.flags == "-") {
+        fr.flags = "DC";
+      } else {
+        fr.flags += ",DC";
+      }
+    }
+    rec.response_code = written ? fr.response.status : 0;
+    rec.response_flags = fr.flags;
+    rec.response_bytes = fr.response.body.size();
+    rec.upstream_cluster = fr.cluster;
+    rec.upstream_host = fr.upstream_host;
+    rec.route_name = fr.route_name;
+    rec.attempts = fr.attempts;
+    if (auto gs = fr.response.trailers.get("grpc-status")) {
+      rec.grpc_status = std::string(*gs);
+    } else if (auto hs = fr.response.headers.get("grpc-status")) {
+      rec.grpc_status = std::string(*hs);
+    }
+    if (fr.endpoint) {
+      if (auto ip = ztunnel::parse_ip(fr.endpoint->address)) {
+        rec.dst = cfg.workloads->find_workload("", *ip);
+        if (rec.dst) rec.dst_identity = rec.dst->identity();
+      }
+    }
+    rec.duration = std::chrono::steady_clock::now() - start;
+    shared->telemetry.record(rec);
+  }
+
+  // An HTTP service port: the inner protocol is sniffed as Envoy's AUTO codec and
+  // http_inspector do (HTTP/2 preface, HTTP/1.x request line). Bytes that are neither go to
+  // the port's TCP chain when it has one (a port of unknown protocol), else to the HTTP/1.1
+  // codec, which answers 400.
+  asio::awaitable<void> serve_inner(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d,
+                                    const Cluster* tcp_cluster, ConfigSnapshotPtr cfg) {
     http::AnyStream down(s);
+    std::string initial;
+    std::array<char, 4096> chunk;
+    http::Sniffed kind = http::Sniffed::NeedMore;
+    while (kind == http::Sniffed::NeedMore) {
+      auto [ec, n] = co_await down.async_read_some(asio::buffer(chunk), kTuple);
+      initial.append(chunk.data(), n);
+      kind = http::sniff(initial);
+      if (ec && kind == http::Sniffed::NeedMore) {
+        if (initial.empty()) {
+          down.shutdown_write();
+          co_return;
+        }
+        kind = http::Sniffed::Other;
+      }
+    }
+    if (kind == http::Sniffed::Http2) {
+      co_await serve_h2(s, std::move(d), std::move(initial));
+      co_return;
+    }
+    if (kind == http::Sniffed::Other && tcp_cluster) {
+      const auto* cla = cfg->endpoints_of(*tcp_cluster);
+      const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
+      if (!ep) {
+        spdlog::info("CONNECT {} from {}: not HTTP, and the TCP chain has no healthy upstream (flag UH)",
+                     s->request().authority, d->src);
+        down.abort();
+        co_return;
+      }
+      std::optional<std::string> sniffed(std::move(initial));
+      co_await serve_tcp(s, d->peer, d->src, cfg, *ep, tcp_cluster->connect_timeout, std::move(sniffed));
+      co_return;
+    }
     http::ReadBuffer buf;
-    const auto src_ip = ip_of(src);
+    buf.put(initial);
+    co_await serve_http1(std::move(down), std::move(buf), std::move(d));
+  }
+
+  asio::awaitable<void> serve_http1(http::AnyStream down, http::ReadBuffer buf, std::shared_ptr<Downstream> d) {
     for (;;) {
       auto rr = co_await http::read_request(down, buf, shared->opts.max_body);
       if (rr.error == http::ReadError::Closed || rr.error == http::ReadError::Reset) break;
@@ -236,56 +381,19 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
         const bool large = rr.error == http::ReadError::TooLarge;
         auto resp = local_reply(large ? 413 : 400, large ? "payload too large" : "Bad Request");
         co_await http::write_response(down, resp, http::Protocol::Http11, false, true);
-        spdlog::debug("request from {} rejected: {} (flag DPE)", src, rr.detail);
+        spdlog::debug("request from {} rejected: {} (flag DPE)", d->src, rr.detail);
         break;
       }
       Active live(shared->active_requests);
       const auto start = std::chrono::steady_clock::now();
       auto cfg = shared->config.load();
-      RequestRecord rec;
-      rec.src_addr = src;
-      rec.src_identity = peer->identity;
-      rec.src = src_ip ? cfg->workloads->find_workload("", *src_ip) : nullptr;
-      rec.authority = rr.request.head.authority;
-      rec.method = rr.request.head.method;
-      rec.path = rr.request.head.path;
-      rec.protocol = std::string(http::to_string(rr.request.protocol));
-      if (auto ua = rr.request.head.headers.get("user-agent")) rec.user_agent = std::string(*ua);
-      rec.request_bytes = rr.request.body.size();
-      rec.service_host = hostname;
-      if (auto ip = ip_of(s->request().authority)) rec.service = cfg->workloads->find_service("", *ip);
+      RequestRecord rec = begin_record(*d, *cfg, rr.request);
       const bool head = rr.request.head.method == "HEAD";
-
-      FlowResult fr;
-      if (const RouteConfig* rc = cfg->route(route_name)) {
-        auto e = env();
-        fr = co_await serve_request(e, cfg, *rc, rr.request, src);
-      } else {
-        fr.flags = "NR";
-        fr.response = local_reply(404, "");
-      }
-      if (auto id = rr.request.head.headers.get("x-request-id")) rec.request_id = std::string(*id);
+      FlowResult fr = co_await route(*d, cfg, rr.request);
       const bool upgrade = fr.upgraded && fr.response.status == 101;
       const bool close = !upgrade && (!rr.keep_alive || shared->draining.load(std::memory_order_relaxed));
       const bool ok = co_await http::write_response(down, fr.response, rr.request.protocol, head, close);
-
-      rec.response_code = fr.response.status;
-      rec.response_flags = fr.flags;
-      rec.response_bytes = fr.response.body.size();
-      rec.upstream_cluster = fr.cluster;
-      rec.upstream_host = fr.upstream_host;
-      rec.route_name = fr.route_name;
-      rec.attempts = fr.attempts;
-      if (auto gs = fr.response.headers.get("grpc-status")) rec.grpc_status = std::string(*gs);
-      if (fr.endpoint) {
-        if (auto ip = ztunnel::parse_ip(fr.endpoint->address)) {
-          rec.dst = cfg->workloads->find_workload("", *ip);
-          if (rec.dst) rec.dst_identity = rec.dst->identity();
-        }
-      }
-      rec.duration = std::chrono::steady_clock::now() - start;
-      shared->telemetry.record(rec);
-
+      finish_record(rec, *cfg, rr.request, fr, ok, start);
       if (upgrade && ok) {
         co_await http::relay(down, fr.upgraded->stream, buf.take(), fr.upgraded->buf.take());
         co_return;
@@ -295,11 +403,42 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     down.shutdown_write();
   }
 
+  // HTTP/2 with prior knowledge inside the tunnel: one session, its streams served
+  // concurrently, each through the same request flow as HTTP/1.1.
+  asio::awaitable<void> serve_h2(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d, std::string initial) {
+    http::H2Session::Options o;
+    o.max_body = shared->opts.max_body;
+    auto handler = [w = weak_from_this(), d](std::shared_ptr<http::H2Session> sess, int32_t id, http::Request req) {
+      if (auto self = w.lock()) {
+        asio::co_spawn(self->io, self->serve_h2_request(std::move(sess), id, std::move(req), d), asio::detached);
+      }
+    };
+    auto sess = http::H2Session::server(http::AnyStream(s), o, std::move(handler));
+    std::erase_if(inbound_h2, [](const auto& x) { return x.expired(); });
+    inbound_h2.push_back(sess);
+    co_await sess->run(std::move(initial));
+  }
+
+  asio::awaitable<void> serve_h2_request(std::shared_ptr<http::H2Session> sess, int32_t id, http::Request req,
+                                         std::shared_ptr<Downstream> d) {
+    auto keep = shared_from_this();
+    Active live(shared->active_requests);
+    const auto start = std::chrono::steady_clock::now();
+    auto cfg = shared->config.load();
+    RequestRecord rec = begin_record(*d, *cfg, req);
+    FlowResult fr = co_await route(*d, cfg, req);
+    const bool ok = sess->respond(id, fr.response, req.head.method == "HEAD");
+    finish_record(rec, *cfg, req, fr, ok, start);
+  }
+
   void drain() {
     boost::system::error_code ignored;
     if (acceptor) acceptor->close(ignored);
     for (auto& w : inbound) {
       if (auto c = w.lock()) c->drain();
+    }
+    for (auto& w : inbound_h2) {
+      if (auto sess = w.lock()) sess->retire();
     }
     connector.drain();
   }

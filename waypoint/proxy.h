@@ -20,15 +20,15 @@
 #include <string>
 #include <vector>
 
-#include "common/identity.h"
+#include "common/identity/identity.h"
 #include "common/result.h"
 #include "common/runtime.h"
-#include "common/tls.h"
+#include "common/identity/tls.h"
 #include "hbone/tls_glue.h"
 #include "waypoint/config_source.h"
 #include "waypoint/naming.h"
 #include "waypoint/telemetry.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
 
 namespace waypoint {
 

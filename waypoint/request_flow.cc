@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
 #include "waypoint/router/router.h"
 
@@ -61,6 +62,20 @@ http::Response from_local(const router::LocalResponse& l) {
   return r;
 }
 
+// Facts §3.4: explicit http2/grpc ports use h2 upstream; auto-detected ports (use downstream
+// protocol) follow the client; plain http ports use HTTP/1.1.
+bool upstream_h2(const Cluster& c, const http::Request& req) {
+  switch (c.policy.upstream_protocol) {
+    case UpstreamProtocol::Http2:
+      return true;
+    case UpstreamProtocol::UseDownstream:
+      return req.protocol == http::Protocol::Http2;
+    case UpstreamProtocol::Http1:
+      return false;
+  }
+  return false;
+}
+
 struct AttemptResult {
   router::AttemptOutcome outcome;
   http::Response response;
@@ -73,11 +88,13 @@ struct AttemptResult {
 // One try: connection, request, response, under the attempt's timer. The timer aborts the
 // upstream stream, which ends the pending read (hbone::Stream has no per-op cancellation).
 asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& target, const Cluster& cluster,
-                                       const http::Request& req, router::AttemptTimer timer) {
+                                       const http::Request& req, router::AttemptTimer timer, bool h2) {
   AttemptResult ar;
   struct Guard {
     bool fired = false;
     upstream::Conn* conn = nullptr;
+    std::shared_ptr<http::H2Session> h2;  // HTTP/2 upstream: the stream to reset
+    int32_t h2_stream = 0;
   };
   auto g = std::make_shared<Guard>();
   asio::steady_timer t(env.exec);
@@ -87,6 +104,7 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
       if (ec) return;
       g->fired = true;
       if (g->conn) g->conn->stream.abort();
+      if (g->h2 && g->h2_stream) g->h2->cancel(g->h2_stream);
     });
   }
   auto timed_out = [&] {
@@ -96,9 +114,56 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
       ar.global_timeout = true;
     }
   };
+  // HTTP/2 upstream: one stream on the endpoint's multiplexed connection. A stream the server
+  // refused (REFUSED_STREAM, or beyond its GOAWAY) was never processed: once more on a fresh
+  // connection, as for a dead keep-alive connection below.
+  for (int tries = 0; h2 && tries < 2; ++tries) {
+    auto sess = co_await env.connector->acquire_h2(target, env.client_tls, env.self_identity, cluster.connect_timeout);
+    if (!sess) {
+      if (g->fired) {
+        timed_out();
+      } else {
+        ar.outcome.failure = router::AttemptFailure::ConnectFailure;
+        ar.outcome.request_sent = false;
+        ar.detail = sess.error();
+      }
+      break;
+    }
+    if (g->fired) {
+      timed_out();
+      break;
+    }
+    const int32_t id = sess.value()->submit(req);
+    if (id == 0) {
+      if (tries == 0) continue;
+      ar.outcome.failure = router::AttemptFailure::Overflow;
+      ar.outcome.request_sent = false;
+      ar.detail = "HTTP/2 upstream connection takes no more streams";
+      break;
+    }
+    g->h2 = sess.value();
+    g->h2_stream = id;
+    auto res = co_await sess.value()->wait(id);
+    g->h2 = nullptr;
+    if (g->fired) {
+      timed_out();
+      break;
+    }
+    if (!res.ok) {
+      if (res.refused && tries == 0) continue;
+      ar.outcome.failure = res.refused ? router::AttemptFailure::RefusedStream : router::AttemptFailure::Reset;
+      ar.outcome.request_sent = !res.refused;
+      ar.detail = res.detail;
+      break;
+    }
+    ar.outcome.failure = router::AttemptFailure::None;
+    ar.outcome.status = res.response.status;
+    ar.response = std::move(res.response);
+    break;
+  }
   // A reused keep-alive connection the server had closed fails without a byte: that is not
   // the upstream's answer, so the request goes once more on a fresh connection.
-  for (int tries = 0; tries < 2; ++tries) {
+  for (int tries = 0; !h2 && tries < 2; ++tries) {
     auto conn = co_await env.connector->acquire(target, env.client_tls, env.self_identity, cluster.connect_timeout);
     if (!conn) {
       if (g->fired) {
@@ -162,7 +227,7 @@ asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const Mirror
   router::AttemptTimer timer;
   timer.timeout = std::chrono::seconds(30);
   timer.per_try = true;
-  auto ar = co_await attempt(env, *target, *cluster, req, timer);
+  auto ar = co_await attempt(env, *target, *cluster, req, timer, upstream_h2(*cluster, req));
   if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
 }
 
@@ -202,8 +267,40 @@ std::string make_request_id(router::Random& random) {
   return buf;
 }
 
-asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
-                                          http::Request& req, std::string_view source_ip) {
+uint32_t grpc_status_of_http(uint16_t status) {
+  switch (status) {
+    case 400:
+      return 13;  // INTERNAL
+    case 401:
+      return 16;  // UNAUTHENTICATED
+    case 403:
+      return 7;  // PERMISSION_DENIED
+    case 404:
+      return 12;  // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14;  // UNAVAILABLE
+    default:
+      return 2;  // UNKNOWN
+  }
+}
+
+void grpcify_local_reply(http::Response& r) {
+  if (r.headers.contains("grpc-status") || r.status < 400) return;
+  const uint16_t status = r.status;
+  r.headers.set("content-type", "application/grpc");
+  r.headers.set("grpc-status", std::to_string(grpc_status_of_http(status)));
+  if (!r.body.empty()) r.headers.set("grpc-message", r.body);
+  r.body.clear();
+  r.status = 200;
+}
+
+namespace {
+
+asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
+                                               http::Request& req, std::string_view source_ip) {
   FlowResult out;
   auto& head = req.head;
   if (!head.headers.contains("x-request-id")) head.headers.add("x-request-id", make_request_id(*env.random));
@@ -277,6 +374,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
   std::span<const Endpoint> endpoints;
   if (cla) endpoints = cla->endpoints;
 
+  const bool h2_upstream = upstream_h2(*cluster, req);
   const RetryPolicy* retry = router::effective_retry_policy(vhost, action);
   const auto timeouts = router::compute_timeouts(action, retry, head, grpc);
   if (timeouts.expected.count() > 0) {
@@ -315,7 +413,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
     ++out.attempts;
     router::set_request_attempt_count(vhost, out.attempts, head.headers);
     env.lb->started(target->key);
-    auto ar = co_await attempt(env, *target, *cluster, req, timer);
+    auto ar = co_await attempt(env, *target, *cluster, req, timer, h2_upstream);
     env.lb->finished(target->key);
     tried.push_back(target->key);
     if (ar.global_timeout) {
@@ -343,6 +441,7 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
     switch (outcome.failure) {
       case router::AttemptFailure::None: {
         out.response = std::move(ar.response);
+        out.from_upstream = true;
         if (out.response.status == 101 && !req.upgrade.empty()) {
           out.upgraded = std::move(ar.conn);
         } else if (ar.conn && ar.keep_alive) {
@@ -367,6 +466,18 @@ asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config
         co_return out;
     }
   }
+}
+
+}  // namespace
+
+// Envoy answers a gRPC request's local errors (NR, UH, UT, UF ...) as gRPC does: HTTP 200,
+// trailers-only, grpc-status mapped from the HTTP status, grpc-message = the reply's text.
+asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
+                                          http::Request& req, std::string_view source_ip) {
+  const bool grpc = is_grpc(req.head);
+  FlowResult out = co_await serve_request_impl(env, config, rc, req, source_ip);
+  if (grpc && !out.from_upstream) grpcify_local_reply(out.response);
+  co_return out;
 }
 
 }  // namespace waypoint

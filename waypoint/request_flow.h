@@ -20,7 +20,7 @@
 #include "waypoint/router/random.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
-#include "ztunnel/state.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
 
 namespace waypoint {
 
@@ -46,12 +46,20 @@ struct FlowResult {
   std::string upstream_host;  // "ip:port" of the last attempt
   const Endpoint* endpoint = nullptr;
   uint32_t attempts = 0;
+  bool from_upstream = false;  // the response is the upstream's (else a local reply)
   // Set when the upstream answered 101 to an upgrade: the connection to relay bytes over.
   std::unique_ptr<upstream::Conn> upgraded;
 };
 
 boost::asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& routes,
                                                  http::Request& request, std::string_view source_ip);
+
+// A local reply to a gRPC request as Envoy sends it: HTTP 200, content-type application/grpc,
+// grpc-status from the HTTP status (gRPC's HTTP-to-gRPC mapping: 404 UNIMPLEMENTED, 503/504
+// UNAVAILABLE ...), grpc-message = body, no body (trailers-only). Replies that already carry
+// grpc-status (fault aborts with a gRPC code) and non-errors are left alone.
+uint32_t grpc_status_of_http(uint16_t status);
+void grpcify_local_reply(http::Response& r);
 
 // Envoy's local reply: status, text/plain body (may be empty).
 http::Response local_reply(uint16_t status, std::string body);

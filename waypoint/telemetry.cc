@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace waypoint {
 

@@ -6,7 +6,7 @@
 // upstream_cluster, upstream_host, x-request-id, user agent, source/destination identity.
 // Missing label values are "unknown", as Istio's.
 // Threading: families registered on the control thread at start; record() from any worker
-// (series lookups are lock-free on the steady path, see common/metrics.h).
+// (series lookups are lock-free on the steady path, see common/admin/metrics.h).
 #pragma once
 
 #include <chrono>
@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "common/identity.h"
-#include "common/metrics.h"
-#include "ztunnel/model.h"  // TEMPORARY until the shared model library lands
+#include "common/identity/identity.h"
+#include "common/admin/metrics.h"
+#include "common/model/model.h"
 
 namespace waypoint {
 

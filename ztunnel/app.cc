@@ -10,20 +10,21 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/admin_servers.h"
-#include "common/metrics.h"
-#include "common/readiness.h"
+#include "common/admin/admin_servers.h"
+#include "common/admin/metrics.h"
+#include "common/admin/readiness.h"
 #include "common/runtime.h"
-#include "common/secret_manager.h"
+#include "common/identity/secret_manager.h"
 #include "hbone/connection_stats.h"
 #include "hbone/overload.h"
 #include "ztunnel/cert_source.h"
-#include "ztunnel/local_config.h"
-#include "ztunnel/netns.h"
-#include "ztunnel/proxy.h"
-#include "ztunnel/workload_manager.h"
-#include "ztunnel/xds_source.h"
-#include "ztunnel/zds_client.h"
+#include "ztunnel/dataplane.h"
+#include "common/model/local_config.h"
+#include "ztunnel/inpod/netns.h"
+#include "ztunnel/proxy/proxy.h"
+#include "ztunnel/inpod/workload_manager.h"
+#include "ztunnel/state/xds_source.h"
+#include "ztunnel/inpod/zds_client.h"
 
 namespace ztunnel {
 namespace asio = boost::asio;
@@ -66,108 +67,6 @@ nlohmann::json certs_json(const std::vector<common::CertInfo>& infos) {
   }
   return out;
 }
-
-// The part of the process that differs by mode: one proxy (dedicated) or one per pod (shared).
-class Dataplane {
- public:
-  virtual ~Dataplane() = default;
-  virtual common::Status start() = 0;
-  virtual void set_snapshot(SnapshotConstSharedPtr s) = 0;
-  virtual void drain() = 0;
-  virtual void force_close() = 0;
-  virtual int64_t active_connections() const = 0;
-  virtual void dump(nlohmann::json& out) const = 0;
-};
-
-class DedicatedPlane : public Dataplane {
- public:
-  DedicatedPlane(common::Runtime& rt, const Config& cfg, common::metrics::Registry& reg,
-                 common::SecretManager& secrets, common::Readiness& readiness, SnapshotConstSharedPtr snap)
-      : proxy_(rt, cfg, reg, ProxyTarget{*cfg.workload_info, "", nullptr}) {
-    proxy_.set_snapshot(snap);
-    const auto& wi = *cfg.workload_info;
-    std::string td = cfg.trust_domain;
-    if (const Workload* w = snap->find_workload_by_info(wi.ns, wi.name, wi.service_account)) {
-      td = w->trust_domain;
-    } else if (snap->workloads().empty()) {
-      // xDS-only start: nothing received yet. The identity is fixed here, so TRUST_DOMAIN is it.
-      spdlog::info("no configuration yet (waiting for xDS); certificate identity uses TRUST_DOMAIN {}", td);
-    } else {
-      spdlog::warn("workload {}/{} (sa {}) is not in the configuration yet; outbound traffic fails until it is",
-                   wi.ns, wi.name, wi.service_account);
-    }
-    common::Identity identity(td, wi.ns, wi.service_account);
-    sub_ = secrets.subscribe(identity, [this, identity, &readiness](common::SecretManager::CredentialsPtr creds) {
-      if (auto st = proxy_.set_credentials(creds); !st) {
-        spdlog::error("certificate for {} unusable: {}", identity.uri(), st.error());
-        return;
-      }
-      spdlog::info("certificate for {} installed", identity.uri());
-      readiness.mark_done("proxy");
-    }, [this](const std::string& error) { proxy_.set_credentials_error(error); });
-  }
-  common::Status start() override { return proxy_.start(); }
-  void set_snapshot(SnapshotConstSharedPtr s) override { proxy_.set_snapshot(std::move(s)); }
-  void drain() override { proxy_.drain(); }
-  void force_close() override { proxy_.force_close(); }
-  int64_t active_connections() const override { return proxy_.active_connections(); }
-  void dump(nlohmann::json&) const override {}
-
- private:
-  Proxy proxy_;
-  common::SecretManager::Subscription sub_;
-};
-
-class NodePlane : public Dataplane, public ZdsHandler {
- public:
-  NodePlane(common::Runtime& rt, const Config& cfg, common::metrics::Registry& reg, common::SecretManager& secrets,
-            common::Readiness& readiness, SnapshotConstSharedPtr snap)
-      : readiness_(readiness), manager_(rt, cfg, reg, secrets) {
-    manager_.set_snapshot(std::move(snap));
-    ZdsClientOptions opts;
-    opts.socket_path = cfg.inpod_uds;
-    opts.on_connection = [](bool connected, const std::string& reason) {
-      if (connected) spdlog::info("connected to the node agent (ZDS)");
-      else spdlog::warn("node agent connection ended: {}", reason);
-    };
-    zds_ = std::make_unique<ZdsClient>(rt.control(), *this, std::move(opts));
-  }
-  common::Status start() override {
-    zds_->start();
-    return common::ok_status();
-  }
-  void set_snapshot(SnapshotConstSharedPtr s) override { manager_.set_snapshot(std::move(s)); }
-  void drain() override {
-    zds_->stop();
-    manager_.drain_all();
-  }
-  void force_close() override { manager_.force_close_all(); }
-  int64_t active_connections() const override { return manager_.active_connections(); }
-  void dump(nlohmann::json& out) const override { out["workloadState"] = manager_.dump(); }
-
-  // ZdsHandler (control thread).
-  common::Status add_workload(const std::string& uid, const zds::WorkloadInfo& info, zds::UniqueFd netns) override {
-    auto ns = Netns::from_fd(netns.release());
-    if (!ns) return common::make_error(ns.error());
-    return manager_.add(uid, WorkloadInfo{info.ns, info.name, info.service_account.empty() ? "default" : info.service_account},
-                        ns.value());
-  }
-  void keep_workload(const std::string&) override {}
-  void del_workload(const std::string& uid) override { manager_.del(uid); }
-  void snapshot_done(const std::set<std::string>& mentioned) override {
-    manager_.snapshot_done(mentioned);
-    if (!snapshot_seen_) {
-      snapshot_seen_ = true;
-      readiness_.mark_done("workload proxy manager");
-    }
-  }
-
- private:
-  common::Readiness& readiness_;
-  WorkloadManager manager_;
-  std::unique_ptr<ZdsClient> zds_;
-  bool snapshot_seen_ = false;
-};
 
 }  // namespace
 
@@ -216,9 +115,9 @@ int run_app(const Config& cfg) {
 
   std::unique_ptr<Dataplane> plane;
   if (dedicated) {
-    plane = std::make_unique<DedicatedPlane>(runtime, cfg, registry, secrets, readiness, initial);
+    plane = make_dedicated_plane(runtime, cfg, registry, secrets, readiness, initial);
   } else {
-    plane = std::make_unique<NodePlane>(runtime, cfg, registry, secrets, readiness, initial);
+    plane = make_node_plane(runtime, cfg, registry, secrets, readiness, initial);
   }
   SnapshotConstSharedPtr current = initial;
   // Set once xDS has delivered its first complete state; the local file no longer applies.

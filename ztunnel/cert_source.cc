@@ -5,8 +5,8 @@
 #include <chrono>
 
 #include "common/ca/istio_ca_client.h"
-#include "common/local_ca.h"
-#include "common/local_ca_provider.h"
+#include "common/identity/local_ca.h"
+#include "common/identity/local_ca_provider.h"
 
 namespace ztunnel {
 

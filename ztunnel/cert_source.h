@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "common/cert_provider.h"
+#include "common/identity/cert_provider.h"
 #include "common/result.h"
 #include "ztunnel/config.h"
 

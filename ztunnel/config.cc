@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/http_admin.h"
+#include "common/admin/http_admin.h"
 #include "common/runtime.h"
 #include "hbone/overload.h"
 

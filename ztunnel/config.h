@@ -17,7 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/env.h"
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "common/result.h"
 #include "hbone/socket_options.h"
 

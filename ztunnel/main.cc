@@ -2,7 +2,7 @@
 #include <csignal>
 #include <cstdio>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "ztunnel/app.h"
 #include "ztunnel/config.h"
 

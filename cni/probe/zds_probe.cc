@@ -1,4 +1,4 @@
-// zds-probe: a stand-in ztunnel for tests. Runs the real ZdsClient (ztunnel/zds_client.h)
+// zds-probe: a stand-in ztunnel for tests. Runs the real ZdsClient (ztunnel/inpod/zds_client.h)
 // against a node agent and prints one line per event on stdout, flushed at once:
 //   CONNECTED | DISCONNECTED <reason>
 //   ADD <uid> <namespace>/<name> sa=<sa> netns=<inode>
@@ -15,8 +15,8 @@
 #include <cstring>
 #include <string>
 
-#include "common/log.h"
-#include "ztunnel/zds_client.h"
+#include "common/admin/log.h"
+#include "ztunnel/inpod/zds_client.h"
 
 namespace {
 

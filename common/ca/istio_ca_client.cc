@@ -13,7 +13,7 @@
 #include <string>
 #include <utility>
 
-#include "common/certs.h"
+#include "common/identity/certs.h"
 #include "istio/v1/auth/ca.grpc.pb.h"
 
 namespace common::ca {

@@ -23,7 +23,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "common/cert_provider.h"
+#include "common/identity/cert_provider.h"
 #include "common/grpc/channel.h"
 
 namespace boost::asio {

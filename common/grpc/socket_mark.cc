@@ -1,5 +1,7 @@
 #include "common/grpc/socket_mark.h"
 
+#include "common/net/socket_options.h"
+
 #include <grpc/support/sync.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <spdlog/spdlog.h>
@@ -39,12 +41,13 @@ MarkMutator* self(grpc_socket_mutator* m) {
 
 bool mark_fd(int fd, grpc_socket_mutator* m) {
   const uint32_t mark = self(m)->mark;
-  if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0) return true;
+  const auto st = common::net::sockopt::set_mark(fd, mark);
+  if (st.ok()) return true;
   // Once per process: every reconnect would repeat it.
   static std::atomic<bool> logged{false};
   if (!logged.exchange(true)) {
     spdlog::error("cannot set SO_MARK {} on a control-plane socket: {} (needs CAP_NET_ADMIN; PACKET_MARK=0 disables)",
-                  mark, std::strerror(errno));
+                  mark, st.error());
   }
   return false;
 }

@@ -15,8 +15,8 @@
 #include <set>
 #include <thread>
 
-#include "common/log.h"
-#include "common/metrics.h"
+#include "common/admin/log.h"
+#include "common/admin/metrics.h"
 #include "envoy/service/discovery/v3/discovery.grpc.pb.h"
 
 namespace common::xds {

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 
 namespace common::xds {
 

@@ -24,40 +24,13 @@ SECS=${R1_SECONDS:-120}
 source "$ZT_ROOT/tests/lib/netns.sh"
 source "$ZT_ROOT/tests/30-e2e/helpers.sh"
 
-require_root
-PY=/usr/bin/python3
-for t in gcc "$PY"; do command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }; done
-[[ -x $ZT_BIN ]] || { fail "binary present at $ZT_BIN"; summary; exit 1; }
-
-nsx_init r1
-T="$NSX_TMP"
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
+source "$ZT_ROOT/tests/lib/matrix_pair.sh"
+mp_setup r1
 # 5,000 client sockets in ztunnel a, as many app sockets in b, plus the load tool's own.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-[[ $(ulimit -n) == unlimited || $(ulimit -n) -ge 8192 ]] || abort "fd limit >= 8192 (have $(ulimit -n))"
-
-gcc -O2 -o "$T/connbench" "$ZT_ROOT/bench/connbench.c" 2>"$T/gcc.log" || abort "build connbench" "$(cat "$T/gcc.log")"
-"$ZT_ROOT/scripts/make-cacerts.sh" "$T/ca" cluster.local >"$T/ca.log" 2>&1 || abort "CA" "$(cat "$T/ca.log")"
-nsx_pod a 10.99.0.1
-nsx_pod b 10.99.0.2
-cat >"$T/mesh.yaml" <<'YAML'
-workloads:
-- {uid: r1-a, name: a, namespace: r1, serviceAccount: a, workloadIps: ["10.99.0.1"], protocol: HBONE, node: r1}
-- {uid: r1-b, name: b, namespace: r1, serviceAccount: b, workloadIps: ["10.99.0.2"], protocol: HBONE, node: r1}
-YAML
-for p in a b; do
-  nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-$p.log" 2>&1 \
-    || abort "in-pod rules in $p" "$(cat "$T/rules-$p.log")"
-done
-nsx_bg b "$T/echo.log" "$T/connbench" server 0.0.0.0:9000
-zt_start a r1/a/a "$T/mesh.yaml" "$T/ca" "$T/zt-a.log"
-zt_start b r1/b/b "$T/mesh.yaml" "$T/ca" "$T/zt-b.log"
-for p in a b; do out=$(zt_wait_ready "$p" 20) || abort "ztunnel $p ready" "$out"; done
-wait_for_port b 9000 5 || abort "echo server in b"
+mp_raise_fd_limit
 pass "ztunnel pair ready, echo server up"
 
-pid_of() { local v="ZT_PID_$1" p; p=${!v}; [[ $(cat "/proc/$p/comm" 2>/dev/null) == ztunnel ]] || p=$(pgrep -P "$p" -x ztunnel | head -n 1); echo "$p"; }
-PA=$(pid_of a); PB=$(pid_of b)
+PA=$(mp_pid a); PB=$(mp_pid b)
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { find "/proc/$1/fd" -maxdepth 1 -type l 2>/dev/null | wc -l; }
 # One warm-up connection so both sides have their pooled HBONE connection and certificates.

@@ -24,44 +24,21 @@ SECS=${R3_SECONDS:-180}
 source "$ZT_ROOT/tests/lib/netns.sh"
 source "$ZT_ROOT/tests/30-e2e/helpers.sh"
 
-require_root
-PY=/usr/bin/python3
-for t in gcc iperf3 "$PY"; do command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }; done
-[[ -x $ZT_BIN ]] || { fail "binary present at $ZT_BIN"; summary; exit 1; }
-
-nsx_init r3
-T="$NSX_TMP"
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-[[ $(ulimit -n) == unlimited || $(ulimit -n) -ge 8192 ]] || abort "fd limit >= 8192 (have $(ulimit -n))"
-
-gcc -O2 -o "$T/connbench" "$ZT_ROOT/bench/connbench.c" 2>"$T/gcc.log" || abort "build connbench" "$(cat "$T/gcc.log")"
-"$ZT_ROOT/scripts/make-cacerts.sh" "$T/ca" cluster.local >"$T/ca.log" 2>&1 || abort "CA" "$(cat "$T/ca.log")"
-nsx_pod a 10.99.0.1
-nsx_pod b 10.99.0.2
-for p in a b; do
-  # Connection churn: 300/s for minutes would exhaust ephemeral ports in TIME_WAIT otherwise.
-  nsx_exec "$p" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"
-done
-cat >"$T/mesh.yaml" <<'YAML'
-workloads:
-- {uid: r3-a, name: a, namespace: r3, serviceAccount: a, workloadIps: ["10.99.0.1"], protocol: HBONE, node: r3}
-- {uid: r3-b, name: b, namespace: r3, serviceAccount: b, workloadIps: ["10.99.0.2"], protocol: HBONE, node: r3}
-YAML
-for p in a b; do
-  nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-$p.log" 2>&1 \
-    || abort "in-pod rules in $p" "$(cat "$T/rules-$p.log")"
-done
-nsx_bg b "$T/echo.log" "$T/connbench" server 0.0.0.0:9000
-nsx_bg b "$T/iperf-server.log" iperf3 -s -p 5201
-zt_start a r3/a/a "$T/mesh.yaml" "$T/ca" "$T/zt-a.log"
-zt_start b r3/b/b "$T/mesh.yaml" "$T/ca" "$T/zt-b.log"
-for p in a b; do out=$(zt_wait_ready "$p" 20) || abort "ztunnel $p ready" "$out"; done
-wait_for_port b 9000 5 && wait_for_port b 5201 5 || abort "echo and iperf3 servers in b"
+source "$ZT_ROOT/tests/lib/matrix_pair.sh"
+mp_before_start() {
+  local p
+  for p in a b; do
+    # Connection churn: 300/s for minutes would exhaust ephemeral ports in TIME_WAIT otherwise.
+    nsx_exec "$p" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"
+  done
+  nsx_bg b "$T/iperf-server.log" iperf3 -s -p 5201
+}
+mp_setup r3 iperf3
+mp_raise_fd_limit
+wait_for_port b 5201 5 || abort "iperf3 server in b"
 pass "ztunnel pair ready"
 
-pid_of() { local v="ZT_PID_$1" p; p=${!v}; [[ $(cat "/proc/$p/comm" 2>/dev/null) == ztunnel ]] || p=$(pgrep -P "$p" -x ztunnel | head -n 1); echo "$p"; }
-PA=$(pid_of a); PB=$(pid_of b)
+PA=$(mp_pid a); PB=$(mp_pid b)
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { find "/proc/$1/fd" -maxdepth 1 -type l 2>/dev/null | wc -l; }
 fd_a0=$(fds "$PA"); fd_b0=$(fds "$PB")

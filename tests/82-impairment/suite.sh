@@ -24,33 +24,8 @@ LOAD_PY="$ZT_ROOT/tests/80-held-connections/conn_load.py"
 source "$ZT_ROOT/tests/lib/netns.sh"
 source "$ZT_ROOT/tests/30-e2e/helpers.sh"
 
-require_root
-PY=/usr/bin/python3
-for t in gcc tc "$PY"; do command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }; done
-[[ -x $ZT_BIN ]] || { fail "binary present at $ZT_BIN"; summary; exit 1; }
-
-nsx_init r8
-T="$NSX_TMP"
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-
-gcc -O2 -o "$T/connbench" "$ZT_ROOT/bench/connbench.c" 2>"$T/gcc.log" || abort "build connbench" "$(cat "$T/gcc.log")"
-"$ZT_ROOT/scripts/make-cacerts.sh" "$T/ca" cluster.local >"$T/ca.log" 2>&1 || abort "CA" "$(cat "$T/ca.log")"
-nsx_pod a 10.99.0.1
-nsx_pod b 10.99.0.2
-cat >"$T/mesh.yaml" <<'YAML'
-workloads:
-- {uid: r8-a, name: a, namespace: r8, serviceAccount: a, workloadIps: ["10.99.0.1"], protocol: HBONE, node: r8}
-- {uid: r8-b, name: b, namespace: r8, serviceAccount: b, workloadIps: ["10.99.0.2"], protocol: HBONE, node: r8}
-YAML
-for p in a b; do
-  nsx_exec "$p" "$ZT_ROOT/scripts/inpod-iptables.sh" install --no-dns >"$T/rules-$p.log" 2>&1 \
-    || abort "in-pod rules in $p" "$(cat "$T/rules-$p.log")"
-done
-nsx_bg b "$T/echo.log" "$T/connbench" server 0.0.0.0:9000
-zt_start a r8/a/a "$T/mesh.yaml" "$T/ca" "$T/zt-a.log"
-zt_start b r8/b/b "$T/mesh.yaml" "$T/ca" "$T/zt-b.log"
-for p in a b; do out=$(zt_wait_ready "$p" 20) || abort "ztunnel $p ready" "$out"; done
-wait_for_port b 9000 5 || abort "echo server in b"
+source "$ZT_ROOT/tests/lib/matrix_pair.sh"
+mp_setup r8 tc
 pass "ztunnel pair ready"
 
 # phase NAME MIN_OK_PERCENT — 20 new connections/s for 10 s, each with a 10 s timeout.

@@ -29,6 +29,12 @@ std::string ReadBuffer::take() {
   return out;
 }
 
+void ReadBuffer::put(std::string_view bytes) {
+  auto room = impl_->buf.prepare(bytes.size());
+  asio::buffer_copy(room, asio::buffer(bytes.data(), bytes.size()));
+  impl_->buf.commit(bytes.size());
+}
+
 namespace {
 
 constexpr uint32_t kHeaderLimit = 64u << 10;

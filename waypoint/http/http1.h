@@ -32,6 +32,8 @@ class ReadBuffer {
   Impl& impl() { return *impl_; }
   // Unconsumed bytes (handed to the upgrade relay after a 101).
   std::string take();
+  // Bytes read before the codec took over (the sniffed start of the stream).
+  void put(std::string_view bytes);
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -14,7 +14,9 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-asio::awaitable<void> one_way(AnyStream& from, AnyStream& to, std::string pending, uint64_t& count) {
+// `pending` lives in relay()'s frame, which outlives both directions (no string is passed by
+// value into these coroutines: GCC 12 has mis-destroyed such parameters under awaitable_operators).
+asio::awaitable<void> one_way(AnyStream& from, AnyStream& to, const std::string& pending, uint64_t& count) {
   if (!pending.empty()) {
     auto [ec, n] = co_await asio::async_write(to, asio::buffer(pending), kTuple);
     if (ec) {
@@ -52,7 +54,7 @@ asio::awaitable<void> one_way(AnyStream& from, AnyStream& to, std::string pendin
 asio::awaitable<RelayResult> relay(AnyStream& a, AnyStream& b, std::string pending_a_to_b, std::string pending_b_to_a) {
   using namespace asio::experimental::awaitable_operators;
   RelayResult r;
-  co_await (one_way(a, b, std::move(pending_a_to_b), r.a_to_b) && one_way(b, a, std::move(pending_b_to_a), r.b_to_a));
+  co_await (one_way(a, b, pending_a_to_b, r.a_to_b) && one_way(b, a, pending_b_to_a, r.b_to_a));
   co_return r;
 }
 

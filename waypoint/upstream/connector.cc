@@ -2,6 +2,10 @@
 
 #include "hbone/client.h"
 #include "hbone/socket_options.h"
+#include "waypoint/http/h2_session.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 namespace waypoint::upstream {
 
@@ -24,6 +28,14 @@ asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const 
       }
     }
   }
+  auto s = co_await open(target, std::move(tls), self, connect_timeout);
+  if (!s) co_return common::make_error(s.error());
+  co_return std::make_unique<Conn>(std::move(s.value()), target.key);
+}
+
+asio::awaitable<common::Result<http::AnyStream>> Connector::open(const Target& target, hbone::TlsContext tls,
+                                                                 const std::string& self,
+                                                                 std::chrono::milliseconds connect_timeout) {
   if (target.hbone) {
     if (!tls) co_return common::make_error("no certificate yet for the upstream HBONE connection");
     if (!target.identity) co_return common::make_error("HBONE endpoint without an identity");
@@ -42,18 +54,48 @@ asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const 
     req.authority = target.key;
     auto s = co_await pool_->connect(key, tls, std::move(dial), std::move(req));
     if (!s) co_return common::make_error("HBONE to " + target.key + ": " + s.error());
-    co_return std::make_unique<Conn>(http::AnyStream(std::move(s.value())), target.key);
+    co_return http::AnyStream(std::move(s.value()));
   }
   auto sock = co_await hbone::connect_tcp(exec_, target.address, opts_.mark, connect_timeout);
   if (!sock) co_return common::make_error("TCP to " + target.key + ": " + sock.error());
   (void)hbone::sockopt::set_nodelay(sock.value().native_handle());
-  co_return std::make_unique<Conn>(http::AnyStream(std::move(sock.value())), target.key);
+  co_return http::AnyStream(std::move(sock.value()));
+}
+
+asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> Connector::acquire_h2(
+    const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout) {
+  if (auto it = h2_.find(target.key); it != h2_.end() && it->second->usable()) co_return it->second;
+  auto s = co_await open(target, std::move(tls), self, connect_timeout);
+  if (!s) co_return common::make_error(s.error());
+  if (draining_) {
+    s.value().abort();
+    co_return common::make_error("draining");
+  }
+  http::H2Session::Options o;
+  o.max_body = opts_.max_body;
+  auto session = http::H2Session::client(std::move(s.value()), o);
+  asio::co_spawn(exec_, session->run(), asio::detached);
+  // Another request may have opened one meanwhile: the newest serves new streams, the older
+  // one finishes what it carries.
+  auto& slot = h2_[target.key];
+  if (slot && slot != session) slot->retire();
+  slot = session;
+  co_return session;
 }
 
 void Connector::release(std::unique_ptr<Conn> conn) {
-  if (draining_ || !conn || !conn->stream.usable()) return;
+  if (!conn) return;
+  // A connection that is not kept is ended (RST_STREAM / close): dropped silently, its tunnel
+  // would stay open on the pooled HBONE connection, and the app's keep-alive with it.
+  if (draining_ || !conn->stream.usable()) {
+    conn->stream.abort();
+    return;
+  }
   auto& list = idle_[conn->key];
-  if (list.size() >= opts_.max_idle_per_endpoint) return;
+  if (list.size() >= opts_.max_idle_per_endpoint) {
+    conn->stream.abort();
+    return;
+  }
   list.push_back(std::move(conn));
 }
 
@@ -63,12 +105,24 @@ void Connector::drain() {
     for (auto& c : list) c->stream.abort();
   }
   idle_.clear();
+  for (auto& [k, s] : h2_) s->retire();
+  h2_.clear();
   pool_->drain();
 }
 
 size_t Connector::idle() const {
   size_t n = 0;
   for (auto& [k, list] : idle_) n += list.size();
+  return n;
+}
+
+}  // namespace waypoint::upstream
+
+namespace waypoint::upstream {
+
+size_t Connector::h2_connections() const {
+  size_t n = 0;
+  for (auto& [k, s] : h2_) n += s->closed() ? 0 : 1;
   return n;
 }
 

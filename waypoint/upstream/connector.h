@@ -3,7 +3,10 @@
 // podIP:15008 with `:authority podIP:targetPort` and the waypoint's own certificate, through
 // this worker's hbone::Pool (many streams per TLS connection). Any other endpoint gets plain TCP.
 // Each upstream HTTP/1.1 connection (a tunnel stream or a socket) is kept alive after a
-// complete exchange and reused for the next request to the same endpoint.
+// complete exchange and reused for the next request to the same endpoint. HTTP/2 clusters
+// (http2/grpc ports) share one multiplexed h2c connection per endpoint instead (acquire_h2):
+// a new one replaces it only when it is full, got GOAWAY or died; the old one is retired
+// (GOAWAY, closes after its streams).
 // Threading: one Connector per worker, used only on that worker's executor; no locks.
 #pragma once
 
@@ -16,11 +19,15 @@
 #include <string>
 #include <vector>
 
-#include "common/identity.h"
+#include "common/identity/identity.h"
 #include "common/result.h"
 #include "hbone/pool.h"
 #include "waypoint/http/any_stream.h"
 #include "waypoint/http/http1.h"
+
+namespace waypoint::http {
+class H2Session;
+}
 
 namespace waypoint::upstream {
 
@@ -50,6 +57,7 @@ class Connector {
     size_t max_idle_per_endpoint = 32;
     uint32_t pool_max_streams = 100;
     std::chrono::milliseconds pool_idle{std::chrono::minutes(5)};
+    uint32_t max_body = 1u << 20;  // HTTP/2 upstream responses
   };
   Connector(boost::asio::any_io_executor exec, Options opts);
 
@@ -58,17 +66,25 @@ class Connector {
   boost::asio::awaitable<common::Result<std::unique_ptr<Conn>>> acquire(const Target& target, hbone::TlsContext tls,
                                                                         const std::string& self,
                                                                         std::chrono::milliseconds connect_timeout);
+  // The endpoint's multiplexed HTTP/2 connection (opened when there is none usable).
+  boost::asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> acquire_h2(
+      const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout);
   // After a complete exchange on a keep-alive connection.
   void release(std::unique_ptr<Conn> conn);
   // Drain: GOAWAY pooled HBONE connections, drop idle keep-alives.
   void drain();
   size_t idle() const;
+  size_t h2_connections() const;
 
  private:
+  boost::asio::awaitable<common::Result<http::AnyStream>> open(const Target& target, hbone::TlsContext tls,
+                                                               const std::string& self,
+                                                               std::chrono::milliseconds connect_timeout);
   boost::asio::any_io_executor exec_;
   Options opts_;
   std::shared_ptr<hbone::Pool> pool_;
   std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
+  std::map<std::string, std::shared_ptr<http::H2Session>> h2_;
   bool draining_ = false;
 };
 

@@ -8,11 +8,11 @@
 #include <atomic>
 #include <variant>
 
-#include "common/log.h"
+#include "common/admin/log.h"
 #include "common/xds/delta_ads_client.h"
 #include "waypoint/xds/convert.h"
-#include "ztunnel/state.h"        // TEMPORARY until the shared model library lands
-#include "ztunnel/xds_convert.h"  // TEMPORARY until the shared model library lands
+#include "common/state/snapshot.h"
+#include "common/model/xds/xds_convert.h"
 
 namespace waypoint {
 namespace {

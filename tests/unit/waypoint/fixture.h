@@ -10,9 +10,9 @@
 #include <map>
 #include <thread>
 
-#include "common/local_ca.h"
-#include "common/local_ca_provider.h"
-#include "common/metrics.h"
+#include "common/identity/local_ca.h"
+#include "common/identity/local_ca_provider.h"
+#include "common/admin/metrics.h"
 #include "common/runtime.h"
 #include "hbone/client.h"
 #include "hbone/copy.h"
@@ -23,7 +23,7 @@
 #include "waypoint/naming.h"
 #include "waypoint/proxy.h"
 #include "waypoint/telemetry.h"
-#include "ztunnel/state.h"
+#include "common/state/snapshot.h"
 
 namespace wptest {
 

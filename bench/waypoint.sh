@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# bench/waypoint.sh [BIN_DIR] — the waypoint against HAProxy doing the same L7 routing, in the
+# same run, on the same mesh.
+#
+# Topology: the two-node mesh of tests/66-waypoint-e2e/lib.sh (controlplane serve, ambient-cni +
+# ztunnel per node, the waypoint in its own uncaptured pod netns). The back ends are HAProxy
+# instances answering 1 KiB (`http-request return`, so the app costs next to nothing) in the
+# captured pods cat-1 (node 1) and dog-1 (node 2). Both contenders apply the same routing: a
+# header rule `version: dog` -> dog, everything else weighted 90 cat / 10 dog, chosen per
+# request; wrk (HTTP/1.1 keep-alive, BENCH_CONNS connections, BENCH_SECS s) runs in the
+# captured client pod:
+#   ours:    wrk -> ztunnel n1 -HBONE-> waypoint -HBONE-> ztunnel of the pod -> app
+#   haproxy: wrk -> ztunnel n1 (plain TCP) -> HAProxy (in the waypoint's netns, port 8081, plain
+#            HTTP/1.1 both sides, nbthread 2) -> ztunnel of the pod (plaintext inbound) -> app
+# so the ztunnels sit on both paths and the difference is the L7 proxy. Reported per contender:
+# requests/s, P50/P99 latency (wrk --latency), CPU µs per request of the L7 proxy process
+# (utime+stime from /proc over the run / requests; for ours that covers both HBONE legs, TLS
+# included — HAProxy does no TLS here, which favours it), the ztunnels' CPU µs per request, and
+# idle RSS of each proxy after startup; then ratios ours/HAProxy.
+# Not part of the test suites. Needs root. Results as "RESULT key=value" lines (bench/lib.sh
+# style). ~1 min with the defaults; BENCH_SECS=3 for a smoke run.
+# shellcheck disable=SC2034,SC1091
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BIN_DIR=$(cd "${1:-$ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ROOT/build/bin}")
+ZT_BIN="$BIN_DIR/ztunnel"
+CNI_BIN="$BIN_DIR/ambient-cni"
+CP_BIN="$BIN_DIR/controlplane"
+WP_BIN="$BIN_DIR/waypoint"
+SECS=${BENCH_SECS:-10}
+CONNS=${BENCH_CONNS:-16}
+RUNS=${BENCH_RUNS:-3}
+
+source "$ROOT/tests/lib/netns.sh"
+source "$ROOT/tests/50-node-e2e/lib.sh"
+source "$ROOT/tests/66-waypoint-e2e/lib.sh"
+
+require_root
+for t in haproxy wrk curl; do
+  command -v "$t" >/dev/null || { echo "bench/waypoint.sh: $t missing (apt-get install haproxy wrk curl)" >&2; exit 1; }
+done
+for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
+  [[ -x $b ]] || { echo "bench/waypoint.sh: $b not built (make build)" >&2; exit 1; }
+done
+
+nsx_init bench-wp
+T="$NSX_TMP"
+WP_MESH="$T/mesh"
+CLK_TCK=$(getconf CLK_TCK)
+result() { echo "RESULT $*"; echo "$*" >>"$T/results"; }
+get_result() { local v; v=$(grep -h "^$1=" "$T/results" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-nan}"; }
+ratio() { result "$1=$(awk -v a="$2" -v b="$3" 'BEGIN {if (a=="nan"||b=="nan"||b+0==0) print "nan"; else printf "%.2f", a/b}')"; }
+cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# The back ends: HAProxy answering 1 KiB with the version header the routing checks rely on.
+BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
+bench_apps() {
+  local name ver
+  for name in cat-1:cat-plus dog-1:dog-multi; do
+    ver=${name#*:}; name=${name%%:*}
+    cat >"$T/app-$name.cfg" <<CFG
+global
+  nbthread 1
+defaults
+  mode http
+  timeout client 60s
+  timeout connect 5s
+  timeout server 60s
+frontend app
+  bind 0.0.0.0:8080
+  http-request return status 200 content-type text/plain string "$BODY" hdr x-app-version $ver
+CFG
+    nsx_bg "$name" "$T/app-$name.log" haproxy -db -f "$T/app-$name.cfg"
+  done
+  wait_for_port cat-1 8080 10 && wait_for_port dog-1 8080 10 || { tail "$T"/app-*.log; return 1; }
+}
+
+WP_APPS=bench_apps WP_RUST_LOG=${BENCH_RUST_LOG:-info,access=off}
+if ! wp_bringup >"$T/bringup.out" 2>&1; then
+  echo "bench/waypoint.sh: mesh did not come up:" >&2; cat "$T/bringup.out" >&2
+  NSX_KEEP_TMP=1; exit 1
+fi
+# The benchmark's routing (replaces the suite's VirtualService): header rule, then 90/10.
+wp_put 30-vs.yaml <<'Y'
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: calculate, namespace: e2e}
+spec:
+  hosts: [calculate]
+  http:
+  - match: [{headers: {version: {exact: dog}}}]
+    route: [{destination: {host: calculate, subset: dog-with-multi}}]
+  - route:
+    - {destination: {host: calculate, subset: cat-with-plus}, weight: 90}
+    - {destination: {host: calculate, subset: dog-with-multi}, weight: 10}
+Y
+routes_n() { wp_config_dump | "$ZT_PY" -c 'import json,sys; print(len(json.load(sys.stdin)["routes"][0]["virtualHosts"][0]["routes"]))' 2>/dev/null; }
+for _ in $(seq 1 75); do [[ $(routes_n) == 2 ]] && break; sleep 0.2; done
+[[ $(routes_n) == 2 ]] || { echo "bench/waypoint.sh: the benchmark VirtualService never reached the waypoint" >&2; exit 1; }
+
+cat >"$T/haproxy.cfg" <<CFG
+global
+  nbthread 2
+  maxconn 4000
+defaults
+  mode http
+  option http-keep-alive
+  timeout client 60s
+  timeout connect 5s
+  timeout server 60s
+frontend calculate
+  bind $WP_IP:8081
+  use_backend dog if { req.hdr(version) -m str dog }
+  default_backend canary
+backend canary
+  balance random
+  server cat $WP_CAT_IP:8080 weight 90
+  server dog $WP_DOG_IP:8080 weight 10
+backend dog
+  server dog $WP_DOG_IP:8080
+CFG
+nsx_bg waypoint-0 "$T/haproxy.log" haproxy -db -f "$T/haproxy.cfg"
+HA_PID=$NSX_LAST_PID
+wait_for_port waypoint-0 8081 10 || { echo "haproxy did not start" >&2; tail "$T/haproxy.log" >&2; exit 1; }
+sleep 1
+
+echo "== waypoint vs HAProxy: wrk HTTP/1.1 keep-alive, $CONNS connections, ${SECS}s x $RUNS, 1 KiB responses, header rule + 90/10 (2 vCPUs shared by everything)"
+result "wp.ours.idle_rss_kb=$(rss_kb "$WP_PID")"
+result "wp.haproxy.idle_rss_kb=$(rss_kb "$HA_PID")"
+echo "  idle RSS: waypoint $(get_result wp.ours.idle_rss_kb) kB, haproxy $(get_result wp.haproxy.idle_rss_kb) kB"
+
+# Sanity (not a figure): both contenders route by the header.
+for url in "http://$WP_VIP/" "http://$WP_IP:8081/"; do
+  v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -H 'version: dog' -w '%{http_code} %header{x-app-version}' "$url")
+  [[ $v == "200 dog-multi" ]] || { echo "bench/waypoint.sh: $url with version: dog -> '$v'" >&2; NSX_KEEP_TMP=1; exit 1; }
+done
+
+# to_us VALUE-WITH-UNIT — wrk's "1.23ms" / "850.00us" / "1.2s" in µs.
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print "nan" }'; }
+
+# run NAME URL PROXY_PID — RUNS wrk runs; per-run line, then medians as RESULTs.
+run() {
+  local name="$1" url="$2" pid="$3" i
+  : >"$T/$name.rps"; : >"$T/$name.cpu"; : >"$T/$name.zcpu"; : >"$T/$name.p50"; : >"$T/$name.p99"
+  for i in $(seq 1 "$RUNS"); do
+    local c0 z0 c1 z1 out reqs rps p50 p99 bad
+    c0=$(cputicks "$pid"); z0=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
+    out=$(nsx_exec client wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency "$url" 2>&1)
+    c1=$(cputicks "$pid"); z1=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
+    echo "$out" >"$T/$name.$i.wrk"
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    bad=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' <<<"$out")
+    if [[ -z $reqs || $reqs == 0 ]]; then echo "  $name run $i: wrk failed: $(head -c 300 <<<"$out")" >&2; continue; fi
+    local cpu zcpu
+    cpu=$(awk -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    zcpu=$(awk -v t="$((z1 - z0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    echo "$rps" >>"$T/$name.rps"; echo "$cpu" >>"$T/$name.cpu"; echo "$zcpu" >>"$T/$name.zcpu"
+    echo "$p50" >>"$T/$name.p50"; echo "$p99" >>"$T/$name.p99"
+    echo "  $name run $i: $rps rps, p50 ${p50} us, p99 ${p99} us, proxy CPU ${cpu} us/req, ztunnels ${zcpu} us/req${bad:+, errors: $bad}"
+  done
+  result "wp.$name.rps=$(median <"$T/$name.rps")"
+  result "wp.$name.cpu_us_per_req=$(median <"$T/$name.cpu")"
+  result "wp.$name.ztunnels_cpu_us_per_req=$(median <"$T/$name.zcpu")"
+  result "wp.$name.p50_us=$(median <"$T/$name.p50")"
+  result "wp.$name.p99_us=$(median <"$T/$name.p99")"
+}
+
+run ours "http://$WP_VIP/" "$WP_PID"
+run haproxy "http://$WP_IP:8081/" "$HA_PID"
+
+ratio wp.ratio.rps_ours_over_haproxy "$(get_result wp.ours.rps)" "$(get_result wp.haproxy.rps)"
+ratio wp.ratio.cpu_per_req_ours_over_haproxy "$(get_result wp.ours.cpu_us_per_req)" "$(get_result wp.haproxy.cpu_us_per_req)"
+ratio wp.ratio.p99_ours_over_haproxy "$(get_result wp.ours.p99_us)" "$(get_result wp.haproxy.p99_us)"
+ratio wp.ratio.idle_rss_ours_over_haproxy "$(get_result wp.ours.idle_rss_kb)" "$(get_result wp.haproxy.idle_rss_kb)"
+
+row() { printf '%-34s %12s %12s %14s\n' "$@"; }
+echo
+echo "=== waypoint vs HAProxy ($(nproc) vCPU, load at end $(cut -d' ' -f1-3 /proc/loadavg))"
+row "metric" "haproxy" "ours" "ours/haproxy"
+row "requests per second" "$(get_result wp.haproxy.rps)" "$(get_result wp.ours.rps)" "$(get_result wp.ratio.rps_ours_over_haproxy)"
+row "L7 proxy CPU us per request" "$(get_result wp.haproxy.cpu_us_per_req)" "$(get_result wp.ours.cpu_us_per_req)" "$(get_result wp.ratio.cpu_per_req_ours_over_haproxy)"
+row "ztunnels CPU us per request" "$(get_result wp.haproxy.ztunnels_cpu_us_per_req)" "$(get_result wp.ours.ztunnels_cpu_us_per_req)" "-"
+row "latency p50 (us)" "$(get_result wp.haproxy.p50_us)" "$(get_result wp.ours.p50_us)" "-"
+row "latency p99 (us)" "$(get_result wp.haproxy.p99_us)" "$(get_result wp.ours.p99_us)" "$(get_result wp.ratio.p99_ours_over_haproxy)"
+row "idle RSS (kB)" "$(get_result wp.haproxy.idle_rss_kb)" "$(get_result wp.ours.idle_rss_kb)" "$(get_result wp.ratio.idle_rss_ours_over_haproxy)"
+echo "(goals, issue 9: <= 50 us CPU per request, rps >= HAProxy's, idle RSS <= 30 MB; logs in $T while running)"

@@ -1,0 +1,185 @@
+// Snapshot construction: dedup by key, address normalisation, and the indexes (services by
+// VIP and key, endpoints per service, policies by key and namespace) built once per generation.
+#include "common/state/snapshot.h"
+
+#include <algorithm>
+
+#include "common/model/local_config.h"
+#include "common/state/workload_index.h"
+
+namespace ztunnel {
+
+namespace {
+
+// Later duplicates replace earlier ones, keeping first-seen order for stable dumps.
+template <typename Ptr, typename KeyOf>
+void dedup(std::vector<Ptr>& items, KeyOf key_of) {
+  std::unordered_map<std::string, size_t> pos;
+  pos.reserve(items.size());
+  std::vector<Ptr> out;
+  out.reserve(items.size());
+  for (auto& item : items) {
+    auto [it, inserted] = pos.emplace(key_of(*item), out.size());
+    if (inserted) {
+      out.push_back(std::move(item));
+    } else {
+      out[it->second] = std::move(item);
+    }
+  }
+  items = std::move(out);
+}
+
+bool all_canonical(const std::vector<IpAddr>& ips) {
+  return std::all_of(ips.begin(), ips.end(), [](const IpAddr& ip) { return canonical_ip(ip) == ip; });
+}
+
+}  // namespace
+
+SnapshotConstSharedPtr Snapshot::build(std::vector<Workload> workloads, std::vector<Service> services,
+                                       std::vector<Authorization> policies, uint64_t version) {
+  std::vector<WorkloadPtr> ws;
+  ws.reserve(workloads.size());
+  for (auto& w : workloads) ws.push_back(std::make_shared<const Workload>(std::move(w)));
+  std::vector<ServicePtr> ss;
+  ss.reserve(services.size());
+  for (auto& s : services) ss.push_back(std::make_shared<const Service>(std::move(s)));
+  std::vector<AuthorizationPtr> ps;
+  ps.reserve(policies.size());
+  for (auto& p : policies) ps.push_back(std::make_shared<const Authorization>(std::move(p)));
+  return build_shared(std::move(ws), std::move(ss), std::move(ps), version);
+}
+
+SnapshotConstSharedPtr Snapshot::build_shared(std::vector<WorkloadPtr> workloads, std::vector<ServicePtr> services,
+                                              std::vector<AuthorizationPtr> policies, uint64_t version, bool prepared) {
+  auto snap = std::make_shared<Snapshot>(Tag{});
+  snap->version_ = version;
+  if (prepared) {
+    snap->workloads_ = std::move(workloads);
+    snap->services_ = std::move(services);
+    snap->policies_ = std::move(policies);
+    snap->index();
+    return snap;
+  }
+
+  dedup(workloads, [](const Workload& w) { return w.uid; });
+  dedup(services, [](const Service& s) { return s.key(); });
+  dedup(policies, [](const Authorization& a) { return a.key(); });
+
+  // Canonical IPs make the address indexes exact-match. Objects are shared, so a fix is made
+  // on a copy (xDS input is normalised at conversion and never takes this path).
+  for (auto& w : workloads) {
+    if (all_canonical(w->addresses)) continue;
+    auto copy = std::make_shared<Workload>(*w);
+    for (auto& ip : copy->addresses) ip = canonical_ip(ip);
+    w = std::move(copy);
+  }
+  for (auto& s : services) {
+    if (std::all_of(s->vips.begin(), s->vips.end(),
+                    [](const NetworkAddress& v) { return canonical_ip(v.ip) == v.ip; })) {
+      continue;
+    }
+    auto copy = std::make_shared<Service>(*s);
+    for (auto& v : copy->vips) v.ip = canonical_ip(v.ip);
+    s = std::move(copy);
+  }
+
+  snap->workloads_ = std::move(workloads);
+  snap->services_ = std::move(services);
+  snap->policies_ = std::move(policies);
+  snap->index();
+  return snap;
+}
+
+SnapshotConstSharedPtr Snapshot::update(const Snapshot& prev, std::vector<WorkloadPtr> workloads,
+                                        std::vector<ServicePtr> services, std::vector<AuthorizationPtr> policies,
+                                        std::span<const std::pair<WorkloadPtr, WorkloadPtr>> workload_changes,
+                                        uint64_t version) {
+  if (!prev.workload_index_) {
+    return build_shared(std::move(workloads), std::move(services), std::move(policies), version, true);
+  }
+  auto snap = std::make_shared<Snapshot>(Tag{});
+  snap->version_ = version;
+  snap->workloads_ = std::move(workloads);
+  snap->services_ = std::move(services);
+  snap->policies_ = std::move(policies);
+  snap->workload_index_ = prev.workload_index_->with(workload_changes);
+  snap->index();
+  return snap;
+}
+
+SnapshotConstSharedPtr Snapshot::from_local_config(LocalConfig config, uint64_t version) {
+  return build(std::move(config.workloads), std::move(config.services), std::move(config.policies), version);
+}
+
+SnapshotConstSharedPtr Snapshot::empty() {
+  static const SnapshotConstSharedPtr kEmpty = build({}, {}, {}, 0);
+  return kEmpty;
+}
+
+void Snapshot::index() {
+  if (!workload_index_) workload_index_ = WorkloadIndex::build(workloads_);
+
+  endpoints_.resize(services_.size());
+  service_index_.reserve(services_.size());
+  service_by_key_.reserve(services_.size());
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& s = *services_[i];
+    service_index_.emplace(&s, i);
+    service_by_key_.emplace(s.key(), i);
+    for (const auto& vip : s.vips) {
+      auto& slot = service_by_vip_[vip.ip];
+      auto it = std::find_if(slot.begin(), slot.end(), [&](const auto& e) { return e.first == vip.network; });
+      if (it == slot.end()) {
+        slot.emplace_back(vip.network, i);
+      } else {
+        it->second = i;
+      }
+    }
+  }
+
+  // Endpoints: from each workload's services map, then explicit ones from the service (the
+  // explicit entry wins for the same workload). Health filtering happens here, as upstream
+  // does at ingest.
+  auto include = [](const Service& s, HealthStatus status) {
+    return status == HealthStatus::Healthy ||
+           (s.load_balancer && s.load_balancer->health_policy == LoadBalancerHealthPolicy::AllowAll);
+  };
+  std::string key;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& s = *services_[i];
+    key.assign(s.ns).append("/").append(s.hostname);
+    for (const Workload* w : workload_index_->members(key)) {
+      if (!include(s, w->status)) continue;
+      endpoints_[i].push_back(ServiceEndpoint{w, &w->services.find(key)->second, w->status});
+    }
+  }
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& s = *services_[i];
+    for (const Endpoint& ep : s.endpoints) {
+      const Workload* w = find_workload_by_uid(ep.workload_uid);
+      if (w == nullptr) continue;
+      auto& eps = endpoints_[i];
+      eps.erase(std::remove_if(eps.begin(), eps.end(), [&](const ServiceEndpoint& e) { return e.workload == w; }),
+                eps.end());
+      if (!include(s, ep.status)) continue;
+      eps.push_back(ServiceEndpoint{w, &ep.port, ep.status});
+    }
+  }
+
+  for (size_t i = 0; i < policies_.size(); ++i) {
+    const Authorization& p = *policies_[i];
+    policy_by_key_.emplace(p.key(), i);
+    switch (p.scope) {
+      case AuthzScope::Global:
+        policies_by_ns_[""].push_back(&p);
+        break;
+      case AuthzScope::Namespace:
+        policies_by_ns_[p.ns].push_back(&p);
+        break;
+      case AuthzScope::WorkloadSelector:
+        break;  // reachable only through Workload::authorization_policies
+    }
+  }
+}
+
+}  // namespace ztunnel

@@ -1,0 +1,177 @@
+// Outbound (15001): a connection the in-pod rules REDIRECTed from the workload, in upstream's
+// phases: capture (who called, where it was going) -> route (a pure decision on the snapshot;
+// failures are early denies) -> open the upstream (HBONE to the pod or its waypoint through
+// the pool, or plain TCP) -> relay until both sides close. From the route on, the connection
+// is one ConnectionResult, recorded once.
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "hbone/client.h"
+#include "hbone/copy.h"
+#include "hbone/headers.h"
+#include "hbone/socket_options.h"
+#include "ztunnel/proxy/proxy_internal.h"
+
+namespace ztunnel {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+struct Proxy::Worker::OutboundRequest {
+  OutboundRoute route;
+  ConnectionParties parties;
+  std::string dst_addr;    // access log dst.addr: the original destination, or the TCP target
+  std::string hbone_addr;  // HBONE routes: the peer (pod or waypoint) address
+};
+
+struct Proxy::Worker::Upstream {
+  std::shared_ptr<tcp::socket> plain;     // plain TCP and passthrough
+  std::shared_ptr<hbone::Stream> stream;  // HBONE
+};
+
+namespace {
+ProxyErrorKind dial_failure(hbone::ConnectStage stage) {
+  switch (stage) {
+    case hbone::ConnectStage::Tcp:
+      return ProxyErrorKind::UpstreamConnect;
+    case hbone::ConnectStage::Tls:
+      return ProxyErrorKind::UpstreamTls;
+    case hbone::ConnectStage::Http2:
+      return ProxyErrorKind::UpstreamHttp2;
+    case hbone::ConnectStage::Connect:
+      return ProxyErrorKind::UpstreamRefused;
+  }
+  return ProxyErrorKind::UpstreamConnect;
+}
+}  // namespace
+
+asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
+  auto self = shared_from_this();
+  auto sock = std::make_shared<tcp::socket>(std::move(raw));
+  track(sock);
+  ActiveGuard active(shared->active);
+  const auto started = std::chrono::steady_clock::now();
+
+  // Capture.
+  auto cap = captured(*sock, "outbound", shared->seams);
+  if (!cap) co_return;
+  // Not redirected (someone dialled 15001 itself): proxying it would loop back to us.
+  if (cap->dst_port == kOutboundPort && (cap->dst_ip.is_loopback() || cap->dst_ip == endpoint_ip(cap->local))) {
+    log_early_deny("outbound", cap->src_addr, cap->dst_addr,
+                   ProxyError{ProxyErrorKind::SelfCall, "addressed to the outbound listener itself"});
+    co_return;
+  }
+
+  // Route.
+  auto snap = shared->snapshot.load();
+  auto req = route(*snap, local_workload(snap), *cap);
+  if (!req) {
+    log_early_deny("outbound", cap->src_addr, cap->dst_addr, req.error());
+    co_return;
+  }
+
+  // Open the upstream.
+  auto up = co_await open_upstream(*req, *cap);
+  ConnectionResult result(shared->metrics, req->parties, "outbound", cap->src_addr, req->dst_addr, req->hbone_addr,
+                          started);
+  if (!up) {
+    result.record(up.error());
+    co_return;
+  }
+
+  // Relay.
+  result.established();
+  // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
+  hbone::CopyResult r;
+  if (up->stream) {
+    r = co_await hbone::copy_bidirectional(*sock, up->stream);
+  } else {
+    r = co_await hbone::copy_bidirectional(*sock, *up->plain);
+  }
+  result.record(relay_outcome(r, std::nullopt), r.to_stream, r.to_socket);
+}
+
+ProxyResult<Proxy::Worker::OutboundRequest> Proxy::Worker::route(const Snapshot& snap, const Workload* source,
+                                                                 const Captured& cap) {
+  if (source == nullptr) {
+    return ProxyError{ProxyErrorKind::UnknownSource, "unknown source workload (not in the configuration yet)"};
+  }
+  OutboundRequest req;
+  auto& p = req.parties;
+  p.reporter = "source";
+  p.src = source;
+  p.src_identity = source->identity();
+  req.route = route_outbound(snap, *source, cap.dst_ip, cap.dst_port, lb_random());
+  const auto& route = req.route;
+  p.dst = route.destination_workload;
+  p.service = route.destination_service;
+  if (p.dst) p.dst_identity = p.dst->identity();
+  req.dst_addr = cap.dst_addr;
+  switch (route.kind) {
+    case RouteKind::NoHealthyUpstream:
+      return ProxyError{ProxyErrorKind::NoHealthyUpstream,
+                        route.error.empty() ? std::string(to_string(route.kind)) : route.error};
+    case RouteKind::Unroutable:
+      return ProxyError{ProxyErrorKind::Unroutable,
+                        route.error.empty() ? std::string(to_string(route.kind)) : route.error};
+    case RouteKind::Tcp:
+      req.dst_addr = route.target.to_string();
+      break;
+    case RouteKind::Passthrough:
+      break;
+    case RouteKind::Hbone:
+    case RouteKind::Waypoint:
+      req.hbone_addr = route.target.to_string();
+      break;
+  }
+  return req;
+}
+
+asio::awaitable<ProxyResult<Proxy::Worker::Upstream>> Proxy::Worker::open_upstream(OutboundRequest& req,
+                                                                                   const Captured& cap) {
+  const auto& route = req.route;
+  if (route.kind == RouteKind::Tcp || route.kind == RouteKind::Passthrough) {
+    const SocketAddr target = shared->dial_address(
+        route.kind == RouteKind::Passthrough ? SocketAddr{cap.dst_ip, cap.dst_port} : route.target);
+    auto up =
+        co_await hbone::connect_tcp(io.get_executor(), tcp::endpoint(target.ip, target.port), shared->cfg.packet_mark,
+                                    std::chrono::seconds(10), std::nullopt, shared->socket_factory);
+    if (!up) co_return ProxyError{ProxyErrorKind::UpstreamConnect, up.error()};
+    auto upstream = std::make_shared<tcp::socket>(std::move(up.value()));
+    track(upstream);
+    co_return Upstream{std::move(upstream), nullptr};
+  }
+
+  auto& parties = req.parties;
+  auto tls = shared->tls.load();
+  std::string no_tls;
+  if (!tls) tls = co_await await_tls(no_tls);  // only before the first certificate
+  if (!tls) {
+    co_return ProxyError{ProxyErrorKind::NoCertificate,
+                         "no certificate for " + parties.src_identity->uri() + ": " + no_tls};
+  }
+  parties.mtls = true;
+  hbone::PoolKey key;
+  key.src_identity = parties.src_identity->uri();
+  for (const auto& id : route.expected_identities) key.dst_identities.push_back(id.uri());
+  key.src_ip = cap.client_ip.to_string();
+  key.dst = req.hbone_addr;
+  hbone::DialOptions opts;
+  const SocketAddr target = shared->dial_address(route.target);
+  opts.target = tcp::endpoint(target.ip, target.port);
+  opts.expected = route.expected_identities;
+  opts.mark = shared->cfg.packet_mark;
+  opts.settings = shared->client_settings;
+  opts.socket_factory = shared->socket_factory;
+  hbone::ConnectRequest connect;
+  connect.authority = route.authority;
+  connect.baggage = baggage_of(*parties.src);
+  connect.forwarded =
+      hbone::format_forwarded(cap.src_addr, parties.service ? parties.service->hostname : std::string());
+  connect.traceparent = hbone::TraceParent::random().to_string();
+  auto stream = co_await pool->connect(key, tls->client, std::move(opts), std::move(connect));
+  if (!stream) co_return ProxyError{dial_failure(stream.stage()), stream.error()};
+  co_return Upstream{nullptr, std::move(stream.value())};
+}
+
+}  // namespace ztunnel

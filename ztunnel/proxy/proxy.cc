@@ -1,0 +1,470 @@
+#include "ztunnel/proxy/proxy.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "hbone/headers.h"
+#include "hbone/server.h"
+#include "hbone/socket_options.h"
+#include "ztunnel/dns/proxy.h"
+#include "ztunnel/dns/resolv_conf.h"
+#include "ztunnel/inpod/netns.h"
+#include "ztunnel/proxy/proxy_internal.h"
+
+namespace ztunnel {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+IpAddr endpoint_ip(const tcp::endpoint& ep) { return canonical_ip(ep.address()); }
+
+std::optional<Captured> captured(tcp::socket& sock, const char* listener, const ProxySeams& seams) {
+  Captured c;
+  boost::system::error_code ec;
+  c.local = sock.local_endpoint(ec);
+  const auto remote = sock.remote_endpoint(ec);
+  c.client_ip = endpoint_ip(remote);
+  c.src_addr = format_socket_addr(c.client_ip, remote.port());
+  if (seams.original_dst) {
+    auto od = seams.original_dst(sock.native_handle());
+    if (!od) {
+      spdlog::warn("{} connection from {}: no original destination (test seam)", listener, c.src_addr);
+      return std::nullopt;
+    }
+    c.dst_ip = canonical_ip(od->ip);
+    c.dst_port = od->port;
+  } else {
+    const bool v6 = c.local.address().is_v6() && !c.local.address().to_v6().is_v4_mapped();
+    auto od = hbone::sockopt::original_dst(sock.native_handle(), v6);
+    if (!od) {
+      spdlog::warn("{} connection from {}: no original destination ({})", listener, c.src_addr, od.error());
+      return std::nullopt;
+    }
+    auto ip = parse_ip(od->ip);
+    if (!ip) return std::nullopt;
+    c.dst_ip = canonical_ip(*ip);
+    c.dst_port = od->port;
+  }
+  c.dst_addr = format_socket_addr(c.dst_ip, c.dst_port);
+  return c;
+}
+
+std::string baggage_of(const Workload& w) {
+  hbone::Baggage b;
+  b.cluster_id = w.cluster_id;
+  b.ns = w.ns;
+  b.workload_type = w.workload_type.empty() ? "pod" : w.workload_type;
+  b.workload_name = w.workload_name.empty() ? w.name : w.workload_name;
+  b.service_name = w.canonical_name;
+  b.service_version = w.canonical_revision;
+  b.region = w.locality.region;
+  b.zone = w.locality.zone;
+  return hbone::format_baggage(b);
+}
+
+std::optional<ProxyError> relay_outcome(const hbone::CopyResult& r, std::optional<ProxyError> late_rejection) {
+  if (late_rejection) return late_rejection;
+  if (!r.error.empty()) return ProxyError{ProxyErrorKind::Relay, r.error};
+  return std::nullopt;
+}
+
+Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
+    : cfg(c),
+      target(std::move(t)),
+      socket_factory(ztunnel::socket_factory(target.netns, c.socket_config())),
+      metrics(r),
+      task_failures(r),
+      port_guard(c, &r),
+      registry(r) {}
+
+const Workload* Proxy::Shared::local_workload(const Snapshot& snap) const {
+  const auto& wi = target.workload;
+  return snap.find_workload_by_info(wi.ns, wi.name, wi.service_account);
+}
+
+Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
+    : io(io_),
+      shared(std::move(s)),
+      pool(std::make_shared<hbone::Pool>(io.get_executor(), shared->cfg.pool_max_streams_per_connection,
+                                         shared->cfg.pool_unused_release_timeout)) {}
+
+const Workload* Proxy::Worker::local_workload(const SnapshotConstSharedPtr& snap) {
+  // Neither owner_before the other = same control block: the same snapshot object, even if an
+  // earlier one was freed and a new one allocated at its address (our weak_ptr keeps the old
+  // control block alive). No atomic operation, unlike weak_ptr::lock() or expired().
+  if (local_snapshot.owner_before(snap) || snap.owner_before(local_snapshot)) {
+    local = shared->local_workload(*snap);
+    local_snapshot = snap;
+  }
+  return local;
+}
+
+void Proxy::Worker::wake_certificate_waiters() {
+  for (auto* t : certificate_waiters) t->cancel();
+}
+
+void Proxy::Worker::track(const std::shared_ptr<tcp::socket>& s) {
+  // Prune finished entries only when the list has doubled since the last prune: amortised
+  // O(1) per connection, and the list stays within 2x the live set.
+  if (sockets.size() >= prune_sockets_at) {
+    for (auto it = sockets.begin(); it != sockets.end();) it = it->expired() ? sockets.erase(it) : std::next(it);
+    prune_sockets_at = std::max<size_t>(64, 2 * sockets.size());
+  }
+  sockets.push_back(s);
+}
+
+asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t port) {
+  auto self = shared_from_this();
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(io, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      // EMFILE and friends: log and keep serving what we can.
+      spdlog::warn("accept on {}: {}", port, ec.message());
+      continue;
+    }
+    // A connection accepted while draining began is still served: the kernel completed its
+    // handshake, so dropping it would reset a client that did nothing wrong.
+    (void)hbone::sockopt::apply_socket_config(sock.native_handle(), shared->cfg.socket_config());
+    const auto& failures = shared->task_failures;
+    if (port == kOutboundPort) {
+      asio::co_spawn(io, handle_outbound(std::move(sock)), failures.handler(Task::Outbound));
+    } else if (port == kInboundPlaintextPort) {
+      asio::co_spawn(io, handle_inbound_plain(std::move(sock)), failures.handler(Task::InboundPlaintext));
+    } else {
+      asio::co_spawn(io, serve_hbone(std::move(sock)), failures.handler(Task::InboundHbone));
+    }
+  }
+}
+
+asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> Proxy::Worker::await_tls(std::string& why) {
+  // Before the first certificate (a pod's listeners open at its Add; the CA answers shortly
+  // after) a connection waits for the pending fetch, as upstream's does, instead of failing;
+  // a failed fetch ends the wait at once. The timer runs to the deadline unless
+  // wake_certificate_waiters() cancels it: the control thread stores the new state, then posts
+  // the wake to this worker, so a waiter either sees the state or is woken after it.
+  const auto deadline = std::chrono::steady_clock::now() + kCertificateWait;
+  asio::steady_timer timer(io, deadline);
+  for (;;) {
+    if (auto tls = shared->tls.load()) co_return tls;
+    if (auto err = shared->tls_error.load()) {
+      why = "certificate fetch failed: " + *err;
+      co_return nullptr;
+    }
+    if (shared->draining.load(std::memory_order_relaxed)) {
+      why = "draining";
+      co_return nullptr;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      why = "no certificate after " + std::to_string(kCertificateWait.count()) + " s";
+      co_return nullptr;
+    }
+    struct Waiting {  // unregisters even if the frame is destroyed mid-wait
+      std::list<asio::steady_timer*>& list;
+      std::list<asio::steady_timer*>::iterator it;
+      ~Waiting() { list.erase(it); }
+    } waiting{certificate_waiters, certificate_waiters.insert(certificate_waiters.end(), &timer)};
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> Proxy::Worker::serve_hbone(tcp::socket sock) {
+  // Keeps the worker alive while waiting for a certificate; released before the connection is
+  // served, which (as every accepted connection) refers back to the worker only weakly.
+  auto keep = shared_from_this();
+  auto tls = shared->tls.load();
+  std::string why;
+  if (!tls) tls = co_await await_tls(why);
+  if (!tls) {
+    spdlog::warn("inbound HBONE connection closed: {}", why);
+    co_return;
+  }
+  hbone::ServeHooks hooks;
+  hooks.on_connection = [w = weak_from_this()](const std::shared_ptr<hbone::Connection>& c) {
+    if (auto self = w.lock()) {
+      if (self->inbound.size() >= self->prune_inbound_at) {
+        for (auto it = self->inbound.begin(); it != self->inbound.end();) {
+          it = it->expired() ? self->inbound.erase(it) : std::next(it);
+        }
+        self->prune_inbound_at = std::max<size_t>(64, 2 * self->inbound.size());
+      }
+      self->inbound.push_back(c);
+      // Accepted while draining: GOAWAY at once, so the peer takes new streams elsewhere
+      // (to the replacement ztunnel) instead of to a proxy about to close.
+      if (self->shared->draining.load(std::memory_order_relaxed)) c->drain();
+    }
+  };
+  hooks.on_handshake_error = [](const std::string& why, const tcp::endpoint& remote) {
+    spdlog::warn("inbound HBONE handshake from {} failed: {}", remote.address().to_string(), why);
+  };
+  auto handler = [w = weak_from_this()](std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer) {
+    if (auto self = w.lock()) self->handle_hbone_stream(std::move(s), std::move(peer));
+  };
+  auto serve = hbone::serve_connection(std::move(sock), tls->server, shared->server_settings, std::move(handler),
+                                       std::move(hooks));
+  keep.reset();
+  co_await std::move(serve);
+}
+
+void Proxy::Worker::drain() {
+  wake_certificate_waiters();  // they fail now ("draining")
+  boost::system::error_code ignored;
+  for (auto& a : acceptors) a->close(ignored);
+  for (auto& w : inbound) {
+    if (auto c = w.lock()) c->drain();
+  }
+  pool->drain();
+}
+
+void Proxy::Worker::force_close() {
+  for (auto& w : inbound) {
+    if (auto c = w.lock()) c->close("termination deadline");
+  }
+  for (auto& w : sockets) {
+    if (auto s = w.lock()) {
+      boost::system::error_code ignored;
+      s->close(ignored);
+    }
+  }
+}
+
+Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
+             ProxyTarget target)
+    : runtime_(runtime), shared_(std::make_shared<Shared>(config, registry, std::move(target))) {
+  auto& s = shared_->server_settings;
+  s.stream_window = config.http2_stream_window_size;
+  s.connection_window = config.http2_connection_window_size;
+  s.max_frame_size = config.http2_frame_size;
+  auto& c = shared_->client_settings;
+  c = hbone::Settings::client_defaults();
+  c.stream_window = config.http2_stream_window_size;
+  c.connection_window = config.http2_connection_window_size;
+  c.max_frame_size = config.http2_frame_size;
+  shared_->snapshot.store(Snapshot::empty());
+  for (size_t i = 0; i < runtime.workers(); ++i) {
+    workers_.push_back(std::make_shared<Worker>(runtime.worker(i), shared_));
+  }
+}
+
+Proxy::~Proxy() = default;
+
+namespace {
+// IP_TRANSPARENT needs CAP_NET_ADMIN; without it we cannot preserve the client's source IP.
+bool transparent_supported() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  bool ok = hbone::sockopt::set_transparent(fd, false).ok();
+  ::close(fd);
+  return ok;
+}
+
+// Port reuse hands a pod's ports from one ztunnel to its replacement. When the old one closes
+// its listeners, connections already in their accept queues would be reset; with
+// net.ipv4.tcp_migrate_req (Linux 5.14+, per network namespace) the kernel moves them to the
+// other listener of the reuseport group instead. Best effort: without it a handover can reset
+// the few connections that arrive in that instant.
+void enable_listener_migration(const Netns& netns) {
+  int err = 0;
+  auto st = netns.run([&err] {
+    int fd = ::open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "1", 1) != 1) err = errno;
+    if (fd >= 0) ::close(fd);
+  });
+  if (!st || err != 0) {
+    spdlog::info("net.ipv4.tcp_migrate_req not set ({}); a handover may reset queued connections",
+                 st ? std::strerror(err) : st.error());
+  }
+}
+}  // namespace
+
+void Proxy::set_seams(ProxySeams seams) { shared_->seams = std::move(seams); }
+
+uint16_t Proxy::bound_port(uint16_t port) const {
+  switch (port) {
+    case kOutboundPort: return bound_ports_[0];
+    case kInboundPlaintextPort: return bound_ports_[1];
+    case kInboundHbonePort: return bound_ports_[2];
+    default: return 0;
+  }
+}
+
+common::Status Proxy::start() {
+  const auto& cfg = shared_->cfg;
+  // Only in a pod's netns: dedicated mode shares a namespace ztunnel does not own (the host's).
+  if (cfg.inpod_port_reuse && shared_->target.netns) enable_listener_migration(*shared_->target.netns);
+  shared_->orig_src = cfg.enable_orig_src.value_or(transparent_supported());
+  const uint16_t ports[] = {kOutboundPort, kInboundPlaintextPort, kInboundHbonePort};
+  const auto& seams = shared_->seams;
+  uint16_t bind_ports[] = {seams.outbound_port, seams.inbound_plaintext_port, seams.inbound_hbone_port};
+  for (auto& w : workers_) {
+    for (size_t i = 0; i < std::size(ports); ++i) {
+      const uint16_t port = ports[i];
+      auto acc = std::make_unique<tcp::acceptor>(w->io);
+      boost::system::error_code ec;
+      asio::ip::address any = cfg.ipv6_enabled ? asio::ip::address(asio::ip::address_v6::any())
+                                               : asio::ip::address(asio::ip::address_v4::any());
+      tcp::endpoint ep(seams.listen_ip.value_or(any), bind_ports[i]);
+      const bool dual_stack = cfg.ipv6_enabled && !seams.listen_ip;
+      if (shared_->target.netns) {
+        auto fd = shared_->target.netns->socket(cfg.ipv6_enabled ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+        if (!fd) return common::make_error("listener " + std::to_string(port) + ": " + fd.error());
+        acc->assign(ep.protocol(), fd.value(), ec);
+      } else {
+        acc->open(ep.protocol(), ec);
+      }
+      if (!ec && dual_stack) acc->set_option(asio::ip::v6_only(false), ec);
+      if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec && cfg.inpod_port_reuse) {
+        if (auto st = hbone::sockopt::set_reuseport(acc->native_handle()); !st) {
+          return common::make_error("listener " + std::to_string(port) + ": " + st.error());
+        }
+      }
+      if (!ec && cfg.packet_mark != 0) {
+        if (auto st = hbone::sockopt::set_mark(acc->native_handle(), cfg.packet_mark); !st) {
+          return common::make_error("listener " + std::to_string(port) + ": " + st.error() +
+                                    " (PACKET_MARK needs CAP_NET_ADMIN)");
+        }
+      }
+      if (!ec) acc->bind(ep, ec);
+      if (!ec) acc->listen(1024, ec);
+      if (ec) return common::make_error("listener " + std::to_string(port) + ": " + ec.message());
+      // An ephemeral port (test seam) is picked by the first worker; the others join it.
+      if (bind_ports[i] == 0) bind_ports[i] = acc->local_endpoint(ec).port();
+      bound_ports_[i] = bind_ports[i];
+      w->acceptors.push_back(std::move(acc));
+    }
+  }
+  for (auto& w : workers_) {
+    for (size_t i = 0; i < w->acceptors.size(); ++i) {
+      asio::co_spawn(w->io, w->accept_loop(*w->acceptors[i], ports[i]), shared_->task_failures.handler(Task::Accept));
+    }
+  }
+  if (cfg.dns_proxy) {
+    if (auto st = start_dns(); !st) spdlog::warn("DNS proxy not started: {}", st.error());
+  }
+  spdlog::info("proxy listening on 15001 (outbound), 15006 (inbound plaintext), 15008 (inbound HBONE); "
+               "{} workers, original source {}",
+               workers_.size(), shared_->orig_src ? "preserved" : "not preserved");
+  return common::ok_status();
+}
+
+namespace {
+// One set of DNS metric families per process (proxies come and go with pods; their DNS
+// coroutines may outlive them, so the families must not).
+dns::DnsMetrics& dns_metrics(common::metrics::Registry& registry) {
+  static dns::DnsMetrics* metrics = new dns::DnsMetrics(registry);
+  return *metrics;
+}
+}  // namespace
+
+common::Status Proxy::start_dns() {
+  const auto& cfg = shared_->cfg;
+  auto rc = dns::load_resolv_conf("/etc/resolv.conf");
+  if (!rc) return common::make_error("/etc/resolv.conf: " + rc.error());
+  auto& io = workers_.front()->io;  // the DNS proxy is single-threaded by design
+  const auto addr = asio::ip::make_address_v4("127.0.0.1");
+  auto make_fd = [&](int type) -> common::Result<int> {
+    if (shared_->target.netns) return shared_->target.netns->socket(AF_INET, type | SOCK_NONBLOCK);
+    int fd = ::socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return common::make_error(std::string("socket: ") + std::strerror(errno));
+    return fd;
+  };
+  auto prepare = [&](int fd) -> common::Status {
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg.inpod_port_reuse) {
+      if (auto st = hbone::sockopt::set_reuseport(fd); !st) return st;
+    }
+    if (cfg.packet_mark != 0) return hbone::sockopt::set_mark(fd, cfg.packet_mark);
+    return common::ok_status();
+  };
+  dns::DnsProxyInputs in{asio::ip::udp::socket(io), asio::ip::tcp::acceptor(io)};
+  boost::system::error_code ec;
+  auto ufd = make_fd(SOCK_DGRAM);
+  if (!ufd) return common::make_error(ufd.error());
+  in.udp.assign(asio::ip::udp::v4(), ufd.value(), ec);
+  if (auto st = prepare(ufd.value()); !st) return st;
+  if (!ec) in.udp.bind(asio::ip::udp::endpoint(addr, kDnsPort), ec);
+  if (ec) return common::make_error("DNS UDP 127.0.0.1:15053: " + ec.message());
+  auto tfd = make_fd(SOCK_STREAM);
+  if (!tfd) return common::make_error(tfd.error());
+  in.tcp.assign(tcp::v4(), tfd.value(), ec);
+  if (auto st = prepare(tfd.value()); !st) return st;
+  if (!ec) in.tcp.bind(tcp::endpoint(addr, kDnsPort), ec);
+  if (!ec) in.tcp.listen(128, ec);
+  if (ec) return common::make_error("DNS TCP 127.0.0.1:15053: " + ec.message());
+
+  auto shared = shared_;
+  in.snapshot = [shared] { return shared->snapshot.load(); };
+  in.client.ns = shared_->target.workload.ns;
+  in.client.network = cfg.network;
+  if (const Workload* w = shared_->local_workload(*shared_->snapshot.load())) {
+    in.client.canonical_service = w->canonical_name;
+    in.client.canonical_revision = w->canonical_revision;
+  }
+  in.cluster_domain = cfg.cluster_domain;
+  in.upstreams = rc->nameservers;
+  in.upstream_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(rc->timeout);
+  if (cfg.packet_mark != 0) in.mark = cfg.packet_mark;
+  in.metrics = &dns_metrics(shared_->registry);
+  auto proxy = dns::DnsProxy::create(std::move(in));
+  if (!proxy) return common::make_error(proxy.error());
+  dns_ = std::move(proxy.value());
+  dns_->start();
+  return common::ok_status();
+}
+
+void Proxy::set_snapshot(SnapshotConstSharedPtr snapshot) {
+  shared_->snapshot.store(snapshot);
+  // Live connections were authorized against the old policies: re-check them.
+  for (auto& w : workers_) asio::post(w->io, [w, snapshot] { w->recheck_policies(snapshot); });
+}
+
+SnapshotConstSharedPtr Proxy::snapshot() const { return shared_->snapshot.load(); }
+
+common::Status Proxy::set_credentials(std::shared_ptr<const common::tls::Credentials> creds) {
+  auto ctxs = hbone::make_tls_contexts(std::move(creds));
+  if (!ctxs) return common::make_error(ctxs.error());
+  shared_->tls.store(std::make_shared<const hbone::TlsContexts>(std::move(ctxs.value())));
+  shared_->tls_error.store(nullptr);
+  wake_certificate_waiters();
+  return common::ok_status();
+}
+
+void Proxy::set_credentials_error(const std::string& why) {
+  if (shared_->tls.load()) return;  // a certificate is there: keep serving with it
+  shared_->tls_error.store(std::make_shared<const std::string>(why));
+  wake_certificate_waiters();
+}
+
+void Proxy::wake_certificate_waiters() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->wake_certificate_waiters(); });
+}
+
+bool Proxy::has_credentials() const { return shared_->tls.load() != nullptr; }
+
+void Proxy::drain() {
+  shared_->draining.store(true);
+  if (dns_) dns_->stop();
+  for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
+}
+
+void Proxy::force_close() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
+}
+
+int64_t Proxy::active_connections() const { return shared_->active.load(); }
+
+const ProxyTarget& Proxy::target() const { return shared_->target; }
+
+}  // namespace ztunnel

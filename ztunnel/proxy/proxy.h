@@ -1,0 +1,107 @@
+// Proxy: the ztunnel data plane for one workload (dedicated mode) — listeners 15001
+// (outbound capture), 15006 (inbound plaintext) and 15008 (inbound HBONE) in the current
+// network namespace, one SO_REUSEPORT acceptor per worker per listener so the kernel spreads
+// connections and a connection stays on the worker that accepted it.
+//
+// Threading: configuration (snapshot) and TLS contexts are immutable objects published by the
+// control thread through atomic shared_ptrs; workers do one atomic load per new connection.
+// Each worker owns its HBONE pool, its list of inbound HBONE connections (for drain) and its
+// copy of the local workload resolved in the current snapshot; no locks on the
+// per-connection path. Connections that arrive before the first certificate wait for a
+// signal from set_credentials()/set_credentials_error()/drain(), not a poll.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/runtime.h"
+#include "common/identity/tls.h"
+#include "hbone/tls_glue.h"
+#include "ztunnel/config.h"
+#include "common/state/snapshot.h"
+#include "ztunnel/proxy/traffic_metrics.h"
+
+namespace ztunnel {
+
+// Listener ports (kOutboundPort, kInboundHbonePort, ...) are defined in ztunnel/config.h.
+
+class Netns;
+namespace dns {
+class DnsProxy;
+}
+
+// Which workload a proxy serves and where its sockets live.
+struct ProxyTarget {
+  WorkloadInfo workload;                // matched against the snapshot (namespace, name, SA)
+  std::string uid;                      // pod UID from the node agent ("" in dedicated mode)
+  std::shared_ptr<const Netns> netns;   // nullptr = ztunnel's own namespace (dedicated mode)
+};
+
+// Test seam: what a single-host test without root cannot get from the kernel (fixed ports,
+// SO_ORIGINAL_DST from the in-pod REDIRECT, pod IPs to dial). The defaults are production's
+// behaviour; production code never sets it. Set before start().
+struct ProxySeams {
+  std::optional<IpAddr> listen_ip;  // default: the wildcard address (dual stack per IPV6_ENABLED)
+  // 0 = an ephemeral port, the same on every worker (see Proxy::bound_port).
+  uint16_t outbound_port = kOutboundPort;
+  uint16_t inbound_plaintext_port = kInboundPlaintextPort;
+  uint16_t inbound_hbone_port = kInboundHbonePort;
+  // Where a captured connection was going (default SO_ORIGINAL_DST); nullopt = unknown.
+  std::function<std::optional<SocketAddr>(int fd)> original_dst;
+  // Where a connection the proxy opens to `addr` really goes (default: `addr`).
+  std::function<SocketAddr(const SocketAddr& addr)> dial_address;
+};
+
+class Proxy {
+ public:
+  Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
+        ProxyTarget target);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  void set_seams(ProxySeams seams);
+  // Binds every listener on every worker. Fails (naming the port) if one cannot be bound.
+  common::Status start();
+  // The port listener `port` (kOutboundPort, ...) is bound to: `port` itself unless a seam
+  // moved it. 0 before start().
+  uint16_t bound_port(uint16_t port) const;
+
+  // Control thread: publish new config / certificate.
+  void set_snapshot(SnapshotConstSharedPtr snapshot);
+  common::Status set_credentials(std::shared_ptr<const common::tls::Credentials> creds);
+  // The certificate fetch failed and there is no certificate: connections waiting for one
+  // fail now with `why`, as do new ones, until set_credentials() succeeds.
+  void set_credentials_error(const std::string& why);
+  bool has_credentials() const;
+  SnapshotConstSharedPtr snapshot() const;
+
+  // Stop accepting, GOAWAY inbound HBONE connections and pooled ones; live tunnels go on.
+  void drain();
+  // Close everything still open (the termination deadline passed).
+  void force_close();
+  int64_t active_connections() const;
+  const ProxyTarget& target() const;
+
+  struct Shared;
+  struct Worker;
+
+ private:
+  common::Status start_dns();
+  // After a certificate change: waiting connections re-check now (on their workers).
+  void wake_certificate_waiters();
+
+  common::Runtime& runtime_;
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<dns::DnsProxy> dns_;
+  std::vector<std::shared_ptr<Worker>> workers_;
+  uint16_t bound_ports_[3] = {0, 0, 0};  // outbound, inbound plaintext, inbound HBONE
+};
+
+}  // namespace ztunnel

@@ -1,0 +1,167 @@
+// Internal state shared by the proxy's listener code (proxy.cc, outbound.cc, inbound.cc).
+// Not part of the public API. Threading as described in proxy.h.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <optional>
+
+#include "hbone/connection.h"
+#include "hbone/copy.h"
+#include "hbone/pool.h"
+#include "hbone/server.h"
+#include "hbone/settings.h"
+#include "common/rbac/authz.h"
+#include "ztunnel/proxy/connection_result.h"
+#include "ztunnel/proxy/port_guard.h"
+#include "ztunnel/proxy/proxy.h"
+#include "ztunnel/proxy/proxy_error.h"
+#include "ztunnel/state/route.h"
+#include "ztunnel/proxy/task_failure.h"
+
+namespace ztunnel {
+
+// A connection the in-pod rules REDIRECTed to one of our listeners: who called, and where it
+// was going (SO_ORIGINAL_DST). nullopt (logged, naming `listener`) when that cannot be read.
+struct Captured {
+  boost::asio::ip::tcp::endpoint local;
+  IpAddr client_ip;
+  std::string src_addr;
+  IpAddr dst_ip;
+  uint16_t dst_port = 0;
+  std::string dst_addr;
+};
+// `seams` supplies the original destination in tests.
+std::optional<Captured> captured(boost::asio::ip::tcp::socket& sock, const char* listener, const ProxySeams& seams);
+
+struct Proxy::Shared {
+  Config cfg;
+  ProxyTarget target;
+  std::function<int(int)> socket_factory;  // sockets in the workload's namespace
+  TrafficMetrics metrics;
+  TaskFailures task_failures;
+  ProxySeams seams;  // set before start(), read-only after
+  hbone::Settings server_settings;
+  hbone::Settings client_settings;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+  std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
+  std::atomic<std::shared_ptr<const std::string>> tls_error;  // set while fetches fail with no certificate
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> active{0};
+  bool orig_src = false;  // connect to local apps from the client's own IP
+  PortGuard port_guard;   // ztunnel's own ports: never a target of inbound traffic
+
+  Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t);
+  common::metrics::Registry& registry;
+
+  // The workload this proxy serves, looked up in `snap` (a scan: workers use their cache).
+  const Workload* local_workload(const Snapshot& snap) const;
+  // Where the proxy's own connection to `addr` goes (the dial_address seam).
+  SocketAddr dial_address(const SocketAddr& addr) const { return seams.dial_address ? seams.dial_address(addr) : addr; }
+};
+
+struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
+  boost::asio::io_context& io;
+  std::shared_ptr<Proxy::Shared> shared;
+  std::shared_ptr<hbone::Pool> pool;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;
+  std::list<std::weak_ptr<hbone::Connection>> inbound;  // for drain
+  std::list<std::weak_ptr<boost::asio::ip::tcp::socket>> sockets;  // every proxied client socket
+  size_t prune_sockets_at = 64;
+  size_t prune_inbound_at = 64;
+
+  // Live inbound connections and what they were authorized as, so a policy change can close
+  // the ones it now denies (upstream's late rejection).
+  struct Authorized {
+    ConnectionInfo info;
+    std::weak_ptr<hbone::Stream> stream;          // HBONE inbound
+    std::weak_ptr<boost::asio::ip::tcp::socket> client;  // plaintext inbound
+    std::weak_ptr<boost::asio::ip::tcp::socket> app;
+    std::optional<ProxyError>* late_rejection = nullptr;  // set when a policy change closes it (owner's frame)
+  };
+  std::list<Authorized> authorized;
+  // Keeps `a` in `authorized` for the handle's lifetime (the relay's).
+  struct Remembered {
+    std::list<Authorized>& list;
+    std::list<Authorized>::iterator it;
+    Remembered(std::list<Authorized>& l, std::list<Authorized>::iterator i) : list(l), it(i) {}
+    ~Remembered() { list.erase(it); }
+    Remembered(const Remembered&) = delete;
+    Remembered& operator=(const Remembered&) = delete;
+  };
+  Remembered remember(Authorized a) { return Remembered{authorized, authorized.insert(authorized.end(), std::move(a))}; }
+  void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
+
+  Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
+
+  // The local workload in `snap`, resolved on the first call after a snapshot change and
+  // remembered for the rest of that snapshot's life (keyed by its control block, so a new
+  // snapshot at a recycled address is still seen as new). Null if it is not in `snap`.
+  const Workload* local_workload(const SnapshotConstSharedPtr& snap);
+  std::weak_ptr<const Snapshot> local_snapshot;
+  const Workload* local = nullptr;
+
+  // Coroutines waiting in await_tls() for a certificate; wake_certificate_waiters() cancels
+  // their timers so they re-check at once.
+  std::list<boost::asio::steady_timer*> certificate_waiters;
+  void wake_certificate_waiters();
+
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc, uint16_t port);
+
+  // Outbound (outbound.cc): capture -> route -> open upstream -> relay.
+  struct OutboundRequest;
+  struct Upstream;
+  boost::asio::awaitable<void> handle_outbound(boost::asio::ip::tcp::socket sock);
+  ProxyResult<OutboundRequest> route(const Snapshot& snap, const Workload* source, const Captured& cap);
+  // Completes req.parties (mTLS once there is a certificate).
+  boost::asio::awaitable<ProxyResult<Upstream>> open_upstream(OutboundRequest& req, const Captured& cap);
+
+  // Inbound (inbound.cc): context -> authorize and connect the app -> relay.
+  struct InboundContext;
+  boost::asio::awaitable<void> handle_inbound_plain(boost::asio::ip::tcp::socket sock);
+  ProxyResult<InboundContext> inbound_context(const SnapshotConstSharedPtr& snap, const std::string& authority,
+                                              const hbone::PeerInfo& peer);
+  boost::asio::awaitable<ProxyResult<std::shared_ptr<boost::asio::ip::tcp::socket>>> authorize_and_connect(
+      const Snapshot& snap, const ConnectionInfo& info, const Workload& local, const std::string& src_addr,
+      const std::string& dst_addr);
+  // Inbound HBONE (15008): TLS + HTTP/2 once a certificate is there (await_tls).
+  boost::asio::awaitable<void> serve_hbone(boost::asio::ip::tcp::socket sock);
+  // The proxy's TLS contexts; before the first certificate, waits for it up to
+  // kCertificateWait. Null after that, when draining, or at once when the fetch failed; the
+  // reason is then in `why`.
+  boost::asio::awaitable<std::shared_ptr<const hbone::TlsContexts>> await_tls(std::string& why);
+  void handle_hbone_stream(std::shared_ptr<hbone::Stream> stream, std::shared_ptr<const hbone::PeerInfo> peer);
+  boost::asio::awaitable<void> inbound_tunnel(std::shared_ptr<hbone::Stream> stream,
+                                              std::shared_ptr<const hbone::PeerInfo> peer);
+  void track(const std::shared_ptr<boost::asio::ip::tcp::socket>& s);
+  void drain();
+  void force_close();
+};
+
+// How long a connection that arrives before the proxy's first certificate waits for it.
+inline constexpr std::chrono::seconds kCertificateWait{10};
+
+// ip of an endpoint with v4-mapped v6 turned back into v4.
+IpAddr endpoint_ip(const boost::asio::ip::tcp::endpoint& ep);
+
+// Counts a live proxied connection for drain (RAII).
+struct ActiveGuard {
+  std::atomic<int64_t>& n;
+  explicit ActiveGuard(std::atomic<int64_t>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
+  ~ActiveGuard() { n.fetch_sub(1, std::memory_order_relaxed); }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+};
+
+// How a relay ended: a policy change that closed it, else the copy's I/O error, else cleanly.
+std::optional<ProxyError> relay_outcome(const hbone::CopyResult& r, std::optional<ProxyError> late_rejection);
+
+// The `baggage` value describing workload `w` (CONNECT requests and responses).
+std::string baggage_of(const Workload& w);
+
+}  // namespace ztunnel

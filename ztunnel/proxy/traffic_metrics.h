@@ -1,0 +1,65 @@
+// Istio TCP telemetry for proxied connections: istio_tcp_connections_opened_total,
+// _closed_total, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total (full Istio label
+// set), istio_tcp_sockets_open, and the access-log record. Byte direction follows Istio:
+// "received" = request direction (client -> server), "sent" = response direction, for both
+// reporters. Missing label values are "unknown".
+// Threading: families are created on the control thread at start; series lookups from
+// workers are lock-free on the steady path (see common/admin/metrics.h).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/admin/access_log.h"
+#include "common/admin/metrics.h"
+#include "common/identity/identity.h"
+#include "common/model/model.h"
+#include "ztunnel/proxy/proxy_error.h"
+
+namespace ztunnel {
+
+// Who was on each end, as far as this ztunnel knows.
+struct ConnectionParties {
+  std::string reporter;  // "source" | "destination"
+  const Workload* src = nullptr;
+  std::optional<common::Identity> src_identity;
+  const Workload* dst = nullptr;
+  const Service* service = nullptr;
+  std::optional<common::Identity> dst_identity;
+  bool mtls = false;
+};
+
+class TrafficMetrics {
+ public:
+  explicit TrafficMetrics(common::metrics::Registry& registry);
+
+  struct Series {
+    common::metrics::Counter* opened;
+    common::metrics::Counter* closed;
+    common::metrics::Counter* sent;
+    common::metrics::Counter* received;
+  };
+  // Counts the connection as opened (and, with a flag other than None, not proxied further).
+  Series open(const ConnectionParties& p, ResponseFlag flag);
+  void close(const Series& s, uint64_t received_bytes, uint64_t sent_bytes);
+  void sockets_open(const std::string& reporter, int delta);
+
+ private:
+  common::metrics::CounterFamily& opened_;
+  common::metrics::CounterFamily& closed_;
+  common::metrics::CounterFamily& sent_;
+  common::metrics::CounterFamily& received_;
+  common::metrics::GaugeFamily& sockets_;
+};
+
+std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFlag flag);
+
+// Access-log record of a finished connection. bytes_sent = towards the destination.
+common::AccessRecord access_record(const ConnectionParties& p, const std::string& direction,
+                                   const std::string& src_addr, const std::string& dst_addr,
+                                   const std::string& hbone_addr, uint64_t to_dst, uint64_t from_dst,
+                                   std::chrono::steady_clock::duration elapsed, const std::string& error);
+
+}  // namespace ztunnel
