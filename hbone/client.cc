@@ -27,6 +27,8 @@ asio::awaitable<common::Result<tcp::socket>> connect_tcp(asio::any_io_executor e
     sock.assign(target.protocol(), fd, ec);
   } else {
     sock.open(target.protocol(), ec);
+    // A factory owns its sockets' options; without one, upstream's defaults.
+    if (!ec) (void)sockopt::apply_socket_config(sock.native_handle(), sockopt::SocketConfig{});
   }
   if (ec) co_return R(common::make_error("socket: " + ec.message()));
   if (mark != 0) {
@@ -69,8 +71,7 @@ asio::awaitable<ConnectResult<std::shared_ptr<Connection>>> dial(asio::any_io_ex
   auto sock = co_await connect_tcp(exec, opts.target, opts.mark, opts.connect_timeout, std::nullopt,
                                    opts.socket_factory);
   if (!sock) co_return R(common::make_error(sock.error()));
-  (void)sockopt::set_keepalive(sock->native_handle(), 180, 180, 9);
-  auto tls = std::make_unique<TlsStream>(std::move(sock.value()), ctx->native_handle());
+  auto tls = std::make_unique<TlsSocket>(std::move(sock.value()), ctx->native_handle());
   // `opts.expected` lives in this coroutine frame for the whole handshake.
   common::tls::set_expected_identities(tls->native_handle(), &opts.expected);
 

@@ -27,7 +27,8 @@ struct DialOptions {
   uint32_t mark = 0;                       // SO_MARK (0 = none)
   std::chrono::milliseconds connect_timeout{10'000};
   Settings settings = Settings::client_defaults();
-  // Creates the TCP socket (e.g. inside a pod's network namespace); nullptr = ::socket here.
+  // Creates the TCP socket (e.g. inside a pod's network namespace) with its TCP options
+  // (keepalive, user timeout); nullptr = ::socket here with upstream's default options.
   // Returns an fd or -1.
   std::function<int(int family)> socket_factory;
 };
@@ -37,7 +38,8 @@ boost::asio::awaitable<ConnectResult<std::shared_ptr<Connection>>> dial(boost::a
                                                                        TlsContext ctx, DialOptions opts);
 
 // Opens a marked, non-blocking TCP connection with a deadline (shared by HBONE and
-// passthrough paths).
+// passthrough paths). The socket comes from `socket_factory` (which sets its options) or,
+// without one, gets sockopt::SocketConfig's defaults.
 boost::asio::awaitable<common::Result<boost::asio::ip::tcp::socket>> connect_tcp(
     boost::asio::any_io_executor exec, boost::asio::ip::tcp::endpoint target, uint32_t mark,
     std::chrono::milliseconds timeout, std::optional<boost::asio::ip::address> bind_source = std::nullopt,

@@ -205,7 +205,7 @@ struct Connection::Callbacks {
   }
 };
 
-Connection::Connection(std::unique_ptr<TlsStream> tls, Role role, const Settings& settings)
+Connection::Connection(std::unique_ptr<TlsSocket> tls, Role role, const Settings& settings)
     : tls_(std::move(tls)),
       exec_(tls_->get_executor()),
       role_(role),

@@ -38,15 +38,13 @@ typedef struct nghttp2_session nghttp2_session;
 
 namespace hbone {
 
-using TlsStream = TlsSocket;
-
 enum class Role { Client, Server };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using RequestHandler = std::function<void(std::shared_ptr<Stream>)>;
 
-  Connection(std::unique_ptr<TlsStream> tls, Role role, const Settings& settings);
+  Connection(std::unique_ptr<TlsSocket> tls, Role role, const Settings& settings);
   // No transport: bytes are fed with feed() and output is discarded. For fuzzing the
   // HTTP/2 + CONNECT layer at full speed (the TLS layer is OpenSSL's, fuzzed upstream).
   Connection(boost::asio::any_io_executor exec, Role role, const Settings& settings);
@@ -75,7 +73,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t active_streams() const { return streams_.size(); }
   uint64_t streams_opened() const { return streams_opened_; }
 
-  TlsStream& tls() { return *tls_; }
+  TlsSocket& tls() { return *tls_; }
   boost::asio::any_io_executor executor() { return exec_; }
   const std::string& close_reason() const { return close_reason_; }
 
@@ -118,7 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void shed_largest_stream();
   std::string peer_name();
 
-  std::unique_ptr<TlsStream> tls_;
+  std::unique_ptr<TlsSocket> tls_;
   boost::asio::any_io_executor exec_;
   Role role_;
   Settings settings_;

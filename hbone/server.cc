@@ -18,7 +18,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, TlsContext ctx, Setti
   auto peer = std::make_shared<PeerInfo>();
   peer->remote = socket.remote_endpoint(ec);
   peer->local = socket.local_endpoint(ec);
-  auto tls = std::make_unique<TlsStream>(std::move(socket), ctx->native_handle());
+  auto tls = std::make_unique<TlsSocket>(std::move(socket), ctx->native_handle());
 
   // Bound the handshake: a peer that trickles (or never sends) its ClientHello is closed.
   asio::steady_timer deadline(tls->get_executor());

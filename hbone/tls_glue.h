@@ -1,6 +1,8 @@
-// Glue between common::tls (OpenSSL contexts with Istio's SPIFFE checks) and Asio's TLS
-// stream. A TlsContext is immutable once built and shared by every worker; certificate
-// rotation builds a new one and new connections pick it up.
+// Per-identity TLS contexts for HBONE: common::tls's OpenSSL setup (TLS 1.3, ALPN h2, Istio's
+// SPIFFE checks) held in an asio::ssl::context, of which only the SSL_CTX is used — the
+// transport is TlsSocket (OpenSSL on the socket itself). A TlsContext is immutable once
+// built and shared by every worker; certificate rotation builds a new one and new
+// connections pick it up.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>

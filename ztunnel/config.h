@@ -19,6 +19,7 @@
 #include "common/env.h"
 #include "common/admin/log.h"
 #include "common/result.h"
+#include "hbone/socket_options.h"
 
 namespace ztunnel {
 
@@ -94,6 +95,10 @@ struct Config {
   std::chrono::milliseconds keepalive_interval{std::chrono::seconds(180)};
   uint32_t keepalive_retries = 9;
   bool user_timeout_enabled = false;
+  // The five fields above as applied to every proxied socket (connects and accepts).
+  hbone::sockopt::SocketConfig socket_config() const {
+    return {keepalive_enabled, keepalive_time, keepalive_interval, keepalive_retries, user_timeout_enabled};
+  }
 
   // -- behaviour
   bool enable_response_baggage = true;

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +33,27 @@ common::Status set_keepalive(int fd, int idle_s, int interval_s, int count) {
   if (auto s = setopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE"); !s) return s;
   if (auto s = setopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_s, "TCP_KEEPINTVL"); !s) return s;
   return setopt(fd, IPPROTO_TCP, TCP_KEEPCNT, count, "TCP_KEEPCNT");
+}
+
+common::Status apply_socket_config(int fd, const SocketConfig& cfg) {
+  if (auto s = set_nodelay(fd); !s) return s;
+  // The kernel takes whole seconds; a sub-second value must not become 0 (= EINVAL).
+  auto secs = [](std::chrono::milliseconds d) {
+    return static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count()));
+  };
+  if (cfg.keepalive_enabled) {
+    if (auto s = set_keepalive(fd, secs(cfg.keepalive_time), secs(cfg.keepalive_interval),
+                               static_cast<int>(cfg.keepalive_retries));
+        !s) {
+      return s;
+    }
+  }
+  if (cfg.user_timeout_enabled) {
+    const auto total = cfg.keepalive_time + cfg.keepalive_interval * cfg.keepalive_retries;
+    const auto ms = static_cast<unsigned>(std::min<int64_t>(total.count(), std::numeric_limits<int>::max()));
+    if (auto s = setopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ms, "TCP_USER_TIMEOUT"); !s) return s;
+  }
+  return common::ok_status();
 }
 
 common::Status set_transparent(int fd, bool v6) {

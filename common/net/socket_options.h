@@ -5,6 +5,7 @@
 // Stateless functions on raw fds; any thread. Errors are returned, never thrown.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,22 @@ namespace common::net::sockopt {
 common::Status set_mark(int fd, uint32_t mark);
 common::Status set_nodelay(int fd);
 common::Status set_keepalive(int fd, int idle_s, int interval_s, int count);
+
+// TCP options every proxied connection gets (upstream's SocketConfig: KEEPALIVE_ENABLED,
+// KEEPALIVE_TIME, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, USER_TIMEOUT_ENABLED). The defaults
+// are upstream's, so code without a ztunnel Config (tools, the waypoint) behaves the same.
+struct SocketConfig {
+  bool keepalive_enabled = true;
+  std::chrono::milliseconds keepalive_time{std::chrono::seconds(180)};
+  std::chrono::milliseconds keepalive_interval{std::chrono::seconds(180)};
+  uint32_t keepalive_retries = 9;
+  // TCP_USER_TIMEOUT = time + retries x interval: unacknowledged data fails the connection
+  // after as long as keepalive would take to declare the peer dead.
+  bool user_timeout_enabled = false;
+};
+// TCP_NODELAY plus `cfg`'s keepalive and user timeout. Works before connect() (options carry
+// over to the connection) and on accepted sockets.
+common::Status apply_socket_config(int fd, const SocketConfig& cfg);
 
 common::Status set_reuseport(int fd);
 common::Status set_transparent(int fd, bool v6);

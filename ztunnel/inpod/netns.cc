@@ -93,11 +93,21 @@ common::Status Netns::run(const std::function<void()>& fn) const {
   return common::ok_status();
 }
 
-std::function<int(int)> socket_factory(std::shared_ptr<const Netns> ns) {
-  if (!ns) return nullptr;
-  return [ns](int family) -> int {
-    auto s = ns->socket(family, SOCK_STREAM | SOCK_NONBLOCK);
-    return s ? s.value() : -1;
+std::function<int(int)> socket_factory(std::shared_ptr<const Netns> ns, const hbone::sockopt::SocketConfig& opts) {
+  return [ns, opts](int family) -> int {
+    int fd = -1;
+    if (ns) {
+      auto s = ns->socket(family, SOCK_STREAM | SOCK_NONBLOCK);
+      fd = s ? s.value() : -1;
+    } else {
+      fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0) return -1;
+    if (!hbone::sockopt::apply_socket_config(fd, opts)) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
   };
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "hbone/socket_options.h"
 
 namespace ztunnel {
 
@@ -41,6 +42,7 @@ class Netns {
 };
 
 // A socket factory for a namespace (nullptr = the current one): what hbone's connect uses.
-std::function<int(int family)> socket_factory(std::shared_ptr<const Netns> ns);
+// Every socket it makes carries `opts` (TCP_NODELAY, keepalive, user timeout).
+std::function<int(int family)> socket_factory(std::shared_ptr<const Netns> ns, const hbone::sockopt::SocketConfig& opts);
 
 }  // namespace ztunnel

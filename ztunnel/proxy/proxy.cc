@@ -84,7 +84,7 @@ std::optional<ProxyError> relay_outcome(const hbone::CopyResult& r, std::optiona
 Proxy::Shared::Shared(const Config& c, common::metrics::Registry& r, ProxyTarget t)
     : cfg(c),
       target(std::move(t)),
-      socket_factory(ztunnel::socket_factory(target.netns)),
+      socket_factory(ztunnel::socket_factory(target.netns, c.socket_config())),
       metrics(r),
       task_failures(r),
       port_guard(c, &r),
@@ -138,7 +138,7 @@ asio::awaitable<void> Proxy::Worker::accept_loop(tcp::acceptor& acc, uint16_t po
     }
     // A connection accepted while draining began is still served: the kernel completed its
     // handshake, so dropping it would reset a client that did nothing wrong.
-    (void)hbone::sockopt::set_nodelay(sock.native_handle());
+    (void)hbone::sockopt::apply_socket_config(sock.native_handle(), shared->cfg.socket_config());
     const auto& failures = shared->task_failures;
     if (port == kOutboundPort) {
       asio::co_spawn(io, handle_outbound(std::move(sock)), failures.handler(Task::Outbound));

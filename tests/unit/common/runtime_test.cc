@@ -18,6 +18,24 @@ using common::worker_threads_from_env;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+namespace {
+// rt.run() returns only when something calls stop(). If what the test waits for never
+// happens, this stops the runtime after a generous bound and the test fails on `fired`
+// instead of hanging the suite. (A liveness bound, not a timing assertion.)
+struct Watchdog {
+  asio::steady_timer timer;
+  bool fired = false;
+  explicit Watchdog(Runtime& rt) : timer(rt.control(), 30s) {
+    timer.async_wait([this, &rt](boost::system::error_code ec) {
+      if (ec) return;
+      fired = true;
+      rt.stop();
+    });
+  }
+  ~Watchdog() { timer.cancel(); }
+};
+}  // namespace
+
 TEST_CASE("workers run posted work on their own threads", "[runtime]") {
   Runtime rt(3);
   REQUIRE(rt.workers() == 3);
@@ -58,7 +76,9 @@ TEST_CASE("run() blocks on control until stop() from a worker, then joins", "[ru
     // Stop from another thread: a worker.
     asio::post(rt.worker(1), [&] { rt.stop(); });
   });
+  Watchdog watchdog(rt);
   rt.run();
+  CHECK_FALSE(watchdog.fired);
   CHECK(control_ran);
   CHECK(control_thread == std::this_thread::get_id());
   CHECK(rt.stopped());
@@ -82,7 +102,9 @@ TEST_CASE("signal handler runs on the control thread", "[runtime]") {
     rt.stop();
   });
   asio::post(rt.control(), [] { ::raise(SIGTERM); });
+  Watchdog watchdog(rt);
   rt.run();
+  CHECK_FALSE(watchdog.fired);
   CHECK(got == SIGTERM);
   CHECK(where == std::this_thread::get_id());
 }
@@ -101,7 +123,9 @@ TEST_CASE("drain: callbacks, then force close after the deadline", "[runtime]") 
   drain.start(20ms);
   CHECK(drain.draining());
   drain.start(1h);  // second start has no effect
+  Watchdog watchdog(rt);
   rt.run();
+  CHECK_FALSE(watchdog.fired);
   REQUIRE(events == std::vector<std::string>{"drain1", "drain2", "force"});
 }
 
@@ -116,7 +140,9 @@ TEST_CASE("drain: complete() forces close early, exactly once", "[runtime]") {
   // Give the posted work a chance to run, then stop.
   asio::steady_timer t(rt.control(), 50ms);
   t.async_wait([&](auto) { rt.stop(); });
+  Watchdog watchdog(rt);
   rt.run();
+  CHECK_FALSE(watchdog.fired);
   CHECK(forced == 1);
 }
 
