@@ -54,6 +54,7 @@ asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> Pool::connect(const Pool
       done->cancel();
       if (!dialed) co_return R(common::make_error(dialed.error()), dialed.stage());
       conn = dialed.value();
+      track(conn);
       s2.conns.push_back(Entry{conn, std::chrono::steady_clock::now()});
       arm_sweep();
     }
@@ -73,6 +74,7 @@ asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> Pool::connect_unpooled(T
   auto dialed = co_await dial(exec_, ctx, opts);
   if (!dialed) co_return R(common::make_error(dialed.error()), dialed.stage());
   auto conn = dialed.value();
+  track(conn);
   dials_++;
   auto stream = co_await conn->open(req);
   // GOAWAY now: the connection ends with this stream.
@@ -127,6 +129,26 @@ void Pool::drain() {
   }
   slots_.clear();
   sweep_timer_.cancel();
+}
+
+void Pool::track(const std::shared_ptr<Connection>& conn) {
+  std::erase_if(dialed_, [](const std::weak_ptr<Connection>& w) {
+    auto c = w.lock();
+    return !c || !c->is_open();
+  });
+  dialed_.push_back(conn);
+}
+
+void Pool::close_all(const std::string& why) {
+  draining_ = true;
+  sweep_timer_.cancel();
+  slots_.clear();
+  // close() runs callbacks (on_closed, stream failures); iterate a copy.
+  auto conns = std::move(dialed_);
+  dialed_.clear();
+  for (auto& w : conns) {
+    if (auto c = w.lock()) c->close(why);
+  }
 }
 
 size_t Pool::connections() const {

@@ -46,6 +46,11 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // stream, closed when that stream ends, so connections that arrive while a proxy drains
   // are still carried.
   void drain();
+  // Shutdown (termination deadline / drain complete): close every connection this pool dialled,
+  // pooled, drained or unpooled, failing their streams. A client connection and its open
+  // streams reference each other (see Connection); only close() breaks that, and once the
+  // worker loops stop nothing else would, so the process must not exit without this.
+  void close_all(const std::string& why);
   size_t connections() const;
   uint64_t dials() const { return dials_; }
 
@@ -64,11 +69,15 @@ class Pool : public std::enable_shared_from_this<Pool> {
                                                                                  ConnectRequest req);
   void sweep();
   void arm_sweep();
+  void track(const std::shared_ptr<Connection>& conn);
 
   boost::asio::any_io_executor exec_;
   uint32_t max_streams_;
   std::chrono::milliseconds idle_timeout_;
   std::map<PoolKey, Slot> slots_;
+  // Every connection dialled and not yet finished, pooled or not (weak: an open connection is
+  // kept alive by its read loop and streams; close_all() reaches the ones drain() let go of).
+  std::vector<std::weak_ptr<Connection>> dialed_;
   boost::asio::steady_timer sweep_timer_;
   bool sweep_armed_ = false;
   bool draining_ = false;

@@ -447,6 +447,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     for (auto& w : inbound) {
       if (auto c = w.lock()) c->close("termination deadline");
     }
+    connector.force_close();
   }
 };
 

@@ -110,6 +110,17 @@ void Connector::drain() {
   pool_->drain();
 }
 
+void Connector::force_close() {
+  draining_ = true;
+  for (auto& [k, list] : idle_) {
+    for (auto& c : list) c->stream.abort();
+  }
+  idle_.clear();
+  for (auto& [k, s] : h2_) s->close();
+  h2_.clear();
+  pool_->close_all("shutdown");
+}
+
 size_t Connector::idle() const {
   size_t n = 0;
   for (auto& [k, list] : idle_) n += list.size();

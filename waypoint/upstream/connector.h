@@ -73,6 +73,10 @@ class Connector {
   void release(std::unique_ptr<Conn> conn);
   // Drain: GOAWAY pooled HBONE connections, drop idle keep-alives.
   void drain();
+  // Shutdown (drain complete or termination deadline): end every upstream connection now,
+  // including the pooled HBONE connections drain() only sent GOAWAY on. They must be closed
+  // before the worker stops: an HBONE connection and its open streams hold each other.
+  void force_close();
   size_t idle() const;
   size_t h2_connections() const;
 

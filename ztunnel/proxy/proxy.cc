@@ -239,6 +239,9 @@ void Proxy::Worker::force_close() {
       s->close(ignored);
     }
   }
+  // Pooled HBONE connections and their streams hold each other until closed; the relays just
+  // ended above would close them soon, but the workers may stop first.
+  pool->close_all("termination deadline");
 }
 
 Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
