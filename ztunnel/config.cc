@@ -8,9 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/admin/http_admin.h"
 #include "common/runtime.h"
 #include "hbone/overload.h"
+#include "ztunnel/proxy_config.h"
 
 namespace ztunnel {
 
@@ -64,7 +68,21 @@ const char* to_string(ProxyMode m) {
   return m == ProxyMode::Shared ? "shared" : "dedicated";
 }
 
-Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
+namespace {
+
+// The mesh config file: absent is normal (no ConfigMap mounted), unreadable or malformed is not.
+Result<ProxyConfigValues> read_mesh_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ProxyConfigValues{};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return make_error("mesh config " + path + ": read failed");
+  return parse_mesh_default_config(text.str(), "mesh config " + path);
+}
+
+}  // namespace
+
+Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::string& mesh_config_path) {
   Config c;
 // Each reader returns Result; unwrap or propagate the (already variable-naming) error.
 #define ZT_TRY(lhs, expr)                   \
@@ -73,6 +91,27 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     if (!r_) return make_error(r_.error()); \
     lhs = std::move(r_.value());            \
   } while (0)
+
+  // -- ProxyConfig: the mesh file's defaultConfig, then PROXY_CONFIG over it (upstream order).
+  ProxyConfigValues pc;
+  {
+    auto file = read_mesh_file(mesh_config_path);
+    if (!file) return make_error(file.error());
+    pc = std::move(file.value());
+    if (auto v = e("PROXY_CONFIG"); v && !v->empty()) {
+      auto over = parse_proxy_config(*v, "PROXY_CONFIG");
+      if (!over) return make_error("invalid env var " + over.error());
+      pc = merge_proxy_config(std::move(pc), over.value());
+    }
+  }
+  c.proxy_config_metadata = pc.proxy_metadata;
+  // Proxy metadata as upstream resolves it: ISTIO_META_<name> in the environment, else the
+  // ProxyConfig's proxyMetadata entry.
+  auto meta = [&](const std::string& name) -> std::optional<std::string> {
+    if (auto v = e("ISTIO_META_" + name)) return v;
+    if (auto it = pc.proxy_metadata.find(name); it != pc.proxy_metadata.end()) return it->second;
+    return std::nullopt;
+  };
 
   // -- mode
   if (auto m = e("PROXY_MODE"); m && !m->empty()) {
@@ -104,7 +143,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   // the local file first, as upstream does); likewise LOCAL_CA_DIR replaces the remote CA.
   const bool local_config = c.local_xds_path || c.local_xds;
   if (e("XDS_ADDRESS") || !local_config) {
-    c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+    std::string fallback = pc.discovery_address ? *pc.discovery_address : default_istiod;
+    c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", fallback));
   } else {
     c.xds_address = std::nullopt;
   }
@@ -128,7 +168,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   }
   c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
   // Upstream: the proxy metadata (ISTIO_META_CLUSTER_ID, which the chart sets) wins.
-  if (auto m = e("ISTIO_META_CLUSTER_ID"); m && !m->empty()) {
+  if (auto m = meta("CLUSTER_ID"); m && !m->empty()) {
     c.cluster_id = *m;
   } else if (auto v = e("CLUSTER_ID"); v && !v->empty()) {
     c.cluster_id = *v;
@@ -152,9 +192,23 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     cores = static_cast<size_t>(*n);
   }
   {
+    // Upstream order: ZTUNNEL_WORKER_THREADS; else ProxyConfig concurrency; else the container's
+    // CPU limit (ZTUNNEL_RESOURCE_CPU_LIMIT, which the chart fills from resources.limits.cpu);
+    // else max(ceil(25% of cores), the CPU request, 2).
+    std::optional<uint64_t> cpu_limit, cpu_request;
+    ZT_TRY(cpu_limit, env::get_unsigned(e, "ZTUNNEL_RESOURCE_CPU_LIMIT"));
+    ZT_TRY(cpu_request, env::get_unsigned(e, "ZTUNNEL_RESOURCE_CPU_REQUEST"));
     auto v = e("ZTUNNEL_WORKER_THREADS");
-    ZT_TRY(c.worker_threads,
-           common::worker_threads_from_env(v ? std::optional<std::string_view>(*v) : std::nullopt, cores));
+    if (v && !v->empty()) {
+      ZT_TRY(c.worker_threads, common::worker_threads_from_env(std::string_view(*v), cores));
+    } else if (pc.concurrency) {
+      c.worker_threads = *pc.concurrency;
+    } else if (cpu_limit && *cpu_limit > 0) {
+      c.worker_threads = static_cast<size_t>(*cpu_limit);
+    } else {
+      ZT_TRY(c.worker_threads, common::worker_threads_from_env(std::nullopt, cores));
+      if (cpu_request && *cpu_request > c.worker_threads) c.worker_threads = static_cast<size_t>(*cpu_request);
+    }
   }
   std::optional<std::chrono::milliseconds> explicit_deadline;
   ZT_TRY(explicit_deadline, env::get_duration(e, "CONNECTION_TERMINATION_DEADLINE"));
@@ -206,10 +260,26 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   ZT_TRY(c.authz_policy_info_logging, env::get_bool(e, "AUTHZ_POLICY_INFO_LOGGING", false));
   // Proxy metadata (ISTIO_META_ prefix stripped upstream): anything but "false" keeps DNS on.
   // Upstream compares the lower-cased value with "true": "True" enables, "yes" disables.
-  if (auto v = e("ISTIO_META_DNS_CAPTURE")) {
+  if (auto v = meta("DNS_CAPTURE")) {
     std::string lower(*v);
     for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     c.dns_proxy = lower == "true";
+  }
+  if (auto v = meta("DNS_PROXY_ADDR"); v && !v->empty()) {
+    auto hp = common::http::split_host_port(*v);
+    if (!hp) return make_error(env::invalid_var("ISTIO_META_DNS_PROXY_ADDR", *v, hp.error()));
+    c.dns_proxy_addr = *v;
+  }
+  c.prefered_service_namespace = env::get_string(e, "PREFERED_SERVICE_NAMESPACE", "");
+  ZT_TRY(c.xds_on_demand, env::get_bool(e, "XDS_ON_DEMAND", false));
+  if (c.xds_on_demand && c.dns_proxy) {
+    // Upstream's own validation: the DNS proxy needs every service up front.
+    return make_error("XDS_ON_DEMAND=true cannot be combined with the DNS proxy (set ISTIO_META_DNS_CAPTURE=false)");
+  }
+  if (c.xds_on_demand) {
+    return make_error(
+        "XDS_ON_DEMAND=true is not supported by this ztunnel: it always subscribes to every workload and service "
+        "(unset XDS_ON_DEMAND)");
   }
 
   // -- logging
@@ -230,6 +300,14 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
     c.admin_addr = "127.0.0.1:15000";
     c.stats_addr = "0.0.0.0:15020";
     c.readiness_addr = "0.0.0.0:15021";
+  }
+  // ProxyConfig ports move the listeners (upstream: proxyAdminPort, statsPort); our
+  // ADMIN_ADDR / STATS_ADDR testing knobs still win.
+  if (pc.proxy_admin_port) {
+    c.admin_addr = std::string(c.ipv6_enabled ? "localhost:" : "127.0.0.1:") + std::to_string(*pc.proxy_admin_port);
+  }
+  if (pc.stats_port) {
+    c.stats_addr = std::string(c.ipv6_enabled ? "[::]:" : "0.0.0.0:") + std::to_string(*pc.stats_port);
   }
   c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
   c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
@@ -269,6 +347,11 @@ void apply_env_families(Config& c, const std::vector<std::pair<std::string, std:
       c.istio_meta.emplace_back(std::string(n.substr(11)), value);
     }
   }
+  // ProxyConfig proxyMetadata entries not overridden by an ISTIO_META_ variable.
+  for (const auto& [k, v] : c.proxy_config_metadata) {
+    bool in_env = std::any_of(c.istio_meta.begin(), c.istio_meta.end(), [&](const auto& m) { return m.first == k; });
+    if (!in_env) c.istio_meta.emplace_back(k, v);
+  }
   auto by_name = [](const auto& a, const auto& b) { return a.first < b.first; };
   std::sort(c.xds_headers.begin(), c.xds_headers.end(), by_name);
   std::sort(c.ca_headers.begin(), c.ca_headers.end(), by_name);
@@ -277,7 +360,7 @@ void apply_env_families(Config& c, const std::vector<std::pair<std::string, std:
 }
 
 Result<Config> load_config_from_process() {
-  auto c = load_config(env::process_env(), common::available_cores());
+  auto c = load_config(env::process_env(), common::available_cores(), kMeshConfigPath);
   if (!c) return c;
   std::vector<std::pair<std::string, std::string>> vars;
   for (char** p = environ; p && *p; ++p) {
@@ -362,7 +445,9 @@ nlohmann::json Config::to_json() const {
   j["inboundAddr"] = listener(kInboundHbonePort);
   j["inboundPlaintextAddr"] = listener(kInboundPlaintextPort);
   j["outboundAddr"] = listener(kOutboundPort);
-  j["dnsProxyAddr"] = listener(kDnsPort);
+  j["dnsProxyAddr"] = dns_proxy_addr;
+  j["preferedServiceNamespace"] = prefered_service_namespace.empty() ? json(nullptr) : json(prefered_service_namespace);
+  j["xdsOnDemand"] = xds_on_demand;
   json meta = json::object();
   for (const auto& [k, v] : istio_meta) meta[k] = v;
   j["proxyMetadata"] = std::move(meta);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -104,6 +105,14 @@ struct Config {
   bool enable_response_baggage = true;
   bool authz_policy_info_logging = false;
   bool dns_proxy = true;  // ISTIO_META_DNS_CAPTURE / DNS_CAPTURE != "false"
+  // DNS proxy listener inside the pod (proxy metadata DNS_PROXY_ADDR); "localhost" = 127.0.0.1.
+  std::string dns_proxy_addr = "localhost:15053";
+  // PREFERED_SERVICE_NAMESPACE (upstream's spelling): among services sharing a hostname, the
+  // one in this namespace wins after the client's own.
+  std::string prefered_service_namespace;
+  bool xds_on_demand = false;  // XDS_ON_DEMAND: refused (not implemented), see load_config
+  // ProxyConfig proxyMetadata (mesh file + PROXY_CONFIG); ISTIO_META_* variables win over it.
+  std::map<std::string, std::string> proxy_config_metadata;
 
   // -- logging
   common::log::Format log_format = common::log::Format::Plain;
@@ -118,9 +127,14 @@ struct Config {
   nlohmann::json to_json() const;
 };
 
+// Upstream's mesh config path (relative to the working directory, "/" in the image).
+inline constexpr const char* kMeshConfigPath = "./etc/istio/config/mesh";
+
 // Reads and validates the configuration. `cores` feeds the ZTUNNEL_WORKER_THREADS rule;
-// ZTUNNEL_CPU_LIMIT in the environment overrides it.
-common::Result<Config> load_config(const common::env::EnvLookup& env, size_t cores);
+// ZTUNNEL_CPU_LIMIT in the environment overrides it. The mesh config file at
+// `mesh_config_path` (absent = none) and PROXY_CONFIG give the ProxyConfig (proxy_config.h).
+common::Result<Config> load_config(const common::env::EnvLookup& env, size_t cores,
+                                   const std::string& mesh_config_path = "");
 // Same with the real environment and available_cores(), plus apply_env_families(environ).
 common::Result<Config> load_config_from_process();
 // Fills the env-var families of `c` from every (name, value) of an environment.

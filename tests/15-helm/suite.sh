@@ -73,6 +73,11 @@ check "ztunnel: logAsJson sets LOG_FORMAT=json" bash -c "grep -A1 'name: LOG_FOR
 check "ztunnel: no LOG_FORMAT by default" check_absent 'name: LOG_FORMAT' "$Z"
 check "ztunnel: variant appended to the tag" contains 'image: "localhost/ambient:latest-debug"' "$ZO"
 check "ztunnel: NetworkPolicy rendered on request" contains 'kind: NetworkPolicy' "$ZO"
+check "ztunnel: CPU limit -> ZTUNNEL_RESOURCE_CPU_LIMIT from limits.cpu" \
+  bash -c "grep -A4 'name: ZTUNNEL_RESOURCE_CPU_LIMIT' '$ZO' | grep -c 'resource: limits.cpu'"
+check "ztunnel: CPU request -> ZTUNNEL_RESOURCE_CPU_REQUEST from requests.cpu" \
+  bash -c "grep -A4 'name: ZTUNNEL_RESOURCE_CPU_REQUEST' '$Z' | grep -c 'resource: requests.cpu'"
+check "ztunnel: no ZTUNNEL_RESOURCE_CPU_LIMIT without a limit" check_absent 'name: ZTUNNEL_RESOURCE_CPU_LIMIT' "$Z"
 
 # ---- cni ----------------------------------------------------------------------------------
 run_case cni defaults istio-system

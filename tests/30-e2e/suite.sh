@@ -269,6 +269,60 @@ hard=$(awk '/Max open files/ {print $5}' "/proc/$fake_pid/limits" 2>/dev/null)
   || fail "open-files soft limit raised to the hard limit" "soft '$soft' hard '$hard' (pid $fake_pid)"
 nsx_stop "$fake_pid" 15 || fail "local-run ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-fake.log")"
 
+# ---- 7d. ProxyConfig as upstream's chart delivers it: the mesh file's defaultConfig ---------------
+# (./etc/istio/config/mesh under the working directory) with PROXY_CONFIG over it, proxy
+# metadata DNS_PROXY_ADDR moving the DNS proxy, PREFERED_SERVICE_NAMESPACE choosing between two
+# services that share a hostname. Run twice with the preference flipped, so a pass cannot come
+# from snapshot order.
+mkdir -p "$T/meshroot/etc/istio/config"
+cat >"$T/meshroot/etc/istio/config/mesh" <<'YAML'
+defaultConfig:
+  proxyAdminPort: 15100
+  statsPort: 15120
+  concurrency: 1
+  drainDuration: 45s
+  proxyMetadata:
+    DNS_PROXY_ADDR: "127.0.0.1:15054"
+    DNS_CAPTURE: "false"
+YAML
+{ sed -n '/^workloads:/,/^services:/p' "$ZT_ROOT/examples/localhost.yaml" | sed '$d'
+  cat <<'YAML'
+services:
+- name: shared
+  namespace: alpha
+  hostname: shared.example.com
+  vips: ["/10.99.77.1"]
+  ports: {80: 8080}
+- name: shared
+  namespace: beta
+  hostname: shared.example.com
+  vips: ["/10.99.77.2"]
+  ports: {80: 8080}
+YAML
+} >"$T/dns-pref.yaml"
+for pref in beta alpha; do
+  want=$([[ $pref == alpha ]] && echo 10.99.77.1 || echo 10.99.77.2)
+  nsx_bg_env c "$T/zt-pc-$pref.log" FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH="$T/dns-pref.yaml" \
+    PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default PREFERED_SERVICE_NAMESPACE=$pref \
+    PROXY_CONFIG='{"proxyMetadata": {"DNS_CAPTURE": "true"}}' -- env -C "$T/meshroot" "$ZT_BIN"
+  pc_pid=$NSX_LAST_PID
+  if out=$(zt_wait_ready c 20); then
+    cfg=$(nsx_exec c curl -s --max-time 3 http://127.0.0.1:15100/config_dump)
+    "$ZT_PY" -c 'import json,sys; c=json.load(sys.stdin)["config"]; assert c["numWorkerThreads"]==1 and c["statsAddr"].endswith(":15120") and c["dnsProxyAddr"]=="127.0.0.1:15054", c' <<<"$cfg" 2>"$T/pc-check.err" \
+      && nsx_exec c curl -sf --max-time 3 -o /dev/null http://127.0.0.1:15120/metrics \
+      && pass "ProxyConfig (mesh file + PROXY_CONFIG): admin on 15100, stats on 15120, 1 worker, DNS on 127.0.0.1:15054" \
+      || fail "ProxyConfig from the mesh file moves admin/stats/DNS and sets concurrency" "$(cat "$T/pc-check.err") $(head -c 300 <<<"$cfg")"
+    out=$(nsx_exec c "$ZT_PY" "$ZT_ROOT/tests/50-node-e2e/nodetool.py" dns 127.0.0.1 15054 shared.example.com 2>&1)
+    [[ $out == *"answers=$want"* ]] \
+      && pass "PREFERED_SERVICE_NAMESPACE=$pref: shared.example.com -> $want (DNS proxy at the ProxyConfig address)" \
+      || fail "PREFERED_SERVICE_NAMESPACE=$pref resolves shared.example.com to $want" "$out"
+  else
+    fail "ztunnel with a mesh config file and PROXY_CONFIG ready" "$out
+$(tail -n 10 "$T/zt-pc-$pref.log")"
+  fi
+  nsx_stop "$pc_pid" 15 || fail "ProxyConfig ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-pc-$pref.log")"
+done
+
 # Command line as upstream's.
 v=$(ISTIO_META_ISTIO_VERSION=1.99.0 "$ZT_BIN" version)
 [[ $v =~ ^version\.BuildInfo\{Version:\"[^\"]+\",\ GitRevision:\"[0-9a-f]{40}\".*IstioVersion:\"1\.99\.0\"\}$ ]] \

@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/admin/http_admin.h"
 #include "hbone/headers.h"
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
@@ -378,10 +379,21 @@ common::Status Proxy::start_dns() {
   auto rc = dns::load_resolv_conf("/etc/resolv.conf");
   if (!rc) return common::make_error("/etc/resolv.conf: " + rc.error());
   auto& io = workers_.front()->io;  // the DNS proxy is single-threaded by design
-  const auto addr = asio::ip::make_address_v4("127.0.0.1");
+  // DNS_PROXY_ADDR (proxy metadata, validated at config load): "localhost" means 127.0.0.1.
+  auto hp = common::http::split_host_port(cfg.dns_proxy_addr);
+  if (!hp) return common::make_error("DNS_PROXY_ADDR " + cfg.dns_proxy_addr + ": " + hp.error());
+  boost::system::error_code aec;
+  std::string host(hp->first);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const asio::ip::address addr =
+      host == "localhost" ? asio::ip::address(asio::ip::make_address_v4("127.0.0.1")) : asio::ip::make_address(host, aec);
+  if (aec) return common::make_error("DNS_PROXY_ADDR " + cfg.dns_proxy_addr + ": the host must be an IP or localhost");
+  const uint16_t dns_port = hp->second;
+  const std::string where = cfg.dns_proxy_addr;
+  const int family = addr.is_v6() ? AF_INET6 : AF_INET;
   auto make_fd = [&](int type) -> common::Result<int> {
-    if (shared_->target.netns) return shared_->target.netns->socket(AF_INET, type | SOCK_NONBLOCK);
-    int fd = ::socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (shared_->target.netns) return shared_->target.netns->socket(family, type | SOCK_NONBLOCK);
+    int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return common::make_error(std::string("socket: ") + std::strerror(errno));
     return fd;
   };
@@ -398,17 +410,17 @@ common::Status Proxy::start_dns() {
   boost::system::error_code ec;
   auto ufd = make_fd(SOCK_DGRAM);
   if (!ufd) return common::make_error(ufd.error());
-  in.udp.assign(asio::ip::udp::v4(), ufd.value(), ec);
+  in.udp.assign(addr.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ufd.value(), ec);
   if (auto st = prepare(ufd.value()); !st) return st;
-  if (!ec) in.udp.bind(asio::ip::udp::endpoint(addr, kDnsPort), ec);
-  if (ec) return common::make_error("DNS UDP 127.0.0.1:15053: " + ec.message());
+  if (!ec) in.udp.bind(asio::ip::udp::endpoint(addr, dns_port), ec);
+  if (ec) return common::make_error("DNS UDP " + where + ": " + ec.message());
   auto tfd = make_fd(SOCK_STREAM);
   if (!tfd) return common::make_error(tfd.error());
-  in.tcp.assign(tcp::v4(), tfd.value(), ec);
+  in.tcp.assign(addr.is_v6() ? tcp::v6() : tcp::v4(), tfd.value(), ec);
   if (auto st = prepare(tfd.value()); !st) return st;
-  if (!ec) in.tcp.bind(tcp::endpoint(addr, kDnsPort), ec);
+  if (!ec) in.tcp.bind(tcp::endpoint(addr, dns_port), ec);
   if (!ec) in.tcp.listen(128, ec);
-  if (ec) return common::make_error("DNS TCP 127.0.0.1:15053: " + ec.message());
+  if (ec) return common::make_error("DNS TCP " + where + ": " + ec.message());
 
   auto shared = shared_;
   in.snapshot = [shared] { return shared->snapshot.load(); };
@@ -419,6 +431,7 @@ common::Status Proxy::start_dns() {
     in.client.canonical_revision = w->canonical_revision;
   }
   in.cluster_domain = cfg.cluster_domain;
+  in.preferred_namespace = cfg.prefered_service_namespace;
   in.upstreams = rc->nameservers;
   in.upstream_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(rc->timeout);
   if (cfg.packet_mark != 0) in.mark = cfg.packet_mark;

@@ -1,6 +1,10 @@
 // ztunnel/config.h: upstream names and defaults, validation, errors naming the variable.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -247,4 +251,114 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
   CHECK(j["adminAddr"] == "localhost:15000");
   CHECK(j["socketConfig"]["keepaliveRetries"] == 9);
   CHECK(j.dump().find("workloads: []") == std::string::npos);
+}
+
+namespace {
+// A mesh config file in a fresh temporary directory (removed with the object).
+struct MeshFile {
+  std::string dir, path;
+  explicit MeshFile(const std::string& text) {
+    char tmpl[] = "/tmp/zt-mesh.XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    path = dir + "/mesh";
+    std::ofstream(path) << text;
+  }
+  ~MeshFile() {
+    std::remove(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+};
+}  // namespace
+
+TEST_CASE("ProxyConfig: mesh file defaultConfig, PROXY_CONFIG over it, env over both", "[config]") {
+  MeshFile mesh(R"(
+defaultConfig:
+  discoveryAddress: istiod-canary.istio-system.svc:15012
+  proxyAdminPort: 15100
+  statsPort: 15120
+  concurrency: 3
+  drainDuration: 45s
+  proxyMetadata:
+    DNS_CAPTURE: "false"
+    CLUSTER_ID: from-mesh
+    FOO: mesh
+trustDomain: cluster.local
+)");
+  auto load = [&](std::map<std::string, std::string> vars) {
+    auto r = load_config(fake(std::move(vars)), 8, mesh.path);
+    INFO((r.ok() ? std::string("ok") : r.error()));
+    REQUIRE(r.ok());
+    return r.value();
+  };
+  Config c = load({});
+  CHECK(c.xds_address.value() == "https://istiod-canary.istio-system.svc:15012");
+  CHECK(c.ca_address.value() == "https://localhost:15012");  // discoveryAddress is xDS only
+  CHECK(c.admin_addr == "localhost:15100");
+  CHECK(c.stats_addr == "[::]:15120");
+  CHECK(c.worker_threads == 3);
+  CHECK_FALSE(c.dns_proxy);
+  CHECK(c.cluster_id == "from-mesh");
+
+  // PROXY_CONFIG (JSON is YAML) replaces fields and merges metadata key by key.
+  c = load({{"PROXY_CONFIG", R"({"concurrency": 5, "proxyMetadata": {"FOO": "env-pc", "DNS_CAPTURE": "true"}})"}});
+  CHECK(c.worker_threads == 5);
+  CHECK(c.dns_proxy);
+  CHECK(c.proxy_config_metadata.at("FOO") == "env-pc");
+  CHECK(c.proxy_config_metadata.at("CLUSTER_ID") == "from-mesh");
+  CHECK(c.admin_addr == "localhost:15100");
+
+  // Environment variables win over any ProxyConfig.
+  c = load({{"XDS_ADDRESS", "https://other:15012"},
+            {"ZTUNNEL_WORKER_THREADS", "1"},
+            {"ISTIO_META_CLUSTER_ID", "from-env"},
+            {"ISTIO_META_DNS_CAPTURE", "TRUE"}});
+  CHECK(c.xds_address.value() == "https://other:15012");
+  CHECK(c.worker_threads == 1);
+  CHECK(c.cluster_id == "from-env");
+  CHECK(c.dns_proxy);
+
+  // Node metadata sent over xDS: proxyMetadata entries plus ISTIO_META_ variables, env winning.
+  ztunnel::apply_env_families(c, {{"ISTIO_META_FOO", "env"}, {"ISTIO_META_BAR", "b"}});
+  std::map<std::string, std::string> sent(c.istio_meta.begin(), c.istio_meta.end());
+  CHECK(sent.at("FOO") == "env");
+  CHECK(sent.at("BAR") == "b");
+  CHECK(sent.at("CLUSTER_ID") == "from-mesh");
+}
+
+TEST_CASE("ProxyConfig errors name the source and field", "[config]") {
+  MeshFile bad("defaultConfig:\n  proxyAdminPort: seventy\n");
+  auto r = load_config(fake({}), 8, bad.path);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains(bad.path) && Catch::Contains("defaultConfig.proxyAdminPort"));
+  MeshFile broken("defaultConfig: [unclosed\n");
+  r = load_config(fake({}), 8, broken.path);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("not valid YAML"));
+  CHECK_THAT(load_error({{"PROXY_CONFIG", "statsPort: 70000"}}),
+             Catch::Contains("PROXY_CONFIG") && Catch::Contains("statsPort"));
+  CHECK_THAT(load_error({{"PROXY_CONFIG", "proxyMetadata: [a]"}}), Catch::Contains("proxyMetadata"));
+  // A missing file is normal: no ConfigMap mounted.
+  CHECK(load_config(fake({}), 8, "/nonexistent/mesh").ok());
+}
+
+TEST_CASE("worker threads: concurrency, then CPU limit, then max(25%, request, 2)", "[config]") {
+  CHECK(must_load({{"ZTUNNEL_RESOURCE_CPU_LIMIT", "3"}}, 16).worker_threads == 3);
+  CHECK(must_load({{"ZTUNNEL_RESOURCE_CPU_REQUEST", "6"}}, 16).worker_threads == 6);
+  CHECK(must_load({{"ZTUNNEL_RESOURCE_CPU_REQUEST", "1"}}, 16).worker_threads == 4);
+  CHECK(must_load({{"ZTUNNEL_RESOURCE_CPU_REQUEST", "1"}}, 2).worker_threads == 2);
+  CHECK(must_load({{"PROXY_CONFIG", "concurrency: 7"}, {"ZTUNNEL_RESOURCE_CPU_LIMIT", "3"}}, 16).worker_threads == 7);
+  CHECK(must_load({{"PROXY_CONFIG", "concurrency: 0"}, {"ZTUNNEL_RESOURCE_CPU_LIMIT", "3"}}, 16).worker_threads == 3);
+  CHECK_THAT(load_error({{"ZTUNNEL_RESOURCE_CPU_LIMIT", "500m"}}), Catch::Contains("ZTUNNEL_RESOURCE_CPU_LIMIT"));
+}
+
+TEST_CASE("DNS proxy address, preferred namespace, on-demand xDS", "[config]") {
+  CHECK(must_load({}).dns_proxy_addr == "localhost:15053");
+  CHECK(must_load({{"ISTIO_META_DNS_PROXY_ADDR", "127.0.0.1:15054"}}).dns_proxy_addr == "127.0.0.1:15054");
+  CHECK(must_load({{"PROXY_CONFIG", "proxyMetadata: {DNS_PROXY_ADDR: '[::1]:53'}"}}).dns_proxy_addr == "[::1]:53");
+  CHECK_THAT(load_error({{"ISTIO_META_DNS_PROXY_ADDR", "nope"}}), Catch::Contains("ISTIO_META_DNS_PROXY_ADDR"));
+  CHECK(must_load({{"PREFERED_SERVICE_NAMESPACE", "shared"}}).prefered_service_namespace == "shared");
+  CHECK_THAT(load_error({{"XDS_ON_DEMAND", "true"}}), Catch::Contains("DNS proxy"));
+  CHECK_THAT(load_error({{"XDS_ON_DEMAND", "true"}, {"ISTIO_META_DNS_CAPTURE", "false"}}),
+             Catch::Contains("not supported"));
+  CHECK(must_load({{"XDS_ON_DEMAND", "false"}}).to_json()["xdsOnDemand"] == false);
 }
