@@ -271,6 +271,7 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
     c.dns_proxy_addr = *v;
   }
   c.prefered_service_namespace = env::get_string(e, "PREFERED_SERVICE_NAMESPACE", "");
+  if (auto v = e("CRL_PATH"); v && !v->empty()) c.crl_path = *v;
   ZT_TRY(c.xds_on_demand, env::get_bool(e, "XDS_ON_DEMAND", false));
   if (c.xds_on_demand && c.dns_proxy) {
     // Upstream's own validation: the DNS proxy needs every service up front.
@@ -448,6 +449,7 @@ nlohmann::json Config::to_json() const {
   j["dnsProxyAddr"] = dns_proxy_addr;
   j["preferedServiceNamespace"] = prefered_service_namespace.empty() ? json(nullptr) : json(prefered_service_namespace);
   j["xdsOnDemand"] = xds_on_demand;
+  j["crlPath"] = opt(crl_path);
   json meta = json::object();
   for (const auto& [k, v] : istio_meta) meta[k] = v;
   j["proxyMetadata"] = std::move(meta);

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "common/identity/crl.h"
 #include "common/identity/ossl.h"
 
 namespace common::tls {
@@ -124,9 +125,21 @@ int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
                          X509_verify_cert_error_string(err));
     return 0;
   }
-  if (depth != 0) return 1;
   const auto* info =
       static_cast<const CtxInfo*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_indexes().ctx_info));
+  // CRL_PATH: every certificate below the trust anchor, leaf included, against its issuer's CRL.
+  if (auto crls = installed_crls()) {
+    STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(store);
+    X509* cert = X509_STORE_CTX_get_current_cert(store);
+    X509* issuer = chain != nullptr && depth + 1 < sk_X509_num(chain) ? sk_X509_value(chain, depth + 1) : nullptr;
+    if (issuer != nullptr && crls->revoked(cert, issuer)) {
+      set_failure(ssl, "certificate at depth " + std::to_string(depth) + " is revoked (CRL_PATH)");
+      X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REVOKED);
+      detail::report_crl_rejection(info != nullptr && info->server);
+      return 0;
+    }
+  }
+  if (depth != 0) return 1;
   X509* leaf = X509_STORE_CTX_get_current_cert(store);
   if (info == nullptr || leaf == nullptr) {
     set_failure(ssl, "internal: TLS context without SPIFFE settings");

@@ -54,7 +54,7 @@ run_case() {
 run_case ztunnel defaults istio-system
 run_case ztunnel options istio-system --set logAsJson=true --set revision=canary \
   --set multiCluster.clusterName=c1 --set network=net1 --set global.networkPolicy.enabled=true \
-  --set resources.limits.cpu=2 --set variant=debug --set-json 'env={"SECRET_TTL":"12h"}' \
+  --set resources.limits.cpu=2 --set peerCaCrl.enabled=true --set variant=debug --set-json 'env={"SECRET_TTL":"12h"}' \
   --set-json 'meshConfig.defaultConfig.proxyMetadata={"DNS_CAPTURE":"false"}' \
   --set-json 'imagePullSecrets=["regcred"]'
 Z="$T/ztunnel-defaults.yaml"; ZO="$T/ztunnel-options.yaml"
@@ -78,6 +78,9 @@ check "ztunnel: CPU limit -> ZTUNNEL_RESOURCE_CPU_LIMIT from limits.cpu" \
 check "ztunnel: CPU request -> ZTUNNEL_RESOURCE_CPU_REQUEST from requests.cpu" \
   bash -c "grep -A4 'name: ZTUNNEL_RESOURCE_CPU_REQUEST' '$Z' | grep -c 'resource: requests.cpu'"
 check "ztunnel: no ZTUNNEL_RESOURCE_CPU_LIMIT without a limit" check_absent 'name: ZTUNNEL_RESOURCE_CPU_LIMIT' "$Z"
+check "ztunnel: peerCaCrl sets CRL_PATH and mounts istio-ca-crl" \
+  bash -c "grep -A1 'name: CRL_PATH' '$ZO' | grep -q 'crl/ca-crl.pem' && grep -A2 'configMap:' '$ZO' | grep -q 'name: istio-ca-crl'"
+check "ztunnel: no CRL_PATH by default" check_absent 'name: CRL_PATH' "$Z"
 
 # ---- cni ----------------------------------------------------------------------------------
 run_case cni defaults istio-system

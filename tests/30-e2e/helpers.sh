@@ -13,11 +13,11 @@ ZT_PY="${ZT_PY:-/usr/bin/python3}"
 
 zt_spiffe() { echo "spiffe://${ZT_TRUST_DOMAIN}/ns/$1/sa/$2"; }   # zt_spiffe NS SA
 
-# zt_start POD WORKLOAD_INFO(ns/name/sa) CONFIG CACERTS LOGFILE — start ztunnel in POD; the PID
-# is stored in ZT_PID_<POD> (and NSX_LAST_PID).
+# zt_start POD WORKLOAD_INFO(ns/name/sa) CONFIG CACERTS LOGFILE [VAR=VALUE...] — start ztunnel in
+# POD with extra environment; the PID is stored in ZT_PID_<POD> (and NSX_LAST_PID).
 zt_start() {
-  local pod="$1" info="$2" cfg="$3" ca="$4" logf="$5"
-  nsx_bg_env "$pod" "$logf" \
+  local pod="$1" info="$2" cfg="$3" ca="$4" logf="$5"; shift 5
+  nsx_bg_env "$pod" "$logf" "$@" \
     PROXY_MODE=dedicated \
     PROXY_WORKLOAD_INFO="$info" \
     LOCAL_XDS_PATH="$cfg" \

@@ -323,6 +323,57 @@ $(tail -n 10 "$T/zt-pc-$pref.log")"
   nsx_stop "$pc_pid" 15 || fail "ProxyConfig ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-pc-$pref.log")"
 done
 
+# ---- 7e. CRL_PATH: B refuses A once a CRL from A's issuer revokes A's leaf; an update lifts it --
+crl_tool() {  # crl_tool OUT [LEAF_PEM]: a CRL signed by the mesh CA, revoking LEAF_PEM's serial if given
+  "$ZT_PY" - "$CA" "$@" <<'PY'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+ca_dir, out = sys.argv[1], sys.argv[2]
+ca = x509.load_pem_x509_certificate(open(ca_dir + "/ca-cert.pem", "rb").read())
+key = serialization.load_pem_private_key(open(ca_dir + "/ca-key.pem", "rb").read(), None)
+now = datetime.datetime.now(datetime.timezone.utc)
+b = x509.CertificateRevocationListBuilder().issuer_name(ca.subject).last_update(now).next_update(now + datetime.timedelta(days=1))
+if len(sys.argv) > 3:
+    leaf = x509.load_pem_x509_certificate(open(sys.argv[3], "rb").read())
+    b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(leaf.serial_number).revocation_date(now).build())
+open(out, "wb").write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+PY
+}
+nsx_exec a curl -s --max-time 3 http://127.0.0.1:15000/config_dump | "$ZT_PY" -c '
+import base64, json, sys
+d = json.load(sys.stdin)
+c = next(c for c in d["certificates"] if c["identity"].endswith("/sa/sa-a"))
+sys.stdout.write(base64.b64decode(c["certChain"][0]["pem"]).decode())' >"$T/leaf-a.pem" 2>"$T/leaf-a.err"
+if [[ -s $T/leaf-a.pem ]] && crl_tool "$T/crl.pem" "$T/leaf-a.pem" 2>"$T/crl.err"; then
+  nsx_stop "${ZT_PID_b:?}" 15 || true
+  mv "$T/zt-b.log" "$T/zt-b-deny.log"
+  zt_start b default/pod-b/sa-b "$T/config-allow.yaml" "$CA" "$T/zt-b.log" CRL_PATH="$T/crl.pem"
+  if out=$(zt_wait_ready b 20); then pass "ztunnel B restarted with CRL_PATH (1 CRL revoking A's leaf)"
+  else fail "ztunnel B restarted with CRL_PATH" "$out
+$(tail -n 20 "$T/zt-b.log")"; fi
+  code=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.0.2:8080/?q=ZTE2E-CRL-1' 2>/dev/null)
+  [[ $code != 200 ]] && ! grep -aq 'ZTE2E-CRL-1' "$T/app-b.log" \
+    && pass "CRL: A (revoked) cannot reach B (http '$code'); the app never saw the request" \
+    || fail "CRL: A (revoked) is refused by B" "http $code"
+  check "CRL: B counts istio_crl_policy_rejections_total{reporter=destination}" \
+    zt_expect_metric b istio_crl_policy_rejections_total reporter=destination
+  grep -aq 'revoked (CRL_PATH)' "$T/zt-b.log" && pass "CRL: B's log names the revocation" \
+    || fail "CRL: B's log names the revocation" "$(tail -n 10 "$T/zt-b.log")"
+  # The ConfigMap is updated with a CRL that no longer lists A: B re-reads it and admits A.
+  crl_tool "$T/crl-next.pem" && mv "$T/crl-next.pem" "$T/crl.pem"
+  ok=0
+  for i in $(seq 1 20); do
+    code=$(nsx_exec a "${CURL[@]}" --max-time 3 -o /dev/null -w '%{http_code}' "http://10.99.0.2:8080/?q=ZTE2E-CRL-OK-$i" 2>/dev/null) \
+      && [[ $code == 200 ]] && { ok=1; break; }
+    sleep 0.5
+  done
+  [[ $ok == 1 ]] && pass "CRL reload: an updated CRL without A's serial re-admits A" \
+    || fail "CRL reload re-admits A" "$(grep -a CRL "$T/zt-b.log" | tail -n 5)"
+else
+  fail "CRL: A's leaf from /config_dump and a CRL signed by the mesh CA" "$(cat "$T/leaf-a.err" "$T/crl.err" 2>/dev/null)"
+fi
+
 # Command line as upstream's.
 v=$(ISTIO_META_ISTIO_VERSION=1.99.0 "$ZT_BIN" version)
 [[ $v =~ ^version\.BuildInfo\{Version:\"[^\"]+\",\ GitRevision:\"[0-9a-f]{40}\".*IstioVersion:\"1\.99\.0\"\}$ ]] \

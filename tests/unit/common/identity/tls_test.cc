@@ -3,6 +3,7 @@
 #include "common/identity/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "common/identity/local_ca.h"
 #include "common/identity/local_ca_provider.h"
 #include "common/identity/certs.h"
+#include "common/identity/crl.h"
 #include "common/identity/ossl.h"
 
 using common::Identity;
@@ -487,4 +489,116 @@ TEST_CASE("forged peers: EKU, expiry and NUL in the SAN", "[tls]") {
     CHECK_FALSE(o.client_ok);
     CHECK(o.client_failure.find("not in expected") != std::string::npos);
   }
+}
+
+// ---- CRL_PATH: revoked peers are refused on both sides ------------------------------------------
+
+namespace {
+
+// A CRL issued by the CA in `dir` (ca-cert.pem / ca-key.pem, or `signer_key_pem` to forge one),
+// revoking the leaf of `chain_pem`.
+std::string make_crl(const fs::path& dir, const std::string& chain_pem, const std::string& signer_key_pem = {}) {
+  auto ca = common::ossl::parse_pem_certs(slurp(dir / "ca-cert.pem"));
+  REQUIRE(ca);
+  auto key = common::ossl::parse_pem_key(signer_key_pem.empty() ? slurp(dir / "ca-key.pem") : signer_key_pem);
+  REQUIRE(key);
+  auto leaf = common::ossl::parse_pem_certs(chain_pem);
+  REQUIRE(leaf);
+  X509_CRL* crl = X509_CRL_new();
+  REQUIRE(crl != nullptr);
+  REQUIRE(X509_CRL_set_version(crl, 1) == 1);
+  REQUIRE(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->front().get())) == 1);
+  ASN1_TIME* now = ASN1_TIME_set(nullptr, ::time(nullptr));
+  REQUIRE(X509_CRL_set1_lastUpdate(crl, now) == 1);
+  ASN1_TIME_free(now);
+  X509_REVOKED* r = X509_REVOKED_new();
+  REQUIRE(X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf->front().get())) == 1);
+  ASN1_TIME* when = ASN1_TIME_set(nullptr, ::time(nullptr));
+  X509_REVOKED_set_revocationDate(r, when);
+  ASN1_TIME_free(when);
+  REQUIRE(X509_CRL_add0_revoked(crl, r) == 1);
+  X509_CRL_sort(crl);
+  REQUIRE(X509_CRL_sign(crl, key->get(), EVP_sha256()) > 0);
+  BIO* b = BIO_new(BIO_s_mem());
+  REQUIRE(PEM_write_bio_X509_CRL(b, crl) == 1);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  std::string pem(data, static_cast<size_t>(n));
+  BIO_free(b);
+  X509_CRL_free(crl);
+  return pem;
+}
+
+struct CrlGuard {
+  ~CrlGuard() {
+    tls::install_crls(nullptr);
+    tls::set_crl_rejection_hook({});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("CRL_PATH: a revoked peer is refused on either side and counted; others pass", "[tls][crl]") {
+  CrlGuard guard;
+  char tmpl[] = "/tmp/crl-test.XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  auto ca = LocalCa::create(dir / "ca", "cluster.local");
+  REQUIRE(ca);
+  LocalCaProvider provider(ca.value(), 1h);
+  auto alice = provider.issue(kAlice).value();
+  auto bob = provider.issue(kBob).value();
+  auto carol = provider.issue(kCarol).value();
+  auto ctx = [](const tls::Credentials& c, bool server) {
+    auto r = server ? tls::make_server_ctx(c) : tls::make_client_ctx(c);
+    REQUIRE(r);
+    return std::move(r).value();
+  };
+  int rejected_as_server = 0, rejected_as_client = 0;
+  tls::set_crl_rejection_hook([&](bool server) { ++(server ? rejected_as_server : rejected_as_client); });
+
+  // One CRL file revoking alice and carol (two CRL blocks, as a bundle).
+  auto set = tls::CrlSet::parse_pem(make_crl(dir / "ca", alice.cert_chain_pem) +
+                                    make_crl(dir / "ca", carol.cert_chain_pem));
+  INFO((set.ok() ? std::string() : set.error()));
+  REQUIRE(set);
+  CHECK(set.value()->size() == 2);
+  tls::install_crls(set.value());
+
+  const std::vector<Identity> want_bob{kBob}, want_carol{kCarol};
+  // Revoked client: the server refuses it.
+  auto o = handshake(ctx(alice, false).get(), ctx(bob, true).get(), &want_bob);
+  CHECK_FALSE(o.server_ok);
+  CHECK_THAT(o.server_failure, Catch::Contains("revoked"));
+  CHECK(rejected_as_server == 1);
+  // Revoked server: the client refuses it.
+  o = handshake(ctx(bob, false).get(), ctx(carol, true).get(), &want_carol);
+  CHECK_FALSE(o.client_ok);
+  CHECK_THAT(o.client_failure, Catch::Contains("revoked"));
+  CHECK(rejected_as_client == 1);
+  // Not listed: fine.
+  o = handshake(ctx(bob, false).get(), ctx(bob, true).get(), &want_bob);
+  CHECK(o.client_ok);
+  CHECK(o.server_ok);
+
+  // A CRL with the right issuer name but another key is not the issuer's: ignored.
+  auto other = LocalCa::create(dir / "other", "cluster.local");
+  REQUIRE(other);
+  auto forged = tls::CrlSet::parse_pem(make_crl(dir / "ca", alice.cert_chain_pem, slurp(dir / "other" / "ca-key.pem")));
+  REQUIRE(forged);
+  tls::install_crls(forged.value());
+  o = handshake(ctx(alice, false).get(), ctx(bob, true).get(), &want_bob);
+  CHECK(o.server_ok);
+  CHECK(o.client_ok);
+
+  // Checking off again: alice passes.
+  tls::install_crls(nullptr);
+  o = handshake(ctx(alice, false).get(), ctx(bob, true).get(), &want_bob);
+  CHECK(o.server_ok);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("CRL PEM parsing errors", "[tls][crl]") {
+  CHECK_FALSE(tls::CrlSet::parse_pem(""));
+  CHECK_FALSE(tls::CrlSet::parse_pem("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"));
+  CHECK_THAT(tls::CrlSet::parse_pem("just text").error(), Catch::Contains("no X509 CRL"));
 }
