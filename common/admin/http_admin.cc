@@ -1,5 +1,7 @@
 #include "common/admin/http_admin.h"
 
+#include <algorithm>
+
 #include <array>
 #include <exception>
 #include <list>
@@ -386,6 +388,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   uint16_t bound_port = 0;
   bool stopped = false;  // io thread only, like everything below
   std::map<std::string, Handler, std::less<>> routes;
+  std::map<std::string, AsyncHandler, std::less<>> async_routes;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 
   Response dispatch(const Request& req) const {
@@ -473,7 +476,33 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
       const Request& req = pr.request;
-      Response resp = dispatch(req);
+      Response resp;
+      if (auto ait = async_routes.find(req.path); ait != async_routes.end()) {
+        // Wait for the deferred answer on a timer that respond() cancels (posted to our loop).
+        struct Pending {
+          explicit Pending(asio::io_context& io) : wake(io) {}
+          asio::steady_timer wake;
+          std::optional<Response> answer;
+        };
+        auto pending = std::make_shared<Pending>(io);
+        pending->wake.expires_at(asio::steady_timer::time_point::max());
+        arm_timer(s, std::chrono::minutes(10));  // the longest profile plus margin
+        asio::io_context* loop = &io;
+        ait->second(req, [pending, loop](Response r) {
+          asio::post(*loop, [pending, r = std::move(r)]() mutable {
+            pending->answer = std::move(r);
+            pending->wake.cancel();
+          });
+        });
+        while (!pending->answer) {
+          co_await pending->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (!pending->answer && !s->socket.is_open()) break;
+        }
+        if (!pending->answer) break;
+        resp = std::move(*pending->answer);
+      } else {
+        resp = dispatch(req);
+      }
       bool head = req.method == "HEAD";
       arm_timer(s, limits.idle_timeout);  // a write budget, so a client that never reads goes
       std::string out = serialize_response(resp, pr.keep_alive, head);
@@ -502,9 +531,15 @@ void HttpServer::route(std::string path, Handler handler) {
   impl_->routes[std::move(path)] = std::move(handler);
 }
 
+void HttpServer::route_async(std::string path, AsyncHandler handler) {
+  impl_->async_routes[std::move(path)] = std::move(handler);
+}
+
 std::vector<std::string> HttpServer::paths() const {
   std::vector<std::string> out;
   for (const auto& [p, h] : impl_->routes) out.push_back(p);
+  for (const auto& [p, h] : impl_->async_routes) out.push_back(p);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

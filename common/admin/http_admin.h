@@ -89,6 +89,10 @@ bool is_loopback_host(std::string_view host);
 class HttpServer {
  public:
   using Handler = std::function<Response(const Request&)>;
+  // A deferred handler, for answers that take time (a CPU profile of N seconds): it is called on
+  // the server's thread and must call `respond` exactly once, from any thread, later or at
+  // once. The client's session waits for it without blocking the loop.
+  using AsyncHandler = std::function<void(const Request&, std::function<void(Response)> respond)>;
 
   HttpServer(boost::asio::io_context& io, std::string name, Limits limits = {});
   ~HttpServer();
@@ -98,6 +102,7 @@ class HttpServer {
   // Exact-path route, any method (the handler checks the method when it matters).
   // Register before listen().
   void route(std::string path, Handler handler);
+  void route_async(std::string path, AsyncHandler handler);
   std::vector<std::string> paths() const;
 
   // Binds and starts accepting. `addr` as for split_host_port; port 0 picks a free port.

@@ -316,6 +316,22 @@ for pref in beta alpha; do
     [[ $out == *"answers=$want"* ]] \
       && pass "PREFERED_SERVICE_NAMESPACE=$pref: shared.example.com -> $want (DNS proxy at the ProxyConfig address)" \
       || fail "PREFERED_SERVICE_NAMESPACE=$pref resolves shared.example.com to $want" "$out"
+    if [[ $pref == beta ]]; then
+      # /debug/pprof/profile as operators use it on upstream: a CPU profile a pprof tool reads.
+      # Work to sample while it runs (an idle ztunnel gives an empty profile): /config_dump renders.
+      nsx_exec c curl -s --max-time 10 -o "$T/cpu.prof" -w '%{http_code}' 'http://127.0.0.1:15100/debug/pprof/profile?seconds=2' >"$T/cpu.code" &
+      prof_pid=$!
+      nsx_exec c curl -s --max-time 3 -o /dev/null 'http://127.0.0.1:15100/config_dump?i=[1-3000]'
+      wait "$prof_pid"
+      code=$(cat "$T/cpu.code")
+      if ldd "$ZT_BIN" | grep -q libasan; then
+        [[ $code == 501 ]] && pass "pprof: sanitizer build answers 501 for a CPU profile" || fail "pprof: 501 in a sanitizer build" "http $code"
+      else
+        out=$(google-pprof --text "$ZT_BIN" "$T/cpu.prof" 2>&1 | grep -m1 '^Total:')
+        [[ $code == 200 && $out == Total:* ]] && pass "pprof: /debug/pprof/profile?seconds=2 read by google-pprof ($out)" \
+          || fail "pprof: a CPU profile google-pprof reads" "http $code: $out"
+      fi
+    fi
   else
     fail "ztunnel with a mesh config file and PROXY_CONFIG ready" "$out
 $(tail -n 10 "$T/zt-pc-$pref.log")"

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <optional>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -20,6 +21,7 @@
 #include "common/admin/admin_servers.h"
 #include "common/admin/http_admin.h"
 #include "common/admin/log.h"
+#include "common/admin/pprof.h"
 
 using namespace common::http;
 namespace asio = boost::asio;
@@ -431,4 +433,93 @@ TEST_CASE("admin servers refuse a non-loopback admin address", "[http][admin]") 
   auto r = common::AdminServers::start(io, io, addrs, hooks);
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("loopback"));
+}
+
+// ---- deferred routes and pprof --------------------------------------------------------------
+
+TEST_CASE("server: a deferred route answers later without blocking other clients", "[http]") {
+  Loop loop;
+  HttpServer server(loop.io, "t");
+  std::function<void(Response)> parked;
+  std::mutex mu;
+  server.route_async("/later", [&](const Request&, std::function<void(Response)> respond) {
+    std::lock_guard<std::mutex> l(mu);
+    parked = std::move(respond);
+  });
+  server.route("/now", [](const Request&) { return Response::text(200, "now\n"); });
+  REQUIRE(server.listen("127.0.0.1:0").ok());
+  loop.start();
+  Client slow(server.port());
+  slow.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+  // While /later waits, another client is served.
+  CHECK(get(server.port(), "/now").body == "now\n");
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (parked) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::thread answer([&] {
+    std::lock_guard<std::mutex> l(mu);
+    REQUIRE(parked);
+    parked(Response::text(202, "done\n"));  // from a foreign thread
+  });
+  answer.join();
+  auto r = slow.read();
+  REQUIRE(r.has_value());
+  CHECK(r->status == 202);
+  CHECK(r->body == "done\n");
+  // Keep-alive continues after a deferred answer.
+  slow.send("GET /now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto r2 = slow.read();
+  REQUIRE(r2.has_value());
+  CHECK(r2->body == "now\n");
+  auto paths = server.paths();
+  CHECK(std::find(paths.begin(), paths.end(), "/later") != paths.end());
+}
+
+TEST_CASE("pprof: CPU profile of every thread in gperftools' format; heap explains itself", "[http][pprof]") {
+  Loop loop;
+  HttpServer server(loop.io, "admin");
+  common::pprof::mount(server, loop.io);
+  REQUIRE(server.listen("127.0.0.1:0").ok());
+  loop.start();
+  CHECK(get(server.port(), "/debug/pprof/profile?seconds=0").status == 400);
+  CHECK(get(server.port(), "/debug/pprof/profile?seconds=x").status == 400);
+  CHECK(get(server.port(), "/debug/pprof/heap").status == 501);
+#if defined(__SANITIZE_ADDRESS__)
+  auto off = get(server.port(), "/debug/pprof/profile?seconds=1");
+  CHECK(off.status == 501);
+  CHECK_THAT(off.body, Catch::Contains("sanitizer"));
+#else
+  // Something to sample: a busy thread for the length of the profile.
+  std::atomic<bool> stop{false};
+  std::thread spin([&] {
+    volatile uint64_t x = 0;
+    while (!stop) x = x * 31 + 7;
+  });
+  Client first(server.port());
+  first.send("GET /debug/pprof/profile?seconds=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(get(server.port(), "/debug/pprof/profile?seconds=1").status == 409);  // one at a time
+  auto r = first.read();
+  stop = true;
+  spin.join();
+  REQUIRE(r.has_value());
+  INFO(r->body.substr(0, 200));
+  REQUIRE(r->status == 200);
+  // gperftools' CPU profile header: words 0, 3, 0, <period in us>, 0, then samples.
+  REQUIRE(r->body.size() > 5 * sizeof(uintptr_t));
+  const auto* w = reinterpret_cast<const uintptr_t*>(r->body.data());
+  CHECK(w[0] == 0);
+  CHECK(w[1] == 3);
+  CHECK(w[2] == 0);
+  CHECK(w[3] > 0);
+  CHECK(w[4] == 0);
+  // At least one sample record after the header (count, depth, pcs...).
+  CHECK(r->body.size() > 8 * sizeof(uintptr_t));
+  // And the endpoint is free again.
+  CHECK(get(server.port(), "/debug/pprof/profile?seconds=x").status == 400);
+#endif
 }
