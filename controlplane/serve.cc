@@ -162,7 +162,7 @@ bool ControlPlaneServer::Impl::poll() {
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
   CompiledState st = compile(objects, opt.compile);
-  waypoints = compile_waypoints(objects, opt.compile);
+  waypoints = compile_waypoints(objects, opt.compile, &st.config);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),
@@ -186,7 +186,7 @@ bool ControlPlaneServer::Impl::poll_source() {
   const auto t1 = std::chrono::steady_clock::now();
   CompiledState st = compile(objects, opt.compile);
   opt.source->annotate(st.config);
-  waypoints = compile_waypoints(objects, opt.compile);
+  waypoints = compile_waypoints(objects, opt.compile, &st.config);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),

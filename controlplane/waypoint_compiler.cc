@@ -8,6 +8,8 @@
 #include <cmath>
 #include <set>
 
+#include "common/model/local_config.h"
+#include "controlplane/traffic_policy_envoy.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
@@ -23,7 +25,6 @@ namespace core = envoy::config::core::v3;
 namespace cluster = envoy::config::cluster::v3;
 namespace endpoint = envoy::config::endpoint::v3;
 
-constexpr uint32_t kMax32 = 4294967295u;
 const char* const kDefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
 XdsResource to_resource(const google::protobuf::Message& m, std::string_view type_url) {
@@ -111,10 +112,25 @@ void header_matcher(route::HeaderMatcher* h, const std::string& name, const std:
     h->set_present_match(true);
 }
 
+struct ViewLess {
+  bool operator()(const std::pair<ztunnel::Locality, Labels>& a, const std::pair<ztunnel::Locality, Labels>& b) const {
+    return std::tie(a.first.region, a.first.zone, a.first.subzone, a.second) <
+           std::tie(b.first.region, b.first.zone, b.first.subzone, b.second);
+  }
+};
+
+PortHttp port_http(PortProto p) {
+  if (p == PortProto::Http2) return PortHttp::Http2;
+  if (p == PortProto::Http1) return PortHttp::Http1;
+  return PortHttp::Auto;
+}
+
 struct Compiler {
   const ResourceSet& in;
   const CompileOptions& opt;
   Diagnostics& diags;
+  const ztunnel::LocalConfig* workloads;  // compiled workloads (locality), may be null
+  std::map<std::string, const ztunnel::Workload*> workload_by_uid;
 
   std::map<std::string, const NamespaceObject*> namespaces;
   std::map<std::string, const ServiceObject*> services_by_host;  // FQDN -> service
@@ -149,56 +165,86 @@ struct Compiler {
     return 0;
   }
 
-  endpoint::ClusterLoadAssignment endpoints_for(const std::string& cluster_name, const ServiceObject& svc,
-                                                const ServicePort& sp, const Labels& subset) const {
-    endpoint::ClusterLoadAssignment cla;
-    cla.set_cluster_name(cluster_name);
-    auto* locality = cla.add_endpoints();
-    if (!svc.selector) return cla;
+  // The pod's locality, node and network as the ztunnel model has them (its Node's labels).
+  const ztunnel::Workload* workload_of(const PodObject& pod) const {
+    auto it = workload_by_uid.find(opt.cluster_id + "//Pod/" + pod.meta.ns + "/" + pod.meta.name);
+    return it == workload_by_uid.end() ? nullptr : it->second;
+  }
+  Labels augmented(const PodObject& pod) const {
+    const ztunnel::Workload* w = workload_of(pod);
+    return augment_labels(pod.meta.labels, w ? w->locality : ztunnel::Locality{}, opt.cluster_id, pod.node_name,
+                          w ? w->network : opt.network);
+  }
+
+  // The selected pods of `svc` grouped by locality (sorted, so output is deterministic).
+  std::vector<LocalityGroup> endpoint_groups(const ServiceObject& svc, const ServicePort& sp,
+                                             const Labels& subset) const {
+    std::vector<LocalityGroup> groups;
+    if (!svc.selector) return groups;
+    std::map<std::tuple<std::string, std::string, std::string>, size_t> index;
     for (const PodObject& pod : in.pods) {
       if (pod.meta.ns != svc.meta.ns || pod.meta.deleting || pod.ips.empty()) continue;
       if (pod.phase == "Succeeded" || pod.phase == "Failed") continue;
       if (!selects(*svc.selector, pod.meta.labels) || !selects(subset, pod.meta.labels)) continue;
       const uint16_t port = target_port(sp, pod);
       if (port == 0) continue;
-      auto* e = locality->add_lb_endpoints();
-      auto* sa = e->mutable_endpoint()->mutable_address()->mutable_socket_address();
-      sa->set_address(pod.ips.front().to_string());
-      sa->set_port_value(port);
-      e->set_health_status(pod.ready ? core::HEALTHY : core::UNHEALTHY);
+      const ztunnel::Workload* w = workload_of(pod);
+      const ztunnel::Locality loc = w ? w->locality : ztunnel::Locality{};
+      auto key = std::make_tuple(loc.region, loc.zone, loc.subzone);
+      auto [it, inserted] = index.try_emplace(key, groups.size());
+      if (inserted) groups.push_back(LocalityGroup{loc, {}, 0, 0});
+      groups[it->second].endpoints.push_back(
+          LbEndpointInfo{pod.ips.front().to_string(), port, pod.ready, augmented(pod)});
+    }
+    std::sort(groups.begin(), groups.end(), [](const LocalityGroup& a, const LocalityGroup& b) {
+      return std::tie(a.locality.region, a.locality.zone, a.locality.subzone) <
+             std::tie(b.locality.region, b.locality.zone, b.locality.subzone);
+    });
+    return groups;
+  }
+
+  static endpoint::ClusterLoadAssignment load_assignment(const std::string& cluster_name,
+                                                         const std::vector<LocalityGroup>& groups) {
+    endpoint::ClusterLoadAssignment cla;
+    cla.set_cluster_name(cluster_name);
+    if (groups.empty()) cla.add_endpoints();  // one empty locality, as before any policy
+    for (const auto& g : groups) {
+      auto* l = cla.add_endpoints();
+      if (!g.locality.empty()) {
+        l->mutable_locality()->set_region(g.locality.region);
+        l->mutable_locality()->set_zone(g.locality.zone);
+        l->mutable_locality()->set_sub_zone(g.locality.subzone);
+      }
+      l->set_priority(g.priority);
+      if (g.weight != 0) l->mutable_load_balancing_weight()->set_value(g.weight);
+      for (const auto& e : g.endpoints) {
+        auto* lb = l->add_lb_endpoints();
+        auto* sa = lb->mutable_endpoint()->mutable_address()->mutable_socket_address();
+        sa->set_address(e.address);
+        sa->set_port_value(e.port);
+        lb->set_health_status(e.healthy ? core::HEALTHY : core::UNHEALTHY);
+      }
     }
     return cla;
   }
 
-  cluster::Cluster make_cluster(const std::string& name, PortProto proto, const std::string& lb) const {
+  cluster::Cluster make_cluster(const std::string& name, PortProto proto, const DrPolicyComponents& policy) const {
     cluster::Cluster c;
     c.set_name(name);
     c.set_type(cluster::Cluster::EDS);
     c.mutable_eds_cluster_config()->mutable_eds_config()->mutable_ads();
     c.mutable_eds_cluster_config()->mutable_eds_config()->set_resource_api_version(core::V3);
-    c.mutable_connect_timeout()->set_seconds(10);
-    if (lb == "ROUND_ROBIN")
-      c.set_lb_policy(cluster::Cluster::ROUND_ROBIN);
-    else if (lb == "RANDOM")
-      c.set_lb_policy(cluster::Cluster::RANDOM);
-    else
-      c.set_lb_policy(cluster::Cluster::LEAST_REQUEST);  // Istio's default (and LEAST_CONN)
-    auto* t = c.mutable_circuit_breakers()->add_thresholds();
-    t->mutable_max_connections()->set_value(kMax32);
-    t->mutable_max_pending_requests()->set_value(kMax32);
-    t->mutable_max_requests()->set_value(kMax32);
-    t->mutable_max_retries()->set_value(kMax32);
-    envoy::extensions::upstreams::http::v3::HttpProtocolOptions o;
-    o.mutable_common_http_protocol_options()->mutable_idle_timeout()->set_seconds(3600);
-    if (proto == PortProto::Http2)
-      o.mutable_explicit_http_config()->mutable_http2_protocol_options();
-    else if (proto == PortProto::Http1)
-      o.mutable_explicit_http_config()->mutable_http_protocol_options();
-    else
-      o.mutable_use_downstream_protocol_config()->mutable_http2_protocol_options();
-    (*c.mutable_typed_extension_protocol_options())["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].PackFrom(
-        o);
+    apply_cluster_policy(policy, port_http(proto), c);
     return c;
+  }
+
+  static DrPolicyComponents policy_for(const DestinationRuleObject* dr, const std::string& subset, uint16_t port) {
+    if (!dr) return {};
+    std::optional<DrTrafficPolicy> sub;
+    for (const auto& s : dr->subsets) {
+      if (s.name == subset) sub = s.traffic_policy;
+    }
+    return effective_traffic_policy(dr->traffic_policy, sub, port);
   }
 
   // DestinationRules for `hostname` visible from the service / waypoint namespaces.
@@ -213,27 +259,57 @@ struct Compiler {
     return best;
   }
 
+  // One cluster's endpoints, kept to recompute them for each waypoint pod when the policy
+  // makes them depend on the pod's locality (failover priorities, distribute weights).
+  struct EndpointJob {
+    std::string cluster;
+    const ServiceObject* svc;
+    const ServicePort* sp;
+    Labels subset;
+    DrPolicyComponents policy;
+  };
   struct Output {
     WaypointResources res;
     std::set<std::string> wanted_outbound;  // "port|subset|host"
+    std::vector<EndpointJob> jobs;
   };
+
+  void add_endpoints(Output& out, const std::string& name, const ServiceObject& svc, const ServicePort& sp,
+                     const Labels& subset, const DrPolicyComponents& policy) {
+    auto groups = endpoint_groups(svc, sp, subset);
+    apply_locality_lb(policy, ProxyView{}, groups);
+    out.res.endpoints[name] = to_resource(load_assignment(name, groups), kClusterLoadAssignmentTypeUrl);
+    out.jobs.push_back(EndpointJob{name, &svc, &sp, subset, policy});
+  }
+
+  // Locality LB settings that do nothing (istiod's rules), said once per DestinationRule.
+  std::set<const DestinationRuleObject*> locality_noted;
+  void note_locality(const DestinationRuleObject* dr, const DrPolicyComponents& policy) {
+    if (!dr || !policy.load_balancer || !policy.load_balancer->locality || policy.outlier_detection) return;
+    const auto& l = *policy.load_balancer->locality;
+    if (l.failover.empty() && l.failover_priority.empty()) return;
+    if (!locality_noted.insert(dr).second) return;
+    diag(Severity::Warning, dr->file, dr->object, "spec.trafficPolicy.loadBalancer.localityLbSetting",
+         "failover and failoverPriority take effect only with outlierDetection (as in Istio)");
+  }
 
   // ---- one waypoint
   void add_clusters(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& prefix,
                     const std::string& wp_ns) {
     const std::string host = fqdn(svc);
     const DestinationRuleObject* dr = destination_rule(host, svc.meta.ns, wp_ns);
-    const std::string lb = dr ? dr->lb_simple : "";
     const PortProto proto = port_protocol(sp);
-    auto add = [&](const std::string& name, const Labels& subset) {
-      out.res.clusters[name] = to_resource(make_cluster(name, proto, lb), kClusterTypeUrl);
-      out.res.endpoints[name] = to_resource(endpoints_for(name, svc, sp, subset), kClusterLoadAssignmentTypeUrl);
+    auto add = [&](const std::string& name, const std::string& subset_name, const Labels& subset) {
+      const DrPolicyComponents policy = policy_for(dr, subset_name, sp.port);
+      note_locality(dr, policy);
+      out.res.clusters[name] = to_resource(make_cluster(name, proto, policy), kClusterTypeUrl);
+      add_endpoints(out, name, svc, sp, subset, policy);
     };
     const std::string p = std::to_string(sp.port);
     if (prefix == "inbound-vip") {
-      add("inbound-vip|" + p + "|http|" + host, {});
+      add("inbound-vip|" + p + "|http|" + host, "", {});
       if (dr) {
-        for (const auto& s : dr->subsets) add("inbound-vip|" + p + "|http/" + s.name + "|" + host, s.labels);
+        for (const auto& s : dr->subsets) add("inbound-vip|" + p + "|http/" + s.name + "|" + host, s.name, s.labels);
       }
     }
   }
@@ -250,15 +326,26 @@ struct Compiler {
         if (s.name == subset) labels = s.labels;
       }
     }
-    out.res.clusters[name] =
-        to_resource(make_cluster(name, port_protocol(sp), dr ? dr->lb_simple : ""), kClusterTypeUrl);
-    out.res.endpoints[name] = to_resource(endpoints_for(name, svc, sp, labels), kClusterLoadAssignmentTypeUrl);
+    const DrPolicyComponents policy = policy_for(dr, subset, sp.port);
+    note_locality(dr, policy);
+    out.res.clusters[name] = to_resource(make_cluster(name, port_protocol(sp), policy), kClusterTypeUrl);
+    add_endpoints(out, name, svc, sp, labels, policy);
+  }
+
+  // The consistent hash of the DestinationRule policy for (host, subset, port), if any.
+  std::optional<DrPolicyComponents> hash_source(const ServiceObject& target, uint16_t port, const std::string& subset,
+                                                const std::string& wp_ns) const {
+    const DestinationRuleObject* dr = destination_rule(fqdn(target), target.meta.ns, wp_ns);
+    if (!dr) return std::nullopt;
+    return policy_for(dr, subset, port);
   }
 
   // The cluster a destination names, from the point of view of `svc:port` served by this waypoint.
+  // `hash` (when given) receives the route hash policy the destination's DestinationRule asks for.
   std::string destination_cluster(Output& out, const VsDestination& d, const std::string& rule_ns,
                                   const ServiceObject& svc, const ServicePort& sp, const std::string& wp_ns,
-                                  const std::string& file, const std::string& object) {
+                                  const std::string& file, const std::string& object,
+                                  route::RouteAction::HashPolicy* hash = nullptr, bool* hashed = nullptr) {
     const std::string host = resolve(d.host, rule_ns);
     auto it = services_by_host.find(host);
     if (it == services_by_host.end()) {
@@ -277,7 +364,12 @@ struct Compiler {
         diag(Severity::Warning, file, object, d.path + ".subset",
              "subset '" + d.subset + "' is not defined by a DestinationRule for " + host + "; requests get 503");
     }
+    auto want_hash = [&](uint16_t port) {
+      if (!hash || !hashed) return;
+      if (auto policy = hash_source(target, port, d.subset, wp_ns)) *hashed = route_hash_policy(*policy, *hash);
+    };
     if (&target == &svc && (d.port == 0 || d.port == sp.port)) {
+      want_hash(sp.port);
       const std::string p = std::to_string(sp.port);
       return d.subset.empty() ? "inbound-vip|" + p + "|http|" + host
                               : "inbound-vip|" + p + "|http/" + d.subset + "|" + host;
@@ -293,6 +385,7 @@ struct Compiler {
       return "outbound|" + std::to_string(d.port) + "|" + d.subset + "|" + host;
     }
     add_outbound(out, target, *tp, d.subset, wp_ns);
+    want_hash(tp->port);
     return "outbound|" + std::to_string(tp->port) + "|" + d.subset + "|" + host;
   }
 
@@ -325,15 +418,17 @@ struct Compiler {
     }
   }
 
-  static void default_retry(route::RetryPolicy* p) {
+  // With a consistent hash (single destination) istiod leaves out previous_hosts: a retry must
+  // stay on the hashed host.
+  static void default_retry(route::RetryPolicy* p, bool consistent_hash = false) {
     p->set_retry_on(kDefaultRetryOn);
     p->mutable_num_retries()->set_value(2);
-    p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
+    if (!consistent_hash) p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
     p->set_host_selection_retry_max_attempts(5);
   }
 
   // VS HTTPRetry -> RetryPolicy; false = retries disabled (attempts 0).
-  bool retry(route::RetryPolicy* p, const VsRetry& r) {
+  bool retry(route::RetryPolicy* p, const VsRetry& r, bool consistent_hash = false) {
     if (r.attempts == 0) return false;
     p->mutable_num_retries()->set_value(static_cast<uint32_t>(r.attempts));
     std::string on;
@@ -364,7 +459,7 @@ struct Compiler {
       p->mutable_per_try_timeout()->set_seconds(static_cast<int64_t>(*r.per_try_timeout_ms / 1000));
       p->mutable_per_try_timeout()->set_nanos(static_cast<int32_t>(*r.per_try_timeout_ms % 1000) * 1'000'000);
     }
-    p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
+    if (!consistent_hash) p->add_retry_host_predicate()->set_name("envoy.retry_host_predicates.previous_hosts");
     p->set_host_selection_retry_max_attempts(5);
     if (r.retry_remote_localities) p->mutable_retry_priority()->set_name("envoy.retry_priorities.previous_priorities");
     if (r.backoff_ms) {
@@ -475,13 +570,19 @@ struct Compiler {
       for (const auto& d : rule.route) {
         if (rule.route.size() == 1 || !d.weight_set || d.weight > 0) dests.push_back(&d);
       }
+      bool single_hash = false;
       if (dests.size() == 1) {
-        a->set_cluster(destination_cluster(out, *dests[0], rule_ns, svc, sp, wp_ns, file, object));
+        route::RouteAction::HashPolicy h;
+        a->set_cluster(destination_cluster(out, *dests[0], rule_ns, svc, sp, wp_ns, file, object, &h, &single_hash));
+        if (single_hash) *a->add_hash_policy() = h;
       } else {
         auto* w = a->mutable_weighted_clusters();
         for (const auto* d : dests) {
           auto* cw = w->add_clusters();
-          cw->set_name(destination_cluster(out, *d, rule_ns, svc, sp, wp_ns, file, object));
+          route::RouteAction::HashPolicy h;
+          bool hashed = false;
+          cw->set_name(destination_cluster(out, *d, rule_ns, svc, sp, wp_ns, file, object, &h, &hashed));
+          if (hashed) *a->add_hash_policy() = h;
           cw->mutable_weight()->set_value(d->weight);
           route::Route tmp;
           tmp.mutable_route();
@@ -499,9 +600,9 @@ struct Compiler {
       set_duration(a->mutable_max_grpc_timeout(), rule.timeout_ms.value_or(0));
       if (rule.retries) {
         route::RetryPolicy p;
-        if (retry(&p, *rule.retries)) *a->mutable_retry_policy() = p;
+        if (retry(&p, *rule.retries, single_hash)) *a->mutable_retry_policy() = p;
       } else {
-        default_retry(a->mutable_retry_policy());
+        default_retry(a->mutable_retry_policy(), single_hash);
       }
       if (rule.rewrite) {
         if (!rule.rewrite->uri.empty()) a->set_prefix_rewrite(rule.rewrite->uri);
@@ -669,6 +770,11 @@ struct Compiler {
       set_duration(a->mutable_timeout(), 0);
       set_duration(a->mutable_max_grpc_timeout(), 0);
       default_retry(a->mutable_retry_policy());
+      // istiod's default route carries the service's hash too (top level / port level, #61045).
+      if (auto policy = hash_source(svc, sp.port, "", wp_ns)) {
+        route::RouteAction::HashPolicy h;
+        if (route_hash_policy(*policy, h)) *a->add_hash_policy() = h;
+      }
     }
     return rc;
   }
@@ -677,6 +783,9 @@ struct Compiler {
     WaypointCompileResult result;
     for (const auto& n : in.namespaces) namespaces[n.meta.name] = &n;
     for (const auto& s : in.services) services_by_host[fqdn(s)] = &s;
+    if (workloads) {
+      for (const auto& w : workloads->workloads) workload_by_uid[w.uid] = &w;
+    }
 
     // Waypoint gateways and what they may serve.
     std::map<std::string, const GatewayObject*> gateways;
@@ -734,13 +843,42 @@ struct Compiler {
       }
     }
     for (auto& [key, out] : outputs) {
+      std::vector<const EndpointJob*> local_jobs;  // clusters whose endpoints depend on the pod
+      bool by_labels = false;                       // failoverPriority compares the pod's labels
+      for (const auto& job : out.jobs) {
+        if (!endpoints_depend_on_proxy(job.policy)) continue;
+        local_jobs.push_back(&job);
+        const auto& lb = job.policy.load_balancer;
+        by_labels |= lb && lb->locality && !lb->locality->failover_priority.empty();
+      }
       auto shared = std::make_shared<const WaypointResources>(std::move(out.res));
       result.by_gateway[key] = shared;
       const GatewayObject* g = gateways[key];
+      // Pods seeing the mesh from the same place share one copy of the resources.
+      std::map<std::pair<ztunnel::Locality, Labels>, std::shared_ptr<const WaypointResources>, ViewLess> views;
       for (const auto& pod : in.pods) {
         auto it = pod.meta.labels.find(std::string(kGatewayNameLabel));
-        if (pod.meta.ns == g->meta.ns && it != pod.meta.labels.end() && it->second == g->meta.name)
-          result.by_proxy[pod.meta.name + "." + pod.meta.ns] = shared;
+        if (pod.meta.ns != g->meta.ns || it == pod.meta.labels.end() || it->second != g->meta.name) continue;
+        const std::string proxy = pod.meta.name + "." + pod.meta.ns;
+        if (local_jobs.empty()) {
+          result.by_proxy[proxy] = shared;
+          continue;
+        }
+        const ztunnel::Workload* w = workload_of(pod);
+        ProxyView view{w ? w->locality : ztunnel::Locality{}, augmented(pod)};
+        auto key_view = std::make_pair(view.locality, by_labels ? view.labels : Labels{});
+        auto found = views.find(key_view);
+        if (found == views.end()) {
+          auto copy = std::make_shared<WaypointResources>(*shared);
+          for (const EndpointJob* job : local_jobs) {
+            auto groups = endpoint_groups(*job->svc, *job->sp, job->subset);
+            apply_locality_lb(job->policy, view, groups);
+            copy->endpoints[job->cluster] =
+                to_resource(load_assignment(job->cluster, groups), kClusterLoadAssignmentTypeUrl);
+          }
+          found = views.emplace(key_view, std::move(copy)).first;
+        }
+        result.by_proxy[proxy] = found->second;
       }
     }
     return result;
@@ -749,9 +887,10 @@ struct Compiler {
 
 }  // namespace
 
-WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options) {
+WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options,
+                                        const ztunnel::LocalConfig* workloads) {
   Diagnostics diags;
-  Compiler c{resources, options, diags, {}, {}};
+  Compiler c{resources, options, diags, workloads, {}, {}, {}, {}};
   WaypointCompileResult r = c.run();
   r.diagnostics = std::move(diags);
   return r;

@@ -32,10 +32,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/model/xds/xds_resources.h"
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-#include "common/model/xds/xds_resources.h"
+
+namespace ztunnel {
+struct LocalConfig;
+}
 
 namespace controlplane {
 
@@ -63,7 +67,12 @@ struct WaypointCompileResult {
   Diagnostics diagnostics;
 };
 
-WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options);
+// `workloads`: the compiled ztunnel workloads, whose locality (from their Node's labels) places
+// pods for DestinationRule locality load balancing; null = every pod without a locality.
+// Proxies of one Gateway share resources unless a cluster's endpoints depend on the pod's
+// locality (failover with outlierDetection, distribute); then pods in one locality share a copy.
+WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options,
+                                        const ztunnel::LocalConfig* workloads = nullptr);
 
 // "<pod>.<namespace>" from a node id "waypoint~<ip>~<pod>.<ns>~<ns>.svc.<domain>"; "" when the
 // id is not a waypoint's.

@@ -403,21 +403,8 @@ DestinationRuleObject read_destination_rule(Reader& r, const YAML::Node& doc, co
   r.expect_strict_map(spec, "spec", {"host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"});
   r.opt_str(spec, "spec", "host", dr.host);
   if (dr.host.empty()) fail("spec.host", "missing required field");
-  auto lb = [&](const YAML::Node& tp, const std::string& p) -> std::string {
-    r.expect_map(tp, p);
-    for (const auto& kv : tp) {
-      const std::string key = r.str(kv.first, p);
-      if (key != "loadBalancer") fail(join(p, key), "traffic policy '" + key + "' is not compiled for waypoints yet");
-    }
-    const YAML::Node l = Reader::child(tp, "loadBalancer");
-    r.expect_strict_map(l, join(p, "loadBalancer"), {"simple"});
-    const std::string s = r.str(Reader::child(l, "simple"), join(join(p, "loadBalancer"), "simple"));
-    if (s != "UNSPECIFIED" && s != "ROUND_ROBIN" && s != "LEAST_REQUEST" && s != "LEAST_CONN" && s != "RANDOM")
-      fail(join(join(p, "loadBalancer"), "simple"), "'" + s + "' is not supported at a waypoint");
-    return s;
-  };
   if (Reader::present(spec, "trafficPolicy"))
-    dr.lb_simple = lb(Reader::child(spec, "trafficPolicy"), "spec.trafficPolicy");
+    dr.traffic_policy = read_traffic_policy(r, Reader::child(spec, "trafficPolicy"), "spec.trafficPolicy");
   r.read_list(spec, "spec", "subsets", [&](const YAML::Node& s, const std::string& p) {
     r.expect_strict_map(s, p, {"name", "labels", "trafficPolicy"});
     DestinationRuleSubset sub;
@@ -426,7 +413,8 @@ DestinationRuleObject read_destination_rule(Reader& r, const YAML::Node& doc, co
     if (sub.name.find('|') != std::string::npos || sub.name.find('/') != std::string::npos)
       fail(join(p, "name"), "must not contain '|' or '/' (it becomes part of a cluster name)");
     if (Reader::present(s, "labels")) sub.labels = r.string_map(Reader::child(s, "labels"), join(p, "labels"));
-    if (Reader::present(s, "trafficPolicy")) lb(Reader::child(s, "trafficPolicy"), join(p, "trafficPolicy"));
+    if (Reader::present(s, "trafficPolicy"))
+      sub.traffic_policy = read_traffic_policy(r, Reader::child(s, "trafficPolicy"), join(p, "trafficPolicy"));
     for (const auto& other : dr.subsets) {
       if (other.name == sub.name) fail(join(p, "name"), "duplicate subset '" + sub.name + "'");
     }

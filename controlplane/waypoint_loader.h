@@ -27,6 +27,9 @@ DestinationRuleObject read_destination_rule(yaml::Reader& r, const YAML::Node& d
 GatewayRouteObject read_gateway_route(yaml::Reader& r, const YAML::Node& doc, const ObjectMeta& meta,
                                       const std::string& kind, const std::string& cluster_domain = "cluster.local");
 
+// DestinationRule trafficPolicy (top level or a subset's) at `path`; traffic_policy_reader.cc.
+DrTrafficPolicy read_traffic_policy(yaml::Reader& r, const YAML::Node& n, const std::string& path);
+
 // "2s", "0.5s", "100ms", "1h30m", "1.5m" -> milliseconds (sub-millisecond rounds up). Throws a
 // FieldError naming `path` on anything else.
 uint64_t parse_duration_ms(const std::string& text, const std::string& path);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/traffic_policy.h"
+
 namespace controlplane {
 
 struct SourceRef;  // k8s_resources.h
@@ -132,12 +134,13 @@ struct VirtualServiceObject {
 struct DestinationRuleSubset {
   std::string name;
   Labels labels;
+  std::optional<DrTrafficPolicy> traffic_policy;
 };
 struct DestinationRuleObject {
   std::string name, ns;
   std::string file, object;
   std::string host;
-  std::string lb_simple;  // "" | ROUND_ROBIN | LEAST_REQUEST | RANDOM | ...
+  std::optional<DrTrafficPolicy> traffic_policy;  // traffic_policy.h: merged per cluster by the compiler
   std::vector<DestinationRuleSubset> subsets;
 };
 

@@ -357,6 +357,7 @@ struct Endpoint {
   uint32_t priority = 0;
   std::string hostname;
   std::map<std::string, std::string> labels;  // for subset selection and telemetry
+  uint32_t locality_weight = 0;               // its LocalityLbEndpoints.load_balancing_weight (distribute); 0 = unset
 };
 
 struct ClusterLoadAssignment {
@@ -397,6 +398,11 @@ struct ClusterPolicy {
   UpstreamProtocol upstream_protocol = UpstreamProtocol::Http1;
   Duration idle_timeout{3600000};            // upstream connection idle timeout (Envoy default 1h)
   uint32_t max_requests_per_connection = 0;  // 0 = unlimited
+  // DestinationRule extras the controlplane writes (warmupDurationSecs, localityLbSetting
+  // distribute/failover, http.maxConcurrentStreams).
+  std::optional<Duration> slow_start_window;  // round_robin / least_request slow_start_config
+  bool locality_weighted_lb = false;          // common_lb_config.locality_weighted_lb_config
+  uint32_t max_concurrent_streams = 0;        // upstream HTTP/2 streams per connection; 0 = peer's limit
 };
 
 struct Cluster {

@@ -908,6 +908,7 @@ common::Result<ClusterLoadAssignment> convert_load_assignment(const endpoint::Cl
       if (!ctx.err.empty()) break;
       ep.locality = {l.locality().region(), l.locality().zone(), l.locality().sub_zone()};
       ep.priority = l.priority();
+      if (l.has_load_balancing_weight()) ep.locality_weight = l.load_balancing_weight().value();
       // Endpoint labels for subsets/telemetry travel in metadata filter_metadata["istio"].
       if (auto it = e.metadata().filter_metadata().find("istio"); it != e.metadata().filter_metadata().end()) {
         for (const auto& [k, v] : it->second.fields()) {
@@ -919,6 +920,29 @@ common::Result<ClusterLoadAssignment> convert_load_assignment(const endpoint::Cl
   }
   return finish(ctx, std::move(out));
 }
+
+namespace {
+// DestinationRule fields added after the first converter: slow start (warmupDurationSecs),
+// locality-weighted LB, upstream keepalive (accepted; the HBONE pool keeps its own keepalive).
+bool cluster_policy_extras(Ctx& ctx, const cluster::Cluster& c, ClusterPolicy& p) {
+  const cluster::Cluster::SlowStartConfig* slow = nullptr;
+  std::string slow_path;
+  if (c.has_round_robin_lb_config() && c.round_robin_lb_config().has_slow_start_config()) {
+    slow = &c.round_robin_lb_config().slow_start_config();
+    slow_path = "cluster.round_robin_lb_config.slow_start_config";
+  } else if (c.has_least_request_lb_config() && c.least_request_lb_config().has_slow_start_config()) {
+    slow = &c.least_request_lb_config().slow_start_config();
+    slow_path = "cluster.least_request_lb_config.slow_start_config";
+  }
+  if (slow && slow->has_slow_start_window()) {
+    Duration d;
+    if (!duration(ctx, slow->slow_start_window(), slow_path + ".slow_start_window", d)) return false;
+    p.slow_start_window = d;
+  }
+  p.locality_weighted_lb = c.common_lb_config().has_locality_weighted_lb_config();
+  return true;
+}
+}  // namespace
 
 common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
   if (auto e = find_unsupported_field(c, "cluster"); !e.empty()) return make_error(e);
@@ -1014,6 +1038,7 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
     if (o.has_max_ejection_percent()) od.max_ejection_percent = std::min(100u, o.max_ejection_percent().value());
     p.outlier_detection = od;
   }
+  if (!cluster_policy_extras(ctx, c, p)) return make_error(ctx.err);
   if (c.has_transport_socket()) {
     // istiod's waypoint clusters carry internal_upstream (the HBONE hop is ours); TLS
     // origination inside the tunnel (DestinationRule SIMPLE/MUTUAL) is not implemented yet.
@@ -1041,6 +1066,9 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
       return make_error(ctx.err);
     if (common.has_max_requests_per_connection())
       p.max_requests_per_connection = common.max_requests_per_connection().value();
+    if (o.has_explicit_http_config() && o.explicit_http_config().has_http2_protocol_options() &&
+        o.explicit_http_config().http2_protocol_options().has_max_concurrent_streams())
+      p.max_concurrent_streams = o.explicit_http_config().http2_protocol_options().max_concurrent_streams().value();
   }
   return out;
 }

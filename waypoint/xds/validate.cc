@@ -90,8 +90,6 @@ const std::set<std::string_view>& not_implemented() {
 // harmless for a waypoint:
 //   Cluster #17 dns_lookup_family: only used by DNS-resolved clusters, which are NACKed anyway
 //     (the waypoint accepts EDS/STATIC), so for an accepted cluster it has no effect.
-//   Cluster #30 upstream_connection_options (TCP keepalive): a socket tuning knob; the HBONE pool
-//     keeps its own keepalive, and routing is unaffected.
 //   Route #15 tracing: span sampling overrides; the waypoint creates no spans (trace headers pass
 //     through unchanged, waypoint-facts §5.7).
 //   VirtualHost #24 metadata is modelled; RouteConfiguration #3 (internal_only_headers, a
@@ -99,7 +97,6 @@ const std::set<std::string_view>& not_implemented() {
 const std::vector<std::pair<std::string_view, int>>& harmless_unknown() {
   static const std::vector<std::pair<std::string_view, int>> k = {
       {"envoy.config.cluster.v3.Cluster", 17},
-      {"envoy.config.cluster.v3.Cluster", 30},
       {"envoy.config.route.v3.Route", 15},
   };
   return k;
