@@ -5,6 +5,7 @@
 # runs) from pod A to an epoll echo server in pod B through:
 #   direct   app -> app
 #   stunnel  a full mTLS 1.3 handshake per connection (stunnel has no pooling)
+#   haproxy  the same with an HAProxy pair in TCP mode (TLS session resumption by default)
 #   ours     ztunnel A => pooled HBONE (one CONNECT stream per connection) => ztunnel B
 # Reports the median rate, latency p50/p99 of the median run, CPU-microseconds per
 # connection for each proxy process, and ratios ours/stunnel. Needs root. ~1 min.
@@ -22,6 +23,8 @@ bench_setup
 ZT_OK=1
 bench_start_ztunnels || ZT_OK=0
 bench_start_stunnel "conn:25231:25232:7000" || { echo "stunnel did not start" >&2; exit 1; }
+HAP_OK=1
+bench_start_haproxy "conn:25233:25234:7000" || { HAP_OK=0; echo "haproxy did not start: its column reads nan" >&2; }
 
 # run_path NAME ADDR [ROLE=PID ...]
 run_path() {
@@ -69,6 +72,8 @@ run_path() {
 echo "== connections: connbench $CONC in flight, ${SECS}s x $RUNS, 64-byte echo per connection"
 run_path direct "$IP_B:7000"
 run_path stunnel 127.0.0.1:25231 client="$ST_CLI_PID" server="$ST_SRV_PID"
+if [[ $HAP_OK == 1 ]]; then run_path haproxy 127.0.0.1:25233 client="$HAP_CLI_PID" server="$HAP_SRV_PID"
+else result "conns.haproxy.rate=nan"; fi
 if [[ $ZT_OK == 1 ]] && bench_ours_client 7000 25242; then
   result "conns.ours.client_mode=$ZT_CLIENT_MODE"
   run_path ours "$OURS_ADDR" client="$OURS_CLI_PID" server="$ZT_B_PID"
@@ -81,3 +86,8 @@ ratio conns.ratio.cpu_per_conn_client_ours_over_stunnel \
   "$(get_result conns.ours.cpu_us_per_conn.client)" "$(get_result conns.stunnel.cpu_us_per_conn.client)"
 ratio conns.ratio.cpu_per_conn_server_ours_over_stunnel \
   "$(get_result conns.ours.cpu_us_per_conn.server)" "$(get_result conns.stunnel.cpu_us_per_conn.server)"
+ratio conns.ratio.rate_ours_over_haproxy "$(get_result conns.ours.rate)" "$(get_result conns.haproxy.rate)"
+ratio conns.ratio.cpu_per_conn_client_ours_over_haproxy \
+  "$(get_result conns.ours.cpu_us_per_conn.client)" "$(get_result conns.haproxy.cpu_us_per_conn.client)"
+ratio conns.ratio.cpu_per_conn_server_ours_over_haproxy \
+  "$(get_result conns.ours.cpu_us_per_conn.server)" "$(get_result conns.haproxy.cpu_us_per_conn.server)"

@@ -4,7 +4,7 @@
 # Starts ztunnel in pod B of the bench topology (2 workloads in its local config, its
 # certificate signed at startup by the local CA), waits for readiness, lets it sit for
 # BENCH_IDLE_SECS s and reads VmRSS / VmHWM / threads / open fds from procfs. An idle stunnel
-# pair endpoint is measured the same way for scale. Upstream reference: ~12 MB at 1000 rps
+# and an idle HAProxy server endpoint are measured the same way for scale. Upstream reference: ~12 MB at 1000 rps
 # (istio.io, Istio 1.24); idle footprints of 30-50 MB are reported (secondary source).
 set -uo pipefail
 BIN_DIR=$(cd "${1:-$(dirname "$0")/../build/bin}" 2>/dev/null && pwd || echo "${1:-}")
@@ -25,6 +25,13 @@ if bench_start_ztunnels; then
     fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
     echo "  ztunnel $side: VmRSS ${rss} kB, VmHWM ${hwm} kB, threads $thr, fds $fds"
   done
+  # Where the idle RSS sits: Rss per mapping (file-backed libraries, heap, anonymous: thread
+  # stacks and arenas), largest first, and the anonymous total from smaps_rollup.
+  echo "  ztunnel b: $(awk '/^(Rss|Anonymous|Shared_Clean|Private_Clean):/ {printf "%s %s kB  ", $1, $2}' "/proc/$ZT_B_PID/smaps_rollup")"
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = ($6 == "") ? "[anon]" : $6; sub(".*/", "", name)} /^Rss:/ {rss[name] += $2}
+       END {for (n in rss) if (rss[n] >= 200) printf "%8d kB  %s\n", rss[n], n}' "/proc/$ZT_B_PID/smaps" \
+    | sort -rn | head -n 12 | sed 's/^/    /'
+  result "idle.ours.anon_kb=$(awk '/^Anonymous:/ {print $2}' "/proc/$ZT_B_PID/smaps_rollup")"
   result "idle.ours.rss_kb=$(rss_kb "$ZT_B_PID")"
   result "idle.ours.hwm_kb=$(hwm_kb "$ZT_B_PID")"
   result "idle.ours.threads=$(awk '/^Threads:/ {print $2}' "/proc/$ZT_B_PID/status")"
@@ -36,3 +43,11 @@ sleep 1
 echo "  stunnel server: VmRSS $(rss_kb "$ST_SRV_PID") kB, VmHWM $(hwm_kb "$ST_SRV_PID") kB"
 result "idle.stunnel.rss_kb=$(rss_kb "$ST_SRV_PID")"
 ratio idle.ratio.rss_ours_over_stunnel "$(get_result idle.ours.rss_kb)" "$(get_result idle.stunnel.rss_kb)"
+if bench_start_haproxy "idle:25253:25254:7000"; then
+  sleep 1
+  echo "  haproxy server: VmRSS $(rss_kb "$HAP_SRV_PID") kB, VmHWM $(hwm_kb "$HAP_SRV_PID") kB"
+  result "idle.haproxy.rss_kb=$(rss_kb "$HAP_SRV_PID")"
+else
+  result "idle.haproxy.rss_kb=nan"
+fi
+ratio idle.ratio.rss_ours_over_haproxy "$(get_result idle.ours.rss_kb)" "$(get_result idle.haproxy.rss_kb)"

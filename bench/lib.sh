@@ -6,6 +6,8 @@
 #              -> ztunnel B :15008 -> app in B            (fallback: hbone-cli --listen in A)
 #   * stunnel: app in A -> stunnel client 127.0.0.1:252x1 -> mTLS 1.3 -> stunnel server in B
 #              -> app in B (same P-256 certificates, same CA chain as ztunnel's)
+#   * haproxy: app in A -> HAProxy client 127.0.0.1:252x3 (TCP mode) -> mTLS 1.3 -> HAProxy
+#              server in B (TCP mode) -> app in B (same certificates; nbthread 1 each)
 #   * direct:  app in A -> app in B
 # Namespaces, processes and temp files are owned by tests/lib/netns.sh and removed by its
 # EXIT trap. Every wait is bounded. CPU is read as utime+stime of a PID (all its threads).
@@ -22,7 +24,7 @@ IP_B=10.99.9.2
 ID_A=spiffe://cluster.local/ns/bench/sa/client
 ID_B=spiffe://cluster.local/ns/bench/sa/server
 CLK_TCK=$(getconf CLK_TCK)
-ZT_A_PID="" ZT_B_PID="" ST_CLI_PID="" ST_SRV_PID="" HBCLI_PID=""
+ZT_A_PID="" ZT_B_PID="" ST_CLI_PID="" ST_SRV_PID="" HBCLI_PID="" HAP_CLI_PID="" HAP_SRV_PID=""
 ZT_CLIENT_MODE=""   # capture | hbone-cli, decided by bench_ours_client
 
 result() { echo "RESULT $*"; [[ -n ${T:-} ]] && echo "$*" >>"$T/results"; return 0; }
@@ -146,6 +148,41 @@ bench_start_stunnel() {
   for s in "$@"; do
     IFS=: read -r name cport sport aport <<<"$s"
     wait_for_port a "$cport" 10 && wait_for_port b "$sport" 10 || { tail "$T"/stunnel-*.log >&2; return 1; }
+  done
+}
+
+# bench_start_haproxy SVC... where SVC is NAME:CLIENT_PORT:SERVER_PORT:APP_PORT — the second
+# off-the-shelf anchor: an HAProxy pair in TCP mode with mutual TLS 1.3 on the tunnel, the
+# same P-256 chains and root as stunnel (server: client certificate required; client: server
+# chain verified, its own certificate sent). One thread per instance (like stunnel's one
+# process), TLS session reuse left at HAProxy's default (stunnel's client caches sessions too).
+bench_start_haproxy() {
+  command -v haproxy >/dev/null || { echo "bench: haproxy not installed (apt-get install haproxy)" >&2; return 1; }
+  local p s name cport sport aport
+  for p in a b; do cat "$T/cert-$p/chain.pem" "$T/cert-$p/key.pem" >"$T/cert-$p/haproxy.pem"; done
+  {
+    printf 'global\n  nbthread 1\n  maxconn 4096\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n  ssl-default-server-options ssl-min-ver TLSv1.3\n'
+    printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+    for s in "$@"; do
+      IFS=: read -r name cport sport aport <<<"$s"
+      printf 'listen %s\n  bind %s:%s ssl crt %s ca-file %s verify required\n  server app %s:%s\n' \
+        "$name" "$IP_B" "$sport" "$T/cert-b/haproxy.pem" "$T/cert-b/root.pem" "$IP_B" "$aport"
+    done
+  } >"$T/hap_srv.cfg"
+  {
+    printf 'global\n  nbthread 1\n  maxconn 4096\n  ssl-default-server-options ssl-min-ver TLSv1.3\n'
+    printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+    for s in "$@"; do
+      IFS=: read -r name cport sport aport <<<"$s"
+      printf 'listen %s\n  bind 127.0.0.1:%s\n  server tunnel %s:%s ssl crt %s ca-file %s verify required\n' \
+        "$name" "$cport" "$IP_B" "$sport" "$T/cert-a/haproxy.pem" "$T/cert-a/root.pem"
+    done
+  } >"$T/hap_cli.cfg"
+  nsx_bg b "$T/haproxy-srv.log" haproxy -db -f "$T/hap_srv.cfg"; HAP_SRV_PID=$NSX_LAST_PID
+  nsx_bg a "$T/haproxy-cli.log" haproxy -db -f "$T/hap_cli.cfg"; HAP_CLI_PID=$NSX_LAST_PID
+  for s in "$@"; do
+    IFS=: read -r name cport sport aport <<<"$s"
+    wait_for_port a "$cport" 10 && wait_for_port b "$sport" 10 || { tail "$T"/haproxy-*.log >&2; return 1; }
   done
 }
 

@@ -317,6 +317,31 @@ idle_round() {
   wait "$hold_pid" 2>/dev/null
   sleep 2
   for k in n1 n2; do after[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
+  if [[ ${NODE_BENCH_MEMDIAG:-0} != 0 ]]; then
+    # Where the memory of closed connections sits: mappings now, then what a malloc_trim(0)
+    # (forced through gdb) gives back, i.e. free heap glibc had kept vs memory still in use.
+    for k in n1 n2; do
+      pid=${CPU_PIDS[$k]}
+      say "   round $r: $k smaps_rollup after release: $(awk '/^(Rss|Anonymous|Private_Dirty):/ {printf "%s %s kB  ", $1, $2}' "/proc/$pid/smaps_rollup")"
+      # Anonymous mappings by size (kB): count and resident total, largest resident first.
+      "$PY" - "/proc/$pid/smaps" <<'PYEOF' | sort -rn | head -n 6 |
+import re, sys
+n, rss, anon, size = {}, {}, False, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(\S*)", line)
+    if m:
+        size, anon = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024, m.group(3) == ""
+    elif anon and line.startswith("Rss:"):
+        n[size] = n.get(size, 0) + 1
+        rss[size] = rss.get(size, 0) + int(line.split()[1])
+for z in n: print(rss[z], z, n[z])
+PYEOF
+        while read -r res size count; do say "      $count anonymous mapping(s) of $size kB: $res kB resident"; done
+      [[ ${NODE_BENCH_MEMDIAG} == 2 ]] || continue
+      gdb -p "$pid" -batch -ex 'handle SIGPIPE nostop noprint pass' -ex 'call (int)malloc_trim(0)' -ex 'call (void)malloc_stats()' >"$T/gdb-$r-$k.log" 2>&1
+      say "   round $r: $k RSS after a forced malloc_trim(0): $(rss_kb "$pid") kB (malloc_stats in zt-$k.log)"
+    done
+  fi
   local open_line check_line
   open_line=$(grep '^OPEN ' "$T/hold-$r.log")
   check_line=$(grep '^CHECK ' "$T/hold-$r.log" || echo "CHECK alive=0 (no result)")

@@ -23,19 +23,19 @@ done
 grep -h '^RESULT ' "$OUT"/*.log | sed 's/^RESULT //' >"$OUT/results.txt"
 
 v() { local x; x=$(grep -h "^$1=" "$OUT/results.txt" | tail -n1 | cut -d= -f2-); echo "${x:-n/a}"; }
-row() { printf '%-38s %12s %12s %12s %14s\n' "$@"; }
+row() { printf '%-38s %10s %10s %10s %10s %9s %9s\n' "$@"; }
 echo
 echo "=== summary ($(nproc) vCPU, load at end $(cut -d' ' -f1-3 /proc/loadavg); ours client side: $(v throughput.ours.client_mode))"
-row "metric" "direct" "stunnel" "ours" "ours/stunnel"
-row "throughput, 1 stream (Gbps)" "$(v throughput.direct.gbps)" "$(v throughput.stunnel.gbps)" "$(v throughput.ours.gbps)" "$(v throughput.ratio.gbps_ours_over_stunnel)"
-row "CPU-s per GB, client-side proxy" "-" "$(v throughput.stunnel.cpu_s_per_gb.client)" "$(v throughput.ours.cpu_s_per_gb.client)" "$(v throughput.ratio.cpu_per_gb_client_ours_over_stunnel)"
-row "CPU-s per GB, server-side proxy" "-" "$(v throughput.stunnel.cpu_s_per_gb.server)" "$(v throughput.ours.cpu_s_per_gb.server)" "$(v throughput.ratio.cpu_per_gb_server_ours_over_stunnel)"
-row "new connections per second" "$(v conns.direct.rate)" "$(v conns.stunnel.rate)" "$(v conns.ours.rate)" "$(v conns.ratio.rate_ours_over_stunnel)"
-row "connection latency p50 (us)" "$(v conns.direct.p50_us)" "$(v conns.stunnel.p50_us)" "$(v conns.ours.p50_us)" "-"
-row "connection latency p99 (us)" "$(v conns.direct.p99_us)" "$(v conns.stunnel.p99_us)" "$(v conns.ours.p99_us)" "-"
-row "CPU us per connection, client side" "-" "$(v conns.stunnel.cpu_us_per_conn.client)" "$(v conns.ours.cpu_us_per_conn.client)" "$(v conns.ratio.cpu_per_conn_client_ours_over_stunnel)"
-row "CPU us per connection, server side" "-" "$(v conns.stunnel.cpu_us_per_conn.server)" "$(v conns.ours.cpu_us_per_conn.server)" "$(v conns.ratio.cpu_per_conn_server_ours_over_stunnel)"
-row "idle RSS (kB)" "-" "$(v idle.stunnel.rss_kb)" "$(v idle.ours.rss_kb)" "$(v idle.ratio.rss_ours_over_stunnel)"
-row "peak RSS after throughput, server (kB)" "-" "-" "$(v throughput.ours.ztunnel_b_hwm_kb)" "-"
+row "metric" "direct" "stunnel" "haproxy" "ours" "ours/st" "ours/hap"
+row "throughput, 1 stream (Gbps)" "$(v throughput.direct.gbps)" "$(v throughput.stunnel.gbps)" "$(v throughput.haproxy.gbps)" "$(v throughput.ours.gbps)" "$(v throughput.ratio.gbps_ours_over_stunnel)" "$(v throughput.ratio.gbps_ours_over_haproxy)"
+row "CPU-s per GB, client-side proxy" "-" "$(v throughput.stunnel.cpu_s_per_gb.client)" "$(v throughput.haproxy.cpu_s_per_gb.client)" "$(v throughput.ours.cpu_s_per_gb.client)" "$(v throughput.ratio.cpu_per_gb_client_ours_over_stunnel)" "$(v throughput.ratio.cpu_per_gb_client_ours_over_haproxy)"
+row "CPU-s per GB, server-side proxy" "-" "$(v throughput.stunnel.cpu_s_per_gb.server)" "$(v throughput.haproxy.cpu_s_per_gb.server)" "$(v throughput.ours.cpu_s_per_gb.server)" "$(v throughput.ratio.cpu_per_gb_server_ours_over_stunnel)" "$(v throughput.ratio.cpu_per_gb_server_ours_over_haproxy)"
+row "new connections per second" "$(v conns.direct.rate)" "$(v conns.stunnel.rate)" "$(v conns.haproxy.rate)" "$(v conns.ours.rate)" "$(v conns.ratio.rate_ours_over_stunnel)" "$(v conns.ratio.rate_ours_over_haproxy)"
+row "connection latency p50 (us)" "$(v conns.direct.p50_us)" "$(v conns.stunnel.p50_us)" "$(v conns.haproxy.p50_us)" "$(v conns.ours.p50_us)" "-" "-"
+row "connection latency p99 (us)" "$(v conns.direct.p99_us)" "$(v conns.stunnel.p99_us)" "$(v conns.haproxy.p99_us)" "$(v conns.ours.p99_us)" "-" "-"
+row "CPU us per connection, client side" "-" "$(v conns.stunnel.cpu_us_per_conn.client)" "$(v conns.haproxy.cpu_us_per_conn.client)" "$(v conns.ours.cpu_us_per_conn.client)" "$(v conns.ratio.cpu_per_conn_client_ours_over_stunnel)" "$(v conns.ratio.cpu_per_conn_client_ours_over_haproxy)"
+row "CPU us per connection, server side" "-" "$(v conns.stunnel.cpu_us_per_conn.server)" "$(v conns.haproxy.cpu_us_per_conn.server)" "$(v conns.ours.cpu_us_per_conn.server)" "$(v conns.ratio.cpu_per_conn_server_ours_over_stunnel)" "$(v conns.ratio.cpu_per_conn_server_ours_over_haproxy)"
+row "idle RSS (kB)" "-" "$(v idle.stunnel.rss_kb)" "$(v idle.haproxy.rss_kb)" "$(v idle.ours.rss_kb)" "$(v idle.ratio.rss_ours_over_stunnel)" "$(v idle.ratio.rss_ours_over_haproxy)"
+row "peak RSS after throughput, server (kB)" "-" "-" "-" "$(v throughput.ours.ztunnel_b_hwm_kb)" "-" "-"
 echo "raw logs and results.txt in $OUT; took $(( $(date +%s) - start ))s"
 exit $rc

@@ -4,6 +4,7 @@
 # iperf3 (1 stream, BENCH_SECS s, BENCH_RUNS runs) from pod A to pod B through:
 #   direct   app -> app
 #   stunnel  stunnel client (A) => mTLS 1.3 => stunnel server (B)   (off-the-shelf floor)
+#   haproxy  HAProxy client (A) => mTLS 1.3 => HAProxy server (B), TCP mode (second anchor)
 #   ours     ztunnel A (capture) => HBONE => ztunnel B               (or hbone-cli => ztunnel B)
 # Reports the median Gbps and, per proxy process, CPU-seconds per GB moved (utime+stime from
 # /proc/PID/stat around each run, divided by the bytes iperf3's receiver counted), and the
@@ -24,6 +25,8 @@ wait_for_port b 5201 5 || { echo "iperf3 server did not start" >&2; exit 1; }
 ZT_OK=1
 bench_start_ztunnels || ZT_OK=0
 bench_start_stunnel "iperf:25221:25222:5201" || { echo "stunnel did not start" >&2; exit 1; }
+HAP_OK=1
+bench_start_haproxy "iperf:25223:25224:5201" || { HAP_OK=0; echo "haproxy did not start: its column reads nan" >&2; }
 
 # run_path NAME HOST PORT [ROLE=PID ...] — RUNS iperf3 runs; prints per-run lines and RESULTs.
 run_path() {
@@ -79,6 +82,8 @@ EOF
 echo "== throughput: iperf3 1 stream, ${SECS}s x $RUNS, pod A -> pod B (2 vCPUs shared by everything)"
 run_path direct "$IP_B" 5201
 run_path stunnel 127.0.0.1 25221 client="$ST_CLI_PID" server="$ST_SRV_PID"
+if [[ $HAP_OK == 1 ]]; then run_path haproxy 127.0.0.1 25223 client="$HAP_CLI_PID" server="$HAP_SRV_PID"
+else result "throughput.haproxy.gbps=nan"; fi
 if [[ $ZT_OK == 1 ]] && bench_ours_client 5201 25241; then
   result "throughput.ours.client_mode=$ZT_CLIENT_MODE"
   run_path ours "${OURS_ADDR%:*}" "${OURS_ADDR#*:}" client="$OURS_CLI_PID" server="$ZT_B_PID"
@@ -95,3 +100,8 @@ ratio throughput.ratio.cpu_per_gb_client_ours_over_stunnel \
   "$(get_result throughput.ours.cpu_s_per_gb.client)" "$(get_result throughput.stunnel.cpu_s_per_gb.client)"
 ratio throughput.ratio.cpu_per_gb_server_ours_over_stunnel \
   "$(get_result throughput.ours.cpu_s_per_gb.server)" "$(get_result throughput.stunnel.cpu_s_per_gb.server)"
+ratio throughput.ratio.gbps_ours_over_haproxy "$(get_result throughput.ours.gbps)" "$(get_result throughput.haproxy.gbps)"
+ratio throughput.ratio.cpu_per_gb_client_ours_over_haproxy \
+  "$(get_result throughput.ours.cpu_s_per_gb.client)" "$(get_result throughput.haproxy.cpu_s_per_gb.client)"
+ratio throughput.ratio.cpu_per_gb_server_ours_over_haproxy \
+  "$(get_result throughput.ours.cpu_s_per_gb.server)" "$(get_result throughput.haproxy.cpu_s_per_gb.server)"

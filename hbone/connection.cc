@@ -191,9 +191,13 @@ struct Connection::Callbacks {
     c.header_block_done(stream_id);
     s->on_close(error_code);
     if (error_code != NGHTTP2_NO_ERROR && error_code != NGHTTP2_CANCEL) c.glitch();
-    if (c.streams_.empty() && c.on_idle) {
+    if (c.streams_.empty()) {
+      // Posted: we are inside nghttp2_session_mem_recv, which still reads rbuf_.
       asio::post(c.exec_, [w = c.weak_from_this()] {
-        if (auto cc = w.lock(); cc && cc->streams_.empty() && cc->on_idle) cc->on_idle();
+        auto cc = w.lock();
+        if (!cc || !cc->streams_.empty()) return;
+        cc->release_idle_memory();
+        if (cc->on_idle) cc->on_idle();
       });
     }
     return 0;
@@ -290,7 +294,7 @@ common::Status Connection::start(RequestHandler handler) {
   if (rv != 0) return common::make_error(std::string("nghttp2 settings: ") + nghttp2_strerror(rv));
 
   if (tls_) {
-    rbuf_.reset(new uint8_t[kReadBuffer]);
+    if (!rbuf_.allocate(kReadBuffer)) return common::make_error("read buffer: mmap failed");
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->read_loop(); }, asio::detached);
     asio::co_spawn(exec_, [self = shared_from_this()]() { return self->ping_loop(); }, asio::detached);
     start_deadlines();
@@ -304,13 +308,14 @@ asio::awaitable<void> Connection::read_loop() {
   while (!dead_) {
     if (overload().should_pause(held_)) co_await wait_while_overloaded();
     if (dead_) break;
-    auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.get(), kReadBuffer));
+    auto [ec, n] = co_await tls_->read_some(std::span<uint8_t>(rbuf_.data(), rbuf_.size()));
     if (dead_) break;
     if (ec) {
       close(ec == asio::error::eof ? "peer closed" : ec.message());
       break;
     }
-    ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.get(), n);
+    rbuf_.filled(n);
+    ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
     if (rv < 0) {
       // A connection-level protocol error: nghttp2 queued GOAWAY; send it, then stop reading
       // (never feed the session again after a fatal error).
@@ -522,6 +527,20 @@ void Connection::drain() {
     close_reason_ = "drained";
     if (!writing_) close("drained");
   }
+}
+
+void Connection::release_idle_memory() {
+  // Below this much, keep everything: a connection that carries one small stream after
+  // another must not pay a madvise and fresh page faults per stream.
+  constexpr size_t kWorthReleasing = 64 * 1024;
+  if (dead_ || !streams_.empty()) return;
+  // No suspension point of read_loop holds bytes in rbuf_ (each read is fully fed to nghttp2).
+  if (rbuf_.touched() >= kWorthReleasing) {
+    rbuf_.release();
+    if (tls_) tls_->release_buffers();
+  }
+  if (wbuf_.empty() && wbuf_.capacity() >= kWorthReleasing) std::vector<uint8_t>().swap(wbuf_);
+  if (!writing_ && inflight_.capacity() >= kWorthReleasing) std::vector<uint8_t>().swap(inflight_);
 }
 
 bool Connection::can_open_stream(uint32_t limit) const {

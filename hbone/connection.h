@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "hbone/page_buffer.h"
 #include "hbone/settings.h"
 #include "hbone/stream.h"
 #include "hbone/tls_socket.h"
@@ -102,6 +103,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> ping_loop();
   void write_async();
   void maybe_finish();
+  // Once the last stream is gone: gives back the buffers a burst grew (read buffer pages,
+  // OpenSSL's record buffers, the framing vectors). Each comes back on its next use.
+  void release_idle_memory();
   void glitch();
   void dispatch(std::shared_ptr<Stream> s);
   Stream* stream_of(int32_t id);
@@ -146,9 +150,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Overload: bytes queued in this connection's streams; whether reading is paused.
   uint64_t held_ = 0;
   bool read_paused_ = false;
-  // Uninitialised on purpose: pages are only touched as far as reads fill them, so an idle
-  // connection does not pay RSS for the full read buffer.
-  std::unique_ptr<uint8_t[]> rbuf_;
+  // Pages are only touched as far as reads fill them, so an idle connection does not pay RSS
+  // for the full read buffer; release_idle_memory() returns what a burst touched.
+  PageBuffer rbuf_;
 };
 
 }  // namespace hbone

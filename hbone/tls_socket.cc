@@ -52,6 +52,12 @@ void TlsSocket::close() {
   sock_.close(ignored);
 }
 
+void TlsSocket::release_buffers() {
+  // Refused (returns 0) while a record is half read or a write is pending: nothing is lost.
+  // (CVE-2024-4741, a use-after-free here, is fixed in the OpenSSL 3.0.14+ Debian ships.)
+  if (ssl_ != nullptr && SSL_is_init_finished(ssl_)) (void)SSL_free_buffers(ssl_);
+}
+
 asio::awaitable<common::Status> TlsSocket::handshake(bool server) {
   if (ssl_ == nullptr) co_return common::make_error("SSL_new failed");
   if (server) SSL_set_accept_state(ssl_);

@@ -47,6 +47,9 @@ class TlsSocket {
   // Writes all of `data`.
   boost::asio::awaitable<boost::system::error_code> write_all(std::span<const uint8_t> data);
   void close();
+  // Frees OpenSSL's record buffers (256 KiB read-ahead) unless they hold data; the next read
+  // or write allocates them again. For connections gone idle after a burst.
+  void release_buffers();
 
  private:
   boost::asio::ip::tcp::socket sock_;
