@@ -111,6 +111,7 @@ void usage(FILE* f) {
       "instead of DIR, and deploy a waypoint for every Gateway of class istio-waypoint:\n"
       "  [--waypoint-image IMAGE] [--waypoint-xds-address HOST:PORT] [--no-waypoint-deployments]\n"
       "  [--leader-elect [--lease-namespace NS] [--lease-identity ID]]\n"
+      "  [--kube-list-page-size N]: objects per list page (default 500, 0 = unpaged)\n"
       "  [--token-review [--token-audience istio-ca]]: callers' bearer tokens not in --tokens are\n"
       "  checked with a Kubernetes TokenReview (then --tokens is optional)\n",
       f);
@@ -193,6 +194,16 @@ int parse_args(int argc, char** argv, Args& a) {
       ok = value(a.kube.waypoints.image);
     } else if (a.serve && arg == "--waypoint-xds-address") {
       ok = value(a.kube.waypoints.xds_address);
+    } else if (a.serve && arg == "--kube-list-page-size") {
+      std::string v;
+      ok = value(v);
+      if (ok) {
+        char* end = nullptr;
+        unsigned long n = std::strtoul(v.c_str(), &end, 10);
+        ok = !v.empty() && *end == '\0' && n <= 100000;
+        if (!ok) std::fprintf(stderr, "controlplane: --kube-list-page-size wants a number of objects (0..100000)\n");
+        a.kube.list_page_size = n;
+      }
     } else if (a.serve && arg == "--token-review") {
       a.kube.token_review = true;
     } else if (a.serve && arg == "--token-audience") {

@@ -22,6 +22,7 @@ struct KubeServeOptions {
   bool deploy_waypoints = true;
   bool token_review = false;  // --token-review: callers' tokens via TokenReview
   std::vector<std::string> token_audiences{"istio-ca"};
+  size_t list_page_size = 500;  // --kube-list-page-size (0 = unpaged lists)
   WaypointDeployerOptions waypoints;
 };
 

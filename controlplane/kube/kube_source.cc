@@ -38,6 +38,62 @@ void append(ResourceSet& to, ResourceSet&& from) {
   move_all(to.l7.gateway_routes, from.l7.gateway_routes);
 }
 
+// One complete list of `kind`, fetched in pages of `page_size` (0 = one request) and returned
+// as a single List body (first page's metadata.resourceVersion, all items), or the first
+// non-200 response as is.
+common::Result<KubeResponse> list_paged(KubeClient& client, const ResourceKind& kind, size_t page_size,
+                                        Cancel& cancel) {
+  for (int attempt = 0;; ++attempt) {
+    json combined;
+    std::string token;
+    bool restart = false;
+    for (size_t page = 0;; ++page) {
+      std::string target = kind.collection_path();
+      if (page_size > 0) {
+        target += "?limit=" + std::to_string(page_size);
+        if (!token.empty()) target += "&continue=" + url_encode(token);
+      }
+      auto r = client.request("GET", target, {}, {}, std::chrono::seconds(60), &cancel);
+      if (!r) return r;
+      if (r->status == 410 && page > 0 && attempt < 3) {
+        kube_log()->info("list {}: continue token expired after {} page(s); listing again", kind.plural, page);
+        restart = true;
+        break;
+      }
+      if (r->status != 200) return r;
+      if (page_size == 0) return r;
+      json body = json::parse(r->body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) return r;  // apply_list reports it
+      if (page == 0) {
+        combined = std::move(body);
+        if (!combined.contains("items") || combined["items"].is_null()) combined["items"] = json::array();
+      } else {
+        auto items = body.find("items");
+        if (items != body.end() && items->is_array() && combined["items"].is_array()) {
+          for (auto& it : *items) combined["items"].push_back(std::move(it));
+        }
+      }
+      token.clear();
+      auto meta = page == 0 ? combined.find("metadata") : body.find("metadata");
+      json& m = page == 0 ? combined : body;
+      if (meta != m.end() && meta->is_object()) {
+        auto c = meta->find("continue");
+        if (c != meta->end() && c->is_string()) token = c->get<std::string>();
+      }
+      if (token.empty()) break;
+    }
+    if (restart) continue;
+    if (combined.is_object() && combined.contains("metadata") && combined["metadata"].is_object()) {
+      combined["metadata"].erase("continue");
+      combined["metadata"].erase("remainingItemCount");
+    }
+    KubeResponse out;
+    out.status = 200;
+    out.body = combined.dump();
+    return out;
+  }
+}
+
 std::string status_message(const KubeResponse& r) {
   json st = json::parse(r.body, nullptr, false);
   if (st.is_object() && st.contains("message") && st["message"].is_string()) {
@@ -118,7 +174,10 @@ void KubeSource::Impl::run(size_t i) {
   uint64_t events_since_list = 0;
   while (!is_stopping()) {
     if (need_list) {
-      auto r = client->request("GET", kind.collection_path(), {}, {}, std::chrono::seconds(60), &cancel);
+      // Paged as client-go's reflector: `limit` per page, `continue` until the server stops
+      // sending one; every page belongs to the first page's resourceVersion. A 410 on a
+      // continuation (the token expired) starts the list over.
+      auto r = list_paged(*client, kind, opt.list_page_size, cancel);
       if (!r) {
         if (is_stopping()) return;
         kube_log()->warn("list {}: {}; retrying in {} ms", kind.plural, r.error(), backoff.count());

@@ -34,6 +34,8 @@ struct KubeSourceOptions {
   std::chrono::milliseconds backoff_initial{200};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::seconds initial_sync_timeout{60};
+  // Objects per list page (client-go's default 500); 0 lists in one request.
+  size_t list_page_size = 500;
 };
 
 class KubeSource final : public ObjectSource {

@@ -31,6 +31,7 @@ Test controls (not part of the Kubernetes API), under /testctl/:
 Prints "LISTENING <port>" once serving.
 """
 import argparse
+import base64
 import copy
 import json
 import ssl
@@ -366,14 +367,34 @@ class Handler(BaseHTTPRequestHandler):
     def list(self, plural, ns, q):
         g, v, kind, nsd, _, _ = KINDS[plural]
         sel = q.get("labelSelector", "")
+        limit = int(q.get("limit", "0") or 0)
+        cont = q.get("continue", "")
         with STORE.lock:
-            items = [for_list(plural, o) for k, o in sorted(STORE.objects[plural].items())
-                     if (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel)]
-            rv = STORE.rv
+            if cont:
+                # Our continue token: "<list rv>:<next key>". As the API server: a token whose
+                # snapshot was compacted away is 410 Expired.
+                try:
+                    rv_s, after = base64.urlsafe_b64decode(cont.encode()).decode().split(":", 1)
+                    rv = int(rv_s)
+                except Exception:
+                    return self.send_json(400, status_obj(400, "BadRequest", "invalid continue token"))
+                if rv < STORE.compacted:
+                    return self.send_json(410, status_obj(410, "Expired", "the continue token is too old"))
+            else:
+                rv, after = STORE.rv, ""
+            keys = [k for k, o in sorted(STORE.objects[plural].items())
+                    if k > after and (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel)]
+            page = keys[:limit] if limit > 0 else keys
+            items = [for_list(plural, STORE.objects[plural][k]) for k in page]
+            meta = {"resourceVersion": str(rv)}
+            if limit > 0 and len(keys) > limit:
+                meta["continue"] = base64.urlsafe_b64encode(f"{rv}:{page[-1]}".encode()).decode()
+                meta["remainingItemCount"] = len(keys) - limit
             if self.is_cp():
-                STORE.stats["lists"][plural] = STORE.stats["lists"].get(plural, 0) + 1
-        self.send_json(200, {"kind": kind + "List", "apiVersion": gv(g, v),
-                             "metadata": {"resourceVersion": str(rv)}, "items": items})
+                stat = "lists" if not cont else "pages"
+                STORE.stats.setdefault(stat, {})
+                STORE.stats[stat][plural] = STORE.stats[stat].get(plural, 0) + 1
+        self.send_json(200, {"kind": kind + "List", "apiVersion": gv(g, v), "metadata": meta, "items": items})
 
     def watch(self, plural, ns, q):
         g, v, kind, _, _, _ = KINDS[plural]
