@@ -71,6 +71,7 @@ ResourceSet CachedLoader::load(const DirFingerprint& files, Diagnostics& diags) 
     append(out.services, e.objects.services);
     append(out.gateways, e.objects.gateways);
     append(out.policies, e.objects.policies);
+    append(out.request_authns, e.objects.request_authns);
     append(out.l7.virtual_services, e.objects.l7.virtual_services);
     append(out.l7.destination_rules, e.objects.l7.destination_rules);
     append(out.l7.gateway_routes, e.objects.l7.gateway_routes);

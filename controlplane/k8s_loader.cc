@@ -264,6 +264,62 @@ class KindReader : public yaml::Reader {
     return g;
   }
 
+  void target_refs(const YAML::Node& spec, std::vector<PolicyTargetRef>& out) {
+    auto one = [&](const YAML::Node& n, const std::string& p) {
+      expect_strict_map(n, p, {"group", "kind", "name", "namespace"});
+      PolicyTargetRef t;
+      t.path = p;
+      opt_str(n, p, "group", t.group);
+      opt_str(n, p, "kind", t.kind);
+      opt_str(n, p, "name", t.name);
+      opt_str(n, p, "namespace", t.ns);
+      if (t.kind.empty()) fail(join(p, "kind"), "missing required field");
+      if (t.name.empty()) fail(join(p, "name"), "missing required field");
+      out.push_back(std::move(t));
+    };
+    if (present(spec, "targetRef")) one(child(spec, "targetRef"), "spec.targetRef");
+    read_list(spec, "spec", "targetRefs", one);
+  }
+
+  // Strict like AuthorizationPolicy: a misspelt key would silently accept tokens it should not.
+  RequestAuthenticationObject request_authentication(const YAML::Node& doc) {
+    RequestAuthenticationObject a;
+    a.meta = meta(doc, true);
+    if (!present(doc, "spec")) return a;
+    const YAML::Node spec = child(doc, "spec");
+    expect_strict_map(spec, "spec", {"selector", "targetRef", "targetRefs", "jwtRules"});
+    a.has_selector = present(spec, "selector");
+    target_refs(spec, a.target_refs);
+    read_list(spec, "spec", "jwtRules", [&](const YAML::Node& n, const std::string& p) {
+      expect_strict_map(n, p,
+                        {"issuer", "audiences", "jwksUri", "jwks", "fromHeaders", "fromParams", "fromCookies",
+                         "outputPayloadToHeader", "forwardOriginalToken", "outputClaimToHeaders", "timeout"});
+      for (const char* unsupported : {"fromCookies", "outputClaimToHeaders"})
+        if (present(n, unsupported)) fail(join(p, unsupported), "not supported by this control plane");
+      JwtRuleSpec r;
+      r.path = p;
+      opt_str(n, p, "issuer", r.issuer);
+      if (r.issuer.empty()) fail(join(p, "issuer"), "missing required field");
+      if (present(n, "audiences")) r.audiences = str_list(child(n, "audiences"), join(p, "audiences"));
+      opt_str(n, p, "jwksUri", r.jwks_uri);
+      opt_str(n, p, "jwks", r.jwks);
+      read_list(n, p, "fromHeaders", [&](const YAML::Node& h, const std::string& hp) {
+        expect_strict_map(h, hp, {"name", "prefix"});
+        std::string name, prefix;
+        opt_str(h, hp, "name", name);
+        opt_str(h, hp, "prefix", prefix);
+        if (name.empty()) fail(join(hp, "name"), "missing required field");
+        r.from_headers.emplace_back(name, prefix);
+      });
+      if (present(n, "fromParams")) r.from_params = str_list(child(n, "fromParams"), join(p, "fromParams"));
+      opt_str(n, p, "outputPayloadToHeader", r.output_payload_to_header);
+      if (present(n, "forwardOriginalToken"))
+        r.forward_original_token = boolean(child(n, "forwardOriginalToken"), join(p, "forwardOriginalToken"));
+      a.jwt_rules.push_back(std::move(r));
+    });
+    return a;
+  }
+
   // The spec is read strictly: in a policy a misspelt key changes who gets in.
   AuthorizationPolicyObject authorization_policy(const YAML::Node& doc) {
     AuthorizationPolicyObject a;
@@ -278,6 +334,12 @@ class KindReader : public yaml::Reader {
           present(sel, "matchLabels") ? string_map(child(sel, "matchLabels"), "spec.selector.matchLabels") : Labels{};
     }
     a.has_target_ref = present(spec, "targetRef") || present(spec, "targetRefs");
+    target_refs(spec, a.target_refs);
+    if (present(spec, "provider")) {
+      const YAML::Node prov = child(spec, "provider");
+      expect_strict_map(prov, "spec.provider", {"name"});
+      opt_str(prov, "spec.provider", "name", a.provider);
+    }
     if (present(spec, "action")) {
       a.action = str(child(spec, "action"), "spec.action");
       if (a.action != "ALLOW" && a.action != "DENY" && a.action != "AUDIT" && a.action != "CUSTOM") {
@@ -389,6 +451,7 @@ constexpr Kind kKinds[] = {
     {"networking.istio.io", "WorkloadEntry", true},
     {"gateway.networking.k8s.io", "Gateway", true},
     {"security.istio.io", "AuthorizationPolicy", true},
+    {"security.istio.io", "RequestAuthentication", true},
     {"networking.istio.io", "VirtualService", true},
     {"networking.istio.io", "DestinationRule", true},
     {"gateway.networking.k8s.io", "HTTPRoute", true},
@@ -482,6 +545,10 @@ class DocumentParser {
         auto a = r.authorization_policy(doc);
         a.src = src;
         out_.policies.push_back(std::move(a));
+      } else if (kind == "RequestAuthentication") {
+        auto a = r.request_authentication(doc);
+        a.src = src;
+        out_.request_authns.push_back(std::move(a));
       } else if (kind == "VirtualService") {  // waypoint routing: waypoint_loader.h
         auto v = read_virtual_service(r, doc, r.meta(doc, true));
         v.file = src.file, v.object = src.object;
@@ -686,6 +753,7 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe(set.services, "Service", diags);
   dedupe(set.gateways, "Gateway", diags);
   dedupe(set.policies, "AuthorizationPolicy", diags);
+  dedupe(set.request_authns, "RequestAuthentication", diags);
   dedupe_l7(set.l7.virtual_services, diags);
   dedupe_l7(set.l7.destination_rules, diags);
   dedupe_l7(set.l7.gateway_routes, diags);

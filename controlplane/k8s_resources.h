@@ -140,13 +140,42 @@ struct PolicyRule {
   std::vector<PolicyCondition> when;
 };
 
+// spec.targetRef / spec.targetRefs[i] (PolicyTargetReference); `path` names it for diagnostics.
+struct PolicyTargetRef {
+  std::string group, kind, name, ns;  // ns empty = the policy's namespace
+  std::string path;
+};
+
 struct AuthorizationPolicyObject {
   ObjectMeta meta;
   SourceRef src;
   std::optional<Labels> selector;  // spec.selector.matchLabels ({} when selector is empty)
   bool has_target_ref = false;     // targetRef/targetRefs: bound to a waypoint, not ztunnel
+  std::vector<PolicyTargetRef> target_refs;
+  std::string provider;            // spec.provider.name (CUSTOM)
   std::string action = "ALLOW";    // ALLOW | DENY | AUDIT | CUSTOM
   std::vector<PolicyRule> rules;
+};
+
+// security.istio.io RequestAuthentication (JWT rules), as written. Only targetRefs ones are
+// compiled (for waypoints, controlplane/waypoint_authn.h); selector ones are reported.
+struct JwtRuleSpec {
+  std::string path;  // "spec.jwtRules[i]"
+  std::string issuer;
+  std::vector<std::string> audiences;
+  std::string jwks_uri;
+  std::string jwks;
+  std::vector<std::pair<std::string, std::string>> from_headers;  // name, prefix
+  std::vector<std::string> from_params;
+  std::string output_payload_to_header;
+  bool forward_original_token = false;
+};
+struct RequestAuthenticationObject {
+  ObjectMeta meta;
+  SourceRef src;
+  bool has_selector = false;
+  std::vector<PolicyTargetRef> target_refs;
+  std::vector<JwtRuleSpec> jwt_rules;
 };
 
 // Everything read from one directory scan.
@@ -158,11 +187,12 @@ struct ResourceSet {
   std::vector<ServiceObject> services;
   std::vector<GatewayObject> gateways;
   std::vector<AuthorizationPolicyObject> policies;
+  std::vector<RequestAuthenticationObject> request_authns;
   WaypointRouteObjects l7;  // VirtualService, DestinationRule, HTTPRoute, GRPCRoute (waypoint routing)
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +
-           gateways.size() + policies.size() + l7.size();
+           gateways.size() + policies.size() + request_authns.size() + l7.size();
   }
 };
 

@@ -1,5 +1,8 @@
 #include "controlplane/waypoint_compiler.h"
 
+#include "controlplane/waypoint_authn.h"
+#include "controlplane/waypoint_authz.h"
+
 #include <google/protobuf/any.pb.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -801,6 +804,8 @@ struct Compiler {
       outputs[key].res.gateway = key;
     }
     // Service binding.
+    const WaypointAuthn authn(in, opt, diags);
+    const WaypointAuthz authz(in, opt, diags);
     for (const auto& svc : in.services) {
       std::string name = label_or_annotation(svc.meta, kUseWaypointLabel);
       std::string wns = label_or_annotation(svc.meta, kUseWaypointNamespaceLabel);
@@ -817,6 +822,8 @@ struct Compiler {
         if (port_protocol(sp) == PortProto::Tcp) continue;
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
+        authn.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
+        authz.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
         out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
       }
     }

@@ -286,7 +286,14 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     FlowResult fr;
     if (const RouteConfig* rc = cfg->route(d.route_name)) {
       auto e = env();
-      fr = co_await serve_request(e, cfg, *rc, req, d.src);
+      authz::Downstream az;
+      if (d.peer->identity) az.peer_principal = d.peer->identity->uri();
+      az.source_ip = d.src_ip;
+      if (auto a = hbone::parse_authority(d.connect_authority)) {
+        az.destination_ip = a->ip;
+        az.destination_port = a->port;
+      }
+      fr = co_await serve_request(e, cfg, *rc, req, d.src, &az);
     } else {
       fr.flags = "NR";
       fr.response = local_reply(404, "");

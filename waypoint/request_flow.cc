@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <spdlog/spdlog.h>
 
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
@@ -300,13 +301,26 @@ void grpcify_local_reply(http::Response& r) {
 namespace {
 
 asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
-                                               http::Request& req, std::string_view source_ip) {
+                                               http::Request& req, std::string_view source_ip,
+                                               const authz::Downstream* downstream) {
   FlowResult out;
   auto& head = req.head;
   if (!head.headers.contains("x-request-id")) head.headers.add("x-request-id", make_request_id(*env.random));
   const bool grpc = is_grpc(head);
 
   auto sel = router::select(rc, head, env.random->next());
+  // L7 authorization runs first (Envoy's filter order), also for a request no route matches.
+  if (sel.vhost) {
+    static const authz::Downstream kUnknownPeer;
+    auto az = authz::run_filters(*sel.vhost, sel.route, head, downstream ? *downstream : kUnknownPeer);
+    if (az.denied) {
+      spdlog::debug("request {} {} {}: {}", head.method, head.authority, head.path, az.reason);
+      if (!az.flag.empty()) out.flags = az.flag;
+      out.response = local_reply(az.status, az.body);
+      if (sel.route) out.route_name = sel.route->name;
+      co_return out;
+    }
+  }
   if (!sel.route) {
     out.flags = "NR";
     out.response = local_reply(404, "");
@@ -473,9 +487,10 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
 // Envoy answers a gRPC request's local errors (NR, UH, UT, UF ...) as gRPC does: HTTP 200,
 // trailers-only, grpc-status mapped from the HTTP status, grpc-message = the reply's text.
 asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& rc,
-                                          http::Request& req, std::string_view source_ip) {
+                                          http::Request& req, std::string_view source_ip,
+                                          const authz::Downstream* downstream) {
   const bool grpc = is_grpc(req.head);
-  FlowResult out = co_await serve_request_impl(env, config, rc, req, source_ip);
+  FlowResult out = co_await serve_request_impl(env, config, rc, req, source_ip, downstream);
   if (grpc && !out.from_upstream) grpcify_local_reply(out.response);
   co_return out;
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "hbone/tls_glue.h"
+#include "waypoint/authz/authz_filter.h"
 #include "waypoint/config_source.h"
 #include "waypoint/http/message.h"
 #include "waypoint/naming.h"
@@ -51,8 +52,11 @@ struct FlowResult {
   std::unique_ptr<upstream::Conn> upgraded;
 };
 
+// `downstream` feeds the L7 authorization filters (authz/authz_filter.h); null = none configured
+// are evaluated against an unknown peer (tests that exercise routing only pass null).
 boost::asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr config, const RouteConfig& routes,
-                                                 http::Request& request, std::string_view source_ip);
+                                                 http::Request& request, std::string_view source_ip,
+                                                 const authz::Downstream* downstream = nullptr);
 
 // A local reply to a gRPC request as Envoy sends it: HTTP 200, content-type application/grpc,
 // grpc-status from the HTTP status (gRPC's HTTP-to-gRPC mapping: 404 UNIMPLEMENTED, 503/504

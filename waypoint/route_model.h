@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -33,6 +34,11 @@
 #include "waypoint/regex.h"
 
 namespace waypoint {
+
+namespace authz {
+struct RbacFilters;  // waypoint/authz/rbac_model.h
+struct JwtConfig;    // waypoint/authz/jwt.h
+}
 
 using Duration = std::chrono::milliseconds;
 
@@ -235,6 +241,11 @@ struct CorsPolicy {
 struct FilterConfigs {
   std::optional<FaultPolicy> fault;
   std::optional<CorsPolicy> cors;
+  // L7 authorization (the RBAC filter instances, keys envoy.filters.http.rbac.{deny,allow,audit});
+  // shared because the same policies are attached to every route config of a service.
+  std::shared_ptr<const authz::RbacFilters> rbac;
+  // RequestAuthentication (envoy.filters.http.jwt_authn): runs before RBAC.
+  std::shared_ptr<const authz::JwtConfig> jwt;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ void append(ResourceSet& to, ResourceSet&& from) {
   move_all(to.services, from.services);
   move_all(to.gateways, from.gateways);
   move_all(to.policies, from.policies);
+  move_all(to.request_authns, from.request_authns);
   move_all(to.l7.virtual_services, from.l7.virtual_services);
   move_all(to.l7.destination_rules, from.l7.destination_rules);
   move_all(to.l7.gateway_routes, from.l7.gateway_routes);

@@ -11,8 +11,8 @@ end-to-end suite and `make demo` run inside pods (stdlib only).
                                                back upper-cased
                              any other path -> "VERSION"
                            Every request logs one line: path, Host, the `version` header,
-                           x-envoy-attempt-count, x-request-id, traceparent, b3 and the peer
-                           address.
+                           x-envoy-attempt-count, x-request-id, traceparent, b3, the peer
+                           address and whether an Authorization header arrived.
   ws HOST PORT PATH TEXT   WebSocket client: upgrade, send TEXT masked, print the echoed frame.
 
 Threading: one thread per connection (ThreadingHTTPServer). Invariants: every socket has a
@@ -106,7 +106,7 @@ def serve(version, port):
             log(f"req version={version} path={self.path} host={h.get('Host', '')} "
                 f"hdr_version={h.get('version', '-')} attempt={h.get('x-envoy-attempt-count', '-')} "
                 f"rid={h.get('x-request-id', '-')} tp={h.get('traceparent', '-')} b3={h.get('b3', '-')} "
-                f"peer={self.client_address[0]}")
+                f"peer={self.client_address[0]} auth={'yes' if h.get('Authorization') else '-'}")
             if url.path == "/ws" and h.get("Upgrade", "").lower() == "websocket":
                 return self.websocket(h.get("Sec-WebSocket-Key", ""))
             if url.path == "/calc":

@@ -12,8 +12,10 @@
 # blue/green 0/100, dark launch by header `version: dog`, timeout (504 UT) against a v1 that
 # sleeps, retries counted at the back end, abort 503 FI, delay DI, mirror copies, redirect,
 # direct response, WebSocket upgrade, the destination ztunnel seeing the waypoint's identity, a
-# pod-IP call skipping the service-only waypoint, and live VirtualService edits under load
-# with no failed request.
+# pod-IP call skipping the service-only waypoint, live VirtualService edits under load with no
+# failed request, L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
+# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT
+# valid / invalid / missing, keys and tokens from the openssl CLI).
 #
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 # shellcheck disable=SC2015,SC2154,SC1091
@@ -272,6 +274,113 @@ seen=$(grep -hF 'path=/calc?id=trace1 ' "$T/app-cat.log" "$T/app-dog.log")
 [[ ${r%% *} == 200 && $seen == *"rid=rid-e2e-1 tp=$TP b3=$B3 "* ]] &&
   pass "x-request-id kept, traceparent and b3 passed through intact to the app" ||
   fail "request id and trace headers reach the app unchanged" "client: $r; app: $seen"
+
+# ---- L7 authorization (AuthorizationPolicy bound to the waypoint) ----------------------------------
+# A second client pod with its own service account; a DENY on the waypoint Gateway (paths /admin*,
+# method DELETE) and an ALLOW on the calculate Service for the first client's principal only.
+ID_INTRUDER=$(zn_spiffe e2e intruder)
+zn_pod 1 intruder 10.99.1.3
+wp_pod intruder node-1 10.99.1.3 intruder "app: intruder" | wp_put 30-intruder.yaml
+zn_cni_add 1 intruder e2e intruder >/dev/null && zn_wait_pods n1 3 15 >"$T/intruder.out" 2>&1 &&
+  pass "second client pod (sa intruder) in the mesh" || fail "second client pod in the mesh" "$(cat "$T/intruder.out")"
+wp_put 40-authz.yaml <<'Y'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin-and-delete, namespace: e2e}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+  - to: [{operation: {methods: [DELETE]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-client, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/e2e/sa/client"]}}]
+Y
+# from POD [CURL-ARGS...] URL — like get, from another pod.
+from() {
+  local pod="$1"; shift
+  nsx_exec "$pod" curl -s --max-time 8 -w '\n%{http_code} %header{x-app-version}' "$@" 2>&1 |
+    awk 'NR == 1 { body = $0; next } { last = $0 } END { print last, body }'
+}
+denied_seen=""
+for _ in $(seq 1 75); do
+  denied_seen=$(from intruder "$VIP/calc?id=authz-wait")
+  [[ $denied_seen == "403  RBAC: access denied" ]] && break
+  sleep 0.2
+done
+[[ $denied_seen == "403  RBAC: access denied" ]] &&
+  pass "ALLOW by principal: the intruder pod gets 403 'RBAC: access denied'" ||
+  fail "ALLOW by principal: intruder denied with 403 'RBAC: access denied'" "$denied_seen"
+r=$(get "$VIP/calc?id=authz-ok")
+[[ $r == "200 cat-plus cat-plus 2+3=5" || $r == "200 dog-multi dog-multi 2x3=6" ]] &&
+  pass "ALLOW by principal: the client pod (sa client) is still served ($r)" || fail "ALLOW by principal: client served" "$r"
+r=$(get "$VIP/admin/users?id=authz-path")
+n=$(( $(app_count cat "/admin/users?id=authz-path") + $(app_count dog "/admin/users?id=authz-path") ))
+[[ $r == "403  RBAC: access denied" && $n == 0 ]] &&
+  pass "DENY by path: /admin/users -> 403 and the back ends never saw it" || fail "DENY by path /admin*" "client: $r; back ends saw it $n times"
+r=$(get -X DELETE "$VIP/calc?id=authz-method")
+n=$(( $(app_count cat "/calc?id=authz-method") + $(app_count dog "/calc?id=authz-method") ))
+[[ $r == "403  RBAC: access denied" && $n == 0 ]] &&
+  pass "DENY by method: DELETE /calc -> 403 and the back ends never saw it" || fail "DENY by method DELETE" "client: $r; back ends saw it $n times"
+check "authz: access log response_code=403 response_flags=RBAC for the denied DELETE" \
+  access_has 'method=DELETE .*path="?/calc\?id=authz-method"? .*response_code=403 response_flags=RBAC '
+check "authz: istio_requests_total counts the intruder's 403 with response_flags=RBAC" \
+  expect_metric wp_metrics wp istio_requests_total reporter=waypoint "source_principal=$ID_INTRUDER" response_code=403 response_flags=RBAC
+
+# ---- RequestAuthentication (JWT) at the waypoint ------------------------------------------------------
+# Keys and tokens from the openssl CLI (jwt_tool.py); the JWKS is read by the controlplane from a
+# file (jwksUri file://) and inlined. A DENY on /secure* for requests without a request principal
+# is Istio's "require a JWT" pattern.
+openssl genrsa -out "$T/jwt-key.pem" 2048 2>/dev/null && openssl genrsa -out "$T/jwt-other.pem" 2048 2>/dev/null
+"$ZT_PY" "$HERE/jwt_tool.py" jwks "$T/jwt-key.pem" >"$T/jwks.json"
+wp_put 41-authn.yaml <<Y
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  jwtRules:
+  - issuer: https://issuer.e2e
+    jwksUri: file://$T/jwks.json
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: require-jwt-on-secure, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: DENY
+  rules:
+  - from: [{source: {notRequestPrincipals: ["*"]}}]
+    to: [{operation: {paths: ["/secure*"]}}]
+Y
+TOKEN=$("$ZT_PY" "$HERE/jwt_tool.py" sign "$T/jwt-key.pem" https://issuer.e2e alice)
+BAD_TOKEN=$("$ZT_PY" "$HERE/jwt_tool.py" sign "$T/jwt-other.pem" https://issuer.e2e alice)
+r=""
+for _ in $(seq 1 75); do
+  r=$(get -H "Authorization: Bearer $BAD_TOKEN" "$VIP/calc?id=jwt-wait")
+  [[ $r == "401  Jwt verification fails" ]] && break
+  sleep 0.2
+done
+[[ $r == "401  Jwt verification fails" ]] && pass "JWT invalid (signed by another key): 401 'Jwt verification fails'" ||
+  fail "JWT invalid -> 401 'Jwt verification fails'" "$r"
+r=$(get -H "Authorization: Bearer $TOKEN" "$VIP/secure?id=jwt-valid")
+seen=$(grep -hF 'path=/secure?id=jwt-valid ' "$T/app-cat.log" "$T/app-dog.log")
+[[ ${r%% *} == 200 && $seen == *"auth=-"* ]] &&
+  pass "JWT valid: /secure served, the token stripped before the app (forwardOriginalToken false)" ||
+  fail "JWT valid: /secure served without the Authorization header at the app" "client: $r; app: $seen"
+r=$(get "$VIP/secure?id=jwt-missing")
+[[ $r == "403  RBAC: access denied" ]] && pass "JWT missing on /secure: 403 'RBAC: access denied' (no request principal)" ||
+  fail "JWT missing on /secure -> 403" "$r"
+r=$(get "$VIP/calc?id=jwt-missing-open")
+[[ ${r%% *} == 200 ]] && pass "JWT missing elsewhere: allowed (RequestAuthentication alone never requires a token)" ||
+  fail "JWT missing on /calc -> allowed" "$r"
 
 check_not "the controlplane logged no NACK from any proxy" contains -E 'NACK from' "$T/cp.log"
 nsx_alive "$WP_PID" && pass "waypoint still running" || fail "waypoint still running" "$(logs waypoint)"

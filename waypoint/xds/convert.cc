@@ -12,6 +12,8 @@
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+#include "waypoint/xds/jwt_convert.h"
+#include "waypoint/xds/rbac_convert.h"
 #include "waypoint/xds/validate.h"
 
 namespace waypoint::xds {
@@ -448,6 +450,7 @@ bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::p
   std::vector<std::string> keys;
   for (const auto& [k, v] : in) keys.push_back(k);
   std::sort(keys.begin(), keys.end());
+  std::shared_ptr<authz::RbacFilters> rbac;
   for (const auto& key : keys) {
     const auto& any = in.at(key);
     const std::string p = path + "[" + key + "]";
@@ -467,10 +470,24 @@ bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::p
       CorsPolicy cp;
       if (!cors_policy(ctx, c, p, cp)) return false;
       out.cors = std::move(cp);
+    } else if (key == kJwtAuthnFilterName) {
+      auto j = convert_jwt_authn(any, p);
+      if (!j) {
+        if (ctx.err.empty()) ctx.err = j.error();
+        return false;
+      }
+      out.jwt = std::move(*j);
+    } else if (is_rbac_filter_key(key)) {
+      if (!rbac) rbac = std::make_shared<authz::RbacFilters>();
+      if (auto st = convert_rbac_per_route(key, any, p, *rbac); !st) {
+        if (ctx.err.empty()) ctx.err = st.error();
+        return false;
+      }
     } else {
       return ctx.fail(p, "filter '" + key + "' is not implemented by the waypoint");
     }
   }
+  if (rbac) out.rbac = std::move(rbac);
   return true;
 }
 
@@ -834,6 +851,18 @@ common::Result<T> finish(Ctx& ctx, T value) {
 }
 
 }  // namespace
+
+common::Status convert_string_matcher(const matcher::StringMatcher& m, const std::string& path, StringMatcher& out) {
+  Ctx ctx;
+  if (!string_matcher(ctx, m, path, out)) return make_error(ctx.err);
+  return common::ok_status();
+}
+
+common::Status convert_header_matcher(const route::HeaderMatcher& m, const std::string& path, HeaderMatcher& out) {
+  Ctx ctx;
+  if (!header_matcher(ctx, m, path, out)) return make_error(ctx.err);
+  return common::ok_status();
+}
 
 common::Result<RouteConfig> convert_route_configuration(const route::RouteConfiguration& rc) {
   if (auto e = find_unsupported_field(rc, "route"); !e.empty()) return make_error(e);

@@ -13,6 +13,7 @@
 // the generated headers.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "common/result.h"
@@ -26,6 +27,12 @@ class Cluster;
 }
 namespace envoy::config::endpoint::v3 {
 class ClusterLoadAssignment;
+}
+namespace envoy::config::route::v3 {
+class HeaderMatcher;
+}
+namespace envoy::type::matcher::v3 {
+class StringMatcher;
 }
 
 namespace waypoint::xds {
@@ -44,6 +51,13 @@ common::Result<RouteConfig> convert_route_configuration(const envoy::config::rou
 common::Result<Cluster> convert_cluster(const envoy::config::cluster::v3::Cluster& c);
 common::Result<ClusterLoadAssignment> convert_load_assignment(
     const envoy::config::endpoint::v3::ClusterLoadAssignment& cla);
+
+// The matcher conversions, shared with the filter-config converters (rbac_convert.cc). Errors
+// name the field under `path`.
+common::Status convert_string_matcher(const envoy::type::matcher::v3::StringMatcher& m, const std::string& path,
+                                      StringMatcher& out);
+common::Status convert_header_matcher(const envoy::config::route::v3::HeaderMatcher& m, const std::string& path,
+                                      HeaderMatcher& out);
 
 // Parse the serialized message (an Any's value), check the name, validate, convert.
 common::Result<RouteConfig> parse_route_configuration(std::string_view resource_name, std::string_view bytes);

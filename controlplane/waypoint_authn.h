@@ -1,0 +1,46 @@
+// RequestAuthentication bound to waypoints (targetRefs, bound as AuthorizationPolicy is:
+// Gateway / Service / GatewayClass istio-waypoint from the root namespace) -> the waypoint's
+// jwt_authn config: typed_per_filter_config["envoy.filters.http.jwt_authn"] on the virtual host,
+// a JwtAuthentication whose providers are the jwtRules that apply, named "<ns>/<name>/<i>"
+// (waypoint-facts §2.2; proto/envoy/extensions/filters/http/jwt_authn/v3/config.proto).
+//   issuer -> issuer; audiences -> audiences; fromHeaders -> from_headers {name, value_prefix};
+//   fromParams -> from_params; outputPayloadToHeader -> forward_payload_header;
+//   forwardOriginalToken -> forward; jwks -> local_jwks.inline_string; jwksUri file:///path ->
+//   the file is read at compile time and inlined (istiod also inlines the JWKS it fetched);
+//   other jwksUri schemes are an Error (the control plane fetches nothing over the network).
+// A rule whose JWKS is missing, unreadable or not a JWKS is an Error naming the field and is
+// left out; the other rules and objects still compile. Selector-based RequestAuthentications
+// (sidecar/ztunnel-side in Istio) get a Warning: nothing enforces them here.
+//
+// Threading: built and used on one thread by compile_waypoints(). Protobuf stays in the .cc.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "controlplane/compiler.h"
+#include "controlplane/diagnostics.h"
+#include "controlplane/k8s_resources.h"
+
+namespace envoy::config::route::v3 {
+class VirtualHost;
+}
+
+namespace controlplane {
+
+class WaypointAuthn {
+ public:
+  WaypointAuthn(const ResourceSet& in, const CompileOptions& options, Diagnostics& diags);
+  ~WaypointAuthn();
+  WaypointAuthn(const WaypointAuthn&) = delete;
+  WaypointAuthn& operator=(const WaypointAuthn&) = delete;
+
+  void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
+              const ServiceObject& svc) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace controlplane

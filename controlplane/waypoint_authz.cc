@@ -1,0 +1,463 @@
+#include "controlplane/waypoint_authz.h"
+
+#include <charconv>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "common/model/model.h"
+#include "controlplane/waypoint_targets.h"
+#include "envoy/config/rbac/v3/rbac.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
+
+namespace controlplane {
+namespace {
+
+namespace rbac = envoy::config::rbac::v3;
+namespace matcher = envoy::type::matcher::v3;
+
+constexpr std::string_view kAuthnFilter = "istio_authn";
+
+enum class Action : uint8_t { Allow, Deny, Audit };
+
+struct Compiled {
+  Action action = Action::Allow;
+  std::vector<WaypointTarget> targets;
+  std::vector<std::pair<std::string, rbac::Policy>> rules;
+};
+
+std::string regex_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Istio's glob: "*" = present (non-empty), "x*" prefix, "*x" suffix, else exact. `prefix` is
+// prepended to the written value (e.g. "spiffe://" for principals).
+void glob(matcher::StringMatcher* m, std::string_view v, std::string_view prefix = "", bool ignore_case = false) {
+  if (ignore_case) m->set_ignore_case(true);
+  if (v == "*") {
+    m->mutable_safe_regex()->set_regex(prefix.empty() ? ".+" : regex_escape(prefix) + ".+");
+  } else if (v.size() > 1 && v.front() == '*') {
+    m->set_suffix(std::string(v.substr(1)));
+  } else if (v.size() > 1 && v.back() == '*') {
+    m->set_prefix(std::string(prefix) + std::string(v.substr(0, v.size() - 1)));
+  } else {
+    m->set_exact(std::string(prefix) + std::string(v));
+  }
+}
+
+// Istio path templates: `{*}` one segment, `{**}` any remainder; only whole segments.
+std::optional<std::string> path_template_regex(std::string_view v, std::string& why) {
+  std::string re;
+  size_t i = 0;
+  while (i < v.size()) {
+    if (v.substr(i, 4) == "{**}") {
+      if (i + 4 != v.size()) {
+        why = "'{**}' must be the last segment";
+        return std::nullopt;
+      }
+      re += ".+";
+      i += 4;
+    } else if (v.substr(i, 3) == "{*}") {
+      re += "[^/]+";
+      i += 3;
+    } else if (v[i] == '{' || v[i] == '}') {
+      why = "only '{*}' and '{**}' are valid path template operators";
+      return std::nullopt;
+    } else {
+      re += regex_escape(v.substr(i, 1));
+      ++i;
+    }
+  }
+  // Operators must fill whole segments: "/a{*}" is not a template.
+  for (size_t p = v.find('{'); p != std::string_view::npos; p = v.find('{', p + 1)) {
+    const size_t close = v.find('}', p);
+    if (p == 0 || v[p - 1] != '/' || (close + 1 < v.size() && v[close + 1] != '/')) {
+      why = "a template operator must be a whole path segment";
+      return std::nullopt;
+    }
+  }
+  return re;
+}
+
+std::optional<uint16_t> parse_port(std::string_view s) {
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) return std::nullopt;
+  return static_cast<uint16_t>(v);
+}
+
+bool cidr(envoy::config::core::v3::CidrRange* out, std::string_view v) {
+  auto c = ztunnel::Cidr::parse(v);
+  if (!c) return false;
+  out->set_address_prefix(c->addr.to_string());
+  out->mutable_prefix_len()->set_value(c->prefix_len);
+  return true;
+}
+
+// One field's values are alternatives: `or`, or `not(or)` for a notX field.
+rbac::Permission or_perm(std::vector<rbac::Permission> v, bool negate) {
+  rbac::Permission p;
+  if (v.size() == 1) {
+    p = std::move(v[0]);
+  } else {
+    for (auto& x : v) *p.mutable_or_rules()->add_rules() = std::move(x);
+  }
+  if (!negate) return p;
+  rbac::Permission n;
+  *n.mutable_not_rule() = std::move(p);
+  return n;
+}
+
+rbac::Principal or_id(std::vector<rbac::Principal> v, bool negate) {
+  rbac::Principal p;
+  if (v.size() == 1) {
+    p = std::move(v[0]);
+  } else {
+    for (auto& x : v) *p.mutable_or_ids()->add_ids() = std::move(x);
+  }
+  if (!negate) return p;
+  rbac::Principal n;
+  *n.mutable_not_id() = std::move(p);
+  return n;
+}
+
+rbac::Permission and_perm(std::vector<rbac::Permission> v) {
+  rbac::Permission p;
+  if (v.empty()) {
+    p.set_any(true);
+  } else if (v.size() == 1) {
+    p = std::move(v[0]);
+  } else {
+    for (auto& x : v) *p.mutable_and_rules()->add_rules() = std::move(x);
+  }
+  return p;
+}
+
+rbac::Principal and_id(std::vector<rbac::Principal> v) {
+  rbac::Principal p;
+  if (v.empty()) {
+    p.set_any(true);
+  } else if (v.size() == 1) {
+    p = std::move(v[0]);
+  } else {
+    for (auto& x : v) *p.mutable_and_ids()->add_ids() = std::move(x);
+  }
+  return p;
+}
+
+class RuleCompiler {
+ public:
+  RuleCompiler(const AuthorizationPolicyObject& pol, Action action, const CompileOptions& opt, std::string path,
+               Diagnostics& diags)
+      : pol_(pol), action_(action), opt_(opt), path_(std::move(path)), diags_(diags) {}
+
+  // nullopt: the rule is omitted (an ALLOW/AUDIT rule with an unusable value).
+  std::optional<rbac::Policy> compile(const PolicyRule& rule) {
+    std::vector<rbac::Permission> perms;
+    std::vector<rbac::Principal> ids;
+
+    if (!rule.to.empty()) {
+      std::vector<rbac::Permission> ops;
+      for (size_t j = 0; j < rule.to.size(); ++j) {
+        const std::string p = path_ + ".to[" + std::to_string(j) + "].operation";
+        std::vector<rbac::Permission> fields;
+        for (const auto& [key, values] : rule.to[j].fields) operation_field(key, values, p + "." + key, fields);
+        ops.push_back(and_perm(std::move(fields)));
+      }
+      perms.push_back(or_perm(std::move(ops), false));
+    }
+    if (!rule.from.empty()) {
+      std::vector<rbac::Principal> srcs;
+      for (size_t j = 0; j < rule.from.size(); ++j) {
+        const std::string p = path_ + ".from[" + std::to_string(j) + "].source";
+        std::vector<rbac::Principal> fields;
+        for (const auto& [key, values] : rule.from[j].fields) source_field(key, values, p + "." + key, fields);
+        srcs.push_back(and_id(std::move(fields)));
+      }
+      ids.push_back(or_id(std::move(srcs), false));
+    }
+    for (size_t j = 0; j < rule.when.size(); ++j) {
+      const PolicyCondition& c = rule.when[j];
+      const std::string p = path_ + ".when[" + std::to_string(j) + "]";
+      if (!c.values.empty()) condition(c.key, c.values, p + ".values", false, perms, ids);
+      if (!c.not_values.empty()) condition(c.key, c.not_values, p + ".notValues", true, perms, ids);
+    }
+    if (bad_ && action_ != Action::Deny) return std::nullopt;
+    rbac::Policy out;
+    *out.add_permissions() = and_perm(std::move(perms));
+    *out.add_principals() = and_id(std::move(ids));
+    return out;
+  }
+
+ private:
+  void invalid(const std::string& field, const std::string& what) {
+    bad_ = true;
+    diags_.push_back({Severity::Error, pol_.src.file, pol_.src.object, field,
+                      what + (action_ == Action::Deny ? "; the constraint is dropped from this DENY rule (denies more)"
+                                                      : "; this rule is omitted (matches nothing)")});
+  }
+
+  static rbac::Permission header_perm(const std::string& name, std::string_view v, bool ignore_case = false) {
+    rbac::Permission p;
+    p.mutable_header()->set_name(name);
+    glob(p.mutable_header()->mutable_string_match(), v, "", ignore_case);
+    return p;
+  }
+
+  rbac::Principal principal_name(std::string_view v) const {
+    rbac::Principal p;
+    glob(p.mutable_authenticated()->mutable_principal_name(), v, "spiffe://");
+    return p;
+  }
+
+  static rbac::Principal namespace_id(std::string_view v) {
+    std::string seg;
+    if (v == "*") {
+      seg = "[^/]+";
+    } else if (v.size() > 1 && v.front() == '*') {
+      seg = "[^/]*" + regex_escape(v.substr(1));
+    } else if (v.size() > 1 && v.back() == '*') {
+      seg = regex_escape(v.substr(0, v.size() - 1)) + "[^/]*";
+    } else {
+      seg = regex_escape(v);
+    }
+    rbac::Principal p;
+    p.mutable_authenticated()->mutable_principal_name()->mutable_safe_regex()->set_regex("spiffe://[^/]+/ns/" + seg +
+                                                                                         "/.*");
+    return p;
+  }
+
+  rbac::Principal authn_meta(std::vector<std::string> path, std::string_view v, bool list) const {
+    rbac::Principal p;
+    auto* m = p.mutable_metadata();
+    m->set_filter(std::string(kAuthnFilter));
+    for (auto& k : path) m->add_path()->set_key(std::move(k));
+    auto* sm = list ? m->mutable_value()->mutable_list_match()->mutable_one_of()->mutable_string_match()
+                    : m->mutable_value()->mutable_string_match();
+    glob(sm, v);
+    return p;
+  }
+
+  void operation_field(const std::string& key, const std::vector<std::string>& values, const std::string& fp,
+                       std::vector<rbac::Permission>& out) {
+    const bool neg = key.starts_with("not");
+    std::vector<rbac::Permission> alts;
+    for (size_t k = 0; k < values.size(); ++k) {
+      const std::string& v = values[k];
+      const std::string vp = fp + "[" + std::to_string(k) + "]";
+      if (key == "hosts" || key == "notHosts") {
+        alts.push_back(header_perm(":authority", v, true));
+      } else if (key == "methods" || key == "notMethods") {
+        alts.push_back(header_perm(":method", v));
+      } else if (key == "paths" || key == "notPaths") {
+        rbac::Permission p;
+        auto* sm = p.mutable_url_path()->mutable_path();
+        if (v.find('{') != std::string::npos || v.find('}') != std::string::npos) {
+          std::string why;
+          auto re = path_template_regex(v, why);
+          if (!re) return invalid(vp, "invalid path template '" + v + "': " + why);
+          sm->mutable_safe_regex()->set_regex(*re);
+        } else {
+          glob(sm, v);
+        }
+        alts.push_back(std::move(p));
+      } else if (key == "ports" || key == "notPorts") {
+        auto port = parse_port(v);
+        if (!port) return invalid(vp, "invalid port '" + v + "'");
+        rbac::Permission p;
+        p.set_destination_port(*port);
+        alts.push_back(std::move(p));
+      }
+    }
+    if (!alts.empty()) out.push_back(or_perm(std::move(alts), neg));
+  }
+
+  void source_field(const std::string& key, const std::vector<std::string>& values, const std::string& fp,
+                    std::vector<rbac::Principal>& out) {
+    const bool neg = key.starts_with("not");
+    std::vector<rbac::Principal> alts;
+    for (size_t k = 0; k < values.size(); ++k) {
+      const std::string& v = values[k];
+      const std::string vp = fp + "[" + std::to_string(k) + "]";
+      if (key == "principals" || key == "notPrincipals") {
+        if (v.rfind("spiffe://", 0) == 0)
+          diags_.push_back({Severity::Warning, pol_.src.file, pol_.src.object, vp,
+                            "principal '" + v +
+                                "' includes 'spiffe://'; principals are written without it, so this "
+                                "value never matches"});
+        alts.push_back(principal_name(v));
+      } else if (key == "namespaces" || key == "notNamespaces") {
+        alts.push_back(namespace_id(v));
+      } else if (key == "serviceAccounts" || key == "notServiceAccounts") {
+        const auto slash = v.find('/');
+        std::string ns = slash == std::string::npos ? pol_.meta.ns : v.substr(0, slash);
+        std::string sa = slash == std::string::npos ? v : v.substr(slash + 1);
+        if (ns.empty() || sa.empty() || sa.find('/') != std::string::npos)
+          return invalid(vp, "invalid service account '" + v + "' (expected 'name' or 'namespace/name')");
+        rbac::Principal p;
+        p.mutable_authenticated()->mutable_principal_name()->set_exact("spiffe://" + opt_.trust_domain + "/ns/" + ns +
+                                                                       "/sa/" + sa);
+        alts.push_back(std::move(p));
+      } else if (key == "ipBlocks" || key == "notIpBlocks" || key == "remoteIpBlocks" || key == "notRemoteIpBlocks") {
+        rbac::Principal p;
+        const bool remote = key.find("emote") != std::string::npos;
+        if (!cidr(remote ? p.mutable_remote_ip() : p.mutable_direct_remote_ip(), v))
+          return invalid(vp, "invalid IP or CIDR '" + v + "'");
+        alts.push_back(std::move(p));
+      } else if (key == "requestPrincipals" || key == "notRequestPrincipals") {
+        alts.push_back(authn_meta({"request.auth.principal"}, v, false));
+      }
+    }
+    if (!alts.empty()) out.push_back(or_id(std::move(alts), neg));
+  }
+
+  // "request.auth.claims[a][b]" -> {"a", "b"}; nullopt when malformed.
+  static std::optional<std::vector<std::string>> claim_path(std::string_view rest) {
+    std::vector<std::string> out;
+    while (!rest.empty()) {
+      if (rest.front() != '[') return std::nullopt;
+      const auto close = rest.find(']');
+      if (close == std::string_view::npos || close == 1) return std::nullopt;
+      out.emplace_back(rest.substr(1, close - 1));
+      rest.remove_prefix(close + 1);
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+  }
+
+  void condition(const std::string& key, const std::vector<std::string>& values, const std::string& fp, bool neg,
+                 std::vector<rbac::Permission>& perms, std::vector<rbac::Principal>& ids) {
+    std::vector<rbac::Permission> palts;
+    std::vector<rbac::Principal> ialts;
+    for (size_t k = 0; k < values.size(); ++k) {
+      const std::string& v = values[k];
+      const std::string vp = fp + "[" + std::to_string(k) + "]";
+      if (key.starts_with("request.headers[") && key.ends_with("]") && key.size() > 17) {
+        std::string h = key.substr(16, key.size() - 17);
+        for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        rbac::Permission p;
+        p.mutable_header()->set_name(h);
+        glob(p.mutable_header()->mutable_string_match(), v);
+        palts.push_back(std::move(p));
+      } else if (key == "source.ip" || key == "remote.ip") {
+        rbac::Principal p;
+        if (!cidr(key == "remote.ip" ? p.mutable_remote_ip() : p.mutable_direct_remote_ip(), v))
+          return invalid(vp, "invalid IP or CIDR '" + v + "'");
+        ialts.push_back(std::move(p));
+      } else if (key == "source.namespace") {
+        ialts.push_back(namespace_id(v));
+      } else if (key == "source.principal") {
+        ialts.push_back(principal_name(v));
+      } else if (key == "request.auth.principal") {
+        ialts.push_back(authn_meta({"request.auth.principal"}, v, false));
+      } else if (key == "request.auth.audiences") {
+        ialts.push_back(authn_meta({"request.auth.audiences"}, v, true));
+      } else if (key == "request.auth.presenter") {
+        ialts.push_back(authn_meta({"request.auth.presenter"}, v, false));
+      } else if (key.starts_with("request.auth.claims")) {
+        auto path = claim_path(std::string_view(key).substr(19));
+        if (!path) return invalid(fp.substr(0, fp.rfind('.')) + ".key", "malformed claim key '" + key + "'");
+        path->insert(path->begin(), "request.auth.claims");
+        ialts.push_back(authn_meta(std::move(*path), v, true));
+      } else if (key == "destination.ip") {
+        rbac::Permission p;
+        if (!cidr(p.mutable_destination_ip(), v)) return invalid(vp, "invalid IP or CIDR '" + v + "'");
+        palts.push_back(std::move(p));
+      } else if (key == "destination.port") {
+        auto port = parse_port(v);
+        if (!port) return invalid(vp, "invalid port '" + v + "'");
+        rbac::Permission p;
+        p.set_destination_port(*port);
+        palts.push_back(std::move(p));
+      } else {
+        return invalid(fp.substr(0, fp.rfind('.')) + ".key",
+                       "condition key '" + key + "' is not supported at the waypoint");
+      }
+    }
+    if (!palts.empty()) perms.push_back(or_perm(std::move(palts), neg));
+    if (!ialts.empty()) ids.push_back(or_id(std::move(ialts), neg));
+  }
+
+  const AuthorizationPolicyObject& pol_;
+  Action action_;
+  const CompileOptions& opt_;
+  std::string path_;
+  Diagnostics& diags_;
+  bool bad_ = false;
+};
+
+}  // namespace
+
+struct WaypointAuthz::Impl {
+  std::vector<Compiled> policies;
+};
+
+WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, Diagnostics& diags)
+    : impl_(std::make_unique<Impl>()) {
+  for (const auto& pol : in.policies) {
+    if (pol.target_refs.empty()) continue;  // ztunnel's (authz_policy.h)
+    auto diag = [&](Severity s, const std::string& field, std::string msg) {
+      diags.push_back({s, pol.src.file, pol.src.object, field, std::move(msg)});
+    };
+    Compiled c;
+    if (pol.action == "ALLOW") {
+      c.action = Action::Allow;
+    } else if (pol.action == "DENY") {
+      c.action = Action::Deny;
+    } else if (pol.action == "AUDIT") {
+      c.action = Action::Audit;
+    } else {
+      diag(Severity::Error, "spec.action",
+           "CUSTOM needs an extension provider" + (pol.provider.empty() ? std::string() : " ('" + pol.provider + "')") +
+               ", not supported; the requests it would send to the provider are denied instead (fail closed)");
+      c.action = Action::Deny;
+    }
+    c.targets = resolve_waypoint_targets(pol.target_refs, pol.meta.ns, pol.src, in, opt, diags);
+    if (c.targets.empty()) continue;
+    for (size_t i = 0; i < pol.rules.size(); ++i) {
+      const std::string path = "spec.rules[" + std::to_string(i) + "]";
+      RuleCompiler rc(pol, c.action, opt, path, diags);
+      auto p = rc.compile(pol.rules[i]);
+      if (!p) continue;
+      c.rules.emplace_back("ns[" + pol.meta.ns + "]-policy[" + pol.meta.name + "]-rule[" + std::to_string(i) + "]",
+                           std::move(*p));
+    }
+    impl_->policies.push_back(std::move(c));
+  }
+}
+
+WaypointAuthz::~WaypointAuthz() = default;
+
+void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
+                           const std::string& gateway_name, const ServiceObject& svc) const {
+  std::optional<rbac::RBAC> deny, allow, audit;
+  for (const auto& c : impl_->policies) {
+    const bool applies = targets_apply(c.targets, gateway_ns, gateway_name, svc);
+    if (!applies) continue;
+    auto& slot = c.action == Action::Deny ? deny : c.action == Action::Allow ? allow : audit;
+    if (!slot) {
+      slot.emplace();
+      slot->set_action(c.action == Action::Deny    ? rbac::RBAC::DENY
+                       : c.action == Action::Allow ? rbac::RBAC::ALLOW
+                                                   : rbac::RBAC::LOG);
+    }
+    for (const auto& [name, p] : c.rules) (*slot->mutable_policies())[name] = p;
+  }
+  auto put = [&](const std::optional<rbac::RBAC>& r, const char* key) {
+    if (!r) return;
+    envoy::extensions::filters::http::rbac::v3::RBACPerRoute per_route;
+    *per_route.mutable_rbac()->mutable_rules() = *r;
+    (*vh.mutable_typed_per_filter_config())[key].PackFrom(per_route);
+  };
+  put(deny, "envoy.filters.http.rbac.deny");
+  put(allow, "envoy.filters.http.rbac.allow");
+  put(audit, "envoy.filters.http.rbac.audit");
+}
+
+}  // namespace controlplane

@@ -1,0 +1,440 @@
+// L7 AuthorizationPolicy at the waypoint, through the whole configuration path: Kubernetes YAML
+// -> the controlplane's RBAC per-filter config (controlplane/waypoint_authz.h) -> the waypoint's
+// converter (waypoint/xds/rbac_convert.h) -> the evaluator (waypoint/authz/rbac_eval.h) deciding
+// real requests. Decisions are checked against Istio's documented semantics, not against what
+// the compiler happens to emit; the proto shape is checked only where it is wire contract (the
+// filter keys, the action, the policy names).
+#include <catch2/catch.hpp>
+
+#include <google/protobuf/any.pb.h>
+
+#include "controlplane/k8s_loader.h"
+#include "controlplane/waypoint_compiler.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
+#include "waypoint/authz/rbac_eval.h"
+#include "waypoint/xds/convert.h"
+#include "waypoint/xds/rbac_convert.h"
+
+using namespace controlplane;
+namespace route = envoy::config::route::v3;
+using waypoint::authz::RequestContext;
+
+namespace {
+
+const char* kMesh = R"(
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: demo}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: calculate, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: calculate}
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 8080, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: other}
+  clusterIP: 10.96.0.11
+  ports: [{name: http, port: 80, targetPort: 80}]
+)";
+
+const std::string kCalc = "inbound-vip|8080|http|calculate.demo.svc.cluster.local";
+const std::string kOther = "inbound-vip|80|http|other.demo.svc.cluster.local";
+
+struct Compiled {
+  WaypointCompileResult result;
+  Diagnostics load_diags;
+};
+
+Compiled compile_yaml(const std::string& yaml) {
+  ResourceSet set;
+  Compiled c;
+  parse_manifests(std::string(kMesh) + "---\n" + yaml, "mesh.yaml", set, c.load_diags);
+  remove_duplicates(set, c.load_diags);
+  // Every policy in these cases is well-formed YAML: the loader must accept all of them.
+  for (const auto& d : c.load_diags) UNSCOPED_INFO(d.to_string());
+  CHECK(c.load_diags.empty());
+  CompileOptions opt;
+  c.result = compile_waypoints(set, opt);
+  return c;
+}
+
+route::RouteConfiguration route_proto(const Compiled& c, const std::string& name) {
+  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
+  const auto& w = *c.result.by_gateway.at("demo/waypoint");
+  REQUIRE(w.routes.count(name) == 1);
+  google::protobuf::Any any;
+  REQUIRE(any.ParseFromString(w.routes.at(name).any));
+  route::RouteConfiguration rc;
+  REQUIRE(any.UnpackTo(&rc));
+  return rc;
+}
+
+// The route configuration as the waypoint sees it (must be accepted: the control plane never
+// sends what the waypoint NACKs).
+waypoint::RouteConfig waypoint_view(const Compiled& c, const std::string& name) {
+  const auto& w = *c.result.by_gateway.at("demo/waypoint");
+  google::protobuf::Any any;
+  REQUIRE(any.ParseFromString(w.routes.at(name).any));
+  auto v = waypoint::xds::parse_route_configuration(name, any.value());
+  INFO((v.ok() ? "" : v.error()));
+  REQUIRE(v.ok());
+  return std::move(v.value());
+}
+
+std::string diags_text(const Diagnostics& d) {
+  std::string s;
+  for (const auto& x : d) s += x.to_string() + "\n";
+  return s;
+}
+
+struct Req {
+  std::string method = "GET";
+  std::string path = "/";
+  std::string authority = "calculate.demo:8080";
+  std::vector<std::pair<std::string, std::string>> headers = {};
+  std::optional<std::string> principal = "spiffe://cluster.local/ns/demo/sa/client";
+  std::string source_ip = "10.0.2.1";
+  uint16_t port = 8080;
+  const waypoint::authz::MetaValue* authn = nullptr;
+};
+
+// True = allowed.
+bool decide(const waypoint::RouteConfig& rc, const Req& r) {
+  waypoint::router::HttpRequest h;
+  h.method = r.method;
+  h.path = r.path;
+  h.authority = r.authority;
+  for (const auto& [k, v] : r.headers) h.headers.add(k, v);
+  RequestContext ctx;
+  ctx.request = &h;
+  ctx.peer_principal = r.principal;
+  ctx.source_ip = boost::asio::ip::make_address(r.source_ip);
+  ctx.destination_ip = boost::asio::ip::make_address("10.96.0.10");
+  ctx.destination_port = r.port;
+  ctx.authn = r.authn;
+  REQUIRE(rc.virtual_hosts.size() == 1);
+  const auto* f = rc.virtual_hosts[0].filters.rbac.get();
+  if (!f) return true;
+  return waypoint::authz::authorize(*f, ctx).allowed;
+}
+
+}  // namespace
+
+TEST_CASE("waypoint authz: DENY by path and method on the Gateway applies to every service") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: demo}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+  - to: [{operation: {methods: [DELETE], paths: ["/items/{*}"]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  auto proto = route_proto(c, kCalc);
+  const auto& tpfc = proto.virtual_hosts(0).typed_per_filter_config();
+  REQUIRE(tpfc.count("envoy.filters.http.rbac.deny") == 1);
+  CHECK(tpfc.count("envoy.filters.http.rbac.allow") == 0);
+  envoy::extensions::filters::http::rbac::v3::RBACPerRoute pr;
+  REQUIRE(tpfc.at("envoy.filters.http.rbac.deny").UnpackTo(&pr));
+  CHECK(pr.rbac().rules().action() == envoy::config::rbac::v3::RBAC::DENY);
+  CHECK(pr.rbac().rules().policies().count("ns[demo]-policy[deny-admin]-rule[0]") == 1);
+  CHECK(pr.rbac().rules().policies().count("ns[demo]-policy[deny-admin]-rule[1]") == 1);
+
+  for (const auto& name : {kCalc, kOther}) {
+    auto rc = waypoint_view(c, name);
+    CHECK(decide(rc, {.path = "/"}));
+    CHECK_FALSE(decide(rc, {.path = "/admin"}));
+    CHECK_FALSE(decide(rc, {.path = "/admin/users?x=1"}));
+    CHECK(decide(rc, {.path = "/items/7"}));  // GET: the method does not match
+    CHECK_FALSE(decide(rc, {.method = "DELETE", .path = "/items/7"}));
+    CHECK_FALSE(decide(rc, {.method = "DELETE", .path = "/items/7?force=1"}));  // url_path ignores the query
+    CHECK(decide(rc, {.method = "DELETE", .path = "/items/7/parts"}));          // {*} is one segment
+    CHECK(decide(rc, {.method = "DELETE", .path = "/items/"}));                 // {*} is not empty
+  }
+}
+
+TEST_CASE("waypoint authz: ALLOW by principal on one Service only") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-client, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  auto calc = waypoint_view(c, kCalc);
+  CHECK(decide(calc, {}));
+  CHECK_FALSE(decide(calc, {.principal = "spiffe://cluster.local/ns/demo/sa/intruder"}));
+  CHECK_FALSE(decide(calc, {.principal = std::nullopt}));  // no peer certificate
+  // The other service of the same waypoint is not targeted.
+  auto other = waypoint_view(c, kOther);
+  CHECK(decide(other, {.principal = "spiffe://cluster.local/ns/demo/sa/intruder"}));
+}
+
+TEST_CASE("waypoint authz: an ALLOW policy with no rules denies everything; DENY beats ALLOW") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: other}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-all, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  rules: [{}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-post, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  action: DENY
+  rules: [{to: [{operation: {methods: [POST]}}]}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  CHECK_FALSE(decide(waypoint_view(c, kOther), {}));
+  auto calc = waypoint_view(c, kCalc);
+  CHECK(decide(calc, {.principal = std::nullopt}));
+  CHECK_FALSE(decide(calc, {.method = "POST"}));
+}
+
+TEST_CASE("waypoint authz: sources, operations and when conditions, with their not* forms") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-rules, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  rules:
+  # 0: namespace glob, host glob, not a path
+  - from: [{source: {namespaces: ["front*"]}}]
+    to: [{operation: {hosts: ["*.demo", "Calc.Example.com"], notPaths: ["/private/{**}"]}}]
+  # 1: ip blocks and ports, excluding one principal
+  - from: [{source: {ipBlocks: ["10.1.0.0/16"], notPrincipals: ["*/sa/bad"]}}]
+    to: [{operation: {ports: ["8080"]}}]
+  # 2: when conditions
+  - when:
+    - {key: "request.headers[X-Team]", values: ["blue", "green*"]}
+    - {key: source.principal, notValues: ["cluster.local/ns/demo/sa/client"]}
+    - {key: destination.port, values: ["8080"]}
+  # 3: service accounts
+  - from: [{source: {serviceAccounts: ["ops/admin"]}}]
+)");
+  INFO(diags_text(c.result.diagnostics));
+  CHECK(c.result.diagnostics.empty());
+  auto rc = waypoint_view(c, kCalc);
+  const std::string front = "spiffe://cluster.local/ns/frontend/sa/web";
+  // rule 0
+  CHECK(decide(rc, {.authority = "calculate.demo", .principal = front, .source_ip = "10.9.9.9"}));
+  CHECK(decide(rc, {.authority = "calc.example.COM", .principal = front, .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(decide(rc, {.authority = "calculate.other", .principal = front, .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(
+      decide(rc, {.path = "/private/a/b", .authority = "calculate.demo", .principal = front, .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(decide(
+      rc,
+      {.authority = "calculate.demo", .principal = "spiffe://cluster.local/ns/back/sa/web", .source_ip = "10.9.9.9"}));
+  // rule 1
+  CHECK(decide(rc, {.principal = "spiffe://cluster.local/ns/x/sa/good", .source_ip = "10.1.2.3"}));
+  CHECK_FALSE(decide(rc, {.principal = "spiffe://cluster.local/ns/x/sa/bad", .source_ip = "10.1.2.3"}));
+  CHECK_FALSE(decide(rc, {.principal = "spiffe://cluster.local/ns/x/sa/good", .source_ip = "10.1.2.3", .port = 9090}));
+  // rule 2
+  const std::string other = "spiffe://cluster.local/ns/demo/sa/other";
+  CHECK(decide(rc, {.headers = {{"x-team", "blue"}}, .principal = other, .source_ip = "10.9.9.9"}));
+  CHECK(decide(rc, {.headers = {{"x-team", "greenish"}}, .principal = other, .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(decide(rc, {.headers = {{"x-team", "red"}}, .principal = other, .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(decide(rc, {.headers = {{"x-team", "blue"}}, .source_ip = "10.9.9.9"}));  // the excluded principal
+  CHECK_FALSE(decide(rc, {.headers = {{"x-team", "blue"}}, .principal = other, .source_ip = "10.9.9.9", .port = 80}));
+  // rule 3
+  CHECK(decide(rc, {.principal = "spiffe://cluster.local/ns/ops/sa/admin", .source_ip = "10.9.9.9"}));
+  CHECK_FALSE(decide(rc, {.principal = "spiffe://cluster.local/ns/ops/sa/admin2", .source_ip = "10.9.9.9"}));
+}
+
+TEST_CASE("waypoint authz: request principals and JWT claims read the istio_authn metadata") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: jwt, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  rules:
+  - from: [{source: {requestPrincipals: ["*"]}}]
+    when:
+    - {key: "request.auth.claims[groups]", values: ["admins"]}
+    - {key: "request.auth.claims[org][unit]", notValues: ["sales"]}
+)");
+  INFO(diags_text(c.result.diagnostics));
+  CHECK(c.result.diagnostics.empty());
+  auto rc = waypoint_view(c, kCalc);
+  using waypoint::authz::MetaValue;
+  auto str = [](std::string s) {
+    MetaValue v;
+    v.kind = MetaValue::Kind::String;
+    v.str = std::move(s);
+    return v;
+  };
+  auto obj = [](std::vector<std::pair<std::string, MetaValue>> kv) {
+    MetaValue v;
+    v.kind = MetaValue::Kind::Object;
+    for (auto& [k, x] : kv) v.object.push_back(waypoint::authz::MetaMember{k, std::move(x)});
+    return v;
+  };
+  MetaValue groups;
+  groups.kind = MetaValue::Kind::List;
+  groups.list = {str("dev"), str("admins")};
+  MetaValue good = obj({{"request.auth.principal", str("https://issuer/alice")},
+                        {"request.auth.claims", obj({{"groups", groups}, {"org", obj({{"unit", str("eng")}})}})}});
+  MetaValue sales = obj({{"request.auth.principal", str("https://issuer/bob")},
+                         {"request.auth.claims", obj({{"groups", groups}, {"org", obj({{"unit", str("sales")}})}})}});
+  MetaValue no_group = obj({{"request.auth.principal", str("https://issuer/carol")},
+                            {"request.auth.claims", obj({{"groups", str("dev")}})}});
+  CHECK(decide(rc, {.authn = &good}));
+  CHECK_FALSE(decide(rc, {.authn = &sales}));
+  CHECK_FALSE(decide(rc, {.authn = &no_group}));
+  CHECK_FALSE(decide(rc, {}));  // no token: requestPrincipals ["*"] cannot match (403, as Istio)
+}
+
+TEST_CASE("waypoint authz: targetRef policies never reach ztunnel; selector policies still do") {
+  ResourceSet set;
+  Diagnostics d;
+  parse_manifests(std::string(kMesh) + R"(---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: at-waypoint, namespace: demo}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/x"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: at-ztunnel, namespace: demo}
+spec:
+  selector: {matchLabels: {app: calculate}}
+  action: DENY
+  rules: [{from: [{source: {namespaces: ["evil"]}}]}]
+)",
+                  "mesh.yaml", set, d);
+  auto state = compile(set, CompileOptions{});
+  bool waypoint_policy = false, ztunnel_policy = false;
+  for (const auto& p : state.config.policies) {
+    waypoint_policy |= p.name == "at-waypoint";
+    ztunnel_policy |= p.name == "at-ztunnel";
+  }
+  CHECK_FALSE(waypoint_policy);
+  CHECK(ztunnel_policy);
+  // And the waypoint gets only the targetRef one.
+  auto wp = compile_waypoints(set, CompileOptions{});
+  const auto& w = *wp.by_gateway.at("demo/waypoint");
+  google::protobuf::Any any;
+  REQUIRE(any.ParseFromString(w.routes.at(kCalc).any));
+  route::RouteConfiguration rc;
+  REQUIRE(any.UnpackTo(&rc));
+  envoy::extensions::filters::http::rbac::v3::RBACPerRoute pr;
+  REQUIRE(rc.virtual_hosts(0).typed_per_filter_config().at("envoy.filters.http.rbac.deny").UnpackTo(&pr));
+  CHECK(pr.rbac().rules().policies_size() == 1);
+  CHECK(pr.rbac().rules().policies().begin()->first == "ns[demo]-policy[at-waypoint]-rule[0]");
+}
+
+TEST_CASE("waypoint authz: bad fields are diagnosed by name; the rest still compiles") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bad-allow, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  rules:
+  - to: [{operation: {ports: ["http"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+  - when: [{key: connection.sni, values: [x]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: bad-deny, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  action: DENY
+  rules:
+  - to: [{operation: {methods: [PUT], paths: ["/a{*}"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: custom, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: other}]
+  action: CUSTOM
+  provider: {name: my-ext-authz}
+  rules: [{to: [{operation: {paths: ["/ext"]}}]}]
+)");
+  const std::string text = diags_text(c.result.diagnostics);
+  INFO(text);
+  CHECK(text.find("AuthorizationPolicy demo/bad-allow: spec.rules[0].to[0].operation.ports[0]: invalid port 'http'") !=
+        std::string::npos);
+  CHECK(text.find("spec.rules[0].to[0].operation.paths[0]: invalid path template '/a{*}'") != std::string::npos);
+  CHECK(text.find("spec.rules[2].when[0].key: condition key 'connection.sni' is not supported") != std::string::npos);
+  CHECK(text.find("AuthorizationPolicy demo/custom: spec.action: CUSTOM needs an extension provider") !=
+        std::string::npos);
+  auto rc = waypoint_view(c, kCalc);
+  // bad-allow rules 0 and 2 are omitted (they would match anything), rule 1 still allows the client.
+  CHECK(decide(rc, {}));
+  CHECK_FALSE(decide(rc, {.principal = "spiffe://cluster.local/ns/demo/sa/x"}));
+  // bad-deny keeps its rule without the bad path: PUT anywhere is denied (denies more).
+  CHECK_FALSE(decide(rc, {.method = "PUT", .path = "/b"}));
+  // CUSTOM fails closed on what it would have sent to the provider.
+  auto other = waypoint_view(c, kOther);
+  CHECK_FALSE(decide(other, {.path = "/ext"}));
+  CHECK(decide(other, {.path = "/in"}));
+}
+
+TEST_CASE("waypoint RBAC converter NACKs what it does not implement, naming the field") {
+  using envoy::extensions::filters::http::rbac::v3::RBACPerRoute;
+  auto check_error = [](const RBACPerRoute& pr, std::string_view key, const std::string& want) {
+    waypoint::authz::RbacFilters f;
+    auto st = waypoint::xds::parse_rbac_per_route(key, pr.SerializeAsString(), f);
+    REQUIRE_FALSE(st.ok());
+    INFO(st.error());
+    CHECK(st.error().find(want) != std::string::npos);
+  };
+  RBACPerRoute pr;
+  auto* rules = pr.mutable_rbac()->mutable_rules();
+  rules->set_action(envoy::config::rbac::v3::RBAC::DENY);
+  auto& pol = (*rules->mutable_policies())["p"];
+  pol.add_permissions()->set_any(true);
+  pol.add_principals()->mutable_metadata()->set_filter("envoy.filters.http.jwt_authn");
+  check_error(pr, "envoy.filters.http.rbac.deny", "rbac.rbac.rules.policies[p].principals[0].metadata.filter");
+  pol.mutable_principals(0)->set_any(true);
+  check_error(pr, "envoy.filters.http.rbac.allow", "rbac.rbac.rules.action: does not match");
+  pol.mutable_permissions(0)->mutable_requested_server_name()->set_exact("x");
+  check_error(pr, "envoy.filters.http.rbac.deny", "permissions[0].requested_server_name");
+  pol.mutable_permissions(0)->set_any(true);
+  pr.mutable_rbac()->mutable_shadow_rules();
+  check_error(pr, "envoy.filters.http.rbac.deny", "rbac.rbac.shadow_rules");
+  pr.mutable_rbac()->clear_shadow_rules();
+  check_error(pr, "envoy.filters.http.rbac.custom", "unknown RBAC filter instance");
+  waypoint::authz::RbacFilters f;
+  CHECK(waypoint::xds::parse_rbac_per_route("envoy.filters.http.rbac.deny", pr.SerializeAsString(), f).ok());
+  REQUIRE(f.deny);
+  CHECK(f.deny->policies.size() == 1);
+}

@@ -1,0 +1,51 @@
+// The waypoint's L7 security filters for one request, in Envoy/Istio's HTTP filter order
+// (waypoint-facts §3.8): jwt_authn (jwt.h), then RBAC DENY -> ALLOW -> AUDIT, all before fault
+// injection, CORS and the router. request_flow calls run_filters() right after route selection
+// (the per-filter config comes from the selected route, else its virtual host, as Envoy resolves
+// the most specific typed_per_filter_config); it also runs when no route matched, because Istio
+// configures the RBAC filter for the whole listener, so a denied caller gets 403 rather than 404.
+//
+// Threading: pure function of the immutable config and one request; runs on the worker.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/model/model.h"
+#include "waypoint/route_model.h"
+#include "waypoint/router/http_message.h"
+
+namespace waypoint::authz {
+
+struct RbacFilters;
+struct JwtConfig;
+
+// A request whose token is present but fails verification (jwt_authn): 401 with Envoy's message.
+inline constexpr uint16_t kJwtRejectedStatus = 401;
+
+// What the waypoint knows about the downstream of a request (the HBONE CONNECT stream).
+struct Downstream {
+  std::optional<std::string> peer_principal;      // URI SAN of the client ztunnel's certificate
+  std::optional<ztunnel::IpAddr> source_ip;       // the client pod (Forwarded: for=, else TCP peer)
+  std::optional<ztunnel::IpAddr> destination_ip;  // the CONNECT :authority (service VIP or pod)
+  uint16_t destination_port = 0;
+};
+
+struct FilterOutcome {
+  bool denied = false;
+  uint16_t status = 0;       // denied: the local reply's status
+  std::string body;          // denied: the local reply's body
+  std::string flag;          // denied: the response flag (RBAC; none for a JWT rejection)
+  std::string reason;        // for the debug log: the policy that denied, or why
+  std::string audit_policy;  // an AUDIT policy that matched (the request goes on)
+};
+
+// The filters in effect: the route's typed_per_filter_config, else the virtual host's.
+const RbacFilters* effective_rbac(const VirtualHost& vhost, const Route* route);
+const JwtConfig* effective_jwt(const VirtualHost& vhost, const Route* route);
+
+FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                          const Downstream& downstream);
+
+}  // namespace waypoint::authz
