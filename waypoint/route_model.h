@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -33,6 +34,12 @@
 #include "waypoint/regex.h"
 
 namespace waypoint {
+
+namespace ratelimit {  // waypoint/ratelimit/rate_limit.h
+struct LocalRateLimit;
+struct GlobalRateLimit;
+struct RateLimitPolicies;
+}  // namespace ratelimit
 
 using Duration = std::chrono::milliseconds;
 
@@ -235,6 +242,10 @@ struct CorsPolicy {
 struct FilterConfigs {
   std::optional<FaultPolicy> fault;
   std::optional<CorsPolicy> cors;
+  // envoy.filters.http.local_ratelimit / envoy.filters.http.ratelimit (waypoint/ratelimit/).
+  // Shared, not copied: the local limit's token bucket is one per configuration.
+  std::shared_ptr<const ratelimit::LocalRateLimit> local_ratelimit;
+  std::shared_ptr<const ratelimit::GlobalRateLimit> ratelimit;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +289,10 @@ struct RouteAction {
   std::vector<MirrorPolicy> mirror_policies;  // empty = the virtual host's
   std::vector<HashPolicy> hash_policy;
   std::vector<std::string> upgrade_types;  // enabled upgrades, lower case ("websocket")
+  // Global rate limit descriptors (rate_limits); null = none. include_vh_rate_limits adds the
+  // virtual host's too (else they apply only when the route has none, Envoy's OVERRIDE).
+  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;
+  bool include_vh_rate_limits = false;
 };
 
 // envoy.config.route.v3.RedirectAction.
@@ -316,6 +331,7 @@ struct VirtualHost {
   std::optional<RetryPolicy> retry_policy;
   std::vector<MirrorPolicy> mirror_policies;
   FilterConfigs filters;
+  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;  // null = none
   bool include_request_attempt_count = false;      // x-envoy-attempt-count upstream
   bool include_attempt_count_in_response = false;  // x-envoy-attempt-count downstream
 };
