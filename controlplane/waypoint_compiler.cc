@@ -8,6 +8,7 @@
 #include <cmath>
 #include <set>
 
+#include "controlplane/ratelimit_compile.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
@@ -294,6 +295,33 @@ struct Compiler {
     }
     add_outbound(out, target, *tp, d.subset, wp_ns);
     return "outbound|" + std::to_string(tp->port) + "|" + d.subset + "|" + host;
+  }
+
+  // The cluster of a rate limit policy's service (ratelimit_compile.h): a Service's pods (EDS,
+  // like any outbound destination) or a STATIC cluster for an IP address.
+  std::string rls_cluster(Output& out, const RateLimitPolicyObject& p, const RlGlobal& g, const std::string& wp_ns) {
+    if (ztunnel::parse_ip(g.service_host)) {
+      const std::string name = rls_static_cluster_name(g.service_host, g.service_port);
+      out.res.clusters[name] =
+          to_resource(rls_static_cluster(name, g.service_host, g.service_port), kClusterTypeUrl);
+      return name;
+    }
+    const std::string host = resolve(g.service_host, p.ns);
+    auto it = services_by_host.find(host);
+    const ServicePort* port = nullptr;
+    if (it != services_by_host.end()) {
+      for (const auto& sp : it->second->ports) {
+        if (sp.port == g.service_port) port = &sp;
+      }
+    }
+    if (!port) {
+      diag(Severity::Error, p.file, p.object, g.service_path,
+           "rate limit service " + host + ":" + std::to_string(g.service_port) +
+               " is not a known Service port or IP address; global rate limit not applied");
+      return "";
+    }
+    add_outbound(out, *it->second, *port, "", wp_ns);
+    return "outbound|" + std::to_string(port->port) + "||" + host;
   }
 
   void fill_headers(route::Route* r, const VsHeaders& h) {
@@ -708,6 +736,10 @@ struct Compiler {
         if (port_protocol(sp) == PortProto::Tcp) continue;
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
+        attach_rate_limits(  // ratelimit_compile.h
+            rc, in.rate_limits, wns, name, svc.meta.ns, svc.meta.name,
+            [&](const RateLimitPolicyObject& p, const RlGlobal& g) { return rls_cluster(out->second, p, g, wns); },
+            diags);
         out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
       }
     }
