@@ -90,7 +90,7 @@ wp_bringup >"$T/bringup.out" 2>&1 || abort "mesh up: controlplane, ambient-cni +
   "$(cat "$T/bringup.out")
 $(logs cp zt-n1 zt-n2 waypoint)"
 pass "mesh up with RateLimitPolicies (local on route rl-local, global on route rl-global), waypoint ready"
-if grep -E '^(error|warning)' "$T/cp.log" | grep -qi 'ratelimit\|RateLimitPolicy'; then
+if grep -qE '(error|warning).*RateLimitPolicy' "$T/cp.log"; then
   fail "controlplane accepted the RateLimitPolicies without diagnostics" "$(grep -i ratelimit "$T/cp.log" | head)"
 else
   pass "controlplane accepted the RateLimitPolicies without diagnostics"
@@ -137,7 +137,7 @@ body=$(nsx_exec client curl -s --max-time 5 "$VIP/rl-local")
 [[ $body == "local_rate_limited" ]] && pass "a locally limited request's body is Envoy's 'local_rate_limited'" ||
   fail "local limit body" "$body"
 check "waypoint access log: the limited request carries flag RL, 429, and never reached an upstream" \
-  access_has 'path="?/rl-local.* response_code=429 response_flags=RL .*upstream_host=-'
+  access_has 'path="?/rl-local.* response_code=429 response_flags=RL .*route_name=rl-local upstream_cluster=[^ ]+ x_request_id='
 check "waypoint metrics: envoy_http_local_rate_limit_rate_limited counted" \
   expect_metric wp_metrics wp envoy_http_local_rate_limit_rate_limited stat_prefix=http_local_rate_limiter
 other=$(burst /calc 8 | awk '{ print $1 }' | sort | uniq -c | awk '{ print $1 "x" $2 }')

@@ -100,6 +100,17 @@ asio::awaitable<common::Result<RlsResponse>> call(FlowEnv& env, const ConfigSnap
   co_return decode_response(*msg);
 }
 
+// The client's IP for remote_address: the source may be "ip", "ip:port" or "[v6]:port".
+std::string_view address_only(std::string_view src) {
+  if (!src.empty() && src.front() == '[') {
+    const auto close = src.find(']');
+    return close == std::string_view::npos ? src : src.substr(1, close - 1);
+  }
+  const auto colon = src.find(':');
+  if (colon != std::string_view::npos && src.find(':', colon + 1) == std::string_view::npos) return src.substr(0, colon);
+  return src;
+}
+
 }  // namespace
 
 router::HeaderList x_ratelimit_headers(const std::vector<RlsDescriptorStatus>& statuses) {
@@ -173,7 +184,7 @@ asio::awaitable<FilterResult> apply_rate_limits(FlowEnv& env, const ConfigSnapsh
     }
   }
   if (const auto* g = effective_global(vhost, route)) {
-    auto descriptors = build_descriptors(vhost, action, g->stage, head, source_ip, cluster, "");
+    auto descriptors = build_descriptors(vhost, action, g->stage, head, address_only(source_ip), cluster, "");
     auto go = co_await check_global(env, config, *g, std::move(descriptors));
     for (const auto& f : go.request_headers.fields()) head.headers.set(f.name, f.value);
     for (const auto& f : go.response_headers.fields()) out.response_headers.add(f.name, f.value);

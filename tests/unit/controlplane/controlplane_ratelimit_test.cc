@@ -274,7 +274,8 @@ TEST_CASE("EnvoyFilter (Istio's rate limit shape) compiles to the same waypoint 
   for (const auto& d : c.diags) named |= d.severity == Severity::Warning && d.message.find("configPatches[3]") != std::string::npos;
   CHECK(named);
   check_model(c);
-  const auto& l = *waypoint_model(c, kCalc).virtual_hosts[0].filters.local_ratelimit;
+  const auto model = waypoint_model(c, kCalc);
+  const auto& l = *model.virtual_hosts[0].filters.local_ratelimit;
   REQUIRE(l.response_headers_to_add.size() == 1);
   CHECK(l.response_headers_to_add[0].key == "x-local-rate-limit");
 }
