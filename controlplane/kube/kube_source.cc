@@ -36,6 +36,7 @@ void append(ResourceSet& to, ResourceSet&& from) {
   move_all(to.l7.virtual_services, from.l7.virtual_services);
   move_all(to.l7.destination_rules, from.l7.destination_rules);
   move_all(to.l7.gateway_routes, from.l7.gateway_routes);
+  move_all(to.rate_limits, from.rate_limits);
 }
 
 std::string status_message(const KubeResponse& r) {

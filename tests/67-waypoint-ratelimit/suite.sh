@@ -54,7 +54,7 @@ RL_RULES='  - name: rl-local
   - name: rl-global
     match: [{uri: {prefix: /rl-global}}]
     route: [{destination: {host: calculate, subset: cat-with-plus}}]'
-eval "wp_vs_base$(declare -f wp_vs | tail -n +2)"
+eval "wp_vs_base() $(declare -f wp_vs | tail -n +2)"
 wp_vs() { wp_vs_base "$1" "$2" "$RL_RULES"; }
 
 # rl_policies FAILURE_MODE_DENY
