@@ -57,7 +57,7 @@ envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit local_conf
 }
 
 envoy::extensions::filters::http::ratelimit::v3::RateLimit global_config(const RlGlobal& g, const std::string& cluster,
-                                                                        const std::string& authority) {
+                                                                         const std::string& authority) {
   envoy::extensions::filters::http::ratelimit::v3::RateLimit m;
   m.set_domain(g.domain);
   set_ms(m.mutable_timeout(), g.timeout_ms);
@@ -163,16 +163,17 @@ void attach_rate_limits(route::RouteConfiguration& rc, const std::vector<RateLim
       if (!local)
         local = p;
       else
-        diags.push_back({Severity::Warning, p->file, p->object, "spec", "local rate limit for " + svc_ns + "/" + svc_name +
-                                                                            " ignored: " + local->object + " applies first"});
+        diags.push_back(
+            {Severity::Warning, p->file, p->object, "spec",
+             "local rate limit for " + svc_ns + "/" + svc_name + " ignored: " + local->object + " applies first"});
     }
     if (p->global) {
       if (!global)
         global = p;
       else
-        diags.push_back({Severity::Warning, p->file, p->object, "spec", "global rate limit for " + svc_ns + "/" +
-                                                                            svc_name + " ignored: " + global->object +
-                                                                            " applies first"});
+        diags.push_back(
+            {Severity::Warning, p->file, p->object, "spec",
+             "global rate limit for " + svc_ns + "/" + svc_name + " ignored: " + global->object + " applies first"});
     }
   }
 
@@ -201,7 +202,10 @@ void attach_rate_limits(route::RouteConfiguration& rc, const std::vector<RateLim
     google::protobuf::Any any;
     any.PackFrom(local_config(*local->local));
     each_target(
-        *local, [&](route::VirtualHost& vh) { (*vh.mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any; },
+        *local,
+        [&](route::VirtualHost& vh) {
+          (*vh.mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any;
+        },
         [&](route::Route& r) { (*r.mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any; });
   }
   if (global) {

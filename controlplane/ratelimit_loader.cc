@@ -47,7 +47,8 @@ std::vector<RlTargetRef> target_refs(Reader& r, const YAML::Node& spec, const st
     r.opt_str(n, p, "name", t.name);
     if (t.name.empty()) fail(join(p, "name"), "required");
     if (t.kind == "Gateway") {
-      if (group != "gateway.networking.k8s.io") fail(join(p, "group"), "must be gateway.networking.k8s.io for a Gateway");
+      if (group != "gateway.networking.k8s.io")
+        fail(join(p, "group"), "must be gateway.networking.k8s.io for a Gateway");
     } else if (t.kind == "Service") {
       if (!group.empty() && group != "core") fail(join(p, "group"), "must be \"\" (core) for a Service");
     } else {
@@ -76,7 +77,8 @@ std::string snake(const std::string& k) {
 }
 
 // A map with its keys in snake_case, checked against `allowed`.
-YAML::Node envoy_map(Reader& r, const YAML::Node& n, const std::string& path, std::initializer_list<std::string_view> allowed) {
+YAML::Node envoy_map(Reader& r, const YAML::Node& n, const std::string& path,
+                     std::initializer_list<std::string_view> allowed) {
   r.expect_map(n, path);
   YAML::Node out(YAML::NodeType::Map);
   for (const auto& kv : n) {
@@ -98,7 +100,8 @@ uint64_t envoy_duration_ms(Reader& r, const YAML::Node& n, const std::string& pa
     YAML::Node m = envoy_map(r, n, path, {"seconds", "nanos"});
     uint64_t ms = 0;
     if (Reader::present(m, "seconds")) ms += number(r, m["seconds"], join(path, "seconds"), 0, 315'576'000'000) * 1000;
-    if (Reader::present(m, "nanos")) ms += (number(r, m["nanos"], join(path, "nanos"), 0, 999'999'999) + 999'999) / 1'000'000;
+    if (Reader::present(m, "nanos"))
+      ms += (number(r, m["nanos"], join(path, "nanos"), 0, 999'999'999) + 999'999) / 1'000'000;
     return ms;
   }
   return parse_duration_ms(r.str(n, path), path);
@@ -110,7 +113,9 @@ double envoy_fraction(Reader& r, const YAML::Node& n, const std::string& path) {
   if (!Reader::present(rf, "default_value")) return 0;
   const std::string dp = join(path, "default_value");
   YAML::Node fp = envoy_map(r, rf["default_value"], dp, {"numerator", "denominator"});
-  double num = Reader::present(fp, "numerator") ? static_cast<double>(number(r, fp["numerator"], join(dp, "numerator"), 0, 1'000'000)) : 0;
+  double num = Reader::present(fp, "numerator")
+                   ? static_cast<double>(number(r, fp["numerator"], join(dp, "numerator"), 0, 1'000'000))
+                   : 0;
   std::string den = "HUNDRED";
   if (Reader::present(fp, "denominator")) den = r.str(fp["denominator"], join(dp, "denominator"));
   if (den == "HUNDRED") return std::min(num, 100.0);
@@ -147,17 +152,18 @@ bool x_headers(Reader& r, const YAML::Node& n, const std::string& path) {
 // LocalRateLimit from Envoy YAML. `require_bucket`: an HTTP_FILTER entry may have none (the
 // bucket then comes from a per-route patch).
 std::optional<RlLocal> envoy_local(Reader& r, const YAML::Node& n, const std::string& path) {
-  YAML::Node m = envoy_map(r, n, path,
-                           {"stat_prefix", "token_bucket", "filter_enabled", "filter_enforced",
-                            "response_headers_to_add", "enable_x_ratelimit_headers",
-                            "local_rate_limit_per_downstream_connection", "descriptors", "status"});
+  YAML::Node m =
+      envoy_map(r, n, path,
+                {"stat_prefix", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add",
+                 "enable_x_ratelimit_headers", "local_rate_limit_per_downstream_connection", "descriptors", "status"});
   RlLocal l;
   l.x_ratelimit_headers = false;
   r.opt_str(m, path, "stat_prefix", l.stat_prefix);
   if (Reader::present(m, "descriptors") && m["descriptors"].size() > 0)
     fail(join(path, "descriptors"), "per-descriptor local limits are not supported by the waypoint");
   if (Reader::present(m, "local_rate_limit_per_downstream_connection") &&
-      r.boolean(m["local_rate_limit_per_downstream_connection"], join(path, "local_rate_limit_per_downstream_connection")))
+      r.boolean(m["local_rate_limit_per_downstream_connection"],
+                join(path, "local_rate_limit_per_downstream_connection")))
     fail(join(path, "local_rate_limit_per_downstream_connection"), "true is not supported by the waypoint");
   if (Reader::present(m, "status")) fail(join(path, "status"), "a custom status is not supported (429)");
   if (!Reader::present(m, "token_bucket")) return std::nullopt;
@@ -165,15 +171,18 @@ std::optional<RlLocal> envoy_local(Reader& r, const YAML::Node& n, const std::st
   YAML::Node tb = envoy_map(r, m["token_bucket"], tp, {"max_tokens", "tokens_per_fill", "fill_interval"});
   if (!Reader::present(tb, "max_tokens")) fail(join(tp, "max_tokens"), "required");
   l.max_tokens = static_cast<uint32_t>(number(r, tb["max_tokens"], join(tp, "max_tokens"), 1, 0xffffffffu));
-  l.tokens_per_fill = Reader::present(tb, "tokens_per_fill")
-                          ? static_cast<uint32_t>(number(r, tb["tokens_per_fill"], join(tp, "tokens_per_fill"), 1, 0xffffffffu))
-                          : 1;
+  l.tokens_per_fill =
+      Reader::present(tb, "tokens_per_fill")
+          ? static_cast<uint32_t>(number(r, tb["tokens_per_fill"], join(tp, "tokens_per_fill"), 1, 0xffffffffu))
+          : 1;
   if (!Reader::present(tb, "fill_interval")) fail(join(tp, "fill_interval"), "required");
   l.fill_interval_ms = envoy_duration_ms(r, tb["fill_interval"], join(tp, "fill_interval"));
   if (l.fill_interval_ms < 50) fail(join(tp, "fill_interval"), "must be at least 50ms");
-  l.enabled_percent = Reader::present(m, "filter_enabled") ? envoy_fraction(r, m["filter_enabled"], join(path, "filter_enabled")) : 0;
-  l.enforced_percent =
-      Reader::present(m, "filter_enforced") ? envoy_fraction(r, m["filter_enforced"], join(path, "filter_enforced")) : 0;
+  l.enabled_percent =
+      Reader::present(m, "filter_enabled") ? envoy_fraction(r, m["filter_enabled"], join(path, "filter_enabled")) : 0;
+  l.enforced_percent = Reader::present(m, "filter_enforced")
+                           ? envoy_fraction(r, m["filter_enforced"], join(path, "filter_enforced"))
+                           : 0;
   if (Reader::present(m, "response_headers_to_add"))
     l.response_headers = envoy_header_adds(r, m["response_headers_to_add"], join(path, "response_headers_to_add"));
   if (Reader::present(m, "enable_x_ratelimit_headers"))
@@ -206,9 +215,8 @@ YAML::Node unwrap_typed(Reader& r, const YAML::Node& n, const std::string& path,
 }
 
 RlAction envoy_action(Reader& r, const YAML::Node& n, const std::string& path) {
-  YAML::Node a = envoy_map(r, n, path,
-                           {"remote_address", "request_headers", "generic_key", "header_value_match",
-                            "destination_cluster"});
+  YAML::Node a = envoy_map(
+      r, n, path, {"remote_address", "request_headers", "generic_key", "header_value_match", "destination_cluster"});
   if (a.size() != 1) fail(path, "exactly one action");
   RlAction out;
   const std::string key = a.begin()->first.Scalar();
@@ -226,7 +234,8 @@ RlAction envoy_action(Reader& r, const YAML::Node& n, const std::string& path) {
     if (out.header.empty()) fail(join(p, "header_name"), "required");
     if (out.key.empty()) fail(join(p, "descriptor_key"), "required");
     out.header = lower(out.header);
-    if (Reader::present(m, "skip_if_absent")) out.skip_if_absent = r.boolean(m["skip_if_absent"], join(p, "skip_if_absent"));
+    if (Reader::present(m, "skip_if_absent"))
+      out.skip_if_absent = r.boolean(m["skip_if_absent"], join(p, "skip_if_absent"));
   } else if (key == "generic_key") {
     YAML::Node m = envoy_map(r, v, p, {"descriptor_value", "descriptor_key"});
     out.kind = RlAction::Kind::GenericKey;
@@ -245,9 +254,9 @@ RlAction envoy_action(Reader& r, const YAML::Node& n, const std::string& path) {
     r.expect_seq(m["headers"], hp);
     for (size_t i = 0; i < m["headers"].size(); ++i) {
       const std::string ip = index(hp, i);
-      YAML::Node h = envoy_map(r, m["headers"][i], ip,
-                               {"name", "exact_match", "prefix_match", "present_match", "string_match",
-                                "safe_regex_match"});
+      YAML::Node h =
+          envoy_map(r, m["headers"][i], ip,
+                    {"name", "exact_match", "prefix_match", "present_match", "string_match", "safe_regex_match"});
       std::string name;
       r.opt_str(h, ip, "name", name);
       if (name.empty()) fail(join(ip, "name"), "required");
@@ -310,14 +319,15 @@ void outbound_cluster(const std::string& name, const std::string& path, std::str
 
 RlGlobal envoy_global(Reader& r, const YAML::Node& n, const std::string& path) {
   YAML::Node m = envoy_map(r, n, path,
-                           {"domain", "failure_mode_deny", "timeout", "rate_limit_service", "enable_x_ratelimit_headers",
-                            "stage", "request_type"});
+                           {"domain", "failure_mode_deny", "timeout", "rate_limit_service",
+                            "enable_x_ratelimit_headers", "stage", "request_type"});
   RlGlobal g;
   r.opt_str(m, path, "domain", g.domain);
   if (g.domain.empty()) fail(join(path, "domain"), "required");
   if (Reader::present(m, "stage") && number(r, m["stage"], join(path, "stage"), 0, 10) != 0)
     fail(join(path, "stage"), "only stage 0 is supported");
-  if (Reader::present(m, "failure_mode_deny")) g.failure_mode_deny = r.boolean(m["failure_mode_deny"], join(path, "failure_mode_deny"));
+  if (Reader::present(m, "failure_mode_deny"))
+    g.failure_mode_deny = r.boolean(m["failure_mode_deny"], join(path, "failure_mode_deny"));
   if (Reader::present(m, "timeout")) g.timeout_ms = envoy_duration_ms(r, m["timeout"], join(path, "timeout"));
   if (g.timeout_ms == 0) fail(join(path, "timeout"), "must be > 0");
   if (Reader::present(m, "enable_x_ratelimit_headers"))
@@ -325,7 +335,8 @@ RlGlobal envoy_global(Reader& r, const YAML::Node& n, const std::string& path) {
   const std::string sp = join(path, "rate_limit_service");
   if (!Reader::present(m, "rate_limit_service")) fail(sp, "required");
   YAML::Node rls = envoy_map(r, m["rate_limit_service"], sp, {"grpc_service", "transport_api_version"});
-  if (Reader::present(rls, "transport_api_version") && r.str(rls["transport_api_version"], join(sp, "transport_api_version")) != "V3")
+  if (Reader::present(rls, "transport_api_version") &&
+      r.str(rls["transport_api_version"], join(sp, "transport_api_version")) != "V3")
     fail(join(sp, "transport_api_version"), "must be V3");
   const std::string gp = join(sp, "grpc_service");
   if (!Reader::present(rls, "grpc_service")) fail(gp, "required");
@@ -362,26 +373,28 @@ RateLimitPolicyObject read_rate_limit_policy(Reader& r, const YAML::Node& doc, c
     RlLocal l;
     l.enabled_percent = 100;
     l.enforced_percent = 100;
-    const bool bucket = Reader::present(n, "maxTokens") || Reader::present(n, "fillInterval") ||
-                        Reader::present(n, "tokensPerFill");
+    const bool bucket =
+        Reader::present(n, "maxTokens") || Reader::present(n, "fillInterval") || Reader::present(n, "tokensPerFill");
     const bool simple = Reader::present(n, "requests") || Reader::present(n, "unit");
     if (bucket == simple)
       fail("spec.local", "either maxTokens/tokensPerFill/fillInterval or requests/unit (exactly one form)");
     if (bucket) {
       if (!Reader::present(n, "maxTokens")) fail("spec.local.maxTokens", "required");
-      l.max_tokens = static_cast<uint32_t>(r.integer(Reader::child(n, "maxTokens"), "spec.local.maxTokens", 1, 0xffffffffu));
+      l.max_tokens =
+          static_cast<uint32_t>(r.integer(Reader::child(n, "maxTokens"), "spec.local.maxTokens", 1, 0xffffffffu));
       l.tokens_per_fill = Reader::present(n, "tokensPerFill")
-                              ? static_cast<uint32_t>(r.integer(Reader::child(n, "tokensPerFill"), "spec.local.tokensPerFill",
-                                                                1, 0xffffffffu))
+                              ? static_cast<uint32_t>(r.integer(Reader::child(n, "tokensPerFill"),
+                                                                "spec.local.tokensPerFill", 1, 0xffffffffu))
                               : l.max_tokens;
       if (!Reader::present(n, "fillInterval")) fail("spec.local.fillInterval", "required");
-      l.fill_interval_ms =
-          parse_duration_ms(r.str(Reader::child(n, "fillInterval"), "spec.local.fillInterval"), "spec.local.fillInterval");
+      l.fill_interval_ms = parse_duration_ms(r.str(Reader::child(n, "fillInterval"), "spec.local.fillInterval"),
+                                             "spec.local.fillInterval");
       if (l.fill_interval_ms < 50) fail("spec.local.fillInterval", "must be at least 50ms");
     } else {
       if (!Reader::present(n, "requests")) fail("spec.local.requests", "required");
       if (!Reader::present(n, "unit")) fail("spec.local.unit", "required");
-      l.max_tokens = static_cast<uint32_t>(r.integer(Reader::child(n, "requests"), "spec.local.requests", 1, 0xffffffffu));
+      l.max_tokens =
+          static_cast<uint32_t>(r.integer(Reader::child(n, "requests"), "spec.local.requests", 1, 0xffffffffu));
       l.tokens_per_fill = l.max_tokens;
       const std::string unit = lower(r.str(Reader::child(n, "unit"), "spec.local.unit"));
       if (unit == "second")
@@ -396,7 +409,8 @@ RateLimitPolicyObject read_rate_limit_policy(Reader& r, const YAML::Node& doc, c
         fail("spec.local.unit", "expected second, minute, hour or day, got '" + unit + "'");
     }
     if (Reader::present(n, "enableXRateLimitHeaders"))
-      l.x_ratelimit_headers = r.boolean(Reader::child(n, "enableXRateLimitHeaders"), "spec.local.enableXRateLimitHeaders");
+      l.x_ratelimit_headers =
+          r.boolean(Reader::child(n, "enableXRateLimitHeaders"), "spec.local.enableXRateLimitHeaders");
     if (Reader::present(n, "responseHeaders")) {
       for (auto& [k, v] : r.string_map(Reader::child(n, "responseHeaders"), "spec.local.responseHeaders"))
         l.response_headers.emplace_back(lower(k), v);
@@ -418,19 +432,23 @@ RateLimitPolicyObject read_rate_limit_policy(Reader& r, const YAML::Node& doc, c
     host_port(service, "spec.global.service", g.service_host, g.service_port);
     g.service_path = "spec.global.service";
     if (Reader::present(n, "timeout")) {
-      g.timeout_ms = parse_duration_ms(r.str(Reader::child(n, "timeout"), "spec.global.timeout"), "spec.global.timeout");
+      g.timeout_ms =
+          parse_duration_ms(r.str(Reader::child(n, "timeout"), "spec.global.timeout"), "spec.global.timeout");
       if (g.timeout_ms == 0) fail("spec.global.timeout", "must be > 0");
     }
     if (Reader::present(n, "failureModeDeny"))
       g.failure_mode_deny = r.boolean(Reader::child(n, "failureModeDeny"), "spec.global.failureModeDeny");
     if (Reader::present(n, "enableXRateLimitHeaders"))
-      g.x_ratelimit_headers = r.boolean(Reader::child(n, "enableXRateLimitHeaders"), "spec.global.enableXRateLimitHeaders");
+      g.x_ratelimit_headers =
+          r.boolean(Reader::child(n, "enableXRateLimitHeaders"), "spec.global.enableXRateLimitHeaders");
     r.read_list(n, "spec.global", "descriptors", [&](const YAML::Node& d, const std::string& dp) {
       r.expect_strict_map(d, dp, {"actions"});
       std::vector<RlAction> acts;
       r.read_list(d, dp, "actions", [&](const YAML::Node& a, const std::string& ap) {
-        r.expect_strict_map(a, ap, {"remoteAddress", "requestHeaders", "genericKey", "headerValueMatch", "destinationCluster"});
-        if (a.size() != 1) fail(ap, "exactly one of remoteAddress, requestHeaders, genericKey, headerValueMatch, destinationCluster");
+        r.expect_strict_map(
+            a, ap, {"remoteAddress", "requestHeaders", "genericKey", "headerValueMatch", "destinationCluster"});
+        if (a.size() != 1)
+          fail(ap, "exactly one of remoteAddress, requestHeaders, genericKey, headerValueMatch, destinationCluster");
         RlAction act;
         if (Reader::present(a, "remoteAddress") || (a["remoteAddress"].IsDefined())) {
           act.kind = RlAction::Kind::RemoteAddress;
@@ -446,7 +464,8 @@ RateLimitPolicyObject read_rate_limit_policy(Reader& r, const YAML::Node& doc, c
           if (act.header.empty()) fail(join(p, "header"), "required");
           act.header = lower(act.header);
           if (act.key.empty()) act.key = act.header;
-          if (Reader::present(m, "skipIfAbsent")) act.skip_if_absent = r.boolean(Reader::child(m, "skipIfAbsent"), join(p, "skipIfAbsent"));
+          if (Reader::present(m, "skipIfAbsent"))
+            act.skip_if_absent = r.boolean(Reader::child(m, "skipIfAbsent"), join(p, "skipIfAbsent"));
         } else if (a["genericKey"].IsDefined()) {
           const std::string p = join(ap, "genericKey");
           const YAML::Node m = Reader::child(a, "genericKey");
@@ -463,7 +482,8 @@ RateLimitPolicyObject read_rate_limit_policy(Reader& r, const YAML::Node& doc, c
           r.opt_str(m, p, "value", act.value);
           r.opt_str(m, p, "key", act.key);
           if (act.value.empty()) fail(join(p, "value"), "required");
-          if (Reader::present(m, "expectMatch")) act.expect_match = r.boolean(Reader::child(m, "expectMatch"), join(p, "expectMatch"));
+          if (Reader::present(m, "expectMatch"))
+            act.expect_match = r.boolean(Reader::child(m, "expectMatch"), join(p, "expectMatch"));
           if (!Reader::present(m, "headers")) fail(join(p, "headers"), "required");
           const std::string hp = join(p, "headers");
           const YAML::Node hs = Reader::child(m, "headers");
@@ -508,7 +528,8 @@ std::optional<RateLimitPolicyObject> read_envoy_filter_rate_limits(Reader& r, co
     const YAML::Node ws = Reader::child(spec, "workloadSelector");
     r.expect_strict_map(ws, "spec.workloadSelector", {"labels"});
     Labels labels;
-    if (Reader::present(ws, "labels")) labels = r.string_map(Reader::child(ws, "labels"), "spec.workloadSelector.labels");
+    if (Reader::present(ws, "labels"))
+      labels = r.string_map(Reader::child(ws, "labels"), "spec.workloadSelector.labels");
     for (const char* k : {"gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name"}) {
       if (auto it = labels.find(k); it != labels.end()) p.target_refs.push_back({"Gateway", it->second});
     }
@@ -533,9 +554,9 @@ std::optional<RateLimitPolicyObject> read_envoy_filter_rate_limits(Reader& r, co
         if (Reader::present(value, "typed_config") || Reader::present(value, "typedConfig")) {
           const std::string tp = join(vp, Reader::present(value, "typed_config") ? "typed_config" : "typedConfig");
           std::string inner_path;
-          YAML::Node inner =
-              unwrap_typed(r, Reader::child(value, Reader::present(value, "typed_config") ? "typed_config" : "typedConfig"),
-                           tp, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", inner_path);
+          YAML::Node inner = unwrap_typed(
+              r, Reader::child(value, Reader::present(value, "typed_config") ? "typed_config" : "typedConfig"), tp,
+              "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", inner_path);
           filter_local = envoy_local(r, inner, inner_path);
         }
         return;
@@ -581,8 +602,8 @@ std::optional<RateLimitPolicyObject> read_envoy_filter_rate_limits(Reader& r, co
             continue;
           }
           std::string inner_path;
-          YAML::Node inner =
-              unwrap_typed(r, kv.second, fp, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", inner_path);
+          YAML::Node inner = unwrap_typed(
+              r, kv.second, fp, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", inner_path);
           route_local = envoy_local(r, inner, inner_path);
           if (!route_local) fail(join(inner_path, "token_bucket"), "required in a per-route configuration");
           used = true;
@@ -599,13 +620,15 @@ std::optional<RateLimitPolicyObject> read_envoy_filter_rate_limits(Reader& r, co
   else if (filter_local)
     p.local = std::move(filter_local);
   if (p.local && !local_filter_inserted)
-    fail("spec.configPatches", "a local_ratelimit per-route config without the HTTP_FILTER that inserts "
-                               "envoy.filters.http.local_ratelimit does nothing in Envoy");
+    fail("spec.configPatches",
+         "a local_ratelimit per-route config without the HTTP_FILTER that inserts "
+         "envoy.filters.http.local_ratelimit does nothing in Envoy");
   if (p.global && p.global->domain.empty())
     fail("spec.configPatches", "rate_limits without the HTTP_FILTER that inserts envoy.filters.http.ratelimit");
   if (!p.local && !p.global) return std::nullopt;
   if (p.target_refs.empty())
-    fail("spec.targetRefs", "required for a waypoint (or a workloadSelector on gateway.networking.k8s.io/gateway-name)");
+    fail("spec.targetRefs",
+         "required for a waypoint (or a workloadSelector on gateway.networking.k8s.io/gateway-name)");
   return p;
 }
 

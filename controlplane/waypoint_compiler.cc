@@ -302,8 +302,7 @@ struct Compiler {
   std::string rls_cluster(Output& out, const RateLimitPolicyObject& p, const RlGlobal& g, const std::string& wp_ns) {
     if (ztunnel::parse_ip(g.service_host)) {
       const std::string name = rls_static_cluster_name(g.service_host, g.service_port);
-      out.res.clusters[name] =
-          to_resource(rls_static_cluster(name, g.service_host, g.service_port), kClusterTypeUrl);
+      out.res.clusters[name] = to_resource(rls_static_cluster(name, g.service_host, g.service_port), kClusterTypeUrl);
       return name;
     }
     const std::string host = resolve(g.service_host, p.ns);

@@ -10,8 +10,8 @@
 #include <cstdio>
 
 #include "waypoint/http/h2_session.h"
-#include "waypoint/ratelimit/global_filter.h"
 #include "waypoint/http/http1.h"
+#include "waypoint/ratelimit/global_filter.h"
 #include "waypoint/router/router.h"
 
 namespace waypoint {
@@ -364,8 +364,9 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
   }
 
   // Rate limits (waypoint/ratelimit): local bucket, then the global service; before the router.
-  auto limits = co_await ratelimit::apply_rate_limits(env, *config, vhost, route, action, choice.cluster, head,
-                                                      source_ip);
+  ratelimit::FilterResult limits;
+  if (ratelimit::effective_local(vhost, route) || ratelimit::effective_global(vhost, route))
+    limits = co_await ratelimit::apply_rate_limits(env, *config, vhost, route, action, choice.cluster, head, source_ip);
   if (limits.reply) {
     reply(limits.status, limits.body, limits.flag);
     for (const auto& f : limits.response_headers.fields()) out.response.headers.add(f.name, f.value);

@@ -331,7 +331,8 @@ struct VirtualHost {
   std::optional<RetryPolicy> retry_policy;
   std::vector<MirrorPolicy> mirror_policies;
   FilterConfigs filters;
-  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;  // null = none
+  // Global rate limit descriptors (rate_limits); null = none.
+  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;
   bool include_request_attempt_count = false;      // x-envoy-attempt-count upstream
   bool include_attempt_count_in_response = false;  // x-envoy-attempt-count downstream
 };

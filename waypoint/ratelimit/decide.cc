@@ -15,8 +15,8 @@ const GlobalRateLimit* effective_global(const VirtualHost& vhost, const Route& r
   return vhost.filters.ratelimit.get();
 }
 
-LocalOutcome decide_local(const LocalRateLimit& cfg, uint64_t enabled_random, uint64_t enforced_random,
-                          uint64_t now_ns, router::HeaderList& request_headers) {
+LocalOutcome decide_local(const LocalRateLimit& cfg, uint64_t enabled_random, uint64_t enforced_random, uint64_t now_ns,
+                          router::HeaderList& request_headers) {
   LocalOutcome out;
   out.status = cfg.status;
   if (!router::fraction_enabled(cfg.filter_enabled, enabled_random)) return out;

@@ -23,8 +23,8 @@ const LocalRateLimit* effective_local(const VirtualHost& vhost, const Route& rou
 const GlobalRateLimit* effective_global(const VirtualHost& vhost, const Route& route);
 
 struct LocalOutcome {
-  bool consulted = false;  // the bucket was asked (filter enabled for this request)
-  bool limited = false;    // answer with `reply` (enforced and out of tokens)
+  bool consulted = false;                  // the bucket was asked (filter enabled for this request)
+  bool limited = false;                    // answer with `reply` (enforced and out of tokens)
   router::HeaderList x_ratelimit_headers;  // for the response, limited or not (when enabled)
   uint16_t status = 429;
   std::vector<HeaderValueOption> const* reply_headers = nullptr;  // response_headers_to_add
@@ -33,8 +33,8 @@ struct LocalOutcome {
 // Consults the bucket for one request. `enabled_random` / `enforced_random` are two draws of the
 // worker's random source. A limited but not enforced request gets the config's
 // request_headers_to_add_when_not_enforced on `request_headers`.
-LocalOutcome decide_local(const LocalRateLimit& cfg, uint64_t enabled_random, uint64_t enforced_random,
-                          uint64_t now_ns, router::HeaderList& request_headers);
+LocalOutcome decide_local(const LocalRateLimit& cfg, uint64_t enabled_random, uint64_t enforced_random, uint64_t now_ns,
+                          router::HeaderList& request_headers);
 
 // Envoy's local-reply body for a locally limited request.
 inline constexpr std::string_view kLocalRateLimitedBody = "local_rate_limited";

@@ -6,8 +6,8 @@
 #include "waypoint/http/h2_session.h"
 #include "waypoint/ratelimit/rls_codec.h"
 #include "waypoint/ratelimit/stats.h"
-#include "waypoint/router/router.h"
 #include "waypoint/request_flow.h"
+#include "waypoint/router/router.h"
 
 namespace waypoint::ratelimit {
 
@@ -107,7 +107,8 @@ std::string_view address_only(std::string_view src) {
     return close == std::string_view::npos ? src : src.substr(1, close - 1);
   }
   const auto colon = src.find(':');
-  if (colon != std::string_view::npos && src.find(':', colon + 1) == std::string_view::npos) return src.substr(0, colon);
+  if (colon != std::string_view::npos && src.find(':', colon + 1) == std::string_view::npos)
+    return src.substr(0, colon);
   return src;
 }
 

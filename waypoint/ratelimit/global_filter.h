@@ -28,15 +28,15 @@ namespace waypoint::ratelimit {
 struct GlobalOutcome {
   bool reply = false;  // answer locally with `status` (limited or failure_mode_deny)
   uint16_t status = 0;
-  std::string flag;                       // "RL" or "RLSE" when replying
-  router::HeaderList response_headers;    // for the reply, or added to the upstream's response
-  router::HeaderList request_headers;     // added to the forwarded request (service's choice)
-  std::string error;                      // why the call failed (logs), empty when it did not
+  std::string flag;                     // "RL" or "RLSE" when replying
+  router::HeaderList response_headers;  // for the reply, or added to the upstream's response
+  router::HeaderList request_headers;   // added to the forwarded request (service's choice)
+  std::string error;                    // why the call failed (logs), empty when it did not
 };
 
 // The call and its interpretation. Descriptors empty = no call, forward.
-boost::asio::awaitable<GlobalOutcome> check_global(FlowEnv& env, const ConfigSnapshot& config,
-                                                   const GlobalRateLimit& g, std::vector<Descriptor> descriptors);
+boost::asio::awaitable<GlobalOutcome> check_global(FlowEnv& env, const ConfigSnapshot& config, const GlobalRateLimit& g,
+                                                   std::vector<Descriptor> descriptors);
 
 // Both rate limit filters for one request, in Envoy's order (local, then global; an EnvoyFilter
 // inserts them just before the router, after fault and CORS). `reply` set = answer with it

@@ -35,7 +35,7 @@ struct LocalRateLimit {
   std::chrono::milliseconds fill_interval{1000};
   FractionalPercent filter_enabled = FractionalPercent::none();   // absent in the proto = 0%
   FractionalPercent filter_enforced = FractionalPercent::none();  // absent in the proto = 0%
-  std::vector<HeaderValueOption> response_headers_to_add;        // on limited responses
+  std::vector<HeaderValueOption> response_headers_to_add;         // on limited responses
   std::vector<HeaderValueOption> request_headers_to_add_when_not_enforced;
   bool x_ratelimit_headers = false;  // enable_x_ratelimit_headers: DRAFT_VERSION_03
   std::unique_ptr<TokenBucket> bucket;
@@ -44,8 +44,14 @@ struct LocalRateLimit {
 
 // route.v3 RateLimit.Action: one descriptor entry.
 struct RateLimitAction {
-  enum class Kind : uint8_t { SourceCluster, DestinationCluster, RequestHeaders, RemoteAddress, GenericKey,
-                              HeaderValueMatch };
+  enum class Kind : uint8_t {
+    SourceCluster,
+    DestinationCluster,
+    RequestHeaders,
+    RemoteAddress,
+    GenericKey,
+    HeaderValueMatch
+  };
   Kind kind = Kind::GenericKey;
   std::string header_name;     // RequestHeaders (lower case)
   std::string descriptor_key;  // RequestHeaders; GenericKey / HeaderValueMatch (default key when empty)
@@ -77,7 +83,7 @@ struct GlobalRateLimit {
   bool disable_x_envoy_ratelimited_header = false;
   bool rate_limited_as_resource_exhausted = false;
   uint16_t rate_limited_status = 429;
-  uint16_t status_on_error = 500;  // Envoy: 500 when the RLS fails and failure_mode_deny
+  uint16_t status_on_error = 500;                          // Envoy: 500 when the RLS fails and failure_mode_deny
   std::vector<HeaderValueOption> response_headers_to_add;  // on limited responses
   std::string stat_prefix;
   Stats* stats = nullptr;  // process-wide counters for stat_prefix (never null once converted)

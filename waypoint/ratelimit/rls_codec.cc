@@ -15,7 +15,9 @@ void put_varint(std::string& out, uint64_t v) {
   out += static_cast<char>(v);
 }
 
-void put_tag(std::string& out, uint32_t field, WireType wt) { put_varint(out, (uint64_t{field} << 3) | wt); }
+void put_tag(std::string& out, uint32_t field, WireType wt) {
+  put_varint(out, (uint64_t{field} << 3) | wt);
+}
 
 void put_bytes(std::string& out, uint32_t field, std::string_view v) {
   put_tag(out, field, Len);
@@ -113,7 +115,9 @@ bool header_value(std::string_view msg, std::pair<std::string, std::string>& out
   return r.err.empty();
 }
 
-bool int_field(Reader& r, uint32_t wt, uint64_t& v, const char* what) { return r.expect(wt, Varint, what) && r.varint(v); }
+bool int_field(Reader& r, uint32_t wt, uint64_t& v, const char* what) {
+  return r.expect(wt, Varint, what) && r.varint(v);
+}
 
 bool descriptor_status(std::string_view msg, RlsDescriptorStatus& out, std::string& err) {
   Reader r{msg, 0, {}};

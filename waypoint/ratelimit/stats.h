@@ -24,7 +24,9 @@ struct Stats {
   std::atomic<uint64_t> rls_ok{0}, over_limit{0}, error{0}, failure_mode_allowed{0};
 };
 
-inline void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+inline void bump(std::atomic<uint64_t>& c) {
+  c.fetch_add(1, std::memory_order_relaxed);
+}
 
 // The counters of one stat_prefix ("" is a valid prefix).
 Stats* stats_for(std::string_view stat_prefix);

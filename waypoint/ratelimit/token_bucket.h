@@ -27,8 +27,7 @@ class TokenBucket {
   };
 
   // `start_ns`: the clock reading the bucket is created at (full at that moment).
-  TokenBucket(uint32_t max_tokens, uint32_t tokens_per_fill, std::chrono::nanoseconds fill_interval,
-              uint64_t start_ns);
+  TokenBucket(uint32_t max_tokens, uint32_t tokens_per_fill, std::chrono::nanoseconds fill_interval, uint64_t start_ns);
 
   // Takes one token if there is one at `now_ns` (same clock as start_ns).
   Result consume(uint64_t now_ns);

@@ -27,8 +27,8 @@ bool convert_local_ratelimit(const RateLimitHelpers& h, const google::protobuf::
                              std::shared_ptr<const ratelimit::LocalRateLimit>& out) {
   lrl::LocalRateLimit m;
   if (!any.Is<lrl::LocalRateLimit>() || !any.UnpackTo(&m))
-    return h.fail(path, "expected envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, got " +
-                            any.type_url());
+    return h.fail(path,
+                  "expected envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, got " + any.type_url());
   if (auto e = h.unsupported_field(m, path); !e.empty()) return h.fail(e, "rejected");
   auto c = std::make_shared<ratelimit::LocalRateLimit>();
   c->stat_prefix = m.stat_prefix();
@@ -212,8 +212,9 @@ bool convert_rate_limits(const RateLimitHelpers& h, const google::protobuf::Repe
           break;
         }
         default:
-          return h.fail(ap, "an action (source_cluster, destination_cluster, request_headers, remote_address, "
-                            "generic_key, header_value_match) is required");
+          return h.fail(ap,
+                        "an action (source_cluster, destination_cluster, request_headers, remote_address, "
+                        "generic_key, header_value_match) is required");
       }
       e.actions.push_back(std::move(out_a));
     }

@@ -271,7 +271,8 @@ TEST_CASE("EnvoyFilter (Istio's rate limit shape) compiles to the same waypoint 
   CHECK(count(c.diags, Severity::Error) == 0);
   // The CLUSTER patch is not applied, and that is said, naming it.
   bool named = false;
-  for (const auto& d : c.diags) named |= d.severity == Severity::Warning && d.message.find("configPatches[3]") != std::string::npos;
+  for (const auto& d : c.diags)
+    named |= d.severity == Severity::Warning && d.message.find("configPatches[3]") != std::string::npos;
   CHECK(named);
   check_model(c);
   const auto model = waypoint_model(c, kCalc);
@@ -315,8 +316,10 @@ TEST_CASE("bad rate limit fields are named; the rest still compiles") {
     const char* field;
   };
   const Case cases[] = {
-      {"targetRefs: [{kind: Service, name: calculate}]\n  local: {maxToken: 5, fillInterval: 1s}", "spec.local.maxToken"},
-      {"targetRefs: [{kind: Service, name: calculate}]\n  local: {maxTokens: 5, fillInterval: 10ms}", "spec.local.fillInterval"},
+      {"targetRefs: [{kind: Service, name: calculate}]\n  local: {maxToken: 5, fillInterval: 1s}",
+       "spec.local.maxToken"},
+      {"targetRefs: [{kind: Service, name: calculate}]\n  local: {maxTokens: 5, fillInterval: 10ms}",
+       "spec.local.fillInterval"},
       {"targetRefs: [{kind: Service, name: calculate}]\n  local: {requests: 5, unit: fortnight}", "spec.local.unit"},
       {"targetRefs: [{kind: Service, name: calculate}]\n  local: {requests: 0, unit: minute}", "spec.local.requests"},
       {"targetRefs: [{kind: Pod, name: calculate}]\n  local: {requests: 5, unit: minute}", "spec.targetRefs[0].kind"},
@@ -332,8 +335,9 @@ TEST_CASE("bad rate limit fields are named; the rest still compiles") {
        "spec.global.descriptors[0].actions[0].requestHeaders.header"},
   };
   for (const auto& k : cases) {
-    std::string bad = std::string("apiVersion: ambient.dev/v1alpha1\nkind: RateLimitPolicy\n"
-                                  "metadata: {name: bad, namespace: demo}\nspec:\n  ") +
+    std::string bad = std::string(
+                          "apiVersion: ambient.dev/v1alpha1\nkind: RateLimitPolicy\n"
+                          "metadata: {name: bad, namespace: demo}\nspec:\n  ") +
                       k.spec + "\n";
     auto c = compile_yaml(std::string(kMesh) + "---\n" + kPolicy + "---\n" + bad);
     INFO(k.field << "\n" << diags_text(c.diags));
@@ -358,7 +362,8 @@ TEST_CASE("bad EnvoyFilter rate limit fields are named") {
   INFO(diags_text(c.diags));
   CHECK(found);
   // An unknown RLS service: the global part is refused by name, the local part applies.
-  auto c2 = compile_yaml(std::string(kMesh) + "---\n" + std::string(kPolicy).replace(std::string(kPolicy).find("ratelimit:8081"), 14, "nowhere:8081"));
+  auto c2 = compile_yaml(std::string(kMesh) + "---\n" +
+                         std::string(kPolicy).replace(std::string(kPolicy).find("ratelimit:8081"), 14, "nowhere:8081"));
   bool named = false;
   for (const auto& d : c2.diags) named |= d.severity == Severity::Error && d.field == "spec.global.service";
   CHECK(named);

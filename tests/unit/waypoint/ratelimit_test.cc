@@ -224,7 +224,14 @@ TEST_CASE("RLS codec: request bytes are protobuf's encoding", "[ratelimit]") {
   r.domain = "d";
   r.descriptors = {{{"k", "v"}}};
   // domain: tag 0x0a len 1 'd'; descriptors: tag 0x12 len 8 { entries: 0x0a len 6 { 0x0a 1 'k' 0x12 1 'v' } }
-  const std::string want = std::string("\x0a\x01" "d" "\x12\x08\x0a\x06\x0a\x01" "k" "\x12\x01" "v", 13);
+  const std::string want = std::string(
+      "\x0a\x01"
+      "d"
+      "\x12\x08\x0a\x06\x0a\x01"
+      "k"
+      "\x12\x01"
+      "v",
+      13);
   CHECK(encode_request(r) == want);
   r.hits_addend = 3;
   CHECK(encode_request(r) == want + std::string("\x18\x03", 2));
@@ -239,7 +246,10 @@ TEST_CASE("RLS codec: response round trip, unknown fields skipped", "[ratelimit]
   resp.request_headers_to_add = {{"x-rls-req", "1"}};
   std::string bytes = encode_response(resp);
   // raw_body (5) and an unknown fixed32 (#99) the decoder must skip.
-  bytes += std::string("\x2a\x03" "abc", 5);
+  bytes += std::string(
+      "\x2a\x03"
+      "abc",
+      5);
   bytes += std::string("\x9d\x06\x01\x02\x03\x04", 6);
   auto d = decode_response(bytes);
   REQUIRE(d);
@@ -270,6 +280,12 @@ TEST_CASE("RLS codec: malformed input is an error naming the problem", "[ratelim
   CHECK(grpc_unframe(grpc_frame("abc")).value() == "abc");
   CHECK_FALSE(grpc_unframe(std::string("\x00\x00\x00\x00", 4)));
   CHECK_FALSE(grpc_unframe(std::string("\x01\x00\x00\x00\x00", 5)));
-  CHECK_FALSE(grpc_unframe(std::string("\x00\x00\x00\x00\x02" "a", 6)));
-  CHECK_FALSE(grpc_unframe(std::string("\x00\x00\x00\x00\x00" "a", 6)));
+  CHECK_FALSE(
+      grpc_unframe(std::string("\x00\x00\x00\x00\x02"
+                               "a",
+                               6)));
+  CHECK_FALSE(
+      grpc_unframe(std::string("\x00\x00\x00\x00\x00"
+                               "a",
+                               6)));
 }
