@@ -156,39 +156,32 @@ void attach_rate_limits(route::RouteConfiguration& rc, const std::vector<RateLim
   if (applicable.empty()) return;
   std::sort(applicable.begin(), applicable.end(),
             [](auto* a, auto* b) { return std::tie(a->ns, a->name, a->kind) < std::tie(b->ns, b->name, b->kind); });
-  const RateLimitPolicyObject* local = nullptr;
-  const RateLimitPolicyObject* global = nullptr;
-  for (const auto* p : applicable) {
-    if (p->local) {
-      if (!local)
-        local = p;
-      else
-        diags.push_back(
-            {Severity::Warning, p->file, p->object, "spec",
-             "local rate limit for " + svc_ns + "/" + svc_name + " ignored: " + local->object + " applies first"});
-    }
-    if (p->global) {
-      if (!global)
-        global = p;
-      else
-        diags.push_back(
-            {Severity::Warning, p->file, p->object, "spec",
-             "global rate limit for " + svc_ns + "/" + svc_name + " ignored: " + global->object + " applies first"});
-    }
-  }
-
-  // Where the config goes: the virtual host, or the routes the policy names.
-  auto each_target = [&](const RateLimitPolicyObject& p, auto&& on_vhost, auto&& on_route) {
+  // Policies apply in (namespace, name) order; where an earlier one already configured the same
+  // place (the virtual host, or a route) for the same filter, the later one is skipped there
+  // with a warning. Route-scoped and virtual-host-wide configs coexist: the route's wins for its
+  // requests, as in Envoy.
+  auto apply = [&](const RateLimitPolicyObject& p, const std::string& filter, const google::protobuf::Any& any,
+                   const RlGlobal* global) {
+    bool clashed = false;
+    auto set = [&](google::protobuf::Map<std::string, google::protobuf::Any>* tpfc) {
+      if (tpfc->count(filter)) {
+        clashed = true;
+        return false;
+      }
+      (*tpfc)[filter] = any;
+      return true;
+    };
     for (auto& vh : *rc.mutable_virtual_hosts()) {
       if (p.routes.empty()) {
-        on_vhost(vh);
+        if (set(vh.mutable_typed_per_filter_config()) && global) add_rate_limits(vh.mutable_rate_limits(), *global);
         continue;
       }
       std::set<std::string> seen;
       for (auto& r : *vh.mutable_routes()) {
         if (std::find(p.routes.begin(), p.routes.end(), r.name()) == p.routes.end()) continue;
         seen.insert(r.name());
-        on_route(r);
+        if (set(r.mutable_typed_per_filter_config()) && global && r.has_route())
+          add_rate_limits(r.mutable_route()->mutable_rate_limits(), *global);
       }
       for (const auto& name : p.routes) {
         if (!seen.count(name))
@@ -196,33 +189,24 @@ void attach_rate_limits(route::RouteConfiguration& rc, const std::vector<RateLim
                            "no route named '" + name + "' for " + svc_ns + "/" + svc_name});
       }
     }
+    if (clashed)
+      diags.push_back({Severity::Warning, p.file, p.object, "spec",
+                       std::string(global ? "global" : "local") + " rate limit for " + svc_ns + "/" + svc_name +
+                           " not applied where an earlier policy (namespace/name order) already sets one"});
   };
-
-  if (local) {
-    google::protobuf::Any any;
-    any.PackFrom(local_config(*local->local));
-    each_target(
-        *local,
-        [&](route::VirtualHost& vh) {
-          (*vh.mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any;
-        },
-        [&](route::Route& r) { (*r.mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any; });
-  }
-  if (global) {
-    const std::string cluster = rls_cluster(*global, *global->global);
-    if (cluster.empty()) return;  // rls_cluster reported why
-    google::protobuf::Any any;
-    any.PackFrom(global_config(*global->global, cluster, global->global->service_host));
-    each_target(
-        *global,
-        [&](route::VirtualHost& vh) {
-          (*vh.mutable_typed_per_filter_config())["envoy.filters.http.ratelimit"] = any;
-          add_rate_limits(vh.mutable_rate_limits(), *global->global);
-        },
-        [&](route::Route& r) {
-          (*r.mutable_typed_per_filter_config())["envoy.filters.http.ratelimit"] = any;
-          if (r.has_route()) add_rate_limits(r.mutable_route()->mutable_rate_limits(), *global->global);
-        });
+  for (const auto* p : applicable) {
+    if (p->local) {
+      google::protobuf::Any any;
+      any.PackFrom(local_config(*p->local));
+      apply(*p, "envoy.filters.http.local_ratelimit", any, nullptr);
+    }
+    if (p->global) {
+      const std::string cluster = rls_cluster(*p, *p->global);
+      if (cluster.empty()) continue;  // rls_cluster reported why
+      google::protobuf::Any any;
+      any.PackFrom(global_config(*p->global, cluster, p->global->service_host));
+      apply(*p, "envoy.filters.http.ratelimit", any, &*p->global);
+    }
   }
 }
 

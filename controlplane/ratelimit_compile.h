@@ -9,8 +9,9 @@
 //   the rate limit service's cluster: `outbound|<port>||<fqdn>` (EDS, pods of a Service) or, for
 //             an IP address, a STATIC cluster `ratelimit|<port>||<ip>`.
 // A policy applies to a Service's routes at a waypoint when a targetRef names that waypoint's
-// Gateway (same namespace) or the Service itself (same namespace). When several policies apply,
-// the first in (namespace, name) order wins for each of local / global, with a warning.
+// Gateway (same namespace) or the Service itself (same namespace). When several policies set the
+// same filter at the same place (virtual host, or one route), the first in (namespace, name)
+// order wins there, with a warning; route-scoped policies and a virtual-host-wide one coexist.
 //
 // Threading: pure functions; protobuf stays in the .cc.
 #pragma once

@@ -9,8 +9,11 @@
 # routes so each story has its own bucket:
 #   /rl-local   local token bucket of 5 per minute: 5 x 200, then 429 "local_rate_limited" with
 #               x-ratelimit-* headers, flag RL in the access log, the rate_limited counter;
-#   /rl-global  global limit against the RLS: the waypoint's descriptors (generic_key and the
-#               client's address) reach the service; 5 x 200, then 429 + x-envoy-ratelimited, RL;
+#   /rl-global  global limit against the RLS at a plain address (h2c): the waypoint's
+#               descriptors (generic_key and the client's address) reach the service; 5 x 200,
+#               then 429 + x-envoy-ratelimited, RL;
+#   /rl-mesh    the same against an RLS that is a mesh workload (Service ratelimit, pod rls-1
+#               captured by ztunnel): the call goes over HBONE with the waypoint's identity;
 #   RLS down    requests are allowed (failure_mode_allowed counted); with failureModeDeny: true
 #               they get 500 and flag RLSE.
 # Needs root; about half a minute in the release build.
@@ -53,6 +56,9 @@ RL_RULES='  - name: rl-local
     route: [{destination: {host: calculate, subset: cat-with-plus}}]
   - name: rl-global
     match: [{uri: {prefix: /rl-global}}]
+    route: [{destination: {host: calculate, subset: cat-with-plus}}]
+  - name: rl-mesh
+    match: [{uri: {prefix: /rl-mesh}}]
     route: [{destination: {host: calculate, subset: cat-with-plus}}]'
 eval "wp_vs_base() $(declare -f wp_vs | tail -n +2)"
 wp_vs() { wp_vs_base "$1" "$2" "$RL_RULES"; }
@@ -81,6 +87,29 @@ spec:
     failureModeDeny: $1
     descriptors:
     - actions: [{genericKey: {value: calculate}}, {remoteAddress: {}}]
+---
+apiVersion: ambient.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: calculate-mesh, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  routes: [rl-mesh]
+  global:
+    domain: calculate-mesh
+    service: ratelimit:8081
+    timeout: 1s
+    descriptors:
+    - actions: [{genericKey: {value: mesh}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ratelimit, namespace: e2e}
+spec:
+  clusterIP: 10.99.200.20
+  selector: {app: ratelimit}
+  ports: [{name: grpc, port: 8081, targetPort: 8081}]
+---
+$(wp_pod rls-1 node-1 10.99.1.3 ratelimit "app: ratelimit")
 Y
 }
 
@@ -101,6 +130,14 @@ RLS_PID=$NSX_LAST_PID
 wait_for_file_match "$T/rls.log" 'rls listening' 15 >/dev/null 2>&1 ||
   abort "independent RLS (python grpcio) listening on $RLS_ADDR" "$(tail -n 20 "$T/rls.log")"
 pass "independent RLS (python grpcio, protoc-compiled messages) listening on $RLS_ADDR"
+# The same service as a mesh workload: pod rls-1 on node 1, captured by ztunnel.
+zn_pod 1 rls-1 10.99.1.3
+nsx_bg rls-1 "$T/rls-mesh.log" "$ZT_PY" -u "$HERE/rls_server.py" "$T/rls-mesh-pb" 0.0.0.0:8081 5
+wait_for_file_match "$T/rls-mesh.log" 'rls listening' 15 >/dev/null 2>&1 ||
+  abort "mesh RLS listening in pod rls-1" "$(tail -n 20 "$T/rls-mesh.log")"
+{ zn_cni_add 1 rls-1 e2e ratelimit >/dev/null && zn_wait_pods n1 3 15; } >"$T/rls-mesh-add.out" 2>&1 ||
+  abort "pod rls-1 added to the mesh" "$(cat "$T/rls-mesh-add.out")"
+pass "the same RLS as a mesh workload: pod rls-1 (Service ratelimit:8081) captured by ztunnel on node 1"
 
 # burst PATH N — N requests on one keep-alive connection; one line per request:
 # "CODE x-ratelimit-limit x-ratelimit-remaining x-envoy-ratelimited BODY-SIZE".
@@ -159,6 +196,17 @@ check "waypoint access log: the RLS-limited request carries flag RL, 429" \
   access_has 'path="?/rl-global.* response_code=429 response_flags=RL '
 check "waypoint metrics: envoy_ratelimit_over_limit counted" \
   expect_metric wp_metrics wp envoy_ratelimit_over_limit stat_prefix=calculate
+
+# ---- global rate limit against the mesh RLS (HBONE) --------------------------------------------
+codes=$(burst /rl-mesh 6 | awk '{ print $1 }' | tr '\n' ' ')
+[[ $codes == "200 200 200 200 200 429 " ]] &&
+  pass "global limit against the mesh RLS: 5 x 200, then 429" || fail "mesh RLS: 5 x 200 then 429" "$codes
+$(tail -n 3 "$T/rls-mesh.log")"
+check "the mesh RLS counted the waypoint's calls (domain calculate-mesh, generic_key mesh)" \
+  grep -q 'call domain=calculate-mesh descriptors=generic_key=mesh code=OVER_LIMIT' "$T/rls-mesh.log"
+check "node 1 ztunnel carried the RLS call inbound over HBONE from the waypoint's identity" \
+  zn_expect_metric n1 istio_tcp_connections_opened_total reporter=destination \
+  "source_principal=$(zn_spiffe e2e waypoint)" destination_workload=rls-1
 
 # ---- RLS down: allow; failureModeDeny: deny with RLSE -------------------------------------------
 nsx_stop "$RLS_PID" 3 || true

@@ -1,6 +1,7 @@
 #include "waypoint/ratelimit/global_filter.h"
 
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
 #include <memory>
 
 #include "waypoint/http/h2_session.h"
@@ -187,6 +188,7 @@ asio::awaitable<FilterResult> apply_rate_limits(FlowEnv& env, const ConfigSnapsh
   if (const auto* g = effective_global(vhost, route)) {
     auto descriptors = build_descriptors(vhost, action, g->stage, head, address_only(source_ip), cluster, "");
     auto go = co_await check_global(env, config, *g, std::move(descriptors));
+    if (!go.error.empty()) spdlog::debug("rate limit service {}: {}", g->cluster, go.error);
     for (const auto& f : go.request_headers.fields()) head.headers.set(f.name, f.value);
     for (const auto& f : go.response_headers.fields()) out.response_headers.add(f.name, f.value);
     if (go.reply) {
