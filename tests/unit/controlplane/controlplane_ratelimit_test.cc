@@ -371,3 +371,55 @@ TEST_CASE("bad EnvoyFilter rate limit fields are named") {
   CHECK(rc.virtual_hosts[0].filters.local_ratelimit);
   CHECK_FALSE(rc.virtual_hosts[0].filters.ratelimit);
 }
+
+TEST_CASE("route-scoped policies coexist with a service-wide one; a second one for the same place is a warning") {
+  const std::string vs = R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: calculate, namespace: demo}
+spec:
+  hosts: [calculate]
+  http:
+  - name: fast
+    match: [{uri: {prefix: /fast}}]
+    route: [{destination: {host: calculate}}]
+  - route: [{destination: {host: calculate}}]
+)";
+  const std::string fast = R"(
+apiVersion: ambient.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: fast, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  routes: [fast]
+  local: {maxTokens: 100, fillInterval: 1s}
+)";
+  const std::string again = R"(
+apiVersion: ambient.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: zz-again, namespace: demo}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  local: {requests: 1, unit: hour}
+)";
+  auto c = compile_yaml(std::string(kMesh) + "---\n" + vs + "---\n" + kPolicy + "---\n" + fast + "---\n" + again);
+  INFO(diags_text(c.diags));
+  CHECK(count(c.diags, Severity::Error) == 0);
+  bool warned = false;
+  for (const auto& d : c.diags)
+    warned |= d.severity == Severity::Warning && d.object == "RateLimitPolicy demo/zz-again" && d.field == "spec";
+  CHECK(warned);
+  const auto model = waypoint_model(c, kCalc);
+  const auto& vh = model.virtual_hosts[0];
+  REQUIRE(vh.routes.size() == 2);
+  CHECK(vh.routes[0].name == "fast");
+  REQUIRE(vh.routes[0].filters.local_ratelimit);
+  CHECK(vh.routes[0].filters.local_ratelimit->max_tokens == 100);
+  CHECK_FALSE(vh.routes[1].filters.local_ratelimit);
+  REQUIRE(vh.filters.local_ratelimit);
+  CHECK(vh.filters.local_ratelimit->max_tokens == 5);  // calculate (first by name), not zz-again
+  // zz-again still applies where nothing else does: the other service's virtual host.
+  auto other = waypoint_model(c, kOther);
+  REQUIRE(other.virtual_hosts[0].filters.local_ratelimit);
+  CHECK(other.virtual_hosts[0].filters.local_ratelimit->fill_interval == std::chrono::hours(1));
+}
