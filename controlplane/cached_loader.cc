@@ -75,6 +75,7 @@ ResourceSet CachedLoader::load(const DirFingerprint& files, Diagnostics& diags) 
     append(out.l7.virtual_services, e.objects.l7.virtual_services);
     append(out.l7.destination_rules, e.objects.l7.destination_rules);
     append(out.l7.gateway_routes, e.objects.l7.gateway_routes);
+    append(out.rate_limits, e.objects.rate_limits);
     append(diags, e.diags);
   }
   remove_duplicates(out, diags);

@@ -1,4 +1,5 @@
 #include "controlplane/k8s_loader.h"
+#include "controlplane/ratelimit_loader.h"
 #include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
@@ -456,6 +457,8 @@ constexpr Kind kKinds[] = {
     {"networking.istio.io", "DestinationRule", true},
     {"gateway.networking.k8s.io", "HTTPRoute", true},
     {"gateway.networking.k8s.io", "GRPCRoute", true},
+    {kRateLimitPolicyGroup, "RateLimitPolicy", true},
+    {"networking.istio.io", "EnvoyFilter", true},
 };
 
 class DocumentParser {
@@ -561,6 +564,17 @@ class DocumentParser {
         auto g = read_gateway_route(r, doc, r.meta(doc, true), kind);
         g.file = src.file, g.object = src.object;
         out_.l7.gateway_routes.push_back(std::move(g));
+      } else if (kind == "RateLimitPolicy" || kind == "EnvoyFilter") {  // ratelimit_loader.h
+        auto p = kind == "RateLimitPolicy" ? std::optional(read_rate_limit_policy(r, doc, r.meta(doc, true)))
+                                           : read_envoy_filter_rate_limits(r, doc, r.meta(doc, true));
+        if (!p) {
+          diags_.push_back({Severity::Warning, file_, name, "spec.configPatches",
+                            "EnvoyFilter has no rate limit patch; not applied (waypoints take no other Envoy config)"});
+        } else {
+          p->file = src.file, p->object = src.object;
+          for (const auto& w : p->warnings) diags_.push_back({Severity::Warning, file_, name, "", w});
+          out_.rate_limits.push_back(std::move(*p));
+        }
       }
     } catch (const FieldError& e) {
       diags_.push_back({Severity::Error, file_, name, e.field, e.message + "; object ignored"});
@@ -757,6 +771,7 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe_l7(set.l7.virtual_services, diags);
   dedupe_l7(set.l7.destination_rules, diags);
   dedupe_l7(set.l7.gateway_routes, diags);
+  dedupe_l7(set.rate_limits, diags);
 }
 
 }  // namespace controlplane

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/model/model.h"
+#include "controlplane/ratelimit_policy.h"
 #include "controlplane/waypoint_resources.h"
 
 namespace controlplane {
@@ -189,6 +190,7 @@ struct ResourceSet {
   std::vector<AuthorizationPolicyObject> policies;
   std::vector<RequestAuthenticationObject> request_authns;
   WaypointRouteObjects l7;  // VirtualService, DestinationRule, HTTPRoute, GRPCRoute (waypoint routing)
+  std::vector<RateLimitPolicyObject> rate_limits;  // RateLimitPolicy + EnvoyFilter rate limits (waypoints)
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +

@@ -13,6 +13,7 @@
 
 #include "common/model/local_config.h"
 #include "controlplane/traffic_policy_envoy.h"
+#include "controlplane/ratelimit_compile.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
@@ -390,6 +391,32 @@ struct Compiler {
     add_outbound(out, target, *tp, d.subset, wp_ns);
     want_hash(tp->port);
     return "outbound|" + std::to_string(tp->port) + "|" + d.subset + "|" + host;
+  }
+
+  // The cluster of a rate limit policy's service (ratelimit_compile.h): a Service's pods (EDS,
+  // like any outbound destination) or a STATIC cluster for an IP address.
+  std::string rls_cluster(Output& out, const RateLimitPolicyObject& p, const RlGlobal& g, const std::string& wp_ns) {
+    if (ztunnel::parse_ip(g.service_host)) {
+      const std::string name = rls_static_cluster_name(g.service_host, g.service_port);
+      out.res.clusters[name] = to_resource(rls_static_cluster(name, g.service_host, g.service_port), kClusterTypeUrl);
+      return name;
+    }
+    const std::string host = resolve(g.service_host, p.ns);
+    auto it = services_by_host.find(host);
+    const ServicePort* port = nullptr;
+    if (it != services_by_host.end()) {
+      for (const auto& sp : it->second->ports) {
+        if (sp.port == g.service_port) port = &sp;
+      }
+    }
+    if (!port) {
+      diag(Severity::Error, p.file, p.object, g.service_path,
+           "rate limit service " + host + ":" + std::to_string(g.service_port) +
+               " is not a known Service port or IP address; global rate limit not applied");
+      return "";
+    }
+    add_outbound(out, *it->second, *port, "", wp_ns);
+    return "outbound|" + std::to_string(port->port) + "||" + host;
   }
 
   void fill_headers(route::Route* r, const VsHeaders& h) {
@@ -824,6 +851,10 @@ struct Compiler {
         auto rc = route_config(out->second, svc, sp, wns);
         authn.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
         authz.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
+        attach_rate_limits(  // ratelimit_compile.h
+            rc, in.rate_limits, wns, name, svc.meta.ns, svc.meta.name,
+            [&](const RateLimitPolicyObject& p, const RlGlobal& g) { return rls_cluster(out->second, p, g, wns); },
+            diags);
         out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
       }
     }

@@ -14,6 +14,7 @@
 #include "common/identity/secret_manager.h"
 #include "waypoint/cert_source.h"
 #include "waypoint/proxy.h"
+#include "waypoint/ratelimit/stats.h"
 #include "waypoint/telemetry.h"
 #include "common/state/snapshot.h"
 
@@ -115,6 +116,7 @@ int run_app(const Config& cfg) {
   }
   common::SecretManager secrets(runtime.control(), *provider.value());
   Telemetry telemetry(registry);
+  registry.add_collector(ratelimit::render_stats);  // local / global rate limit counters
 
   ProxyOptions popts;
   popts.listen_address = cfg.ipv6_enabled ? "::" : "0.0.0.0";

@@ -12,6 +12,7 @@
 
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
+#include "waypoint/ratelimit/global_filter.h"
 #include "waypoint/router/router.h"
 
 namespace waypoint {
@@ -376,6 +377,16 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     }
   }
 
+  // Rate limits (waypoint/ratelimit): local bucket, then the global service; before the router.
+  ratelimit::FilterResult limits;
+  if (ratelimit::effective_local(vhost, route) || ratelimit::effective_global(vhost, route))
+    limits = co_await ratelimit::apply_rate_limits(env, *config, vhost, route, action, choice.cluster, head, source_ip);
+  if (limits.reply) {
+    reply(limits.status, limits.body, limits.flag);
+    for (const auto& f : limits.response_headers.fields()) out.response.headers.add(f.name, f.value);
+    co_return out;
+  }
+
   router::apply_rewrites(route.match, action, choice.weighted, head);
   router::apply_request_headers(rc, vhost, route, choice.weighted, head.headers);
 
@@ -463,6 +474,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
         }
         router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
         for (const auto& f : cors.response_headers.fields()) out.response.headers.set(f.name, f.value);
+        for (const auto& f : limits.response_headers.fields()) out.response.headers.add(f.name, f.value);
         out.response.headers.set(
             "x-envoy-upstream-service-time",
             std::to_string(std::chrono::duration_cast<Duration>(steady_clock::now() - start).count()));

@@ -39,6 +39,11 @@ namespace authz {
 struct RbacFilters;  // waypoint/authz/rbac_model.h
 struct JwtConfig;    // waypoint/authz/jwt.h
 }
+namespace ratelimit {  // waypoint/ratelimit/rate_limit.h
+struct LocalRateLimit;
+struct GlobalRateLimit;
+struct RateLimitPolicies;
+}  // namespace ratelimit
 
 using Duration = std::chrono::milliseconds;
 
@@ -246,6 +251,10 @@ struct FilterConfigs {
   std::shared_ptr<const authz::RbacFilters> rbac;
   // RequestAuthentication (envoy.filters.http.jwt_authn): runs before RBAC.
   std::shared_ptr<const authz::JwtConfig> jwt;
+  // envoy.filters.http.local_ratelimit / envoy.filters.http.ratelimit (waypoint/ratelimit/).
+  // Shared, not copied: the local limit's token bucket is one per configuration.
+  std::shared_ptr<const ratelimit::LocalRateLimit> local_ratelimit;
+  std::shared_ptr<const ratelimit::GlobalRateLimit> ratelimit;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -289,6 +298,10 @@ struct RouteAction {
   std::vector<MirrorPolicy> mirror_policies;  // empty = the virtual host's
   std::vector<HashPolicy> hash_policy;
   std::vector<std::string> upgrade_types;  // enabled upgrades, lower case ("websocket")
+  // Global rate limit descriptors (rate_limits); null = none. include_vh_rate_limits adds the
+  // virtual host's too (else they apply only when the route has none, Envoy's OVERRIDE).
+  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;
+  bool include_vh_rate_limits = false;
 };
 
 // envoy.config.route.v3.RedirectAction.
@@ -327,6 +340,8 @@ struct VirtualHost {
   std::optional<RetryPolicy> retry_policy;
   std::vector<MirrorPolicy> mirror_policies;
   FilterConfigs filters;
+  // Global rate limit descriptors (rate_limits); null = none.
+  std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;
   bool include_request_attempt_count = false;      // x-envoy-attempt-count upstream
   bool include_attempt_count_in_response = false;  // x-envoy-attempt-count downstream
 };

@@ -14,6 +14,7 @@
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "waypoint/xds/jwt_convert.h"
 #include "waypoint/xds/rbac_convert.h"
+#include "waypoint/xds/ratelimit_convert.h"
 #include "waypoint/xds/validate.h"
 
 namespace waypoint::xds {
@@ -442,6 +443,27 @@ bool cors_policy(Ctx& ctx, const envoy::extensions::filters::http::cors::v3::Cor
   return true;
 }
 
+// convert.cc's shared conversions, for the rate limit converter (ratelimit_convert.h).
+RateLimitHelpers rate_limit_helpers(Ctx& ctx) {
+  RateLimitHelpers h;
+  h.fail = [&ctx](const std::string& p, const std::string& m) { return ctx.fail(p, m); };
+  h.header_matcher = [&ctx](const route::HeaderMatcher& m, const std::string& p, HeaderMatcher& o) {
+    return header_matcher(ctx, m, p, o);
+  };
+  h.header_adds = [&ctx](const google::protobuf::RepeatedPtrField<core::HeaderValueOption>& in, const std::string& p,
+                         std::vector<HeaderValueOption>& o) { return header_adds(ctx, in, p, o); };
+  h.runtime_fraction = [&ctx](const core::RuntimeFractionalPercent& f, const std::string& p, FractionalPercent& o) {
+    return runtime_fraction(ctx, f, p, o);
+  };
+  h.duration = [&ctx](const google::protobuf::Duration& d, const std::string& p, Duration& o) {
+    return duration(ctx, d, p, o);
+  };
+  h.unsupported_field = [](const google::protobuf::Message& m, const std::string& p) {
+    return find_unsupported_field(m, p);
+  };
+  return h;
+}
+
 // typed_per_filter_config: only the filters the waypoint runs; anything else is a NACK naming
 // the filter. The payload is validated like a resource (unknown fields refused).
 bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::protobuf::Any>& in,
@@ -483,6 +505,10 @@ bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::p
         if (ctx.err.empty()) ctx.err = st.error();
         return false;
       }
+    } else if (key == kLocalRateLimitFilterName) {
+      if (!convert_local_ratelimit(rate_limit_helpers(ctx), any, p, out.local_ratelimit)) return false;
+    } else if (key == kRateLimitFilterName) {
+      if (!convert_global_ratelimit(rate_limit_helpers(ctx), any, p, out.ratelimit)) return false;
     } else {
       return ctx.fail(p, "filter '" + key + "' is not implemented by the waypoint");
     }
@@ -567,6 +593,8 @@ bool route_action(Ctx& ctx, const route::RouteAction& a, const std::string& path
         out_cw.host_rewrite_literal = cw.host_rewrite_literal();
         if (!filter_configs(ctx, cw.typed_per_filter_config(), p + ".typed_per_filter_config", out_cw.filters))
           return false;
+        if (out_cw.filters.local_ratelimit || out_cw.filters.ratelimit)
+          return ctx.fail(p + ".typed_per_filter_config", "rate limits per weighted cluster are not implemented");
         out.total_weight += out_cw.weight;
         out.weighted_clusters.push_back(std::move(out_cw));
       }
@@ -580,6 +608,9 @@ bool route_action(Ctx& ctx, const route::RouteAction& a, const std::string& path
     default:
       return ctx.fail(path, "cluster or weighted_clusters required");
   }
+  if (!convert_rate_limits(rate_limit_helpers(ctx), a.rate_limits(), path + ".rate_limits", out.rate_limits))
+    return false;
+  out.include_vh_rate_limits = a.has_include_vh_rate_limits() && a.include_vh_rate_limits().value();
   switch (a.cluster_not_found_response_code()) {
     case route::RouteAction::SERVICE_UNAVAILABLE:
       break;
@@ -797,6 +828,8 @@ bool virtual_host(Ctx& ctx, const route::VirtualHost& v, const std::string& path
       return false;
     out.mirror_policies.push_back(std::move(m));
   }
+  if (!convert_rate_limits(rate_limit_helpers(ctx), v.rate_limits(), path + ".rate_limits", out.rate_limits))
+    return false;
   out.include_request_attempt_count = v.include_request_attempt_count();
   out.include_attempt_count_in_response = v.include_attempt_count_in_response();
   return filter_configs(ctx, v.typed_per_filter_config(), path + ".typed_per_filter_config", out.filters);

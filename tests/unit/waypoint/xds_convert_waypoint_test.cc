@@ -140,13 +140,13 @@ TEST_CASE("a modelled field the waypoint does not implement is NACKed by name") 
 TEST_CASE("typed_per_filter_config for a filter the waypoint does not run is NACKed naming the filter") {
   auto rc = istio_like_route();
   google::protobuf::Any any;
-  any.set_type_url("type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit");
+  any.set_type_url("type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor");
   (*rc.mutable_virtual_hosts(0)
         ->mutable_routes(0)
-        ->mutable_typed_per_filter_config())["envoy.filters.http.local_ratelimit"] = any;
+        ->mutable_typed_per_filter_config())["envoy.filters.http.compressor"] = any;
   auto r = xds::convert_route_configuration(rc);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error().find("typed_per_filter_config[envoy.filters.http.local_ratelimit]") != std::string::npos);
+  CHECK(r.error().find("typed_per_filter_config[envoy.filters.http.compressor]") != std::string::npos);
   CHECK(r.error().find("not implemented") != std::string::npos);
 }
 
