@@ -80,7 +80,7 @@ const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::vector<const E
       return best;
     }
     default: {
-      // RANDOM (and hash policies until ring/maglev land): weighted random.
+      // RANDOM (and hashed clusters without a request hash): weighted random.
       uint64_t total = 0;
       for (auto* e : candidates) total += e->weight;
       uint64_t v = random.next() % total;
