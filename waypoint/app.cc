@@ -216,6 +216,7 @@ int run_app(const Config& cfg) {
     }
     dump["certificates"] = certs;
     dump["xds"] = source->status();
+    dump["upstreamClusters"] = proxy.cluster_status();
     dump["identity"] = identity.uri();
     dump["nodeId"] = waypoint_node_id(xopts);
     dump["version"] = kVersion;

@@ -9,6 +9,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "hbone/headers.h"
@@ -20,6 +22,7 @@
 #include "waypoint/http/sniff.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/random.h"
+#include "waypoint/upstream/cluster_state.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
 
@@ -31,6 +34,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 ConfigSnapshotPtr empty_snapshot();
+// Outlier detection's interval sweep (un-ejection), on worker 0: sleeps until the earliest
+// cluster's next sweep, or until set_config() publishes new runtimes.
+asio::awaitable<void> sweep_loop(std::shared_ptr<Proxy::Shared> shared, std::shared_ptr<asio::steady_timer> t);
 }  // namespace
 
 struct Proxy::Shared {
@@ -39,6 +45,10 @@ struct Proxy::Shared {
   common::Identity self;
   Telemetry& telemetry;
   std::atomic<std::shared_ptr<const ConfigSnapshot>> config{empty_snapshot()};
+  // Traffic-policy runtimes of the published config (set before `config`, see set_config).
+  std::atomic<std::shared_ptr<const upstream::ClusterRuntimes>> clusters{std::make_shared<upstream::ClusterRuntimes>()};
+  std::mutex publish_mu;  // set_config callers (control thread; tests may call from another)
+  std::shared_ptr<asio::steady_timer> sweep_timer;  // worker 0's; created by start()
   std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active_requests{0};
@@ -116,6 +126,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     e.client_tls = tls ? tls->client : nullptr;
     e.self_identity = shared->self.uri();
     e.max_body = shared->opts.max_body;
+    e.clusters = shared->clusters.load();
     e.owner = shared_from_this();
     return e;
   }
@@ -493,11 +504,26 @@ common::Status Proxy::start() {
   }
   bound_port_ = port;
   for (auto& w : workers_) asio::co_spawn(w->io, w->accept_loop(), asio::detached);
+  if (!workers_.empty() && !shared_->sweep_timer) {
+    shared_->sweep_timer = std::make_shared<asio::steady_timer>(workers_.front()->io);
+    asio::co_spawn(workers_.front()->io, sweep_loop(shared_, shared_->sweep_timer), asio::detached);
+  }
   return common::ok_status();
 }
 
 void Proxy::set_config(ConfigSnapshotPtr config) {
+  {
+    std::lock_guard<std::mutex> l(shared_->publish_mu);
+    auto prev = shared_->clusters.load();
+    shared_->clusters.store(upstream::build_runtimes(*config, prev.get(), &shared_->telemetry.cluster_metrics()));
+  }
   shared_->config.store(std::move(config));
+  // The sweeper recomputes when the next outlier sweep is due.
+  if (auto t = shared_->sweep_timer) asio::post(t->get_executor(), [t] { t->cancel(); });
+}
+
+nlohmann::json Proxy::cluster_status() const {
+  return upstream::dump_runtimes(*shared_->clusters.load());
 }
 ConfigSnapshotPtr Proxy::config() const {
   return shared_->config.load();
@@ -519,7 +545,19 @@ void Proxy::drain() {
   for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
 }
 
+namespace {
+asio::awaitable<void> sweep_loop(std::shared_ptr<Proxy::Shared> shared, std::shared_ptr<asio::steady_timer> t) {
+  while (!shared->draining.load()) {
+    auto next = upstream::sweep_outliers(*shared->clusters.load(), upstream::steady_now_ms());
+    t->expires_after(next.value_or(std::chrono::seconds(5)));
+    auto [ec] = co_await t->async_wait(kTuple);
+    (void)ec;  // cancelled = new config: recompute
+  }
+}
+}  // namespace
+
 void Proxy::force_close() {
+  if (auto t = shared_->sweep_timer) asio::post(t->get_executor(), [t] { t->cancel(); });
   for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
 }
 

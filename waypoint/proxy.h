@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <nlohmann/json_fwd.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ class Proxy {
 
   void drain();
   void force_close();
+  // Per cluster: circuit-breaker counts and limits, hosts with their outlier state (the
+  // waypoint's /config_dump "upstreamClusters").
+  nlohmann::json cluster_status() const;
   int64_t active_requests() const;
   int64_t active_streams() const;
 

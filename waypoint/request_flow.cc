@@ -14,6 +14,9 @@
 #include "waypoint/http/http1.h"
 #include "waypoint/ratelimit/global_filter.h"
 #include "waypoint/router/router.h"
+#include "waypoint/upstream/cluster_state.h"
+#include "waypoint/upstream/pool_gate.h"
+#include "waypoint/upstream/request_hash.h"
 
 namespace waypoint {
 
@@ -27,6 +30,8 @@ constexpr std::string_view kConnectFailureBody =
     "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
 constexpr std::string_view kResetBody =
     "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+constexpr std::string_view kOverflowBody =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
 
 asio::awaitable<void> sleep_for(asio::any_io_executor ex, Duration d) {
   asio::steady_timer t(ex, d);
@@ -89,8 +94,10 @@ struct AttemptResult {
 
 // One try: connection, request, response, under the attempt's timer. The timer aborts the
 // upstream stream, which ends the pending read (hbone::Stream has no per-op cancellation).
+// `rt`: the cluster's traffic-policy runtime (null: no circuit breaking on this attempt).
 asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& target, const Cluster& cluster,
-                                       const http::Request& req, router::AttemptTimer timer, bool h2) {
+                                       const http::Request& req, router::AttemptTimer timer, bool h2,
+                                       const upstream::ClusterRuntime* rt) {
   AttemptResult ar;
   struct Guard {
     bool fired = false;
@@ -166,38 +173,60 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
   // A reused keep-alive connection the server had closed fails without a byte: that is not
   // the upstream's answer, so the request goes once more on a fresh connection.
   for (int tries = 0; !h2 && tries < 2; ++tries) {
-    auto conn = co_await env.connector->acquire(target, env.client_tls, env.self_identity, cluster.connect_timeout);
-    if (!conn) {
+    std::unique_ptr<upstream::Conn> got;
+    std::string connect_error;
+    if (rt) {
+      // Named, not a temporary in the co_await expression (GCC 12 mishandles those at -O2).
+      std::function<bool()> cancelled = [g] { return g->fired; };
+      auto gr = co_await upstream::acquire_gated(*env.connector, rt->state, cluster, target, env.client_tls,
+                                                 env.self_identity, std::move(cancelled));
+      if (gr.overflow) {
+        ar.outcome.failure = router::AttemptFailure::Overflow;
+        ar.outcome.request_sent = false;
+        ar.detail = "max_pending_requests reached";
+        break;
+      }
+      got = std::move(gr.conn);
+      connect_error = std::move(gr.error);
+    } else {
+      auto c = co_await env.connector->acquire(target, env.client_tls, env.self_identity, cluster.connect_timeout);
+      if (c) {
+        got = std::move(c.value());
+      } else {
+        connect_error = c.error();
+      }
+    }
+    if (!got) {
       if (g->fired) {
         timed_out();
       } else {
         ar.outcome.failure = router::AttemptFailure::ConnectFailure;
         ar.outcome.request_sent = false;
-        ar.detail = conn.error();
+        ar.detail = connect_error;
       }
       break;
     }
     if (g->fired) {
-      conn.value()->stream.abort();
+      got->stream.abort();
       timed_out();
       break;
     }
-    g->conn = conn.value().get();
-    const bool reused = conn.value()->reused;
-    bool wrote = co_await http::write_request(conn.value()->stream, req);
+    g->conn = got.get();
+    const bool reused = got->reused;
+    bool wrote = co_await http::write_request(got->stream, req);
     http::ReadResponseResult rr;
     if (wrote) {
-      rr = co_await http::read_response(conn.value()->stream, conn.value()->buf, env.max_body,
+      rr = co_await http::read_response(got->stream, got->buf, env.max_body,
                                         req.head.method == "HEAD");
     }
     g->conn = nullptr;
     if (g->fired) {
-      conn.value()->stream.abort();
+      got->stream.abort();
       timed_out();
       break;
     }
     if (!wrote || rr.error != http::ReadError::None) {
-      conn.value()->stream.abort();
+      got->stream.abort();
       if (reused && !rr.any_bytes) continue;
       ar.outcome.failure = router::AttemptFailure::Reset;
       ar.outcome.request_sent = wrote;
@@ -208,7 +237,7 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
     ar.outcome.status = rr.response.status;
     ar.response = std::move(rr.response);
     ar.keep_alive = rr.keep_alive;
-    ar.conn = std::move(conn.value());
+    ar.conn = std::move(got);
     break;
   }
   t.cancel();
@@ -229,8 +258,39 @@ asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const Mirror
   router::AttemptTimer timer;
   timer.timeout = std::chrono::seconds(30);
   timer.per_try = true;
-  auto ar = co_await attempt(env, *target, *cluster, req, timer, upstream_h2(*cluster, req));
+  auto ar = co_await attempt(env, *target, *cluster, req, timer, upstream_h2(*cluster, req), nullptr);
   if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
+}
+
+// One attempt's result for outlier detection (non-split: local origin errors count as 503/504).
+void report_outlier(FlowEnv& env, const upstream::ClusterRuntime& rt, const Endpoint& ep, const AttemptResult& ar) {
+  const auto& eps = rt.cla->endpoints;
+  if (&ep < eps.data() || &ep >= eps.data() + eps.size()) return;
+  const size_t idx = static_cast<size_t>(&ep - eps.data());
+  upstream::AttemptResult kind = upstream::AttemptResult::Response;
+  if (ar.global_timeout) {
+    kind = upstream::AttemptResult::Timeout;
+  } else {
+    switch (ar.outcome.failure) {
+      case router::AttemptFailure::None:
+        break;
+      case router::AttemptFailure::ConnectFailure:
+        kind = upstream::AttemptResult::ConnectFailed;
+        break;
+      case router::AttemptFailure::PerTryTimeout:
+        kind = upstream::AttemptResult::Timeout;
+        break;
+      case router::AttemptFailure::Overflow:
+        return;  // never reached the host
+      default:
+        kind = upstream::AttemptResult::Reset;
+        break;
+    }
+  }
+  const uint16_t code = upstream::outlier_code(kind, ar.outcome.status);
+  bool ejected = false;
+  upstream::report(*rt.hosts[idx], rt.state->outlier, *rt.cluster->policy.outlier_detection, code, rt.hosts.size(),
+                   upstream::steady_now_ms(), env.random->next(), &rt.state->stats, ejected);
 }
 
 }  // namespace
@@ -399,6 +459,17 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
   std::span<const Endpoint> endpoints;
   if (cla) endpoints = cla->endpoints;
 
+  // Traffic policy: only with the runtime built from this very snapshot's cluster/endpoints.
+  const upstream::ClusterRuntime* rt = env.clusters ? env.clusters->find(cluster->name) : nullptr;
+  if (rt && (rt->cluster.get() != cluster || rt->cla.get() != cla)) rt = nullptr;
+  upstream::RequestHash rhash;
+  if (rt && !action.hash_policy.empty() &&
+      (cluster->policy.lb_policy == LbPolicy::RingHash || cluster->policy.lb_policy == LbPolicy::Maglev)) {
+    rhash = upstream::compute_request_hash(action.hash_policy, head, source_ip, env.random->next());
+  }
+  const CircuitBreakerThresholds limits = cluster->policy.circuit_breakers;
+  upstream::BreakerHold retry_hold;  // the retry in flight holds one max_retries count
+
   const bool h2_upstream = upstream_h2(*cluster, req);
   const RetryPolicy* retry = router::effective_retry_policy(vhost, action);
   const auto timeouts = router::compute_timeouts(action, retry, head, grpc);
@@ -422,8 +493,9 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
       co_return out;
     }
     const bool avoid = retry && retry->previous_hosts_predicate;
-    const Endpoint* ep = env.lb->pick(*cluster, endpoints, *env.random,
-                                      avoid ? std::span<const std::string>(tried) : std::span<const std::string>());
+    const auto avoid_hosts = avoid ? std::span<const std::string>(tried) : std::span<const std::string>();
+    const Endpoint* ep = rt ? env.lb->pick(*rt, *env.random, rhash.hash, avoid_hosts)
+                            : env.lb->pick(*cluster, endpoints, *env.random, avoid_hosts);
     if (!ep) {
       reply(503, "no healthy upstream", "UH");
       co_return out;
@@ -437,9 +509,21 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     out.endpoint = ep;
     ++out.attempts;
     router::set_request_attempt_count(vhost, out.attempts, head.headers);
+    upstream::BreakerHold rq_hold;
+    if (rt) {
+      if (!rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Requests, limits)) {
+        reply(503, kOverflowBody, "UO");
+        out.response.headers.set("x-envoy-overloaded", "true");
+        co_return out;
+      }
+      rq_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Requests, limits);
+    }
     env.lb->started(target->key);
-    auto ar = co_await attempt(env, *target, *cluster, req, timer, h2_upstream);
+    auto ar = co_await attempt(env, *target, *cluster, req, timer, h2_upstream, rt);
     env.lb->finished(target->key);
+    rq_hold.reset();
+    retry_hold.reset();
+    if (rt && cluster->policy.outlier_detection) report_outlier(env, *rt, *ep, ar);
     tried.push_back(target->key);
     if (ar.global_timeout) {
       reply(504, "upstream request timeout", "UT");
@@ -448,6 +532,16 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     router::AttemptOutcome outcome = ar.outcome;
     outcome.response_headers = &ar.response.headers;
     auto decision = retry ? router::should_retry(*retry, outcome, retries, head) : router::RetryDecision::NoRetry;
+    if (decision == router::RetryDecision::Retry && rt) {
+      // max_retries: over it the retry is not made and this attempt's result stands (UO).
+      if (rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Retries, limits)) {
+        retry_hold =
+            upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Retries, limits);
+      } else {
+        decision = router::RetryDecision::NoRetry;
+        add_flag(out.flags, "UO");
+      }
+    }
     if (decision == router::RetryDecision::Retry) {
       ++retries;
       if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
@@ -479,8 +573,13 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
             "x-envoy-upstream-service-time",
             std::to_string(std::chrono::duration_cast<Duration>(steady_clock::now() - start).count()));
         router::set_response_attempt_count(vhost, out.attempts, out.response.headers);
+        if (!rhash.set_cookie.empty()) out.response.headers.add("set-cookie", rhash.set_cookie);
         co_return out;
       }
+      case router::AttemptFailure::Overflow:
+        reply(503, kOverflowBody, "UO");
+        out.response.headers.set("x-envoy-overloaded", "true");
+        co_return out;
       case router::AttemptFailure::ConnectFailure:
         reply(503, kConnectFailureBody, "UF");
         co_return out;

@@ -5,6 +5,8 @@
 // then attempts over the upstream connector under the route timeout and per-try timeouts,
 // with retries as the route's policy says (x-envoy-attempt-count, back-off, previous-host
 // avoidance), and local replies with Envoy's status, body and response flag (UF, UC, UT, URX).
+// DestinationRule traffic policy (upstream/cluster_state.h): circuit breakers (503 UO), outlier
+// reports per attempt, priority/ejection-aware and consistent-hash endpoint choice.
 // Mirrors are fired and forgotten. The routing decisions themselves are waypoint/router's.
 // Threading: runs on one worker's executor; the FlowEnv members are that worker's own.
 #pragma once
@@ -23,6 +25,10 @@
 #include "waypoint/upstream/load_balancer.h"
 #include "common/state/snapshot.h"
 
+namespace waypoint::upstream {
+struct ClusterRuntimes;
+}
+
 namespace waypoint {
 
 // The worker's pieces a request uses.
@@ -35,6 +41,8 @@ struct FlowEnv {
   hbone::TlsContext client_tls;  // the waypoint's current client context (may be null)
   std::string self_identity;     // spiffe URI of the waypoint
   uint32_t max_body = 1u << 20;
+  // Traffic-policy state of the clusters (breakers, ejections, hash tables); may be null.
+  std::shared_ptr<const upstream::ClusterRuntimes> clusters;
   // Keeps whatever owns the members above alive for fire-and-forget mirrors.
   std::shared_ptr<void> owner;
 };

@@ -409,6 +409,7 @@ struct OutlierDetection {
   Duration interval{10000};
   Duration base_ejection_time{30000};
   uint32_t max_ejection_percent = 10;
+  Duration max_ejection_time{300000};  // cap on base_ejection_time x ejections (Envoy default 300s)
 };
 
 // Everything DestinationRule traffic policy compiles into; read by the load balancer and the

@@ -98,7 +98,8 @@ Telemetry::Telemetry(common::metrics::Registry& reg)
                               duration_buckets())),
       request_bytes_(reg.histogram("istio_request_bytes", "Request body size in bytes", label_names(), size_buckets())),
       response_bytes_(
-          reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(), size_buckets())) {}
+          reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(), size_buckets())),
+      clusters_(reg) {}
 
 void Telemetry::record(const RequestRecord& r) {
   auto labels = istio_http_labels(r);

@@ -17,6 +17,7 @@
 #include "common/identity/identity.h"
 #include "common/admin/metrics.h"
 #include "common/model/model.h"
+#include "waypoint/upstream/circuit_breaker.h"
 
 namespace waypoint {
 
@@ -44,12 +45,15 @@ class Telemetry {
  public:
   explicit Telemetry(common::metrics::Registry& registry);
   void record(const RequestRecord& r);
+  // The per-cluster Envoy stats (circuit breakers, outlier detection) in the same registry.
+  upstream::ClusterMetrics& cluster_metrics() { return clusters_; }
 
  private:
   common::metrics::CounterFamily& requests_;
   common::metrics::HistogramFamily& duration_;
   common::metrics::HistogramFamily& request_bytes_;
   common::metrics::HistogramFamily& response_bytes_;
+  upstream::ClusterMetrics clusters_;
 };
 
 std::vector<std::string> istio_http_labels(const RequestRecord& r);

@@ -4,7 +4,9 @@
 #include "hbone/socket_options.h"
 #include "waypoint/http/h2_session.h"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/detached.hpp>
 
 namespace waypoint::upstream {
@@ -14,20 +16,52 @@ namespace asio = boost::asio;
 Connector::Connector(asio::any_io_executor exec, Options opts)
     : exec_(exec), opts_(opts), pool_(std::make_shared<hbone::Pool>(exec, opts.pool_max_streams, opts.pool_idle)) {}
 
+std::unique_ptr<Conn> Connector::take_idle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto& list = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  while (!list.empty()) {
+    auto c = std::move(list.back());
+    list.pop_back();
+    const bool stale = c->idle_timeout.count() > 0 && now - c->idle_since >= c->idle_timeout;
+    if (c->stream.usable() && !stale) {
+      c->reused = true;
+      return c;
+    }
+    c->stream.abort();
+  }
+  return nullptr;
+}
+
+asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::connect(const Target& target, hbone::TlsContext tls,
+                                                                          const std::string& self,
+                                                                          std::chrono::milliseconds connect_timeout) {
+  auto s = co_await open(target, std::move(tls), self, connect_timeout);
+  if (!s) co_return common::make_error(s.error());
+  co_return std::make_unique<Conn>(std::move(s.value()), target.key);
+}
+
+asio::awaitable<void> Connector::wait_release(std::chrono::milliseconds at_most) {
+  auto t = std::make_shared<asio::steady_timer>(exec_, at_most);
+  waiters_.push_back(t);
+  co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+bool Connector::close_idle_except(const std::string& key) {
+  for (auto& [k, list] : idle_) {
+    if (k == key || list.empty()) continue;
+    list.back()->stream.abort();
+    list.pop_back();
+    return true;
+  }
+  return false;
+}
+
 asio::awaitable<common::Result<std::unique_ptr<Conn>>> Connector::acquire(const Target& target, hbone::TlsContext tls,
                                                                           const std::string& self,
                                                                           std::chrono::milliseconds connect_timeout) {
-  if (auto it = idle_.find(target.key); it != idle_.end()) {
-    auto& list = it->second;
-    while (!list.empty()) {
-      auto c = std::move(list.back());
-      list.pop_back();
-      if (c->stream.usable()) {
-        c->reused = true;
-        co_return std::move(c);
-      }
-    }
-  }
+  if (auto c = take_idle(target.key)) co_return std::move(c);
   auto s = co_await open(target, std::move(tls), self, connect_timeout);
   if (!s) co_return common::make_error(s.error());
   co_return std::make_unique<Conn>(std::move(s.value()), target.key);
@@ -85,6 +119,17 @@ asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> Connector::acq
 
 void Connector::release(std::unique_ptr<Conn> conn) {
   if (!conn) return;
+  // Whatever happens to this connection, a pending request may now proceed (reuse it, or
+  // open one in the capacity it frees).
+  for (auto& w : waiters_) {
+    if (auto t = w.lock()) t->cancel();
+  }
+  waiters_.clear();
+  if (conn->max_uses > 0 && conn->uses >= conn->max_uses) {
+    conn->stream.abort();
+    return;
+  }
+  conn->idle_since = std::chrono::steady_clock::now();
   // A connection that is not kept is ended (RST_STREAM / close): dropped silently, its tunnel
   // would stay open on the pooled HBONE connection, and the app's keep-alive with it.
   if (draining_ || !conn->stream.usable()) {

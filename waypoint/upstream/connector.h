@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -45,6 +46,14 @@ struct Conn {
   http::ReadBuffer buf;
   std::string key;
   bool reused = false;
+  // Traffic policy (cluster_state.h): the circuit-breaker connection count this connection
+  // holds (released when it closes), how many requests it served and may serve (0 = no
+  // limit), and how long it may sit idle in the keep-alive pool.
+  std::shared_ptr<void> cx_hold;
+  uint32_t uses = 0;
+  uint32_t max_uses = 0;
+  std::chrono::milliseconds idle_timeout{0};
+  std::chrono::steady_clock::time_point idle_since{};
 };
 
 enum class ConnectError : uint8_t { None, Failed, NoCredentials };
@@ -69,8 +78,22 @@ class Connector {
   // The endpoint's multiplexed HTTP/2 connection (opened when there is none usable).
   boost::asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> acquire_h2(
       const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout);
-  // After a complete exchange on a keep-alive connection.
+  // After a complete exchange on a keep-alive connection. A connection that served
+  // max_uses requests is closed instead; a pending request waiting here is woken.
   void release(std::unique_ptr<Conn> conn);
+  // The pieces of acquire() for the circuit-breaker gate (pool_gate.h): a kept-alive
+  // connection to the endpoint that is still usable and idle for less than its idle_timeout
+  // (nullptr if none), and a new connection.
+  std::unique_ptr<Conn> take_idle(const std::string& key);
+  boost::asio::awaitable<common::Result<std::unique_ptr<Conn>>> connect(const Target& target, hbone::TlsContext tls,
+                                                                        const std::string& self,
+                                                                        std::chrono::milliseconds connect_timeout);
+  // Waits until a connection is released on this worker, or `at_most` passes (capacity
+  // freed on another worker is only seen by polling).
+  boost::asio::awaitable<void> wait_release(std::chrono::milliseconds at_most);
+  // Closes one idle connection to an endpoint other than `key` (frees its connection count,
+  // so a pool with no connection is not starved by idle ones elsewhere). false if none.
+  bool close_idle_except(const std::string& key);
   // Drain: GOAWAY pooled HBONE connections, drop idle keep-alives.
   void drain();
   // Shutdown (drain complete or termination deadline): end every upstream connection now,
@@ -89,6 +112,7 @@ class Connector {
   std::shared_ptr<hbone::Pool> pool_;
   std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
   std::map<std::string, std::shared_ptr<http::H2Session>> h2_;
+  std::vector<std::weak_ptr<boost::asio::steady_timer>> waiters_;
   bool draining_ = false;
 };
 

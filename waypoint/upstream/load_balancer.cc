@@ -1,5 +1,7 @@
 #include "waypoint/upstream/load_balancer.h"
 
+#include "waypoint/upstream/cluster_state.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -50,6 +52,12 @@ const Endpoint* LoadBalancer::pick(const Cluster& cluster, std::span<const Endpo
     }
     if (!fresh.empty()) candidates.swap(fresh);
   }
+  return choose(cluster, candidates, random);
+}
+
+const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::vector<const Endpoint*>& candidates,
+                                     router::Random& random) {
+  if (candidates.empty()) return nullptr;
   if (candidates.size() == 1) return candidates.front();
   switch (cluster.policy.lb_policy) {
     case LbPolicy::RoundRobin: {
@@ -72,7 +80,7 @@ const Endpoint* LoadBalancer::pick(const Cluster& cluster, std::span<const Endpo
       return best;
     }
     default: {
-      // RANDOM (and hash policies until ring/maglev land): weighted random.
+      // RANDOM (and hashed clusters without a request hash): weighted random.
       uint64_t total = 0;
       for (auto* e : candidates) total += e->weight;
       uint64_t v = random.next() % total;
@@ -83,6 +91,100 @@ const Endpoint* LoadBalancer::pick(const Cluster& cluster, std::span<const Endpo
       return candidates.back();
     }
   }
+}
+
+const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& random, std::optional<uint64_t> hash,
+                                   std::span<const std::string> avoid) {
+  if (!rt.cla || rt.cla->endpoints.empty() || rt.priorities.empty()) return nullptr;
+  const auto& eps = rt.cla->endpoints;
+  const Cluster& cluster = *rt.cluster;
+  auto usable = [&](uint32_t i) {
+    return healthy(eps[i]) && eps[i].weight > 0 && !rt.hosts[i]->ejected.load(std::memory_order_relaxed);
+  };
+  // Health of each level, in percent, with the overprovisioning factor.
+  const double factor = rt.cla->overprovisioning_factor / 100.0;
+  const size_t n = rt.priorities.size();
+  std::vector<double> health(n, 0.0);
+  std::vector<uint32_t> healthy_count(n, 0), total_count(n, 0);
+  double sum = 0;
+  for (size_t p = 0; p < n; ++p) {
+    for (uint32_t i : rt.priorities[p].members) {
+      if (eps[i].weight == 0) continue;
+      ++total_count[p];
+      if (usable(i)) ++healthy_count[p];
+    }
+    if (total_count[p] > 0) health[p] = std::min(100.0, factor * 100.0 * healthy_count[p] / total_count[p]);
+    sum += health[p];
+  }
+  const double threshold = cluster.policy.healthy_panic_threshold_percent;
+  const uint64_t draw = hash ? *hash : random.next();
+  std::vector<uint32_t> cand;
+  const PriorityLevel* level = nullptr;
+  bool panic = false;
+  // A threshold of 0 disables panic mode: with no usable host the answer is 503 UH.
+  if (threshold > 0 && std::min(100.0, sum) < threshold) {
+    // Total panic: every host of every level (the first level's table serves hashing).
+    panic = true;
+    level = &rt.priorities.front();
+    for (const auto& l : rt.priorities) {
+      for (uint32_t i : l.members) {
+        if (eps[i].weight > 0) cand.push_back(i);
+      }
+    }
+  } else if (sum <= 0) {
+    return nullptr;
+  } else {
+    // Loads in level order, normalised when the levels together are under 100 %.
+    std::vector<double> load(n, 0.0);
+    double left = 100.0;
+    for (size_t p = 0; p < n; ++p) {
+      load[p] = sum < 100.0 ? health[p] * 100.0 / sum : std::min(health[p], left);
+      left -= load[p];
+    }
+    double v = static_cast<double>(draw % 10000) / 100.0;
+    size_t chosen = 0;
+    for (size_t p = 0; p < n; ++p) {
+      if (load[p] <= 0) continue;
+      chosen = p;
+      if (v < load[p]) break;
+      v -= load[p];
+    }
+    level = &rt.priorities[chosen];
+    panic = threshold > 0 && 100.0 * healthy_count[chosen] < threshold * total_count[chosen];
+    for (uint32_t i : level->members) {
+      if (eps[i].weight > 0 && (panic || usable(i))) cand.push_back(i);
+    }
+  }
+  if (cand.empty()) return nullptr;
+  auto avoided = [&](uint32_t i) {
+    return !avoid.empty() && std::find(avoid.begin(), avoid.end(), rt.keys[i]) != avoid.end();
+  };
+  if (!avoid.empty() && cand.size() > 1) {
+    std::vector<uint32_t> fresh;
+    for (uint32_t i : cand) {
+      if (!avoided(i)) fresh.push_back(i);
+    }
+    if (!fresh.empty()) cand.swap(fresh);
+  }
+  const bool hashed = cluster.policy.lb_policy == LbPolicy::RingHash || cluster.policy.lb_policy == LbPolicy::Maglev;
+  if (hashed && hash) {
+    // Table indices are positions in level->members; a member is acceptable when it is a
+    // candidate (usable, or anything in panic; not avoided while others remain).
+    auto ok = [&](size_t m) {
+      const uint32_t i = level->members[m];
+      return std::find(cand.begin(), cand.end(), i) != cand.end();
+    };
+    std::optional<size_t> m = cluster.policy.lb_policy == LbPolicy::RingHash ? level->ring.lookup(*hash, ok)
+                                                                             : level->maglev.lookup(*hash, ok);
+    if (m) return &eps[level->members[*m]];
+    // Total panic over several levels: the host may sit in another level's table.
+    if (panic) return &eps[cand[*hash % cand.size()]];
+    return nullptr;
+  }
+  std::vector<const Endpoint*> ptrs;
+  ptrs.reserve(cand.size());
+  for (uint32_t i : cand) ptrs.push_back(&eps[i]);
+  return choose(cluster, ptrs, random);
 }
 
 }  // namespace waypoint::upstream

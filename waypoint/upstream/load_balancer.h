@@ -1,22 +1,30 @@
 // Endpoint choice for one cluster on one worker: Envoy's LEAST_REQUEST (power of two choices
-// over the endpoints' active requests, weighted by load_balancing_weight), ROUND_ROBIN and
-// RANDOM. Hash policies (RING_HASH / MAGLEV) fall back to RANDOM for now.
-// Health: Unhealthy/Draining/Timeout endpoints are skipped unless fewer than the panic
-// threshold are usable (then all are candidates, as Envoy's panic mode). Hosts in `avoid`
-// (previous_hosts retry predicate) are skipped while another candidate exists.
+// over the endpoints' active requests, weighted by load_balancing_weight), ROUND_ROBIN,
+// RANDOM, and RING_HASH / MAGLEV keyed by the request's hash (no hash -> random, as Envoy).
+// Health: Unhealthy/Draining/Timeout endpoints and hosts ejected by outlier detection are
+// skipped unless fewer than the panic threshold are usable (then all are candidates, as
+// Envoy's panic mode). Priorities (pick(ClusterRuntime...)): each level's health is
+// min(100, overprovisioning x healthy / hosts) %; levels take load in order (0 first), so
+// traffic spills to priority 1 as priority 0 loses healthy hosts; when the levels together
+// are below 100 % the loads are normalised, and below the panic threshold all hosts are used.
+// Hosts in `avoid` (previous_hosts retry predicate) are skipped while another candidate exists.
 // Threading: one balancer per worker (Envoy's LB is per worker too); no locks. Active request
 // counts are this worker's view, keyed by "ip:port".
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "waypoint/route_model.h"
 #include "waypoint/router/random.h"
 
 namespace waypoint::upstream {
+
+struct ClusterRuntime;
 
 std::string endpoint_key(const Endpoint& e);  // "ip:port" ([v6]:port)
 
@@ -25,6 +33,9 @@ class LoadBalancer {
   // nullptr = no usable endpoint (503 UH).
   const Endpoint* pick(const Cluster& cluster, std::span<const Endpoint> endpoints, router::Random& random,
                        std::span<const std::string> avoid = {});
+  // With the cluster's runtime (priorities, ejections, hash tables). nullptr = 503 UH.
+  const Endpoint* pick(const ClusterRuntime& rt, router::Random& random, std::optional<uint64_t> hash,
+                       std::span<const std::string> avoid = {});
 
   // Bracket every request sent to `key` (least-request bookkeeping).
   void started(const std::string& key) { ++active_[key]; }
@@ -32,6 +43,7 @@ class LoadBalancer {
   uint64_t active(const std::string& key) const;
 
  private:
+  const Endpoint* choose(const Cluster& cluster, std::vector<const Endpoint*>& candidates, router::Random& random);
   std::unordered_map<std::string, uint64_t> active_;
   std::unordered_map<std::string, uint64_t> rr_next_;  // by cluster name
 };

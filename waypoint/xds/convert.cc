@@ -1064,8 +1064,19 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
   }
   if (c.has_ring_hash_lb_config() && c.ring_hash_lb_config().has_minimum_ring_size())
     p.ring_hash_minimum_ring_size = c.ring_hash_lb_config().minimum_ring_size().value();
-  if (c.has_maglev_lb_config() && c.maglev_lb_config().has_table_size())
+  if (c.has_maglev_lb_config() && c.maglev_lb_config().has_table_size()) {
     p.maglev_table_size = c.maglev_lb_config().table_size().value();
+    // Maglev's permutation needs a prime table size; Envoy caps it at 5000011.
+    auto prime = [](uint64_t n) {
+      if (n < 2) return false;
+      for (uint64_t d = 2; d * d <= n; ++d) {
+        if (n % d == 0) return false;
+      }
+      return true;
+    };
+    if (!prime(p.maglev_table_size) || p.maglev_table_size > 5000011)
+      return make_error("cluster.maglev_lb_config.table_size: must be a prime <= 5000011");
+  }
   if (c.common_lb_config().has_healthy_panic_threshold()) {
     double v = c.common_lb_config().healthy_panic_threshold().value();
     if (!(v >= 0 && v <= 100))
@@ -1098,6 +1109,9 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
         !duration(ctx, o.base_ejection_time(), "cluster.outlier_detection.base_ejection_time", od.base_ejection_time))
       return make_error(ctx.err);
     if (o.has_max_ejection_percent()) od.max_ejection_percent = std::min(100u, o.max_ejection_percent().value());
+    if (o.has_max_ejection_time() &&
+        !duration(ctx, o.max_ejection_time(), "cluster.outlier_detection.max_ejection_time", od.max_ejection_time))
+      return make_error(ctx.err);
     p.outlier_detection = od;
   }
   if (!cluster_policy_extras(ctx, c, p)) return make_error(ctx.err);

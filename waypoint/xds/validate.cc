@@ -75,7 +75,6 @@ const std::set<std::string_view>& not_implemented() {
       "envoy.config.cluster.v3.OutlierDetection.enforcing_failure_percentage_local_origin",
       "envoy.config.cluster.v3.OutlierDetection.failure_percentage_minimum_hosts",
       "envoy.config.cluster.v3.OutlierDetection.failure_percentage_request_volume",
-      "envoy.config.cluster.v3.OutlierDetection.max_ejection_time",
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.auto_config",
       "envoy.config.core.v3.HttpProtocolOptions.max_headers_count",
       "envoy.config.core.v3.HttpProtocolOptions.max_connection_duration",

@@ -46,6 +46,7 @@ struct Backend {
   tcp::acceptor acc;
   int connections = 0;
   int requests = 0;
+  uint16_t forced_status = 0;  // non-zero: every request is answered with this status
   std::vector<router::HttpRequest> seen;
 
   uint16_t port() const { return acc.local_endpoint().port(); }
@@ -93,6 +94,7 @@ struct Backend {
       } else if (path.starts_with("/status/")) {
         resp.status = static_cast<uint16_t>(std::stoi(path.substr(8)));
       }
+      if (forced_status != 0) resp.status = forced_status;
       resp.headers.add("x-backend", name);
       if (!co_await http::write_response(s, resp, http::Protocol::Http11, false, !rr.keep_alive)) co_return;
       if (!rr.keep_alive) co_return;

@@ -354,3 +354,33 @@ TEST_CASE("deprecated exact_match \"\" means presence, as in Envoy") {
   REQUIRE(std::holds_alternative<PresentMatch>(m.spec));
   CHECK(std::get<PresentMatch>(m.spec).present);
 }
+
+TEST_CASE("traffic policy fields: outlier max_ejection_time, maglev table size must be prime") {
+  SECTION("max_ejection_time is parsed (Envoy default 300 s otherwise)") {
+    auto c = istio_like_cluster();
+    auto* od = c.mutable_outlier_detection();
+    od->mutable_consecutive_5xx()->set_value(3);
+    od->mutable_base_ejection_time()->set_seconds(2);
+    auto r = xds::convert_cluster(c);
+    REQUIRE(r.ok());
+    REQUIRE(r->policy.outlier_detection);
+    CHECK(r->policy.outlier_detection->max_ejection_time == Duration(300000));
+    od->mutable_max_ejection_time()->set_seconds(20);
+    r = xds::convert_cluster(c);
+    REQUIRE(r.ok());
+    CHECK(r->policy.outlier_detection->max_ejection_time == Duration(20000));
+    CHECK(r->policy.outlier_detection->base_ejection_time == Duration(2000));
+  }
+  SECTION("maglev") {
+    auto c = istio_like_cluster();
+    c.set_lb_policy(cluster::Cluster::MAGLEV);
+    c.mutable_maglev_lb_config()->mutable_table_size()->set_value(1009);
+    auto r = xds::convert_cluster(c);
+    REQUIRE(r.ok());
+    CHECK(r->policy.maglev_table_size == 1009);
+    c.mutable_maglev_lb_config()->mutable_table_size()->set_value(1000);
+    r = xds::convert_cluster(c);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "cluster.maglev_lb_config.table_size: must be a prime <= 5000011");
+  }
+}
