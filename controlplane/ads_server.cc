@@ -90,7 +90,8 @@ struct TypeState {
   std::map<std::string, std::string, std::less<>> have;  // name -> version the client has
   std::set<std::string, std::less<>> told_absent;   // subscribed names reported as absent
   bool owe_response = false;                        // first request, or a subscription change
-  uint64_t synced = 0;  // wildcard: sequence number of the state `have` equals (0: none)
+  // Wildcard: the sequence number of the state that `have` equals (0: none).
+  uint64_t synced = 0;
 };
 
 // Hand-off between a stream's reader thread, the state publisher and its handler thread.

@@ -59,7 +59,9 @@ void append_if(const ResourceSet& from, Keep keep, ResourceSet& to) {
   copy(to.policies, from.policies);
 }
 
-bool is_waypoint_pod(const PodObject& p) { return p.meta.labels.count(std::string(kGatewayNameLabel)) > 0; }
+bool is_waypoint_pod(const PodObject& p) {
+  return p.meta.labels.count(std::string(kGatewayNameLabel)) > 0;
+}
 
 }  // namespace
 
@@ -209,7 +211,8 @@ ResourceSet CachedLoader::partition(const std::string& ns, Diagnostics& dedupe_d
   if (files == partition_files_.end()) return out;
   for (const auto& path : order_) {
     if (!files->second.count(path)) continue;
-    append_if(cache_.at(path).objects, [&](const auto& o) { return partition_of(o) == ns; }, out);
+    append_if(
+        cache_.at(path).objects, [&](const auto& o) { return partition_of(o) == ns; }, out);
   }
   remove_duplicates(out, dedupe_diags);
   return out;

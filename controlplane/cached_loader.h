@@ -95,9 +95,9 @@ class CachedLoader {
   std::map<std::string, Entry> cache_;  // by path
   std::vector<std::string> order_;      // paths in fingerprint order
   std::map<std::string, std::set<std::string>> partition_files_;  // partition -> paths
-  std::set<std::string> context_files_;                 // files with is_context()
-  std::map<PodKey, std::set<std::string>> pod_files_;    // every pod -> the files naming it
-  std::map<PodKey, size_t> labelled_pods_;               // pods labelled gateway-name -> count
+  std::set<std::string> context_files_;                           // files with is_context()
+  std::map<PodKey, std::set<std::string>> pod_files_;             // every pod -> the files naming it
+  std::map<PodKey, size_t> labelled_pods_;                        // pods labelled gateway-name -> count
   std::string root_namespace_;
   size_t parsed_last_ = 0;
 };

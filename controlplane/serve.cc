@@ -15,19 +15,19 @@
 #include <sstream>
 #include <thread>
 
+#include "common/admin/log.h"
 #include "common/identity/certs.h"
 #include "common/identity/local_ca.h"
-#include "common/admin/log.h"
+#include "common/model/local_config_writer.h"
+#include "common/model/xds/xds_resources.h"
+#include "controlplane/atomic_file.h"
 #include "controlplane/ca_service.h"
 #include "controlplane/cached_loader.h"
 #include "controlplane/dir_notify.h"
 #include "controlplane/dir_watch.h"
 #include "controlplane/incremental_compiler.h"
-#include "common/model/local_config_writer.h"
-#include "controlplane/atomic_file.h"
 #include "controlplane/tokens.h"
 #include "controlplane/waypoint_compiler.h"
-#include "common/model/xds/xds_resources.h"
 
 namespace controlplane {
 namespace {
@@ -298,9 +298,9 @@ void ControlPlaneServer::Impl::publish(bool full, const std::vector<std::string>
       continue;
     }
     if (sh != shards.end() && sh->second.part == p->second) continue;  // already published
-    XdsResources res = sh != shards.end() ? to_xds_resources(p->second->config, sh->second.part->config,
-                                                             *sh->second.addresses)
-                                          : to_xds_resources(p->second->config);
+    XdsResources res = sh != shards.end()
+                           ? to_xds_resources(p->second->config, sh->second.part->config, *sh->second.addresses)
+                           : to_xds_resources(p->second->config);
     Shard next;
     next.part = p->second;
     const XdsResourceMap& old_addresses = sh != shards.end() ? *sh->second.addresses : *kEmpty;
