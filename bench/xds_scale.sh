@@ -5,8 +5,8 @@
 #
 # Measures: the controlplane's first compile and RSS; ztunnel's initial sync (process start ->
 # readiness 200, which needs the first response of both xDS types) and its RSS with that state
-# (target < 200 MB); delta propagation (file edit -> ztunnel applied, P50/P99 over EDITS edits,
-# bench/xds_scale_probe.py). There is no competitor to run beside it on one host (istiod needs
+# (target < 200 MB); delta propagation (file edit -> ztunnel applied, P50/P99 over EDITS edits of
+# five kinds: pod changed/added/removed, service changed, policy changed; bench/xds_scale_probe.py). There is no competitor to run beside it on one host (istiod needs
 # a Kubernetes API server); upstream ztunnel's published guidance is quoted in docs/benchmarks.md.
 #
 # Usage: bench/xds_scale.sh [PODS] [SERVICES] [EDITS]   (BIN_DIR=... to pick binaries)
@@ -18,7 +18,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 BIN_DIR=${BIN_DIR:-$ROOT/build/bin}
 PODS=${1:-50000}
 SERVICES=${2:-10000}
-EDITS=${3:-30}
+EDITS=${3:-60}
 PORT_BASE=${XDS_SCALE_PORT_BASE:-25000}
 XDS_PORT=$((PORT_BASE + 12))
 
@@ -103,6 +103,11 @@ python3 "$BENCH_DIR/xds_scale_probe.py" "$T/mesh" "$((PORT_BASE + 20))" "$EDITS"
 summary=$(tail -n 1 "$T/probe.log")
 result "delta_p50_ms=$(sed -E 's/.*P50 ([0-9]+) ms.*/\1/' <<<"$summary")"
 result "delta_p99_ms=$(sed -E 's/.*P99 ([0-9]+) ms.*/\1/' <<<"$summary")"
+while read -r _ kind _ _ p50 _ _ p99 _; do
+  result "delta_${kind//-/_}_p50_p99_ms=${p50},${p99}"
+done < <(sed -nE 's/^kind ([a-z-]+): ([0-9]+) edits, P50 ([0-9]+) ms, P99 ([0-9]+) ms.*/kind \1 x x \3 x x \4 x/p' "$T/probe.log")
+# The controlplane's own split of its share (parse / compile / publish per recompile).
+grep -E "compiled .* in [0-9]+ ms" "$T/cp.log" | tail -n 5 | sed 's/^/cp: /'
 sleep 16   # one malloc_trim period, so RSS shows the steady state rather than the sync's peak
 result "ztunnel_rss_steady_kb=$(rss_kb "$ZT_PID")"
 result "controlplane_rss_steady_kb=$(rss_kb "$CP_PID")"

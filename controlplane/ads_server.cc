@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -39,6 +40,42 @@ std::shared_ptr<spdlog::logger> ads_log() {
   return lg;
 }
 
+using Entry = std::pair<const std::string, XdsResource>;
+
+// The maps a type is served from (ServedState::types plus its shards).
+std::vector<const XdsResourceMap*> maps_of(const ServedState& st, std::string_view type_url) {
+  std::vector<const XdsResourceMap*> out;
+  if (auto it = st.types.find(type_url); it != st.types.end() && it->second) out.push_back(it->second.get());
+  if (auto it = st.shards.find(type_url); it != st.shards.end()) {
+    for (const auto& m : it->second) {
+      if (m && !m->empty()) out.push_back(m.get());
+    }
+  }
+  return out;
+}
+
+const XdsResource* find_in(const std::vector<const XdsResourceMap*>& maps, std::string_view name) {
+  for (const auto* m : maps) {
+    if (auto it = m->find(name); it != m->end()) return &it->second;
+  }
+  return nullptr;
+}
+
+// Every entry of `maps`, sorted by name (one map is already sorted; shards are merged).
+std::vector<const Entry*> sorted_entries(const std::vector<const XdsResourceMap*>& maps) {
+  std::vector<const Entry*> out;
+  size_t n = 0;
+  for (const auto* m : maps) n += m->size();
+  out.reserve(n);
+  for (const auto* m : maps) {
+    for (const auto& kv : *m) out.push_back(&kv);
+  }
+  if (maps.size() > 1) {
+    std::sort(out.begin(), out.end(), [](const Entry* a, const Entry* b) { return a->first < b->first; });
+  }
+  return out;
+}
+
 // "type.googleapis.com/istio.workload.Address" -> "istio.workload.Address" for log lines.
 std::string short_type(std::string_view type_url) {
   const auto slash = type_url.rfind('/');
@@ -53,6 +90,8 @@ struct TypeState {
   std::map<std::string, std::string, std::less<>> have;  // name -> version the client has
   std::set<std::string, std::less<>> told_absent;   // subscribed names reported as absent
   bool owe_response = false;                        // first request, or a subscription change
+  // Wildcard: the sequence number of the state that `have` equals (0: none).
+  uint64_t synced = 0;
 };
 
 // Hand-off between a stream's reader thread, the state publisher and its handler thread.
@@ -86,6 +125,13 @@ class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
     std::lock_guard<std::mutex> l(mu_);
     return state_;
   }
+  std::pair<std::shared_ptr<const ServedState>, uint64_t> snapshot() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return {state_, seq_};
+  }
+  // The names of `type_url` that changed after state `from` up to state `to`; false when the
+  // recent history does not cover that range for the type (then compare everything).
+  bool changed_since(uint64_t from, uint64_t to, std::string_view type_url, std::set<std::string>& names) const;
   std::vector<ConnectedClient> clients() const {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<ConnectedClient> out;
@@ -119,7 +165,8 @@ class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
   void handle_request(Session& s, ds::DeltaDiscoveryRequest& req);
   // Builds and writes the response for one type when there is something to say. False when
   // the stream is broken.
-  bool respond(Session& s, const std::string& type_url, TypeState& ts, const ServedState& state, Stream* stream);
+  bool respond(Session& s, const std::string& type_url, TypeState& ts, const ServedState& state, uint64_t seq,
+               Stream* stream);
   void update_info(uint64_t id, const std::function<void(ConnectedClient&)>& fn) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = streams_.find(id);
@@ -130,6 +177,10 @@ class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
 
   mutable std::mutex mu_;
   std::shared_ptr<const ServedState> state_;
+  uint64_t seq_ = 1;  // of state_
+  // The changed-name lists of the last kHistory states, by sequence number (ascending).
+  static constexpr size_t kHistory = 32;
+  std::deque<std::pair<uint64_t, std::map<std::string, std::vector<std::string>, std::less<>>>> history_;
   std::map<uint64_t, StreamEntry> streams_;
   bool shutting_down_ = false;
   uint64_t next_id_ = 1;
@@ -202,10 +253,10 @@ grpc::Status AdsServer::Impl::DeltaAggregatedResources(grpc::ServerContext* ctx,
     }
     for (auto& req : batch) handle_request(session, req);
     if (!batch.empty() || state_changed) {
-      const auto state = this->state();
+      const auto [state, seq] = snapshot();
       for (auto& [type_url, ts] : session.types) {
         if (!state_changed && !ts.owe_response) continue;
-        if (!respond(session, type_url, ts, *state, stream)) {
+        if (!respond(session, type_url, ts, *state, seq, stream)) {
           stream_ok = false;
           break;
         }
@@ -306,47 +357,93 @@ void AdsServer::Impl::handle_request(Session& s, ds::DeltaDiscoveryRequest& req)
   if (changed) ts.owe_response = true;
 }
 
+bool AdsServer::Impl::changed_since(uint64_t from, uint64_t to, std::string_view type_url,
+                                    std::set<std::string>& names) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (from == to) return true;
+  if (from > to || history_.empty() || history_.front().first > from + 1 || history_.back().first < to) return false;
+  for (const auto& [seq, changed] : history_) {
+    if (seq <= from || seq > to) continue;
+    auto it = changed.find(type_url);
+    if (it == changed.end()) return false;
+    names.insert(it->second.begin(), it->second.end());
+  }
+  return true;
+}
+
 bool AdsServer::Impl::respond(Session& s, const std::string& type_url, TypeState& ts, const ServedState& state,
-                              Stream* stream) {
-  static const XdsResourceMap kEmpty;
-  const XdsResourceMap* resources = &kEmpty;
-  if (auto it = state.types.find(type_url); it != state.types.end() && it->second) resources = it->second.get();
+                              uint64_t seq, Stream* stream) {
+  std::vector<const XdsResourceMap*> maps = maps_of(state, type_url);
+  bool per_proxy = false;
   if (!state.per_proxy.empty()) {  // waypoints: their own Envoy resources (waypoint_compiler.h)
     if (auto p = state.per_proxy.find(proxy_key_of_node(s.node_id)); p != state.per_proxy.end()) {
-      if (auto it = p->second.find(type_url); it != p->second.end() && it->second) resources = it->second.get();
+      if (auto it = p->second.find(type_url); it != p->second.end() && it->second) {
+        maps = {it->second.get()};
+        per_proxy = true;
+      }
     }
   }
 
-  std::vector<const std::pair<const std::string, XdsResource>*> updated;
+  std::vector<const Entry*> updated;
   std::vector<std::string> removed;
-  if (ts.wildcard) {
-    // Merge walk of two sorted maps: O(resources + have).
-    auto r = resources->begin();
+  std::set<std::string> changed;
+  if (ts.wildcard && !per_proxy && ts.synced != 0 && !ts.owe_response &&
+      changed_since(ts.synced, seq, type_url, changed)) {
+    // Up to date with an earlier state whose successors list their changes: O(change).
+    for (const auto& name : changed) {
+      const XdsResource* r = find_in(maps, name);
+      auto h = ts.have.find(name);
+      if (r != nullptr) {
+        if (h == ts.have.end() || h->second != r->version) {
+          // The entry itself (its name must outlive this call): find it again in its map.
+          for (const auto* m : maps) {
+            if (auto it = m->find(name); it != m->end()) {
+              updated.push_back(&*it);
+              break;
+            }
+          }
+        }
+      } else if (h != ts.have.end()) {
+        removed.push_back(name);
+      }
+    }
+  } else if (ts.wildcard) {
+    // Merge walk of two sorted sequences: O(resources + have).
+    const std::vector<const Entry*> all = sorted_entries(maps);
+    auto r = all.begin();
     auto h = ts.have.begin();
-    while (r != resources->end() || h != ts.have.end()) {
-      if (h == ts.have.end() || (r != resources->end() && r->first < h->first)) {
-        updated.push_back(&*r);
+    while (r != all.end() || h != ts.have.end()) {
+      if (h == ts.have.end() || (r != all.end() && (*r)->first < h->first)) {
+        updated.push_back(*r);
         ++r;
-      } else if (r == resources->end() || h->first < r->first) {
+      } else if (r == all.end() || h->first < (*r)->first) {
         removed.push_back(h->first);
         ++h;
       } else {
-        if (r->second.version != h->second) updated.push_back(&*r);
+        if ((*r)->second.version != h->second) updated.push_back(*r);
         ++r;
         ++h;
       }
     }
   } else {
     for (const auto& name : ts.names) {
-      auto r = resources->find(name);
+      const Entry* r = nullptr;
+      for (const auto* m : maps) {
+        if (auto it = m->find(name); it != m->end()) {
+          r = &*it;
+          break;
+        }
+      }
       auto h = ts.have.find(name);
-      if (r != resources->end()) {
-        if (h == ts.have.end() || h->second != r->second.version) updated.push_back(&*r);
+      if (r != nullptr) {
+        if (h == ts.have.end() || h->second != r->second.version) updated.push_back(r);
       } else if (h != ts.have.end() || !ts.told_absent.count(name)) {
         removed.push_back(name);
       }
     }
   }
+  // After this call the client has exactly this state's resources of the type (wildcard).
+  ts.synced = ts.wildcard && !per_proxy ? seq : 0;
   if (updated.empty() && removed.empty() && !ts.owe_response) return true;
 
   ds::DeltaDiscoveryResponse resp;
@@ -392,39 +489,50 @@ void AdsServer::Impl::set_state(std::shared_ptr<const ServedState> next) {
   {
     std::lock_guard<std::mutex> l(mu_);
     prev = std::exchange(state_, next);
+    history_.emplace_back(++seq_, next->changed);
+    while (history_.size() > kHistory) history_.pop_front();
     for (const auto& kv : streams_) targets.emplace_back(kv.second.signal, kv.second.info.types);
   }
   // Summary per type of what changed between the two states (each stream computes its own
   // exact delta; this is for the log).
-  static const XdsResourceMap kEmpty;
   std::set<std::string> type_urls;
   for (const auto& kv : prev->types) type_urls.insert(kv.first);
   for (const auto& kv : next->types) type_urls.insert(kv.first);
   for (const auto& type_url : type_urls) {
-    auto find = [&](const ServedState& st) -> const XdsResourceMap& {
-      auto it = st.types.find(type_url);
-      return it == st.types.end() || !it->second ? kEmpty : *it->second;
-    };
-    const XdsResourceMap& before = find(*prev);
-    const XdsResourceMap& after = find(*next);
-    if (&before == &after) continue;
-    // Merge walk of the two sorted maps: linear, where a find() per name cost n log n long
-    // string compares at 60k resources.
+    const auto before_maps = maps_of(*prev, type_url);
+    const auto after_maps = maps_of(*next, type_url);
+    if (before_maps == after_maps) continue;
     size_t updated = 0, removed = 0;
-    auto a = after.begin();
-    auto b = before.begin();
-    while (a != after.end() || b != before.end()) {
-      const int c = a == after.end() ? 1 : b == before.end() ? -1 : a->first.compare(b->first);
-      if (c < 0) {
-        ++updated;
-        ++a;
-      } else if (c > 0) {
-        ++removed;
-        ++b;
-      } else {
-        updated += a->second.version != b->second.version;
-        ++a;
-        ++b;
+    if (auto ch = next->changed.find(type_url); ch != next->changed.end()) {
+      for (const auto& name : ch->second) {
+        const XdsResource* a = find_in(after_maps, name);
+        const XdsResource* b = find_in(before_maps, name);
+        if (a == nullptr) {
+          removed += b != nullptr;
+        } else {
+          updated += b == nullptr || a->version != b->version;
+        }
+      }
+    } else {
+      // Merge walk of the two sorted sequences: linear, where a find() per name cost
+      // n log n long string compares at 60k resources.
+      const auto after = sorted_entries(after_maps);
+      const auto before = sorted_entries(before_maps);
+      auto a = after.begin();
+      auto b = before.begin();
+      while (a != after.end() || b != before.end()) {
+        const int c = a == after.end() ? 1 : b == before.end() ? -1 : (*a)->first.compare((*b)->first);
+        if (c < 0) {
+          ++updated;
+          ++a;
+        } else if (c > 0) {
+          ++removed;
+          ++b;
+        } else {
+          updated += (*a)->second.version != (*b)->second.version;
+          ++a;
+          ++b;
+        }
       }
     }
     if (updated == 0 && removed == 0) continue;

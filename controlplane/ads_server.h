@@ -4,7 +4,10 @@
 //
 // State: an immutable ServedState (per type URL: resource name -> {version, Any bytes}) that
 // the directory watcher replaces with set_state(); streams are woken and each sends its client
-// only what differs from what that client has.
+// only what differs from what that client has. When the new state lists what changed since
+// the previous one (ServedState::changed) and a wildcard stream had caught up with the
+// previous one, the stream compares only those names (the last 32 states' lists are kept);
+// otherwise it walks the whole type.
 //
 // Per stream:
 // - The `authorization` metadata must be a known bearer token (TokenAuthenticator), else the
@@ -57,6 +60,15 @@ using ztunnel::XdsResources;
 struct ServedState {
   std::string version;  // system_version_info of every response built from it
   std::map<std::string, std::shared_ptr<const XdsResourceMap>, std::less<>> types;  // by type URL
+  // More resources of a type, in shards replaced independently (serve keeps one per
+  // namespace, so a publish copies only the shards that changed, not the mesh). A type's
+  // resources are types[type] plus every shard; a name is in at most one of them.
+  std::map<std::string, std::vector<std::shared_ptr<const XdsResourceMap>>, std::less<>> shards;
+  // Per type, every name whose resource may differ from the state published just before this
+  // one (added, changed or removed). With it, a stream that was up to date with that state
+  // looks at these names only: a push costs O(change), not a walk of the mesh. A type absent
+  // here is compared in full.
+  std::map<std::string, std::vector<std::string>, std::less<>> changed;
   // Per-proxy resources, by proxy key ("<pod>.<namespace>" from a waypoint's node id, see
   // waypoint_compiler.h) then type URL: a stream whose node has an entry here is served that
   // map for the type instead of `types` (which must still list the type URL, as known).

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -15,18 +16,19 @@
 #include <sstream>
 #include <thread>
 
+#include "common/admin/log.h"
 #include "common/identity/certs.h"
 #include "common/identity/local_ca.h"
-#include "common/admin/log.h"
+#include "common/model/local_config_writer.h"
+#include "common/model/xds/xds_resources.h"
+#include "controlplane/atomic_file.h"
 #include "controlplane/ca_service.h"
 #include "controlplane/cached_loader.h"
 #include "controlplane/dir_notify.h"
 #include "controlplane/dir_watch.h"
-#include "common/model/local_config_writer.h"
-#include "controlplane/atomic_file.h"
+#include "controlplane/incremental_compiler.h"
 #include "controlplane/tokens.h"
 #include "controlplane/waypoint_compiler.h"
-#include "common/model/xds/xds_resources.h"
 
 namespace controlplane {
 namespace {
@@ -88,6 +90,35 @@ std::string join_host_port(const std::string& host, int port) {
 
 std::string identity_key(const std::string& node, const std::string& uri) { return node + '\n' + uri; }
 
+// The namespace of a SPIFFE identity "spiffe://<td>/ns/<ns>/sa/<sa>" ("" when not one).
+std::string namespace_of_identity(const std::string& uri) {
+  const auto at = uri.find("/ns/");
+  if (at == std::string::npos) return "";
+  const auto end = uri.find('/', at + 4);
+  return end == std::string::npos ? "" : uri.substr(at + 4, end - at - 4);
+}
+
+// Appends to `out` every name whose resource differs between `before` and `after` (merge walk
+// of the two sorted maps; O(both)).
+void diff_names(const XdsResourceMap& before, const XdsResourceMap& after, std::vector<std::string>& out) {
+  auto a = after.begin();
+  auto b = before.begin();
+  while (a != after.end() || b != before.end()) {
+    const int c = a == after.end() ? 1 : b == before.end() ? -1 : a->first.compare(b->first);
+    if (c < 0) {
+      out.push_back(a->first);
+      ++a;
+    } else if (c > 0) {
+      out.push_back(b->first);
+      ++b;
+    } else {
+      if (a->second.version != b->second.version) out.push_back(a->first);
+      ++a;
+      ++b;
+    }
+  }
+}
+
 }  // namespace
 
 struct ControlPlaneServer::Impl {
@@ -110,14 +141,23 @@ struct ControlPlaneServer::Impl {
   std::set<std::string> last_findings;
   std::string last_yaml;
   uint64_t generation = 0;
-  // The last compiled config, whose Address resources are the served ones: unchanged objects
-  // keep their serialization on the next compile.
-  std::unique_ptr<ztunnel::LocalConfig> previous;
+  // The compiled mesh, per namespace (incremental_compiler.h), and per namespace what is
+  // served from it: an edit converts and swaps only the namespaces it touched.
+  std::unique_ptr<IncrementalCompiler> inc;
+  struct Shard {
+    std::shared_ptr<const Partition> part;  // what the maps were made from
+    std::shared_ptr<const XdsResourceMap> addresses, authorizations;
+    std::shared_ptr<const std::set<std::string>> identities;  // identity_key()s of its workloads
+  };
+  std::map<std::string, Shard> shards;
   WaypointCompileResult waypoints;  // the last waypoint compile (per-proxy Envoy resources)
+  bool waypoints_present = false;   // the last waypoint compile had waypoint Gateways
   double compile_ms = 0;
 
+  // identity_key()s per namespace, for the CA (read by gRPC threads).
+  using IdentityIndex = std::map<std::string, std::shared_ptr<const std::set<std::string>>>;
   mutable std::mutex index_mu;
-  std::shared_ptr<const std::set<std::string>> identities = std::make_shared<std::set<std::string>>();
+  std::shared_ptr<const IdentityIndex> identities = std::make_shared<IdentityIndex>();
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -130,14 +170,18 @@ struct ControlPlaneServer::Impl {
   bool poll_source();
   uint64_t source_generation = 0;
   bool source_compiled = false;
-  void publish(const CompiledState& st, double parse_ms, size_t parsed_files);
+  // Publishes the partitions of `touched` (every one when `full`); `extra` are the findings
+  // from outside the partitions (parse errors, waypoint compile, the source).
+  void publish(bool full, const std::vector<std::string>& touched, Diagnostics extra, double parse_ms,
+               size_t parsed_files);
   bool identity_on_node(const std::string& node, const std::string& uri) const {
-    std::shared_ptr<const std::set<std::string>> ids;
+    std::shared_ptr<const IdentityIndex> ids;
     {
       std::lock_guard<std::mutex> l(index_mu);
       ids = identities;
     }
-    return ids->count(identity_key(node, uri)) > 0;
+    auto it = ids->find(namespace_of_identity(uri));
+    return it != ids->end() && it->second->count(identity_key(node, uri)) > 0;
   }
   void stop();
 };
@@ -157,21 +201,27 @@ bool ControlPlaneServer::Impl::poll() {
   last_error.clear();
   if (have_prev && *fp == prev) return false;
   const auto t0 = std::chrono::steady_clock::now();
-  Diagnostics diags;
-  ResourceSet objects = loader.load(*fp, diags);
+  const CachedLoader::Change change = loader.refresh(*fp, opt.compile.root_namespace);
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
-  CompiledState st = compile(objects, opt.compile);
-  waypoints = compile_waypoints(objects, opt.compile, &st.config);
-  diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
+  const IncrementalCompiler::Update update = inc->update(loader, change);
+  Diagnostics extra;
+  loader.file_diagnostics(extra);
+  // The waypoint compile (waypoint_compiler.h) reads the whole mesh; it runs only when there
+  // are waypoints, or when its inputs beyond pods/services/policies (L7 objects, Gateways)
+  // changed. Without waypoint Gateways its result has no resources, only findings about L7
+  // objects, which then stay as of the last run.
+  const bool have_waypoints = loader.has_waypoint_gateways();
+  if (update.full || change.l7 || have_waypoints || waypoints_present) {
+    Diagnostics ignored;  // duplicates: reported by the partitions
+    waypoints = compile_waypoints(loader.all(ignored), opt.compile);
+    waypoints_present = have_waypoints;
+  }
+  extra.insert(extra.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
-  diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),
-               std::make_move_iterator(st.diagnostics.end()));
-  st.diagnostics = std::move(diags);
   prev = std::move(*fp);
   have_prev = true;
-  publish(st, parse_ms, loader.parsed_last());
-  previous = std::make_unique<ztunnel::LocalConfig>(std::move(st.config));
+  publish(update.full, update.touched, std::move(extra), parse_ms, loader.parsed_last());
   return true;
 }
 
@@ -184,75 +234,125 @@ bool ControlPlaneServer::Impl::poll_source() {
   if (source_compiled && gen == source_generation) return false;
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
+  // A source hands over a whole snapshot: compiled in full, published per namespace (only
+  // namespaces whose resources changed reach the streams).
   CompiledState st = compile(objects, opt.compile);
   opt.source->annotate(st.config);
   waypoints = compile_waypoints(objects, opt.compile, &st.config);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
+  inc->assign(std::move(st));
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
-  diags.insert(diags.end(), std::make_move_iterator(st.diagnostics.begin()),
-               std::make_move_iterator(st.diagnostics.end()));
-  st.diagnostics = std::move(diags);
   source_generation = gen;
   source_compiled = true;
-  publish(st, parse_ms, objects.size());
-  previous = std::make_unique<ztunnel::LocalConfig>(std::move(st.config));
+  publish(true, {}, std::move(diags), parse_ms, objects.size());
   return true;
 }
 
-void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms, size_t parsed_files) {
+void ControlPlaneServer::Impl::publish(bool full, const std::vector<std::string>& touched, Diagnostics extra,
+                                       double parse_ms, size_t parsed_files) {
   const auto t0 = std::chrono::steady_clock::now();
   // Findings: only those not reported by the previous compile, so an edit elsewhere does not
   // repeat every standing warning of a large directory.
+  const Diagnostics compiled = inc->diagnostics();
   std::set<std::string> findings;
   // One logger handle outside the switch: clang-14's ASan reports a (false) stack-use-after-
   // scope for a shared_ptr temporary destroyed inside a switch case.
   const std::shared_ptr<spdlog::logger> lg = cp_log();
-  for (const auto& d : st.diagnostics) {
-    if (opt.quiet && d.severity == Severity::Info) continue;
-    std::string line = d.to_string();
-    if (!last_findings.count(line)) {
-      const auto level = d.severity == Severity::Error     ? spdlog::level::err
-                         : d.severity == Severity::Warning ? spdlog::level::warn
-                                                           : spdlog::level::info;
-      lg->log(level, "{}", line);
+  size_t errors = 0, warnings = 0;
+  for (const Diagnostics* list : {static_cast<const Diagnostics*>(&extra), &compiled}) {
+    for (const auto& d : *list) {
+      errors += d.severity == Severity::Error;
+      warnings += d.severity == Severity::Warning;
+      if (opt.quiet && d.severity == Severity::Info) continue;
+      std::string line = d.to_string();
+      if (!last_findings.count(line)) {
+        const auto level = d.severity == Severity::Error     ? spdlog::level::err
+                           : d.severity == Severity::Warning ? spdlog::level::warn
+                                                             : spdlog::level::info;
+        lg->log(level, "{}", line);
+      }
+      findings.insert(std::move(line));
     }
-    findings.insert(std::move(line));
   }
   last_findings = std::move(findings);
 
-  const auto& cfg = st.config;
-  // Reuse an unchanged type's map so the server sees at once that nothing moved there.
-  const auto before = ads->state();
-  auto old_addresses = before->types.find(kAddressTypeUrl);
-  XdsResources resources = previous && old_addresses != before->types.end() && old_addresses->second
-                               ? to_xds_resources(cfg, *previous, *old_addresses->second)
-                               : to_xds_resources(cfg);
+  // Per touched namespace: convert (unchanged objects keep their bytes), diff against what is
+  // served, replace the shard. Untouched shards are shared with the previous state.
+  const auto& parts = inc->partitions();
+  std::vector<std::string> names;
+  if (full) {
+    for (const auto& kv : shards) names.push_back(kv.first);
+    for (const auto& kv : parts) names.push_back(kv.first);
+  } else {
+    names = touched;
+  }
+  std::vector<std::string> changed_addresses, changed_authorizations;
+  static const auto kEmpty = std::make_shared<const XdsResourceMap>();
+  for (const auto& ns : names) {
+    auto p = parts.find(ns);
+    auto sh = shards.find(ns);
+    if (p == parts.end()) {
+      if (sh == shards.end()) continue;
+      diff_names(*sh->second.addresses, *kEmpty, changed_addresses);
+      diff_names(*sh->second.authorizations, *kEmpty, changed_authorizations);
+      shards.erase(sh);
+      continue;
+    }
+    if (sh != shards.end() && sh->second.part == p->second) continue;  // already published
+    XdsResources res = sh != shards.end()
+                           ? to_xds_resources(p->second->config, sh->second.part->config, *sh->second.addresses)
+                           : to_xds_resources(p->second->config);
+    Shard next;
+    next.part = p->second;
+    const XdsResourceMap& old_addresses = sh != shards.end() ? *sh->second.addresses : *kEmpty;
+    const XdsResourceMap& old_authorizations = sh != shards.end() ? *sh->second.authorizations : *kEmpty;
+    const size_t a0 = changed_addresses.size(), z0 = changed_authorizations.size();
+    diff_names(old_addresses, res.addresses, changed_addresses);
+    diff_names(old_authorizations, res.authorizations, changed_authorizations);
+    next.addresses = sh != shards.end() && changed_addresses.size() == a0
+                         ? sh->second.addresses
+                         : std::make_shared<const XdsResourceMap>(std::move(res.addresses));
+    next.authorizations = sh != shards.end() && changed_authorizations.size() == z0
+                              ? sh->second.authorizations
+                              : std::make_shared<const XdsResourceMap>(std::move(res.authorizations));
+    auto ids = std::make_shared<std::set<std::string>>();
+    for (const auto& w : p->second->config.workloads) {
+      if (!w.node.empty()) ids->insert(identity_key(w.node, w.identity().uri()));
+    }
+    next.identities = std::move(ids);
+    shards[ns] = std::move(next);
+  }
+
   auto next = std::make_shared<ServedState>();
   next->version = std::to_string(++generation);
-  auto put = [&](std::string_view type_url, XdsResourceMap&& map) {
-    auto it = before->types.find(type_url);
-    if (it != before->types.end() && it->second && *it->second == map) {
-      next->types.emplace(std::string(type_url), it->second);
-    } else {
-      next->types.emplace(std::string(type_url), std::make_shared<const XdsResourceMap>(std::move(map)));
-    }
-  };
-  put(kAddressTypeUrl, std::move(resources.addresses));
-  put(kAuthorizationTypeUrl, std::move(resources.authorizations));
+  // Both istio types are served from the shards; the unsharded maps stay empty.
+  next->types.emplace(std::string(kAddressTypeUrl), kEmpty);
+  next->types.emplace(std::string(kAuthorizationTypeUrl), kEmpty);
+  auto& address_shards = next->shards[std::string(kAddressTypeUrl)];
+  auto& authorization_shards = next->shards[std::string(kAuthorizationTypeUrl)];
+  address_shards.reserve(shards.size());
+  authorization_shards.reserve(shards.size());
+  auto ids = std::make_shared<IdentityIndex>();
+  size_t workloads = 0, services = 0, policies = 0;
+  for (const auto& [ns, sh] : shards) {
+    address_shards.push_back(sh.addresses);
+    authorization_shards.push_back(sh.authorizations);
+    ids->emplace(ns, sh.identities);
+    workloads += sh.part->config.workloads.size();
+    services += sh.part->config.services.size();
+    policies += sh.part->config.policies.size();
+  }
+  next->changed.emplace(std::string(kAddressTypeUrl), std::move(changed_addresses));
+  next->changed.emplace(std::string(kAuthorizationTypeUrl), std::move(changed_authorizations));
   // Waypoints: Envoy resources per waypoint proxy (waypoint_compiler.h); the shared maps stay
   // empty so the types are known to every stream.
   for (std::string_view t : {kRouteConfigurationTypeUrl, kClusterTypeUrl, kClusterLoadAssignmentTypeUrl})
-    next->types.emplace(std::string(t), std::make_shared<const XdsResourceMap>());
+    next->types.emplace(std::string(t), kEmpty);
   for (const auto& [proxy, res] : waypoints.by_proxy) {
     auto& m = next->per_proxy[proxy];
     m.emplace(std::string(kRouteConfigurationTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->routes));
     m.emplace(std::string(kClusterTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->clusters));
     m.emplace(std::string(kClusterLoadAssignmentTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->endpoints));
-  }
-
-  auto ids = std::make_shared<std::set<std::string>>();
-  for (const auto& w : cfg.workloads) {
-    if (!w.node.empty()) ids->insert(identity_key(w.node, w.identity().uri()));
   }
   {
     std::lock_guard<std::mutex> l(index_mu);
@@ -260,10 +360,10 @@ void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms,
   }
   ads->set_state(std::move(next));
 
-  if (!opt.out.empty()) {
+  if (!opt.out.empty()) {  // O(mesh): the file is whole
     std::string yaml = to_local_xds_yaml(
-        cfg, "Generated by `controlplane serve --dir " + opt.dir +
-                 "`; do not edit.\nFormat: ztunnel LOCAL_XDS_PATH (workloads, services, policies).");
+        inc->merged(), "Generated by `controlplane serve --dir " + opt.dir +
+                           "`; do not edit.\nFormat: ztunnel LOCAL_XDS_PATH (workloads, services, policies).");
     if (yaml != last_yaml) {
       if (auto w = write_file_atomically(opt.out, yaml); !w) {
         cp_log()->error("{}", w.error());
@@ -274,11 +374,10 @@ void ControlPlaneServer::Impl::publish(const CompiledState& st, double parse_ms,
   }
   const double publish_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   cp_log()->info(
-      "compiled {} workloads, {} services, {} policies from {} ({} errors, {} warnings; {} files parsed in {:.0f} ms, "
-      "compiled in {:.0f} ms, published in {:.0f} ms) version {}",
-      cfg.workloads.size(), cfg.services.size(), cfg.policies.size(), opt.dir,
-      count(st.diagnostics, Severity::Error), count(st.diagnostics, Severity::Warning), parsed_files, parse_ms,
-      compile_ms, publish_ms, generation);
+      "compiled {} workloads, {} services, {} policies from {} ({} errors, {} warnings; {} files parsed in {:.1f} ms, "
+      "compiled in {:.1f} ms ({}), published in {:.1f} ms) version {}",
+      workloads, services, policies, opt.dir, errors, warnings, parsed_files, parse_ms, compile_ms,
+      full ? std::string("full") : std::to_string(touched.size()) + " namespaces", publish_ms, generation);
 }
 
 void ControlPlaneServer::Impl::stop() {
@@ -353,6 +452,7 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
 
   // ---- the mesh, before the port opens ----
   impl->ads = std::make_unique<AdsServer>(impl->tokens);
+  impl->inc = std::make_unique<IncrementalCompiler>(opt.compile);
   if (opt.source) {
     opt.dir = opt.source->describe();  // for log lines
   } else if (auto first = fingerprint(opt.dir, impl->exclude); !first) {

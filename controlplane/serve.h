@@ -11,9 +11,11 @@
 //
 // Watching: a thread checks the directory fingerprint as soon as inotify reports a change
 // (dir_notify.h) and at the latest every `poll_interval`; on a change it
-// re-parses only the changed files (CachedLoader), recompiles, logs the findings that are new,
-// converts to xDS resources, swaps the served state (streams then push their deltas), updates
-// the node/identity index the CA uses for impersonation, and rewrites `out` if set.
+// re-parses only the changed files (CachedLoader), recompiles only the namespaces they touch
+// (IncrementalCompiler), logs the findings that are new, converts those namespaces to xDS
+// resources, swaps the served state with per-namespace shards and the list of changed names
+// (streams then push their deltas), updates the node/identity index the CA uses for
+// impersonation, and rewrites `out` if set (O(mesh): the file is whole).
 //
 // Threading: start() returns a running server; address(), ads(), poll_now() and stop() may be
 // called from any thread. stop() is idempotent and also run by the destructor.

@@ -153,7 +153,7 @@ nlohmann::json Snapshot::to_json() const {
     j["vips"] = std::move(vips);
     j["ports"] = port_map_json(s.ports);
     json eps = json::object();
-    for (const auto& e : endpoints_[i]) {
+    for (const auto& e : *endpoints_[i]) {
       eps[e.workload->uid] =
           json{{"workloadUid", e.workload->uid}, {"port", port_map_json(*e.port)}, {"status", to_string(e.status)}};
     }

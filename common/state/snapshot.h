@@ -81,9 +81,11 @@ class Snapshot {
   // The next generation after `prev` for prepared input (as build_shared with prepared=true),
   // when the caller knows which workloads changed: `workload_changes` are (old, new) pairs
   // (either may be null) that turn prev's workload set into `workloads`. The workload indexes
-  // are then derived from prev's copy-on-write (O(change)); services, endpoints and policies
-  // are re-indexed (O(services + endpoints)). Same result as build_shared; a prev with
-  // explicit service endpoints (local config only) falls back to it.
+  // are then derived from prev's copy-on-write (O(change)); the service and policy lookups
+  // are shared with prev when `services` / `policies` are prev's objects in prev's order (else
+  // rebuilt: O(services), O(policies)); endpoint lists are shared per service and rebuilt
+  // only for the services a changed workload joins or leaves (all of them when a service has
+  // explicit endpoints, local config only). Same result as build_shared.
   static SnapshotConstSharedPtr update(const Snapshot& prev, std::vector<WorkloadPtr> workloads,
                                        std::vector<ServicePtr> services, std::vector<AuthorizationPtr> policies,
                                        std::span<const std::pair<WorkloadPtr, WorkloadPtr>> workload_changes,
@@ -155,7 +157,23 @@ class Snapshot {
   // ip -> [(network, index)]; networks per IP are almost always exactly one.
   using AddressIndex = std::unordered_map<IpAddr, std::vector<std::pair<std::string, size_t>>>;
 
+  // Service lookups, immutable and shared by generations with the same service objects.
+  struct ServiceLookup {
+    AddressIndex by_vip;
+    StringMap<size_t> by_key;
+    std::unordered_map<const Service*, size_t> position;  // object -> position in services_
+    bool explicit_endpoints = false;                       // some service lists endpoints itself
+  };
+  struct PolicyLookup {
+    StringMap<size_t> by_key;
+    StringMap<std::vector<const Authorization*>> by_ns;
+  };
+  using EndpointList = std::shared_ptr<const std::vector<ServiceEndpoint>>;
+
   void index();
+  void index_services();
+  void index_policies();
+  EndpointList build_endpoints(const Service& s) const;
 
   uint64_t version_ = 0;
   std::vector<WorkloadPtr> workloads_;
@@ -164,12 +182,9 @@ class Snapshot {
 
   // By uid, by address and service membership; shared with neighbouring generations.
   std::shared_ptr<const WorkloadIndex> workload_index_;
-  AddressIndex service_by_vip_;
-  StringMap<size_t> service_by_key_;
-  std::vector<std::vector<ServiceEndpoint>> endpoints_;  // parallel to services_
-  std::unordered_map<const Service*, size_t> service_index_;  // object -> position in services_
-  StringMap<size_t> policy_by_key_;
-  StringMap<std::vector<const Authorization*>> policies_by_ns_;
+  std::shared_ptr<const ServiceLookup> services_lookup_;
+  std::vector<EndpointList> endpoints_;  // parallel to services_; each shared while unchanged
+  std::shared_ptr<const PolicyLookup> policies_lookup_;
 };
 
 // A fast per-thread PRNG for load balancing (not for anything security related).

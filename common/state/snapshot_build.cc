@@ -3,6 +3,7 @@
 #include "common/state/snapshot.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "common/model/local_config.h"
 #include "common/state/workload_index.h"
@@ -94,7 +95,7 @@ SnapshotConstSharedPtr Snapshot::update(const Snapshot& prev, std::vector<Worklo
                                         std::vector<ServicePtr> services, std::vector<AuthorizationPtr> policies,
                                         std::span<const std::pair<WorkloadPtr, WorkloadPtr>> workload_changes,
                                         uint64_t version) {
-  if (!prev.workload_index_) {
+  if (!prev.workload_index_ || !prev.services_lookup_ || prev.services_lookup_->explicit_endpoints) {
     return build_shared(std::move(workloads), std::move(services), std::move(policies), version, true);
   }
   auto snap = std::make_shared<Snapshot>(Tag{});
@@ -103,7 +104,52 @@ SnapshotConstSharedPtr Snapshot::update(const Snapshot& prev, std::vector<Worklo
   snap->services_ = std::move(services);
   snap->policies_ = std::move(policies);
   snap->workload_index_ = prev.workload_index_->with(workload_changes);
-  snap->index();
+
+  const bool same_services = snap->services_ == prev.services_;  // the same objects, same order
+  if (same_services) {
+    snap->services_lookup_ = prev.services_lookup_;
+  } else {
+    snap->index_services();
+  }
+  if (snap->services_lookup_->explicit_endpoints) {
+    snap->endpoints_.reserve(snap->services_.size());
+    for (const auto& s : snap->services_) snap->endpoints_.push_back(snap->build_endpoints(*s));
+  } else {
+    // Services a changed workload joins or leaves get new lists; the rest share prev's.
+    std::unordered_set<std::string_view> touched;
+    for (const auto& [old_w, new_w] : workload_changes) {
+      for (const WorkloadPtr* w : {&old_w, &new_w}) {
+        if (!*w) continue;
+        for (const auto& kv : (*w)->services) touched.insert(kv.first);
+      }
+    }
+    if (same_services) {
+      snap->endpoints_ = prev.endpoints_;
+      for (std::string_view key : touched) {
+        auto it = snap->services_lookup_->by_key.find(key);
+        if (it != snap->services_lookup_->by_key.end()) {
+          snap->endpoints_[it->second] = snap->build_endpoints(*snap->services_[it->second]);
+        }
+      }
+    } else {
+      snap->endpoints_.reserve(snap->services_.size());
+      std::string key;
+      for (const auto& s : snap->services_) {
+        key.assign(s->ns).append("/").append(s->hostname);
+        auto old = prev.services_lookup_->position.find(s.get());
+        if (old != prev.services_lookup_->position.end() && !touched.count(key)) {
+          snap->endpoints_.push_back(prev.endpoints_[old->second]);
+        } else {
+          snap->endpoints_.push_back(snap->build_endpoints(*s));
+        }
+      }
+    }
+  }
+  if (snap->policies_ == prev.policies_) {
+    snap->policies_lookup_ = prev.policies_lookup_;
+  } else {
+    snap->index_policies();
+  }
   return snap;
 }
 
@@ -118,16 +164,24 @@ SnapshotConstSharedPtr Snapshot::empty() {
 
 void Snapshot::index() {
   if (!workload_index_) workload_index_ = WorkloadIndex::build(workloads_);
+  index_services();
+  endpoints_.clear();
+  endpoints_.reserve(services_.size());
+  for (const auto& s : services_) endpoints_.push_back(build_endpoints(*s));
+  index_policies();
+}
 
-  endpoints_.resize(services_.size());
-  service_index_.reserve(services_.size());
-  service_by_key_.reserve(services_.size());
+void Snapshot::index_services() {
+  auto lookup = std::make_shared<ServiceLookup>();
+  lookup->position.reserve(services_.size());
+  lookup->by_key.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
     const Service& s = *services_[i];
-    service_index_.emplace(&s, i);
-    service_by_key_.emplace(s.key(), i);
+    lookup->position.emplace(&s, i);
+    lookup->by_key.emplace(s.key(), i);
+    lookup->explicit_endpoints = lookup->explicit_endpoints || !s.endpoints.empty();
     for (const auto& vip : s.vips) {
-      auto& slot = service_by_vip_[vip.ip];
+      auto& slot = lookup->by_vip[vip.ip];
       auto it = std::find_if(slot.begin(), slot.end(), [&](const auto& e) { return e.first == vip.network; });
       if (it == slot.end()) {
         slot.emplace_back(vip.network, i);
@@ -136,50 +190,52 @@ void Snapshot::index() {
       }
     }
   }
+  services_lookup_ = std::move(lookup);
+}
 
-  // Endpoints: from each workload's services map, then explicit ones from the service (the
-  // explicit entry wins for the same workload). Health filtering happens here, as upstream
-  // does at ingest.
-  auto include = [](const Service& s, HealthStatus status) {
+// Endpoints: from each workload's services map, then explicit ones from the service (the
+// explicit entry wins for the same workload). Health filtering happens here, as upstream
+// does at ingest. Needs workload_index_.
+Snapshot::EndpointList Snapshot::build_endpoints(const Service& s) const {
+  auto include = [&s](HealthStatus status) {
     return status == HealthStatus::Healthy ||
            (s.load_balancer && s.load_balancer->health_policy == LoadBalancerHealthPolicy::AllowAll);
   };
+  auto eps = std::make_shared<std::vector<ServiceEndpoint>>();
   std::string key;
-  for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = *services_[i];
-    key.assign(s.ns).append("/").append(s.hostname);
-    for (const Workload* w : workload_index_->members(key)) {
-      if (!include(s, w->status)) continue;
-      endpoints_[i].push_back(ServiceEndpoint{w, &w->services.find(key)->second, w->status});
-    }
+  key.assign(s.ns).append("/").append(s.hostname);
+  for (const Workload* w : workload_index_->members(key)) {
+    if (!include(w->status)) continue;
+    eps->push_back(ServiceEndpoint{w, &w->services.find(key)->second, w->status});
   }
-  for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = *services_[i];
-    for (const Endpoint& ep : s.endpoints) {
-      const Workload* w = find_workload_by_uid(ep.workload_uid);
-      if (w == nullptr) continue;
-      auto& eps = endpoints_[i];
-      eps.erase(std::remove_if(eps.begin(), eps.end(), [&](const ServiceEndpoint& e) { return e.workload == w; }),
-                eps.end());
-      if (!include(s, ep.status)) continue;
-      eps.push_back(ServiceEndpoint{w, &ep.port, ep.status});
-    }
+  for (const Endpoint& ep : s.endpoints) {
+    const Workload* w = find_workload_by_uid(ep.workload_uid);
+    if (w == nullptr) continue;
+    eps->erase(std::remove_if(eps->begin(), eps->end(), [&](const ServiceEndpoint& e) { return e.workload == w; }),
+               eps->end());
+    if (!include(ep.status)) continue;
+    eps->push_back(ServiceEndpoint{w, &ep.port, ep.status});
   }
+  return eps;
+}
 
+void Snapshot::index_policies() {
+  auto lookup = std::make_shared<PolicyLookup>();
   for (size_t i = 0; i < policies_.size(); ++i) {
     const Authorization& p = *policies_[i];
-    policy_by_key_.emplace(p.key(), i);
+    lookup->by_key.emplace(p.key(), i);
     switch (p.scope) {
       case AuthzScope::Global:
-        policies_by_ns_[""].push_back(&p);
+        lookup->by_ns[""].push_back(&p);
         break;
       case AuthzScope::Namespace:
-        policies_by_ns_[p.ns].push_back(&p);
+        lookup->by_ns[p.ns].push_back(&p);
         break;
       case AuthzScope::WorkloadSelector:
         break;  // reachable only through Workload::authorization_policies
     }
   }
+  policies_lookup_ = std::move(lookup);
 }
 
 }  // namespace ztunnel

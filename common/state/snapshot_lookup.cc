@@ -63,13 +63,13 @@ const Workload* Snapshot::find_workload_by_info(std::string_view ns, std::string
 }
 
 const Service* Snapshot::find_service(std::string_view network, const IpAddr& vip) const {
-  const auto* e = find_in(service_by_vip_, network, vip);
+  const auto* e = find_in(services_lookup_->by_vip, network, vip);
   return e ? services_[e->second].get() : nullptr;
 }
 
 const Service* Snapshot::find_service_by_key(std::string_view key) const {
-  auto it = service_by_key_.find(key);
-  return it == service_by_key_.end() ? nullptr : services_[it->second].get();
+  auto it = services_lookup_->by_key.find(key);
+  return it == services_lookup_->by_key.end() ? nullptr : services_[it->second].get();
 }
 
 const Service* Snapshot::find_service_by_host(std::string_view ns, std::string_view hostname) const {
@@ -81,22 +81,22 @@ const Service* Snapshot::find_service_by_host(std::string_view ns, std::string_v
 }
 
 const Authorization* Snapshot::find_policy(std::string_view key) const {
-  auto it = policy_by_key_.find(key);
-  return it == policy_by_key_.end() ? nullptr : policies_[it->second].get();
+  auto it = policies_lookup_->by_key.find(key);
+  return it == policies_lookup_->by_key.end() ? nullptr : policies_[it->second].get();
 }
 
 std::span<const Authorization* const> Snapshot::namespace_policies(std::string_view ns) const {
-  auto it = policies_by_ns_.find(ns);
-  if (it == policies_by_ns_.end()) return {};
+  auto it = policies_lookup_->by_ns.find(ns);
+  if (it == policies_lookup_->by_ns.end()) return {};
   return it->second;
 }
 
 std::span<const ServiceEndpoint> Snapshot::endpoints(const Service& service) const {
   // `service` must come from this snapshot (an object of another generation may be shared with
   // this one, and then its endpoints here are this snapshot's).
-  auto it = service_index_.find(&service);
-  if (it == service_index_.end()) return {};  // not one of ours
-  return endpoints_[it->second];
+  auto it = services_lookup_->position.find(&service);
+  if (it == services_lookup_->position.end()) return {};  // not one of ours
+  return *endpoints_[it->second];
 }
 
 std::vector<const Service*> Snapshot::services_of(const Workload& workload) const {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/model/local_config.h"
 #include "common/state/snapshot.h"
@@ -489,7 +490,21 @@ TEST_CASE("Snapshot::update after random workload deltas equals a full build", "
         }
       }
     }
-    if (round % 17 == 0) services = random_services(rng);
+    if (round % 17 == 0) {
+      services = random_services(rng);
+    } else if (round % 5 == 1 && !services.empty()) {
+      // One service replaced by a new object (the others stay shared), or dropped.
+      const size_t i = rng() % services.size();
+      if (rng() % 3 == 0) {
+        services.erase(services.begin() + static_cast<long>(i));
+      } else {
+        Service s = *services[i];
+        s.load_balancer = s.load_balancer ? std::nullopt
+                                          : std::optional<LoadBalancer>(LoadBalancer{
+                                                {}, LoadBalancerMode::Standard, LoadBalancerHealthPolicy::AllowAll});
+        services[i] = std::make_shared<const Service>(std::move(s));
+      }
+    }
     std::vector<std::pair<WorkloadPtr, WorkloadPtr>> list;
     for (auto& [uid, c] : changes) {
       if (c.first != c.second) list.push_back(c);
@@ -497,6 +512,14 @@ TEST_CASE("Snapshot::update after random workload deltas equals a full build", "
     auto inc = Snapshot::update(*snap, values(ws), services, {}, list, static_cast<uint64_t>(round + 2));
     auto full = Snapshot::build_shared(values(ws), services, {}, static_cast<uint64_t>(round + 2), true);
     REQUIRE(inc->to_json() == full->to_json());
+    for (const auto& svc : services) {
+      // The same endpoints (to_json compares them by uid; here the objects).
+      std::set<const Workload*> a, b;
+      for (const auto& e : inc->endpoints(*svc)) a.insert(e.workload);
+      for (const auto& e : full->endpoints(*svc)) b.insert(e.workload);
+      REQUIRE(a == b);
+      REQUIRE(inc->find_service_by_key(svc->key()) == svc.get());
+    }
     for (const auto& [uid, w] : ws) REQUIRE(inc->find_workload_by_uid(uid) == full->find_workload_by_uid(uid));
     for (int i = 1; i <= 61; ++i) {
       const IpAddr ip = *parse_ip("10.0.0." + std::to_string(i));
