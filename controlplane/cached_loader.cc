@@ -161,7 +161,7 @@ CachedLoader::Change CachedLoader::refresh(const DirFingerprint& files, const st
     add_all(e.objects.gateways);
     add_all(e.objects.policies);
     e.context = is_context(e.objects, root_namespace_);
-    e.l7 = e.objects.l7.size() > 0;
+    e.l7 = e.objects.l7.size() > 0 || !e.objects.rate_limits.empty() || !e.objects.request_authns.empty();
     index(f.path, e, true);
     note(e);
     cache_.emplace(f.path, std::move(e));
