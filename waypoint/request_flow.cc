@@ -467,7 +467,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
       (cluster->policy.lb_policy == LbPolicy::RingHash || cluster->policy.lb_policy == LbPolicy::Maglev)) {
     rhash = upstream::compute_request_hash(action.hash_policy, head, source_ip, env.random->next());
   }
-  const CircuitBreakerThresholds limits = cluster->policy.circuit_breakers;
+  const CircuitBreakerThresholds breaker_limits = cluster->policy.circuit_breakers;
   upstream::BreakerHold retry_hold;  // the retry in flight holds one max_retries count
 
   const bool h2_upstream = upstream_h2(*cluster, req);
@@ -511,12 +511,12 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     router::set_request_attempt_count(vhost, out.attempts, head.headers);
     upstream::BreakerHold rq_hold;
     if (rt) {
-      if (!rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Requests, limits)) {
+      if (!rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Requests, breaker_limits)) {
         reply(503, kOverflowBody, "UO");
         out.response.headers.set("x-envoy-overloaded", "true");
         co_return out;
       }
-      rq_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Requests, limits);
+      rq_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Requests, breaker_limits);
     }
     env.lb->started(target->key);
     auto ar = co_await attempt(env, *target, *cluster, req, timer, h2_upstream, rt);
@@ -534,9 +534,9 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     auto decision = retry ? router::should_retry(*retry, outcome, retries, head) : router::RetryDecision::NoRetry;
     if (decision == router::RetryDecision::Retry && rt) {
       // max_retries: over it the retry is not made and this attempt's result stands (UO).
-      if (rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Retries, limits)) {
+      if (rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Retries, breaker_limits)) {
         retry_hold =
-            upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Retries, limits);
+            upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Retries, breaker_limits);
       } else {
         decision = router::RetryDecision::NoRetry;
         add_flag(out.flags, "UO");
