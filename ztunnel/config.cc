@@ -349,9 +349,10 @@ void apply_env_families(Config& c, const std::vector<std::pair<std::string, std:
     }
   }
   // ProxyConfig proxyMetadata entries not overridden by an ISTIO_META_ variable.
-  for (const auto& [k, v] : c.proxy_config_metadata) {
-    bool in_env = std::any_of(c.istio_meta.begin(), c.istio_meta.end(), [&](const auto& m) { return m.first == k; });
-    if (!in_env) c.istio_meta.emplace_back(k, v);
+  for (const auto& kv : c.proxy_config_metadata) {
+    const std::string& key = kv.first;  // (clang 14 cannot capture a structured binding)
+    bool in_env = std::any_of(c.istio_meta.begin(), c.istio_meta.end(), [&](const auto& m) { return m.first == key; });
+    if (!in_env) c.istio_meta.emplace_back(key, kv.second);
   }
   auto by_name = [](const auto& a, const auto& b) { return a.first < b.first; };
   std::sort(c.xds_headers.begin(), c.xds_headers.end(), by_name);
