@@ -123,6 +123,9 @@ ${3:-}
   - match: [{headers: {x-fault: {exact: abort}}}]
     fault: {abort: {httpStatus: 503, percentage: {value: ${WP_ABORT_PCT:-100}}}}
     route: [{destination: {host: calculate, subset: cat-with-plus}}]
+  - match: [{headers: {x-fault: {exact: abort-half}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
+    route: [{destination: {host: calculate, subset: cat-with-plus}}]
   - match: [{headers: {x-fault: {exact: delay}}}]
     fault: {delay: {fixedDelay: 500ms, percentage: {value: 100}}}
     route: [{destination: {host: calculate, subset: cat-with-plus}}]

@@ -11,14 +11,15 @@
 # side saw (the app's per-request log, the waypoint's access log and metrics, the destination
 # ztunnel's metrics): canary 90/10 over 2,000 requests inside a binomial bound at p < 0.001,
 # blue/green 0/100, dark launch by header `version: dog`, timeout (504 UT) against a v1 that
-# sleeps, retries counted at the back end, abort 503 FI, delay DI, mirror copies, redirect,
-# direct response, WebSocket upgrade, the destination ztunnel seeing the waypoint's identity, a
-# pod-IP call skipping the service-only waypoint, live VirtualService edits under load with no
-# failed request, HTTP/2 and gRPC through the mesh (a second Service added live: h2c to nginx,
-# curl and h2load 2,000 requests all 2xx; python grpcio unary, server streaming and an error
-# status, trailers at the client, grpc_response_status in the waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
-# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT
-# valid / invalid / missing, keys and tokens from the openssl CLI).
+# sleeps, retries counted at the back end, abort 503 FI (always, and at 50% inside a binomial
+# bound), delay DI, mirror copies, redirect, direct response, WebSocket upgrade, the destination
+# ztunnel seeing the waypoint's identity, a pod-IP call skipping the service-only waypoint, live
+# VirtualService edits under load with no failed request, HTTP/2 and gRPC through the mesh (a
+# second Service added live: h2c to nginx, curl and h2load 2,000 requests all 2xx; python grpcio
+# unary, server streaming and an error status, trailers at the client, grpc_response_status in the
+# waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
+# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
+# invalid / missing, keys and tokens from the openssl CLI).
 #
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 # shellcheck disable=SC2015,SC2154,SC1091
@@ -115,20 +116,25 @@ check "waypoint access log: source identity from the outer TLS peer, upstream cl
   access_has "src.identity=$ID_CLIENT .*path=\"?/calc\?a=2&b=3\"? .*response_code=200 .*upstream_cluster=inbound-vip\|80\|http/(cat-with-plus|dog-with-multi)\|$WP_HOST upstream_host=10\.99\.[12]\.2:8080"
 
 # ---- canary 90/10 ----------------------------------------------------------------------------
-N=2000
-split=$(many "$N" "$VIP/calc")
-ncat=$(grep -c '^200 cat-plus$' <<<"$split")
-ndog=$(grep -c '^200 dog-multi$' <<<"$split")
-# Two-sided exact binomial acceptance interval for p = 0.1 at alpha = 0.001 (each tail < 0.0005).
-read -r lo hi < <("$ZT_PY" -c '
+# binom_bounds N P — "LO HI": the two-sided exact binomial acceptance interval for N trials of
+# probability P at alpha = 0.001 (each tail < 0.0005).
+binom_bounds() {
+  "$ZT_PY" -c '
+import sys
 from math import exp, lgamma, log
-n, p, a = int(__import__("sys").argv[1]), 0.1, 0.001
+n, p, a = int(sys.argv[1]), float(sys.argv[2]), 0.001
 pmf = [exp(lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) + k * log(p) + (n - k) * log(1 - p)) for k in range(n + 1)]
 lo, acc = 0, 0.0
 while acc + pmf[lo] < a / 2: acc += pmf[lo]; lo += 1
 hi, acc = n, 0.0
 while acc + pmf[hi] < a / 2: acc += pmf[hi]; hi -= 1
-print(lo, hi)' "$N")
+print(lo, hi)' "$1" "$2"
+}
+N=2000
+split=$(many "$N" "$VIP/calc")
+ncat=$(grep -c '^200 cat-plus$' <<<"$split")
+ndog=$(grep -c '^200 dog-multi$' <<<"$split")
+read -r lo hi < <(binom_bounds "$N" 0.1)
 if [[ $((ncat + ndog)) == "$N" && $ndog -ge $lo && $ndog -le $hi ]]; then
   pass "canary 90/10: $N requests -> $ncat cat, $ndog dog (binomial bound at p<0.001: $lo..$hi)"
 else
@@ -185,6 +191,19 @@ n=$(app_count cat "/calc?id=abort1")
 [[ $r == "503  fault filter abort" && $n == 0 ]] && pass "abort: 503 'fault filter abort' and the request never reached the back end" \
   || fail "abort 503 without reaching the back end" "client: $r; back end saw it $n times"
 check "abort: access log response_flags=FI" access_has 'path="?/calc\?id=abort1"? .*response_code=503 response_flags=FI '
+# The seeds' "503 at that probability": abort 50% over 400 requests, inside a binomial bound;
+# the aborted ones never reach the back end, the others all do.
+half=$(many 400 "$VIP/abhalf" -H 'x-fault: abort-half')
+n503=$(grep -c '^503 $' <<<"$half")
+n200=$(grep -c '^200 cat-plus$' <<<"$half")
+nseen=$(grep -c 'path=/abhalf?i=' "$T/app-cat.log")
+read -r lo hi < <(binom_bounds 400 0.5)
+if [[ $((n503 + n200)) == 400 && $n503 -ge $lo && $n503 -le $hi && $nseen == "$n200" ]]; then
+  pass "abort at 50%: $n503 of 400 got 503 (binomial bound at p<0.001: $lo..$hi), the back end saw exactly the other $n200"
+else
+  fail "abort at 50% over 400 requests: 503s inside $lo..$hi, back end sees only the rest" \
+    "$(tally <<<"$half"); back end saw $nseen"
+fi
 r=$(get -H 'x-fault: delay' "$VIP/calc?id=delay1")
 [[ $r == "200 cat-plus cat-plus 2+3=5" ]] && pass "delay: the delayed request is then served (200 cat)" || fail "delay: request served after the delay" "$r"
 check "delay: access log response_flags=DI" access_has 'path="?/calc\?id=delay1"? .*response_code=200 response_flags=DI '
