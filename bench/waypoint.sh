@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/waypoint.sh [BIN_DIR] — the waypoint against HAProxy doing the same L7 routing, in the
-# same run, on the same mesh.
+# bench/waypoint.sh [BIN_DIR] — the waypoint against HAProxy and nginx doing the same L7 routing,
+# in the same run, on the same mesh.
 #
 # Topology: the two-node mesh of tests/66-waypoint-e2e/lib.sh (controlplane serve, ambient-cni +
 # ztunnel per node, the waypoint in its own uncaptured pod netns). The back ends are HAProxy
@@ -12,11 +12,15 @@
 #   ours:    wrk -> ztunnel n1 -HBONE-> waypoint -HBONE-> ztunnel of the pod -> app
 #   haproxy: wrk -> ztunnel n1 (plain TCP) -> HAProxy (in the waypoint's netns, port 8081, plain
 #            HTTP/1.1 both sides, nbthread 2) -> ztunnel of the pod (plaintext inbound) -> app
-# so the ztunnels sit on both paths and the difference is the L7 proxy. Reported per contender:
-# requests/s, P50/P99 latency (wrk --latency), CPU µs per request of the L7 proxy process
-# (utime+stime from /proc over the run / requests; for ours that covers both HBONE legs, TLS
-# included — HAProxy does no TLS here, which favours it), the ztunnels' CPU µs per request, and
-# idle RSS of each proxy after startup; then ratios ours/HAProxy.
+#   nginx:   the same with nginx on port 8082 (2 workers, `random` weighted upstream + keepalive)
+# so the ztunnels sit on all paths and the difference is the L7 proxy. Reported per contender:
+# requests/s, P50/P99 latency (wrk --latency), CPU µs per request of the L7 proxy (utime+stime
+# of every process of its session, from /proc, over the run / requests; for ours that covers both
+# HBONE legs it terminates and originates, TLS included — HAProxy and nginx do no TLS here, which
+# favours them), the ztunnels' CPU µs per request, the whole path's CPU µs per request (proxy +
+# both ztunnels: for ours that adds the client-side HBONE originator and the destination's
+# terminator), and idle RSS of each proxy after startup (sum over its processes); then ratios
+# ours/HAProxy and ours/nginx.
 # Not part of the test suites. Needs root. Results as "RESULT key=value" lines (bench/lib.sh
 # style). ~1 min with the defaults; BENCH_SECS=3 for a smoke run.
 # shellcheck disable=SC2034,SC1091
@@ -37,8 +41,8 @@ source "$ROOT/tests/50-node-e2e/lib.sh"
 source "$ROOT/tests/66-waypoint-e2e/lib.sh"
 
 require_root
-for t in haproxy wrk curl; do
-  command -v "$t" >/dev/null || { echo "bench/waypoint.sh: $t missing (apt-get install haproxy wrk curl)" >&2; exit 1; }
+for t in haproxy nginx wrk curl; do
+  command -v "$t" >/dev/null || { echo "bench/waypoint.sh: $t missing (apt-get install haproxy nginx wrk curl)" >&2; exit 1; }
 done
 for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
   [[ -x $b ]] || { echo "bench/waypoint.sh: $b not built (make build)" >&2; exit 1; }
@@ -51,8 +55,18 @@ CLK_TCK=$(getconf CLK_TCK)
 result() { echo "RESULT $*"; echo "$*" >>"$T/results"; }
 get_result() { local v; v=$(grep -h "^$1=" "$T/results" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-nan}"; }
 ratio() { result "$1=$(awk -v a="$2" -v b="$3" 'BEGIN {if (a=="nan"||b=="nan"||b+0==0) print "nan"; else printf "%.2f", a/b}')"; }
-cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The processes of PID's session (nsx_bg starts each under setsid): nginx's workers with their master.
+session_pids() { pgrep -s "$1" 2>/dev/null || echo "$1"; }
+cputicks() {
+  local p t=0
+  for p in $(session_pids "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+rss_kb() {
+  local p t=0
+  for p in $(session_pids "$1"); do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # The back ends: HAProxy answering 1 KiB with the version header the routing checks rely on.
@@ -125,17 +139,64 @@ CFG
 nsx_bg waypoint-0 "$T/haproxy.log" haproxy -db -f "$T/haproxy.cfg"
 HA_PID=$NSX_LAST_PID
 wait_for_port waypoint-0 8081 10 || { echo "haproxy did not start" >&2; tail "$T/haproxy.log" >&2; exit 1; }
+
+# nginx: the same routing. `map` picks the upstream by the `version` header; `random` with
+# weights is a per-request weighted choice as HAProxy's `balance random` and the waypoint's;
+# upstream keep-alive as the other two (nginx closes upstream connections by default).
+mkdir -p "$T/ngx"
+cat >"$T/ngx/nginx.conf" <<CFG
+worker_processes 2;
+daemon off;
+pid $T/ngx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $T/ngx/body;
+  proxy_temp_path $T/ngx/proxy;
+  fastcgi_temp_path $T/ngx/fastcgi;
+  uwsgi_temp_path $T/ngx/uwsgi;
+  scgi_temp_path $T/ngx/scgi;
+  keepalive_requests 1000000;
+  map \$http_version \$pool { dog dog; default canary; }
+  upstream canary {
+    random;
+    server $WP_CAT_IP:8080 weight=90;
+    server $WP_DOG_IP:8080 weight=10;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  upstream dog {
+    server $WP_DOG_IP:8080;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen $WP_IP:8082;
+    location / {
+      proxy_pass http://\$pool;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CFG
+nsx_bg waypoint-0 "$T/nginx.log" nginx -p "$T/ngx" -e "$T/ngx/error.log" -c "$T/ngx/nginx.conf"
+NGX_PID=$NSX_LAST_PID
+wait_for_port waypoint-0 8082 10 || { echo "nginx did not start" >&2; tail "$T/nginx.log" "$T/ngx/error.log" >&2; exit 1; }
 sleep 1
 
-echo "== waypoint vs HAProxy: wrk HTTP/1.1 keep-alive, $CONNS connections, ${SECS}s x $RUNS, 1 KiB responses, header rule + 90/10 (2 vCPUs shared by everything)"
+echo "== waypoint vs HAProxy vs nginx: wrk HTTP/1.1 keep-alive, $CONNS connections, ${SECS}s x $RUNS, 1 KiB responses, header rule + 90/10 (2 vCPUs shared by everything)"
 result "wp.ours.idle_rss_kb=$(rss_kb "$WP_PID")"
 result "wp.haproxy.idle_rss_kb=$(rss_kb "$HA_PID")"
-echo "  idle RSS: waypoint $(get_result wp.ours.idle_rss_kb) kB, haproxy $(get_result wp.haproxy.idle_rss_kb) kB"
+result "wp.nginx.idle_rss_kb=$(rss_kb "$NGX_PID")"
+echo "  idle RSS: waypoint $(get_result wp.ours.idle_rss_kb) kB, haproxy $(get_result wp.haproxy.idle_rss_kb) kB, nginx $(get_result wp.nginx.idle_rss_kb) kB"
 
-# Sanity (not a figure): both contenders route by the header.
-for url in "http://$WP_VIP/" "http://$WP_IP:8081/"; do
+# Sanity (not a figure): every contender routes by the header and answers 1 KiB otherwise.
+for url in "http://$WP_VIP/" "http://$WP_IP:8081/" "http://$WP_IP:8082/"; do
   v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -H 'version: dog' -w '%{http_code} %header{x-app-version}' "$url")
   [[ $v == "200 dog-multi" ]] || { echo "bench/waypoint.sh: $url with version: dog -> '$v'" >&2; NSX_KEEP_TMP=1; exit 1; }
+  v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url")
+  [[ $v == "200 1024" ]] || { echo "bench/waypoint.sh: $url -> '$v', wanted 200 with 1024 bytes" >&2; NSX_KEEP_TMP=1; exit 1; }
 done
 
 # to_us VALUE-WITH-UNIT — wrk's "1.23ms" / "850.00us" / "1.2s" in µs.
@@ -144,7 +205,7 @@ to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~
 # run NAME URL PROXY_PID — RUNS wrk runs; per-run line, then medians as RESULTs.
 run() {
   local name="$1" url="$2" pid="$3" i
-  : >"$T/$name.rps"; : >"$T/$name.cpu"; : >"$T/$name.zcpu"; : >"$T/$name.p50"; : >"$T/$name.p99"
+  : >"$T/$name.rps"; : >"$T/$name.cpu"; : >"$T/$name.zcpu"; : >"$T/$name.pcpu"; : >"$T/$name.p50"; : >"$T/$name.p99"
   for i in $(seq 1 "$RUNS"); do
     local c0 z0 c1 z1 out reqs rps p50 p99 bad
     c0=$(cputicks "$pid"); z0=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
@@ -157,36 +218,49 @@ run() {
     p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     bad=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' <<<"$out")
     if [[ -z $reqs || $reqs == 0 ]]; then echo "  $name run $i: wrk failed: $(head -c 300 <<<"$out")" >&2; continue; fi
-    local cpu zcpu
+    local cpu zcpu pcpu
     cpu=$(awk -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     zcpu=$(awk -v t="$((z1 - z0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
-    echo "$rps" >>"$T/$name.rps"; echo "$cpu" >>"$T/$name.cpu"; echo "$zcpu" >>"$T/$name.zcpu"
+    pcpu=$(awk -v a="$cpu" -v b="$zcpu" 'BEGIN {printf "%.1f", a + b}')
+    echo "$rps" >>"$T/$name.rps"; echo "$cpu" >>"$T/$name.cpu"; echo "$zcpu" >>"$T/$name.zcpu"; echo "$pcpu" >>"$T/$name.pcpu"
     echo "$p50" >>"$T/$name.p50"; echo "$p99" >>"$T/$name.p99"
     echo "  $name run $i: $rps rps, p50 ${p50} us, p99 ${p99} us, proxy CPU ${cpu} us/req, ztunnels ${zcpu} us/req${bad:+, errors: $bad}"
   done
   result "wp.$name.rps=$(median <"$T/$name.rps")"
   result "wp.$name.cpu_us_per_req=$(median <"$T/$name.cpu")"
   result "wp.$name.ztunnels_cpu_us_per_req=$(median <"$T/$name.zcpu")"
+  result "wp.$name.path_cpu_us_per_req=$(median <"$T/$name.pcpu")"
   result "wp.$name.p50_us=$(median <"$T/$name.p50")"
   result "wp.$name.p99_us=$(median <"$T/$name.p99")"
 }
 
 run ours "http://$WP_VIP/" "$WP_PID"
 run haproxy "http://$WP_IP:8081/" "$HA_PID"
+run nginx "http://$WP_IP:8082/" "$NGX_PID"
 
-ratio wp.ratio.rps_ours_over_haproxy "$(get_result wp.ours.rps)" "$(get_result wp.haproxy.rps)"
-ratio wp.ratio.cpu_per_req_ours_over_haproxy "$(get_result wp.ours.cpu_us_per_req)" "$(get_result wp.haproxy.cpu_us_per_req)"
-ratio wp.ratio.p99_ours_over_haproxy "$(get_result wp.ours.p99_us)" "$(get_result wp.haproxy.p99_us)"
-ratio wp.ratio.idle_rss_ours_over_haproxy "$(get_result wp.ours.idle_rss_kb)" "$(get_result wp.haproxy.idle_rss_kb)"
+for c in haproxy nginx; do
+  ratio "wp.ratio.rps_ours_over_$c" "$(get_result wp.ours.rps)" "$(get_result "wp.$c.rps")"
+  ratio "wp.ratio.cpu_per_req_ours_over_$c" "$(get_result wp.ours.cpu_us_per_req)" "$(get_result "wp.$c.cpu_us_per_req")"
+  ratio "wp.ratio.path_cpu_per_req_ours_over_$c" "$(get_result wp.ours.path_cpu_us_per_req)" "$(get_result "wp.$c.path_cpu_us_per_req")"
+  ratio "wp.ratio.p50_ours_over_$c" "$(get_result wp.ours.p50_us)" "$(get_result "wp.$c.p50_us")"
+  ratio "wp.ratio.p99_ours_over_$c" "$(get_result wp.ours.p99_us)" "$(get_result "wp.$c.p99_us")"
+  ratio "wp.ratio.idle_rss_ours_over_$c" "$(get_result wp.ours.idle_rss_kb)" "$(get_result "wp.$c.idle_rss_kb")"
+done
 
-row() { printf '%-34s %12s %12s %14s\n' "$@"; }
+row() { printf '%-40s %10s %10s %10s %10s %10s\n' "$@"; }
+# line LABEL KEY RATIO-KEY — one metric for the three contenders and ours/haproxy, ours/nginx.
+line() {
+  row "$1" "$(get_result "wp.haproxy.$2")" "$(get_result "wp.nginx.$2")" "$(get_result "wp.ours.$2")" \
+    "$(get_result "wp.ratio.${3}_ours_over_haproxy")" "$(get_result "wp.ratio.${3}_ours_over_nginx")"
+}
 echo
-echo "=== waypoint vs HAProxy ($(nproc) vCPU, load at end $(cut -d' ' -f1-3 /proc/loadavg))"
-row "metric" "haproxy" "ours" "ours/haproxy"
-row "requests per second" "$(get_result wp.haproxy.rps)" "$(get_result wp.ours.rps)" "$(get_result wp.ratio.rps_ours_over_haproxy)"
-row "L7 proxy CPU us per request" "$(get_result wp.haproxy.cpu_us_per_req)" "$(get_result wp.ours.cpu_us_per_req)" "$(get_result wp.ratio.cpu_per_req_ours_over_haproxy)"
-row "ztunnels CPU us per request" "$(get_result wp.haproxy.ztunnels_cpu_us_per_req)" "$(get_result wp.ours.ztunnels_cpu_us_per_req)" "-"
-row "latency p50 (us)" "$(get_result wp.haproxy.p50_us)" "$(get_result wp.ours.p50_us)" "-"
-row "latency p99 (us)" "$(get_result wp.haproxy.p99_us)" "$(get_result wp.ours.p99_us)" "$(get_result wp.ratio.p99_ours_over_haproxy)"
-row "idle RSS (kB)" "$(get_result wp.haproxy.idle_rss_kb)" "$(get_result wp.ours.idle_rss_kb)" "$(get_result wp.ratio.idle_rss_ours_over_haproxy)"
+echo "=== waypoint vs HAProxy vs nginx ($(nproc) vCPU, load at end $(cut -d' ' -f1-3 /proc/loadavg))"
+row "metric" "haproxy" "nginx" "ours" "ours/hap" "ours/ngx"
+line "requests per second" rps rps
+line "L7 proxy CPU us per request" cpu_us_per_req cpu_per_req
+row "ztunnels CPU us per request" "$(get_result wp.haproxy.ztunnels_cpu_us_per_req)" "$(get_result wp.nginx.ztunnels_cpu_us_per_req)" "$(get_result wp.ours.ztunnels_cpu_us_per_req)" "-" "-"
+line "path CPU us per request (proxy+ztunnels)" path_cpu_us_per_req path_cpu_per_req
+line "latency p50 (us)" p50_us p50
+line "latency p99 (us)" p99_us p99
+line "idle RSS (kB)" idle_rss_kb idle_rss
 echo "(goals, issue 9: <= 50 us CPU per request, rps >= HAProxy's, idle RSS <= 30 MB; logs in $T while running)"

@@ -27,8 +27,8 @@ PKGS=(
   # build (debootstrap base, buildah)
   unzip podman containernetworking-plugins runc busybox-static golang-go
   golang-github-appc-cni-dev debootstrap buildah
-  # benchmark competitors and load tools
-  stunnel4 haproxy iperf3 wrk nghttp2-client
+  # benchmark competitors and load tools (nginx is also the h2c back end of tests/66-waypoint-e2e)
+  stunnel4 haproxy nginx iperf3 wrk nghttp2-client
 )
 
 if [[ ${1:-} == --build-only ]]; then PKGS=("${BUILD_PKGS[@]}"); fi
@@ -44,6 +44,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian's nginx starts a host service on :80 at install; the tests and bench/ start their own
+  # nginx inside network namespaces and want nothing listening on the host.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now nginx 2>/dev/null || true
+  fi
 else
   echo "install-deps: all packages present"
 fi

@@ -14,6 +14,11 @@
 # serves it to the probe (identified by its node id); a live edit of the YAML reaches the probe
 # as a delta, and nothing the controlplane sends is NACKed.
 #
+# Case C: the independent server (waypoint_xds_traffic.py) drives the real `waypoint` binary
+# (certificate from LOCAL_CA_DIR) with plain Envoy resources, and an independent HBONE client
+# (python3-h2) sends HTTP/1.1 through it to two apps: routed by header, a direct response, a
+# NACKed unimplemented field that leaves the waypoint serving, then a live route edit.
+#
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 set -uo pipefail
 
@@ -229,6 +234,91 @@ else
   check_not "the waypoint NACKed nothing the controlplane sent" contains -E '^NACK |xDS NACK' "$T/probe-cp.out"
   nsx_stop "$PROBE2" 5
   nsx_stop "$CP_PID" 5
+fi
+
+# ---- C: the independent xDS server drives the REAL waypoint binary, traffic through it -------------
+# waypoint_xds_traffic.py serves plain Envoy resources (no controlplane involved); the waypoint
+# gets its certificate from LOCAL_CA_DIR (the test CA above); an independent HBONE client
+# (python3-h2, tests/unit/waypoint/hbone_http1_client.py) sends HTTP/1.1 inside CONNECT to the
+# VIP; two apps (tests/66-waypoint-e2e/calc_app.py) on 127.0.0.1:18080 (a) and :18081 (b).
+WP_BIN="$BIN_DIR/waypoint"
+HBONE_PY="$ZT_ROOT/tests/unit/waypoint/hbone_http1_client.py"
+APP_PY="$ZT_ROOT/tests/66-waypoint-e2e/calc_app.py"
+WP_ID="spiffe://interop.test/ns/demo/sa/waypoint"
+if [[ ! -x $WP_BIN ]]; then
+  fail "waypoint binary present at $WP_BIN"
+elif ! { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/client-key.pem" &&
+         openssl req -new -key "$T/client-key.pem" -subj "/O=interop.test" -out "$T/client.csr" &&
+         printf '[c]\nsubjectAltName=critical,URI:spiffe://interop.test/ns/demo/sa/client\nextendedKeyUsage=clientAuth,serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' >"$T/client.ext" &&
+         openssl x509 -req -in "$T/client.csr" -CA "$T/tlsca/ca-cert.pem" -CAkey "$T/tlsca/ca-key.pem" \
+           -set_serial "0x$(openssl rand -hex 16)" -days 2 -sha256 -extfile "$T/client.ext" -extensions c \
+           -out "$T/client-cert.pem" &&
+         cat "$T/client-cert.pem" "$T/tlsca/ca-cert.pem" >"$T/client-chain.pem"; } >"$T/client-certs.log" 2>&1; then
+  fail "client certificate for the HBONE client created" "$(cat "$T/client-certs.log")"
+else
+  nsx_bg lo "$T/app-a.log" "$PY" -u "$APP_PY" serve cat-plus 18080
+  nsx_bg lo "$T/app-b.log" "$PY" -u "$APP_PY" serve dog-multi 18081
+  WP_NODE="waypoint~127.0.0.1~waypoint-0.demo~demo.svc.cluster.local"
+  echo waypoint-token-c >"$T/wp-token"   # sent as istiod expects; this server does not check it
+  nsx_bg lo "$T/traffic-server.out" timeout -k 5 150 "$PY" -u "$HERE/waypoint_xds_traffic.py" \
+    --listen 127.0.0.1:15014 --key "$T/server-key.pem" --chain "$T/server-chain.pem" --node-id "$WP_NODE" \
+    --phase2 "$T/phase2" --done "$T/done"
+  TS_PID=$NSX_LAST_PID
+  for _ in $(seq 1 150); do grep -q '^LISTENING' "$T/traffic-server.out" 2>/dev/null && break; sleep 0.1; done
+  nsx_bg lo "$T/waypoint.log" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin POD_NAME=waypoint-0 POD_NAMESPACE=demo \
+    SERVICE_ACCOUNT=waypoint INSTANCE_IP=127.0.0.1 TRUST_DOMAIN=interop.test LOCAL_CA_DIR="$T/tlsca" \
+    XDS_ADDRESS=https://127.0.0.1:15014 XDS_ROOT_CA="$T/tlsca/root-cert.pem" AUTH_TOKEN="$T/wp-token" RUST_LOG=info LOG_FORMAT=plain \
+    WAYPOINT_WORKER_THREADS=1 "$WP_BIN"
+  WPX_PID=$NSX_LAST_PID
+  ready=""
+  for _ in $(seq 1 150); do
+    [[ $(nsx_exec lo curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:15021/healthz/ready) == 200 ]] &&
+      ready=1 && break
+    nsx_alive "$WPX_PID" || break
+    sleep 0.2
+  done
+  if [[ -n $ready ]] && wait_for_port lo 18080 10 && wait_for_port lo 18081 10; then
+    pass "the waypoint binary is ready on configuration from the independent xDS server alone (certificate from LOCAL_CA_DIR)"
+  else
+    fail "waypoint ready on the independent xDS server's configuration" "$(tail -n 15 "$T/waypoint.log" "$T/traffic-server.out")"
+  fi
+  # hbone REQUEST... — one tunnel from the independent client, the requests on it.
+  hbone() {
+    nsx_exec lo timeout 30 "$PY" "$HBONE_PY" 127.0.0.1 15008 "$T/client-chain.pem" "$T/client-key.pem" \
+      "$T/tlsca/root-cert.pem" 10.96.0.10:80 "$WP_ID" "$@" 2>&1
+  }
+  out=$(hbone "GET /hello" "GET /hello x-version:b" "GET /direct")
+  got=$(grep -E '^(PEER|CONNECT|RESPONSE)' <<<"$out" | tr '\n' '|')
+  want="PEER $WP_ID|CONNECT 200|RESPONSE 200 cat-plus|RESPONSE 200 dog-multi|RESPONSE 200 answered from the python xds server's route|"
+  [[ $got == "$want" ]] &&
+    pass "python3-h2 HBONE client -> waypoint, routed by the python server's RouteConfiguration: default -> a, x-version: b -> b, /direct answered locally" ||
+    fail "traffic routed by the independent xDS server's resources" "got:  $got
+want: $want
+$out"
+  touch "$T/phase2"
+  for _ in $(seq 1 100); do grep -q '^EDITED' "$T/traffic-server.out" && break; sleep 0.1; done
+  out=""
+  for _ in $(seq 1 25); do   # the ACK can precede the switch of the running snapshot by a moment
+    out=$(hbone "GET /after-edit")
+    grep -qx 'RESPONSE 200 dog-multi' <<<"$out" && break
+    sleep 0.2
+  done
+  grep -qx 'RESPONSE 200 dog-multi' <<<"$out" &&
+    pass "after the NACKed route and the live edit, the default route goes to b (the NACK kept the waypoint serving)" ||
+    fail "live route edit from the independent xDS server applied" "$out"
+  touch "$T/done"
+  for _ in $(seq 1 100); do nsx_alive "$TS_PID" || break; sleep 0.1; done
+  wait "$TS_PID" 2>/dev/null
+  while IFS= read -r line; do
+    case "$line" in
+      PASS:*) pass "server (case C): ${line#PASS: }" ;;
+      FAIL:*) fail "server (case C): ${line#FAIL: }" ;;
+      "      "*) echo "$line" ;;
+    esac
+  done <"$T/traffic-server.out"
+  grep -q '^PASS: ' "$T/traffic-server.out" || fail "case C server ran its checks" "$(tail -n 20 "$T/traffic-server.out")"
+  nsx_alive "$WPX_PID" && pass "waypoint still running after the NACK" || fail "waypoint still running" "$(tail -n 20 "$T/waypoint.log")"
+  nsx_stop "$WPX_PID" 5
 fi
 
 summary

@@ -123,6 +123,9 @@ ${3:-}
   - match: [{headers: {x-fault: {exact: abort}}}]
     fault: {abort: {httpStatus: 503, percentage: {value: ${WP_ABORT_PCT:-100}}}}
     route: [{destination: {host: calculate, subset: cat-with-plus}}]
+  - match: [{headers: {x-fault: {exact: abort-half}}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
+    route: [{destination: {host: calculate, subset: cat-with-plus}}]
   - match: [{headers: {x-fault: {exact: delay}}}]
     fault: {delay: {fixedDelay: 500ms, percentage: {value: 100}}}
     route: [{destination: {host: calculate, subset: cat-with-plus}}]
@@ -247,12 +250,13 @@ wp_wait_ready() {
 wp_config_dump() { nsx_exec waypoint-0 curl -s --max-time 3 http://127.0.0.1:15000/config_dump; }
 wp_metrics() { nsx_exec waypoint-0 curl -s --max-time 3 http://127.0.0.1:15020/metrics; }
 
-# wp_weights — "CAT DOG" weights of the default (last) route in the waypoint's /config_dump
+# wp_weights — "CAT DOG" weights of calculate's default (last) route in the waypoint's /config_dump
 # (a single-cluster route counts 100 for its subset).
 WP_WEIGHTS_PY='
 import json, sys
 d = json.load(sys.stdin)
-r = d["routes"][0]["virtualHosts"][0]["routes"][-1]["route"]
+rc = [x for x in d["routes"] if x["name"].endswith("|calculate.e2e.svc.cluster.local")][0]
+r = rc["virtualHosts"][0]["routes"][-1]["route"]
 w = {"cat": 0, "dog": 0}
 for c in r.get("weightedClusters") or [{"name": r.get("cluster", ""), "weight": 100}]:
     w["cat" if "cat-with-plus" in c["name"] else "dog"] += c["weight"]

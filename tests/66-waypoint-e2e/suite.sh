@@ -3,19 +3,23 @@
 # `controlplane serve` (YAML directory -> delta ADS + Istio CA), ambient-cni and a shared-mode
 # ztunnel on each of two nodes, the waypoint binary in its own (uncaptured) pod netns, the
 # seeds' Calculate app (v1 cat-plus on node 1, v2 dog-multi on node 2) and a client pod using
-# curl. Topology and mesh: lib.sh. Needs root; about a minute in the release build.
+# curl, h2load and python grpcio. Topology and mesh: lib.sh. Needs root; about a minute in the
+# release build.
 #
 # Each seed scenario goes through client -> ztunnel (node 1) -> HBONE -> waypoint -> HBONE ->
 # the chosen pod's ztunnel -> app, and is judged from what the client got plus what the other
 # side saw (the app's per-request log, the waypoint's access log and metrics, the destination
 # ztunnel's metrics): canary 90/10 over 2,000 requests inside a binomial bound at p < 0.001,
 # blue/green 0/100, dark launch by header `version: dog`, timeout (504 UT) against a v1 that
-# sleeps, retries counted at the back end, abort 503 FI, delay DI, mirror copies, redirect,
-# direct response, WebSocket upgrade, the destination ztunnel seeing the waypoint's identity, a
-# pod-IP call skipping the service-only waypoint, live VirtualService edits under load with no
-# failed request, L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
-# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT
-# valid / invalid / missing, keys and tokens from the openssl CLI).
+# sleeps, retries counted at the back end, abort 503 FI (always, and at 50% inside a binomial
+# bound), delay DI, mirror copies, redirect, direct response, WebSocket upgrade, the destination
+# ztunnel seeing the waypoint's identity, a pod-IP call skipping the service-only waypoint, live
+# VirtualService edits under load with no failed request, HTTP/2 and gRPC through the mesh (a
+# second Service added live: h2c to nginx, curl and h2load 2,000 requests all 2xx; python grpcio
+# unary, server streaming and an error status, trailers at the client, grpc_response_status in the
+# waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
+# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
+# invalid / missing, keys and tokens from the openssl CLI).
 #
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 # shellcheck disable=SC2015,SC2154,SC1091
@@ -34,7 +38,7 @@ source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
 source "$HERE/lib.sh"
 
 require_root
-for t in curl ss "$ZT_PY" openssl; do
+for t in curl ss h2load nginx "$ZT_PY" openssl; do
   command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }
 done
 for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
@@ -112,20 +116,25 @@ check "waypoint access log: source identity from the outer TLS peer, upstream cl
   access_has "src.identity=$ID_CLIENT .*path=\"?/calc\?a=2&b=3\"? .*response_code=200 .*upstream_cluster=inbound-vip\|80\|http/(cat-with-plus|dog-with-multi)\|$WP_HOST upstream_host=10\.99\.[12]\.2:8080"
 
 # ---- canary 90/10 ----------------------------------------------------------------------------
-N=2000
-split=$(many "$N" "$VIP/calc")
-ncat=$(grep -c '^200 cat-plus$' <<<"$split")
-ndog=$(grep -c '^200 dog-multi$' <<<"$split")
-# Two-sided exact binomial acceptance interval for p = 0.1 at alpha = 0.001 (each tail < 0.0005).
-read -r lo hi < <("$ZT_PY" -c '
+# binom_bounds N P — "LO HI": the two-sided exact binomial acceptance interval for N trials of
+# probability P at alpha = 0.001 (each tail < 0.0005).
+binom_bounds() {
+  "$ZT_PY" -c '
+import sys
 from math import exp, lgamma, log
-n, p, a = int(__import__("sys").argv[1]), 0.1, 0.001
+n, p, a = int(sys.argv[1]), float(sys.argv[2]), 0.001
 pmf = [exp(lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) + k * log(p) + (n - k) * log(1 - p)) for k in range(n + 1)]
 lo, acc = 0, 0.0
 while acc + pmf[lo] < a / 2: acc += pmf[lo]; lo += 1
 hi, acc = n, 0.0
 while acc + pmf[hi] < a / 2: acc += pmf[hi]; hi -= 1
-print(lo, hi)' "$N")
+print(lo, hi)' "$1" "$2"
+}
+N=2000
+split=$(many "$N" "$VIP/calc")
+ncat=$(grep -c '^200 cat-plus$' <<<"$split")
+ndog=$(grep -c '^200 dog-multi$' <<<"$split")
+read -r lo hi < <(binom_bounds "$N" 0.1)
 if [[ $((ncat + ndog)) == "$N" && $ndog -ge $lo && $ndog -le $hi ]]; then
   pass "canary 90/10: $N requests -> $ncat cat, $ndog dog (binomial bound at p<0.001: $lo..$hi)"
 else
@@ -182,6 +191,19 @@ n=$(app_count cat "/calc?id=abort1")
 [[ $r == "503  fault filter abort" && $n == 0 ]] && pass "abort: 503 'fault filter abort' and the request never reached the back end" \
   || fail "abort 503 without reaching the back end" "client: $r; back end saw it $n times"
 check "abort: access log response_flags=FI" access_has 'path="?/calc\?id=abort1"? .*response_code=503 response_flags=FI '
+# The seeds' "503 at that probability": abort 50% over 400 requests, inside a binomial bound;
+# the aborted ones never reach the back end, the others all do.
+half=$(many 400 "$VIP/abhalf" -H 'x-fault: abort-half')
+n503=$(grep -c '^503 $' <<<"$half")
+n200=$(grep -c '^200 cat-plus$' <<<"$half")
+nseen=$(grep -c 'path=/abhalf?i=' "$T/app-cat.log")
+read -r lo hi < <(binom_bounds 400 0.5)
+if [[ $((n503 + n200)) == 400 && $n503 -ge $lo && $n503 -le $hi && $nseen == "$n200" ]]; then
+  pass "abort at 50%: $n503 of 400 got 503 (binomial bound at p<0.001: $lo..$hi), the back end saw exactly the other $n200"
+else
+  fail "abort at 50% over 400 requests: 503s inside $lo..$hi, back end sees only the rest" \
+    "$(tally <<<"$half"); back end saw $nseen"
+fi
 r=$(get -H 'x-fault: delay' "$VIP/calc?id=delay1")
 [[ $r == "200 cat-plus cat-plus 2+3=5" ]] && pass "delay: the delayed request is then served (200 cat)" || fail "delay: request served after the delay" "$r"
 check "delay: access log response_flags=DI" access_has 'path="?/calc\?id=delay1"? .*response_code=200 response_flags=DI '
@@ -381,6 +403,107 @@ r=$(get "$VIP/secure?id=jwt-missing")
 r=$(get "$VIP/calc?id=jwt-missing-open")
 [[ ${r%% *} == 200 ]] && pass "JWT missing elsewhere: allowed (RequestAuthentication alone never requires a token)" ||
   fail "JWT missing on /calc -> allowed" "$r"
+
+# ---- HTTP/2 (prior knowledge) and gRPC with trailers through the mesh ------------------------------
+# A second Service, greeter (10.99.200.11), on the same pods and the same waypoint, added live: port
+# `http2-web` 8081 (nginx speaking h2c in each pod, so the upstream leg is HTTP/2 too) and port
+# `grpc` 9090 (a grpcio server in each pod). Istio's port naming makes both HTTP/2 to the back end.
+GREETER_VIP=10.99.200.11
+greeter_nginx() {  # greeter_nginx POD VERSION — h2c-only nginx on 8081 answering "VERSION PROTOCOL"
+  mkdir -p "$T/ngx-$1"
+  cat >"$T/ngx-$1/nginx.conf" <<CFG
+worker_processes 1;
+daemon off;
+pid $T/ngx-$1/nginx.pid;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path $T/ngx-$1/body;
+  proxy_temp_path $T/ngx-$1/proxy;
+  fastcgi_temp_path $T/ngx-$1/fastcgi;
+  uwsgi_temp_path $T/ngx-$1/uwsgi;
+  scgi_temp_path $T/ngx-$1/scgi;
+  server {
+    listen 8081 http2;
+    location / {
+      add_header x-app-version $2 always;
+      return 200 "$2 \$server_protocol\n";
+    }
+  }
+}
+CFG
+  nsx_bg "$1" "$T/nginx-$1.log" nginx -p "$T/ngx-$1" -e "$T/ngx-$1/error.log" -c "$T/ngx-$1/nginx.conf"
+}
+greeter_nginx cat-1 cat-plus
+greeter_nginx dog-1 dog-multi
+nsx_bg cat-1 "$T/grpc-cat.log" "$ZT_PY" -u "$HERE/grpc_app.py" serve cat-plus 9090
+nsx_bg dog-1 "$T/grpc-dog.log" "$ZT_PY" -u "$HERE/grpc_app.py" serve dog-multi 9090
+apps_up=""
+for p in cat-1:8081 dog-1:8081 cat-1:9090 dog-1:9090; do
+  wait_for_port "${p%:*}" "${p#*:}" 10 || apps_up+=" $p"
+done
+[[ -z $apps_up ]] && pass "greeter back ends up: nginx h2c on 8081 and grpcio on 9090 in cat-1 and dog-1" ||
+  fail "greeter back ends listening" "not listening:$apps_up
+$(tail -n 3 "$T"/nginx-*.log "$T"/ngx-*/error.log "$T"/grpc-*.log 2>/dev/null)"
+wp_put 25-greeter.yaml <<Y
+apiVersion: v1
+kind: Service
+metadata:
+  name: greeter
+  namespace: e2e
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  clusterIP: $GREETER_VIP
+  selector: {app: calculate}
+  ports:
+  - {name: http2-web, port: 8081, targetPort: 8081}
+  - {name: grpc, port: 9090, targetPort: 9090}
+Y
+# h2 [CURL-ARGS...] URL — one HTTP/2 prior-knowledge request from the client pod: "CODE BODY".
+h2() {
+  nsx_exec client curl -s --http2-prior-knowledge --max-time 5 -w '\n%{http_code} %{http_version}' "$@" 2>&1 |
+    awk 'NR == 1 { body = $0; next } { last = $0 } END { print last, body }'
+}
+r=""
+for _ in $(seq 1 75); do   # the live addition reaches the client's ztunnel and the waypoint
+  r=$(h2 "http://$GREETER_VIP:8081/hello")
+  [[ $r == "200 2 "* ]] && break
+  sleep 0.2
+done
+[[ $r == "200 2 cat-plus HTTP/2.0" || $r == "200 2 dog-multi HTTP/2.0" ]] &&
+  pass "h2c: curl --http2-prior-knowledge -> ztunnel -> waypoint -> ztunnel -> nginx, HTTP/2 on both legs ($r)" ||
+  fail "h2c request through the waypoint, HTTP/2 at the client and at the app" "client: '$r' (code, client HTTP version, app body)"
+check "h2c: waypoint access log protocol=HTTP/2, greeter's port-8081 cluster" \
+  access_has "authority=$GREETER_VIP:8081 .*path=/hello .*protocol=HTTP/2 response_code=200 .*upstream_cluster=inbound-vip\|8081\|http\|greeter\.e2e\.svc\.cluster\.local"
+out=$(nsx_exec client timeout 60 h2load -n 2000 -c 4 -m 8 "http://$GREETER_VIP:8081/load" 2>&1)
+if grep -q 'Application protocol: h2c' <<<"$out" &&
+   grep -q 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed' <<<"$out" &&
+   grep -q 'status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx' <<<"$out"; then
+  pass "h2load through the mesh: 2,000 h2c requests (4 connections x 8 streams), all 2xx"
+else
+  fail "h2load -n 2000 -c 4 -m 8 through the mesh, all 2xx" "$(grep -E 'protocol|requests:|status codes|error|fail' <<<"$out" | head -n 8)"
+fi
+g=$(nsx_exec client timeout 30 "$ZT_PY" -u "$HERE/grpc_app.py" call "$GREETER_VIP:9090" 2>&1)
+ver='(cat-plus|dog-multi)'
+if grep -Eq "^UNARY $ver echo:hello$" <<<"$g" && grep -qx 'TRAILER x-app-trailer=t-hello' <<<"$g"; then
+  pass "gRPC unary through the mesh: reply, grpc-status 0 and the app's trailer x-app-trailer at the client"
+else
+  fail "gRPC unary through the mesh with its trailer" "$g"
+fi
+grep -Eq "^STREAM 5 $ver item-0\.\.$ver item-4$" <<<"$g" &&
+  pass "gRPC server streaming through the mesh: 5 messages, then the status trailer" ||
+  fail "gRPC server streaming through the mesh" "$g"
+# A gRPC error is trailers-only (one HEADERS frame that ends the stream), so the headers the
+# waypoint adds to responses (x-envoy-upstream-service-time, as Envoy) arrive among the trailers.
+grep -Eq '^FAIL NOT_FOUND no such calculation( TRAILER [^ ]+)* TRAILER x-app-trailer=t-fail( |$)' <<<"$g" &&
+  pass "gRPC error through the mesh: grpc-status 5 NOT_FOUND, grpc-message and the custom trailer at the client" ||
+  fail "gRPC error status and trailers reach the client" "$g"
+check "gRPC: istio_requests_total at the waypoint, request_protocol=grpc grpc_response_status=0" \
+  expect_metric wp_metrics wp istio_requests_total reporter=waypoint request_protocol=grpc \
+  destination_service=greeter.e2e.svc.cluster.local response_code=200 grpc_response_status=0
+check "gRPC: istio_requests_total at the waypoint counts the NOT_FOUND as grpc_response_status=5" \
+  expect_metric wp_metrics wp istio_requests_total reporter=waypoint request_protocol=grpc \
+  destination_service=greeter.e2e.svc.cluster.local grpc_response_status=5
 
 check_not "the controlplane logged no NACK from any proxy" contains -E 'NACK from' "$T/cp.log"
 nsx_alive "$WP_PID" && pass "waypoint still running" || fail "waypoint still running" "$(logs waypoint)"
