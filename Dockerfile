@@ -1,7 +1,8 @@
-# One image with every binary of the project: ztunnel, controlplane, ambient-cni (and waypoint
-# once it exists), on Debian 12. Built daemonless with podman/buildah by
-# scripts/build-image.sh, which also makes the base image from Debian's own packages
-# (debootstrap) when no registry is reachable; any Debian 12 image works as BASE.
+# One image with every binary of the project: ztunnel, controlplane, ambient-cni, waypoint, on
+# Debian 12. Built daemonless with podman/buildah by scripts/build-image.sh, which also makes the
+# base image from Debian's own packages when no registry is reachable (mmdebstrap with the
+# runtime packages below already installed, so the runtime-base step needs no network; or
+# debootstrap); any Debian 12 image works as BASE.
 #
 # Targets:
 #   image           (last, the default): compiles the binaries in the `build` stage (Release).
@@ -20,13 +21,16 @@ ARG BASE=docker.io/library/debian:bookworm
 
 # Runtime libraries of the binaries (libgoogle-perftools4: dlopened by /debug/pprof/profile), iptables for the in-pod rules (the ip rule/route go
 # through libnl, so no iproute2), CA roots.
+# scripts/build-image.sh reads this list (one line) to bootstrap its base with it.
 FROM ${BASE} AS runtime-base
-RUN apt-get update -q \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      ca-certificates iptables libssl3 libnghttp2-14 libspdlog1.10 libfmt9 libyaml-cpp0.7 \
-      libprotobuf32 libprotobuf-lite32 libgrpc++1.51 libnl-3-200 libnl-route-3-200 \
-      libgoogle-perftools4 \
- && rm -rf /var/lib/apt/lists/* \
+ARG RUNTIME_PACKAGES="ca-certificates iptables libssl3 libnghttp2-14 libspdlog1.10 libfmt9 libyaml-cpp0.7 libprotobuf32 libprotobuf-lite32 libgrpc++1.51 libnl-3-200 libnl-route-3-200 libgoogle-perftools4"
+RUN if dpkg -s ${RUNTIME_PACKAGES} >/dev/null 2>&1; then \
+      echo "runtime packages already in the base image"; \
+    else \
+      apt-get update -q \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${RUNTIME_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
  && groupadd -g 1337 istio-proxy \
  && useradd -u 1337 -g 1337 -M -d /nonexistent -s /usr/sbin/nologin istio-proxy
 

@@ -55,6 +55,7 @@ void append_if(const ResourceSet& from, Keep keep, ResourceSet& to) {
   copy(to.pods, from.pods);
   copy(to.workload_entries, from.workload_entries);
   copy(to.services, from.services);
+  copy(to.endpoint_slices, from.endpoint_slices);
   copy(to.gateways, from.gateways);
   copy(to.policies, from.policies);
 }
@@ -158,6 +159,7 @@ CachedLoader::Change CachedLoader::refresh(const DirFingerprint& files, const st
     add_all(e.objects.pods);
     add_all(e.objects.workload_entries);
     add_all(e.objects.services);
+    add_all(e.objects.endpoint_slices);
     add_all(e.objects.gateways);
     add_all(e.objects.policies);
     e.context = is_context(e.objects, root_namespace_);
@@ -191,6 +193,7 @@ ResourceSet CachedLoader::all(Diagnostics& dedupe_diags) const {
     append(out.pods, e.objects.pods);
     append(out.workload_entries, e.objects.workload_entries);
     append(out.services, e.objects.services);
+    append(out.endpoint_slices, e.objects.endpoint_slices);
     append(out.gateways, e.objects.gateways);
     append(out.policies, e.objects.policies);
     append(out.request_authns, e.objects.request_authns);

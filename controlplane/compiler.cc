@@ -436,7 +436,81 @@ class Compiler {
           c.w.services[key] = std::move(ports);
         }
       }
+      add_slice_endpoints(svc, s.key(), !svc.selector || svc.selector->empty());
       out.services.push_back(std::move(s));
+    }
+    for (auto& c : slice_workloads_) candidates_.push_back(std::move(c));
+    slice_workloads_.clear();
+  }
+
+  // EndpointSlices (label kubernetes.io/service-name) of `svc`, as istiod's ambient index reads
+  // them: an endpoint whose targetRef is a Pod is that pod (joined to the Service here only
+  // when the Service has no selector; with one, the selector already did it); any other
+  // address is a workload of its own, uid "<cluster>/discovery.k8s.io/EndpointSlice/<ns>/
+  // <slice>/<first address>", host-network mode (the address may be shared), no identity
+  // known, so never HBONE. Slice ports map to the Service port of the same name.
+  void add_slice_endpoints(const ServiceObject& svc, const std::string& key, bool selectorless) {
+    if (slices_by_service_.empty() && !res_.endpoint_slices.empty()) {
+      for (const auto& es : res_.endpoint_slices) {
+        if (es.service_name.empty()) continue;  // not a Service's: an arbitrary bag of IPs
+        slices_by_service_[{es.meta.ns, es.service_name}].push_back(&es);
+      }
+      for (size_t i = 0; i < candidates_.size(); ++i) {
+        if (candidates_[i].container_ports) pod_candidates_[{candidates_[i].w.ns, candidates_[i].w.name}] = i;
+      }
+    }
+    auto it = slices_by_service_.find({svc.meta.ns, svc.meta.name});
+    if (it == slices_by_service_.end()) return;
+    for (const EndpointSliceObject* es : it->second) {
+      if (es->address_type == "FQDN") {
+        note(Severity::Info, es->src, "addressType", "FQDN EndpointSlices are not supported (as istiod); ignored");
+        continue;
+      }
+      PortMap ports;
+      for (const auto& sp : es->ports) {
+        auto svc_port =
+            std::find_if(svc.ports.begin(), svc.ports.end(), [&](const auto& p) { return p.name == sp.name; });
+        if (svc_port != svc.ports.end()) ports.set(svc_port->port, sp.port);
+      }
+      std::set<ztunnel::IpAddr> seen;
+      for (const auto& ep : es->endpoints) {
+        if (!ep.pod_name.empty()) {
+          if (!selectorless) continue;
+          auto pc = pod_candidates_.find({ep.pod_ns, ep.pod_name});
+          if (pc == pod_candidates_.end()) {
+            note(Severity::Info, es->src, ep.path + ".targetRef",
+                 "pod " + ep.pod_ns + "/" + ep.pod_name + " is not a workload; endpoint skipped");
+            continue;
+          }
+          auto& svc_ports = candidates_[pc->second].w.services[key];
+          for (const auto& [sport, tport] : ports) svc_ports.set(sport, tport);
+          continue;
+        }
+        if (ep.addresses.empty()) continue;
+        if (!seen.insert(ep.addresses.front()).second) {
+          note(Severity::Warning, es->src, ep.path + ".addresses",
+               "address " + ep.addresses.front().to_string() + " listed twice; the first one counts");
+          continue;
+        }
+        Candidate c;
+        c.labels = &kNoLabels;
+        c.src = &es->src;
+        Workload& w = c.w;
+        w.uid = opt_.cluster_id + "/discovery.k8s.io/EndpointSlice/" + es->meta.ns + "/" + es->meta.name + "/" +
+                ep.addresses.front().to_string();
+        w.name = es->meta.name;
+        w.ns = es->meta.ns;
+        w.trust_domain = opt_.trust_domain;
+        w.addresses = ep.addresses;
+        w.network = opt_.network;
+        w.cluster_id = opt_.cluster_id;
+        w.network_mode = ztunnel::NetworkMode::HostNetwork;
+        w.tunnel_protocol = ztunnel::TunnelProtocol::None;
+        w.workload_name = es->meta.name;
+        w.status = ep.ready ? ztunnel::HealthStatus::Healthy : ztunnel::HealthStatus::Unhealthy;
+        w.services[key] = ports;
+        slice_workloads_.push_back(std::move(c));
+      }
     }
   }
 
@@ -488,6 +562,11 @@ class Compiler {
   std::map<std::string, const NamespaceObject*> namespaces_;
   std::map<std::pair<std::string, std::string>, WaypointInfo> waypoints_;
   std::vector<Candidate> candidates_;
+  // EndpointSlices by (namespace, service name) and pods by (namespace, name); built on first use.
+  std::map<std::pair<std::string, std::string>, std::vector<const EndpointSliceObject*>> slices_by_service_;
+  std::map<std::pair<std::string, std::string>, size_t> pod_candidates_;
+  std::vector<Candidate> slice_workloads_;  // joined to candidates_ once every Service is built
+  static inline const Labels kNoLabels;     // slice workloads have none: no selector picks them
   std::map<std::string, std::vector<size_t>> by_ns_;
   std::map<std::tuple<std::string, std::string, std::string>, std::vector<size_t>> by_label_;
   std::map<std::pair<std::string, std::string>, std::vector<size_t>> by_label_any_ns_;

@@ -17,6 +17,7 @@ void append_set(ResourceSet& to, ResourceSet&& from) {
   append_move(to.pods, from.pods);
   append_move(to.workload_entries, from.workload_entries);
   append_move(to.services, from.services);
+  append_move(to.endpoint_slices, from.endpoint_slices);
   append_move(to.gateways, from.gateways);
   append_move(to.policies, from.policies);
 }

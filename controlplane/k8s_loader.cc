@@ -225,6 +225,78 @@ class KindReader : public yaml::Reader {
     return s;
   }
 
+  // discovery.k8s.io/v1 EndpointSlice. A bad address fails the object (as the API server would
+  // refuse it); a port without a number ("all ports", not used for Services) is left out.
+  EndpointSliceObject endpoint_slice(const YAML::Node& doc) {
+    EndpointSliceObject e;
+    e.meta = meta(doc, true);
+    if (auto it = e.meta.labels.find(std::string(kServiceNameLabel)); it != e.meta.labels.end()) {
+      e.service_name = it->second;
+    }
+    if (!present(doc, "addressType")) fail("addressType", "missing required field");
+    e.address_type = str(child(doc, "addressType"), "addressType");
+    if (e.address_type != "IPv4" && e.address_type != "IPv6" && e.address_type != "FQDN") {
+      fail("addressType", "expected IPv4, IPv6 or FQDN, got '" + e.address_type + "'");
+    }
+    if (present(doc, "ports") && !child(doc, "ports").IsNull()) {
+      const YAML::Node ports = child(doc, "ports");
+      expect_seq(ports, "ports");
+      for (size_t i = 0; i < ports.size(); ++i) {
+        const std::string pp = index("ports", i);
+        expect_map(ports[i], pp);
+        std::string protocol = "TCP";
+        opt_str(ports[i], pp, "protocol", protocol);
+        EndpointSlicePort sp;
+        opt_str(ports[i], pp, "name", sp.name);
+        if (!present(ports[i], "port") || child(ports[i], "port").IsNull()) continue;
+        sp.port = port(child(ports[i], "port"), join(pp, "port"));
+        if (protocol == "TCP") e.ports.push_back(std::move(sp));  // ztunnel carries TCP only
+      }
+    }
+    if (present(doc, "endpoints") && !child(doc, "endpoints").IsNull()) {
+      const YAML::Node eps = child(doc, "endpoints");
+      expect_seq(eps, "endpoints");
+      for (size_t i = 0; i < eps.size(); ++i) {
+        EndpointSliceEndpoint ep;
+        ep.path = index("endpoints", i);
+        expect_map(eps[i], ep.path);
+        if (!present(eps[i], "addresses")) fail(join(ep.path, "addresses"), "missing required field");
+        const std::string ap = join(ep.path, "addresses");
+        const auto addrs = str_list(child(eps[i], "addresses"), ap);
+        if (addrs.empty()) fail(ap, "must have at least one address");
+        if (e.address_type != "FQDN") {
+          for (size_t j = 0; j < addrs.size(); ++j) {
+            auto ip = ztunnel::parse_ip(addrs[j]);
+            if (!ip) fail(index(ap, j), "invalid IP address '" + addrs[j] + "'");
+            ep.addresses.push_back(*ip);
+          }
+        }
+        if (present(eps[i], "conditions")) {
+          const std::string cp = join(ep.path, "conditions");
+          const YAML::Node cond = child(eps[i], "conditions");
+          expect_map(cond, cp);
+          if (present(cond, "ready") && !child(cond, "ready").IsNull()) {
+            ep.ready = boolean(child(cond, "ready"), join(cp, "ready"));
+          }
+        }
+        if (present(eps[i], "targetRef") && !child(eps[i], "targetRef").IsNull()) {
+          const std::string tp = join(ep.path, "targetRef");
+          const YAML::Node ref = child(eps[i], "targetRef");
+          expect_map(ref, tp);
+          std::string kind;
+          opt_str(ref, tp, "kind", kind);
+          if (kind == "Pod") {
+            opt_str(ref, tp, "name", ep.pod_name);
+            opt_str(ref, tp, "namespace", ep.pod_ns);
+            if (ep.pod_ns.empty()) ep.pod_ns = e.meta.ns;
+          }
+        }
+        e.endpoints.push_back(std::move(ep));
+      }
+    }
+    return e;
+  }
+
   GatewayObject gateway(const YAML::Node& doc) {
     GatewayObject g;
     g.meta = meta(doc, true);
@@ -449,6 +521,7 @@ constexpr Kind kKinds[] = {
     {"", "ServiceAccount", true},
     {"", "Pod", true},
     {"", "Service", true},
+    {"discovery.k8s.io", "EndpointSlice", true},
     {"networking.istio.io", "WorkloadEntry", true},
     {"gateway.networking.k8s.io", "Gateway", true},
     {"security.istio.io", "AuthorizationPolicy", true},
@@ -536,6 +609,10 @@ class DocumentParser {
         auto s = r.service(doc);
         s.src = src;
         out_.services.push_back(std::move(s));
+      } else if (kind == "EndpointSlice") {
+        auto e = r.endpoint_slice(doc);
+        e.src = src;
+        out_.endpoint_slices.push_back(std::move(e));
       } else if (kind == "WorkloadEntry") {
         auto w = r.workload_entry(doc);
         w.src = src;
@@ -765,6 +842,7 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe(set.pods, "Pod", diags);
   dedupe(set.workload_entries, "WorkloadEntry", diags);
   dedupe(set.services, "Service", diags);
+  dedupe(set.endpoint_slices, "EndpointSlice", diags);
   dedupe(set.gateways, "Gateway", diags);
   dedupe(set.policies, "AuthorizationPolicy", diags);
   dedupe(set.request_authns, "RequestAuthentication", diags);

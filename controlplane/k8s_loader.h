@@ -1,5 +1,6 @@
 // Loader: Kubernetes-style YAML (one or many documents per file, `---` separated, `kind: List`
 // accepted) into a ResourceSet. Kinds read: Namespace, ServiceAccount, Pod, Service (core/v1),
+// EndpointSlice (discovery.k8s.io/v1),
 // WorkloadEntry (networking.istio.io), Gateway (gateway.networking.k8s.io) and
 // AuthorizationPolicy (security.istio.io). Anything else is ignored with an Info diagnostic.
 //

@@ -112,6 +112,31 @@ struct ServiceObject {
   bool external_name = false;
 };
 
+// discovery.k8s.io/v1 EndpointSlice of a Service (label kubernetes.io/service-name). Only
+// slices of Services matter: they give a Service without a selector its endpoints (compiled as
+// istiod does: a pod targetRef joins that pod to the Service; any other address becomes a
+// workload of its own). FQDN slices are kept (address_type) so the compiler can say why it
+// skips them.
+inline constexpr std::string_view kServiceNameLabel = "kubernetes.io/service-name";
+struct EndpointSlicePort {
+  std::string name;   // the Service port's name ("" for an unnamed port)
+  uint16_t port = 0;  // the endpoints' port (the Service's targetPort resolved)
+};
+struct EndpointSliceEndpoint {
+  std::string path;                        // "endpoints[i]", for diagnostics
+  std::vector<ztunnel::IpAddr> addresses;  // empty for FQDN slices
+  bool ready = true;                       // conditions.ready; unset means ready (as the API says)
+  std::string pod_ns, pod_name;            // targetRef when it is a Pod
+};
+struct EndpointSliceObject {
+  ObjectMeta meta;
+  SourceRef src;
+  std::string service_name;  // metadata.labels[kubernetes.io/service-name]; "" = not a Service's
+  std::string address_type;  // IPv4 | IPv6 | FQDN
+  std::vector<EndpointSlicePort> ports;  // TCP ports with a port number
+  std::vector<EndpointSliceEndpoint> endpoints;
+};
+
 // gateway.networking.k8s.io Gateway (only waypoints matter here).
 struct GatewayObject {
   ObjectMeta meta;
@@ -186,6 +211,7 @@ struct ResourceSet {
   std::vector<PodObject> pods;
   std::vector<WorkloadEntryObject> workload_entries;
   std::vector<ServiceObject> services;
+  std::vector<EndpointSliceObject> endpoint_slices;
   std::vector<GatewayObject> gateways;
   std::vector<AuthorizationPolicyObject> policies;
   std::vector<RequestAuthenticationObject> request_authns;
@@ -194,7 +220,7 @@ struct ResourceSet {
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +
-           gateways.size() + policies.size() + request_authns.size() + l7.size();
+           endpoint_slices.size() + gateways.size() + policies.size() + request_authns.size() + l7.size();
   }
 };
 

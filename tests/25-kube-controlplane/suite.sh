@@ -185,8 +185,9 @@ CP_ADDR=$(cp_addr "$T/cp1.log")
 [[ -n $CP_ADDR ]] || { fail "controlplane serving" "$(tail -n 30 "$T/cp1.log")"; summary; exit 1; }
 listed_all() {
   local k
-  for k in namespaces nodes pods services serviceaccounts workloadentries virtualservices destinationrules \
-           authorizationpolicies peerauthentications gateways httproutes grpcroutes; do
+  for k in namespaces nodes pods services serviceaccounts endpointslices workloadentries virtualservices \
+           destinationrules envoyfilters authorizationpolicies peerauthentications requestauthentications \
+           gateways httproutes grpcroutes ratelimitpolicies; do
     grep -qE "listed [0-9]+ $k at resourceVersion" "$T/cp1.log" || { echo "no list of $k"; return 1; }
   done
 }
@@ -317,6 +318,59 @@ K patch virtualservice -n demo calculate --type merge >"$T/patch.out" 2>&1 \
 check "kubectl patch of the VirtualService reaches the waypoint's route (all to dog)" \
   wait_snapshot "s['routes'].get($R, [{}])[0].get('cluster') == $DOG"
 check_not "the waypoint NACKed nothing" contains -E '^NACK |xDS NACK' "$T/probe.out"
+
+# ---- D2: the kinds --kube reads like the directory: RequestAuthentication, RateLimitPolicy ----
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/jwt-key.pem" 2>/dev/null
+"$PY" - "$T/jwt-key.pem" "$ZT_ROOT/tests/66-waypoint-e2e/jwt_tool.py" >"$T/authn-rl.json" <<'PY'
+import json, subprocess, sys
+jwks = subprocess.run([sys.executable, sys.argv[2], "jwks", sys.argv[1]], check=True, capture_output=True, text=True).stdout
+svc = [{"group": "", "kind": "Service", "name": "calculate"}]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+     "metadata": {"name": "jwt", "namespace": "demo"},
+     "spec": {"targetRefs": svc, "jwtRules": [{"issuer": "https://issuer.test", "jwks": jwks}]}},
+    {"apiVersion": "ambient.dev/v1alpha1", "kind": "RateLimitPolicy",
+     "metadata": {"name": "calculate", "namespace": "demo"},
+     "spec": {"targetRefs": svc, "local": {"requests": 5, "unit": "minute"}}}]}))
+PY
+K create -f "$T/authn-rl.json" --validate=false >"$T/authn-rl.out" 2>&1
+check "kubectl creates a RequestAuthentication and a RateLimitPolicy (ambient.dev CRD)" \
+  contains -c 'created' "$T/authn-rl.out"
+check "the waypoint gets the RequestAuthentication (jwt_authn) and the RateLimitPolicy (local_ratelimit) from the API" \
+  wait_snapshot "s['routes'].get($R, [{}])[0].get('jwt') is True and s['routes'].get($R, [{}])[0].get('localRateLimit') is True"
+K delete ratelimitpolicy -n demo calculate >/dev/null 2>&1
+check "deleting the RateLimitPolicy takes the limit off the waypoint's route (the JWT rule stays)" \
+  wait_snapshot "s['routes'].get($R, [{}])[0].get('jwt') is True and 'localRateLimit' not in s['routes'].get($R, [{}])[0]"
+
+# ---- D3: a Service without a selector gets its endpoints from EndpointSlices ----
+K create -f - --validate=false >/dev/null <<'EPS'
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: demo}
+spec: {clusterIP: 10.96.7.7, clusterIPs: [10.96.7.7], ports: [{name: pg, port: 5432, protocol: TCP, targetPort: 5432}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: db-x7k2p
+  namespace: demo
+  labels: {kubernetes.io/service-name: db, endpointslice.kubernetes.io/managed-by: external-db-operator}
+addressType: IPv4
+ports: [{name: pg, port: 15432, protocol: TCP}]
+endpoints:
+- {addresses: [192.168.50.10], conditions: {ready: true}}
+- {addresses: [192.168.50.11], conditions: {ready: true}}
+- {addresses: [10.244.1.22], targetRef: {kind: Pod, name: calc-dog, namespace: demo}}
+EPS
+D1="db-x7k2p/192.168.50.10" D2="db-x7k2p/192.168.50.11" DBH="demo/db.demo.svc.cluster.local"
+check "xDS: each non-pod EndpointSlice address is a workload of the Service (slice port 15432 for 5432, host network, no tunnel)" \
+  wait_state "s.get('$D1', {}).get('services', {}).get('$DBH') == {'5432': 15432} and s['$D1']['network_mode'] == 'HOST_NETWORK' and s['$D1']['protocol'] == 'NONE' and s['$D1']['uid'] == 'Kubernetes/discovery.k8s.io/EndpointSlice/demo/db-x7k2p/192.168.50.10' and '$D2' in s"
+check "xDS: the slice's Pod targetRef joins that pod to the selector-less Service" \
+  wait_state "s.get('calc-dog', {}).get('services', {}).get('$DBH') == {'5432': 15432}"
+K patch endpointslice -n demo db-x7k2p --type merge >"$T/eps-patch.out" 2>&1 \
+  -p '{"endpoints":[{"addresses":["192.168.50.11"],"conditions":{"ready":false}}]}'
+check "kubectl patch of the slice: the removed address leaves, the other turns unhealthy, the pod leaves the Service" \
+  wait_state "'$D1' not in s and s.get('$D2', {}).get('status') == 'UNHEALTHY' and '$DBH' not in s.get('calc-dog', {}).get('services', {})"
 
 # ---- E: a watch broken by 410 re-lists with nothing lost ----
 ctl partition >/dev/null

@@ -2,9 +2,12 @@
 """Subscribes to the controlplane's delta ADS as a ztunnel does (istio.workload.Address,
 wildcard) with python grpcio and message classes compiled at test time from OUR proto/ files
 (INTEROP_PB), ACKs every response, and prints after each one:
-  STATE {"<workload name>": {"namespace", "protocol" (NONE|HBONE), "node", "locality"}, ...}
+  STATE {"<workload name>": {"namespace", "uid", "protocol" (NONE|HBONE), "node", "addresses",
+         "status", "network_mode", "services" {"ns/host": {"port": target}}, "locality"}, ...}
+  (a workload from an EndpointSlice is keyed "<slice name>/<first address>")
 Usage: xds_watch.py ADDR ROOT_CA TOKEN NODE_ID SECONDS
 """
+import ipaddress
 import json
 import os
 import queue
@@ -49,14 +52,21 @@ def main():
                 if a.WhichOneof("type") != "workload":
                     continue
                 w = a.workload
-                workloads[r.name] = {"name": w.name, "namespace": w.namespace,
+                addrs = [str(ipaddress.ip_address(b)) for b in w.addresses]
+                # Workloads from EndpointSlices share their slice's name: key them by address too.
+                key = w.name + "/" + addrs[0] if "/discovery.k8s.io/EndpointSlice/" in w.uid and addrs else w.name
+                workloads[r.name] = {"key": key, "name": w.name, "namespace": w.namespace, "uid": w.uid,
                                      "protocol": workload_pb2.TunnelProtocol.Name(w.tunnel_protocol),
-                                     "node": w.node,
+                                     "node": w.node, "addresses": addrs,
+                                     "status": workload_pb2.WorkloadStatus.Name(w.status),
+                                     "network_mode": workload_pb2.NetworkMode.Name(w.network_mode),
+                                     "services": {h: {str(p.service_port): p.target_port for p in pl.ports}
+                                                  for h, pl in w.services.items()},
                                      "locality": [w.locality.region, w.locality.zone, w.locality.subzone]}
             for n in resp.removed_resources:
                 workloads.pop(n, None)
             reqs.put(discovery_pb2.DeltaDiscoveryRequest(type_url=TYPE, response_nonce=resp.nonce))
-            state = {v["name"]: v for v in workloads.values()}
+            state = {v["key"]: v for v in workloads.values()}
             print("STATE " + json.dumps(state, sort_keys=True), flush=True)
     except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.CANCELLED:
