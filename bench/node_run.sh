@@ -29,7 +29,7 @@
 # NODE_BENCH_CONNS (10000; 0 skips) NODE_BENCH_HOLD_SECS (10) NODE_BENCH_HOLD_REPEAT (2),
 # NODE_BENCH_TP_RUNS (3; 0 skips) x
 # NODE_BENCH_TP_SECS (5), NODE_BENCH_WORKERS (2: ztunnel worker threads, upstream's default),
-# NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_MTU (65000, like bench/lib.sh;
+# NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_ZT_ENV (extra env), NODE_BENCH_MTU (65000, like bench/lib.sh;
 # 1500 for a pod-like wire), NODE_BENCH_WAIT_LOAD (unset: do not wait; e.g. 1.5 = wait up to
 # NODE_BENCH_WAIT_MAX s (600) for the 1-minute load average to drop below it first),
 # NODE_BENCH_OUT (directory that keeps results.txt + logs; default: a temp dir kept only on
@@ -81,6 +81,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%s-%s", lo, hi; else print "nan"}'; }
 result() { echo "$*" >>"$T/results.txt"; }
 val() { local v; v=$(grep -h "^$1=" "$T/results.txt" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-nan}"; }
+sgn() { case $1 in -* | nan) echo "$1" ;; *) echo "+$1" ;; esac; }   # +N for an added latency
 calc() { awk "BEGIN {printf \"$1\", $2}"; }   # calc FORMAT EXPR
 
 [[ $(id -u) == 0 ]] || { echo "bench/node_run.sh needs root (network namespaces)" >&2; exit 1; }
@@ -187,9 +188,12 @@ done
 
 # ---- node agents, node ztunnels, pods --------------------------------------------------------
 # nb_zt_start N TAG — like zn_zt_start, with the worker count and log level of this bench.
+# NODE_BENCH_ZT_ENV: extra VAR=VALUE words for both ztunnels (e.g. GLIBC_TUNABLES=..., LD_PRELOAD=...).
 nb_zt_start() {
   local n="$1" tag="$2"
-  nsx_bg_env "n$n" "$T/zt-$tag.log" \
+  local -a extra
+  read -r -a extra <<<"${NODE_BENCH_ZT_ENV:-}"
+  nsx_bg_env "n$n" "$T/zt-$tag.log" "${extra[@]}" \
     PROXY_MODE=shared INPOD_UDS="$(zn_sock "$n")" LOCAL_XDS_PATH="$ZN_MESH" LOCAL_CA_DIR="$ZN_CA" \
     XDS_ADDRESS= TRUST_DOMAIN="$ZT_TRUST_DOMAIN" NODE_NAME="node-$n" PACKET_MARK=1337 \
     RUST_LOG="${NODE_BENCH_LOG:-info}" LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS="$WORKERS" \
@@ -587,9 +591,9 @@ for path in $PATHS; do
   row "$name" "$(val "lat.$path.rps")" "$(val "lat.$path.p50_us")" "$(val "lat.$path.p90_us")" "$(val "lat.$path.p99_us")" "$(val "lat.$path.errors")"
   row "" "" "[$(val "lat.$path.p50_range")]" "[$(val "lat.$path.p90_range")]" "[$(val "lat.$path.p99_range")]" ""
 done
-row "added by the two ztunnels" "" "+$(val lat.added.mesh.p50_us)" "+$(val lat.added.mesh.p90_us)" "+$(val lat.added.mesh.p99_us)" ""
-row "added by the stunnel pair" "" "+$(val lat.added.stunnel.p50_us)" "+$(val lat.added.stunnel.p90_us)" "+$(val lat.added.stunnel.p99_us)" ""
-row "added by the HAProxy pair" "" "+$(val lat.added.haproxy.p50_us)" "+$(val lat.added.haproxy.p90_us)" "+$(val lat.added.haproxy.p99_us)" ""
+row "added by the two ztunnels" "" "$(sgn "$(val lat.added.mesh.p50_us)")" "$(sgn "$(val lat.added.mesh.p90_us)")" "$(sgn "$(val lat.added.mesh.p99_us)")" ""
+row "added by the stunnel pair" "" "$(sgn "$(val lat.added.stunnel.p50_us)")" "$(sgn "$(val lat.added.stunnel.p90_us)")" "$(sgn "$(val lat.added.stunnel.p99_us)")" ""
+row "added by the HAProxy pair" "" "$(sgn "$(val lat.added.haproxy.p50_us)")" "$(sgn "$(val lat.added.haproxy.p90_us)")" "$(sgn "$(val lat.added.haproxy.p99_us)")" ""
 row "upstream Istio 1.22 (two ztunnels)" "" "-" "+170" "+200" ""
 echo "   CPU per request (utime+stime over all rounds / requests completed; upstream ~60 µs, target < 30):"
 echo "     ztunnel node 1 (client side): $(val lat.mesh.cpu_us_per_req.n1) µs   ztunnel node 2 (server side): $(val lat.mesh.cpu_us_per_req.n2) µs"
