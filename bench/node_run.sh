@@ -361,6 +361,15 @@ idle_round() {
   for _ in $(seq 1 300); do nsx_alive "$hold_pid" || break; sleep 0.1; done
   nsx_alive "$hold_pid" && { nsx_stop "$hold_pid" 2; say "   hold client did not finish in time"; }
   wait "$hold_pid" 2>/dev/null
+  # "After release" means once each ztunnel has closed the tunnels' sockets (on a loaded
+  # machine that takes seconds after the client is gone): wait (<= 30 s) until its fds are
+  # back near the level before the round (the pooled HBONE connections may stay), then 2 s
+  # more for the trim that follows the end of a burst.
+  local t_rel=$SECONDS
+  for k in n1 n2; do
+    for _ in $(seq 1 300); do (( $(fd_count "${CPU_PIDS[$k]}") <= ${fds0[$k]} + 300 )) && break; sleep 0.1; done
+  done
+  result "idle.r$r.secs_until_closed=$(( SECONDS - t_rel ))"
   sleep 2
   for k in n1 n2; do after[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
   if [[ ${NODE_BENCH_MEMDIAG:-0} != 0 ]]; then
@@ -393,6 +402,7 @@ PYEOF
   check_line=$(grep '^CHECK ' "$T/hold-$r.log" || echo "CHECK alive=0 (no result)")
   say "   round $r: $open_line"
   say "   round $r: $check_line"
+  say "   round $r: the ztunnels had closed the tunnels' sockets $(val "idle.r$r.secs_until_closed") s after the client exited"
   result "idle.r$r.opened=$(sed -nE 's/.*OPEN ok=([0-9]+).*/\1/p' <<<"$open_line")"
   result "idle.r$r.open_secs=$(sed -nE 's/.* secs=([0-9.]+).*/\1/p' <<<"$open_line")"
   result "idle.r$r.alive_after_hold=$(sed -nE 's/.*alive=([0-9]+).*/\1/p' <<<"$check_line")"
