@@ -29,7 +29,7 @@
 # NODE_BENCH_CONNS (10000; 0 skips) NODE_BENCH_HOLD_SECS (10) NODE_BENCH_HOLD_REPEAT (2),
 # NODE_BENCH_TP_RUNS (3; 0 skips) x
 # NODE_BENCH_TP_SECS (5), NODE_BENCH_WORKERS (2: ztunnel worker threads, upstream's default),
-# NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_MTU (65000, like bench/lib.sh;
+# NODE_BENCH_LOG (info: ztunnel RUST_LOG), NODE_BENCH_ZT_ENV (extra env), NODE_BENCH_MTU (65000, like bench/lib.sh;
 # 1500 for a pod-like wire), NODE_BENCH_WAIT_LOAD (unset: do not wait; e.g. 1.5 = wait up to
 # NODE_BENCH_WAIT_MAX s (600) for the 1-minute load average to drop below it first),
 # NODE_BENCH_OUT (directory that keeps results.txt + logs; default: a temp dir kept only on
@@ -44,15 +44,23 @@ ZT_ROOT=$(cd "$HERE/.." && pwd)
 BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
-ROUNDS=${NODE_BENCH_ROUNDS:-3}
+# NODE_BENCH_REPEAT (BENCH_REPEAT, 3): rounds of every phase (the hold cycle at least 2, as
+# round 2 is the churn figure). BENCH_QUICK=1: 1 round of 2 s, 1,000 held connections for 2 s,
+# only to check the script works (bench/run.sh passes both).
+REPEAT=${NODE_BENCH_REPEAT:-${BENCH_REPEAT:-3}}
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+  REPEAT=${NODE_BENCH_REPEAT:-1}
+  : "${NODE_BENCH_LAT_SECS:=2}" "${NODE_BENCH_CONNS:=1000}" "${NODE_BENCH_HOLD_SECS:=2}" "${NODE_BENCH_TP_SECS:=2}"
+fi
+ROUNDS=${NODE_BENCH_ROUNDS:-$REPEAT}
 LAT_SECS=${NODE_BENCH_LAT_SECS:-10}
 CONNS=${NODE_BENCH_CONNS:-10000}
 HOLD_SECS=${NODE_BENCH_HOLD_SECS:-10}
-TP_RUNS=${NODE_BENCH_TP_RUNS:-3}
+TP_RUNS=${NODE_BENCH_TP_RUNS:-$REPEAT}
 TP_SECS=${NODE_BENCH_TP_SECS:-5}
 WORKERS=${NODE_BENCH_WORKERS:-2}
 MTU=${NODE_BENCH_MTU:-65000}
-MAX_SECS=${NODE_BENCH_MAX_SECS:-360}
+MAX_SECS=${NODE_BENCH_MAX_SECS:-$((240 + 110 * REPEAT))}
 CLK_TCK=$(getconf CLK_TCK)
 
 # shellcheck source=../tests/lib/netns.sh
@@ -73,11 +81,12 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR) printf "%s-%s", lo, hi; else print "nan"}'; }
 result() { echo "$*" >>"$T/results.txt"; }
 val() { local v; v=$(grep -h "^$1=" "$T/results.txt" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-nan}"; }
+sgn() { case $1 in -* | nan) echo "$1" ;; *) echo "+$1" ;; esac; }   # +N for an added latency
 calc() { awk "BEGIN {printf \"$1\", $2}"; }   # calc FORMAT EXPR
 
 [[ $(id -u) == 0 ]] || { echo "bench/node_run.sh needs root (network namespaces)" >&2; exit 1; }
-for t in wrk iperf3 stunnel4 gcc curl ip iptables; do
-  command -v "$t" >/dev/null 2>&1 || { echo "node_run: missing tool $t (apt-get install wrk iperf3 stunnel4 gcc curl iproute2 iptables)" >&2; exit 1; }
+for t in wrk iperf3 stunnel4 haproxy gcc curl ip iptables; do
+  command -v "$t" >/dev/null 2>&1 || { echo "node_run: missing tool $t (apt-get install wrk iperf3 stunnel4 haproxy gcc curl iproute2 iptables)" >&2; exit 1; }
 done
 for b in ztunnel ambient-cni; do
   [[ -x $BIN_DIR/$b ]] || { echo "node_run: $BIN_DIR/$b not built (make build)" >&2; exit 1; }
@@ -179,9 +188,12 @@ done
 
 # ---- node agents, node ztunnels, pods --------------------------------------------------------
 # nb_zt_start N TAG — like zn_zt_start, with the worker count and log level of this bench.
+# NODE_BENCH_ZT_ENV: extra VAR=VALUE words for both ztunnels (e.g. GLIBC_TUNABLES=..., LD_PRELOAD=...).
 nb_zt_start() {
   local n="$1" tag="$2"
-  nsx_bg_env "n$n" "$T/zt-$tag.log" \
+  local -a extra
+  read -r -a extra <<<"${NODE_BENCH_ZT_ENV:-}"
+  nsx_bg_env "n$n" "$T/zt-$tag.log" "${extra[@]}" \
     PROXY_MODE=shared INPOD_UDS="$(zn_sock "$n")" LOCAL_XDS_PATH="$ZN_MESH" LOCAL_CA_DIR="$ZN_CA" \
     XDS_ADDRESS= TRUST_DOMAIN="$ZT_TRUST_DOMAIN" NODE_NAME="node-$n" PACKET_MARK=1337 \
     RUST_LOG="${NODE_BENCH_LOG:-info}" LOG_FORMAT=plain ZTUNNEL_WORKER_THREADS="$WORKERS" \
@@ -253,6 +265,40 @@ for pp in cli-p:25321 cli-p:25221 srv-p:25322 srv-p:25222; do
 done
 probe cli-p "http://127.0.0.1:25321/probe"
 
+# HAProxy pair (the second anchor), TCP mode, mutual TLS 1.3 with the same chains as stunnel,
+# one thread each, HAProxy's default TLS session reuse (as bench/lib.sh bench_start_haproxy):
+# cli-p 127.0.0.1:25323 -> srv-p :25324 -> 127.0.0.1:8080, and :25223 -> :25224 -> :5201.
+for c in c s; do cat "$T/cert-$c/chain.pem" "$T/cert-$c/key.pem" >"$T/cert-$c/haproxy.pem"; done
+{
+  printf 'global\n  nbthread 1\n  maxconn 4096\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n'
+  printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+  for s in http:25324:8080 iperf:25224:5201; do
+    IFS=: read -r name sport aport <<<"$s"
+    printf 'listen %s\n  bind %s:%s ssl crt %s ca-file %s verify required\n  server app 127.0.0.1:%s\n' \
+      "$name" "$IP_SP" "$sport" "$T/cert-s/haproxy.pem" "$T/cert-s/root.pem" "$aport"
+  done
+} >"$T/hap_srv.cfg"
+{
+  printf 'global\n  nbthread 1\n  maxconn 4096\n  ssl-default-server-options ssl-min-ver TLSv1.3\n'
+  printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+  for s in http:25323:25324 iperf:25223:25224; do
+    IFS=: read -r name cport sport <<<"$s"
+    printf 'listen %s\n  bind 127.0.0.1:%s\n  server tunnel %s:%s ssl crt %s ca-file %s verify required\n' \
+      "$name" "$cport" "$IP_SP" "$sport" "$T/cert-c/haproxy.pem" "$T/cert-c/root.pem"
+  done
+} >"$T/hap_cli.cfg"
+nsx_bg srv-p "$T/haproxy-srv.log" haproxy -db -f "$T/hap_srv.cfg"; HAP_S=$NSX_LAST_PID
+nsx_bg cli-p "$T/haproxy-cli.log" haproxy -db -f "$T/hap_cli.cfg"; HAP_C=$NSX_LAST_PID
+for pp in cli-p:25323 cli-p:25223 srv-p:25324 srv-p:25224; do
+  wait_for_port "${pp%%:*}" "${pp#*:}" 10 || die "haproxy port $pp not listening: $(tail -n 5 "$T"/haproxy-*.log)"
+done
+probe cli-p "http://127.0.0.1:25323/probe"
+# Idle memory of every contender before any load (the ztunnels hold one pod each).
+sleep 1
+for k in n1:"$ZT_PID_n1" n2:"$ZT_PID_n2" stc:"$ST_C" sts:"$ST_S" hpc:"$HAP_C" hps:"$HAP_S"; do
+  result "idle0.${k%%:*}.rss_kb=$(rss_kb "${k#*:}")"
+done
+
 say "node_run: topology ready in $(( $(date +%s) - RUN_T0 ))s; load $(loadavg); ztunnel workers $WORKERS, MTU $MTU, fd limit $FD_LIMIT"
 
 # ---- 2. idle tunnelled connections -----------------------------------------------------------
@@ -260,7 +306,7 @@ say "node_run: topology ready in $(( $(date +%s) - RUN_T0 ))s; load $(loadavg); 
 # held connections and hide their cost. Repeated NODE_BENCH_HOLD_REPEAT (2) times: the
 # figures of round 1 are the result; later rounds show whether memory comes back (RSS after
 # release should not climb round after round).
-HOLD_REPEAT=${NODE_BENCH_HOLD_REPEAT:-2}
+HOLD_REPEAT=${NODE_BENCH_HOLD_REPEAT:-$(( REPEAT > 2 ? REPEAT : 2 ))}
 # idle_round R — one open / hold / second request / linger / release cycle; results idle.rR.*
 idle_round() {
   local r="$1" v k pid
@@ -315,6 +361,15 @@ idle_round() {
   for _ in $(seq 1 300); do nsx_alive "$hold_pid" || break; sleep 0.1; done
   nsx_alive "$hold_pid" && { nsx_stop "$hold_pid" 2; say "   hold client did not finish in time"; }
   wait "$hold_pid" 2>/dev/null
+  # "After release" means once each ztunnel has closed the tunnels' sockets (on a loaded
+  # machine that takes seconds after the client is gone): wait (<= 30 s) until its fds are
+  # back near the level before the round (the pooled HBONE connections may stay), then 2 s
+  # more for the trim that follows the end of a burst.
+  local t_rel=$SECONDS
+  for k in n1 n2; do
+    for _ in $(seq 1 300); do (( $(fd_count "${CPU_PIDS[$k]}") <= ${fds0[$k]} + 300 )) && break; sleep 0.1; done
+  done
+  result "idle.r$r.secs_until_closed=$(( SECONDS - t_rel ))"
   sleep 2
   for k in n1 n2; do after[$k]=$(rss_kb "${CPU_PIDS[$k]}"); done
   if [[ ${NODE_BENCH_MEMDIAG:-0} != 0 ]]; then
@@ -347,6 +402,7 @@ PYEOF
   check_line=$(grep '^CHECK ' "$T/hold-$r.log" || echo "CHECK alive=0 (no result)")
   say "   round $r: $open_line"
   say "   round $r: $check_line"
+  say "   round $r: the ztunnels had closed the tunnels' sockets $(val "idle.r$r.secs_until_closed") s after the client exited"
   result "idle.r$r.opened=$(sed -nE 's/.*OPEN ok=([0-9]+).*/\1/p' <<<"$open_line")"
   result "idle.r$r.open_secs=$(sed -nE 's/.* secs=([0-9.]+).*/\1/p' <<<"$open_line")"
   result "idle.r$r.alive_after_hold=$(sed -nE 's/.*alive=([0-9]+).*/\1/p' <<<"$check_line")"
@@ -363,7 +419,7 @@ PYEOF
     result "idle.r$r.$k.kib_per_conn_second=$(calc %.2f "(${second[$k]} - ${before[$k]}) / $CONNS")"
   done
 }
-declare -A CPU_PIDS=([n1]=$ZT1 [n2]=$ZT2 [stc]=$ST_C [sts]=$ST_S)
+declare -A CPU_PIDS=([n1]=$ZT1 [n2]=$ZT2 [stc]=$ST_C [sts]=$ST_S [hpc]=$HAP_C [hps]=$HAP_S)
 say "== idle connections: $CONNS through the ztunnels, held ${HOLD_SECS}s, $HOLD_REPEAT round(s)"
 (( CONNS > 0 )) || HOLD_REPEAT=0   # NODE_BENCH_CONNS=0 skips this phase
 for r in $(seq 1 "$HOLD_REPEAT"); do idle_round "$r"; mark_hwm "idle$r"; done
@@ -372,8 +428,13 @@ for r in $(seq 1 "$HOLD_REPEAT"); do idle_round "$r"; mark_hwm "idle$r"; done
 printf 'function delay()\n  return 10\nend\n' >"$T/delay10.lua"
 # to_us VALUE — wrk's "71.00us" / "1.23ms" / "1.00s" in µs.
 to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1e6; else f = 1; printf "%.0f", n * f }'; }
-declare -A LAT_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p)
-declare -A LAT_URL=([direct]="http://$IP_SP:8080/1k" [mesh]="http://$IP_SM:8080/1k" [stunnel]="http://127.0.0.1:25321/1k")
+PATHS="direct mesh stunnel haproxy"
+# The client-side and server-side proxy process of each path (keys of CPU_PIDS).
+declare -A CLI_K=([mesh]=n1 [stunnel]=stc [haproxy]=hpc) SRV_K=([mesh]=n2 [stunnel]=sts [haproxy]=hps)
+LAT_ROUND=0
+declare -A LAT_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p [haproxy]=cli-p)
+declare -A LAT_URL=([direct]="http://$IP_SP:8080/1k" [mesh]="http://$IP_SM:8080/1k" [stunnel]="http://127.0.0.1:25321/1k"
+                    [haproxy]="http://127.0.0.1:25323/1k")
 # lat_run PATH SECS OUT — one wrk run; appends "p50 p90 p99 reqs rps errors" + per-process
 # tick deltas "name=ticks" to $T/lat.PATH when OUT is "record".
 lat_run() {
@@ -398,13 +459,18 @@ lat_run() {
     return 1
   fi
   echo "$p50 $p90 $p99 $reqs $rps $errs$ticks" >>"$T/lat.$path"
+  # Per round, for the issue-11 rows: the two proxy processes of this path, by side.
+  local tc=0 ts=0
+  [[ -n ${CLI_K[$path]:-} ]] && { tc=$(grep -o " ${CLI_K[$path]}=[0-9-]*" <<<"$ticks" | cut -d= -f2); ts=$(grep -o " ${SRV_K[$path]}=[0-9-]*" <<<"$ticks" | cut -d= -f2); }
+  echo "$LAT_ROUND $p50 $p90 $p99 $reqs $tc $ts" >>"$T/latrun.$path"
   say "   $path: ${rps} rps, P50 ${p50} us, P90 ${p90} us, P99 ${p99} us, errors $errs;$ticks (ticks of ${CLK_TCK}/s)"
 }
 say "== latency at ~1000 rps: wrk -t1 -c10 + 10 ms delay, 1 KiB responses, ${ROUNDS} x ${LAT_SECS}s per path"
-for path in direct mesh stunnel; do lat_run "$path" 2 warm; done
+for path in $PATHS; do lat_run "$path" 2 warm; done
 for r in $(seq 1 "$ROUNDS"); do
   say "  round $r (load $(loadavg))"
-  for path in direct mesh stunnel; do lat_run "$path" "$LAT_SECS" record; done
+  LAT_ROUND=$r
+  for path in $PATHS; do lat_run "$path" "$LAT_SECS" record; done
 done
 mark_hwm latency
 # NODE_BENCH_DIAG=1: one more mesh run under `perf record` (both ztunnels; top symbols in
@@ -446,7 +512,7 @@ fi
 # col FILE N — column N of every run; tick_sum FILE NAME — sum of NAME=ticks over the runs.
 col() { awk -v c="$2" '{print $c}' "$1" 2>/dev/null; }
 tick_sum() { grep -o " $2=[0-9-]*" "$1" 2>/dev/null | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
-for path in direct mesh stunnel; do
+for path in $PATHS; do
   f=$T/lat.$path
   result "lat.$path.p50_us=$(col "$f" 1 | median)"
   result "lat.$path.p90_us=$(col "$f" 2 | median)"
@@ -458,7 +524,7 @@ for path in direct mesh stunnel; do
   reqs=$(col "$f" 4 | awk '{s += $1} END {print s + 0}')
   result "lat.$path.requests=$reqs"
   result "lat.$path.errors=$(col "$f" 6 | awk '{s += $1} END {print s + 0}')"
-  for k in n1 n2 stc sts; do
+  for k in n1 n2 stc sts hpc hps; do
     if (( reqs > 0 )); then
       result "lat.$path.cpu_us_per_req.$k=$(calc %.1f "$(tick_sum "$f" "$k") * 1e6 / $CLK_TCK / $reqs")"
     else
@@ -471,14 +537,15 @@ for q in p50 p90 p99; do
   i=$(( ${q#p} == 50 ? 1 : ( ${q#p} == 90 ? 2 : 3 ) ))
   result "lat.added.mesh.${q}_us=$(paste -d' ' <(col "$T/lat.mesh" "$i") <(col "$T/lat.direct" "$i") | awk '{print $1 - $2}' | median)"
   result "lat.added.stunnel.${q}_us=$(paste -d' ' <(col "$T/lat.stunnel" "$i") <(col "$T/lat.direct" "$i") | awk '{print $1 - $2}' | median)"
+  result "lat.added.haproxy.${q}_us=$(paste -d' ' <(col "$T/lat.haproxy" "$i") <(col "$T/lat.direct" "$i") | awk '{print $1 - $2}' | median)"
 done
 
 # ---- 3. bulk throughput ----------------------------------------------------------------------
-declare -A TP_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p)
-declare -A TP_HOST=([direct]="$IP_SP -p 5201" [mesh]="$IP_SM -p 5201" [stunnel]="127.0.0.1 -p 25221")
+declare -A TP_POD=([direct]=cli-p [mesh]=cli-m [stunnel]=cli-p [haproxy]=cli-p)
+declare -A TP_HOST=([direct]="$IP_SP -p 5201" [mesh]="$IP_SM -p 5201" [stunnel]="127.0.0.1 -p 25221" [haproxy]="127.0.0.1 -p 25223")
 say "== throughput: iperf3 1 stream, ${TP_RUNS} x ${TP_SECS}s per path"
 for i in $(seq 1 "$TP_RUNS"); do
-  for path in direct mesh stunnel; do
+  for path in $PATHS; do
     declare -A t0=()
     for k in "${!CPU_PIDS[@]}"; do t0[$k]=$(cputicks "${CPU_PIDS[$k]}"); done
     # shellcheck disable=SC2086  # TP_HOST holds "HOST -p PORT"
@@ -497,21 +564,22 @@ EOF
     if [[ $bytes == 0 ]]; then say "   $path run $i: iperf3 failed: $(head -c 300 "$T/iperf-$path-$i.json")"; continue; fi
     gbps=$(calc %.2f "$bytes * 8 / $secs / 1e9")
     desc=""
-    for k in n1 n2 stc sts; do
+    for k in n1 n2 stc sts hpc hps; do
       dt=$(( $(cputicks "${CPU_PIDS[$k]}") - ${t0[$k]} ))
       { calc %.3f "($dt / $CLK_TCK) / ($bytes / 1e9)"; echo; } >>"$T/tp.$path.$k"
       desc+=" $k=$(calc %.2f "$dt / $CLK_TCK")s"
     done
     echo "$gbps" >>"$T/tp.$path"
+    [[ -n ${CLI_K[$path]:-} ]] && echo "$i $gbps $(tail -n1 "$T/tp.$path.${CLI_K[$path]}") $(tail -n1 "$T/tp.$path.${SRV_K[$path]}")" >>"$T/tprun.$path"
     say "   $path run $i: $gbps Gbps; CPU$desc"
   done
 done
 mark_hwm throughput
-for path in direct mesh stunnel; do
+for path in $PATHS; do
   [[ -s $T/tp.$path ]] || continue
   result "tp.$path.gbps=$(median <"$T/tp.$path")"
   result "tp.$path.gbps_range=$(range <"$T/tp.$path")"
-  for k in n1 n2 stc sts; do result "tp.$path.cpu_s_per_gb.$k=$(median <"$T/tp.$path.$k")"; done
+  for k in n1 n2 stc sts hpc hps; do result "tp.$path.cpu_s_per_gb.$k=$(median <"$T/tp.$path.$k")"; done
 done
 
 # ---- summary ---------------------------------------------------------------------------------
@@ -527,17 +595,20 @@ echo
 echo "1. fixed rate: wrk -t1 -c10 + 10 ms delay (~1000 rps), 1 KiB responses, keep-alive, cross-node;"
 echo "   ${ROUNDS} x ${LAT_SECS}s per path, interleaved; median over rounds (µs) [range]"
 row "path" "rps" "P50" "P90" "P99" "errors"
-for path in direct mesh stunnel; do
+for path in $PATHS; do
   name=$path; [[ $path == mesh ]] && name="two node ztunnels (HBONE)"; [[ $path == stunnel ]] && name="stunnel pair (mTLS)"
+  [[ $path == haproxy ]] && name="HAProxy pair (TCP, mTLS)"
   row "$name" "$(val "lat.$path.rps")" "$(val "lat.$path.p50_us")" "$(val "lat.$path.p90_us")" "$(val "lat.$path.p99_us")" "$(val "lat.$path.errors")"
   row "" "" "[$(val "lat.$path.p50_range")]" "[$(val "lat.$path.p90_range")]" "[$(val "lat.$path.p99_range")]" ""
 done
-row "added by the two ztunnels" "" "+$(val lat.added.mesh.p50_us)" "+$(val lat.added.mesh.p90_us)" "+$(val lat.added.mesh.p99_us)" ""
-row "added by the stunnel pair" "" "+$(val lat.added.stunnel.p50_us)" "+$(val lat.added.stunnel.p90_us)" "+$(val lat.added.stunnel.p99_us)" ""
+row "added by the two ztunnels" "" "$(sgn "$(val lat.added.mesh.p50_us)")" "$(sgn "$(val lat.added.mesh.p90_us)")" "$(sgn "$(val lat.added.mesh.p99_us)")" ""
+row "added by the stunnel pair" "" "$(sgn "$(val lat.added.stunnel.p50_us)")" "$(sgn "$(val lat.added.stunnel.p90_us)")" "$(sgn "$(val lat.added.stunnel.p99_us)")" ""
+row "added by the HAProxy pair" "" "$(sgn "$(val lat.added.haproxy.p50_us)")" "$(sgn "$(val lat.added.haproxy.p90_us)")" "$(sgn "$(val lat.added.haproxy.p99_us)")" ""
 row "upstream Istio 1.22 (two ztunnels)" "" "-" "+170" "+200" ""
 echo "   CPU per request (utime+stime over all rounds / requests completed; upstream ~60 µs, target < 30):"
 echo "     ztunnel node 1 (client side): $(val lat.mesh.cpu_us_per_req.n1) µs   ztunnel node 2 (server side): $(val lat.mesh.cpu_us_per_req.n2) µs"
 echo "     stunnel client: $(val lat.stunnel.cpu_us_per_req.stc) µs   stunnel server: $(val lat.stunnel.cpu_us_per_req.sts) µs"
+echo "     HAProxy client: $(val lat.haproxy.cpu_us_per_req.hpc) µs   HAProxy server: $(val lat.haproxy.cpu_us_per_req.hps) µs"
 echo "     (ztunnels while only direct traffic ran: n1 $(val lat.direct.cpu_us_per_req.n1), n2 $(val lat.direct.cpu_us_per_req.n2) µs per direct request = idle cost)"
 echo
 echo "2. idle tunnelled connections, cli-m (node 1) -> srv-m:8080 (node 2), held ${HOLD_SECS}s (round 1 of $HOLD_REPEAT):"
@@ -561,18 +632,56 @@ row "path" "Gbps" "range" "client" "server" ""
 row "direct" "$(val tp.direct.gbps)" "$(val tp.direct.gbps_range)" "-" "-" ""
 row "two node ztunnels (HBONE)" "$(val tp.mesh.gbps)" "$(val tp.mesh.gbps_range)" "$(val tp.mesh.cpu_s_per_gb.n1)" "$(val tp.mesh.cpu_s_per_gb.n2)" ""
 row "stunnel pair (mTLS)" "$(val tp.stunnel.gbps)" "$(val tp.stunnel.gbps_range)" "$(val tp.stunnel.cpu_s_per_gb.stc)" "$(val tp.stunnel.cpu_s_per_gb.sts)" ""
+row "HAProxy pair (TCP, mTLS)" "$(val tp.haproxy.gbps)" "$(val tp.haproxy.gbps_range)" "$(val tp.haproxy.cpu_s_per_gb.hpc)" "$(val tp.haproxy.cpu_s_per_gb.hps)" ""
+echo "   idle RSS before any load (kB): ztunnel n1 $(val idle0.n1.rss_kb), n2 $(val idle0.n2.rss_kb); stunnel client $(val idle0.stc.rss_kb), server $(val idle0.sts.rss_kb); HAProxy client $(val idle0.hpc.rss_kb), server $(val idle0.hps.rss_kb)"
+
+# The issue-11 rows (bench/report.py): per round, ours = the two ztunnels, against the stunnel
+# and HAProxy pairs of the same round. Memory rows are ours alone (the anchors hold no tunnels).
+issue_rows() {
+  local who path
+  for path in mesh stunnel haproxy; do
+    who=$path; [[ $path == mesh ]] && who=ours
+    # round p50 p90 p99 reqs ticks_client ticks_server, minus the direct run of the same round.
+    [[ -s $T/latrun.$path ]] && awk -v w="$who" -v hz="$CLK_TCK" 'NR == FNR {d50[$1] = $2; d90[$1] = $3; d99[$1] = $4; next}
+      ($1 in d50) {printf "rep%d.node.added_p50.%s=%d\nrep%d.node.added_p90.%s=%d\nrep%d.node.added_p99.%s=%d\n", $1, w, $2 - d50[$1], $1, w, $3 - d90[$1], $1, w, $4 - d99[$1]}
+      $5 > 0 {printf "rep%d.node.cpu_req_client.%s=%.2f\nrep%d.node.cpu_req_server.%s=%.2f\n", $1, w, $6 * 1e6 / hz / $5, $1, w, $7 * 1e6 / hz / $5}' \
+      "$T/latrun.direct" "$T/latrun.$path"
+    [[ -s $T/tprun.$path ]] && awk -v w="$who" '{printf "rep%d.node.tp_gbps.%s=%s\nrep%d.node.cpu_gb_client.%s=%s\nrep%d.node.cpu_gb_server.%s=%s\n", $1, w, $2, $1, w, $3, $1, w, $4}' "$T/tprun.$path"
+  done
+  # Idle RSS: the larger of the two ztunnels; for scale, the anchors' server side.
+  awk -v a="$(val idle0.n1.rss_kb)" -v b="$(val idle0.n2.rss_kb)" 'BEGIN {printf "node.idle_rss_mb.ours=%.2f\n", (a > b ? a : b) / 1000}'
+  awk -v a="$(val idle0.sts.rss_kb)" 'BEGIN {printf "node.idle_rss_mb.stunnel=%.2f\n", a / 1000}'
+  awk -v a="$(val idle0.hps.rss_kb)" 'BEGIN {printf "node.idle_rss_mb.haproxy=%.2f\n", a / 1000}'
+  local r k worst
+  for r in $(seq 1 "$HOLD_REPEAT"); do
+    # RSS after round r's connections closed over the RSS before round 1 (the larger of n1, n2);
+    # KiB per held tunnel (the larger side); churn: round r's open time over round 1's.
+    worst=0
+    for k in n1 n2; do
+      worst=$(awk -v w="$worst" -v a="$(val "idle.r$r.$k.rss_kb.after")" -v b="$(val "idle.r1.$k.rss_kb.before")" 'BEGIN {x = (b > 0 && a != "nan") ? a / b : 0; printf "%.3f", (x > w ? x : w)}')
+    done
+    (( HOLD_REPEAT > 0 )) && [[ $worst != 0.000 ]] && echo "rep$r.node.rss_closed_over_idle.ours=$worst"
+    # KiB per tunnel: round 1 only (fresh ztunnels; later rounds reuse round 1's freed memory).
+    (( r == 1 )) && awk -v a="$(val "idle.r$r.n1.kib_per_conn")" -v b="$(val "idle.r$r.n2.kib_per_conn")" 'BEGIN {if (a != "nan" && b != "nan") printf "rep%d.node.kib_per_idle_tunnel.ours=%s\n", '"$r"', (a + 0 > b + 0 ? a : b)}'
+    (( r >= 2 )) && awk -v a="$(val "idle.r$r.open_secs")" -v b="$(val idle.r1.open_secs)" 'BEGIN {if (a != "nan" && b + 0 > 0) printf "rep%d.node.churn_ratio.ours=%.2f\n", '"$r"', a / b}'
+  done
+  return 0
+}
+issue_rows >"$T/issue_rows.txt"
+echo
+$PY "$HERE/report.py" "$T/issue_rows.txt"
 
 rc=0
 for r in $(seq 1 "$HOLD_REPEAT"); do
   [[ $(val "idle.r$r.opened") == "$CONNS" && $(val "idle.r$r.alive_after_hold") == "$CONNS" ]] \
     || { echo "NOTE: not every idle connection succeeded in round $r"; rc=1; }
 done
-for path in direct mesh stunnel; do
+for path in $PATHS; do
   [[ $(val "lat.$path.requests") != 0 && $(val "lat.$path.errors") == 0 ]] || { echo "NOTE: latency path $path had errors or no requests"; rc=1; }
   (( TP_RUNS == 0 )) || [[ $(val "tp.$path.gbps") != nan ]] || { echo "NOTE: throughput path $path failed"; rc=1; }
 done
 if [[ -n ${NODE_BENCH_OUT:-} ]]; then
-  mkdir -p "$NODE_BENCH_OUT" && cp "$T"/results.txt "$T"/*.log "$T"/*.txt "$T"/lat.* "$NODE_BENCH_OUT/" 2>/dev/null
+  mkdir -p "$NODE_BENCH_OUT" && cp "$T"/results.txt "$T"/issue_rows.txt "$T"/*.log "$T"/*.txt "$T"/lat.* "$NODE_BENCH_OUT/" 2>/dev/null
   echo "results.txt and logs copied to $NODE_BENCH_OUT"
 elif [[ $rc != 0 ]]; then
   NSX_KEEP_TMP=1; echo "logs kept in $T"

@@ -197,7 +197,8 @@ struct Connection::Callbacks {
         auto cc = w.lock();
         if (!cc || !cc->streams_.empty()) return;
         cc->release_idle_memory();
-        if (cc->on_idle) cc->on_idle();
+        // A copy: the callback may drain and so close this connection, which clears on_idle.
+        if (auto cb = cc->on_idle) cb();
       });
     }
     return 0;

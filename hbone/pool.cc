@@ -1,5 +1,7 @@
 #include "hbone/pool.h"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -55,6 +57,11 @@ asio::awaitable<ConnectResult<std::shared_ptr<Stream>>> Pool::connect(const Pool
       if (!dialed) co_return R(common::make_error(dialed.error()), dialed.stage());
       conn = dialed.value();
       track(conn);
+      conn->on_idle = [w = weak_from_this(), key, wc = std::weak_ptr<Connection>(conn)] {
+        auto pool = w.lock();
+        auto c = wc.lock();
+        if (pool && c) pool->release_surplus(key, c);
+      };
       s2.conns.push_back(Entry{conn, std::chrono::steady_clock::now()});
       arm_sweep();
     }
@@ -120,6 +127,22 @@ void Pool::sweep() {
     }
   }
   if (any) arm_sweep();
+}
+
+void Pool::release_surplus(const PoolKey& key, const std::shared_ptr<Connection>& conn) {
+  if (draining_) return;
+  auto it = slots_.find(key);
+  if (it == slots_.end()) return;
+  auto& conns = it->second.conns;
+  auto self = std::find_if(conns.begin(), conns.end(), [&](const Entry& e) { return e.conn == conn; });
+  if (self == conns.end()) return;
+  size_t idle_others = 0;
+  for (const auto& e : conns) {
+    if (e.conn != conn && e.conn->is_open() && !e.conn->draining() && e.conn->active_streams() == 0) ++idle_others;
+  }
+  if (idle_others < kIdleKeptPerKey) return;
+  conns.erase(self);
+  conn->drain();  // idle: the GOAWAY leaves and the connection closes, freeing its state
 }
 
 void Pool::drain() {

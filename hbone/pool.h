@@ -5,7 +5,11 @@
 // address). A connection carries up to min(max_streams, peer's MAX_CONCURRENT_STREAMS)
 // streams; when full a new one is dialled. Concurrent callers for the same key wait for a
 // single dial instead of each opening a connection (connection-storm back-pressure).
-// Connections idle longer than `idle_timeout` get GOAWAY and are dropped.
+// Connections idle longer than `idle_timeout` get GOAWAY and are dropped. After a burst, at
+// most kIdleKeptPerKey idle connections per key stay pooled: a connection that goes idle while
+// another one of its key is idle too gets GOAWAY at once, so the memory a burst needed (TLS
+// and HTTP/2 state, buffers: ~0.5 MB per connection) goes back when the burst ends, not after
+// idle_timeout. Everything runs on the pool's executor (one worker thread): no locks.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -54,6 +58,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   size_t connections() const;
   uint64_t dials() const { return dials_; }
 
+  static constexpr size_t kIdleKeptPerKey = 1;
+
  private:
   struct Entry {
     std::shared_ptr<Connection> conn;
@@ -70,6 +76,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void sweep();
   void arm_sweep();
   void track(const std::shared_ptr<Connection>& conn);
+  // `conn` (of `key`) has no stream left: GOAWAY it if kIdleKeptPerKey others are idle.
+  void release_surplus(const PoolKey& key, const std::shared_ptr<Connection>& conn);
 
   boost::asio::any_io_executor exec_;
   uint32_t max_streams_;

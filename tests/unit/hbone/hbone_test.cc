@@ -275,6 +275,45 @@ TEST_CASE("hbone pool multiplexes concurrent streams over one connection") {
   CHECK(pool->dials() == 1);
 }
 
+TEST_CASE("hbone pool keeps one idle connection per key after a burst and closes the surplus") {
+  // 6 concurrent streams at 2 per connection need 3 connections; when they all end, only
+  // Pool::kIdleKeptPerKey stays pooled (the others get GOAWAY and their memory goes back),
+  // and the next stream reuses the kept one instead of dialling.
+  Fixture f;
+  f.serve();
+  auto pool = std::make_shared<hbone::Pool>(f.io.get_executor(), 2, std::chrono::minutes(5));
+  int ok = 0;
+  size_t pooled_during = 0, pooled_after = 0;
+  run(f, [&]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    hbone::PoolKey key;
+    key.src_identity = f.client_id.uri();
+    key.dst_identities.push_back(f.server_id.uri());
+    key.dst = "127.0.0.1:x";
+    auto one = [&](std::string msg, int hold_ms) -> asio::awaitable<void> {
+      hbone::ConnectRequest req;
+      req.authority = "127.0.0.1:80";
+      auto s = co_await pool->connect(key, f.client_tls.client, f.server_opts(), req);
+      if (!s) co_return;
+      asio::steady_timer hold(f.io, std::chrono::milliseconds(hold_ms));
+      co_await hold.async_wait(asio::as_tuple(asio::use_awaitable));
+      pooled_during = std::max(pooled_during, pool->connections());
+      if (co_await roundtrip(*s.value(), msg) == msg) ok++;
+    };
+    co_await (one("a", 300) && one("b", 300) && one("c", 300) && one("d", 300) && one("e", 300) && one("f", 300));
+    asio::steady_timer settle(f.io, std::chrono::milliseconds(300));
+    co_await settle.async_wait(asio::as_tuple(asio::use_awaitable));
+    pooled_after = pool->connections();
+    co_await one("again", 0);
+    pool->drain();
+  });
+  CHECK(ok == 7);
+  CHECK(pooled_during == 3);
+  CHECK(pooled_after == hbone::Pool::kIdleKeptPerKey);
+  CHECK(pool->dials() == 3);
+  CHECK(f.connections == 3);
+}
+
 TEST_CASE("hbone stream works with Asio's generic composed operations") {
   Fixture f;
   f.serve();
