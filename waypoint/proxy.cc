@@ -22,6 +22,7 @@
 #include "waypoint/http/sniff.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/random.h"
+#include "waypoint/tracing/tracer.h"
 #include "waypoint/upstream/cluster_state.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
@@ -314,6 +315,20 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     co_return fr;
   }
 
+  // Tracing hooks (waypoint/tracing/tracer.h): the span is named as Istio's route decorator
+  // names it, "<service host>:<port>/*".
+  tracing::ActiveSpan trace_begin(const Downstream& d, http::Request& req) {
+    if (!shared->opts.tracer) return {};
+    std::string name = d.hostname.empty() ? d.connect_authority : d.hostname;
+    if (!d.hostname.empty()) {
+      if (auto a = hbone::parse_authority(d.connect_authority)) name += ":" + std::to_string(a->port);
+    }
+    return shared->opts.tracer->begin(req.head.headers, random, name + "/*");
+  }
+  void trace_end(tracing::ActiveSpan& span, const RequestRecord& rec) {
+    if (span.sampled) shared->opts.tracer->end(span, rec);
+  }
+
   // After the response went out (`written`) or could not (the client went away: DC).
   void finish_record(RequestRecord& rec, const ConfigSnapshot& cfg, const http::Request& req, FlowResult& fr,
                      bool written, std::chrono::steady_clock::time_point start) {
@@ -407,11 +422,13 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       auto cfg = shared->config.load();
       RequestRecord rec = begin_record(*d, *cfg, rr.request);
       const bool head = rr.request.head.method == "HEAD";
+      auto span = trace_begin(*d, rr.request);
       FlowResult fr = co_await route(*d, cfg, rr.request);
       const bool upgrade = fr.upgraded && fr.response.status == 101;
       const bool close = !upgrade && (!rr.keep_alive || shared->draining.load(std::memory_order_relaxed));
       const bool ok = co_await http::write_response(down, fr.response, rr.request.protocol, head, close);
       finish_record(rec, *cfg, rr.request, fr, ok, start);
+      trace_end(span, rec);
       if (upgrade && ok) {
         co_await http::relay(down, fr.upgraded->stream, buf.take(), fr.upgraded->buf.take());
         co_return;
@@ -444,9 +461,11 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     const auto start = std::chrono::steady_clock::now();
     auto cfg = shared->config.load();
     RequestRecord rec = begin_record(*d, *cfg, req);
+    auto span = trace_begin(*d, req);
     FlowResult fr = co_await route(*d, cfg, req);
     const bool ok = sess->respond(id, fr.response, req.head.method == "HEAD");
     finish_record(rec, *cfg, req, fr, ok, start);
+    trace_end(span, rec);
   }
 
   void drain() {
