@@ -7,6 +7,7 @@
 
 #include "common/model/model.h"
 #include "controlplane/waypoint_targets.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/rbac/v3/rbac.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
@@ -25,6 +26,7 @@ struct Compiled {
   Action action = Action::Allow;
   std::vector<WaypointTarget> targets;
   std::vector<std::pair<std::string, rbac::Policy>> rules;
+  std::vector<std::pair<std::string, rbac::Policy>> tcp_rules;  // the same rules on a TCP chain
 };
 
 std::string regex_escape(std::string_view s) {
@@ -153,9 +155,12 @@ rbac::Principal and_id(std::vector<rbac::Principal> v) {
 
 class RuleCompiler {
  public:
+  // `tcp`: compile for a TCP filter chain, where HTTP-only attributes do not exist (istiod's
+  // forTCP): an ALLOW rule using one is omitted (it can never match, so it allows nothing); in
+  // DENY and AUDIT rules the value is ignored (the rule widens to what remains).
   RuleCompiler(const AuthorizationPolicyObject& pol, Action action, const CompileOptions& opt, std::string path,
-               Diagnostics& diags)
-      : pol_(pol), action_(action), opt_(opt), path_(std::move(path)), diags_(diags) {}
+               Diagnostics& diags, bool tcp = false)
+      : pol_(pol), action_(action), opt_(opt), path_(std::move(path)), diags_(diags), tcp_(tcp) {}
 
   // nullopt: the rule is omitted (an ALLOW/AUDIT rule with an unusable value).
   std::optional<rbac::Policy> compile(const PolicyRule& rule) {
@@ -188,7 +193,7 @@ class RuleCompiler {
       if (!c.values.empty()) condition(c.key, c.values, p + ".values", false, perms, ids);
       if (!c.not_values.empty()) condition(c.key, c.not_values, p + ".notValues", true, perms, ids);
     }
-    if (bad_ && action_ != Action::Deny) return std::nullopt;
+    if ((bad_ && action_ != Action::Deny) || tcp_skip_) return std::nullopt;
     rbac::Policy out;
     *out.add_permissions() = and_perm(std::move(perms));
     *out.add_principals() = and_id(std::move(ids));
@@ -201,6 +206,13 @@ class RuleCompiler {
     diags_.push_back({Severity::Error, pol_.src.file, pol_.src.object, field,
                       what + (action_ == Action::Deny ? "; the constraint is dropped from this DENY rule (denies more)"
                                                       : "; this rule is omitted (matches nothing)")});
+  }
+
+  // An HTTP-only attribute on a TCP chain: true = leave this value out (see the constructor).
+  bool tcp_drops_http() {
+    if (!tcp_) return false;
+    if (action_ == Action::Allow) tcp_skip_ = true;
+    return true;
   }
 
   static rbac::Permission header_perm(const std::string& name, std::string_view v, bool ignore_case = false) {
@@ -251,6 +263,9 @@ class RuleCompiler {
     for (size_t k = 0; k < values.size(); ++k) {
       const std::string& v = values[k];
       const std::string vp = fp + "[" + std::to_string(k) + "]";
+      const bool http_only = key == "hosts" || key == "notHosts" || key == "methods" || key == "notMethods" ||
+                             key == "paths" || key == "notPaths";
+      if (http_only && tcp_drops_http()) continue;
       if (key == "hosts" || key == "notHosts") {
         alts.push_back(header_perm(":authority", v, true));
       } else if (key == "methods" || key == "notMethods") {
@@ -311,6 +326,7 @@ class RuleCompiler {
           return invalid(vp, "invalid IP or CIDR '" + v + "'");
         alts.push_back(std::move(p));
       } else if (key == "requestPrincipals" || key == "notRequestPrincipals") {
+        if (tcp_drops_http()) continue;
         alts.push_back(authn_meta({"request.auth.principal"}, v, false));
       }
     }
@@ -338,6 +354,7 @@ class RuleCompiler {
     for (size_t k = 0; k < values.size(); ++k) {
       const std::string& v = values[k];
       const std::string vp = fp + "[" + std::to_string(k) + "]";
+      if ((key.starts_with("request.headers[") || key.starts_with("request.auth.")) && tcp_drops_http()) continue;
       if (key.starts_with("request.headers[") && key.ends_with("]") && key.size() > 17) {
         std::string h = key.substr(16, key.size() - 17);
         for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -389,6 +406,8 @@ class RuleCompiler {
   const CompileOptions& opt_;
   std::string path_;
   Diagnostics& diags_;
+  bool tcp_ = false;
+  bool tcp_skip_ = false;
   bool bad_ = false;
 };
 
@@ -425,8 +444,12 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
       RuleCompiler rc(pol, c.action, opt, path, diags);
       auto p = rc.compile(pol.rules[i]);
       if (!p) continue;
-      c.rules.emplace_back("ns[" + pol.meta.ns + "]-policy[" + pol.meta.name + "]-rule[" + std::to_string(i) + "]",
-                           std::move(*p));
+      const std::string name = "ns[" + pol.meta.ns + "]-policy[" + pol.meta.name + "]-rule[" + std::to_string(i) + "]";
+      c.rules.emplace_back(name, std::move(*p));
+      // The TCP form: its findings were reported by the HTTP pass above.
+      Diagnostics again;
+      RuleCompiler tcp(pol, c.action, opt, path, again, /*tcp=*/true);
+      if (auto t = tcp.compile(pol.rules[i])) c.tcp_rules.emplace_back(name, std::move(*t));
     }
     impl_->policies.push_back(std::move(c));
   }
@@ -434,30 +457,57 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
 
 WaypointAuthz::~WaypointAuthz() = default;
 
-void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
-                           const std::string& gateway_name, const ServiceObject& svc) const {
+namespace {
+
+// The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint.
+struct Filters {
   std::optional<rbac::RBAC> deny, allow, audit;
-  for (const auto& c : impl_->policies) {
-    const bool applies = targets_apply(c.targets, gateway_ns, gateway_name, svc);
-    if (!applies) continue;
-    auto& slot = c.action == Action::Deny ? deny : c.action == Action::Allow ? allow : audit;
+};
+
+Filters collect(const std::vector<Compiled>& policies, const std::string& gateway_ns, const std::string& gateway_name,
+                const ServiceObject& svc, bool tcp) {
+  Filters f;
+  for (const auto& c : policies) {
+    if (!targets_apply(c.targets, gateway_ns, gateway_name, svc)) continue;
+    auto& slot = c.action == Action::Deny ? f.deny : c.action == Action::Allow ? f.allow : f.audit;
     if (!slot) {
       slot.emplace();
       slot->set_action(c.action == Action::Deny    ? rbac::RBAC::DENY
                        : c.action == Action::Allow ? rbac::RBAC::ALLOW
                                                    : rbac::RBAC::LOG);
     }
-    for (const auto& [name, p] : c.rules) (*slot->mutable_policies())[name] = p;
+    for (const auto& [name, p] : tcp ? c.tcp_rules : c.rules) (*slot->mutable_policies())[name] = p;
   }
-  auto put = [&](const std::optional<rbac::RBAC>& r, const char* key) {
+  return f;
+}
+
+template <typename Map>
+void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_view allow_key,
+             std::string_view audit_key) {
+  auto put = [&](const std::optional<rbac::RBAC>& r, std::string_view key) {
     if (!r) return;
     envoy::extensions::filters::http::rbac::v3::RBACPerRoute per_route;
     *per_route.mutable_rbac()->mutable_rules() = *r;
-    (*vh.mutable_typed_per_filter_config())[key].PackFrom(per_route);
+    out[std::string(key)].PackFrom(per_route);
   };
-  put(deny, "envoy.filters.http.rbac.deny");
-  put(allow, "envoy.filters.http.rbac.allow");
-  put(audit, "envoy.filters.http.rbac.audit");
+  put(f.deny, deny_key);
+  put(f.allow, allow_key);
+  put(f.audit, audit_key);
+}
+
+}  // namespace
+
+void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
+                           const std::string& gateway_name, const ServiceObject& svc) const {
+  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, false), *vh.mutable_typed_per_filter_config(),
+          "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.rbac.audit");
+}
+
+void WaypointAuthz::attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
+                               const std::string& gateway_name, const ServiceObject& svc) const {
+  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, true),
+          *cluster.mutable_metadata()->mutable_typed_filter_metadata(), kTcpRbacDenyKey, kTcpRbacAllowKey,
+          kTcpRbacAuditKey);
 }
 
 }  // namespace controlplane

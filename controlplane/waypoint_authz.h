@@ -23,6 +23,14 @@
 //   when     request.headers[h], source.ip, remote.ip, source.namespace, source.principal,
 //            request.auth.principal / audiences / presenter / claims[a][b]..., destination.ip,
 //            destination.port; anything else is an Error.
+// TCP   a service port Istio treats as TCP is a TCP filter chain at the waypoint (cluster
+//            `inbound-vip|P|tcp|H`); its network RBAC is the same policies compiled with
+//            istiod's forTCP rule: an ALLOW rule using an HTTP-only attribute (hosts, methods,
+//            paths, requestPrincipals, request.headers[..], request.auth.*) is omitted, so it
+//            never matches; in DENY/AUDIT rules such values are ignored (the rule widens). Carried
+//            as the Cluster's metadata typed_filter_metadata under kTcpRbac*Key, each an
+//            RBACPerRoute as on virtual hosts (Envoy's network RBAC lives in LDS, which the
+//            waypoint does not consume; docs/waypoint-routing.md).
 // A value that cannot be compiled is an Error naming file/object/field; as for ztunnel, the
 // rule is then omitted from an ALLOW/AUDIT policy (matches less) and kept without that
 // constraint in a DENY (denies more). Other policies are unaffected.
@@ -32,6 +40,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
@@ -40,8 +49,15 @@
 namespace envoy::config::route::v3 {
 class VirtualHost;
 }
+namespace envoy::config::cluster::v3 {
+class Cluster;
+}
 
 namespace controlplane {
+
+inline constexpr std::string_view kTcpRbacDenyKey = "envoy.filters.network.rbac.deny";
+inline constexpr std::string_view kTcpRbacAllowKey = "envoy.filters.network.rbac.allow";
+inline constexpr std::string_view kTcpRbacAuditKey = "envoy.filters.network.rbac.audit";
 
 class WaypointAuthz {
  public:
@@ -55,6 +71,9 @@ class WaypointAuthz {
   // (nothing when no policy applies).
   void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
               const ServiceObject& svc) const;
+  // The same for a TCP port's cluster (see "TCP" above).
+  void attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
+                  const std::string& gateway_name, const ServiceObject& svc) const;
 
  private:
   struct Impl;

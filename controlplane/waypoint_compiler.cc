@@ -9,11 +9,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "common/model/local_config.h"
-#include "controlplane/traffic_policy_envoy.h"
 #include "controlplane/ratelimit_compile.h"
+#include "controlplane/traffic_policy_envoy.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
@@ -316,6 +317,21 @@ struct Compiler {
         for (const auto& s : dr->subsets) add("inbound-vip|" + p + "|http/" + s.name + "|" + host, s.name, s.labels);
       }
     }
+  }
+
+  // A TCP port: one cluster `inbound-vip|P|tcp|H` (the waypoint relays the bytes), its network
+  // RBAC added by `decorate` (WaypointAuthz::attach_tcp).
+  void add_tcp_cluster(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& wp_ns,
+                       const std::function<void(cluster::Cluster&)>& decorate) {
+    const std::string host = fqdn(svc);
+    const DestinationRuleObject* dr = destination_rule(host, svc.meta.ns, wp_ns);
+    const DrPolicyComponents policy = policy_for(dr, "", sp.port);
+    note_locality(dr, policy);
+    const std::string name = "inbound-vip|" + std::to_string(sp.port) + "|tcp|" + host;
+    cluster::Cluster c = make_cluster(name, PortProto::Tcp, policy);
+    decorate(c);
+    out.res.clusters[name] = to_resource(c, kClusterTypeUrl);
+    add_endpoints(out, name, svc, sp, {}, policy);
   }
 
   void add_outbound(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& subset,
@@ -846,7 +862,10 @@ struct Compiler {
       auto out = outputs.find(wns + "/" + name);
       if (out == outputs.end()) continue;  // the ztunnel compiler reports unknown waypoints
       for (const auto& sp : svc.ports) {
-        if (port_protocol(sp) == PortProto::Tcp) continue;
+        if (port_protocol(sp) == PortProto::Tcp) {
+          add_tcp_cluster(out->second, svc, sp, wns, [&](cluster::Cluster& c) { authz.attach_tcp(c, wns, name, svc); });
+          continue;
+        }
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
         authn.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
@@ -882,7 +901,7 @@ struct Compiler {
     }
     for (auto& [key, out] : outputs) {
       std::vector<const EndpointJob*> local_jobs;  // clusters whose endpoints depend on the pod
-      bool by_labels = false;                       // failoverPriority compares the pod's labels
+      bool by_labels = false;                      // failoverPriority compares the pod's labels
       for (const auto& job : out.jobs) {
         if (!endpoints_depend_on_proxy(job.policy)) continue;
         local_jobs.push_back(&job);

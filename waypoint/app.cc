@@ -16,6 +16,8 @@
 #include "waypoint/proxy.h"
 #include "waypoint/ratelimit/stats.h"
 #include "waypoint/telemetry.h"
+#include "waypoint/tracing/settings.h"
+#include "waypoint/tracing/tracer.h"
 #include "common/state/snapshot.h"
 
 namespace waypoint {
@@ -117,6 +119,19 @@ int run_app(const Config& cfg) {
   common::SecretManager secrets(runtime.control(), *provider.value());
   Telemetry telemetry(registry);
   registry.add_collector(ratelimit::render_stats);  // local / global rate limit counters
+  auto trace_opts = tracing::tracing_from_env(common::env::process_env(), cfg);
+  if (!trace_opts) {
+    spdlog::error("invalid tracing configuration: {}", trace_opts.error());
+    return 2;
+  }
+  std::shared_ptr<tracing::Tracer> tracer;
+  if (trace_opts.value()) {
+    tracer = std::make_shared<tracing::Tracer>(*trace_opts.value(), registry);
+    tracer->start();
+    spdlog::info("tracing: Zipkin spans to {}:{}{} ({}% of new traces sampled)", trace_opts.value()->collector.host,
+                 trace_opts.value()->collector.port, trace_opts.value()->collector_path,
+                 trace_opts.value()->sampling_percent);
+  }
 
   ProxyOptions popts;
   popts.listen_address = cfg.ipv6_enabled ? "::" : "0.0.0.0";
@@ -125,6 +140,7 @@ int run_app(const Config& cfg) {
   popts.max_body = cfg.max_body_bytes;
   popts.pool_max_streams = cfg.pool_max_streams_per_connection;
   popts.pool_idle = cfg.pool_unused_release_timeout;
+  popts.tracer = tracer;
   const common::Identity identity = cfg.identity();
   Proxy proxy(runtime, popts, identity, telemetry);
 
@@ -245,6 +261,7 @@ int run_app(const Config& cfg) {
   runtime.run();
   source->stop();
   admin.value()->stop();
+  if (tracer) tracer->stop();  // sends the spans still queued
   spdlog::info("waypoint stopped");
   return 0;
 }

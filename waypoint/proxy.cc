@@ -16,12 +16,14 @@
 #include "hbone/headers.h"
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
+#include "waypoint/authz/rbac_eval.h"
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
 #include "waypoint/http/relay.h"
 #include "waypoint/http/sniff.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/random.h"
+#include "waypoint/tracing/tracer.h"
 #include "waypoint/upstream/cluster_state.h"
 #include "waypoint/upstream/connector.h"
 #include "waypoint/upstream/load_balancer.h"
@@ -47,7 +49,7 @@ struct Proxy::Shared {
   std::atomic<std::shared_ptr<const ConfigSnapshot>> config{empty_snapshot()};
   // Traffic-policy runtimes of the published config (set before `config`, see set_config).
   std::atomic<std::shared_ptr<const upstream::ClusterRuntimes>> clusters{std::make_shared<upstream::ClusterRuntimes>()};
-  std::mutex publish_mu;  // set_config callers (control thread; tests may call from another)
+  std::mutex publish_mu;                            // set_config callers (control thread; tests may call from another)
   std::shared_ptr<asio::steady_timer> sweep_timer;  // worker 0's; created by start()
   std::atomic<std::shared_ptr<const hbone::TlsContexts>> tls;
   std::atomic<bool> draining{false};
@@ -199,6 +201,14 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
         co_return;
       }
       if (tcp_cluster) {
+        if (auto why = tcp_denied(*tcp_cluster, *peer, src, s->request().authority)) {
+          // Envoy's waypoint answers the CONNECT, then its TCP chain's RBAC closes the stream.
+          spdlog::info("CONNECT {} from {} ({}): connection denied, {} (RBAC)", s->request().authority, src,
+                       peer->identity ? peer->identity->uri() : std::string("no identity"), *why);
+          s->respond(200);
+          http::AnyStream(s).abort();
+          co_return;
+        }
         const auto* cla = cfg->endpoints_of(*tcp_cluster);
         const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
         if (!ep) {
@@ -217,6 +227,23 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       co_return;
     }
     refuse(*s, peer, src, 503, "NR", "not a service or workload served by this waypoint");
+  }
+
+  // The network RBAC of a TCP port (policies compiled for TCP by the control plane): nullopt =
+  // allowed, else why not. Once per relayed connection.
+  std::optional<std::string> tcp_denied(const Cluster& c, const hbone::PeerInfo& peer, const std::string& src,
+                                        std::string_view authority) {
+    if (!c.network_rbac) return std::nullopt;
+    authz::RequestContext ctx;
+    if (peer.identity) ctx.peer_principal = peer.identity->uri();
+    ctx.source_ip = ip_of(src);
+    if (auto a = hbone::parse_authority(authority)) {
+      ctx.destination_ip = a->ip;
+      ctx.destination_port = a->port;
+    }
+    const auto d = authz::authorize(*c.network_rbac, ctx);
+    if (d.allowed) return std::nullopt;
+    return d.policy.empty() ? std::string("no ALLOW policy matched") : "denied by " + d.policy;
   }
 
   void refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src, int status,
@@ -314,6 +341,20 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     co_return fr;
   }
 
+  // Tracing hooks (waypoint/tracing/tracer.h): the span is named as Istio's route decorator
+  // names it, "<service host>:<port>/*".
+  tracing::ActiveSpan trace_begin(const Downstream& d, http::Request& req) {
+    if (!shared->opts.tracer) return {};
+    std::string name = d.hostname.empty() ? d.connect_authority : d.hostname;
+    if (!d.hostname.empty()) {
+      if (auto a = hbone::parse_authority(d.connect_authority)) name += ":" + std::to_string(a->port);
+    }
+    return shared->opts.tracer->begin(req.head.headers, random, name + "/*");
+  }
+  void trace_end(tracing::ActiveSpan& span, const RequestRecord& rec) {
+    if (span.sampled) shared->opts.tracer->end(span, rec);
+  }
+
   // After the response went out (`written`) or could not (the client went away: DC).
   void finish_record(RequestRecord& rec, const ConfigSnapshot& cfg, const http::Request& req, FlowResult& fr,
                      bool written, std::chrono::steady_clock::time_point start) {
@@ -374,6 +415,12 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       co_return;
     }
     if (kind == http::Sniffed::Other && tcp_cluster) {
+      if (auto why = tcp_denied(*tcp_cluster, *d->peer, d->src, d->connect_authority)) {
+        spdlog::info("CONNECT {} from {}: not HTTP, TCP connection denied, {} (RBAC)", d->connect_authority, d->src,
+                     *why);
+        down.abort();
+        co_return;
+      }
       const auto* cla = cfg->endpoints_of(*tcp_cluster);
       const Endpoint* ep = cla ? lb.pick(*tcp_cluster, cla->endpoints, random) : nullptr;
       if (!ep) {
@@ -407,11 +454,13 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       auto cfg = shared->config.load();
       RequestRecord rec = begin_record(*d, *cfg, rr.request);
       const bool head = rr.request.head.method == "HEAD";
+      auto span = trace_begin(*d, rr.request);
       FlowResult fr = co_await route(*d, cfg, rr.request);
       const bool upgrade = fr.upgraded && fr.response.status == 101;
       const bool close = !upgrade && (!rr.keep_alive || shared->draining.load(std::memory_order_relaxed));
       const bool ok = co_await http::write_response(down, fr.response, rr.request.protocol, head, close);
       finish_record(rec, *cfg, rr.request, fr, ok, start);
+      trace_end(span, rec);
       if (upgrade && ok) {
         co_await http::relay(down, fr.upgraded->stream, buf.take(), fr.upgraded->buf.take());
         co_return;
@@ -444,9 +493,11 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     const auto start = std::chrono::steady_clock::now();
     auto cfg = shared->config.load();
     RequestRecord rec = begin_record(*d, *cfg, req);
+    auto span = trace_begin(*d, req);
     FlowResult fr = co_await route(*d, cfg, req);
     const bool ok = sess->respond(id, fr.response, req.head.method == "HEAD");
     finish_record(rec, *cfg, req, fr, ok, start);
+    trace_end(span, rec);
   }
 
   void drain() {

@@ -8,7 +8,7 @@
 //     directly at L4. Anything else is refused with 503 (flag NR) — never forwarded, so a
 //     misdirected service can never loop back through a waypoint;
 //   - upstream: per-worker connector (HBONE pool / keep-alive), least-request LB;
-//   - telemetry and access log per request; drain = GOAWAY + in-flight requests finish.
+//   - telemetry, access log and (with a tracer) a span per request; drain = GOAWAY + in-flight requests finish.
 // Threading: construct, start(), set_config(), set_credentials(), drain(), force_close() on the
 // control thread; connections live on one worker each. Config and TLS contexts reach workers
 // as atomically published immutable snapshots (one load per stream/request).
@@ -33,6 +33,10 @@
 
 namespace waypoint {
 
+namespace tracing {
+class Tracer;
+}
+
 struct ProxyOptions {
   std::string listen_address = "::";  // "::" = dual stack; "127.0.0.1" in tests
   uint16_t port = 15008;              // 0 = pick a free one (tests)
@@ -41,6 +45,8 @@ struct ProxyOptions {
   uint32_t max_body = 1u << 20;
   uint32_t pool_max_streams = 100;
   std::chrono::milliseconds pool_idle{std::chrono::minutes(5)};
+  // Zipkin tracer (waypoint/tracing); null = no tracing, trace headers pass through untouched.
+  std::shared_ptr<tracing::Tracer> tracer;
 };
 
 class Proxy {

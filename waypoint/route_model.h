@@ -38,7 +38,7 @@ namespace waypoint {
 namespace authz {
 struct RbacFilters;  // waypoint/authz/rbac_model.h
 struct JwtConfig;    // waypoint/authz/jwt.h
-}
+}  // namespace authz
 namespace ratelimit {  // waypoint/ratelimit/rate_limit.h
 struct LocalRateLimit;
 struct GlobalRateLimit;
@@ -440,6 +440,9 @@ struct Cluster {
   Duration connect_timeout{5000};
   ClusterPolicy policy;
   std::optional<ClusterLoadAssignment> load_assignment;  // inline endpoints (Static)
+  // A TCP cluster's network RBAC (Istio's policies compiled for TCP: no HTTP attributes); null =
+  // no policy. Evaluated once per relayed connection (proxy.cc).
+  std::shared_ptr<const authz::RbacFilters> network_rbac;
 };
 
 }  // namespace waypoint

@@ -13,8 +13,8 @@
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "waypoint/xds/jwt_convert.h"
-#include "waypoint/xds/rbac_convert.h"
 #include "waypoint/xds/ratelimit_convert.h"
+#include "waypoint/xds/rbac_convert.h"
 #include "waypoint/xds/validate.h"
 
 namespace waypoint::xds {
@@ -1145,6 +1145,23 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
     if (o.has_explicit_http_config() && o.explicit_http_config().has_http2_protocol_options() &&
         o.explicit_http_config().http2_protocol_options().has_max_concurrent_streams())
       p.max_concurrent_streams = o.explicit_http_config().http2_protocol_options().max_concurrent_streams().value();
+  }
+  // Network RBAC of a TCP cluster (the policies on a TCP port; controlplane/waypoint_authz.h):
+  // metadata typed_filter_metadata "envoy.filters.network.rbac.{deny,allow,audit}", each an
+  // RBACPerRoute as on virtual hosts. Other metadata keys are not ours and are left alone.
+  for (const auto& [key, any] : c.metadata().typed_filter_metadata()) {
+    static constexpr std::string_view kPrefix = "envoy.filters.network.rbac.";
+    if (!std::string_view(key).starts_with(kPrefix)) continue;
+    const std::string http_key = "envoy.filters.http.rbac." + key.substr(kPrefix.size());
+    if (!is_rbac_filter_key(http_key))
+      return make_error("cluster.metadata.typed_filter_metadata[" + key + "]: expected .deny, .allow or .audit");
+    auto filters = out.network_rbac ? std::make_shared<authz::RbacFilters>(*out.network_rbac)
+                                    : std::make_shared<authz::RbacFilters>();
+    if (auto st =
+            convert_rbac_per_route(http_key, any, "cluster.metadata.typed_filter_metadata[" + key + "]", *filters);
+        !st)
+      return make_error(st.error());
+    out.network_rbac = std::move(filters);
   }
   return out;
 }

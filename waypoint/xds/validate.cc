@@ -89,8 +89,8 @@ const std::set<std::string_view>& not_implemented() {
 // harmless for a waypoint:
 //   Cluster #17 dns_lookup_family: only used by DNS-resolved clusters, which are NACKed anyway
 //     (the waypoint accepts EDS/STATIC), so for an accepted cluster it has no effect.
-//   Route #15 tracing: span sampling overrides; the waypoint creates no spans (trace headers pass
-//     through unchanged, waypoint-facts §5.7).
+//   Route #15 tracing: per-route span sampling overrides; the waypoint's tracer samples with its
+//     process-wide settings (docs/tracing.md), so the override is not read.
 //   VirtualHost #24 metadata is modelled; RouteConfiguration #3 (internal_only_headers, a
 //     deprecated list also unused by Istio's waypoint) is NOT allowed.
 const std::vector<std::pair<std::string_view, int>>& harmless_unknown() {

@@ -10,6 +10,7 @@
 
 #include "controlplane/k8s_loader.h"
 #include "controlplane/waypoint_compiler.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 #include "waypoint/authz/rbac_eval.h"
@@ -437,4 +438,165 @@ TEST_CASE("waypoint RBAC converter NACKs what it does not implement, naming the 
   CHECK(waypoint::xds::parse_rbac_per_route("envoy.filters.http.rbac.deny", pr.SerializeAsString(), f).ok());
   REQUIRE(f.deny);
   CHECK(f.deny->policies.size() == 1);
+}
+
+namespace {
+
+const char* kTcpService = R"(
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: db}
+  clusterIP: 10.96.0.20
+  ports: [{name: tcp-pg, port: 5432, targetPort: 5432}, {name: http, port: 80, targetPort: 8080}]
+---
+)";
+const std::string kDbTcp = "inbound-vip|5432|tcp|db.demo.svc.cluster.local";
+const std::string kDbHttp = "inbound-vip|80|http|db.demo.svc.cluster.local";
+
+// The TCP port's cluster as the waypoint converts it (must be accepted).
+waypoint::Cluster tcp_cluster_view(const Compiled& c, const std::string& name) {
+  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
+  const auto& w = *c.result.by_gateway.at("demo/waypoint");
+  REQUIRE(w.clusters.count(name) == 1);
+  google::protobuf::Any any;
+  REQUIRE(any.ParseFromString(w.clusters.at(name).any));
+  envoy::config::cluster::v3::Cluster proto;
+  REQUIRE(any.UnpackTo(&proto));
+  auto v = waypoint::xds::convert_cluster(proto);
+  INFO((v.ok() ? "" : v.error()));
+  REQUIRE(v.ok());
+  return std::move(v.value());
+}
+
+// A TCP connection: no HTTP request, only the peer, addresses and port. True = allowed.
+bool decide_tcp(const waypoint::Cluster& c, std::optional<std::string> principal, std::string source_ip = "10.0.2.1") {
+  RequestContext ctx;
+  ctx.peer_principal = std::move(principal);
+  ctx.source_ip = boost::asio::ip::make_address(source_ip);
+  ctx.destination_ip = boost::asio::ip::make_address("10.96.0.20");
+  ctx.destination_port = 5432;
+  if (!c.network_rbac) return true;
+  return waypoint::authz::authorize(*c.network_rbac, ctx).allowed;
+}
+
+const std::string kClient = "spiffe://cluster.local/ns/demo/sa/client";
+const std::string kIntruder = "spiffe://cluster.local/ns/demo/sa/intruder";
+
+}  // namespace
+
+TEST_CASE("waypoint authz on a TCP port: a TCP cluster with no policy relays everything") {
+  auto c = compile_yaml(kTcpService);
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  CHECK(tcp.network_rbac == nullptr);
+  CHECK(decide_tcp(tcp, kIntruder));
+  // The HTTP port of the same service keeps its route configuration.
+  CHECK(waypoint_view(c, kDbHttp).virtual_hosts.size() == 1);
+}
+
+TEST_CASE("waypoint authz on a TCP port: ALLOW rules with HTTP-only fields never match; the others do") {
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-get, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+    to: [{operation: {methods: [GET]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  // On TCP the only rule needs an HTTP method: nothing matches, the port is closed to all.
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK_FALSE(decide_tcp(tcp, kClient));
+  CHECK_FALSE(decide_tcp(tcp, kIntruder));
+  // On HTTP the rule still applies as written.
+  auto http = waypoint_view(c, kDbHttp);
+  CHECK(decide(http, {.principal = kClient}));
+  CHECK_FALSE(decide(http, {.method = "POST", .principal = kClient}));
+
+  auto c2 = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-mixed, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  rules:
+  - to: [{operation: {paths: ["/public/*"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+    to: [{operation: {ports: ["5432"]}}]
+  - when: [{key: "request.headers[x-user]", values: ["admin"]}]
+  - from: [{source: {requestPrincipals: ["*"]}}]
+)");
+  CHECK(diags_text(c2.result.diagnostics).empty());
+  const auto tcp2 = tcp_cluster_view(c2, kDbTcp);
+  REQUIRE(tcp2.network_rbac != nullptr);
+  REQUIRE(tcp2.network_rbac->allow.has_value());
+  CHECK(tcp2.network_rbac->allow->policies.size() == 1);  // only rule 1 survives
+  CHECK(decide_tcp(tcp2, kClient));
+  CHECK_FALSE(decide_tcp(tcp2, kIntruder));
+}
+
+TEST_CASE("waypoint authz on a TCP port: DENY rules drop their HTTP-only fields and deny more") {
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: DENY
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/intruder"]}}]
+    to: [{operation: {paths: ["/admin"], notMethods: [GET]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK_FALSE(decide_tcp(tcp, kIntruder));  // widened: the path and method are gone
+  CHECK(decide_tcp(tcp, kClient));          // the principal still has to match
+  auto http = waypoint_view(c, kDbHttp);
+  CHECK(decide(http, {.path = "/", .principal = kIntruder}));
+  CHECK_FALSE(decide(http, {.method = "POST", .path = "/admin", .principal = kIntruder}));
+
+  // A DENY made only of HTTP attributes denies every TCP connection.
+  auto c2 = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-delete, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: DENY
+  rules:
+  - to: [{operation: {methods: [DELETE]}}]
+    when: [{key: "request.auth.claims[group]", values: [guest]}]
+)");
+  CHECK(diags_text(c2.result.diagnostics).empty());
+  const auto tcp2 = tcp_cluster_view(c2, kDbTcp);
+  CHECK_FALSE(decide_tcp(tcp2, kClient));
+  CHECK(decide(waypoint_view(c2, kDbHttp), {.principal = kClient}));
+}
+
+TEST_CASE("waypoint converter: network RBAC metadata keys must name deny, allow or audit") {
+  envoy::config::cluster::v3::Cluster proto;
+  proto.set_name(kDbTcp);
+  proto.set_type(envoy::config::cluster::v3::Cluster::EDS);
+  envoy::extensions::filters::http::rbac::v3::RBACPerRoute pr;
+  pr.mutable_rbac()->mutable_rules()->set_action(envoy::config::rbac::v3::RBAC::DENY);
+  (*proto.mutable_metadata()->mutable_typed_filter_metadata())["envoy.filters.network.rbac.other"].PackFrom(pr);
+  auto bad = waypoint::xds::convert_cluster(proto);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().find("typed_filter_metadata[envoy.filters.network.rbac.other]") != std::string::npos);
+  // The action must agree with the key (the virtual-host rule).
+  proto.mutable_metadata()->mutable_typed_filter_metadata()->clear();
+  (*proto.mutable_metadata()->mutable_typed_filter_metadata())["envoy.filters.network.rbac.allow"].PackFrom(pr);
+  CHECK_FALSE(waypoint::xds::convert_cluster(proto).ok());
+  proto.mutable_metadata()->mutable_typed_filter_metadata()->clear();
+  (*proto.mutable_metadata()->mutable_typed_filter_metadata())["envoy.filters.network.rbac.deny"].PackFrom(pr);
+  auto ok = waypoint::xds::convert_cluster(proto);
+  REQUIRE(ok.ok());
+  REQUIRE(ok.value().network_rbac != nullptr);
+  CHECK(ok.value().network_rbac->deny.has_value());
 }

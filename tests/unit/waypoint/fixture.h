@@ -122,7 +122,8 @@ struct Fixture {
   common::Runtime rt{1};
   std::unique_ptr<Proxy> proxy;
 
-  Fixture() {
+  // `tracer`: the waypoint's Zipkin tracer (tracing_test); null = no tracing.
+  explicit Fixture(std::shared_ptr<tracing::Tracer> tracer = nullptr) {
     const uint16_t zport = zt1.local_endpoint().port();
     zt2 = std::make_unique<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.3"), zport));
     asio::co_spawn(io, ztunnel_accept(zt1), asio::detached);
@@ -131,6 +132,7 @@ struct Fixture {
     o.listen_address = "127.0.0.1";
     o.port = 0;
     o.upstream_hbone_port = zport;
+    o.tracer = std::move(tracer);
     proxy = std::make_unique<Proxy>(rt, o, waypoint_id, telemetry);
     auto creds = ca.issue(waypoint_id);
     REQUIRE(creds.ok());
