@@ -200,6 +200,7 @@ ResourceSet CachedLoader::all(Diagnostics& dedupe_diags) const {
     append(out.l7.virtual_services, e.objects.l7.virtual_services);
     append(out.l7.destination_rules, e.objects.l7.destination_rules);
     append(out.l7.gateway_routes, e.objects.l7.gateway_routes);
+    append(out.l7.istio_gateways, e.objects.l7.istio_gateways);
     append(out.rate_limits, e.objects.rate_limits);
   }
   remove_duplicates(out, dedupe_diags);
@@ -256,6 +257,8 @@ bool CachedLoader::has_waypoint_gateways() const {
     for (const auto& g : cache_.at(path).objects.gateways) {
       if (g.class_name == kWaypointGatewayClass) return true;
     }
+    // Ingress gateways' endpoints follow pods and services the same way.
+    if (!cache_.at(path).objects.l7.istio_gateways.empty()) return true;
   }
   return false;
 }

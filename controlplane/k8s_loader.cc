@@ -1,5 +1,6 @@
 #include "controlplane/k8s_loader.h"
 #include "controlplane/ratelimit_loader.h"
+#include "controlplane/ingress_loader.h"
 #include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
@@ -528,6 +529,7 @@ constexpr Kind kKinds[] = {
     {"security.istio.io", "RequestAuthentication", true},
     {"networking.istio.io", "VirtualService", true},
     {"networking.istio.io", "DestinationRule", true},
+    {"networking.istio.io", "Gateway", true},
     {"gateway.networking.k8s.io", "HTTPRoute", true},
     {"gateway.networking.k8s.io", "GRPCRoute", true},
     {kRateLimitPolicyGroup, "RateLimitPolicy", true},
@@ -617,6 +619,10 @@ class DocumentParser {
         auto w = r.workload_entry(doc);
         w.src = src;
         out_.workload_entries.push_back(std::move(w));
+      } else if (kind == "Gateway" && known->group == "networking.istio.io") {  // ingress_loader.h
+        auto g = read_istio_gateway(r, doc, r.meta(doc, true));
+        g.file = src.file, g.object = src.object;
+        out_.l7.istio_gateways.push_back(std::move(g));
       } else if (kind == "Gateway") {
         auto g = r.gateway(doc);
         g.src = src;
@@ -849,6 +855,7 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe_l7(set.l7.virtual_services, diags);
   dedupe_l7(set.l7.destination_rules, diags);
   dedupe_l7(set.l7.gateway_routes, diags);
+  dedupe_l7(set.l7.istio_gateways, diags);
   dedupe_l7(set.rate_limits, diags);
 }
 

@@ -28,6 +28,7 @@ inline constexpr std::string_view kDataplaneModeLabel = "istio.io/dataplane-mode
 inline constexpr std::string_view kDataplaneModeAmbient = "ambient";
 inline constexpr std::string_view kDataplaneModeNone = "none";
 inline constexpr std::string_view kUseWaypointLabel = "istio.io/use-waypoint";
+inline constexpr std::string_view kIngressUseWaypointLabel = "istio.io/ingress-use-waypoint";
 inline constexpr std::string_view kUseWaypointNamespaceLabel = "istio.io/use-waypoint-namespace";
 inline constexpr std::string_view kWaypointForLabel = "istio.io/waypoint-for";
 inline constexpr std::string_view kGatewayNameLabel = "gateway.networking.k8s.io/gateway-name";

@@ -346,13 +346,15 @@ void ControlPlaneServer::Impl::publish(bool full, const std::vector<std::string>
   next->changed.emplace(std::string(kAuthorizationTypeUrl), std::move(changed_authorizations));
   // Waypoints: Envoy resources per waypoint proxy (waypoint_compiler.h); the shared maps stay
   // empty so the types are known to every stream.
-  for (std::string_view t : {kRouteConfigurationTypeUrl, kClusterTypeUrl, kClusterLoadAssignmentTypeUrl})
+  for (std::string_view t :
+       {kRouteConfigurationTypeUrl, kClusterTypeUrl, kClusterLoadAssignmentTypeUrl, kListenerTypeUrl})
     next->types.emplace(std::string(t), kEmpty);
   for (const auto& [proxy, res] : waypoints.by_proxy) {
     auto& m = next->per_proxy[proxy];
     m.emplace(std::string(kRouteConfigurationTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->routes));
     m.emplace(std::string(kClusterTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->clusters));
     m.emplace(std::string(kClusterLoadAssignmentTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->endpoints));
+    m.emplace(std::string(kListenerTypeUrl), std::shared_ptr<const XdsResourceMap>(res, &res->listeners));
   }
   {
     std::lock_guard<std::mutex> l(index_mu);

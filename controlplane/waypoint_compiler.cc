@@ -17,9 +17,12 @@
 #include "controlplane/traffic_policy_envoy.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 
 namespace controlplane {
@@ -29,6 +32,9 @@ namespace route = envoy::config::route::v3;
 namespace core = envoy::config::core::v3;
 namespace cluster = envoy::config::cluster::v3;
 namespace endpoint = envoy::config::endpoint::v3;
+namespace listener = envoy::config::listener::v3;
+namespace hcm = envoy::extensions::filters::network::http_connection_manager::v3;
+namespace tls = envoy::extensions::transport_sockets::tls::v3;
 
 const char* const kDefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
@@ -334,11 +340,37 @@ struct Compiler {
     add_endpoints(out, name, svc, sp, {}, policy);
   }
 
+  // Set while compiling an ingress gateway: destinations of Services with
+  // istio.io/ingress-use-waypoint get the VIP as their one endpoint (ingress_waypoint_vip).
+  bool ingress_mode = false;
+
+  // The Service's VIP when the ingress must reach it through its waypoint: label
+  // istio.io/ingress-use-waypoint "true" (Service, else its Namespace) and a use-waypoint binding.
+  std::optional<std::string> ingress_waypoint_vip(const ServiceObject& svc) const {
+    auto ns = namespaces.find(svc.meta.ns);
+    std::string use = label_or_annotation(svc.meta, kIngressUseWaypointLabel);
+    if (use.empty() && ns != namespaces.end()) use = label_or_annotation(ns->second->meta, kIngressUseWaypointLabel);
+    if (use != "true" || svc.cluster_ips.empty()) return std::nullopt;
+    std::string wp = label_or_annotation(svc.meta, kUseWaypointLabel);
+    if (wp.empty() && ns != namespaces.end()) wp = label_or_annotation(ns->second->meta, kUseWaypointLabel);
+    if (wp.empty() || wp == "none") return std::nullopt;
+    return svc.cluster_ips.front().to_string();
+  }
+
   void add_outbound(Output& out, const ServiceObject& svc, const ServicePort& sp, const std::string& subset,
                     const std::string& wp_ns) {
     const std::string host = fqdn(svc);
     const std::string name = "outbound|" + std::to_string(sp.port) + "|" + subset + "|" + host;
     if (out.res.clusters.count(name)) return;
+    if (ingress_mode) {
+      if (auto vip = ingress_waypoint_vip(svc)) {
+        // The waypoint applies the Service's own policy; the gateway only delivers to it.
+        out.res.clusters[name] = to_resource(make_cluster(name, port_protocol(sp), {}), kClusterTypeUrl);
+        std::vector<LocalityGroup> groups{LocalityGroup{{}, {LbEndpointInfo{*vip, sp.port, true, {}}}, 0, 0}};
+        out.res.endpoints[name] = to_resource(load_assignment(name, groups), kClusterLoadAssignmentTypeUrl);
+        return;
+      }
+    }
     const DestinationRuleObject* dr = destination_rule(host, svc.meta.ns, wp_ns);
     Labels labels;
     if (dr && !subset.empty()) {
@@ -825,6 +857,170 @@ struct Compiler {
     return rc;
   }
 
+  // ---- ingress gateways (networking.istio.io Gateway; docs/ingress.md)
+  // Is the VirtualService bound to gateway `gw` ("ns/name", or "name" in the VS namespace)?
+  static bool binds(const std::vector<std::string>& gateways, const std::string& vs_ns, const IstioGatewayObject& gw) {
+    for (const auto& g : gateways) {
+      if (g == gw.ns + "/" + gw.name || (g == gw.name && vs_ns == gw.ns)) return true;
+    }
+    return false;
+  }
+  // A server host "[ns/]host" admits VirtualService host `h` of namespace `vs_ns`.
+  static bool server_admits(const std::string& server_host, const std::string& vs_ns, const std::string& h) {
+    std::string ns = "*", host = server_host;
+    if (auto slash = server_host.find('/'); slash != std::string::npos) {
+      ns = server_host.substr(0, slash);
+      host = server_host.substr(slash + 1);
+    }
+    if (ns != "*" && ns != "." && ns != vs_ns) return false;
+    if (host == "*" || host == h) return true;
+    if (h == "*") return false;
+    if (host.size() > 1 && host[0] == '*') return host_matches(host, h);
+    if (h.size() > 1 && h[0] == '*') return host_matches(h, host);
+    return false;
+  }
+
+  // One filter chain: the HCM naming `route_name` over RDS; for an HTTPS server, SNI = its hosts
+  // (none when one is "*") and the certificate by SDS name `kubernetes://<credentialName>`.
+  static void add_chain(listener::Listener& l, const std::string& route_name, const IstioGatewayServer* tls_server) {
+    auto* fc = l.add_filter_chains();
+    hcm::HttpConnectionManager h;
+    h.set_stat_prefix(route_name);
+    h.mutable_rds()->set_route_config_name(route_name);
+    h.mutable_rds()->mutable_config_source()->mutable_ads();
+    h.mutable_rds()->mutable_config_source()->set_resource_api_version(core::V3);
+    auto* f = fc->add_filters();
+    f->set_name("envoy.filters.network.http_connection_manager");
+    f->mutable_typed_config()->PackFrom(h);
+    if (!tls_server) return;
+    bool any = false;
+    for (const auto& host : tls_server->hosts) {
+      const std::string h2 = host.find('/') == std::string::npos ? host : host.substr(host.find('/') + 1);
+      any |= h2 == "*";
+      if (h2 != "*") fc->mutable_filter_chain_match()->add_server_names(h2);
+    }
+    if (any) fc->mutable_filter_chain_match()->clear_server_names();
+    tls::DownstreamTlsContext ctx;
+    ctx.mutable_common_tls_context()->add_alpn_protocols("http/1.1");
+    auto* sds = ctx.mutable_common_tls_context()->add_tls_certificate_sds_secret_configs();
+    sds->set_name("kubernetes://" + tls_server->credential_name);
+    sds->mutable_sds_config()->mutable_ads();
+    sds->mutable_sds_config()->set_resource_api_version(core::V3);
+    fc->mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
+    fc->mutable_transport_socket()->mutable_typed_config()->PackFrom(ctx);
+  }
+
+  // The routes of `servers` (one port): a virtual host `<host>:<port>` per VirtualService host
+  // they admit, from the VirtualServices bound to the gateway, in namespace/name order.
+  route::RouteConfiguration ingress_routes(Output& out, const IstioGatewayObject& gw, const std::string& name,
+                                           uint16_t port, const std::vector<const IstioGatewayServer*>& servers,
+                                           const std::vector<const VirtualServiceObject*>& vss,
+                                           const ServiceObject& none, const ServicePort& none_port) {
+    route::RouteConfiguration rc;
+    rc.set_name(name);
+    rc.mutable_validate_clusters()->set_value(false);
+    std::map<std::string, route::VirtualHost*> vhosts;  // VS host -> its virtual host
+    for (const auto* vs : vss) {
+      if (!binds(vs->gateways, vs->ns, gw)) continue;
+      for (const auto& h : vs->hosts) {
+        bool admitted = false;
+        for (const auto* srv : servers) {
+          for (const auto& sh : srv->hosts) admitted |= server_admits(sh, vs->ns, h);
+        }
+        if (!admitted) continue;
+        auto& vh = vhosts[h];
+        if (!vh) {
+          vh = rc.add_virtual_hosts();
+          vh->set_name(h + ":" + std::to_string(port));
+          vh->add_domains(h);
+          if (h != "*") vh->add_domains(h + ":" + std::to_string(port));
+        }
+        bool catch_all = false;
+        for (const auto& rule : vs->http) {
+          if (catch_all) break;
+          if (rule.match.empty()) {
+            *vh->add_routes() = make_route(out, rule, nullptr, vs->ns, none, none_port, gw.ns, vs->file, vs->object);
+            catch_all = true;
+            break;
+          }
+          for (const auto& m : rule.match) {
+            if (m.port != 0 && m.port != port) continue;
+            if (!m.gateways.empty() && !binds(m.gateways, vs->ns, gw)) continue;
+            *vh->add_routes() = make_route(out, rule, &m, vs->ns, none, none_port, gw.ns, vs->file, vs->object);
+          }
+        }
+      }
+    }
+    return rc;
+  }
+
+  void compile_ingress(WaypointCompileResult& result) {
+    ingress_mode = true;
+    std::vector<const IstioGatewayObject*> gws;
+    for (const auto& g : in.l7.istio_gateways) gws.push_back(&g);
+    std::sort(gws.begin(), gws.end(),
+              [](auto* a, auto* b) { return std::tie(a->ns, a->name) < std::tie(b->ns, b->name); });
+    std::vector<const VirtualServiceObject*> vss;
+    for (const auto& vs : in.l7.virtual_services) vss.push_back(&vs);
+    std::sort(vss.begin(), vss.end(),
+              [](auto* a, auto* b) { return std::tie(a->ns, a->name) < std::tie(b->ns, b->name); });
+    // Routes are compiled "as a destination nobody owns": every destination is outbound|...
+    const ServiceObject none{};
+    const ServicePort none_port{};
+    // Pods served: the selector's pods in any namespace (istiod's default scope).
+    std::map<std::string, const IstioGatewayObject*> pod_owner;
+    for (const auto* gw : gws) {
+      Output out;
+      out.res.gateway = "ingress:" + gw->ns + "/" + gw->name;
+      std::map<uint16_t, std::vector<const IstioGatewayServer*>> ports;
+      for (const auto& srv : gw->servers) ports[srv.port].push_back(&srv);
+      for (const auto& [port, servers] : ports) {
+        std::vector<const IstioGatewayServer*> plain, secure;
+        for (const auto* srv : servers) (srv->protocol == "HTTPS" ? secure : plain).push_back(srv);
+        if (!plain.empty() && !secure.empty()) {
+          for (const auto* srv : secure)
+            diag(Severity::Error, gw->file, gw->object, srv->path + ".port.protocol",
+                 "HTTPS and HTTP servers on one port " + std::to_string(port) + " are not supported; server ignored");
+          secure.clear();
+        }
+        listener::Listener l;
+        l.set_name("0.0.0.0_" + std::to_string(port));
+        auto* sa = l.mutable_address()->mutable_socket_address();
+        sa->set_address("0.0.0.0");
+        sa->set_port_value(port);
+        if (!plain.empty()) {
+          const std::string rname = "http." + std::to_string(port);
+          add_chain(l, rname, nullptr);
+          auto rc = ingress_routes(out, *gw, rname, port, plain, vss, none, none_port);
+          out.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
+        }
+        for (const auto* srv : secure) {
+          // istiod's name for an HTTPS server's routes.
+          const std::string rname =
+              "https." + std::to_string(port) + "." + srv->port_name + "." + gw->name + "." + gw->ns;
+          add_chain(l, rname, srv);
+          auto rc = ingress_routes(out, *gw, rname, port, {srv}, vss, none, none_port);
+          out.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
+        }
+        if (l.filter_chains_size() > 0) out.res.listeners[l.name()] = to_resource(l, kListenerTypeUrl);
+      }
+      auto shared = std::make_shared<const WaypointResources>(std::move(out.res));
+      result.by_gateway[shared->gateway] = shared;
+      for (const auto& pod : in.pods) {
+        if (gw->selector.empty() || !selects(gw->selector, pod.meta.labels)) continue;
+        const std::string proxy = pod.meta.name + "." + pod.meta.ns;
+        if (auto [it, inserted] = pod_owner.emplace(proxy, gw); !inserted) {
+          diag(Severity::Warning, gw->file, gw->object, "spec.selector",
+               "pod " + proxy + " is also selected by Gateway " + it->second->ns + "/" + it->second->name +
+                   "; it is served that Gateway only");
+          continue;
+        }
+        result.by_proxy[proxy] = shared;
+      }
+    }
+    ingress_mode = false;
+  }
+
   WaypointCompileResult run() {
     WaypointCompileResult result;
     for (const auto& n : in.namespaces) namespaces[n.meta.name] = &n;
@@ -899,6 +1095,7 @@ struct Compiler {
                    " has no istio.io/use-waypoint (MissingUseWaypointLabel); route not applied");
       }
     }
+    compile_ingress(result);
     for (auto& [key, out] : outputs) {
       std::vector<const EndpointJob*> local_jobs;  // clusters whose endpoints depend on the pod
       bool by_labels = false;                      // failoverPriority compares the pod's labels
@@ -954,8 +1151,13 @@ WaypointCompileResult compile_waypoints(const ResourceSet& resources, const Comp
 }
 
 std::string proxy_key_of_node(std::string_view id) {
-  if (id.substr(0, 9) != "waypoint~") return "";
-  id.remove_prefix(9);
+  if (id.substr(0, 9) == "waypoint~") {
+    id.remove_prefix(9);
+  } else if (id.substr(0, 7) == "router~") {  // an ingress gateway pod (docs/ingress.md)
+    id.remove_prefix(7);
+  } else {
+    return "";
+  }
   auto a = id.find('~');
   if (a == std::string_view::npos) return "";
   id.remove_prefix(a + 1);

@@ -24,6 +24,25 @@
 // retry policy and a 0s timeout. Match entries with sourceLabels are dropped (Warning), as on
 // Istio waypoints. Problems are Diagnostics naming file, object and field; the rest compiles.
 //
+// Ingress gateways (docs/ingress.md): each networking.istio.io Gateway compiles, as istiod
+// names them, to a Listener `0.0.0.0_<port>` per server port (one plaintext chain, or one TLS
+// chain per HTTPS server: SNI = its hosts, certificate `kubernetes://<credentialName>`), a
+// RouteConfiguration `http.<port>` (HTTP) or `https.<port>.<portName>.<gw>.<ns>` (per HTTPS
+// server) with a virtual host `<host>:<port>` (domains host, host:port) per host of a
+// VirtualService bound to it (`gateways: [ns/name]`) that the server admits, routes as above,
+// clusters `outbound|<port>|<subset>|<fqdn>` (a Service with istio.io/ingress-use-waypoint
+// "true" and a waypoint: one endpoint, its VIP:port, which the gateway reaches through the
+// waypoint). Served to the Pods its selector matches (node id `router~...`); listed in
+// by_gateway as "ingress:<ns>/<name>". HTTP and HTTPS on one port: Error, HTTPS ignored.
+//
+// Ingress gateways (docs/ingress.md): each networking.istio.io Gateway compiles to one
+// RouteConfiguration `http.<port>` per HTTP server port, a virtual host `<host>:<port>` (domains
+// host, host:port) per host of a VirtualService bound to it (`gateways: [ns/name]`) that a
+// server admits, routes as above, clusters `outbound|<port>|<subset>|<fqdn>` (a Service with
+// istio.io/ingress-use-waypoint "true" and a waypoint: one endpoint, its VIP:port, which the
+// gateway reaches through the waypoint). Served to the Pods its selector matches (node id
+// `router~...`), listed in by_gateway as "ingress:<ns>/<name>". HTTPS servers: Warning, ignored.
+//
 // Threading: pure functions. Protobuf stays in the .cc; resources are serialized Any bytes.
 #pragma once
 
@@ -52,11 +71,13 @@ inline constexpr std::string_view kRouteConfigurationTypeUrl =
 inline constexpr std::string_view kClusterTypeUrl = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 inline constexpr std::string_view kClusterLoadAssignmentTypeUrl =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+inline constexpr std::string_view kListenerTypeUrl = "type.googleapis.com/envoy.config.listener.v3.Listener";
 
 // What one waypoint (one Gateway) is served.
 struct WaypointResources {
   std::string gateway;  // "namespace/name"
   XdsResourceMap routes, clusters, endpoints;
+  XdsResourceMap listeners;  // ingress gateways only
 };
 
 struct WaypointCompileResult {
@@ -74,8 +95,8 @@ struct WaypointCompileResult {
 WaypointCompileResult compile_waypoints(const ResourceSet& resources, const CompileOptions& options,
                                         const ztunnel::LocalConfig* workloads = nullptr);
 
-// "<pod>.<namespace>" from a node id "waypoint~<ip>~<pod>.<ns>~<ns>.svc.<domain>"; "" when the
-// id is not a waypoint's.
+// "<pod>.<namespace>" from a node id "waypoint~<ip>~<pod>.<ns>~<ns>.svc.<domain>" (or "router~..."
+// for an ingress gateway pod); "" when the id is neither.
 std::string proxy_key_of_node(std::string_view node_id);
 
 }  // namespace controlplane

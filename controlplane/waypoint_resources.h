@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "controlplane/traffic_policy.h"
+#include "controlplane/ingress_resources.h"
 
 namespace controlplane {
 
@@ -161,7 +162,10 @@ struct WaypointRouteObjects {
   std::vector<VirtualServiceObject> virtual_services;
   std::vector<DestinationRuleObject> destination_rules;
   std::vector<GatewayRouteObject> gateway_routes;
-  size_t size() const { return virtual_services.size() + destination_rules.size() + gateway_routes.size(); }
+  std::vector<IstioGatewayObject> istio_gateways;  // ingress (ingress_resources.h)
+  size_t size() const {
+    return virtual_services.size() + destination_rules.size() + gateway_routes.size() + istio_gateways.size();
+  }
 };
 
 }  // namespace controlplane

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,6 +15,7 @@
 #include "common/runtime.h"
 #include "common/identity/secret_manager.h"
 #include "waypoint/cert_source.h"
+#include "waypoint/ingress/listeners.h"
 #include "waypoint/proxy.h"
 #include "waypoint/ratelimit/stats.h"
 #include "waypoint/telemetry.h"
@@ -141,8 +144,12 @@ int run_app(const Config& cfg) {
   popts.pool_max_streams = cfg.pool_max_streams_per_connection;
   popts.pool_idle = cfg.pool_unused_release_timeout;
   popts.tracer = tracer;
+  popts.gateway = cfg.gateway();
   const common::Identity identity = cfg.identity();
   Proxy proxy(runtime, popts, identity, telemetry);
+  // Ingress role: the ports follow the Listeners of each snapshot.
+  std::optional<ingress::GatewayListeners> gateway;
+  if (cfg.gateway()) gateway.emplace(runtime, proxy, popts.listen_address, cfg.packet_mark, cfg.gateway_credential_dir);
 
   auto sub = secrets.subscribe(identity, [&](common::SecretManager::CredentialsPtr creds) {
     if (auto st = proxy.set_credentials(creds); !st) {
@@ -165,11 +172,13 @@ int run_app(const Config& cfg) {
   xopts.pod_name = cfg.pod_name;
   xopts.pod_namespace = cfg.pod_namespace;
   xopts.node_name = cfg.node_name;
+  xopts.proxy_type = cfg.proxy_type;
   auto source = make_xds_config_source(
       xopts, registry, runtime.control(),
       [&](ConfigSnapshotPtr s) {
         current = s;
         proxy.set_config(std::move(s));
+        if (gateway) gateway->reconcile(*current);
       },
       [&] {
         spdlog::info("xDS configuration synced from {} (version {})", *cfg.xds_address, current->version);
@@ -200,6 +209,7 @@ int run_app(const Config& cfg) {
     spdlog::info("draining: no new connections; {} requests in flight, deadline {} ms", proxy.active_requests(),
                  cfg.termination_deadline.count());
     source->stop();
+    if (gateway) gateway->close_all();
     proxy.drain();
     poll_drained();
   });
@@ -235,6 +245,7 @@ int run_app(const Config& cfg) {
     dump["upstreamClusters"] = proxy.cluster_status();
     dump["identity"] = identity.uri();
     dump["nodeId"] = waypoint_node_id(xopts);
+    if (gateway) dump["gatewayPorts"] = gateway->ports();
     dump["version"] = kVersion;
     return dump.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   };
@@ -257,9 +268,15 @@ int run_app(const Config& cfg) {
   };
   arm_trim();
 
-  spdlog::info("waypoint {} started as {} on HBONE port {}", kVersion, identity.uri(), proxy.port());
+  if (gateway) {
+    spdlog::info("waypoint {} started as {} in the ingress gateway role (PROXY_TYPE=router)", kVersion,
+                 identity.uri());
+  } else {
+    spdlog::info("waypoint {} started as {} on HBONE port {}", kVersion, identity.uri(), proxy.port());
+  }
   runtime.run();
   source->stop();
+  if (gateway) gateway->close_all();
   admin.value()->stop();
   if (tracer) tracer->stop();  // sends the spans still queued
   spdlog::info("waypoint stopped");

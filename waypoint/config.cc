@@ -21,7 +21,7 @@ std::optional<std::string> normalize_uri(std::string v) {
 }  // namespace
 
 std::string Config::node_id() const {
-  return "waypoint~" + instance_ip + "~" + pod_name + "." + pod_namespace + "~" + pod_namespace + ".svc." +
+  return proxy_type + "~" + instance_ip + "~" + pod_name + "." + pod_namespace + "~" + pod_namespace + ".svc." +
          cluster_domain;
 }
 
@@ -93,6 +93,11 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   WP_TRY(u, env::get_unsigned_max(e, "HBONE_PORT", c.hbone_port, 65535));
   if (u == 0) return make_error(env::invalid_var("HBONE_PORT", "0", "must be a port number"));
   c.hbone_port = static_cast<uint16_t>(u);
+  c.proxy_type = env::get_string(e, "PROXY_TYPE", c.proxy_type);
+  if (c.proxy_type != "waypoint" && c.proxy_type != "router") {
+    return make_error(env::invalid_var("PROXY_TYPE", c.proxy_type, "expected waypoint or router (ingress gateway)"));
+  }
+  c.gateway_credential_dir = env::get_string(e, "GATEWAY_CREDENTIAL_DIR", c.gateway_credential_dir);
   WP_TRY(c.ipv6_enabled, env::get_bool(e, "IPV6_ENABLED", c.ipv6_enabled));
   WP_TRY(u, env::get_unsigned_max(e, "MAX_BODY_BYTES", c.max_body_bytes, 1u << 30));
   c.max_body_bytes = static_cast<uint32_t>(u);

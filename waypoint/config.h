@@ -28,6 +28,14 @@ struct Config {
   std::string trust_domain = "cluster.local";
   std::string cluster_id = "Kubernetes";
   std::string cluster_domain = "cluster.local";
+  // PROXY_TYPE: "waypoint" (default: HBONE on 15008, Istio's waypoint) or "router" (the ingress
+  // gateway role, docs/ingress.md: HTTP/HTTPS listeners from LDS, no HBONE listener). The first
+  // part of the xDS node id.
+  std::string proxy_type = "waypoint";
+  bool gateway() const { return proxy_type == "router"; }
+  // GATEWAY_CREDENTIAL_DIR: where the gateway's Kubernetes TLS Secrets are mounted, one
+  // directory per Secret (`<dir>/<credentialName>/tls.crt`, `tls.key`).
+  std::string gateway_credential_dir = "/etc/istio/gateway-credentials";
 
   // -- control plane and certificates
   std::optional<std::string> xds_address;  // nullopt = no xDS (XDS_ADDRESS="")
@@ -59,7 +67,7 @@ struct Config {
 
   // spiffe://<TRUST_DOMAIN>/ns/<POD_NAMESPACE>/sa/<SERVICE_ACCOUNT>
   common::Identity identity() const { return common::Identity(trust_domain, pod_namespace, service_account); }
-  // Istio's node id for a waypoint: waypoint~<ip>~<pod>.<ns>~<ns>.svc.cluster.local
+  // Istio's node id: <proxy_type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local
   std::string node_id() const;
 };
 

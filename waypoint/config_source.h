@@ -2,13 +2,15 @@
 // from (ConfigSource). A snapshot holds the Envoy resources istiod (or any Envoy xDS server)
 // sends a waypoint, converted to route_model types, plus the workload model used to look up
 // endpoint pods (HBONE or plain TCP) and peers for telemetry:
-//   routes     RouteConfiguration by name: `inbound-vip|<port>|http|<hostname>` per service port;
+//   routes     RouteConfiguration by name: `inbound-vip|<port>|http|<hostname>` per service port
+//              (waypoint); `http.<port>` per gateway port (router, the ingress gateway role);
 //   clusters   Cluster by name: `inbound-vip|<port>|http|<hostname>`, `...|http/<subset>|...`;
 //   endpoints  ClusterLoadAssignment by cluster_name (EDS), endpoints podIP:targetPort;
-//   workloads  istio.workload.Address (workloads and services).
+//   workloads  istio.workload.Address (workloads and services);
+//   listeners  Listener by name (router only: the gateway's ports, TLS and SNI).
 //
 // make_xds_config_source() subscribes (delta ADS, wildcard, as ztunnel does) to the four types
-// through common/xds with node id `waypoint~<INSTANCE_IP>~<POD_NAME>.<POD_NAMESPACE>~
+// through common/xds with node id `<waypoint|router>~<INSTANCE_IP>~<POD_NAME>.<POD_NAMESPACE>~
 // <POD_NAMESPACE>.svc.cluster.local`. Every resource is validated when it arrives, used or not
 // (waypoint/xds/convert.h): one that carries a field the waypoint does not implement is NACKed
 // with the field named, the rest of the response applies, and the rejected name keeps its last
@@ -37,6 +39,7 @@
 #include <vector>
 
 #include "common/grpc/channel.h"
+#include "waypoint/ingress/listener_model.h"
 #include "waypoint/route_model.h"
 
 namespace common::metrics {
@@ -54,6 +57,8 @@ struct ConfigSnapshot {
   std::map<std::string, std::shared_ptr<const Cluster>, std::less<>> clusters;
   std::map<std::string, std::shared_ptr<const ClusterLoadAssignment>, std::less<>> endpoints;
   std::shared_ptr<const ztunnel::Snapshot> workloads;  // never null once published
+  // Ingress role only (PROXY_TYPE=router): Listener by name (`0.0.0.0_<port>`).
+  std::map<std::string, std::shared_ptr<const GatewayListener>, std::less<>> listeners;
 
   const RouteConfig* route(std::string_view name) const {
     auto it = routes.find(name);
@@ -87,6 +92,7 @@ struct XdsConfigOptions {
   common::grpcx::GrpcEndpoint endpoint;  // XDS_ADDRESS, XDS_ROOT_CA, AUTH_TOKEN, ...
   std::string instance_ip;               // INSTANCE_IP ("" -> 1.1.1.1 as upstream)
   std::string pod_name, pod_namespace, node_name;
+  std::string proxy_type = "waypoint";  // "router" for the ingress gateway role
   std::vector<std::pair<std::string, std::string>> istio_meta, istio_meta_json;
 };
 

@@ -299,6 +299,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     std::string route_name;
     std::string hostname;
     std::string connect_authority;
+    bool gateway = false;  // ingress role: no tunnel, reporter="source"
   };
 
   // The telemetry record of one request, before routing.
@@ -306,6 +307,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     RequestRecord rec;
     rec.src_addr = d.src;
     rec.src_identity = d.peer->identity;
+    if (d.gateway) rec.reporter = "source";
     rec.src = d.src_ip ? cfg.workloads->find_workload("", *d.src_ip) : nullptr;
     rec.authority = req.head.authority;
     rec.method = req.head.method;
@@ -500,6 +502,30 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     trace_end(span, rec);
   }
 
+  // Ingress role: one downstream TCP connection from outside the mesh, HTTP/1.1 through the
+  // same request flow as a tunnelled one (no peer identity: principals never match).
+  asio::awaitable<void> serve_gateway(tcp::socket sock, std::string route_name, std::optional<tcp::endpoint> remote) {
+    auto keep = shared_from_this();
+    Active live(shared->active_streams);
+    boost::system::error_code ec;
+    auto peer = std::make_shared<hbone::PeerInfo>();
+    if (remote) {
+      peer->remote = *remote;
+    } else {
+      peer->remote = sock.remote_endpoint(ec);
+      peer->local = sock.local_endpoint(ec);
+    }
+    (void)hbone::sockopt::set_nodelay(sock.native_handle());
+    auto d = std::make_shared<Downstream>();
+    d->peer = peer;
+    d->src = hbone::format_authority(peer->remote.address(), peer->remote.port());
+    d->src_ip = peer->remote.address();
+    d->route_name = std::move(route_name);
+    d->gateway = true;
+    http::ReadBuffer buf;
+    co_await serve_http1(http::AnyStream(std::move(sock)), std::move(buf), std::move(d));
+  }
+
   void drain() {
     boost::system::error_code ignored;
     if (acceptor) acceptor->close(ignored);
@@ -534,6 +560,7 @@ common::Status Proxy::start() {
   if (ec) return common::make_error("listen address " + o.listen_address + ": " + ec.message());
   uint16_t port = o.port;
   for (auto& w : workers_) {
+    if (o.gateway) break;  // the ingress role's listeners are waypoint/ingress's
     auto acc = std::make_unique<tcp::acceptor>(w->io);
     tcp::endpoint ep(addr, port);
     acc->open(ep.protocol(), ec);
@@ -553,13 +580,20 @@ common::Status Proxy::start() {
     port = acc->local_endpoint().port();
     w->acceptor = std::move(acc);
   }
-  bound_port_ = port;
-  for (auto& w : workers_) asio::co_spawn(w->io, w->accept_loop(), asio::detached);
+  bound_port_ = o.gateway ? 0 : port;
+  for (auto& w : workers_) {
+    if (w->acceptor) asio::co_spawn(w->io, w->accept_loop(), asio::detached);
+  }
   if (!workers_.empty() && !shared_->sweep_timer) {
     shared_->sweep_timer = std::make_shared<asio::steady_timer>(workers_.front()->io);
     asio::co_spawn(workers_.front()->io, sweep_loop(shared_, shared_->sweep_timer), asio::detached);
   }
   return common::ok_status();
+}
+
+void Proxy::serve_gateway(size_t worker, tcp::socket sock, std::string route_name, std::optional<tcp::endpoint> remote) {
+  auto w = workers_.at(worker);
+  asio::co_spawn(w->io, w->serve_gateway(std::move(sock), std::move(route_name), remote), asio::detached);
 }
 
 void Proxy::set_config(ConfigSnapshotPtr config) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json_fwd.hpp>
 #include <memory>
 #include <optional>
@@ -47,6 +48,9 @@ struct ProxyOptions {
   std::chrono::milliseconds pool_idle{std::chrono::minutes(5)};
   // Zipkin tracer (waypoint/tracing); null = no tracing, trace headers pass through untouched.
   std::shared_ptr<tracing::Tracer> tracer;
+  // Ingress gateway role (PROXY_TYPE=router): start() opens no HBONE listener; downstream
+  // connections arrive through serve_gateway() from waypoint/ingress/listeners.
+  bool gateway = false;
 };
 
 class Proxy {
@@ -61,6 +65,13 @@ class Proxy {
 
   void set_config(ConfigSnapshotPtr config);
   ConfigSnapshotPtr config() const;
+  // Ingress gateway role: serve one accepted plain-TCP downstream connection (HTTP/1.1) with
+  // the RouteConfiguration `route_name`; `sock` belongs to worker `worker`'s io_context.
+  // `remote`: the client's address when `sock` is not the client's own connection (the
+  // decrypted side of a TLS terminator). Any thread; the connection then lives on that worker.
+  void serve_gateway(size_t worker, boost::asio::ip::tcp::socket sock, std::string route_name,
+                     std::optional<boost::asio::ip::tcp::endpoint> remote = std::nullopt);
+  size_t workers() const { return workers_.size(); }
   common::Status set_credentials(std::shared_ptr<const common::tls::Credentials> creds);
   bool has_credentials() const;
 

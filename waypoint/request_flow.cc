@@ -1,5 +1,7 @@
 #include "waypoint/request_flow.h"
 
+#include "waypoint/ingress/waypoint_hop.h"
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -301,6 +303,13 @@ std::optional<upstream::Target> make_target(const ConfigSnapshot& cfg, const End
   upstream::Target t;
   t.address = asio::ip::tcp::endpoint(*ip, e.port);
   t.key = upstream::endpoint_key(e);
+  // Ingress role: a Service VIP as endpoint = cross its waypoint (ingress/waypoint_hop.h).
+  if (auto hop = ingress::waypoint_hop(*cfg.workloads, *ip)) {
+    t.address = asio::ip::tcp::endpoint(hop->ip, e.port);  // dialled at the HBONE port
+    t.hbone = true;
+    t.identity = hop->identity;
+    return t;
+  }
   if (const auto* w = cfg.workloads->find_workload("", *ip);
       w && w->tunnel_protocol == ztunnel::TunnelProtocol::Hbone) {
     t.hbone = true;

@@ -74,7 +74,7 @@ const std::vector<double>& size_buckets() {
 std::vector<std::string> istio_http_labels(const RequestRecord& r) {
   std::vector<std::string> v;
   v.reserve(label_names().size());
-  v.push_back("waypoint");
+  v.push_back(r.reporter);
   workload_labels(v, r.src, r.src_identity);
   if (r.service != nullptr) {
     v.push_back(or_unknown(r.service->hostname));

@@ -22,6 +22,8 @@
 namespace waypoint {
 
 struct RequestRecord {
+  // Istio's reporter label: "waypoint", or "source" at an ingress gateway (as Envoy gateways).
+  const char* reporter = "waypoint";
   // Parties
   const ztunnel::Workload* src = nullptr;
   std::optional<common::Identity> src_identity;

@@ -11,6 +11,7 @@
 #include "common/admin/log.h"
 #include "common/xds/delta_ads_client.h"
 #include "waypoint/xds/convert.h"
+#include "waypoint/xds/listener_convert.h"
 #include "common/state/snapshot.h"
 #include "common/model/xds/xds_convert.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 common::xds::Node make_node(const XdsConfigOptions& o) {
   common::xds::NodeInputs in;
-  in.proxy_type = "waypoint";
+  in.proxy_type = o.proxy_type;
   in.instance_ip = o.instance_ip;
   in.pod_name = o.pod_name;
   in.pod_namespace = o.pod_namespace;
@@ -43,6 +44,8 @@ class XdsConfigSource final : public ConfigSource {
                   {std::string(xds::kClusterLoadAssignmentTypeUrl), &endpoints_},
                   {std::string(xds::kRouteConfigurationTypeUrl), &routes_},
                   {std::string(ztunnel::kAddressTypeUrl), &addresses_}};
+    // The ingress role's ports (docs/ingress.md); a waypoint has none to ask for.
+    if (o.proxy_type == "router") opts.types.push_back({std::string(xds::kListenerTypeUrl), &listeners_});
     opts.on_synced = [this] { first_sync(); };
     client_ = std::make_unique<common::xds::DeltaAdsClient>(std::move(opts), registry);
   }
@@ -63,6 +66,7 @@ class XdsConfigSource final : public ConfigSource {
     j["resources"] = {{"routes", n_routes_.load()},
                       {"clusters", n_clusters_.load()},
                       {"endpoints", n_endpoints_.load()},
+                      {"listeners", n_listeners_.load()},
                       {"workloads", n_workloads_.load()},
                       {"services", n_services_.load()}};
     j["lastNack"] = st.last_nack;
@@ -141,6 +145,7 @@ class XdsConfigSource final : public ConfigSource {
     n_routes_ = routes_.items.size();
     n_clusters_ = clusters_.items.size();
     n_endpoints_ = endpoints_.items.size();
+    n_listeners_ = listeners_.items.size();
     n_workloads_ = addresses_.workloads.size();
     n_services_ = addresses_.services.size();
     if (synced_) publish();
@@ -161,6 +166,7 @@ class XdsConfigSource final : public ConfigSource {
     snap->routes = routes_.items;
     snap->clusters = clusters_.items;
     snap->endpoints = endpoints_.items;
+    snap->listeners = listeners_.items;
     std::vector<ztunnel::WorkloadPtr> ws;
     ws.reserve(addresses_.workloads.size());
     for (const auto& [n, w] : addresses_.workloads) ws.push_back(w);
@@ -184,11 +190,12 @@ class XdsConfigSource final : public ConfigSource {
   EnvoyHandler<RouteConfig, &xds::parse_route_configuration> routes_{*this};
   EnvoyHandler<Cluster, &xds::parse_cluster> clusters_{*this};
   EnvoyHandler<ClusterLoadAssignment, &xds::parse_load_assignment> endpoints_{*this};
+  EnvoyHandler<GatewayListener, &xds::parse_listener> listeners_{*this};
   AddressHandler addresses_{*this};
   bool synced_ = false;
   uint64_t version_ = 0;
 
-  std::atomic<size_t> n_routes_{0}, n_clusters_{0}, n_endpoints_{0}, n_workloads_{0}, n_services_{0};
+  std::atomic<size_t> n_routes_{0}, n_clusters_{0}, n_endpoints_{0}, n_listeners_{0}, n_workloads_{0}, n_services_{0};
   // Last member: destroyed (and so stopped) before the handlers it calls.
   std::unique_ptr<common::xds::DeltaAdsClient> client_;
 };
