@@ -269,6 +269,53 @@ hard=$(awk '/Max open files/ {print $5}' "/proc/$fake_pid/limits" 2>/dev/null)
   || fail "open-files soft limit raised to the hard limit" "soft '$soft' hard '$hard' (pid $fake_pid)"
 nsx_stop "$fake_pid" 15 || fail "local-run ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-fake.log")"
 
+# The recipe exactly as upstream's Development guide gives it: the default PROXY_MODE (shared),
+# no PROXY_WORKLOAD_INFO, no node agent. Upstream then serves admin/stats/config_dump from the
+# local file, keeps retrying the ZDS socket, and stays not ready on "workload proxy manager"
+# (that task is released only by the node agent's snapshot). A private mount namespace with an
+# empty /var/run/ztunnel guarantees no node agent of another run answers the default socket.
+mkdir -p /var/run/ztunnel
+nsx_bg_env c "$T/zt-recipe.log" FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH="$ZT_ROOT/examples/localhost.yaml" \
+  -- unshare -m --propagation private sh -c 'mount -t tmpfs recipe /var/run/ztunnel && exec "$0"' "$ZT_BIN"
+recipe_pid=$NSX_LAST_PID
+recipe_dump=""
+for _ in $(seq 1 100); do
+  recipe_dump=$(nsx_exec c curl -s --max-time 1 http://127.0.0.1:15000/config_dump 2>/dev/null) && [[ -n $recipe_dump ]] && break
+  sleep 0.2
+done
+printf '%s' "$recipe_dump" >"$T/recipe-dump.json"
+if out=$("$ZT_PY" - "$T/recipe-dump.json" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+uids = sorted(w["uid"] for w in d["workloads"])
+assert uids == ["cluster1//v1/Pod/default/local", "cluster1//v1/Pod/default/local-tcp"], uids
+svcs = [(s["namespace"], s["hostname"], s["vips"]) for s in d["services"]]
+assert svcs == [("default", "echo.local", ["/127.10.0.1"])], svcs
+assert [p["name"] for p in d["policies"]] == ["deny-9999"], d["policies"]
+assert d["config"]["proxyMode"] == "Shared", d["config"]["proxyMode"]
+assert sorted(w["uid"] for w in d["staticConfig"]["workloads"]) == uids, d["staticConfig"]
+assert d.get("workloadState", {}) == {}, d.get("workloadState")
+print("ok")
+PY
+); then pass "local-run recipe, default shared mode: /config_dump shows examples/localhost.yaml's workloads, service, policy"
+else fail "local-run recipe (shared mode): /config_dump shows the YAML" "$out
+$(tail -n 10 "$T/zt-recipe.log")"; fi
+check "local-run recipe, shared mode: /config_dump decodes as istioctl's structs" \
+  "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" <"$T/recipe-dump.json"
+code=$(nsx_exec c curl -s --max-time 2 -o "$T/recipe-ready.txt" -w '%{http_code}' http://127.0.0.1:15021/healthz/ready)
+body=$(cat "$T/recipe-ready.txt" 2>/dev/null)
+[[ $code == 500 && $body == "not ready, pending: workload proxy manager"* ]] \
+  && pass "local-run recipe, shared mode: readiness 500 pending only the workload proxy manager, as upstream without a node agent" \
+  || fail "local-run recipe, shared mode: readiness as upstream" "http $code body '$body'"
+code=$(nsx_exec c curl -s --max-time 2 -o "$T/recipe-metrics.txt" -w '%{http_code}' http://127.0.0.1:15020/metrics)
+[[ $code == 200 ]] && grep -q '^istio_build{' "$T/recipe-metrics.txt" \
+  && pass "local-run recipe, shared mode: stats on 15020 serve istio_build" \
+  || fail "local-run recipe, shared mode: stats served" "http $code"
+kill -0 "$recipe_pid" 2>/dev/null && grep -aq 'zds: connect to /var/run/ztunnel/ztunnel.sock failed' "$T/zt-recipe.log" \
+  && pass "local-run recipe, shared mode: keeps running and retries the node agent socket" \
+  || fail "local-run recipe, shared mode: keeps running, retrying ZDS" "$(tail -n 10 "$T/zt-recipe.log")"
+nsx_stop "$recipe_pid" 15 || fail "local-run recipe (shared mode) exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-recipe.log")"
+
 # ---- 7d. ProxyConfig as upstream's chart delivers it: the mesh file's defaultConfig ---------------
 # (./etc/istio/config/mesh under the working directory) with PROXY_CONFIG over it, proxy
 # metadata DNS_PROXY_ADDR moving the DNS proxy, PREFERED_SERVICE_NAMESPACE choosing between two
