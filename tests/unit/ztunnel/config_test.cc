@@ -251,7 +251,7 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
   CHECK(j["xdsRootCert"]["Static"] == "<inline PEM>");
   CHECK(j["selfTerminationDeadline"] == nlohmann::json{{"secs", 5}, {"nanos", 0}});
   CHECK(j["secretTtl"]["secs"] == 86400);
-  CHECK(j["packetMark"] == 1337);
+  CHECK(j["packetMark"].is_null());  // dedicated mode: no mark by default, as upstream
   CHECK(j["numWorkerThreads"] == 2);
   CHECK(j["adminAddr"] == "localhost:15000");
   CHECK(j["socketConfig"]["keepaliveRetries"] == 9);
