@@ -433,6 +433,50 @@ $(tail -n 20 "$T/zt-b.log")"; fi
   done
   [[ $ok == 1 ]] && pass "CRL reload: an updated CRL without A's serial re-admits A" \
     || fail "CRL reload re-admits A" "$(grep -a CRL "$T/zt-b.log" | tail -n 5)"
+  # A connection that is up when the CRL starts revoking A again is torn down (as upstream):
+  # A holds a half-sent request to B's app; once B's end is established, the CRL revoking A's
+  # leaf comes back and B must close the tunnel, count it and attribute it CERT_REVOKED.
+  crl_count() { zt_metrics b | awk '/^istio_crl_policy_rejections_total\{reporter="destination"\}/ {n += $2} END {print n + 0}'; }
+  before=$(crl_count)
+  nsx_exec a "$ZT_PY" - >"$T/crl-held.out" 2>&1 <<'PY' &
+import socket, time
+s = socket.create_connection(("10.99.0.2", 8080), timeout=5)
+s.sendall(b"GET /?q=ZTE2E-CRL-HELD HTTP/1.1\r\nHost: b\r\n")  # no blank line: the app keeps waiting
+s.settimeout(30)
+t0 = time.monotonic()
+try:
+    data = s.recv(1024)
+    print("closed after %.1fs (%d bytes)" % (time.monotonic() - t0, len(data)))
+except ConnectionResetError:
+    print("closed after %.1fs (reset)" % (time.monotonic() - t0))
+except socket.timeout:
+    print("still open after 30s")
+PY
+  held_pid=$!
+  up=0
+  for _ in $(seq 1 50); do
+    nsx_exec b ss -Htn state established '( sport = :8080 )' | grep -q '10.99.0.1:' && { up=1; break; }
+    sleep 0.1
+  done
+  if [[ $up == 1 ]]; then
+    pass "CRL: A's held connection reaches B's app (established from 10.99.0.1)"
+    crl_tool "$T/crl-next.pem" "$T/leaf-a.pem" && mv "$T/crl-next.pem" "$T/crl.pem"
+    wait "$held_pid"
+    out=$(cat "$T/crl-held.out")
+    [[ $out == closed* ]] && pass "CRL update revoking A tears down A's live connection through B ($out)" \
+      || fail "CRL update tears down A's live connection" "$out $(grep -a CRL "$T/zt-b.log" | tail -n 5)"
+    after=$(crl_count)
+    [[ $after -gt $before ]] && pass "CRL teardown counted: istio_crl_policy_rejections_total{reporter=destination} $before -> $after" \
+      || fail "CRL teardown counted in istio_crl_policy_rejections_total" "$before -> $after"
+    check "CRL teardown attributed: istio_tcp_connections_closed_total{reporter=destination,response_flags=CERT_REVOKED}" \
+      zt_expect_metric b istio_tcp_connections_closed_total reporter=destination response_flags=CERT_REVOKED
+    grep -aq "closing inbound HBONE connection from $ID_A: its certificate is now revoked" "$T/zt-b.log" \
+      && pass "CRL teardown: B's log names the revoked peer" \
+      || fail "CRL teardown: B's log names the revoked peer" "$(tail -n 10 "$T/zt-b.log")"
+  else
+    fail "CRL: A's held connection reaches B's app" "$(cat "$T/crl-held.out") $(nsx_exec b ss -tn)"
+    kill "$held_pid" 2>/dev/null
+  fi
 else
   fail "CRL: A's leaf from /config_dump and a CRL signed by the mesh CA" "$(cat "$T/leaf-a.err" "$T/crl.err" 2>/dev/null)"
 fi
