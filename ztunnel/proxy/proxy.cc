@@ -266,11 +266,12 @@ void Proxy::Worker::close_revoked_peers() {
     c->close("peer certificate revoked (CRL_PATH)");
   }
   // Outbound: the servers this worker's pool is connected to.
-  const size_t closed = pool->close_if(
-      [](hbone::Connection& c) { return common::tls::peer_chain_revoked(c.tls().native_handle()); },
-      "peer certificate revoked (CRL_PATH)");
+  const size_t closed =
+      pool->close_if([](hbone::Connection& c) { return common::tls::peer_chain_revoked(c.tls().native_handle()); },
+                     "peer certificate revoked (CRL_PATH)");
   for (size_t i = 0; i < closed; ++i) common::tls::detail::report_crl_rejection(false);
-  if (closed > 0) spdlog::warn("closed {} outbound HBONE connection(s): server certificate now revoked (CRL_PATH)", closed);
+  if (closed > 0)
+    spdlog::warn("closed {} outbound HBONE connection(s): server certificate now revoked (CRL_PATH)", closed);
 }
 
 Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,

@@ -150,8 +150,9 @@ TEST_CASE("packet mark default per mode as upstream: 1337 shared, none dedicated
   Config d = must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}});
   CHECK(d.packet_mark == 0);
   CHECK(d.to_json()["packetMark"].is_null());  // upstream's None
-  CHECK(must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}, {"PACKET_MARK", "1337"}})
-            .packet_mark == 1337);
+  CHECK(
+      must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}, {"PACKET_MARK", "1337"}}).packet_mark ==
+      1337);
   CHECK(must_load({{"PROXY_MODE", "shared"}, {"PACKET_MARK", "0"}}).packet_mark == 0);
 }
 

@@ -47,8 +47,15 @@ const std::set<std::string> kIstioTcpLabels = {
 };
 
 const std::set<std::string> kOnDemandDnsLabels = {
-    "source_workload", "source_canonical_service", "source_canonical_revision", "source_workload_namespace",
-    "source_principal", "source_app", "source_version", "source_cluster", "hostname",
+    "source_workload",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_cluster",
+    "hostname",
 };
 
 struct Family {
@@ -179,8 +186,9 @@ TEST_CASE("istio_on_demand_dns_total: the source workload's labels and the hostn
   metrics.on_demand_dns(&src, "api.example.com");
   const std::string text = reg.render();
   INFO(text);
-  CHECK_THAT(text, Catch::Contains("istio_on_demand_dns_total{source_workload=\"client\",source_canonical_service=\"client\","
-                                   "source_canonical_revision=\"v2\",source_workload_namespace=\"apps\","
-                                   "source_principal=\"spiffe://cluster.local/ns/apps/sa/client-sa\",source_app=\"client\","
-                                   "source_version=\"v2\",source_cluster=\"Kubernetes\",hostname=\"api.example.com\"} 2"));
+  CHECK_THAT(text,
+             Catch::Contains("istio_on_demand_dns_total{source_workload=\"client\",source_canonical_service=\"client\","
+                             "source_canonical_revision=\"v2\",source_workload_namespace=\"apps\","
+                             "source_principal=\"spiffe://cluster.local/ns/apps/sa/client-sa\",source_app=\"client\","
+                             "source_version=\"v2\",source_cluster=\"Kubernetes\",hostname=\"api.example.com\"} 2"));
 }
