@@ -174,6 +174,16 @@ void Pool::close_all(const std::string& why) {
   }
 }
 
+size_t Pool::close_if(const std::function<bool(Connection&)>& pred, const std::string& why) {
+  // close() runs callbacks that edit slots_ and dialed_; collect first, then close.
+  std::vector<std::shared_ptr<Connection>> doomed;
+  for (auto& w : dialed_) {
+    if (auto c = w.lock(); c && c->is_open() && pred(*c)) doomed.push_back(std::move(c));
+  }
+  for (auto& c : doomed) c->close(why);
+  return doomed.size();
+}
+
 size_t Pool::connections() const {
   size_t n = 0;
   for (auto& [k, slot] : slots_) n += slot.conns.size();

@@ -55,6 +55,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // streams reference each other (see Connection); only close() breaks that, and once the
   // worker loops stop nothing else would, so the process must not exit without this.
   void close_all(const std::string& why);
+  // Closes (abruptly, failing their streams) every open connection this pool dialled for which
+  // `pred` is true, e.g. those whose server a CRL update now revokes; returns how many.
+  size_t close_if(const std::function<bool(Connection&)>& pred, const std::string& why);
   size_t connections() const;
   uint64_t dials() const { return dials_; }
 

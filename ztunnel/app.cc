@@ -273,7 +273,7 @@ int run_app(const Config& cfg) {
   arm_watch();
 
   // CRL_PATH is re-read when it changes (a ConfigMap update swaps the file); a broken update
-  // keeps the last good CRLs. Connections already open are not re-checked.
+  // keeps the last good CRLs. Connections already open are re-checked against the new CRLs.
   asio::steady_timer crl_watch(runtime.control());
   int64_t crl_mtime = cfg.crl_path ? mtime_ns(*cfg.crl_path) : -1;
   std::function<void()> arm_crl_watch;
@@ -287,6 +287,8 @@ int run_app(const Config& cfg) {
         if (auto crls = load_crls(*cfg.crl_path)) {
           common::tls::install_crls(crls.value());
           spdlog::info("CRLs reloaded: {} CRL(s) from {}", crls.value()->size(), *cfg.crl_path);
+          // As upstream: connections already up with a peer the new CRLs revoke are torn down.
+          plane->close_revoked_peers();
         } else {
           spdlog::error("CRL reload rejected, keeping the last good CRLs: {}", crls.error());
         }

@@ -242,6 +242,10 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
   if (auto v = e("HBONE_BUFFER_BUDGET")) ZT_TRY(c.hbone_buffer_budget, hbone::parse_buffer_budget(*v));
 
   // -- sockets
+  // Upstream's default per mode: in shared mode the in-pod rules need the mark (1337); a
+  // dedicated ztunnel has none unless PACKET_MARK sets one (our suites and the demo that put
+  // istio-cni's in-pod rules around a dedicated ztunnel set PACKET_MARK=1337 explicitly).
+  if (c.proxy_mode == ProxyMode::Dedicated) c.packet_mark = 0;
   ZT_TRY(u, env::get_unsigned_max(e, "PACKET_MARK", c.packet_mark, kU32Max));
   c.packet_mark = static_cast<uint32_t>(u);
   c.inpod_uds = env::get_string(e, "INPOD_UDS", c.inpod_uds);

@@ -84,8 +84,8 @@ struct Config {
   uint64_t hbone_buffer_budget = 256ull << 20;
 
   // -- sockets
-  // SO_MARK for our own sockets; 1337 in shared AND dedicated mode (our issue asks dedicated
-  // mode to mark by default too). 0 disables marking.
+  // SO_MARK for our own sockets (PACKET_MARK): upstream's default per mode, 1337 in shared
+  // mode, none (0) in dedicated mode (load_config applies the mode's default). 0 = no mark.
   uint32_t packet_mark = 1337;
   std::string inpod_uds = "/var/run/ztunnel/ztunnel.sock";
   bool inpod_port_reuse = true;

@@ -25,6 +25,8 @@ class Dataplane {
   virtual void set_snapshot(SnapshotConstSharedPtr s) = 0;
   virtual void drain() = 0;
   virtual void force_close() = 0;
+  // After a CRL reload: tear down live connections to/from peers the new CRLs revoke.
+  virtual void close_revoked_peers() = 0;
   virtual int64_t active_connections() const = 0;
   virtual void dump(nlohmann::json& out) const = 0;
 };

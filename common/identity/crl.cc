@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <atomic>
@@ -73,6 +74,19 @@ std::function<void(bool)>& hook() {
 
 void install_crls(std::shared_ptr<const CrlSet> crls) { current().store(std::move(crls)); }
 std::shared_ptr<const CrlSet> installed_crls() { return current().load(); }
+
+bool peer_chain_revoked(SSL* ssl) {
+  auto crls = installed_crls();
+  if (!crls || ssl == nullptr) return false;
+  // The chain the handshake verified, leaf first, trust anchor last: the same pairs the verify
+  // callback checked (certificate, its issuer), now against the current CRLs.
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+  const int n = chain != nullptr ? sk_X509_num(chain) : 0;
+  for (int i = 0; i + 1 < n; ++i) {
+    if (crls->revoked(sk_X509_value(chain, i), sk_X509_value(chain, i + 1))) return true;
+  }
+  return false;
+}
 void set_crl_rejection_hook(std::function<void(bool server)> h) { hook() = std::move(h); }
 
 namespace detail {

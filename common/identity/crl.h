@@ -8,6 +8,10 @@
 // allowed), and an expired CRL still counts (nextUpdate is not enforced): a stale CRL must
 // not take the mesh down. CRLs that do not verify against the issuer are ignored for it.
 //
+// A CRL update also reaches connections that are already up: peer_chain_revoked() re-checks a
+// live connection's verified chain against the installed set, so a proxy can tear down the
+// connections of a peer revoked after its handshake (upstream does the same on reload).
+//
 // Threading: the set is an immutable value; install() swaps it atomically (any thread), checks
 // read it lock-free from the handshake threads. Rejections are reported through a hook set
 // once at start (before any handshake).
@@ -22,6 +26,7 @@
 #include "common/result.h"
 
 typedef struct x509_st X509;
+typedef struct ssl_st SSL;
 
 namespace common::tls {
 
@@ -47,6 +52,11 @@ class CrlSet {
 // The set every handshake consults; nullptr (the default) disables checking.
 void install_crls(std::shared_ptr<const CrlSet> crls);
 std::shared_ptr<const CrlSet> installed_crls();
+
+// True when the installed CRLs revoke a certificate of `ssl`'s verified peer chain (leaf or
+// intermediate, each against its issuer in that chain). False without CRLs, without a verified
+// chain, or before the handshake. Call on the connection's thread.
+bool peer_chain_revoked(SSL* ssl);
 
 // Called with server=true when a client certificate is refused (we are the destination),
 // false when a server certificate is refused (we are the source). Set once before handshakes.

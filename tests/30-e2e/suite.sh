@@ -269,6 +269,53 @@ hard=$(awk '/Max open files/ {print $5}' "/proc/$fake_pid/limits" 2>/dev/null)
   || fail "open-files soft limit raised to the hard limit" "soft '$soft' hard '$hard' (pid $fake_pid)"
 nsx_stop "$fake_pid" 15 || fail "local-run ztunnel exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-fake.log")"
 
+# The recipe exactly as upstream's Development guide gives it: the default PROXY_MODE (shared),
+# no PROXY_WORKLOAD_INFO, no node agent. Upstream then serves admin/stats/config_dump from the
+# local file, keeps retrying the ZDS socket, and stays not ready on "workload proxy manager"
+# (that task is released only by the node agent's snapshot). A private mount namespace with an
+# empty /var/run/ztunnel guarantees no node agent of another run answers the default socket.
+mkdir -p /var/run/ztunnel
+nsx_bg_env c "$T/zt-recipe.log" FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH="$ZT_ROOT/examples/localhost.yaml" \
+  -- unshare -m --propagation private sh -c 'mount -t tmpfs recipe /var/run/ztunnel && exec "$0"' "$ZT_BIN"
+recipe_pid=$NSX_LAST_PID
+recipe_dump=""
+for _ in $(seq 1 100); do
+  recipe_dump=$(nsx_exec c curl -s --max-time 1 http://127.0.0.1:15000/config_dump 2>/dev/null) && [[ -n $recipe_dump ]] && break
+  sleep 0.2
+done
+printf '%s' "$recipe_dump" >"$T/recipe-dump.json"
+if out=$("$ZT_PY" - "$T/recipe-dump.json" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+uids = sorted(w["uid"] for w in d["workloads"])
+assert uids == ["cluster1//v1/Pod/default/local", "cluster1//v1/Pod/default/local-tcp"], uids
+svcs = [(s["namespace"], s["hostname"], s["vips"]) for s in d["services"]]
+assert svcs == [("default", "echo.local", ["/127.10.0.1"])], svcs
+assert [p["name"] for p in d["policies"]] == ["deny-9999"], d["policies"]
+assert d["config"]["proxyMode"] == "Shared", d["config"]["proxyMode"]
+assert sorted(w["uid"] for w in d["staticConfig"]["workloads"]) == uids, d["staticConfig"]
+assert d.get("workloadState", {}) == {}, d.get("workloadState")
+print("ok")
+PY
+); then pass "local-run recipe, default shared mode: /config_dump shows examples/localhost.yaml's workloads, service, policy"
+else fail "local-run recipe (shared mode): /config_dump shows the YAML" "$out
+$(tail -n 10 "$T/zt-recipe.log")"; fi
+check "local-run recipe, shared mode: /config_dump decodes as istioctl's structs" \
+  "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" <"$T/recipe-dump.json"
+code=$(nsx_exec c curl -s --max-time 2 -o "$T/recipe-ready.txt" -w '%{http_code}' http://127.0.0.1:15021/healthz/ready)
+body=$(cat "$T/recipe-ready.txt" 2>/dev/null)
+[[ $code == 500 && $body == "not ready, pending: workload proxy manager"* ]] \
+  && pass "local-run recipe, shared mode: readiness 500 pending only the workload proxy manager, as upstream without a node agent" \
+  || fail "local-run recipe, shared mode: readiness as upstream" "http $code body '$body'"
+code=$(nsx_exec c curl -s --max-time 2 -o "$T/recipe-metrics.txt" -w '%{http_code}' http://127.0.0.1:15020/metrics)
+[[ $code == 200 ]] && grep -q '^istio_build{' "$T/recipe-metrics.txt" \
+  && pass "local-run recipe, shared mode: stats on 15020 serve istio_build" \
+  || fail "local-run recipe, shared mode: stats served" "http $code"
+kill -0 "$recipe_pid" 2>/dev/null && grep -aq 'zds: connect to /var/run/ztunnel/ztunnel.sock failed' "$T/zt-recipe.log" \
+  && pass "local-run recipe, shared mode: keeps running and retries the node agent socket" \
+  || fail "local-run recipe, shared mode: keeps running, retrying ZDS" "$(tail -n 10 "$T/zt-recipe.log")"
+nsx_stop "$recipe_pid" 15 || fail "local-run recipe (shared mode) exits 0 on SIGTERM" "$(tail -n 5 "$T/zt-recipe.log")"
+
 # ---- 7d. ProxyConfig as upstream's chart delivers it: the mesh file's defaultConfig ---------------
 # (./etc/istio/config/mesh under the working directory) with PROXY_CONFIG over it, proxy
 # metadata DNS_PROXY_ADDR moving the DNS proxy, PREFERED_SERVICE_NAMESPACE choosing between two
@@ -386,6 +433,50 @@ $(tail -n 20 "$T/zt-b.log")"; fi
   done
   [[ $ok == 1 ]] && pass "CRL reload: an updated CRL without A's serial re-admits A" \
     || fail "CRL reload re-admits A" "$(grep -a CRL "$T/zt-b.log" | tail -n 5)"
+  # A connection that is up when the CRL starts revoking A again is torn down (as upstream):
+  # A holds a half-sent request to B's app; once B's end is established, the CRL revoking A's
+  # leaf comes back and B must close the tunnel, count it and attribute it CERT_REVOKED.
+  crl_count() { zt_metrics b | awk '/^istio_crl_policy_rejections_total\{reporter="destination"\}/ {n += $2} END {print n + 0}'; }
+  before=$(crl_count)
+  nsx_exec a "$ZT_PY" - >"$T/crl-held.out" 2>&1 <<'PY' &
+import socket, time
+s = socket.create_connection(("10.99.0.2", 8080), timeout=5)
+s.sendall(b"GET /?q=ZTE2E-CRL-HELD HTTP/1.1\r\nHost: b\r\n")  # no blank line: the app keeps waiting
+s.settimeout(30)
+t0 = time.monotonic()
+try:
+    data = s.recv(1024)
+    print("closed after %.1fs (%d bytes)" % (time.monotonic() - t0, len(data)))
+except ConnectionResetError:
+    print("closed after %.1fs (reset)" % (time.monotonic() - t0))
+except socket.timeout:
+    print("still open after 30s")
+PY
+  held_pid=$!
+  up=0
+  for _ in $(seq 1 50); do
+    nsx_exec b ss -Htn state established '( sport = :8080 )' | grep -q '10.99.0.1:' && { up=1; break; }
+    sleep 0.1
+  done
+  if [[ $up == 1 ]]; then
+    pass "CRL: A's held connection reaches B's app (established from 10.99.0.1)"
+    crl_tool "$T/crl-next.pem" "$T/leaf-a.pem" && mv "$T/crl-next.pem" "$T/crl.pem"
+    wait "$held_pid"
+    out=$(cat "$T/crl-held.out")
+    [[ $out == closed* ]] && pass "CRL update revoking A tears down A's live connection through B ($out)" \
+      || fail "CRL update tears down A's live connection" "$out $(grep -a CRL "$T/zt-b.log" | tail -n 5)"
+    after=$(crl_count)
+    [[ $after -gt $before ]] && pass "CRL teardown counted: istio_crl_policy_rejections_total{reporter=destination} $before -> $after" \
+      || fail "CRL teardown counted in istio_crl_policy_rejections_total" "$before -> $after"
+    check "CRL teardown attributed: istio_tcp_connections_closed_total{reporter=destination,response_flags=CERT_REVOKED}" \
+      zt_expect_metric b istio_tcp_connections_closed_total reporter=destination response_flags=CERT_REVOKED
+    grep -aq "closing inbound HBONE connection from $ID_A: its certificate is now revoked" "$T/zt-b.log" \
+      && pass "CRL teardown: B's log names the revoked peer" \
+      || fail "CRL teardown: B's log names the revoked peer" "$(tail -n 10 "$T/zt-b.log")"
+  else
+    fail "CRL: A's held connection reaches B's app" "$(cat "$T/crl-held.out") $(nsx_exec b ss -tn)"
+    kill "$held_pid" 2>/dev/null
+  fi
 else
   fail "CRL: A's leaf from /config_dump and a CRL signed by the mesh CA" "$(cat "$T/leaf-a.err" "$T/crl.err" 2>/dev/null)"
 fi

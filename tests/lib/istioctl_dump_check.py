@@ -59,6 +59,12 @@ SERVICE = {
     "loadBalancer": LOAD_BALANCER, "waypoint": GATEWAY, "endpoints": Map(STR, ENDPOINT),
     "subjectAltNames": List(STR), "ipFamilies": STR,
 }
+# Upstream ztunnel's own Service / Endpoint serialisation (src/state/service.rs: camelCase,
+# `cidrVips` skipped when empty, waypoint/loadBalancer/ipFamilies skipped when unset). Its
+# Service has no `visibility` or `weightedWaypoints`, so a dump showing them is not upstream's.
+UPSTREAM_SERVICE_KEYS = {"name", "namespace", "hostname", "vips", "cidrVips", "ports", "endpoints",
+                         "subjectAltNames", "waypoint", "loadBalancer", "ipFamilies", "canonical"}
+UPSTREAM_ENDPOINT_KEYS = {"workloadUid", "port", "status"}
 STRING_MATCH = {"Exact": STR, "Suffix": STR, "Prefix": STR, "Presence": ANY}
 SA_MATCH = {"namespace": STR, "serviceAccount": STR}
 POLICY_MATCH = {
@@ -213,6 +219,21 @@ def check_upstream_sections(d, errors):
         for k in keys:
             if not isinstance(v.get(k), str):
                 errors.append("version.%s missing or not a string" % k)
+    for i, svc in enumerate(d.get("services") or []):
+        extra = sorted(set(svc) - UPSTREAM_SERVICE_KEYS)
+        if extra:
+            errors.append("services[%d] has keys upstream's Service does not serialise: %s" % (i, ", ".join(extra)))
+        for k in ("name", "namespace", "hostname", "vips", "ports", "endpoints", "subjectAltNames", "canonical"):
+            if k not in svc:
+                errors.append("services[%d].%s missing (upstream always serialises it)" % (i, k))
+        if "canonical" in svc and not isinstance(svc["canonical"], bool):
+            errors.append("services[%d].canonical %r is not a bool" % (i, svc["canonical"]))
+        if svc.get("cidrVips") == []:
+            errors.append("services[%d].cidrVips is empty (upstream skips it then)" % i)
+        for uid, ep in (svc.get("endpoints") or {}).items():
+            extra = sorted(set(ep) - UPSTREAM_ENDPOINT_KEYS)
+            if extra or ep.get("status") not in ("Healthy", "Unhealthy"):
+                errors.append("services[%d].endpoints[%s] keys/status not upstream's: %r" % (i, uid, ep))
     sc = d.get("staticConfig")
     if not isinstance(sc, dict) or not all(isinstance(sc.get(k), list) for k in ("workloads", "policies", "services")):
         errors.append("staticConfig: want {workloads, policies, services} lists, got %r" % (sc,))
@@ -298,6 +319,10 @@ def mutations(d):
         out.append(("no connections", noconns))
     if d.get("services"):
         out.append(("ports value a string", lambda x: x["services"][0].__setitem__("ports", {"80": "8080"})))
+        out.append(("service visibility (not upstream's)", lambda x: x["services"][0].__setitem__("visibility", "Public")))
+        out.append(("service weightedWaypoints (not upstream's)",
+                    lambda x: x["services"][0].__setitem__("weightedWaypoints", [])))
+        out.append(("service without canonical", lambda x: x["services"][0].pop("canonical")))
     return out
 
 

@@ -37,6 +37,7 @@ class NodePlane : public Dataplane, public ZdsHandler {
     manager_.drain_all();
   }
   void force_close() override { manager_.force_close_all(); }
+  void close_revoked_peers() override { manager_.close_revoked_peers(); }
   int64_t active_connections() const override { return manager_.active_connections(); }
   void dump(nlohmann::json& out) const override { out["workloadState"] = manager_.dump(); }
 

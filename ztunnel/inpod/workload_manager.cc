@@ -131,6 +131,11 @@ void WorkloadManager::drain_all() {
   for (auto& [uid, pod] : pods_) pod->proxy->drain();
 }
 
+void WorkloadManager::close_revoked_peers() {
+  for (auto& [uid, pod] : pods_) pod->proxy->close_revoked_peers();
+  for (auto& pod : draining_) pod->proxy->close_revoked_peers();
+}
+
 void WorkloadManager::force_close_all() {
   for (auto& [uid, pod] : pods_) pod->proxy->force_close();
   for (auto& pod : draining_) pod->proxy->force_close();

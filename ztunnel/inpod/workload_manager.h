@@ -39,6 +39,8 @@ class WorkloadManager {
   void set_snapshot(SnapshotConstSharedPtr snapshot);
   void drain_all();
   void force_close_all();
+  // Every pod's proxy, draining ones included: close connections of peers a CRL now revokes.
+  void close_revoked_peers();
   int64_t active_connections() const;
   size_t pods() const { return pods_.size(); }
   nlohmann::json dump() const;  // /config_dump "workloadState"

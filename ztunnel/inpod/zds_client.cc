@@ -66,8 +66,10 @@ struct ZdsClient::Impl : std::enable_shared_from_this<ZdsClient::Impl> {
   void on_connect(std::uint64_t gen, const boost::system::error_code& ec) {
     if (stopped || gen != generation) return;
     if (ec) {
-      log->debug("zds: connect to {} failed: {}; retrying in {} ms", opts.socket_path, ec.message(),
-                 backoff.count());
+      // A warning, as upstream's: a ztunnel that never reaches its node agent is why it stays
+      // not ready; the doubling backoff (to max_backoff) keeps the log quiet.
+      log->warn("zds: connect to {} failed: {}; retrying in {} ms", opts.socket_path, ec.message(),
+                backoff.count());
       boost::system::error_code ignored;
       sock.close(ignored);
       schedule_reconnect();

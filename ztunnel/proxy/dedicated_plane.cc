@@ -43,6 +43,7 @@ class DedicatedPlane : public Dataplane {
   void set_snapshot(SnapshotConstSharedPtr s) override { proxy_.set_snapshot(std::move(s)); }
   void drain() override { proxy_.drain(); }
   void force_close() override { proxy_.force_close(); }
+  void close_revoked_peers() override { proxy_.close_revoked_peers(); }
   int64_t active_connections() const override { return proxy_.active_connections(); }
   void dump(nlohmann::json&) const override {}
 

@@ -18,6 +18,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/admin/http_admin.h"
+#include "common/identity/crl.h"
+#include "common/identity/tls.h"
 #include "hbone/headers.h"
 #include "hbone/server.h"
 #include "hbone/socket_options.h"
@@ -243,6 +245,33 @@ void Proxy::Worker::force_close() {
   // Pooled HBONE connections and their streams hold each other until closed; the relays just
   // ended above would close them soon, but the workers may stop first.
   pool->close_all("termination deadline");
+}
+
+void Proxy::Worker::close_revoked_peers() {
+  // Inbound: the client's chain. Tunnels riding a doomed connection are attributed first, so
+  // their access log and metrics say CERT_REVOKED rather than a relay error.
+  for (auto& w : inbound) {
+    auto c = w.lock();
+    if (!c || !c->is_open() || !common::tls::peer_chain_revoked(c->tls().native_handle())) continue;
+    for (auto& a : authorized) {
+      auto s = a.stream.lock();
+      if (s && &s->connection() == c.get() && a.late_rejection) {
+        *a.late_rejection = ProxyError{ProxyErrorKind::CertRevoked, "peer certificate revoked (CRL_PATH)"};
+      }
+    }
+    const auto who = common::tls::peer_identity(c->tls().native_handle());
+    spdlog::warn("closing inbound HBONE connection from {}: its certificate is now revoked (CRL_PATH)",
+                 who ? who->uri() : std::string("an unknown peer"));
+    common::tls::detail::report_crl_rejection(true);
+    c->close("peer certificate revoked (CRL_PATH)");
+  }
+  // Outbound: the servers this worker's pool is connected to.
+  const size_t closed =
+      pool->close_if([](hbone::Connection& c) { return common::tls::peer_chain_revoked(c.tls().native_handle()); },
+                     "peer certificate revoked (CRL_PATH)");
+  for (size_t i = 0; i < closed; ++i) common::tls::detail::report_crl_rejection(false);
+  if (closed > 0)
+    spdlog::warn("closed {} outbound HBONE connection(s): server certificate now revoked (CRL_PATH)", closed);
 }
 
 Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Registry& registry,
@@ -476,6 +505,10 @@ void Proxy::drain() {
   shared_->draining.store(true);
   if (dns_) dns_->stop();
   for (auto& w : workers_) asio::post(w->io, [w] { w->drain(); });
+}
+
+void Proxy::close_revoked_peers() {
+  for (auto& w : workers_) asio::post(w->io, [w] { w->close_revoked_peers(); });
 }
 
 void Proxy::force_close() {

@@ -95,6 +95,10 @@ class Proxy {
   void drain();
   // Close everything still open (the termination deadline passed).
   void force_close();
+  // After a CRL update: close the live HBONE connections (inbound and pooled outbound) whose
+  // peer certificate chain the new CRLs revoke, counting each in
+  // istio_crl_policy_rejections_total; their tunnels end with CERT_REVOKED.
+  void close_revoked_peers();
   int64_t active_connections() const;
   // Control thread (admin): the connections being relayed now, collected from each worker by
   // a posted task. Waits at most `budget` in total; a worker that does not answer in time is

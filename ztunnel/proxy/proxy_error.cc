@@ -29,7 +29,7 @@ std::string_view to_string(ResponseFlag f) {
 namespace {
 using F = ResponseFlag;
 // Indexed by ProxyErrorKind; the static_assert below keeps the two in step.
-constexpr std::array<ProxyErrorTraits, 17> kTraits = {{
+constexpr std::array<ProxyErrorTraits, 18> kTraits = {{
     {"SelfCall", F::None, 0, true},
     {"UnknownSource", F::None, 0, true},
     {"NoHealthyUpstream", F::None, 0, true},
@@ -50,6 +50,8 @@ constexpr std::array<ProxyErrorTraits, 17> kTraits = {{
     {"AppConnect", F::Connect, 503, false},
     // Relay errors end a connection whose series was opened as "-"; the flag stays.
     {"LateRejection", F::None, 0, false},
+    // Upstream attributes a CRL teardown to the peer's revoked certificate (CERT_REVOKED).
+    {"CertRevoked", F::CertRevoked, 0, false},
     {"Relay", F::None, 0, false},
 }};
 static_assert(kTraits.size() == static_cast<size_t>(ProxyErrorKind::Relay) + 1);

@@ -53,6 +53,7 @@ enum class ProxyErrorKind : uint8_t {
   AppConnect,    // the local app did not accept the connection
   // While relaying.
   LateRejection,  // a policy change denied the live connection and closed it
+  CertRevoked,    // a CRL update revoked the peer's certificate and closed the live connection
   Relay,          // the copy ended with an I/O error
 };
 

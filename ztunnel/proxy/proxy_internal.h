@@ -134,6 +134,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   void report_bytes();
   boost::asio::awaitable<void> report_bytes_loop();
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
+  void close_revoked_peers();
 
   Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
 

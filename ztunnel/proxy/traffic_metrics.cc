@@ -10,7 +10,17 @@ const std::vector<std::string>& label_names() {
       "destination_service", "destination_service_namespace", "destination_service_name",
       "destination_workload", "destination_canonical_service", "destination_canonical_revision",
       "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
-      "destination_cluster", "request_protocol", "response_flags", "connection_security_policy"};
+      "destination_cluster", "request_protocol", "response_flags", "connection_security_policy",
+      // Upstream's LocalityLabels, flattened after the common set (from the workloads' locality).
+      "source_region", "source_zone", "destination_region", "destination_zone"};
+  return names;
+}
+
+// istio_on_demand_dns_total: the source block of the TCP labels plus the resolved hostname.
+const std::vector<std::string>& on_demand_dns_label_names() {
+  static const std::vector<std::string> names = {
+      "source_workload", "source_canonical_service", "source_canonical_revision", "source_workload_namespace",
+      "source_principal", "source_app", "source_version", "source_cluster", "hostname"};
   return names;
 }
 
@@ -53,6 +63,14 @@ std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFl
   v.push_back("tcp");
   v.emplace_back(to_string(flag));
   v.push_back(p.mtls ? "mutual_tls" : "unknown");
+  // Upstream omits the four locality labels only when neither workload is known; a family here
+  // has one label set, so they are always present, "unknown" when the workload or its locality is.
+  auto locality = [&v](const Workload* w) {
+    v.push_back(w != nullptr ? or_unknown(w->locality.region) : "unknown");
+    v.push_back(w != nullptr ? or_unknown(w->locality.zone) : "unknown");
+  };
+  locality(p.src);
+  locality(p.dst);
   return v;
 }
 
@@ -68,7 +86,18 @@ TrafficMetrics::TrafficMetrics(common::metrics::Registry& r)
                           label_names())),
       failed_(r.counter("istio_tcp_connections_failed_total", "The total number of TCP connections that failed",
                         label_names())),
-      sockets_(r.gauge("istio_tcp_sockets_open", "The number of TCP sockets open", {"reporter"})) {}
+      sockets_(r.gauge("istio_tcp_sockets_open", "The number of TCP sockets open", {"reporter"})),
+      on_demand_dns_(r.counter("istio_on_demand_dns_total",
+                               "The total number of requests that used on-demand DNS (unstable)",
+                               on_demand_dns_label_names())) {}
+
+void TrafficMetrics::on_demand_dns(const Workload* src, const std::string& hostname) {
+  std::vector<std::string> labels;
+  labels.reserve(on_demand_dns_label_names().size());
+  workload_labels(labels, src, std::nullopt);
+  labels.push_back(or_unknown(hostname));
+  on_demand_dns_.get(labels)->inc();
+}
 
 TrafficMetrics::Series TrafficMetrics::open(const ConnectionParties& p, ResponseFlag flag) {
   auto labels = istio_tcp_labels(p, flag);

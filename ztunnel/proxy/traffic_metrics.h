@@ -1,6 +1,7 @@
 // Istio TCP telemetry for proxied connections: istio_tcp_connections_opened_total,
 // _closed_total, _failed_total, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total
-// (full Istio label set), istio_tcp_sockets_open, and the access-log record. Byte direction follows Istio:
+// (full Istio label set, with upstream's source/destination region and zone), istio_tcp_sockets_open,
+// istio_on_demand_dns_total, and the access-log record. Byte direction follows Istio:
 // "received" = request direction (client -> server), "sent" = response direction, for both
 // reporters. Missing label values are "unknown".
 // Threading: families are created on the control thread at start; series lookups from
@@ -51,6 +52,11 @@ class TrafficMetrics {
   void close(const ConnectionParties& p, ResponseFlag flag, uint64_t received_bytes, uint64_t sent_bytes,
              bool failed);
   void sockets_open(const std::string& reporter, int delta);
+  // istio_on_demand_dns_total{source_*, hostname}: upstream counts a connection whose destination
+  // workload is known only by hostname and is resolved by DNS on demand. Our outbound path has no
+  // such resolution yet (hostname-only workloads are not routable), so nothing calls this on the
+  // data path; the family is registered so dashboards and the metric table find it.
+  void on_demand_dns(const Workload* src, const std::string& hostname);
 
  private:
   common::metrics::CounterFamily& opened_;
@@ -59,6 +65,7 @@ class TrafficMetrics {
   common::metrics::CounterFamily& received_;
   common::metrics::CounterFamily& failed_;
   common::metrics::GaugeFamily& sockets_;
+  common::metrics::CounterFamily& on_demand_dns_;
 };
 
 std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFlag flag);

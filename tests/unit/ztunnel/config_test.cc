@@ -41,7 +41,7 @@ std::string load_error(std::map<std::string, std::string> vars) {
 
 }  // namespace
 
-TEST_CASE("defaults match upstream (plus our packet mark rule)", "[config]") {
+TEST_CASE("defaults match upstream", "[config]") {
   Config c = must_load({});
   CHECK(c.proxy_mode == ProxyMode::Shared);
   CHECK_FALSE(c.workload_info);
@@ -145,9 +145,15 @@ TEST_CASE("explicit values are read", "[config]") {
   CHECK(c.stats_addr == "127.0.0.1:0");
 }
 
-TEST_CASE("dedicated mode keeps packet mark 1337 by default", "[config]") {
-  Config c = must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}});
-  CHECK(c.packet_mark == 1337);
+TEST_CASE("packet mark default per mode as upstream: 1337 shared, none dedicated; PACKET_MARK wins", "[config]") {
+  CHECK(must_load({{"PROXY_MODE", "shared"}}).packet_mark == 1337);
+  Config d = must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}});
+  CHECK(d.packet_mark == 0);
+  CHECK(d.to_json()["packetMark"].is_null());  // upstream's None
+  CHECK(
+      must_load({{"PROXY_MODE", "dedicated"}, {"PROXY_WORKLOAD_INFO", "a/b/c"}, {"PACKET_MARK", "1337"}}).packet_mark ==
+      1337);
+  CHECK(must_load({{"PROXY_MODE", "shared"}, {"PACKET_MARK", "0"}}).packet_mark == 0);
 }
 
 TEST_CASE("xDS and CA address rules", "[config]") {
@@ -246,7 +252,7 @@ TEST_CASE("to_json gives the config_dump section without inline secrets", "[conf
   CHECK(j["xdsRootCert"]["Static"] == "<inline PEM>");
   CHECK(j["selfTerminationDeadline"] == nlohmann::json{{"secs", 5}, {"nanos", 0}});
   CHECK(j["secretTtl"]["secs"] == 86400);
-  CHECK(j["packetMark"] == 1337);
+  CHECK(j["packetMark"].is_null());  // dedicated mode: no mark by default, as upstream
   CHECK(j["numWorkerThreads"] == 2);
   CHECK(j["adminAddr"] == "localhost:15000");
   CHECK(j["socketConfig"]["keepaliveRetries"] == 9);

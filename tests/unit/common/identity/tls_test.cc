@@ -94,7 +94,8 @@ std::string alpn_of(SSL* ssl) {
 
 Outcome handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
                   const std::vector<Identity>* expected,
-                  const std::function<void(SSL*)>& tweak_client = {}) {
+                  const std::function<void(SSL*)>& tweak_client = {},
+                  const std::function<void(SSL* client, SSL* server)>& after = {}) {
   SslPtr c(SSL_new(client_ctx), SSL_free);
   SslPtr s(SSL_new(server_ctx), SSL_free);
   REQUIRE(c);
@@ -128,6 +129,7 @@ Outcome handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
   o.server_alpn = alpn_of(s.get());
   o.version = SSL_get_version(c.get());
   o.cipher = SSL_get_cipher_name(c.get());
+  if (after) after(c.get(), s.get());
   return o;
 }
 
@@ -594,6 +596,45 @@ TEST_CASE("CRL_PATH: a revoked peer is refused on either side and counted; other
   tls::install_crls(nullptr);
   o = handshake(ctx(alice, false).get(), ctx(bob, true).get(), &want_bob);
   CHECK(o.server_ok);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("CRL reload: peer_chain_revoked re-checks a connection that is already up", "[tls][crl]") {
+  CrlGuard guard;
+  char tmpl[] = "/tmp/crl-live.XXXXXX";
+  const fs::path dir = ::mkdtemp(tmpl);
+  auto ca = LocalCa::create(dir / "ca", "cluster.local");
+  REQUIRE(ca);
+  LocalCaProvider provider(ca.value(), 1h);
+  auto alice = provider.issue(kAlice).value();
+  auto bob = provider.issue(kBob).value();
+  auto client_ctx = tls::make_client_ctx(alice);
+  auto server_ctx = tls::make_server_ctx(bob);
+  REQUIRE(client_ctx);
+  REQUIRE(server_ctx);
+  auto revoking_alice = tls::CrlSet::parse_pem(make_crl(dir / "ca", alice.cert_chain_pem));
+  auto revoking_bob = tls::CrlSet::parse_pem(make_crl(dir / "ca", bob.cert_chain_pem));
+  REQUIRE(revoking_alice);
+  REQUIRE(revoking_bob);
+  const std::vector<Identity> want_bob{kBob};
+  bool checked = false;
+  // The handshake runs with no CRLs; the updates arrive while the connection is up.
+  auto o = handshake(client_ctx.value().get(), server_ctx.value().get(), &want_bob, {}, [&](SSL* c, SSL* s) {
+    CHECK_FALSE(tls::peer_chain_revoked(s));  // no CRLs installed
+    tls::install_crls(revoking_alice.value());
+    CHECK(tls::peer_chain_revoked(s));        // the server's peer (alice) is now revoked
+    CHECK_FALSE(tls::peer_chain_revoked(c));  // the client's peer (bob) is not
+    tls::install_crls(revoking_bob.value());
+    CHECK_FALSE(tls::peer_chain_revoked(s));
+    CHECK(tls::peer_chain_revoked(c));
+    tls::install_crls(nullptr);
+    CHECK_FALSE(tls::peer_chain_revoked(c));
+    checked = true;
+  });
+  CHECK(o.client_ok);
+  CHECK(o.server_ok);
+  CHECK(checked);
+  CHECK_FALSE(tls::peer_chain_revoked(nullptr));
   fs::remove_all(dir);
 }
 

@@ -40,6 +40,22 @@ const std::set<std::string> kIstioTcpLabels = {
     "request_protocol",
     "response_flags",
     "connection_security_policy",
+    "source_region",
+    "source_zone",
+    "destination_region",
+    "destination_zone",
+};
+
+const std::set<std::string> kOnDemandDnsLabels = {
+    "source_workload",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_cluster",
+    "hostname",
 };
 
 struct Family {
@@ -47,7 +63,8 @@ struct Family {
   std::set<std::string> labels;
 };
 
-// Upstream's table. (source/destination region and zone are optional upstream and not ours.)
+// Upstream's table. The locality labels are optional upstream (absent only when neither
+// workload is known); ours always carry them.
 const std::map<std::string, Family> kUpstream = {
     {"istio_tcp_connections_opened_total", {"counter", kIstioTcpLabels}},
     {"istio_tcp_connections_closed_total", {"counter", kIstioTcpLabels}},
@@ -55,6 +72,7 @@ const std::map<std::string, Family> kUpstream = {
     {"istio_tcp_received_bytes_total", {"counter", kIstioTcpLabels}},
     {"istio_tcp_sent_bytes_total", {"counter", kIstioTcpLabels}},
     {"istio_tcp_sockets_open", {"gauge", {"reporter"}}},
+    {"istio_on_demand_dns_total", {"counter", kOnDemandDnsLabels}},
 };
 
 // Parses Prometheus text: family -> (TYPE, label names of its samples).
@@ -97,6 +115,7 @@ TEST_CASE("TCP metric names, types and label sets match upstream's table", "[tra
     ConnectionResult denied(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
     denied.record(ProxyError{ProxyErrorKind::PolicyDenied, "no"});
   }
+  metrics.on_demand_dns(nullptr, "api.example.com");
   auto got = parse_exposition(reg.render());
   for (const auto& [name, want] : kUpstream) {
     INFO(name);
@@ -104,4 +123,72 @@ TEST_CASE("TCP metric names, types and label sets match upstream's table", "[tra
     CHECK(got[name].type == want.type);
     CHECK(got[name].labels == want.labels);
   }
+}
+
+TEST_CASE("region and zone labels come from each workload's locality; unknown when missing", "[traffic_metrics]") {
+  common::metrics::Registry reg;
+  TrafficMetrics metrics(reg);
+  Workload src;
+  src.uid = "src";
+  src.name = "client";
+  src.ns = "default";
+  src.locality = {"us-east1", "us-east1-b", "rack1"};
+  Workload dst;
+  dst.uid = "dst";
+  dst.name = "server";
+  dst.ns = "default";
+  dst.locality = {"eu-west4", "", ""};  // a region without a zone
+  ConnectionParties p;
+  p.reporter = "source";
+  p.src = &src;
+  p.dst = &dst;
+  {
+    ConnectionResult c(metrics, p, "outbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    c.established();
+    c.record(std::nullopt, 1, 2);
+  }
+  const std::string text = reg.render();
+  std::istringstream in(text);
+  std::string opened;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("istio_tcp_connections_opened_total{", 0) == 0) opened = line;
+  }
+  INFO(text);
+  REQUIRE(!opened.empty());
+  CHECK_THAT(opened, Catch::Contains("source_region=\"us-east1\""));
+  CHECK_THAT(opened, Catch::Contains("source_zone=\"us-east1-b\""));
+  CHECK_THAT(opened, Catch::Contains("destination_region=\"eu-west4\""));
+  CHECK_THAT(opened, Catch::Contains("destination_zone=\"unknown\""));
+  CHECK_THAT(opened, !Catch::Contains("rack1"));  // subzone is not a label upstream
+
+  // No workload known on either side: every locality label is "unknown".
+  ConnectionParties none;
+  none.reporter = "destination";
+  auto labels = istio_tcp_labels(none, ResponseFlag::None);
+  REQUIRE(labels.size() == kIstioTcpLabels.size());
+  for (size_t i = labels.size() - 4; i < labels.size(); ++i) CHECK(labels[i] == "unknown");
+}
+
+TEST_CASE("istio_on_demand_dns_total: the source workload's labels and the hostname", "[traffic_metrics]") {
+  common::metrics::Registry reg;
+  TrafficMetrics metrics(reg);
+  Workload src;
+  src.uid = "src";
+  src.name = "client-7d9f";
+  src.workload_name = "client";
+  src.ns = "apps";
+  src.service_account = "client-sa";
+  src.trust_domain = "cluster.local";
+  src.canonical_name = "client";
+  src.canonical_revision = "v2";
+  src.cluster_id = "Kubernetes";
+  metrics.on_demand_dns(&src, "api.example.com");
+  metrics.on_demand_dns(&src, "api.example.com");
+  const std::string text = reg.render();
+  INFO(text);
+  CHECK_THAT(text,
+             Catch::Contains("istio_on_demand_dns_total{source_workload=\"client\",source_canonical_service=\"client\","
+                             "source_canonical_revision=\"v2\",source_workload_namespace=\"apps\","
+                             "source_principal=\"spiffe://cluster.local/ns/apps/sa/client-sa\",source_app=\"client\","
+                             "source_version=\"v2\",source_cluster=\"Kubernetes\",hostname=\"api.example.com\"} 2"));
 }
