@@ -1,6 +1,6 @@
 #include "waypoint/config.h"
 
-#include "common/admin/http_admin.h"
+#include "common/admin/env_settings.h"
 #include "common/runtime.h"
 
 namespace waypoint {
@@ -98,32 +98,18 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   c.max_body_bytes = static_cast<uint32_t>(u);
 
   {
-    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
-    auto fr = common::log::parse_format(f);
-    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
-    c.log_format = *fr;
-    c.log_level = env::get_string(e, "RUST_LOG", "info");
-    if (c.log_level.empty()) c.log_level = "info";
-    if (auto st = common::log::validate_filter(c.log_level); !st) {
-      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
-    }
+    common::LogSettings log;
+    WP_TRY(log, common::log_settings_from_env(e));
+    c.log_format = log.format;
+    c.log_level = std::move(log.level);
   }
   if (!c.ipv6_enabled) {
     c.admin_addr = "127.0.0.1:15000";
     c.stats_addr = "0.0.0.0:15020";
     c.readiness_addr = "0.0.0.0:15021";
   }
-  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
-  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
-  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
-  for (auto [var, val] : {std::pair<const char*, const std::string*>{"ADMIN_ADDR", &c.admin_addr},
-                          {"STATS_ADDR", &c.stats_addr},
-                          {"READINESS_ADDR", &c.readiness_addr}}) {
-    auto hp = common::http::split_host_port(*val);
-    if (!hp) return make_error(env::invalid_var(var, *val, hp.error()));
-    if (std::string_view(var) == "ADMIN_ADDR" && !common::http::is_loopback_host(hp->first)) {
-      return make_error(env::invalid_var(var, *val, "the admin API must listen on a loopback address"));
-    }
+  if (auto st = common::admin_addresses_from_env(e, c.admin_addr, c.stats_addr, c.readiness_addr); !st) {
+    return make_error(st.error());
   }
 #undef WP_TRY
   return c;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/admin/env_settings.h"
 #include "common/admin/http_admin.h"
 #include "common/runtime.h"
 #include "hbone/overload.h"
@@ -48,12 +49,6 @@ Result<WorkloadInfo> parse_workload_info(std::string_view v) {
         env::invalid_var("PROXY_WORKLOAD_INFO", v, "namespace, name and service account must be non-empty"));
   }
   return w;
-}
-
-Result<bool> address_ok(std::string_view var, std::string_view v) {
-  auto hp = common::http::split_host_port(v);
-  if (!hp) return make_error(env::invalid_var(var, v, hp.error()));
-  return common::http::is_loopback_host(hp->first);
 }
 
 }  // namespace
@@ -285,15 +280,10 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
 
   // -- logging
   {
-    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
-    auto fr = common::log::parse_format(f);
-    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
-    c.log_format = *fr;
-    c.log_level = env::get_string(e, "RUST_LOG", "info");
-    if (c.log_level.empty()) c.log_level = "info";
-    if (auto st = common::log::validate_filter(c.log_level); !st) {
-      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
-    }
+    common::LogSettings log;
+    ZT_TRY(log, common::log_settings_from_env(e));
+    c.log_format = log.format;
+    c.log_level = std::move(log.level);
   }
 
   // -- operational listeners
@@ -310,21 +300,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
   if (pc.stats_port) {
     c.stats_addr = std::string(c.ipv6_enabled ? "[::]:" : "0.0.0.0:") + std::to_string(*pc.stats_port);
   }
-  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
-  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
-  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
-  {
-    bool loopback = false;
-    ZT_TRY(loopback, address_ok("ADMIN_ADDR", c.admin_addr));
-    if (!loopback) {
-      return make_error(
-          env::invalid_var("ADMIN_ADDR", c.admin_addr, "the admin API must listen on a loopback address"));
-    }
-    // Any host is fine for these; only the syntax is checked.
-    for (auto [var, val] : {std::pair<const char*, const std::string*>{"STATS_ADDR", &c.stats_addr},
-                            {"READINESS_ADDR", &c.readiness_addr}}) {
-      if (auto r = address_ok(var, *val); !r) return make_error(r.error());
-    }
+  if (auto st = common::admin_addresses_from_env(e, c.admin_addr, c.stats_addr, c.readiness_addr); !st) {
+    return make_error(st.error());
   }
 #undef ZT_TRY
   return c;
