@@ -392,14 +392,19 @@ class RuleCompiler {
   bool bad_ = false;
 };
 
-}  // namespace
+class WaypointAuthz final : public WaypointVhostPolicy {
+ public:
+  void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
+              const ServiceObject& svc) const override;
 
-struct WaypointAuthz::Impl {
   std::vector<Compiled> policies;
 };
 
-WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, Diagnostics& diags)
-    : impl_(std::make_unique<Impl>()) {
+}  // namespace
+
+std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authz(const ResourceSet& in, const CompileOptions& opt,
+                                                            Diagnostics& diags) {
+  auto out = std::make_unique<WaypointAuthz>();
   for (const auto& pol : in.policies) {
     if (pol.target_refs.empty()) continue;  // ztunnel's (authz_policy.h)
     auto diag = [&](Severity s, const std::string& field, std::string msg) {
@@ -428,16 +433,15 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
       c.rules.emplace_back("ns[" + pol.meta.ns + "]-policy[" + pol.meta.name + "]-rule[" + std::to_string(i) + "]",
                            std::move(*p));
     }
-    impl_->policies.push_back(std::move(c));
+    out->policies.push_back(std::move(c));
   }
+  return out;
 }
-
-WaypointAuthz::~WaypointAuthz() = default;
 
 void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
                            const std::string& gateway_name, const ServiceObject& svc) const {
   std::optional<rbac::RBAC> deny, allow, audit;
-  for (const auto& c : impl_->policies) {
+  for (const auto& c : policies) {
     const bool applies = targets_apply(c.targets, gateway_ns, gateway_name, svc);
     if (!applies) continue;
     auto& slot = c.action == Action::Deny ? deny : c.action == Action::Allow ? allow : audit;

@@ -31,34 +31,16 @@
 #pragma once
 
 #include <memory>
-#include <string>
 
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-
-namespace envoy::config::route::v3 {
-class VirtualHost;
-}
+#include "controlplane/waypoint_vhost_policy.h"
 
 namespace controlplane {
 
-class WaypointAuthz {
- public:
-  // Compiles every targetRefs policy of `in` once; findings go to `diags`.
-  WaypointAuthz(const ResourceSet& in, const CompileOptions& options, Diagnostics& diags);
-  ~WaypointAuthz();
-  WaypointAuthz(const WaypointAuthz&) = delete;
-  WaypointAuthz& operator=(const WaypointAuthz&) = delete;
-
-  // Adds the RBAC filter configs for `svc` served by waypoint `gateway_ns/gateway_name` to `vh`
-  // (nothing when no policy applies).
-  void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
-              const ServiceObject& svc) const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
+// Compiles every targetRefs AuthorizationPolicy of `in` once; findings go to `diags`.
+std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authz(const ResourceSet& in, const CompileOptions& options,
+                                                            Diagnostics& diags);
 
 }  // namespace controlplane
