@@ -1,6 +1,7 @@
 #include "waypoint/config.h"
 
 #include "common/admin/env_settings.h"
+#include "common/control_plane_env.h"
 #include "common/runtime.h"
 
 namespace waypoint {
@@ -8,17 +9,6 @@ namespace waypoint {
 using common::make_error;
 using common::Result;
 namespace env = common::env;
-
-namespace {
-
-// Upstream rule: "" disables, a scheme-less address gets https://.
-std::optional<std::string> normalize_uri(std::string v) {
-  if (v.empty()) return std::nullopt;
-  if (v.find("://") == std::string::npos) v = "https://" + v;
-  return v;
-}
-
-}  // namespace
 
 std::string Config::node_id() const {
   return "waypoint~" + instance_ip + "~" + pod_name + "." + pod_namespace + "~" + pod_namespace + ".svc." +
@@ -57,21 +47,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
 
   const std::string default_istiod =
       e("KUBERNETES_SERVICE_HOST") ? "https://istiod.istio-system.svc:15012" : "https://localhost:15012";
-  c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
-  if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
-  if (c.local_ca_dir && !e("CA_ADDRESS")) {
-    c.ca_address = std::nullopt;
-  } else {
-    c.ca_address = normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
-  }
-  c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
-  c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
-  c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
-  if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
-  if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
-  WP_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
-  if (c.secret_ttl.count() <= 0)
-    return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
+  c.xds_address = env::control_plane_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  if (auto st = env::read_control_plane(e, default_istiod, false, c); !st) return make_error(st.error());
 
   {
     auto v = e("WAYPOINT_WORKER_THREADS");
