@@ -84,8 +84,8 @@ format:
 
 tidy:
 	cmake --preset default >/dev/null
-	run-clang-tidy -p build -header-filter='^$(CURDIR)/(common|hbone|ztunnel|waypoint|controlplane|cni)/' \
-	  common hbone ztunnel waypoint controlplane cni
+	run-clang-tidy -p build -header-filter='^$(CURDIR)/(common|hbone|ztunnel|waypoint|tools|controlplane|cni)/' \
+	  common hbone ztunnel waypoint tools controlplane cni
 
 clean:
 	rm -rf build build-asan

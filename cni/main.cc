@@ -196,27 +196,9 @@ int serve(const Args& a) {
 
 // CNI plugin mode: one invocation by the container runtime.
 int plugin_main() {
-  std::map<std::string, std::string> env;
-  for (const char* k : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"}) {
-    if (const char* v = std::getenv(k)) env[k] = v;
-  }
-  std::string input;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(0, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    input.append(buf, static_cast<std::size_t>(n));
-    if (input.size() > (1u << 20)) break;  // a network config is a few KiB
-  }
-  auto call = [](const std::string& ctl, const nlohmann::json& req, int fd) {
+  return cni::run_plugin_invocation([](const std::string& ctl, const nlohmann::json& req, int fd) {
     return cni::ctl_call(ctl, req, fd, std::chrono::seconds(25));
-  };
-  const cni::PluginOutcome r = cni::run_plugin(env, input, call);
-  if (!r.log.empty()) std::fprintf(stderr, "%s\n", r.log.c_str());
-  if (!r.out.empty()) std::fprintf(stdout, "%s\n", r.out.c_str());
-  std::fflush(stdout);
-  return r.exit_code;
+  });
 }
 
 // Prints the agent's reply; returns the exit code.

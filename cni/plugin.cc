@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace cni {
@@ -201,6 +203,27 @@ PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const st
                     (r->value("captured", false) ? " (captured)" : " (not captured)");
   if (cmd == "ADD") return pass_through(*cfg, std::move(log));
   return PluginOutcome{0, {}, std::move(log)};
+}
+
+int run_plugin_invocation(const AgentCall& agent) {
+  std::map<std::string, std::string> env;
+  for (const char* k : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"}) {
+    if (const char* v = std::getenv(k)) env[k] = v;
+  }
+  std::string input;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(0, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    input.append(buf, static_cast<std::size_t>(n));
+    if (input.size() > (1u << 20)) break;  // a network config is a few KiB
+  }
+  const PluginOutcome r = run_plugin(env, input, agent);
+  if (!r.log.empty()) std::fprintf(stderr, "%s\n", r.log.c_str());
+  if (!r.out.empty()) std::fprintf(stdout, "%s\n", r.out.c_str());
+  std::fflush(stdout);
+  return r.exit_code;
 }
 
 }  // namespace cni

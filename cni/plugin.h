@@ -74,4 +74,10 @@ using AgentCall =
 PluginOutcome run_plugin(const std::map<std::string, std::string>& env, const std::string& input,
                          const AgentCall& agent);
 
+// One invocation as a container runtime makes it: the CNI_* variables from the process
+// environment, the network configuration on stdin (read up to 1 MiB), the result printed on
+// stdout and diagnostics on stderr. Returns the exit code. Shared by `ambient-cni` (with
+// CNI_COMMAND set) and the static `ambient-cni-plugin`, which differ only in `agent`.
+int run_plugin_invocation(const AgentCall& agent);
+
 }  // namespace cni

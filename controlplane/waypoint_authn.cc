@@ -28,14 +28,19 @@ std::string check_jwks(const std::string& text) {
   return "";
 }
 
-}  // namespace
+class WaypointAuthn final : public WaypointVhostPolicy {
+ public:
+  void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
+              const ServiceObject& svc) const override;
 
-struct WaypointAuthn::Impl {
   std::vector<Compiled> objects;
 };
 
-WaypointAuthn::WaypointAuthn(const ResourceSet& in, const CompileOptions& opt, Diagnostics& diags)
-    : impl_(std::make_unique<Impl>()) {
+}  // namespace
+
+std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authn(const ResourceSet& in, const CompileOptions& opt,
+                                                            Diagnostics& diags) {
+  auto out = std::make_unique<WaypointAuthn>();
   for (const auto& ra : in.request_authns) {
     auto diag = [&](Severity s, const std::string& field, std::string msg) {
       diags.push_back({s, ra.src.file, ra.src.object, field, std::move(msg)});
@@ -89,16 +94,15 @@ WaypointAuthn::WaypointAuthn(const ResourceSet& in, const CompileOptions& opt, D
       p.set_forward(r.forward_original_token);
       c.providers.emplace_back(ra.meta.ns + "/" + ra.meta.name + "/" + std::to_string(i), std::move(p));
     }
-    if (!c.targets.empty() && !c.providers.empty()) impl_->objects.push_back(std::move(c));
+    if (!c.targets.empty() && !c.providers.empty()) out->objects.push_back(std::move(c));
   }
+  return out;
 }
-
-WaypointAuthn::~WaypointAuthn() = default;
 
 void WaypointAuthn::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
                            const std::string& gateway_name, const ServiceObject& svc) const {
   jwt::JwtAuthentication cfg;
-  for (const auto& c : impl_->objects) {
+  for (const auto& c : objects) {
     const bool applies = targets_apply(c.targets, gateway_ns, gateway_name, svc);
     if (!applies) continue;
     for (const auto& [name, p] : c.providers) (*cfg.mutable_providers())[name] = p;

@@ -16,31 +16,16 @@
 #pragma once
 
 #include <memory>
-#include <string>
 
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
-
-namespace envoy::config::route::v3 {
-class VirtualHost;
-}
+#include "controlplane/waypoint_vhost_policy.h"
 
 namespace controlplane {
 
-class WaypointAuthn {
- public:
-  WaypointAuthn(const ResourceSet& in, const CompileOptions& options, Diagnostics& diags);
-  ~WaypointAuthn();
-  WaypointAuthn(const WaypointAuthn&) = delete;
-  WaypointAuthn& operator=(const WaypointAuthn&) = delete;
-
-  void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
-              const ServiceObject& svc) const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
+// Compiles every targetRefs RequestAuthentication of `in` once; findings go to `diags`.
+std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authn(const ResourceSet& in, const CompileOptions& options,
+                                                            Diagnostics& diags);
 
 }  // namespace controlplane

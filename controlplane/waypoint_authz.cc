@@ -457,6 +457,11 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
 
 WaypointAuthz::~WaypointAuthz() = default;
 
+std::unique_ptr<WaypointAuthz> compile_waypoint_authz(const ResourceSet& in, const CompileOptions& opt,
+                                                      Diagnostics& diags) {
+  return std::make_unique<WaypointAuthz>(in, opt, diags);
+}
+
 namespace {
 
 // The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint.

@@ -45,6 +45,7 @@
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
 #include "controlplane/k8s_resources.h"
+#include "controlplane/waypoint_vhost_policy.h"
 
 namespace envoy::config::route::v3 {
 class VirtualHost;
@@ -59,18 +60,18 @@ inline constexpr std::string_view kTcpRbacDenyKey = "envoy.filters.network.rbac.
 inline constexpr std::string_view kTcpRbacAllowKey = "envoy.filters.network.rbac.allow";
 inline constexpr std::string_view kTcpRbacAuditKey = "envoy.filters.network.rbac.audit";
 
-class WaypointAuthz {
+class WaypointAuthz final : public WaypointVhostPolicy {
  public:
   // Compiles every targetRefs policy of `in` once; findings go to `diags`.
   WaypointAuthz(const ResourceSet& in, const CompileOptions& options, Diagnostics& diags);
-  ~WaypointAuthz();
+  ~WaypointAuthz() override;
   WaypointAuthz(const WaypointAuthz&) = delete;
   WaypointAuthz& operator=(const WaypointAuthz&) = delete;
 
   // Adds the RBAC filter configs for `svc` served by waypoint `gateway_ns/gateway_name` to `vh`
   // (nothing when no policy applies).
   void attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns, const std::string& gateway_name,
-              const ServiceObject& svc) const;
+              const ServiceObject& svc) const override;
   // The same for a TCP port's cluster (see "TCP" above).
   void attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
                   const std::string& gateway_name, const ServiceObject& svc) const;
@@ -79,5 +80,9 @@ class WaypointAuthz {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The factory shape of waypoint_vhost_policy.h (the TCP side needs the concrete type).
+std::unique_ptr<WaypointAuthz> compile_waypoint_authz(const ResourceSet& in, const CompileOptions& options,
+                                                      Diagnostics& diags);
 
 }  // namespace controlplane

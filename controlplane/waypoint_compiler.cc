@@ -1043,8 +1043,9 @@ struct Compiler {
       outputs[key].res.gateway = key;
     }
     // Service binding.
-    const WaypointAuthn authn(in, opt, diags);
-    const WaypointAuthz authz(in, opt, diags);
+    const std::unique_ptr<WaypointVhostPolicy> authn = compile_waypoint_authn(in, opt, diags);
+    const std::unique_ptr<WaypointAuthz> authz = compile_waypoint_authz(in, opt, diags);  // + attach_tcp
+    const WaypointVhostPolicy* const vhost_policies[] = {authn.get(), authz.get()};
     for (const auto& svc : in.services) {
       std::string name = label_or_annotation(svc.meta, kUseWaypointLabel);
       std::string wns = label_or_annotation(svc.meta, kUseWaypointNamespaceLabel);
@@ -1059,13 +1060,12 @@ struct Compiler {
       if (out == outputs.end()) continue;  // the ztunnel compiler reports unknown waypoints
       for (const auto& sp : svc.ports) {
         if (port_protocol(sp) == PortProto::Tcp) {
-          add_tcp_cluster(out->second, svc, sp, wns, [&](cluster::Cluster& c) { authz.attach_tcp(c, wns, name, svc); });
+          add_tcp_cluster(out->second, svc, sp, wns, [&](cluster::Cluster& c) { authz->attach_tcp(c, wns, name, svc); });
           continue;
         }
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
-        authn.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
-        authz.attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
+        for (const auto& p : vhost_policies) p->attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
         attach_rate_limits(  // ratelimit_compile.h
             rc, in.rate_limits, wns, name, svc.meta.ns, svc.meta.name,
             [&](const RateLimitPolicyObject& p, const RlGlobal& g) { return rls_cluster(out->second, p, g, wns); },

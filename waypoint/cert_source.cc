@@ -1,39 +1,14 @@
 #include "waypoint/cert_source.h"
 
-#include <spdlog/spdlog.h>
-
-#include "common/ca/istio_ca_client.h"
-#include "common/identity/local_ca.h"
-#include "common/identity/local_ca_provider.h"
+#include "common/ca/cert_source.h"
 
 namespace waypoint {
 
 common::Result<std::unique_ptr<common::CertProvider>> make_cert_provider(const Config& cfg,
                                                                          boost::asio::io_context& control) {
-  const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(cfg.secret_ttl);
-  if (cfg.ca_address) {
-    common::grpcx::GrpcEndpoint ep;
-    ep.address = *cfg.ca_address;
-    ep.root_ca = cfg.ca_root_ca;
-    ep.alt_hostname = cfg.alt_ca_hostname;
-    ep.auth_token = cfg.auth_token;
-    ep.cluster_id = cfg.cluster_id;
-    common::ca::IstioCaClient::Options opts;
-    opts.ttl = ttl;
-    opts.impersonate = false;
-    spdlog::info("certificates from the Istio CA at {} (ttl {}s)", ep.address, ttl.count());
-    return std::unique_ptr<common::CertProvider>(
-        std::make_unique<common::ca::IstioCaClient>(control, std::move(ep), opts));
-  }
-  if (cfg.local_ca_dir) {
-    auto ca = common::LocalCa::load(*cfg.local_ca_dir);
-    if (!ca) return common::make_error("LOCAL_CA_DIR " + *cfg.local_ca_dir + ": " + ca.error());
-    spdlog::info("certificates from the local CA in {} (ttl {}s)", *cfg.local_ca_dir, ttl.count());
-    return std::unique_ptr<common::CertProvider>(std::make_unique<common::LocalCaProvider>(std::move(ca.value()), ttl));
-  }
-  return common::make_error(
-      "no certificate source: set CA_ADDRESS to an Istio CA, or LOCAL_CA_DIR to an Istio "
-      "cacerts directory (scripts/make-cacerts.sh creates one)");
+  // Never impersonating: the waypoint asks only for its own identity. Its CA channel is not
+  // marked (the waypoint runs outside capture).
+  return common::ca::make_cert_provider(common::ca::cert_source_settings(cfg), control);
 }
 
 }  // namespace waypoint

@@ -1,6 +1,7 @@
 // make_cert_provider(): where the waypoint's own certificate comes from — the Istio CA
 // (CA_ADDRESS, gRPC, token auth, never impersonating: the waypoint asks only for itself) or a
-// local CA directory (LOCAL_CA_DIR, Istio's cacerts layout). Errors name both settings.
+// local CA directory (LOCAL_CA_DIR, Istio's cacerts layout), chosen by common/ca/cert_source.h.
+// Errors name both settings.
 // Threading: call on the control thread; the provider is used there.
 #pragma once
 

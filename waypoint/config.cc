@@ -1,6 +1,7 @@
 #include "waypoint/config.h"
 
-#include "common/admin/http_admin.h"
+#include "common/admin/env_settings.h"
+#include "common/control_plane_env.h"
 #include "common/runtime.h"
 
 namespace waypoint {
@@ -8,17 +9,6 @@ namespace waypoint {
 using common::make_error;
 using common::Result;
 namespace env = common::env;
-
-namespace {
-
-// Upstream rule: "" disables, a scheme-less address gets https://.
-std::optional<std::string> normalize_uri(std::string v) {
-  if (v.empty()) return std::nullopt;
-  if (v.find("://") == std::string::npos) v = "https://" + v;
-  return v;
-}
-
-}  // namespace
 
 std::string Config::node_id() const {
   return proxy_type + "~" + instance_ip + "~" + pod_name + "." + pod_namespace + "~" + pod_namespace + ".svc." +
@@ -57,21 +47,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
 
   const std::string default_istiod =
       e("KUBERNETES_SERVICE_HOST") ? "https://istiod.istio-system.svc:15012" : "https://localhost:15012";
-  c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
-  if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
-  if (c.local_ca_dir && !e("CA_ADDRESS")) {
-    c.ca_address = std::nullopt;
-  } else {
-    c.ca_address = normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
-  }
-  c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
-  c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
-  c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
-  if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
-  if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
-  WP_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
-  if (c.secret_ttl.count() <= 0)
-    return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
+  c.xds_address = env::control_plane_uri(env::get_string(e, "XDS_ADDRESS", default_istiod));
+  if (auto st = env::read_control_plane(e, default_istiod, false, c); !st) return make_error(st.error());
 
   {
     auto v = e("WAYPOINT_WORKER_THREADS");
@@ -103,32 +80,18 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores) {
   c.max_body_bytes = static_cast<uint32_t>(u);
 
   {
-    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
-    auto fr = common::log::parse_format(f);
-    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
-    c.log_format = *fr;
-    c.log_level = env::get_string(e, "RUST_LOG", "info");
-    if (c.log_level.empty()) c.log_level = "info";
-    if (auto st = common::log::validate_filter(c.log_level); !st) {
-      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
-    }
+    common::LogSettings log;
+    WP_TRY(log, common::log_settings_from_env(e));
+    c.log_format = log.format;
+    c.log_level = std::move(log.level);
   }
   if (!c.ipv6_enabled) {
     c.admin_addr = "127.0.0.1:15000";
     c.stats_addr = "0.0.0.0:15020";
     c.readiness_addr = "0.0.0.0:15021";
   }
-  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
-  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
-  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
-  for (auto [var, val] : {std::pair<const char*, const std::string*>{"ADMIN_ADDR", &c.admin_addr},
-                          {"STATS_ADDR", &c.stats_addr},
-                          {"READINESS_ADDR", &c.readiness_addr}}) {
-    auto hp = common::http::split_host_port(*val);
-    if (!hp) return make_error(env::invalid_var(var, *val, hp.error()));
-    if (std::string_view(var) == "ADMIN_ADDR" && !common::http::is_loopback_host(hp->first)) {
-      return make_error(env::invalid_var(var, *val, "the admin API must listen on a loopback address"));
-    }
+  if (auto st = common::admin_addresses_from_env(e, c.admin_addr, c.stats_addr, c.readiness_addr); !st) {
+    return make_error(st.error());
   }
 #undef WP_TRY
   return c;

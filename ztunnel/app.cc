@@ -1,13 +1,13 @@
 #include "ztunnel/app.h"
 
 #include <malloc.h>
-#include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -16,6 +16,7 @@
 #include "common/admin/metrics.h"
 #include "common/admin/readiness.h"
 #include "common/runtime.h"
+#include "common/file_watch.h"
 #include "common/identity/crl.h"
 #include "common/identity/secret_manager.h"
 #include "hbone/connection_stats.h"
@@ -56,13 +57,6 @@ common::Result<std::shared_ptr<const common::tls::CrlSet>> load_crls(const std::
   if (!set) return common::make_error("CRL_PATH " + path + ": " + set.error());
   return set;
 }
-
-int64_t mtime_ns(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return -1;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
 
 }  // namespace
 
@@ -144,12 +138,17 @@ int run_app(const Config& cfg) {
   SnapshotConstSharedPtr current = initial;
   // Set once xDS has delivered its first complete state; the local file no longer applies.
   bool xds_synced = false;
+  std::optional<common::FileWatch> local_watch;  // LOCAL_XDS_PATH, until xDS serves
   std::unique_ptr<XdsSource> xds;
   if (use_xds) {
     // Both callbacks are posted to the control thread, snapshot first.
     xds = std::make_unique<XdsSource>(
         cfg, registry, runtime.control(),
         [&](SnapshotConstSharedPtr s) {
+          if (!xds_synced && local_watch) {
+            spdlog::info("xDS is serving the configuration; {} is no longer watched", local_watch->path());
+            local_watch->stop();
+          }
           xds_synced = true;
           current = std::move(s);
           plane->set_snapshot(current);
@@ -241,62 +240,38 @@ int run_app(const Config& cfg) {
   }
 
   // LOCAL_XDS_PATH is watched: an edit is applied as a new snapshot; a broken edit is reported
-  // and the last good configuration keeps serving.
-  asio::steady_timer watch(runtime.control());
-  int64_t last_mtime = cfg.local_xds_path ? mtime_ns(*cfg.local_xds_path) : -1;
-  std::function<void()> arm_watch;
-  arm_watch = [&] {
-    if (!cfg.local_xds_path) return;
-    watch.expires_after(std::chrono::seconds(1));
-    watch.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      int64_t m = mtime_ns(*cfg.local_xds_path);
-      if (xds_synced) {
-        spdlog::info("xDS is serving the configuration; {} is no longer watched", *cfg.local_xds_path);
-        return;
+  // and the last good configuration keeps serving. Once xDS serves, the file no longer applies.
+  if (cfg.local_xds_path && !xds_synced) {
+    local_watch.emplace(runtime.control(), *cfg.local_xds_path, std::chrono::seconds(1), [&] {
+      auto next = load_snapshot(cfg, ++version);
+      if (next) {
+        current = next.value();
+        local_snapshot = current;
+        plane->set_snapshot(current);
+        spdlog::info("configuration reloaded from {} (version {})", *cfg.local_xds_path, version);
+      } else {
+        spdlog::error("configuration reload rejected, keeping the last good one: {}", next.error());
       }
-      if (m != last_mtime && m >= 0) {
-        last_mtime = m;
-        auto next = load_snapshot(cfg, ++version);
-        if (next) {
-          current = next.value();
-          local_snapshot = current;
-          plane->set_snapshot(current);
-          spdlog::info("configuration reloaded from {} (version {})", *cfg.local_xds_path, version);
-        } else {
-          spdlog::error("configuration reload rejected, keeping the last good one: {}", next.error());
-        }
-      }
-      arm_watch();
     });
-  };
-  arm_watch();
+    local_watch->start();
+  }
 
   // CRL_PATH is re-read when it changes (a ConfigMap update swaps the file); a broken update
   // keeps the last good CRLs. Connections already open are re-checked against the new CRLs.
-  asio::steady_timer crl_watch(runtime.control());
-  int64_t crl_mtime = cfg.crl_path ? mtime_ns(*cfg.crl_path) : -1;
-  std::function<void()> arm_crl_watch;
-  arm_crl_watch = [&] {
-    if (!cfg.crl_path) return;
-    crl_watch.expires_after(std::chrono::seconds(2));
-    crl_watch.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      if (int64_t m = mtime_ns(*cfg.crl_path); m != crl_mtime && m >= 0) {
-        crl_mtime = m;
-        if (auto crls = load_crls(*cfg.crl_path)) {
-          common::tls::install_crls(crls.value());
-          spdlog::info("CRLs reloaded: {} CRL(s) from {}", crls.value()->size(), *cfg.crl_path);
-          // As upstream: connections already up with a peer the new CRLs revoke are torn down.
-          plane->close_revoked_peers();
-        } else {
-          spdlog::error("CRL reload rejected, keeping the last good CRLs: {}", crls.error());
-        }
+  std::optional<common::FileWatch> crl_watch;
+  if (cfg.crl_path) {
+    crl_watch.emplace(runtime.control(), *cfg.crl_path, std::chrono::seconds(2), [&] {
+      if (auto crls = load_crls(*cfg.crl_path)) {
+        common::tls::install_crls(crls.value());
+        spdlog::info("CRLs reloaded: {} CRL(s) from {}", crls.value()->size(), *cfg.crl_path);
+        // As upstream: connections already up with a peer the new CRLs revoke are torn down.
+        plane->close_revoked_peers();
+      } else {
+        spdlog::error("CRL reload rejected, keeping the last good CRLs: {}", crls.error());
       }
-      arm_crl_watch();
     });
-  };
-  arm_crl_watch();
+    crl_watch->start();
+  }
 
   // Return freed heap to the kernel: after a burst of connections closes, glibc keeps the
   // pages in its arenas and RSS would stay at the burst's peak. Every 15 s, and within a

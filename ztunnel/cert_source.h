@@ -1,4 +1,5 @@
-// make_cert_provider(): picks where ztunnel's workload certificates come from.
+// make_cert_provider(): picks where ztunnel's workload certificates come from (the choice
+// itself is common/ca/cert_source.h, shared with the waypoint).
 //   CA_ADDRESS set (the default unless LOCAL_CA_DIR or FAKE_CA)  -> the Istio CA over gRPC
 //       (common/ca/istio_ca_client.h), impersonating workloads in shared (node) mode;
 //   else LOCAL_CA_DIR                                             -> an in-process LocalCa;

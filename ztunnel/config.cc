@@ -11,7 +11,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/admin/env_settings.h"
 #include "common/admin/http_admin.h"
+#include "common/control_plane_env.h"
 #include "common/runtime.h"
 #include "hbone/overload.h"
 #include "ztunnel/proxy_config.h"
@@ -25,13 +27,6 @@ namespace env = common::env;
 namespace {
 
 constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
-
-// Upstream rule: "" means "disabled", a scheme-less address gets https://.
-std::optional<std::string> normalize_uri(std::string v) {
-  if (v.empty()) return std::nullopt;
-  if (v.find("://") == std::string::npos) v = "https://" + v;
-  return v;
-}
 
 Result<WorkloadInfo> parse_workload_info(std::string_view v) {
   WorkloadInfo w;
@@ -48,12 +43,6 @@ Result<WorkloadInfo> parse_workload_info(std::string_view v) {
         env::invalid_var("PROXY_WORKLOAD_INFO", v, "namespace, name and service account must be non-empty"));
   }
   return w;
-}
-
-Result<bool> address_ok(std::string_view var, std::string_view v) {
-  auto hp = common::http::split_host_port(v);
-  if (!hp) return make_error(env::invalid_var(var, v, hp.error()));
-  return common::http::is_loopback_host(hp->first);
 }
 
 }  // namespace
@@ -144,28 +133,14 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
   const bool local_config = c.local_xds_path || c.local_xds;
   if (e("XDS_ADDRESS") || !local_config) {
     std::string fallback = pc.discovery_address ? *pc.discovery_address : default_istiod;
-    c.xds_address = normalize_uri(env::get_string(e, "XDS_ADDRESS", fallback));
+    c.xds_address = env::control_plane_uri(env::get_string(e, "XDS_ADDRESS", fallback));
   } else {
     c.xds_address = std::nullopt;
   }
   bool fake_ca = false;
   ZT_TRY(fake_ca, env::get_bool(e, "FAKE_CA", false));
   c.fake_ca = fake_ca;
-  if (auto v = e("LOCAL_CA_DIR"); v && !v->empty()) c.local_ca_dir = *v;
-  if (fake_ca || (c.local_ca_dir && !e("CA_ADDRESS"))) {
-    c.ca_address = std::nullopt;
-  } else {
-    c.ca_address = normalize_uri(env::get_string(e, "CA_ADDRESS", default_istiod));
-  }
-  c.xds_root_ca = env::get_string(e, "XDS_ROOT_CA", c.xds_root_ca);
-  c.ca_root_ca = env::get_string(e, "CA_ROOT_CA", c.ca_root_ca);
-  c.auth_token = env::get_string(e, "AUTH_TOKEN", c.auth_token);
-  if (auto v = e("ALT_XDS_HOSTNAME"); v && !v->empty()) c.alt_xds_hostname = *v;
-  if (auto v = e("ALT_CA_HOSTNAME"); v && !v->empty()) c.alt_ca_hostname = *v;
-  ZT_TRY(c.secret_ttl, env::get_duration(e, "SECRET_TTL", c.secret_ttl));
-  if (c.secret_ttl.count() <= 0) {
-    return make_error(env::invalid_var("SECRET_TTL", *e("SECRET_TTL"), "must be positive"));
-  }
+  if (auto st = env::read_control_plane(e, default_istiod, fake_ca, c); !st) return make_error(st.error());
   c.trust_domain = env::get_string(e, "TRUST_DOMAIN", c.trust_domain);
   // Upstream: the proxy metadata (ISTIO_META_CLUSTER_ID, which the chart sets) wins.
   if (auto m = meta("CLUSTER_ID"); m && !m->empty()) {
@@ -289,15 +264,10 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
 
   // -- logging
   {
-    std::string f = env::get_string(e, "LOG_FORMAT", "plain");
-    auto fr = common::log::parse_format(f);
-    if (!fr) return make_error(env::invalid_var("LOG_FORMAT", f, "expected plain or json"));
-    c.log_format = *fr;
-    c.log_level = env::get_string(e, "RUST_LOG", "info");
-    if (c.log_level.empty()) c.log_level = "info";
-    if (auto st = common::log::validate_filter(c.log_level); !st) {
-      return make_error(env::invalid_var("RUST_LOG", c.log_level, st.error()));
-    }
+    common::LogSettings log;
+    ZT_TRY(log, common::log_settings_from_env(e));
+    c.log_format = log.format;
+    c.log_level = std::move(log.level);
   }
 
   // -- operational listeners
@@ -314,21 +284,8 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
   if (pc.stats_port) {
     c.stats_addr = std::string(c.ipv6_enabled ? "[::]:" : "0.0.0.0:") + std::to_string(*pc.stats_port);
   }
-  c.admin_addr = env::get_string(e, "ADMIN_ADDR", c.admin_addr);
-  c.stats_addr = env::get_string(e, "STATS_ADDR", c.stats_addr);
-  c.readiness_addr = env::get_string(e, "READINESS_ADDR", c.readiness_addr);
-  {
-    bool loopback = false;
-    ZT_TRY(loopback, address_ok("ADMIN_ADDR", c.admin_addr));
-    if (!loopback) {
-      return make_error(
-          env::invalid_var("ADMIN_ADDR", c.admin_addr, "the admin API must listen on a loopback address"));
-    }
-    // Any host is fine for these; only the syntax is checked.
-    for (auto [var, val] : {std::pair<const char*, const std::string*>{"STATS_ADDR", &c.stats_addr},
-                            {"READINESS_ADDR", &c.readiness_addr}}) {
-      if (auto r = address_ok(var, *val); !r) return make_error(r.error());
-    }
+  if (auto st = common::admin_addresses_from_env(e, c.admin_addr, c.stats_addr, c.readiness_addr); !st) {
+    return make_error(st.error());
   }
 #undef ZT_TRY
   return c;

@@ -21,34 +21,10 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ZT_ROOT=$(cd "$HERE/../.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
-WP_BIN="$BIN_DIR/waypoint"
-
-source "$ZT_ROOT/tests/lib/netns.sh"
-source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
-source "$ZT_ROOT/tests/66-waypoint-e2e/lib.sh"
-
-require_root
-for t in curl ss "$ZT_PY" openssl protoc; do
-  command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }
-done
+source "$HERE/../lib/waypoint-mesh.sh" "${1:-}"
+wpm_init wp-rl openssl protoc
 "$ZT_PY" -c 'import grpc' 2>/dev/null || { fail "python3-grpcio importable by $ZT_PY"; summary; exit 1; }
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
-  [[ -x $b ]] || { fail "binary present at $b"; summary; exit 1; }
-done
-
-nsx_init wp-rl
-T="$NSX_TMP"
-WP_MESH="$T/mesh"
-VIP="http://$WP_VIP"
 RLS_ADDR=10.99.1.254:18081  # node 1's bridge address: a plain (non-mesh) address for the waypoint
-
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-logs() { local f; for f in "$@"; do echo "--- $f:"; tail -n "${LOG_LINES:-12}" "$T/$f.log" 2>/dev/null; done; }
 
 # Named routes in front of the Calculate VirtualService (wp_vs's EXTRA_HTTP_RULES).
 RL_RULES='  - name: rl-local
@@ -60,8 +36,7 @@ RL_RULES='  - name: rl-local
   - name: rl-mesh
     match: [{uri: {prefix: /rl-mesh}}]
     route: [{destination: {host: calculate, subset: cat-with-plus}}]'
-eval "wp_vs_base() $(declare -f wp_vs | tail -n +2)"
-wp_vs() { wp_vs_base "$1" "$2" "$RL_RULES"; }
+wpm_extra_rules "$RL_RULES"
 
 # rl_policies FAILURE_MODE_DENY
 rl_policies() {
@@ -115,9 +90,7 @@ Y
 
 mkdir -p "$WP_MESH"
 rl_policies false
-wp_bringup >"$T/bringup.out" 2>&1 || abort "mesh up: controlplane, ambient-cni + ztunnel on 2 nodes, waypoint ready" \
-  "$(cat "$T/bringup.out")
-$(logs cp zt-n1 zt-n2 waypoint)"
+wpm_bringup || abort "mesh up: controlplane, ambient-cni + ztunnel on 2 nodes, waypoint ready" "$WPM_BRINGUP_LOG"
 pass "mesh up with RateLimitPolicies (local on route rl-local, global on route rl-global), waypoint ready"
 if grep -qE '(error|warning).*RateLimitPolicy' "$T/cp.log"; then
   fail "controlplane accepted the RateLimitPolicies without diagnostics" "$(grep -i ratelimit "$T/cp.log" | head)"
@@ -139,16 +112,6 @@ burst() {
     "$VIP$1?i=[1-$2]"
 }
 
-access_has() {
-  local re="$1"
-  for _ in $(seq 1 25); do
-    grep -E 'request complete' "$T/waypoint.log" | grep -Eq -- "$re" && return 0
-    sleep 0.2
-  done
-  echo "no waypoint access line matching: $re"
-  grep 'request complete' "$T/waypoint.log" | tail -n 3
-  return 1
-}
 
 # ---- local rate limit: 5 per minute ------------------------------------------------------------
 codes=$(burst /rl-local 6)

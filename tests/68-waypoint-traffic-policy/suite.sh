@@ -17,32 +17,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ZT_ROOT=$(cd "$HERE/../.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
-WP_BIN="$BIN_DIR/waypoint"
-
-source "$ZT_ROOT/tests/lib/netns.sh"
-source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
-source "$ZT_ROOT/tests/66-waypoint-e2e/lib.sh"
-
-require_root
-for t in curl ss h2load "$ZT_PY"; do
-  command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }
-done
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
-  [[ -x $b ]] || { fail "binary present at $b"; summary; exit 1; }
-done
-
-nsx_init wp-tp
-T="$NSX_TMP"
-WP_MESH="$T/mesh"
-VIP="http://$WP_VIP"
-
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-logs() { local f; for f in "$@"; do echo "--- $f:"; tail -n "${LOG_LINES:-12}" "$T/$f.log" 2>/dev/null; done; }
+source "$HERE/../lib/waypoint-mesh.sh" "${1:-}"
+wpm_init wp-tp h2load
 
 TP_RULES='  - name: tp-svc-slow
     match: [{uri: {prefix: /slow}, headers: {x-tp: {exact: svc}}}]
@@ -55,8 +31,7 @@ TP_RULES='  - name: tp-svc-slow
     match: [{uri: {prefix: /slow}, headers: {x-tp: {exact: uo}}}]
     timeout: 10s
     route: [{destination: {host: calculate, subset: cat-with-plus}}]'
-eval "wp_vs_base() $(declare -f wp_vs | tail -n +2)"
-wp_vs() { wp_vs_base "$1" "$2" "$TP_RULES"; }
+wpm_extra_rules "$TP_RULES"
 
 # tp_dr TRAFFIC_POLICY_YAML (indented by 2, under spec) — rewrites the calculate DestinationRule.
 tp_dr() {
@@ -98,21 +73,9 @@ print('ok' if ($expr) else json.dumps(c))" 2>&1)
   return 1
 }
 
-wp_bringup >"$T/bringup.out" 2>&1 || abort "mesh up" "$(cat "$T/bringup.out")
-$(logs cp zt-n1 zt-n2 waypoint)"
+wpm_bringup || abort "mesh up" "$WPM_BRINGUP_LOG"
 pass "mesh up: controlplane, ambient-cni + ztunnel on both nodes, waypoint ready"
 
-# access_has LINE-REGEX — the waypoint's access-log lines matching (polled).
-access_has() {
-  local re="$1"
-  for _ in $(seq 1 25); do
-    grep -E 'request complete' "$T/waypoint.log" | grep -Eq -- "$re" && return 0
-    sleep 0.2
-  done
-  echo "no waypoint access line matching: $re"
-  grep 'request complete' "$T/waypoint.log" | tail -n 3
-  return 1
-}
 # svc N URL [CURL-ARGS...] — N requests on one connection through the whole-service route:
 # one "CODE VERSION" line per request.
 svc() {
@@ -120,7 +83,6 @@ svc() {
   nsx_exec client curl -s --max-time 60 -o /dev/null -w '%{http_code} %header{x-app-version}\n' -H 'x-tp: svc' "$@" \
     "${url}?i=[1-$n]"
 }
-tally() { sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2 " " $3, $1; sep = ", " } END { print "" }'; }
 
 # ---- circuit breaking: one connection, one pending request -----------------------------------
 tp_dr '  trafficPolicy:

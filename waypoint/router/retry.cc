@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "waypoint/router/retry_on.h"
 #include "waypoint/router/router.h"
 #include "waypoint/router/strings.h"
 
@@ -104,6 +105,13 @@ bool would_retry_reset(const RetryPolicy& p, const AttemptOutcome& o) {
 
 }  // namespace
 
+std::optional<uint32_t> retry_on_bit(std::string_view name) {
+  auto it =
+      std::find_if(kRetryOnNames.begin(), kRetryOnNames.end(), [&](const RetryOnName& n) { return n.name == name; });
+  if (it == kRetryOnNames.end()) return std::nullopt;
+  return it->bit;
+}
+
 common::Result<uint32_t> parse_retry_on(std::string_view list) {
   uint32_t bits = 0;
   while (!list.empty()) {
@@ -111,11 +119,9 @@ common::Result<uint32_t> parse_retry_on(std::string_view list) {
     std::string_view token = trim(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     if (token.empty()) continue;
-    auto it =
-        std::find_if(kRetryOnNames.begin(), kRetryOnNames.end(), [&](const RetryOnName& n) { return n.name == token; });
-    if (it == kRetryOnNames.end())
-      return common::make_error("retry_on: unsupported condition '" + std::string(token) + "'");
-    bits |= it->bit;
+    auto bit = retry_on_bit(token);
+    if (!bit) return common::make_error("retry_on: unsupported condition '" + std::string(token) + "'");
+    bits |= *bit;
   }
   return bits;
 }

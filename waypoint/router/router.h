@@ -74,12 +74,6 @@ struct ClusterChoice {
 // sum of weights exceeds v wins. Done once per request, before retries.
 ClusterChoice choose_cluster(const RouteAction& action, const HttpRequest& request, uint64_t random_value);
 
-// Hash for ring-hash / maglev from the route's hash policies, combined in order; a terminal
-// policy that produced a hash stops the walk. nullopt = no policy produced a hash (pick randomly).
-// `source_ip` feeds connection_properties.source_ip.
-std::optional<uint64_t> compute_hash(std::span<const HashPolicy> policies, const HttpRequest& request,
-                                     std::string_view source_ip);
-
 // ---------------------------------------------------------------------------------------------
 // Rewrites and header mutations (facts §5.6)
 

@@ -92,13 +92,4 @@ size_t port_separator(std::string_view authority) {
   return colon;
 }
 
-uint64_t hash64(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 }  // namespace waypoint::router

@@ -31,8 +31,4 @@ std::optional<uint64_t> parse_uint64(std::string_view s);
 // Position of the ':' that starts the port in "host:port" / "[v6]:port"; npos when none.
 size_t port_separator(std::string_view authority);
 
-// Stable 64-bit FNV-1a (the same value in every process, so hash-based choices agree across
-// waypoint replicas).
-uint64_t hash64(std::string_view s);
-
 }  // namespace waypoint::router

@@ -12,6 +12,7 @@
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+#include "waypoint/router/retry_on.h"
 #include "waypoint/xds/jwt_convert.h"
 #include "waypoint/xds/ratelimit_convert.h"
 #include "waypoint/xds/rbac_convert.h"
@@ -276,31 +277,9 @@ bool retry_on(Ctx& ctx, const std::string& list, const std::string& path, uint32
     if (auto e = tok.find_last_not_of(' '); e != std::string::npos) tok.erase(e + 1);
     start = end + 1;
     if (tok.empty()) continue;
-    static const std::pair<std::string_view, uint32_t> kTokens[] = {
-        {"5xx", retry_on::k5xx},
-        {"gateway-error", retry_on::kGatewayError},
-        {"reset", retry_on::kReset},
-        {"reset-before-request", retry_on::kResetBeforeRequest},
-        {"connect-failure", retry_on::kConnectFailure},
-        {"retriable-4xx", retry_on::kRetriable4xx},
-        {"refused-stream", retry_on::kRefusedStream},
-        {"retriable-status-codes", retry_on::kRetriableStatusCodes},
-        {"retriable-headers", retry_on::kRetriableHeaders},
-        {"envoy-ratelimited", retry_on::kEnvoyRateLimited},
-        {"cancelled", retry_on::kGrpcCancelled},
-        {"deadline-exceeded", retry_on::kGrpcDeadlineExceeded},
-        {"internal", retry_on::kGrpcInternal},
-        {"resource-exhausted", retry_on::kGrpcResourceExhausted},
-        {"unavailable", retry_on::kGrpcUnavailable},
-    };
-    bool found = false;
-    for (const auto& [name, bit] : kTokens) {
-      if (tok == name) {
-        bits |= bit;
-        found = true;
-      }
-    }
-    if (!found) return ctx.fail(path, "unknown retry condition '" + tok + "'");
+    auto bit = router::retry_on_bit(tok);
+    if (!bit) return ctx.fail(path, "unknown retry condition '" + tok + "'");
+    bits |= *bit;
   }
   return true;
 }

@@ -4,34 +4,20 @@
 // fields are diagnostics naming file, object and field, and the rest still compiles.
 #include <catch2/catch.hpp>
 
-#include <google/protobuf/any.pb.h>
-
-#include "controlplane/k8s_loader.h"
-#include "controlplane/waypoint_compiler.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.pb.h"
 #include "envoy/extensions/filters/http/ratelimit/v3/rate_limit.pb.h"
+#include "tests/unit/controlplane/waypoint_fixture.h"
 #include "waypoint/ratelimit/rate_limit.h"
-#include "waypoint/xds/convert.h"
 
 using namespace controlplane;
+using namespace wptest;
 namespace route = envoy::config::route::v3;
 
 namespace {
 
-const char* kMesh = R"(
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: demo}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
+const std::string kMesh = std::string(kWaypointMeshPrefix) + R"(---
 apiVersion: v1
 kind: Pod
 metadata: {name: waypoint-0, namespace: demo, labels: {gateway.networking.k8s.io/gateway-name: waypoint}}
@@ -150,60 +136,13 @@ spec:
     patch: {operation: MERGE, value: {connect_timeout: 1s}}
 )";
 
-struct Compiled {
-  WaypointCompileResult result;
-  Diagnostics diags;
-};
-
-Compiled compile_yaml(const std::string& yaml) {
-  ResourceSet set;
-  Compiled c;
-  parse_manifests(yaml, "mesh.yaml", set, c.diags);
-  remove_duplicates(set, c.diags);
-  c.result = compile_waypoints(set, CompileOptions{});
-  for (auto& d : c.result.diagnostics) c.diags.push_back(d);
-  return c;
-}
-
-template <typename M>
-M unpack(const XdsResource& r) {
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(r.any));
-  M m;
-  REQUIRE(any.UnpackTo(&m));
-  return m;
-}
-
-const WaypointResources& served(const Compiled& c) {
-  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
-  return *c.result.by_gateway.at("demo/waypoint");
-}
-
 const std::string kCalc = "inbound-vip|8080|http|calculate.demo.svc.cluster.local";
 const std::string kOther = "inbound-vip|8080|http|other.demo.svc.cluster.local";
 const std::string kRls = "outbound|8081||ratelimit.demo.svc.cluster.local";
 
-// The waypoint's model of the calculate route configuration.
-waypoint::RouteConfig waypoint_model(const Compiled& c, const std::string& name) {
-  const auto& w = served(c);
-  REQUIRE(w.routes.count(name) == 1);
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(w.routes.at(name).any));
-  auto v = waypoint::xds::parse_route_configuration(name, any.value());
-  INFO(name << ": " << (v.ok() ? "" : v.error()));
-  REQUIRE(v.ok());
-  return std::move(*v);
-}
-
-std::string diags_text(const Diagnostics& d) {
-  std::string s;
-  for (const auto& x : d) s += x.to_string() + "\n";
-  return s;
-}
-
 // Both shapes must give this model.
 void check_model(const Compiled& c) {
-  auto rc = waypoint_model(c, kCalc);
+  auto rc = converted_route(served(c), kCalc);
   REQUIRE(rc.virtual_hosts.size() == 1);
   const auto& vh = rc.virtual_hosts[0];
   REQUIRE(vh.filters.local_ratelimit);
@@ -237,7 +176,7 @@ void check_model(const Compiled& c) {
   const auto& w = served(c);
   CHECK(w.clusters.count(kRls) == 1);
   CHECK(w.endpoints.count(kRls) == 1);
-  auto other = waypoint_model(c, kOther);
+  auto other = converted_route(served(c), kOther);
   CHECK_FALSE(other.virtual_hosts[0].filters.local_ratelimit);
   CHECK_FALSE(other.virtual_hosts[0].filters.ratelimit);
   google::protobuf::Any any;
@@ -248,10 +187,10 @@ void check_model(const Compiled& c) {
 }  // namespace
 
 TEST_CASE("RateLimitPolicy compiles to local_ratelimit + ratelimit filter config and rate_limits") {
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + kPolicy);
-  INFO(diags_text(c.diags));
-  CHECK(count(c.diags, Severity::Error) == 0);
-  CHECK(count(c.diags, Severity::Warning) == 0);
+  auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + kPolicy);
+  INFO(diags_text(c.all_diags()));
+  CHECK(count(c.all_diags(), Severity::Error) == 0);
+  CHECK(count(c.all_diags(), Severity::Warning) == 0);
   check_model(c);
   // The Envoy wire form, as any Envoy-speaking waypoint would read it.
   auto rc = unpack<route::RouteConfiguration>(served(c).routes.at(kCalc));
@@ -266,16 +205,16 @@ TEST_CASE("RateLimitPolicy compiles to local_ratelimit + ratelimit filter config
 }
 
 TEST_CASE("EnvoyFilter (Istio's rate limit shape) compiles to the same waypoint model") {
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + kEnvoyFilter);
-  INFO(diags_text(c.diags));
-  CHECK(count(c.diags, Severity::Error) == 0);
+  auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + kEnvoyFilter);
+  INFO(diags_text(c.all_diags()));
+  CHECK(count(c.all_diags(), Severity::Error) == 0);
   // The CLUSTER patch is not applied, and that is said, naming it.
   bool named = false;
-  for (const auto& d : c.diags)
+  for (const auto& d : c.all_diags())
     named |= d.severity == Severity::Warning && d.message.find("configPatches[3]") != std::string::npos;
   CHECK(named);
   check_model(c);
-  const auto model = waypoint_model(c, kCalc);
+  const auto model = converted_route(served(c), kCalc);
   const auto& l = *model.virtual_hosts[0].filters.local_ratelimit;
   REQUIRE(l.response_headers_to_add.size() == 1);
   CHECK(l.response_headers_to_add[0].key == "x-local-rate-limit");
@@ -299,12 +238,12 @@ spec:
           stat_prefix: quiet
           token_bucket: {max_tokens: 1, fill_interval: 1s}
 )";
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + ef);
-  INFO(diags_text(c.diags));
-  CHECK(count(c.diags, Severity::Error) == 0);
+  auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + ef);
+  INFO(diags_text(c.all_diags()));
+  CHECK(count(c.all_diags(), Severity::Error) == 0);
   // Gateway-wide: both services get it.
   for (const auto& name : {kCalc, kOther}) {
-    auto rc = waypoint_model(c, name);
+    auto rc = converted_route(served(c), name);
     REQUIRE(rc.virtual_hosts[0].filters.local_ratelimit);
     CHECK(rc.virtual_hosts[0].filters.local_ratelimit->filter_enabled.numerator == 0);
   }
@@ -339,10 +278,10 @@ TEST_CASE("bad rate limit fields are named; the rest still compiles") {
                           "apiVersion: ambient.dev/v1alpha1\nkind: RateLimitPolicy\n"
                           "metadata: {name: bad, namespace: demo}\nspec:\n  ") +
                       k.spec + "\n";
-    auto c = compile_yaml(std::string(kMesh) + "---\n" + kPolicy + "---\n" + bad);
-    INFO(k.field << "\n" << diags_text(c.diags));
+    auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + kPolicy + "---\n" + bad);
+    INFO(k.field << "\n" << diags_text(c.all_diags()));
     bool found = false;
-    for (const auto& d : c.diags)
+    for (const auto& d : c.all_diags())
       found |= d.severity == Severity::Error && d.object == "RateLimitPolicy demo/bad" && d.field == k.field &&
                d.file == "mesh.yaml";
     CHECK(found);
@@ -354,20 +293,21 @@ TEST_CASE("bad EnvoyFilter rate limit fields are named") {
   std::string ef = kEnvoyFilter;
   const std::string from = "max_tokens: 5";
   ef.replace(ef.find(from), from.size(), "max_tokens: -5");
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + ef);
+  auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + ef);
   bool found = false;
-  for (const auto& d : c.diags)
+  for (const auto& d : c.all_diags())
     found |= d.severity == Severity::Error && d.object == "EnvoyFilter demo/calculate-ratelimit" &&
              d.field == "spec.configPatches[0].patch.value.typed_config.value.token_bucket.max_tokens";
-  INFO(diags_text(c.diags));
+  INFO(diags_text(c.all_diags()));
   CHECK(found);
   // An unknown RLS service: the global part is refused by name, the local part applies.
-  auto c2 = compile_yaml(std::string(kMesh) + "---\n" +
-                         std::string(kPolicy).replace(std::string(kPolicy).find("ratelimit:8081"), 14, "nowhere:8081"));
+  auto c2 = compile_waypoint_yaml(
+      std::string(kMesh) + "---\n" +
+      std::string(kPolicy).replace(std::string(kPolicy).find("ratelimit:8081"), 14, "nowhere:8081"));
   bool named = false;
-  for (const auto& d : c2.diags) named |= d.severity == Severity::Error && d.field == "spec.global.service";
+  for (const auto& d : c2.all_diags()) named |= d.severity == Severity::Error && d.field == "spec.global.service";
   CHECK(named);
-  auto rc = waypoint_model(c2, kCalc);
+  auto rc = converted_route(served(c2), kCalc);
   CHECK(rc.virtual_hosts[0].filters.local_ratelimit);
   CHECK_FALSE(rc.virtual_hosts[0].filters.ratelimit);
 }
@@ -402,14 +342,15 @@ spec:
   targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
   local: {requests: 1, unit: hour}
 )";
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + vs + "---\n" + kPolicy + "---\n" + fast + "---\n" + again);
-  INFO(diags_text(c.diags));
-  CHECK(count(c.diags, Severity::Error) == 0);
+  auto c =
+      compile_waypoint_yaml(std::string(kMesh) + "---\n" + vs + "---\n" + kPolicy + "---\n" + fast + "---\n" + again);
+  INFO(diags_text(c.all_diags()));
+  CHECK(count(c.all_diags(), Severity::Error) == 0);
   bool warned = false;
-  for (const auto& d : c.diags)
+  for (const auto& d : c.all_diags())
     warned |= d.severity == Severity::Warning && d.object == "RateLimitPolicy demo/zz-again" && d.field == "spec";
   CHECK(warned);
-  const auto model = waypoint_model(c, kCalc);
+  const auto model = converted_route(served(c), kCalc);
   const auto& vh = model.virtual_hosts[0];
   REQUIRE(vh.routes.size() == 2);
   CHECK(vh.routes[0].name == "fast");
@@ -419,7 +360,7 @@ spec:
   REQUIRE(vh.filters.local_ratelimit);
   CHECK(vh.filters.local_ratelimit->max_tokens == 5);  // calculate (first by name), not zz-again
   // zz-again still applies where nothing else does: the other service's virtual host.
-  auto other = waypoint_model(c, kOther);
+  auto other = converted_route(served(c), kOther);
   REQUIRE(other.virtual_hosts[0].filters.local_ratelimit);
   CHECK(other.virtual_hosts[0].filters.local_ratelimit->fill_interval == std::chrono::hours(1));
 }

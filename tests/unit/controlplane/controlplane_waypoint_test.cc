@@ -4,34 +4,20 @@
 // (the control plane never sends what the waypoint would NACK).
 #include <catch2/catch.hpp>
 
-#include <google/protobuf/any.pb.h>
-
-#include "controlplane/k8s_loader.h"
-#include "controlplane/waypoint_compiler.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
-#include "waypoint/xds/convert.h"
+#include "tests/unit/controlplane/waypoint_fixture.h"
 
 using namespace controlplane;
+using namespace wptest;
 namespace route = envoy::config::route::v3;
 
 namespace {
 
 // The seeds' Calculate app behind a waypoint (seed-scenarios.md).
-const char* kMesh = R"(
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: demo}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
+const std::string kMesh = std::string(kWaypointMeshPrefix) + R"(---
 apiVersion: v1
 kind: Pod
 metadata: {name: waypoint-0, namespace: demo, labels: {gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none}}
@@ -93,66 +79,12 @@ spec:
     - destination: {host: calculate}
 )";
 
-struct Compiled {
-  WaypointCompileResult result;
-  Diagnostics load_diags;
-};
-
-Compiled compile_yaml(const std::string& yaml) {
-  ResourceSet set;
-  Compiled c;
-  parse_manifests(yaml, "mesh.yaml", set, c.load_diags);
-  remove_duplicates(set, c.load_diags);
-  c.result = compile_waypoints(set, CompileOptions{});
-  return c;
-}
-
-template <typename M>
-M unpack(const XdsResource& r) {
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(r.any));
-  M m;
-  REQUIRE(any.UnpackTo(&m));
-  return m;
-}
-
-const WaypointResources& served(const Compiled& c) {
-  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
-  return *c.result.by_gateway.at("demo/waypoint");
-}
-
-// Everything compiled must pass the waypoint's own validation and conversion.
-void check_waypoint_accepts(const WaypointResources& w) {
-  for (const auto& [name, r] : w.routes) {
-    google::protobuf::Any any;
-    REQUIRE(any.ParseFromString(r.any));
-    CHECK(any.type_url() == kRouteConfigurationTypeUrl);
-    auto v = waypoint::xds::parse_route_configuration(name, any.value());
-    INFO(name << ": " << (v.ok() ? "" : v.error()));
-    CHECK(v.ok());
-  }
-  for (const auto& [name, r] : w.clusters) {
-    google::protobuf::Any any;
-    REQUIRE(any.ParseFromString(r.any));
-    auto v = waypoint::xds::parse_cluster(name, any.value());
-    INFO(name << ": " << (v.ok() ? "" : v.error()));
-    CHECK(v.ok());
-  }
-  for (const auto& [name, r] : w.endpoints) {
-    google::protobuf::Any any;
-    REQUIRE(any.ParseFromString(r.any));
-    auto v = waypoint::xds::parse_load_assignment(name, any.value());
-    INFO(name << ": " << (v.ok() ? "" : v.error()));
-    CHECK(v.ok());
-  }
-}
-
 const std::string kHost = "calculate.demo.svc.cluster.local";
 
 }  // namespace
 
 TEST_CASE("VirtualService + DestinationRule compile into istiod-named Envoy resources") {
-  auto c = compile_yaml(std::string(kMesh) + "---\n" + kVirtualService);
+  auto c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + kVirtualService);
   CHECK(c.load_diags.size() == 0);
   CHECK(c.result.diagnostics.empty());
   const auto& w = served(c);
@@ -215,7 +147,7 @@ TEST_CASE("VirtualService + DestinationRule compile into istiod-named Envoy reso
 }
 
 TEST_CASE("without routes a service gets Istio's default route") {
-  auto c = compile_yaml(kMesh);
+  auto c = compile_waypoint_yaml(kMesh);
   const auto& w = served(c);
   auto rc = unpack<route::RouteConfiguration>(w.routes.at("inbound-vip|8080|http|" + kHost));
   REQUIRE(rc.virtual_hosts(0).routes_size() == 1);
@@ -229,7 +161,7 @@ TEST_CASE("without routes a service gets Istio's default route") {
 }
 
 TEST_CASE("an invalid VirtualService is reported with file, object and field; the rest compiles") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: typo, namespace: demo}
@@ -251,7 +183,7 @@ spec:
 }
 
 TEST_CASE("sourceLabels match entries are dropped at a waypoint, with a warning") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService
 metadata: {name: calculate, namespace: demo}
@@ -270,7 +202,7 @@ spec:
 }
 
 TEST_CASE("HTTPRoute attached to a Service: Istio's precedence order, segment-aware prefixes, zero weights") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: calc, namespace: demo}
@@ -308,7 +240,7 @@ spec:
 }
 
 TEST_CASE("GRPCRoute method matches become URI matches; unsupported filters are errors") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {name: grpc, namespace: demo}
@@ -337,7 +269,7 @@ spec:
 }
 
 TEST_CASE("a route to another service gets an outbound cluster with its endpoints") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: legacy, namespace: demo}
@@ -380,7 +312,7 @@ spec:
 }
 
 TEST_CASE("a regex RE2 rejects is an error naming the field, not a route the waypoint would NACK") {
-  auto c = compile_yaml(std::string(kMesh) + R"(---
+  auto c = compile_waypoint_yaml(std::string(kMesh) + R"(---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bad-regex, namespace: demo}

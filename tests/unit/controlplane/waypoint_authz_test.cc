@@ -13,28 +13,18 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
+#include "tests/unit/controlplane/waypoint_fixture.h"
 #include "waypoint/authz/rbac_eval.h"
-#include "waypoint/xds/convert.h"
 #include "waypoint/xds/rbac_convert.h"
 
 using namespace controlplane;
+using namespace wptest;
 namespace route = envoy::config::route::v3;
 using waypoint::authz::RequestContext;
 
 namespace {
 
-const char* kMesh = R"(
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: demo}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
+const std::string kMesh = std::string(kWaypointMeshPrefix) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: calculate, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
@@ -55,51 +45,18 @@ spec:
 const std::string kCalc = "inbound-vip|8080|http|calculate.demo.svc.cluster.local";
 const std::string kOther = "inbound-vip|80|http|other.demo.svc.cluster.local";
 
-struct Compiled {
-  WaypointCompileResult result;
-  Diagnostics load_diags;
-};
-
 Compiled compile_yaml(const std::string& yaml) {
-  ResourceSet set;
-  Compiled c;
-  parse_manifests(std::string(kMesh) + "---\n" + yaml, "mesh.yaml", set, c.load_diags);
-  remove_duplicates(set, c.load_diags);
+  Compiled c = compile_waypoint_yaml(std::string(kMesh) + "---\n" + yaml);
   // Every policy in these cases is well-formed YAML: the loader must accept all of them.
   for (const auto& d : c.load_diags) UNSCOPED_INFO(d.to_string());
   CHECK(c.load_diags.empty());
-  CompileOptions opt;
-  c.result = compile_waypoints(set, opt);
   return c;
 }
 
 route::RouteConfiguration route_proto(const Compiled& c, const std::string& name) {
-  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
-  const auto& w = *c.result.by_gateway.at("demo/waypoint");
+  const auto& w = served(c);
   REQUIRE(w.routes.count(name) == 1);
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(w.routes.at(name).any));
-  route::RouteConfiguration rc;
-  REQUIRE(any.UnpackTo(&rc));
-  return rc;
-}
-
-// The route configuration as the waypoint sees it (must be accepted: the control plane never
-// sends what the waypoint NACKs).
-waypoint::RouteConfig waypoint_view(const Compiled& c, const std::string& name) {
-  const auto& w = *c.result.by_gateway.at("demo/waypoint");
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(w.routes.at(name).any));
-  auto v = waypoint::xds::parse_route_configuration(name, any.value());
-  INFO((v.ok() ? "" : v.error()));
-  REQUIRE(v.ok());
-  return std::move(v.value());
-}
-
-std::string diags_text(const Diagnostics& d) {
-  std::string s;
-  for (const auto& x : d) s += x.to_string() + "\n";
-  return s;
+  return unpack<route::RouteConfiguration>(w.routes.at(name));
 }
 
 struct Req {
@@ -159,7 +116,7 @@ spec:
   CHECK(pr.rbac().rules().policies().count("ns[demo]-policy[deny-admin]-rule[1]") == 1);
 
   for (const auto& name : {kCalc, kOther}) {
-    auto rc = waypoint_view(c, name);
+    auto rc = converted_route(served(c), name);
     CHECK(decide(rc, {.path = "/"}));
     CHECK_FALSE(decide(rc, {.path = "/admin"}));
     CHECK_FALSE(decide(rc, {.path = "/admin/users?x=1"}));
@@ -183,12 +140,12 @@ spec:
   - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
 )");
   CHECK(diags_text(c.result.diagnostics).empty());
-  auto calc = waypoint_view(c, kCalc);
+  auto calc = converted_route(served(c), kCalc);
   CHECK(decide(calc, {}));
   CHECK_FALSE(decide(calc, {.principal = "spiffe://cluster.local/ns/demo/sa/intruder"}));
   CHECK_FALSE(decide(calc, {.principal = std::nullopt}));  // no peer certificate
   // The other service of the same waypoint is not targeted.
-  auto other = waypoint_view(c, kOther);
+  auto other = converted_route(served(c), kOther);
   CHECK(decide(other, {.principal = "spiffe://cluster.local/ns/demo/sa/intruder"}));
 }
 
@@ -216,8 +173,8 @@ spec:
   rules: [{to: [{operation: {methods: [POST]}}]}]
 )");
   CHECK(diags_text(c.result.diagnostics).empty());
-  CHECK_FALSE(decide(waypoint_view(c, kOther), {}));
-  auto calc = waypoint_view(c, kCalc);
+  CHECK_FALSE(decide(converted_route(served(c), kOther), {}));
+  auto calc = converted_route(served(c), kCalc);
   CHECK(decide(calc, {.principal = std::nullopt}));
   CHECK_FALSE(decide(calc, {.method = "POST"}));
 }
@@ -246,7 +203,7 @@ spec:
 )");
   INFO(diags_text(c.result.diagnostics));
   CHECK(c.result.diagnostics.empty());
-  auto rc = waypoint_view(c, kCalc);
+  auto rc = converted_route(served(c), kCalc);
   const std::string front = "spiffe://cluster.local/ns/frontend/sa/web";
   // rule 0
   CHECK(decide(rc, {.authority = "calculate.demo", .principal = front, .source_ip = "10.9.9.9"}));
@@ -288,7 +245,7 @@ spec:
 )");
   INFO(diags_text(c.result.diagnostics));
   CHECK(c.result.diagnostics.empty());
-  auto rc = waypoint_view(c, kCalc);
+  auto rc = converted_route(served(c), kCalc);
   using waypoint::authz::MetaValue;
   auto str = [](std::string s) {
     MetaValue v;
@@ -397,14 +354,14 @@ spec:
   CHECK(text.find("spec.rules[2].when[0].key: condition key 'connection.sni' is not supported") != std::string::npos);
   CHECK(text.find("AuthorizationPolicy demo/custom: spec.action: CUSTOM needs an extension provider") !=
         std::string::npos);
-  auto rc = waypoint_view(c, kCalc);
+  auto rc = converted_route(served(c), kCalc);
   // bad-allow rules 0 and 2 are omitted (they would match anything), rule 1 still allows the client.
   CHECK(decide(rc, {}));
   CHECK_FALSE(decide(rc, {.principal = "spiffe://cluster.local/ns/demo/sa/x"}));
   // bad-deny keeps its rule without the bad path: PUT anywhere is denied (denies more).
   CHECK_FALSE(decide(rc, {.method = "PUT", .path = "/b"}));
   // CUSTOM fails closed on what it would have sent to the provider.
-  auto other = waypoint_view(c, kOther);
+  auto other = converted_route(served(c), kOther);
   CHECK_FALSE(decide(other, {.path = "/ext"}));
   CHECK(decide(other, {.path = "/in"}));
 }

@@ -4,18 +4,14 @@
 // them and read back the values the policy asked for.
 #include <catch2/catch.hpp>
 
-#include <google/protobuf/any.pb.h>
-
-#include "common/model/local_config.h"
-#include "controlplane/k8s_loader.h"
-#include "controlplane/waypoint_compiler.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
-#include "waypoint/xds/convert.h"
+#include "tests/unit/controlplane/waypoint_fixture.h"
 
 using namespace controlplane;
+using namespace wptest;
 namespace route = envoy::config::route::v3;
 namespace cluster = envoy::config::cluster::v3;
 namespace endpoint = envoy::config::endpoint::v3;
@@ -24,18 +20,7 @@ namespace {
 
 // The seeds' Calculate app behind a waypoint with two proxies in different zones, and pods in
 // three localities (zone a and b of region r1, zone c of region r2).
-const char* kMesh = R"(
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: demo}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
+const std::string kMesh = std::string(kWaypointMeshPrefix) + R"(---
 apiVersion: v1
 kind: Pod
 metadata: {name: waypoint-a, namespace: demo, labels: {gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none}}
@@ -81,11 +66,6 @@ const std::string kHost = "calculate.demo.svc.cluster.local";
 const std::string kCluster8080 = "inbound-vip|8080|http|" + kHost;
 const std::string kCluster9090 = "inbound-vip|9090|http|" + kHost;
 
-struct Compiled {
-  WaypointCompileResult result;
-  Diagnostics load_diags;
-};
-
 // The workloads as the ztunnel compiler and the kube source's annotate() give them: the
 // locality of each pod's Node.
 ztunnel::LocalConfig localities() {
@@ -106,57 +86,12 @@ ztunnel::LocalConfig localities() {
 }
 
 Compiled compile_yaml(const std::string& yaml) {
-  ResourceSet set;
-  Compiled c;
-  parse_manifests(yaml, "mesh.yaml", set, c.load_diags);
-  remove_duplicates(set, c.load_diags);
   const ztunnel::LocalConfig cfg = localities();
-  c.result = compile_waypoints(set, CompileOptions{}, &cfg);
-  return c;
+  return compile_waypoint_yaml(yaml, &cfg);
 }
 
-template <typename M>
-M unpack(const XdsResource& r) {
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(r.any));
-  M m;
-  REQUIRE(any.UnpackTo(&m));
-  return m;
-}
-
-const WaypointResources& served(const Compiled& c, const std::string& proxy = "waypoint-a.demo") {
-  REQUIRE(c.result.by_proxy.count(proxy) == 1);
-  return *c.result.by_proxy.at(proxy);
-}
-
-waypoint::Cluster converted_cluster(const WaypointResources& w, const std::string& name) {
-  REQUIRE(w.clusters.count(name) == 1);
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(w.clusters.at(name).any));
-  auto v = waypoint::xds::parse_cluster(name, any.value());
-  INFO(name << ": " << (v.ok() ? "" : v.error()));
-  REQUIRE(v.ok());
-  return *v;
-}
-
-// Everything compiled must pass the waypoint's own validation and conversion.
-void check_waypoint_accepts(const WaypointResources& w) {
-  for (const auto& [name, r] : w.routes) {
-    google::protobuf::Any any;
-    REQUIRE(any.ParseFromString(r.any));
-    auto v = waypoint::xds::parse_route_configuration(name, any.value());
-    INFO(name << ": " << (v.ok() ? "" : v.error()));
-    CHECK(v.ok());
-  }
-  for (const auto& [name, r] : w.clusters) converted_cluster(w, name);
-  for (const auto& [name, r] : w.endpoints) {
-    google::protobuf::Any any;
-    REQUIRE(any.ParseFromString(r.any));
-    auto v = waypoint::xds::parse_load_assignment(name, any.value());
-    INFO(name << ": " << (v.ok() ? "" : v.error()));
-    CHECK(v.ok());
-  }
-}
+// Pods in different zones get per-locality copies; cases read the first waypoint pod's by default.
+const std::string kProxyA = "waypoint-a.demo";
 
 std::string dr(const std::string& spec_body, const std::string& name = "calculate") {
   return "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " + name +
@@ -188,7 +123,7 @@ TEST_CASE("the circuit-breaker story: connection pool and outlier detection beco
 )"));
   CHECK(c.load_diags.empty());
   CHECK(c.result.diagnostics.empty());
-  const auto& w = served(c);
+  const auto& w = served_to(c, kProxyA);
   auto cl = unpack<cluster::Cluster>(w.clusters.at(kCluster8080));
   const auto& t = cl.circuit_breakers().thresholds(0);
   CHECK(t.max_connections().value() == 7);
@@ -238,7 +173,7 @@ TEST_CASE("the circuit-breaker story: connection pool and outlier detection beco
 
 TEST_CASE("without a traffic policy clusters keep Istio's defaults") {
   auto c = compile_yaml(kMesh);
-  const auto& w = served(c);
+  const auto& w = served_to(c, kProxyA);
   auto cl = unpack<cluster::Cluster>(w.clusters.at(kCluster8080));
   CHECK(cl.lb_policy() == cluster::Cluster::LEAST_REQUEST);
   CHECK(cl.connect_timeout().seconds() == 10);
@@ -282,7 +217,7 @@ spec:
 )"));
   CHECK(c.load_diags.empty());
   CHECK(c.result.diagnostics.empty());
-  const auto& w = served(c);
+  const auto& w = served_to(c, kProxyA);
   auto v1 = unpack<cluster::Cluster>(w.clusters.at("inbound-vip|8080|http/v1|" + kHost));
   CHECK(v1.lb_policy() == cluster::Cluster::MAGLEV);
   CHECK(v1.maglev_lb_config().table_size().value() == 1009);
@@ -315,7 +250,7 @@ spec:
     loadBalancer:
       consistentHash: {useSourceIp: true}
 )"));
-  const auto& dw = served(d);
+  const auto& dw = served_to(d, kProxyA);
   auto drc = unpack<route::RouteConfiguration>(dw.routes.at(kCluster8080));
   REQUIRE(drc.virtual_hosts(0).routes(0).route().hash_policy_size() == 1);
   CHECK(drc.virtual_hosts(0).routes(0).route().hash_policy(0).connection_properties().source_ip());
@@ -339,7 +274,7 @@ TEST_CASE("subset policy merges over the top level by component; a port-level en
       loadBalancer: {simple: RANDOM}
 )"));
   CHECK(c.load_diags.empty());
-  const auto& w = served(c);
+  const auto& w = served_to(c, kProxyA);
   auto top = unpack<cluster::Cluster>(w.clusters.at(kCluster8080));
   CHECK(top.lb_policy() == cluster::Cluster::ROUND_ROBIN);
   CHECK(top.circuit_breakers().thresholds(0).max_connections().value() == 10);
@@ -367,22 +302,22 @@ TEST_CASE("locality failover: priority 0 is the waypoint pod's own zone, only wi
 )"));
   CHECK(c.result.diagnostics.empty());
   // waypoint-a is in r1/a: cat (r1/a) 0, dog (r1/b) 1, fox (r2/c) 2.
-  auto a = unpack<endpoint::ClusterLoadAssignment>(served(c, "waypoint-a.demo").endpoints.at(kCluster8080));
+  auto a = unpack<endpoint::ClusterLoadAssignment>(served_to(c, "waypoint-a.demo").endpoints.at(kCluster8080));
   CHECK(priorities(a) == std::map<std::string, uint32_t>{{"10.0.1.1", 0}, {"10.0.1.2", 1}, {"10.0.1.3", 2}});
   REQUIRE(a.endpoints_size() == 3);
   CHECK(a.endpoints(0).locality().region() == "r1");
   CHECK(a.endpoints(0).locality().zone() == "a");
   // waypoint-b (r1/b) sees dog first.
-  auto b = unpack<endpoint::ClusterLoadAssignment>(served(c, "waypoint-b.demo").endpoints.at(kCluster8080));
+  auto b = unpack<endpoint::ClusterLoadAssignment>(served_to(c, "waypoint-b.demo").endpoints.at(kCluster8080));
   CHECK(priorities(b) == std::map<std::string, uint32_t>{{"10.0.1.1", 1}, {"10.0.1.2", 0}, {"10.0.1.3", 2}});
   // The default failover sets no locality-weighted config (istiod sets it for explicit failover).
-  auto cl = unpack<cluster::Cluster>(served(c).clusters.at(kCluster8080));
+  auto cl = unpack<cluster::Cluster>(served_to(c, kProxyA).clusters.at(kCluster8080));
   CHECK_FALSE(cl.common_lb_config().has_locality_weighted_lb_config());
-  check_waypoint_accepts(served(c, "waypoint-a.demo"));
-  check_waypoint_accepts(served(c, "waypoint-b.demo"));
+  check_waypoint_accepts(served_to(c, "waypoint-a.demo"));
+  check_waypoint_accepts(served_to(c, "waypoint-b.demo"));
   // The waypoint's model carries the priorities.
   google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(served(c, "waypoint-b.demo").endpoints.at(kCluster8080).any));
+  REQUIRE(any.ParseFromString(served_to(c, "waypoint-b.demo").endpoints.at(kCluster8080).any));
   auto la = waypoint::xds::parse_load_assignment(kCluster8080, any.value());
   REQUIRE(la.ok());
   for (const auto& e : la->endpoints)
@@ -396,7 +331,7 @@ TEST_CASE("locality failover: priority 0 is the waypoint pod's own zone, only wi
         failoverPriority: [version=v2]
 )"));
   CHECK(f.load_diags.empty());
-  auto fa = unpack<endpoint::ClusterLoadAssignment>(served(f).endpoints.at(kCluster8080));
+  auto fa = unpack<endpoint::ClusterLoadAssignment>(served_to(f, kProxyA).endpoints.at(kCluster8080));
   // version=v2 endpoints (dog, fox) first, then cat; without a failover list istiod does not add
   // proximity on top of the labels.
   CHECK(priorities(fa) == std::map<std::string, uint32_t>{{"10.0.1.1", 1}, {"10.0.1.2", 0}, {"10.0.1.3", 0}});
@@ -408,12 +343,12 @@ TEST_CASE("locality failover: priority 0 is the waypoint pod's own zone, only wi
         failoverPriority: [version=v2]
         failover: [{from: r1, to: r2}]
 )"));
-  auto ga = unpack<endpoint::ClusterLoadAssignment>(served(g).endpoints.at(kCluster8080));
+  auto ga = unpack<endpoint::ClusterLoadAssignment>(served_to(g, kProxyA).endpoints.at(kCluster8080));
   CHECK(priorities(ga) == std::map<std::string, uint32_t>{{"10.0.1.1", 2}, {"10.0.1.2", 0}, {"10.0.1.3", 1}});
-  auto fcl = unpack<cluster::Cluster>(served(f).clusters.at(kCluster8080));
+  auto fcl = unpack<cluster::Cluster>(served_to(f, kProxyA).clusters.at(kCluster8080));
   CHECK(fcl.common_lb_config().has_locality_weighted_lb_config());
-  CHECK(converted_cluster(served(f), kCluster8080).policy.locality_weighted_lb);
-  check_waypoint_accepts(served(f));
+  CHECK(converted_cluster(served_to(f, kProxyA), kCluster8080).policy.locality_weighted_lb);
+  check_waypoint_accepts(served_to(f, kProxyA));
 
   // Without outlierDetection failover does nothing (istiod's rule), and the user is told.
   auto n = compile_yaml(std::string(kMesh) + dr(R"(  trafficPolicy:
@@ -421,7 +356,7 @@ TEST_CASE("locality failover: priority 0 is the waypoint pod's own zone, only wi
       localityLbSetting:
         failover: [{from: r1, to: r2}]
 )"));
-  auto na = unpack<endpoint::ClusterLoadAssignment>(served(n).endpoints.at(kCluster8080));
+  auto na = unpack<endpoint::ClusterLoadAssignment>(served_to(n, kProxyA).endpoints.at(kCluster8080));
   CHECK(priorities(na) == std::map<std::string, uint32_t>{{"10.0.1.1", 0}, {"10.0.1.2", 0}, {"10.0.1.3", 0}});
   REQUIRE(n.result.diagnostics.size() == 1);
   CHECK(n.result.diagnostics[0].severity == Severity::Warning);
@@ -433,7 +368,7 @@ TEST_CASE("locality failover: priority 0 is the waypoint pod's own zone, only wi
     outlierDetection: {consecutive5xxErrors: 1}
     loadBalancer: {localityLbSetting: {enabled: false}}
 )"));
-  auto offa = unpack<endpoint::ClusterLoadAssignment>(served(off).endpoints.at(kCluster8080));
+  auto offa = unpack<endpoint::ClusterLoadAssignment>(served_to(off, kProxyA).endpoints.at(kCluster8080));
   CHECK(priorities(offa) == std::map<std::string, uint32_t>{{"10.0.1.1", 0}, {"10.0.1.2", 0}, {"10.0.1.3", 0}});
 }
 
@@ -446,7 +381,7 @@ TEST_CASE("locality distribute: weights per locality from the waypoint pod's poi
           to: {"r1/a/*": 80, "r2/*": 20}
 )"));
   CHECK(c.load_diags.empty());
-  auto a = unpack<endpoint::ClusterLoadAssignment>(served(c, "waypoint-a.demo").endpoints.at(kCluster8080));
+  auto a = unpack<endpoint::ClusterLoadAssignment>(served_to(c, "waypoint-a.demo").endpoints.at(kCluster8080));
   std::map<std::string, std::pair<uint32_t, int>> by_zone;  // zone -> (weight, endpoints)
   for (const auto& l : a.endpoints())
     by_zone[l.locality().zone()] = {l.load_balancing_weight().value(), l.lb_endpoints_size()};
@@ -454,18 +389,18 @@ TEST_CASE("locality distribute: weights per locality from the waypoint pod's poi
   CHECK(by_zone["c"] == std::make_pair(20u, 1));
   CHECK(by_zone["b"].second == 0);  // not named by the rule: no traffic
   // waypoint-b matches no `from`: endpoints untouched.
-  auto b = unpack<endpoint::ClusterLoadAssignment>(served(c, "waypoint-b.demo").endpoints.at(kCluster8080));
+  auto b = unpack<endpoint::ClusterLoadAssignment>(served_to(c, "waypoint-b.demo").endpoints.at(kCluster8080));
   for (const auto& l : b.endpoints()) CHECK(l.lb_endpoints_size() == 1);
-  CHECK(unpack<cluster::Cluster>(served(c).clusters.at(kCluster8080))
+  CHECK(unpack<cluster::Cluster>(served_to(c, kProxyA).clusters.at(kCluster8080))
             .common_lb_config()
             .has_locality_weighted_lb_config());
   google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(served(c).endpoints.at(kCluster8080).any));
+  REQUIRE(any.ParseFromString(served_to(c, kProxyA).endpoints.at(kCluster8080).any));
   auto la = waypoint::xds::parse_load_assignment(kCluster8080, any.value());
   REQUIRE(la.ok());
   REQUIRE(la->endpoints.size() == 2);
   for (const auto& e : la->endpoints) CHECK(e.locality_weight == (e.address == "10.0.1.1" ? 80u : 20u));
-  check_waypoint_accepts(served(c));
+  check_waypoint_accepts(served_to(c, kProxyA));
 }
 
 TEST_CASE("warmup, h2 upgrade, client protocol and stream limits") {
@@ -483,7 +418,7 @@ TEST_CASE("warmup, h2 upgrade, client protocol and stream limits") {
       connectionPool: {http: {useClientProtocol: true}}
 )"));
   CHECK(c.load_diags.empty());
-  const auto& w = served(c);
+  const auto& w = served_to(c, kProxyA);
   using HttpOptions = envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
   auto options = [&](const cluster::Cluster& cl) {
     HttpOptions o;
@@ -520,9 +455,9 @@ TEST_CASE("warmup, h2 upgrade, client protocol and stream limits") {
     tls: {mode: ISTIO_MUTUAL}
 )"));
   CHECK(u.load_diags.empty());
-  auto ucl = unpack<cluster::Cluster>(served(u).clusters.at(kCluster8080));
+  auto ucl = unpack<cluster::Cluster>(served_to(u, kProxyA).clusters.at(kCluster8080));
   CHECK(options(ucl).has_use_downstream_protocol_config());
-  CHECK(converted_cluster(served(u), kCluster8080).policy.upstream_protocol ==
+  CHECK(converted_cluster(served_to(u, kProxyA), kCluster8080).policy.upstream_protocol ==
         waypoint::UpstreamProtocol::UseDownstream);
 }
 
@@ -590,7 +525,7 @@ spec:
     CHECK(c.load_diags[0].object == "DestinationRule demo/calculate");
     CHECK(c.load_diags[0].file == "mesh.yaml");
     CHECK(c.load_diags[0].field == bad.field);
-    const auto& w = served(c);
+    const auto& w = served_to(c, kProxyA);
     auto ok = unpack<cluster::Cluster>(w.clusters.at("inbound-vip|8080|http|other.demo.svc.cluster.local"));
     CHECK(ok.lb_policy() == cluster::Cluster::RANDOM);
     // calculate compiles without the refused rule: Istio's defaults.

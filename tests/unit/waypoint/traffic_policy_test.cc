@@ -154,6 +154,10 @@ TEST_CASE("request hash: header, cookie, source ip, query parameter, terminal", 
   two[0].terminal = false;
   auto both = compute_request_hash(two, req_with({{"x-a", "1"}, {"x-b", "2"}}), "", 0);
   CHECK(*both.hash != xxhash64("1"));
+  // A terminal policy that yields nothing does not end the walk.
+  std::vector<HashPolicy> then_ip = {policy(HashPolicy::Kind::Header, "x-user", true),
+                                     policy(HashPolicy::Kind::SourceIp)};
+  CHECK(*compute_request_hash(then_ip, req_with({}), "10.1.2.3", 0).hash == xxhash64("10.1.2.3"));
 }
 
 TEST_CASE("request hash: cookie present is hashed, absent with ttl is generated as Envoy's Set-Cookie",
@@ -164,6 +168,9 @@ TEST_CASE("request hash: cookie present is hashed, absent with ttl is generated 
   auto present = compute_request_hash(no_ttl, req_with({{"cookie", "a=1; session=\"xyz\"; b=2"}}), "", 0);
   CHECK(*present.hash == xxhash64("xyz"));
   CHECK(present.set_cookie.empty());
+  // Quoted or not, the same value; a cookie whose name only starts with ours is not it.
+  CHECK(*compute_request_hash(no_ttl, req_with({{"cookie", "session=xyz"}}), "", 0).hash == xxhash64("xyz"));
+  CHECK_FALSE(compute_request_hash(no_ttl, req_with({{"cookie", "sessionid=xyz"}}), "", 0).hash);
   p.cookie_ttl = Duration(3600000);
   p.cookie_path = "/";
   std::vector<HashPolicy> ttl = {p};
