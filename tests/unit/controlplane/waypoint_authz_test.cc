@@ -414,17 +414,7 @@ const std::string kDbHttp = "inbound-vip|80|http|db.demo.svc.cluster.local";
 
 // The TCP port's cluster as the waypoint converts it (must be accepted).
 waypoint::Cluster tcp_cluster_view(const Compiled& c, const std::string& name) {
-  REQUIRE(c.result.by_gateway.count("demo/waypoint") == 1);
-  const auto& w = *c.result.by_gateway.at("demo/waypoint");
-  REQUIRE(w.clusters.count(name) == 1);
-  google::protobuf::Any any;
-  REQUIRE(any.ParseFromString(w.clusters.at(name).any));
-  envoy::config::cluster::v3::Cluster proto;
-  REQUIRE(any.UnpackTo(&proto));
-  auto v = waypoint::xds::convert_cluster(proto);
-  INFO((v.ok() ? "" : v.error()));
-  REQUIRE(v.ok());
-  return std::move(v.value());
+  return converted_cluster(served(c), name);
 }
 
 // A TCP connection: no HTTP request, only the peer, addresses and port. True = allowed.
@@ -449,7 +439,7 @@ TEST_CASE("waypoint authz on a TCP port: a TCP cluster with no policy relays eve
   CHECK(tcp.network_rbac == nullptr);
   CHECK(decide_tcp(tcp, kIntruder));
   // The HTTP port of the same service keeps its route configuration.
-  CHECK(waypoint_view(c, kDbHttp).virtual_hosts.size() == 1);
+  CHECK(converted_route(served(c), kDbHttp).virtual_hosts.size() == 1);
 }
 
 TEST_CASE("waypoint authz on a TCP port: ALLOW rules with HTTP-only fields never match; the others do") {
@@ -471,7 +461,7 @@ spec:
   CHECK_FALSE(decide_tcp(tcp, kClient));
   CHECK_FALSE(decide_tcp(tcp, kIntruder));
   // On HTTP the rule still applies as written.
-  auto http = waypoint_view(c, kDbHttp);
+  auto http = converted_route(served(c), kDbHttp);
   CHECK(decide(http, {.principal = kClient}));
   CHECK_FALSE(decide(http, {.method = "POST", .principal = kClient}));
 
@@ -514,7 +504,7 @@ spec:
   REQUIRE(tcp.network_rbac != nullptr);
   CHECK_FALSE(decide_tcp(tcp, kIntruder));  // widened: the path and method are gone
   CHECK(decide_tcp(tcp, kClient));          // the principal still has to match
-  auto http = waypoint_view(c, kDbHttp);
+  auto http = converted_route(served(c), kDbHttp);
   CHECK(decide(http, {.path = "/", .principal = kIntruder}));
   CHECK_FALSE(decide(http, {.method = "POST", .path = "/admin", .principal = kIntruder}));
 
@@ -533,7 +523,7 @@ spec:
   CHECK(diags_text(c2.result.diagnostics).empty());
   const auto tcp2 = tcp_cluster_view(c2, kDbTcp);
   CHECK_FALSE(decide_tcp(tcp2, kClient));
-  CHECK(decide(waypoint_view(c2, kDbHttp), {.principal = kClient}));
+  CHECK(decide(converted_route(served(c2), kDbHttp), {.principal = kClient}));
 }
 
 TEST_CASE("waypoint converter: network RBAC metadata keys must name deny, allow or audit") {
