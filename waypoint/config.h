@@ -55,7 +55,8 @@ struct Config {
   uint32_t packet_mark = 0;          // the waypoint runs outside capture (dataplane-mode none)
   uint16_t hbone_port = kHbonePort;  // HBONE_PORT: tests run several on one host
   bool ipv6_enabled = true;
-  // Largest request/response body buffered for retries and mirroring (Envoy's buffer limit).
+  // MAX_BODY_BYTES: the request buffer limit (Envoy's per_connection_buffer_limit_bytes).
+  // Bodies stream; a request body is kept for retries and mirrors only up to this size.
   uint32_t max_body_bytes = 1u << 20;
 
   // -- logging and operations

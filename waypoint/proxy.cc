@@ -98,6 +98,34 @@ std::optional<asio::ip::address> ip_of(std::string_view addr) {
 
 }  // namespace
 
+namespace {
+// Passes a streamed response body through and keeps its trailers for the telemetry
+// (grpc_response_status comes from the grpc-status trailer).
+class TrailerTap final : public http::BodyReader {
+ public:
+  explicit TrailerTap(std::shared_ptr<http::BodyReader> inner) : inner_(std::move(inner)) {}
+  asio::awaitable<http::BodyChunk> next() override {
+    auto keep = inner_;
+    http::BodyChunk c = co_await keep->next();
+    if (c.end) trailers = c.trailers;
+    co_return account(std::move(c));
+  }
+  void abort() override { inner_->abort(); }
+  router::HeaderList trailers;
+
+ private:
+  std::shared_ptr<http::BodyReader> inner_;
+};
+
+// Wraps `r`'s body stream in a tap; null when there is none.
+std::shared_ptr<TrailerTap> tap_trailers(http::Response& r) {
+  if (!r.body_stream) return nullptr;
+  auto tap = std::make_shared<TrailerTap>(std::move(r.body_stream));
+  r.body_stream = tap;
+  return tap;
+}
+}  // namespace
+
 struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   Worker(asio::io_context& io, std::shared_ptr<Shared> s)
       : io(io),
@@ -358,10 +386,12 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   }
 
   // After the response went out (`written`) or could not (the client went away: DC).
+  // `request_bytes` / `response_bytes`: body bytes that crossed the waypoint each way.
   void finish_record(RequestRecord& rec, const ConfigSnapshot& cfg, const http::Request& req, FlowResult& fr,
-                     bool written, std::chrono::steady_clock::time_point start) {
+                     bool written, std::chrono::steady_clock::time_point start, uint64_t request_bytes,
+                     uint64_t response_bytes) {
     if (auto id = req.head.headers.get("x-request-id")) rec.request_id = std::string(*id);
-    if (!written) {
+    if (!written && fr.flags.find("DC") == std::string::npos) {
       if (fr.flags == "-") {
         fr.flags = "DC";
       } else {
@@ -370,7 +400,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     }
     rec.response_code = written ? fr.response.status : 0;
     rec.response_flags = fr.flags;
-    rec.response_bytes = fr.response.body.size();
+    rec.request_bytes = request_bytes;
+    rec.response_bytes = response_bytes;
     rec.upstream_cluster = fr.cluster;
     rec.upstream_host = fr.upstream_host;
     rec.route_name = fr.route_name;
@@ -440,14 +471,22 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     co_await serve_http1(std::move(down), std::move(buf), std::move(d));
   }
 
+  // Request body bytes read from the client: what the flow took over, else what is left.
+  static uint64_t request_bytes(const FlowResult& fr, const std::shared_ptr<http::BodyReader>& body) {
+    if (fr.request_body) return fr.request_body->received();
+    return body ? body->bytes() : 0;
+  }
+
   asio::awaitable<void> serve_http1(http::AnyStream down, http::ReadBuffer buf, std::shared_ptr<Downstream> d) {
+    auto conn = std::make_shared<http::Connection>(std::move(down));
+    conn->buf = std::move(buf);
     for (;;) {
-      auto rr = co_await http::read_request(down, buf, shared->opts.max_body);
+      auto rr = co_await http::read_request_head(conn);
       if (rr.error == http::ReadError::Closed || rr.error == http::ReadError::Reset) break;
       if (rr.error != http::ReadError::None) {
         const bool large = rr.error == http::ReadError::TooLarge;
-        auto resp = local_reply(large ? 413 : 400, large ? "payload too large" : "Bad Request");
-        co_await http::write_response(down, resp, http::Protocol::Http11, false, true);
+        auto resp = local_reply(large ? 431 : 400, large ? "Request Header Fields Too Large" : "Bad Request");
+        co_await http::write_response(conn->stream, resp, http::Protocol::Http11, false, true);
         spdlog::debug("request from {} rejected: {} (flag DPE)", d->src, rr.detail);
         break;
       }
@@ -456,20 +495,36 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
       auto cfg = shared->config.load();
       RequestRecord rec = begin_record(*d, *cfg, rr.request);
       const bool head = rr.request.head.method == "HEAD";
+      const auto protocol = rr.request.protocol;
+      const auto req_body = rr.request.body_stream;
       auto span = trace_begin(*d, rr.request);
       FlowResult fr = co_await route(*d, cfg, rr.request);
       const bool upgrade = fr.upgraded && fr.response.status == 101;
-      const bool close = !upgrade && (!rr.keep_alive || shared->draining.load(std::memory_order_relaxed));
-      const bool ok = co_await http::write_response(down, fr.response, rr.request.protocol, head, close);
-      finish_record(rec, *cfg, rr.request, fr, ok, start);
+      // A request body nobody read to its end cannot be skipped to reach the next request.
+      const bool body_pending = req_body && !req_body->finished() && !(fr.request_body && fr.request_body->complete());
+      const bool close =
+          !upgrade && (!rr.keep_alive || body_pending || shared->draining.load(std::memory_order_relaxed));
+      auto tap = tap_trailers(fr.response);
+      auto wr = co_await http::write_response_stream(conn->stream, fr.response, protocol, head, close);
+      if (tap && !tap->trailers.empty()) fr.response.trailers = tap->trailers;
+      if (wr.body_error) fr.flags = fr.flags == "-" ? "UC" : fr.flags + ",UC";  // upstream failed mid-body
+      const uint64_t response_bytes = wr.body_bytes;
+      finish_record(rec, *cfg, rr.request, fr, wr.ok || wr.body_error, start, request_bytes(fr, req_body),
+                    response_bytes);
       trace_end(span, rec);
-      if (upgrade && ok) {
-        co_await http::relay(down, fr.upgraded->stream, buf.take(), fr.upgraded->buf.take());
+      if (upgrade && wr.ok) {
+        co_await http::relay(conn->stream, fr.upgraded->stream, conn->buf.take(), fr.upgraded->buf.take());
         co_return;
       }
-      if (!ok || close) break;
+      if (!wr.ok) {
+        // A body cut short or a client that left: the connection cannot carry on.
+        if (fr.request_body) fr.request_body->abort_source();
+        conn->stream.abort();
+        co_return;
+      }
+      if (close || wr.must_close) break;
     }
-    down.shutdown_write();
+    conn->stream.shutdown_write();
   }
 
   // HTTP/2 with prior knowledge inside the tunnel: one session, its streams served
@@ -495,10 +550,31 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     const auto start = std::chrono::steady_clock::now();
     auto cfg = shared->config.load();
     RequestRecord rec = begin_record(*d, *cfg, req);
+    const auto req_body = req.body_stream;
     auto span = trace_begin(*d, req);
     FlowResult fr = co_await route(*d, cfg, req);
-    const bool ok = sess->respond(id, fr.response, req.head.method == "HEAD");
-    finish_record(rec, *cfg, req, fr, ok, start);
+    // The response streams on its own (the session pulls the body as the client's window
+    // allows); this waits for its end for the telemetry.
+    struct Outcome {
+      explicit Outcome(asio::any_io_executor ex) : signal(ex) {}
+      http::Signal signal;
+      bool finished = false;
+      bool complete = false;
+      uint64_t bytes = 0;
+    };
+    auto outcome = std::make_shared<Outcome>(io.get_executor());
+    auto tap = tap_trailers(fr.response);
+    const bool started =
+        sess->respond(id, fr.response, req.head.method == "HEAD", [outcome](bool complete, uint64_t bytes) {
+          outcome->finished = true;
+          outcome->complete = complete;
+          outcome->bytes = bytes;
+          outcome->signal.notify();
+        });
+    while (started && !outcome->finished) co_await outcome->signal.wait();
+    if (!outcome->complete && fr.request_body) fr.request_body->abort_source();
+    if (tap && !tap->trailers.empty()) fr.response.trailers = tap->trailers;
+    finish_record(rec, *cfg, req, fr, outcome->complete, start, request_bytes(fr, req_body), outcome->bytes);
     trace_end(span, rec);
   }
 

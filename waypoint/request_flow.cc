@@ -2,6 +2,7 @@
 
 #include "waypoint/ingress/waypoint_hop.h"
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,8 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 
+#include "waypoint/http/body.h"
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
 #include "waypoint/ratelimit/global_filter.h"
@@ -87,19 +88,28 @@ bool upstream_h2(const Cluster& c, const http::Request& req) {
 
 struct AttemptResult {
   router::AttemptOutcome outcome;
-  http::Response response;
-  bool keep_alive = false;
+  http::Response response;  // its body_stream owns the upstream connection / stream
   bool global_timeout = false;
-  std::unique_ptr<upstream::Conn> conn;
+  bool downstream_gone = false;          // the request body could not be read from the client
+  std::unique_ptr<upstream::Conn> conn;  // a 101 Switching Protocols: the upgraded connection
   std::string detail;
 };
 
-// One try: connection, request, response, under the attempt's timer. The timer aborts the
-// upstream stream, which ends the pending read (hbone::Stream has no per-op cancellation).
+// An upstream HTTP/1.1 connection while its response body streams: returned to the keep-alive
+// pool when the body was read to its end, closed otherwise (a client that left, a retry that
+// dropped the response, an error).
+struct ConnSlot {
+  std::unique_ptr<upstream::Conn> conn;
+};
+
+// One try: connection, request (head, then the body through this attempt's own cursor over
+// the replay buffer), response head, under the attempt's timer. The timer aborts the upstream
+// stream, which ends the pending read (hbone::Stream has no per-op cancellation). The response
+// body is not read here: it streams to the client, and retries are decided on the head.
 // `rt`: the cluster's traffic-policy runtime (null: no circuit breaking on this attempt).
 asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& target, const Cluster& cluster,
-                                       const http::Request& req, router::AttemptTimer timer, bool h2,
-                                       const upstream::ClusterRuntime* rt) {
+                                       const http::Request& req, std::shared_ptr<http::ReplayBody> body,
+                                       router::AttemptTimer timer, bool h2, const upstream::ClusterRuntime* rt) {
   AttemptResult ar;
   struct Guard {
     bool fired = false;
@@ -125,11 +135,14 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
       ar.global_timeout = true;
     }
   };
+  auto body_failed = [&] { return body && body->source_failed(); };
   // HTTP/2 upstream: one stream on the endpoint's multiplexed connection. A stream the server
   // refused (REFUSED_STREAM, or beyond its GOAWAY) was never processed: once more on a fresh
   // connection, as for a dead keep-alive connection below.
   for (int tries = 0; h2 && tries < 2; ++tries) {
-    auto sess = co_await env.connector->acquire_h2(target, env.client_tls, env.self_identity, cluster.connect_timeout);
+    auto sess = co_await env.connector->acquire_h2(
+        target, env.client_tls, env.self_identity, cluster.connect_timeout,
+        std::chrono::duration_cast<std::chrono::milliseconds>(cluster.policy.idle_timeout));
     if (!sess) {
       if (g->fired) {
         timed_out();
@@ -144,9 +157,11 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
       timed_out();
       break;
     }
-    const int32_t id = sess.value()->submit(req);
+    std::shared_ptr<http::BodyReader> cursor;
+    if (body) cursor = body->cursor();
+    const int32_t id = sess.value()->submit(req, cursor);
     if (id == 0) {
-      if (tries == 0) continue;
+      if (tries == 0 && (!body || body->replayable())) continue;
       ar.outcome.failure = router::AttemptFailure::Overflow;
       ar.outcome.request_sent = false;
       ar.detail = "HTTP/2 upstream connection takes no more streams";
@@ -154,14 +169,20 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
     }
     g->h2 = sess.value();
     g->h2_stream = id;
-    auto res = co_await sess.value()->wait(id);
+    auto res = co_await sess.value()->wait_headers(id);
     g->h2 = nullptr;
     if (g->fired) {
       timed_out();
       break;
     }
     if (!res.ok) {
-      if (res.refused && tries == 0) continue;
+      if (body_failed()) {
+        ar.downstream_gone = true;
+        ar.outcome.failure = router::AttemptFailure::Reset;
+        ar.detail = "downstream request body cut short";
+        break;
+      }
+      if (res.refused && tries == 0 && (!body || body->replayable())) continue;
       ar.outcome.failure = res.refused ? router::AttemptFailure::RefusedStream : router::AttemptFailure::Reset;
       ar.outcome.request_sent = !res.refused;
       ar.detail = res.detail;
@@ -215,31 +236,53 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
     }
     g->conn = got.get();
     const bool reused = got->reused;
-    bool wrote = co_await http::write_request(got->stream, req);
+    auto slot = std::make_shared<ConnSlot>();
+    slot->conn = std::move(got);
+    upstream::Conn& conn = *slot->conn;
+    std::shared_ptr<http::BodyReader> cursor;
+    if (body) cursor = body->cursor();
+    auto wr = co_await http::write_request_stream(conn.stream, req, cursor);
     http::ReadResponseResult rr;
-    if (wrote) {
-      rr = co_await http::read_response(got->stream, got->buf, env.max_body,
-                                        req.head.method == "HEAD");
+    // A server may answer before it read the whole request (413, 401 ...) and close: its
+    // answer is still read when the write failed; that connection is never reused.
+    if (wr.ok || !wr.body_error) {
+      http::BodyDone done = [slot, connector = env.connector, keep = env.owner, sent = wr.ok](bool clean) {
+        if (!slot->conn) return;
+        if (clean && sent) {
+          connector->release(std::move(slot->conn));
+        } else {
+          slot->conn->stream.abort();
+        }
+      };
+      rr = co_await http::read_response_head(conn.stream, conn.buf, req.head.method == "HEAD", slot, std::move(done));
     }
     g->conn = nullptr;
     if (g->fired) {
-      got->stream.abort();
+      conn.stream.abort();
+      rr.response.body_stream = nullptr;
       timed_out();
       break;
     }
-    if (!wrote || rr.error != http::ReadError::None) {
-      got->stream.abort();
-      if (reused && !rr.any_bytes) continue;
+    if (!wr.ok && wr.body_error) {
+      // The client went away (or reset its stream) mid-upload: that upstream request ends here.
+      conn.stream.abort();
+      ar.downstream_gone = true;
       ar.outcome.failure = router::AttemptFailure::Reset;
-      ar.outcome.request_sent = wrote;
-      ar.detail = wrote ? rr.detail : "write failed";
+      ar.detail = "downstream request body cut short: " + wr.detail;
+      break;
+    }
+    if (rr.error != http::ReadError::None || (!wr.ok && !rr.any_bytes)) {
+      conn.stream.abort();
+      if (reused && !rr.any_bytes && (!body || body->replayable())) continue;
+      ar.outcome.failure = router::AttemptFailure::Reset;
+      ar.outcome.request_sent = wr.ok;
+      ar.detail = wr.ok ? rr.detail : "write failed: " + wr.detail;
       break;
     }
     ar.outcome.failure = router::AttemptFailure::None;
     ar.outcome.status = rr.response.status;
     ar.response = std::move(rr.response);
-    ar.keep_alive = rr.keep_alive;
-    ar.conn = std::move(got);
+    if (ar.response.status == 101 && slot->conn) ar.conn = std::move(slot->conn);
     break;
   }
   t.cancel();
@@ -247,8 +290,11 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
 }
 
 // Fire and forget: the copy of FlowEnv (with its owner reference) keeps the worker's pieces
-// alive; `config` keeps the policy alive.
-asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const MirrorPolicy& policy, http::Request req) {
+// alive; `config` keeps the policy alive. The mirror reads the request body through its own
+// cursor (a body past the buffer limit cuts the mirrored request short: it is reset), and
+// reads its response to the end so the connection can be reused.
+asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const MirrorPolicy& policy, http::Request req,
+                             std::shared_ptr<http::ReplayBody> body) {
   const Cluster* cluster = config->cluster(policy.cluster);
   if (!cluster) co_return;
   const auto* cla = config->endpoints_of(*cluster);
@@ -260,8 +306,13 @@ asio::awaitable<void> mirror(FlowEnv env, ConfigSnapshotPtr config, const Mirror
   router::AttemptTimer timer;
   timer.timeout = std::chrono::seconds(30);
   timer.per_try = true;
-  auto ar = co_await attempt(env, *target, *cluster, req, timer, upstream_h2(*cluster, req), nullptr);
-  if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
+  auto ar = co_await attempt(env, *target, *cluster, req, std::move(body), timer, upstream_h2(*cluster, req), nullptr);
+  if (auto rb = std::move(ar.response.body_stream)) {
+    for (;;) {
+      auto c = co_await rb->next();
+      if (c.end || c.error) break;
+    }
+  }
 }
 
 // One attempt's result for outlier detection (non-split: local origin errors count as 503/504).
@@ -485,10 +536,20 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
   if (timeouts.expected.count() > 0) {
     head.headers.set("x-envoy-expected-rq-timeout-ms", std::to_string(timeouts.expected.count()));
   }
+  // The body streams to the upstream as it arrives; a copy is kept for retries and mirrors
+  // while it fits the buffer limit (Envoy's per_connection_buffer_limit_bytes).
+  std::shared_ptr<http::ReplayBody> body;
+  if (req.body_stream || !req.body.empty()) {
+    body = std::make_shared<http::ReplayBody>(env.exec, std::move(req.body_stream), std::move(req.body), env.max_body);
+    req.body_stream = nullptr;
+    req.body.clear();
+    out.request_body = body;
+  }
   for (const MirrorPolicy* m : router::decide_mirrors(vhost, action, *env.random)) {
+    if (body && !body->replayable()) break;
     http::Request copy = req;
     copy.head.authority = router::shadow_authority(*m, req.head.authority);
-    asio::co_spawn(env.exec, mirror(env, config, *m, std::move(copy)), asio::detached);
+    asio::co_spawn(env.exec, mirror(env, config, *m, std::move(copy), body), asio::detached);
   }
 
   const auto start = steady_clock::now();
@@ -525,15 +586,21 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
         out.response.headers.set("x-envoy-overloaded", "true");
         co_return out;
       }
-      rq_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Requests, breaker_limits);
+      rq_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Requests,
+                                      breaker_limits);
     }
     env.lb->started(target->key);
-    auto ar = co_await attempt(env, *target, *cluster, req, timer, h2_upstream, rt);
+    auto ar = co_await attempt(env, *target, *cluster, req, body, timer, h2_upstream, rt);
     env.lb->finished(target->key);
     rq_hold.reset();
     retry_hold.reset();
     if (rt && cluster->policy.outlier_detection) report_outlier(env, *rt, *ep, ar);
     tried.push_back(target->key);
+    if (ar.downstream_gone) {
+      // Nobody to answer: the upstream request was ended; the caller logs DC.
+      reply(503, kResetBody, "DC");
+      co_return out;
+    }
     if (ar.global_timeout) {
       reply(504, "upstream request timeout", "UT");
       co_return out;
@@ -544,16 +611,23 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
     if (decision == router::RetryDecision::Retry && rt) {
       // max_retries: over it the retry is not made and this attempt's result stands (UO).
       if (rt->state->breaker.try_acquire(upstream::CircuitBreaker::Kind::Retries, breaker_limits)) {
-        retry_hold =
-            upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Retries, breaker_limits);
+        retry_hold = upstream::BreakerHold(rt->state, &rt->state->breaker, upstream::CircuitBreaker::Kind::Retries,
+                                           breaker_limits);
       } else {
         decision = router::RetryDecision::NoRetry;
         add_flag(out.flags, "UO");
       }
     }
+    if (decision == router::RetryDecision::Retry && body && !body->replayable()) {
+      // Envoy: the request outgrew the retry buffer, so it is not retried; this attempt's
+      // result stands.
+      decision = router::RetryDecision::NoRetry;
+    }
     if (decision == router::RetryDecision::Retry) {
       ++retries;
-      if (ar.conn && ar.keep_alive) env.connector->release(std::move(ar.conn));
+      // The superseded response: dropping its body closes that connection / resets that stream.
+      ar.response.body_stream = nullptr;
+      ar.conn = nullptr;
       auto backoff = router::retry_backoff(*retry, retries, env.random->next());
       if (timeouts.global.count() > 0) {
         auto spent = std::chrono::duration_cast<Duration>(steady_clock::now() - start);
@@ -570,11 +644,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
       case router::AttemptFailure::None: {
         out.response = std::move(ar.response);
         out.from_upstream = true;
-        if (out.response.status == 101 && !req.upgrade.empty()) {
-          out.upgraded = std::move(ar.conn);
-        } else if (ar.conn && ar.keep_alive) {
-          env.connector->release(std::move(ar.conn));
-        }
+        if (out.response.status == 101 && !req.upgrade.empty()) out.upgraded = std::move(ar.conn);
         router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
         for (const auto& f : cors.response_headers.fields()) out.response.headers.set(f.name, f.value);
         for (const auto& f : limits.response_headers.fields()) out.response.headers.add(f.name, f.value);

@@ -40,6 +40,7 @@ struct FlowEnv {
   uint64_t* active_faults = nullptr;
   hbone::TlsContext client_tls;  // the waypoint's current client context (may be null)
   std::string self_identity;     // spiffe URI of the waypoint
+  // The request buffer limit for retries and mirrors (Envoy's per_connection_buffer_limit_bytes).
   uint32_t max_body = 1u << 20;
   // Traffic-policy state of the clusters (breakers, ejections, hash tables); may be null.
   std::shared_ptr<const upstream::ClusterRuntimes> clusters;
@@ -58,6 +59,8 @@ struct FlowResult {
   bool from_upstream = false;  // the response is the upstream's (else a local reply)
   // Set when the upstream answered 101 to an upgrade: the connection to relay bytes over.
   std::unique_ptr<upstream::Conn> upgraded;
+  // The request body as the flow took it over (null: no body, or not routed to an upstream).
+  std::shared_ptr<http::ReplayBody> request_body;
 };
 
 // `downstream` feeds the L7 authorization filters (authz/authz_filter.h); null = none configured

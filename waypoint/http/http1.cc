@@ -1,10 +1,14 @@
 #include "waypoint/http/http1.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
+#include <limits>
+#include <optional>
 #include <sstream>
 
 namespace waypoint::http {
@@ -237,6 +241,336 @@ std::string serialize_request(const Request& r) {
   std::ostringstream os;
   os << to_beast(r);
   return os.str();
+}
+
+}  // namespace waypoint::http
+
+// ---- Streaming ----------------------------------------------------------------------------
+
+namespace waypoint::http {
+
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;
+constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+
+// The rest of one message on an HTTP/1.1 connection, read with Beast's buffer_body parser into
+// one chunk buffer per pull.
+template <bool IsRequest>
+class H1Body final : public BodyReader {
+ public:
+  using Parser = bh::parser<IsRequest, bh::buffer_body>;
+  H1Body(std::unique_ptr<Parser> p, AnyStream& s, ReadBuffer& buf, std::shared_ptr<void> owner, BodyDone done)
+      : parser_(std::move(p)), s_(s), buf_(buf), owner_(std::move(owner)), done_(std::move(done)) {}
+  static std::unique_ptr<Parser> make_parser() {
+    auto p = std::make_unique<Parser>();
+    p->header_limit(kHeaderLimit);
+    p->body_limit(kUnlimited);
+    return p;
+  }
+  ~H1Body() override { finish(false); }
+
+  asio::awaitable<BodyChunk> next() override {
+    BodyChunk c;
+    if (aborted_ || failed_) {
+      c.error = true;
+      c.detail = "aborted";
+      co_return account(std::move(c));
+    }
+    if (parser.is_done()) {
+      c.end = true;
+      finish(true);
+      co_return account(std::move(c));
+    }
+    if (send_continue) {
+      send_continue = false;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [wec, wn] = co_await asio::async_write(s_, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
+      if (wec) {
+        failed_ = true;
+        c.error = true;
+        c.detail = wec.message();
+        finish(false);
+        co_return account(std::move(c));
+      }
+    }
+    auto keep = owner_;
+    chunk_.resize(kChunk);
+    while (!parser.is_done()) {
+      parser.get().body().data = chunk_.data();
+      parser.get().body().size = chunk_.size();
+      auto [ec, n] = co_await bh::async_read_some(s_, buf_.impl().buf, parser, kTuple);
+      if (ec == bh::error::need_buffer) ec = {};
+      if (aborted_) ec = asio::error::operation_aborted;
+      if (ec) {
+        failed_ = true;
+        c.error = true;
+        c.detail = ec.message();
+        finish(false);
+        co_return account(std::move(c));
+      }
+      const size_t got = chunk_.size() - parser.get().body().size;
+      if (got > 0) {
+        c.data.assign(chunk_.data(), got);
+        break;
+      }
+    }
+    if (parser.is_done()) {
+      c.end = true;
+      finish(true);
+    }
+    co_return account(std::move(c));
+  }
+
+  void abort() override {
+    if (finished() || aborted_) return;
+    aborted_ = true;
+    s_.abort();
+    finish(false);
+  }
+
+  bool send_continue = false;
+
+ private:
+  std::unique_ptr<Parser> parser_;
+  Parser& parser = *parser_;
+  void finish(bool clean) {
+    if (!done_) return;
+    auto d = std::move(done_);
+    done_ = nullptr;
+    d(clean);
+  }
+  AnyStream& s_;
+  ReadBuffer& buf_;
+  std::shared_ptr<void> owner_;
+  BodyDone done_;
+  std::string chunk_;
+  bool aborted_ = false;
+  bool failed_ = false;
+};
+
+template <typename Fields>
+std::optional<uint64_t> announced_length(const Fields& m) {
+  auto it = m.find(bh::field::content_length);
+  if (it == m.end()) return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : it->value()) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  return v;
+}
+
+// Head conversions shared with the whole-message path: the empty-bodied message carries the
+// header fields only.
+template <typename Body>
+Request head_to_request(const bh::request<Body>& m) {
+  bh::request<bh::string_body> copy(m.base());
+  return to_request(std::move(copy));
+}
+
+asio::awaitable<bool> write_all(AnyStream& s, std::string_view a, std::string_view b = {}, std::string_view c = {}) {
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
+                                         asio::buffer(c.data(), c.size())};
+  auto [ec, n] = co_await asio::async_write(s, bufs, kTuple);
+  co_return !ec;
+}
+
+// Body framing for a streamed message: content-length (raw bytes), chunked, or until close.
+enum class Framing : uint8_t { None, Length, Chunked, Close };
+
+asio::awaitable<StreamWriteResult> write_body(AnyStream& s, Framing framing, const std::string& body,
+                                              const std::shared_ptr<BodyReader>& stream) {
+  StreamWriteResult out;
+  auto put = [&](std::string_view data) -> asio::awaitable<bool> {
+    if (data.empty()) co_return true;
+    bool ok;
+    if (framing == Framing::Chunked) {
+      char size[24];
+      const int len = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+      ok = co_await write_all(s, std::string_view(size, static_cast<size_t>(len)), data, "\r\n");
+    } else {
+      ok = co_await write_all(s, data);
+    }
+    if (ok) out.body_bytes += data.size();
+    co_return ok;
+  };
+  if (framing == Framing::None) {
+    out.ok = true;
+    if (stream) stream->abort();
+    co_return out;
+  }
+  if (!co_await put(body)) {
+    if (stream) stream->abort();
+    out.detail = "write failed";
+    co_return out;
+  }
+  if (stream) {
+    for (;;) {
+      BodyChunk c = co_await stream->next();
+      if (!co_await put(c.data)) {
+        stream->abort();
+        out.detail = "write failed";
+        co_return out;
+      }
+      if (c.error) {
+        out.body_error = true;
+        out.detail = c.detail;
+        co_return out;
+      }
+      if (c.end) break;
+    }
+  }
+  if (framing == Framing::Chunked && !co_await write_all(s, "0\r\n\r\n")) {
+    out.detail = "write failed";
+    co_return out;
+  }
+  out.ok = true;
+  co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<ReadRequestResult> read_request_head(std::shared_ptr<Connection> c) {
+  ReadRequestResult out;
+  auto parser = H1Body<true>::make_parser();
+  auto& p = *parser;
+  auto [ec, n] = co_await bh::async_read_header(c->stream, c->buf.impl().buf, p, kTuple);
+  if (ec) {
+    out.error = classify(ec, p.got_some());
+    out.detail = ec.message();
+    co_return out;
+  }
+  out.keep_alive = p.get().keep_alive();
+  out.request = head_to_request(p.get());
+  out.request.content_length = announced_length(p.get());
+  if (!p.is_done()) {
+    auto body = std::make_shared<H1Body<true>>(std::move(parser), c->stream, c->buf, c, nullptr);
+    body->send_continue = out.request.expect_continue;
+    out.request.body_stream = std::move(body);
+  }
+  co_return out;
+}
+
+asio::awaitable<ReadResponseResult> read_response_head(AnyStream& s, ReadBuffer& buf, bool head_request,
+                                                       std::shared_ptr<void> owner, BodyDone done) {
+  ReadResponseResult out;
+  for (;;) {
+    auto parser = H1Body<false>::make_parser();
+    auto& p = *parser;
+    if (head_request) p.skip(true);
+    auto [ec, n] = co_await bh::async_read_header(s, buf.impl().buf, p, kTuple);
+    out.any_bytes = out.any_bytes || p.got_some();
+    if (ec) {
+      out.error = classify(ec, p.got_some());
+      if (out.error == ReadError::Closed) out.error = ReadError::Reset;
+      out.detail = ec.message();
+      co_return out;
+    }
+    const int status = static_cast<int>(p.get().result_int());
+    if (status >= 100 && status < 200 && status != 101) continue;
+    out.keep_alive = p.get().keep_alive() && status != 101;
+    bh::response<bh::string_body> copy(p.get().base());
+    out.response = to_response(std::move(copy), head_request);
+    if (!head_request) out.response.content_length = announced_length(p.get());
+    if (status == 101) co_return out;  // the caller keeps the connection for the relay
+    // "Clean" for the caller = the connection may carry another request.
+    BodyDone finish;
+    if (done) finish = [done = std::move(done), ka = out.keep_alive](bool clean) { done(clean && ka); };
+    if (!p.is_done()) {
+      // Content-Length: 0 and bodiless statuses are done here; the rest streams. The parser
+      // that read the head continues with the body.
+      out.response.body_stream =
+          std::make_shared<H1Body<false>>(std::move(parser), s, buf, std::move(owner), std::move(finish));
+    } else if (finish) {
+      finish(true);
+    }
+    co_return out;
+  }
+}
+
+namespace {
+Framing framing_for(bool has_body, const std::optional<uint64_t>& length, bool has_stream, bool http10) {
+  if (!has_body) return Framing::None;
+  if (!has_stream || length) return Framing::Length;
+  return http10 ? Framing::Close : Framing::Chunked;
+}
+}  // namespace
+
+asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Request& r,
+                                                        std::shared_ptr<BodyReader> body) {
+  bh::request<bh::empty_body> m;
+  m.method_string(r.head.method);
+  m.target(r.head.path);
+  m.version(11);
+  m.set(bh::field::host, r.head.authority);
+  for (const auto& f : r.head.headers.fields()) m.insert(f.name, f.value);
+  if (!r.upgrade.empty()) {
+    m.set(bh::field::connection, "upgrade");
+    m.set(bh::field::upgrade, r.upgrade);
+  }
+  const bool may_body =
+      body || !r.body.empty() || r.head.method == "POST" || r.head.method == "PUT" || r.head.method == "PATCH";
+  Framing framing = Framing::None;
+  if (may_body) {
+    if (body && !r.content_length) {
+      framing = Framing::Chunked;
+      m.set(bh::field::transfer_encoding, "chunked");
+    } else {
+      framing = Framing::Length;
+      const uint64_t len = body ? *r.content_length : r.body.size();
+      m.set(bh::field::content_length, std::to_string(len));
+    }
+  }
+  bh::request_serializer<bh::empty_body> sr(m);
+  auto [ec, n] = co_await bh::async_write_header(s, sr, kTuple);
+  if (ec) {
+    if (body) body->abort();
+    StreamWriteResult bad;
+    bad.detail = ec.message();
+    co_return bad;
+  }
+  co_return co_await write_body(s, framing, r.body, body);
+}
+
+asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Response& r, Protocol version, bool head,
+                                                         bool close) {
+  bh::response<bh::empty_body> m;
+  m.result(static_cast<unsigned>(r.status));
+  m.version(version == Protocol::Http10 ? 10 : 11);
+  for (const auto& f : r.headers.fields()) m.insert(f.name, f.value);
+  const bool has_body = r.status != 101 && status_has_body(r.status);
+  const bool stream = r.body_stream != nullptr;
+  Framing framing = framing_for(has_body && !head, r.content_length, stream, version == Protocol::Http10);
+  if (r.status == 101) {
+    m.set(bh::field::connection, "upgrade");
+  } else {
+    if (has_body && !head) {
+      if (framing == Framing::Chunked) {
+        m.set(bh::field::transfer_encoding, "chunked");
+      } else if (framing == Framing::Length) {
+        const uint64_t len = stream ? *r.content_length : r.body.size();
+        m.set(bh::field::content_length, std::to_string(len));
+      }
+    }
+    if (framing == Framing::Close) close = true;
+    if (close) {
+      m.set(bh::field::connection, "close");
+    } else if (version == Protocol::Http10) {
+      m.set(bh::field::connection, "keep-alive");
+    }
+  }
+  bh::response_serializer<bh::empty_body> sr(m);
+  auto [ec, n] = co_await bh::async_write_header(s, sr, kTuple);
+  if (ec) {
+    if (r.body_stream) r.body_stream->abort();
+    StreamWriteResult bad;
+    bad.detail = ec.message();
+    co_return bad;
+  }
+  auto out = co_await write_body(s, head ? Framing::None : framing, r.body, r.body_stream);
+  out.must_close = framing == Framing::Close;
+  co_return out;
 }
 
 }  // namespace waypoint::http

@@ -5,12 +5,18 @@
 //   body; write_response() frames a Response with Content-Length (or none for 1xx/204/304
 //   and HEAD), keeping the connection open unless either side said close.
 //   Client side (upstream): write_request() / read_response().
-// Bodies are bounded by `max_body`; a larger one is an error value (the caller answers 413 /
-// 502), never a throw. Beast stays out of this header: the buffer is opaque.
+// Whole-message functions (read_request, read_response, write_*) buffer the body, bounded by
+// `max_body` (a larger one is an error value, never a throw): tests, fuzzing, small exchanges.
+// The data path streams instead: read_request_head / read_response_head return the head with a
+// body_stream that reads the rest of the message from the connection as the consumer pulls it
+// (nothing is read ahead: back-pressure), and write_request_stream / write_response_stream frame
+// a streamed body with the announced Content-Length, else chunked (HTTP/1.0: until close).
+// Beast stays out of this header: the buffer is opaque.
 // Threading: the caller's coroutine, on the stream's executor.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,6 +77,43 @@ struct ReadResponseResult {
 
 boost::asio::awaitable<ReadResponseResult> read_response(AnyStream& s, ReadBuffer& buf, uint32_t max_body,
                                                          bool head_request);
+
+// ---- Streaming ------------------------------------------------------------------------------
+
+// One HTTP/1.1 connection's stream and read buffer, shared between the connection's loop and
+// the body reader of its current message (which may outlive the loop's interest in it).
+struct Connection {
+  explicit Connection(AnyStream s) : stream(std::move(s)) {}
+  AnyStream stream;
+  ReadBuffer buf;
+};
+
+// Server side. A request with a body gets request.body_stream; its first pull answers
+// `Expect: 100-continue` (so a request answered locally never invites the body).
+boost::asio::awaitable<ReadRequestResult> read_request_head(std::shared_ptr<Connection> c);
+
+// Client side. Interim 1xx (other than 101) are skipped. The body reader owns `owner` (the
+// upstream connection) and calls `done(clean)` once: clean = the whole body was read and the
+// connection may carry another request. A reader dropped or aborted before the end calls
+// done(false).
+using BodyDone = std::function<void(bool clean)>;
+boost::asio::awaitable<ReadResponseResult> read_response_head(AnyStream& s, ReadBuffer& buf, bool head_request,
+                                                              std::shared_ptr<void> owner, BodyDone done);
+
+struct StreamWriteResult {
+  bool ok = false;             // every byte of the message was written
+  bool body_error = false;     // the body source failed (the write stopped there)
+  uint64_t body_bytes = 0;     // body bytes written
+  bool must_close = false;     // the body was delimited by closing the connection (HTTP/1.0)
+  std::string detail;
+};
+
+// Writes the head, then `body`, then drains `body_stream` chunk by chunk (each written before
+// the next is pulled).
+boost::asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Request& r,
+                                                               std::shared_ptr<BodyReader> body);
+boost::asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Response& r, Protocol version,
+                                                                bool head, bool close);
 
 // Parses one complete request from memory (fuzzing and tests); the same conversion rules as
 // read_request. Errors name what was wrong.

@@ -6,8 +6,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 namespace waypoint::upstream {
 
@@ -97,8 +97,15 @@ asio::awaitable<common::Result<http::AnyStream>> Connector::open(const Target& t
 }
 
 asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> Connector::acquire_h2(
-    const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout) {
-  if (auto it = h2_.find(target.key); it != h2_.end() && it->second->usable()) co_return it->second;
+    const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout,
+    std::chrono::milliseconds idle_timeout) {
+  if (auto it = h2_.find(target.key); it != h2_.end() && it->second->usable()) {
+    const bool stale = idle_timeout.count() > 0 && it->second->open_streams() == 0 &&
+                       std::chrono::steady_clock::now() - it->second->idle_since() >= idle_timeout;
+    if (!stale) co_return it->second;
+    it->second->retire();
+    h2_.erase(it);
+  }
   auto s = co_await open(target, std::move(tls), self, connect_timeout);
   if (!s) co_return common::make_error(s.error());
   if (draining_) {
@@ -114,7 +121,35 @@ asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> Connector::acq
   auto& slot = h2_[target.key];
   if (slot && slot != session) slot->retire();
   slot = session;
+  if (idle_timeout.count() > 0) {
+    auto timer = std::make_shared<asio::steady_timer>(exec_);
+    std::erase_if(idle_watchers_, [](const auto& w) { return w.expired(); });
+    idle_watchers_.push_back(timer);
+    asio::co_spawn(exec_, watch_idle(session, target.key, idle_timeout, timer), asio::detached);
+  }
   co_return session;
+}
+
+// Closes the pooled HTTP/2 connection once it had no stream for idle_timeout (Envoy's cluster
+// idle_timeout), so an endpoint that is no longer called does not keep a connection for ever.
+asio::awaitable<void> Connector::watch_idle(std::weak_ptr<http::H2Session> w, std::string key,
+                                            std::chrono::milliseconds idle_timeout,
+                                            std::shared_ptr<asio::steady_timer> timer) {
+  for (;;) {
+    auto s = w.lock();
+    if (!s || s->closed() || draining_) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto due = s->idle_since() + idle_timeout;
+    if (s->open_streams() == 0 && now >= due) {
+      if (auto it = h2_.find(key); it != h2_.end() && it->second == s) h2_.erase(it);
+      s->retire();
+      co_return;
+    }
+    timer->expires_at(s->open_streams() == 0 ? due : now + idle_timeout);
+    s.reset();
+    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // drain / shutdown
+  }
 }
 
 void Connector::release(std::unique_ptr<Conn> conn) {
@@ -146,6 +181,10 @@ void Connector::release(std::unique_ptr<Conn> conn) {
 
 void Connector::drain() {
   draining_ = true;
+  for (auto& w : idle_watchers_) {
+    if (auto t = w.lock()) t->cancel();
+  }
+  idle_watchers_.clear();
   for (auto& [k, list] : idle_) {
     for (auto& c : list) c->stream.abort();
   }
@@ -157,6 +196,10 @@ void Connector::drain() {
 
 void Connector::force_close() {
   draining_ = true;
+  for (auto& w : idle_watchers_) {
+    if (auto t = w.lock()) t->cancel();
+  }
+  idle_watchers_.clear();
   for (auto& [k, list] : idle_) {
     for (auto& c : list) c->stream.abort();
   }

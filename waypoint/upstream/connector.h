@@ -75,9 +75,12 @@ class Connector {
   boost::asio::awaitable<common::Result<std::unique_ptr<Conn>>> acquire(const Target& target, hbone::TlsContext tls,
                                                                         const std::string& self,
                                                                         std::chrono::milliseconds connect_timeout);
-  // The endpoint's multiplexed HTTP/2 connection (opened when there is none usable).
+  // The endpoint's multiplexed HTTP/2 connection (opened when there is none usable). One
+  // without streams for `idle_timeout` (the cluster's idle_timeout, Envoy's default 1 h) is
+  // retired (GOAWAY, closed) and forgotten.
   boost::asio::awaitable<common::Result<std::shared_ptr<http::H2Session>>> acquire_h2(
-      const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout);
+      const Target& target, hbone::TlsContext tls, const std::string& self, std::chrono::milliseconds connect_timeout,
+      std::chrono::milliseconds idle_timeout = std::chrono::hours(1));
   // After a complete exchange on a keep-alive connection. A connection that served
   // max_uses requests is closed instead; a pending request waiting here is woken.
   void release(std::unique_ptr<Conn> conn);
@@ -107,8 +110,12 @@ class Connector {
   boost::asio::awaitable<common::Result<http::AnyStream>> open(const Target& target, hbone::TlsContext tls,
                                                                const std::string& self,
                                                                std::chrono::milliseconds connect_timeout);
+  boost::asio::awaitable<void> watch_idle(std::weak_ptr<http::H2Session> session, std::string key,
+                                          std::chrono::milliseconds idle_timeout,
+                                          std::shared_ptr<boost::asio::steady_timer> timer);
   boost::asio::any_io_executor exec_;
   Options opts_;
+  std::vector<std::weak_ptr<boost::asio::steady_timer>> idle_watchers_;
   std::shared_ptr<hbone::Pool> pool_;
   std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
   std::map<std::string, std::shared_ptr<http::H2Session>> h2_;
