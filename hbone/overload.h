@@ -17,8 +17,9 @@
 //    a peer that never opens its window, or one that left — its FIN queued behind data we do
 //    not read is invisible) is closed.
 // Every action is one log line and one count in istio_hbone_overload_actions_total.
-// The checks run before each socket read, so the total can pass the budget by at most one read
-// (256 KiB) per worker thread before the next check acts; the budget is a trigger, not a cap.
+// The checks run before each socket read, so the total can pass the budget by one read (256 KiB)
+// per worker thread before the next check acts, plus one more read by each connection still under
+// its fair share (the limits spare those); the budget is a trigger, not a cap.
 //
 // Budget: env HBONE_BUFFER_BUDGET (bytes, or with a Ki/Mi/Gi suffix), read by the binary at
 // startup via set_budget(); default 256 MiB; 0 turns the manager off.
