@@ -276,6 +276,10 @@ struct Fixture {
     co_return co_await conn.value()->open(req);
   }
 
+  // How long run() lets the body take before failing: a hang guard, not a timing check (the
+  // large-transfer cases raise it: under ASan on a loaded 2-core machine they take minutes).
+  std::chrono::seconds run_limit{60};
+
   template <typename F>
   void run(F body) {
     bool done = false;
@@ -294,7 +298,7 @@ struct Fixture {
           io.stop();
         },
         asio::detached);
-    io.run_for(std::chrono::seconds(60));
+    io.run_for(run_limit);
     io.restart();
     REQUIRE(done);
   }

@@ -398,6 +398,7 @@ void transfers(Fixture& f, const std::string& curl_flags, Seen& seen) {
 
 TEST_CASE("HTTP/1.1: a 20 MiB upload and a 50 MiB download stream through the waypoint (curl)") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   transfers(f, "", app.seen);
@@ -405,6 +406,7 @@ TEST_CASE("HTTP/1.1: a 20 MiB upload and a 50 MiB download stream through the wa
 
 TEST_CASE("HTTP/2 on both legs: a 20 MiB upload and a 50 MiB download stream (curl --http2-prior-knowledge)") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   transfers(f, "--http2-prior-knowledge", app.seen);
@@ -412,6 +414,7 @@ TEST_CASE("HTTP/2 on both legs: a 20 MiB upload and a 50 MiB download stream (cu
 
 TEST_CASE("a client that stops reading stalls the backend: memory stays bounded, then the body completes") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   const uint64_t size = 64 * kMiB;
@@ -457,6 +460,7 @@ TEST_CASE("a client that stops reading stalls the backend: memory stays bounded,
 
 TEST_CASE("retries replay a body under the buffer limit; over it the request is sent once and still answered") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   StreamingBackend app(f.io, "127.0.0.2");
   RetryPolicy retry;
   retry.retry_on = retry_on::k5xx;
@@ -497,6 +501,7 @@ TEST_CASE("retries replay a body under the buffer limit; over it the request is 
 
 TEST_CASE("a client gone mid-upload closes the upstream HTTP/1.1 connection, flag DC") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   f.run([&]() -> asio::awaitable<void> {
@@ -528,6 +533,7 @@ TEST_CASE("a client gone mid-upload closes the upstream HTTP/1.1 connection, fla
 
 TEST_CASE("a client that resets its HTTP/2 stream mid-upload resets the upstream HTTP/2 stream") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   // A body that sends 1 MiB, then waits for ever (until the client resets the stream).
@@ -583,6 +589,7 @@ TEST_CASE("a client that resets its HTTP/2 stream mid-upload resets the upstream
 
 TEST_CASE("server streaming: message 1 reaches the client before the backend sends message 2; trailers follow") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   int stage_when_first_read = -1;
@@ -626,6 +633,7 @@ TEST_CASE("server streaming: message 1 reaches the client before the backend sen
 
 TEST_CASE("HTTP/2 request trailers reach an HTTP/2 upstream after the streamed body") {
   Fixture f;
+  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   std::string body;
