@@ -26,6 +26,19 @@ using namespace waypoint;
 
 namespace {
 
+// Sanitizer builds (GCC says so with __SANITIZE_ADDRESS__, clang with __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
 constexpr uint64_t kMiB = 1u << 20;
 
 // Deterministic body bytes: byte i of every generated body.
@@ -389,8 +402,10 @@ void transfers(Fixture& f, const std::string& curl_flags, Seen& seen) {
   CHECK(lines == want);
   CHECK(seen.upload_bytes == up * (h2 ? 1 : 2));
   INFO("peak RSS before " << peak0 << " kB, after " << peak1 << " kB");
-  // Buffered whole, the 50 MiB body alone would add 51200 kB (and more, in copies).
-  CHECK(peak1 < peak0 + 16 * 1024);
+  // Buffered whole, the 50 MiB body alone would add 51200 kB (and more, in copies). Checked in
+  // the release build: under ASan, freed memory sits in the allocator's quarantine (hundreds of
+  // MB), so RSS measures the sanitizer, as for the matrix suites (docs/testing.md).
+  if (!kSanitizerBuild) CHECK(peak1 < peak0 + 16 * 1024);
   CHECK(f.has_metric("istio_response_bytes_sum{"));
 }
 
