@@ -39,6 +39,11 @@ constexpr bool kSanitizerBuild = false;
 constexpr bool kSanitizerBuild = false;
 #endif
 
+// Large bodies: run()'s hang guard raised to 600 s (minutes under ASan); a guard, not a timing check.
+struct BigFixture : Fixture {
+  BigFixture() { run_limit = std::chrono::seconds(600); }
+};
+
 constexpr uint64_t kMiB = 1u << 20;
 
 // Deterministic body bytes: byte i of every generated body.
@@ -414,24 +419,21 @@ void transfers(Fixture& f, const std::string& curl_flags, Seen& seen) {
 }  // namespace
 
 TEST_CASE("HTTP/1.1: a 20 MiB upload and a 50 MiB download stream through the waypoint (curl)") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   transfers(f, "", app.seen);
 }
 
 TEST_CASE("HTTP/2 on both legs: a 20 MiB upload and a 50 MiB download stream (curl --http2-prior-knowledge)") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   transfers(f, "--http2-prior-knowledge", app.seen);
 }
 
 TEST_CASE("a client that stops reading stalls the backend: memory stays bounded, then the body completes") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   const uint64_t size = 64 * kMiB;
@@ -476,8 +478,7 @@ TEST_CASE("a client that stops reading stalls the backend: memory stays bounded,
 }
 
 TEST_CASE("retries replay a body under the buffer limit; over it the request is sent once and still answered") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   StreamingBackend app(f.io, "127.0.0.2");
   RetryPolicy retry;
   retry.retry_on = retry_on::k5xx;
@@ -517,8 +518,7 @@ TEST_CASE("retries replay a body under the buffer limit; over it the request is 
 }
 
 TEST_CASE("a client gone mid-upload closes the upstream HTTP/1.1 connection, flag DC") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   StreamingBackend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http1));
   f.run([&]() -> asio::awaitable<void> {
@@ -549,8 +549,7 @@ TEST_CASE("a client gone mid-upload closes the upstream HTTP/1.1 connection, fla
 }
 
 TEST_CASE("a client that resets its HTTP/2 stream mid-upload resets the upstream HTTP/2 stream") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   // A body that sends 1 MiB, then waits for ever (until the client resets the stream).
@@ -605,8 +604,7 @@ TEST_CASE("a client that resets its HTTP/2 stream mid-upload resets the upstream
 }
 
 TEST_CASE("server streaming: message 1 reaches the client before the backend sends message 2; trailers follow") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   int stage_when_first_read = -1;
@@ -649,8 +647,7 @@ TEST_CASE("server streaming: message 1 reaches the client before the backend sen
 }
 
 TEST_CASE("HTTP/2 request trailers reach an HTTP/2 upstream after the streamed body") {
-  Fixture f;
-  f.run_limit = std::chrono::seconds(600);  // large bodies: a hang guard only (slow under ASan)
+  BigFixture f;
   H2Backend app(f.io, "127.0.0.2");
   route_all_to(f, cluster_to("app", "127.0.0.2", app.port(), UpstreamProtocol::Http2));
   std::string body;
