@@ -6,6 +6,12 @@ JOBS ?= $(shell nproc)
 # compiled in another clone of the same sources.
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
+# A fresh CI machine has no ccache store: filling one would cost gigabytes of disk (a CI run
+# once died of a full disk) and buys nothing for a single build, so CI without a store skips it.
+CCACHE_STORE := $(or $(CCACHE_DIR),$(HOME)/.cache/ccache)
+ifeq ($(CI)$(wildcard $(CCACHE_STORE)),true)
+export CCACHE_DISABLE := 1
+endif
 
 .PHONY: deps build build-asan test test-unit test-asan fuzz-smoke fuzz-long demo bench bench-waypoint format tidy clean image image-prebuilt
 
