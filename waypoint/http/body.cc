@@ -38,6 +38,7 @@ class ReplayBody::Cursor final : public BodyReader {
   }
   // An attempt that ends early only stops reading; the source stays for the others.
   void abort() override { aborted_ = true; }
+  bool ready() const override { return aborted_ || body_->ready_at(offset_); }
 
  private:
   std::shared_ptr<ReplayBody> body_;

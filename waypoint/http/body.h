@@ -39,6 +39,11 @@ class BodyReader {
   virtual ~BodyReader() = default;
   virtual boost::asio::awaitable<BodyChunk> next() = 0;
   virtual void abort() = 0;
+  // next() would complete without waiting on a peer (the data, end or error is at hand). A
+  // writer uses it to send a message head together with the body's first bytes instead of one
+  // write (one HBONE frame, one TLS record) each, without holding a head back while the peer
+  // has sent no body yet. false when unsure.
+  virtual bool ready() const { return false; }
   // Body bytes handed to the consumer so far (telemetry).
   uint64_t bytes() const { return bytes_; }
   bool finished() const { return finished_; }  // end or error was returned
@@ -62,6 +67,7 @@ class StringBody final : public BodyReader {
       : data_(std::move(s)), trailers_(std::move(trailers)) {}
   boost::asio::awaitable<BodyChunk> next() override;
   void abort() override {}
+  bool ready() const override { return true; }
 
  private:
   std::string data_;
@@ -93,6 +99,10 @@ class ReplayBody : public std::enable_shared_from_this<ReplayBody> {
   // Total body bytes taken from the downstream.
   uint64_t received() const { return base_ + kept_.size(); }
   bool empty_body() const { return ended_ && received() == 0 && trailers_.empty(); }
+  // read_at(offset) would complete without waiting on the downstream.
+  bool ready_at(uint64_t offset) const {
+    return offset < base_ + kept_.size() || ended_ || failed_ || (!pulling_ && source_ && source_->ready());
+  }
   // The request is over: a pull in progress is ended by aborting the source.
   void abort_source() {
     if (source_) source_->abort();

@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 namespace waypoint::http {
 
@@ -295,26 +296,31 @@ class H1Body final : public BodyReader {
       }
     }
     auto keep = owner_;
-    chunk_.resize(kChunk);
+    // Read straight into the chunk handed out, sized by what the message still has: a 64 KiB
+    // buffer per message (allocated and zeroed for a 1 KiB body) once cost more CPU than the
+    // rest of the request.
+    c.data.resize(chunk_size());
+    size_t got = 0;
     while (!parser.is_done()) {
-      parser.get().body().data = chunk_.data();
-      parser.get().body().size = chunk_.size();
+      parser.get().body().data = c.data.data();
+      parser.get().body().size = c.data.size();
       auto [ec, n] = co_await bh::async_read_some(s_, buf_.impl().buf, parser, kTuple);
       if (ec == bh::error::need_buffer) ec = {};
       if (aborted_) ec = asio::error::operation_aborted;
       if (ec) {
         failed_ = true;
+        c.data.clear();
         c.error = true;
         c.detail = ec.message();
         finish(false);
         co_return account(std::move(c));
       }
-      const size_t got = chunk_.size() - parser.get().body().size;
-      if (got > 0) {
-        c.data.assign(chunk_.data(), got);
-        break;
-      }
+      got = c.data.size() - parser.get().body().size;
+      if (got > 0) break;
     }
+    // A body of unknown length that fills the chunk reads more at once next time.
+    if (got == c.data.size() && unknown_chunk_ < kChunk) unknown_chunk_ *= 2;
+    c.data.resize(got);
     if (parser.is_done()) {
       c.end = true;
       finish(true);
@@ -327,6 +333,10 @@ class H1Body final : public BodyReader {
     aborted_ = true;
     s_.abort();
     finish(false);
+  }
+
+  bool ready() const override {
+    return aborted_ || failed_ || parser.is_done() || (!send_continue && buf_.impl().buf.size() > 0);
   }
 
   bool send_continue = false;
@@ -344,7 +354,15 @@ class H1Body final : public BodyReader {
   ReadBuffer& buf_;
   std::shared_ptr<void> owner_;
   BodyDone done_;
-  std::string chunk_;
+  // Bytes to read for the next chunk: the rest of a Content-Length body up to kChunk; for
+  // chunked or close-delimited bodies a size that starts small (streams of small events) and
+  // doubles while reads fill it (bulk transfers).
+  size_t chunk_size() const {
+    const auto left = parser.content_length_remaining();
+    if (!left) return unknown_chunk_;
+    return static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(*left, 1), kChunk));
+  }
+  size_t unknown_chunk_ = 8 * 1024;
   bool aborted_ = false;
   bool failed_ = false;
 };
@@ -369,64 +387,135 @@ Request head_to_request(const bh::request<Body>& m) {
   return to_request(std::move(copy));
 }
 
-asio::awaitable<bool> write_all(AnyStream& s, std::string_view a, std::string_view b = {}, std::string_view c = {}) {
-  std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
-                                         asio::buffer(c.data(), c.size())};
-  auto [ec, n] = co_await asio::async_write(s, bufs, kTuple);
-  co_return !ec;
-}
-
 // Body framing for a streamed message: content-length (raw bytes), chunked, or until close.
 enum class Framing : uint8_t { None, Length, Chunked, Close };
 
-asio::awaitable<StreamWriteResult> write_body(AnyStream& s, Framing framing, const std::string& body,
+// The bytes of a message not yet written, gathered so that the head, the first body chunk
+// (when it is already at hand) and the chunked terminator leave in one write: each write is
+// one HBONE DATA frame, one TLS record and one syscall here and at the peer's ztunnel.
+class Outbox {
+ public:
+  Outbox(AnyStream& s, Framing framing) : s_(s), framing_(framing) {}
+  void add_raw(asio::const_buffer b) {
+    if (b.size() > 0) bufs_.push_back(b);
+  }
+  // At most one data chunk is pending at a time (its size line lives in size_).
+  void add_data(std::string_view data) {
+    if (data.empty()) return;
+    if (framing_ == Framing::Chunked) {
+      const int len = std::snprintf(size_, sizeof size_, "%zx\r\n", data.size());
+      bufs_.push_back(asio::buffer(size_, static_cast<size_t>(len)));
+      bufs_.push_back(asio::buffer(data.data(), data.size()));
+      bufs_.push_back(asio::buffer("\r\n", 2));
+    } else {
+      bufs_.push_back(asio::buffer(data.data(), data.size()));
+    }
+    pending_body_ += data.size();
+  }
+  void add_end() {
+    if (framing_ == Framing::Chunked) bufs_.push_back(asio::buffer("0\r\n\r\n", 5));
+  }
+  bool empty() const { return bufs_.empty(); }
+  asio::awaitable<bool> flush() {
+    if (bufs_.empty()) co_return true;
+    auto [ec, n] = co_await asio::async_write(s_, bufs_, kTuple);
+    bufs_.clear();
+    if (ec) co_return false;
+    written_body_ += pending_body_;
+    pending_body_ = 0;
+    co_return true;
+  }
+  uint64_t body_bytes() const { return written_body_; }
+
+ private:
+  AnyStream& s_;
+  Framing framing_;
+  std::vector<asio::const_buffer> bufs_;
+  char size_[24];
+  uint64_t pending_body_ = 0;
+  uint64_t written_body_ = 0;
+};
+
+// Writes what `out` already holds (the head) and the body: the in-memory `body`, then the
+// stream's chunks as they come.
+asio::awaitable<StreamWriteResult> write_body(Outbox& out_box, Framing framing, const std::string& body,
                                               const std::shared_ptr<BodyReader>& stream) {
   StreamWriteResult out;
-  auto put = [&](std::string_view data) -> asio::awaitable<bool> {
-    if (data.empty()) co_return true;
-    bool ok;
-    if (framing == Framing::Chunked) {
-      char size[24];
-      const int len = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-      ok = co_await write_all(s, std::string_view(size, static_cast<size_t>(len)), data, "\r\n");
-    } else {
-      ok = co_await write_all(s, data);
-    }
-    if (ok) out.body_bytes += data.size();
-    co_return ok;
+  auto fail = [&](const char* detail) {
+    if (stream) stream->abort();
+    out.detail = detail;
+    out.body_bytes = out_box.body_bytes();
   };
   if (framing == Framing::None) {
+    if (stream) stream->abort();
+    if (!co_await out_box.flush()) {
+      out.detail = "write failed";
+      co_return out;
+    }
     out.ok = true;
-    if (stream) stream->abort();
     co_return out;
   }
-  if (!co_await put(body)) {
-    if (stream) stream->abort();
-    out.detail = "write failed";
-    co_return out;
-  }
-  if (stream) {
-    for (;;) {
-      BodyChunk c = co_await stream->next();
-      if (!co_await put(c.data)) {
-        stream->abort();
-        out.detail = "write failed";
+  out_box.add_data(body);
+  bool ended = !stream;
+  while (!ended) {
+    // Nothing is held back while the peer is silent: the head goes out before the wait.
+    if (!out_box.empty() && !stream->ready()) {
+      const bool wrote = co_await out_box.flush();
+      if (!wrote) {
+        fail("write failed");
         co_return out;
       }
-      if (c.error) {
-        out.body_error = true;
-        out.detail = c.detail;
+    }
+    BodyChunk c = co_await stream->next();
+    out_box.add_data(c.data);
+    if (c.error) {
+      const bool wrote = co_await out_box.flush();
+      out.body_bytes = out_box.body_bytes();
+      if (!wrote) {
+        fail("write failed");
         co_return out;
       }
-      if (c.end) break;
+      out.body_error = true;
+      out.detail = c.detail;
+      co_return out;
+    }
+    ended = c.end;
+    if (ended) out_box.add_end();
+    // c.data is referenced by the outbox: written before it goes out of scope.
+    if (!co_await out_box.flush()) {
+      fail("write failed");
+      co_return out;
     }
   }
-  if (framing == Framing::Chunked && !co_await write_all(s, "0\r\n\r\n")) {
-    out.detail = "write failed";
+  if (!stream) out_box.add_end();
+  if (!co_await out_box.flush()) {
+    fail("write failed");
     co_return out;
   }
   out.ok = true;
+  out.body_bytes = out_box.body_bytes();
   co_return out;
+}
+
+// The serialized head (start line and fields), copied out of the serializer: a few hundred
+// bytes, and no reliance on how long the serializer's own buffers stay valid.
+template <bool IsRequest>
+bool serialize_head(bh::serializer<IsRequest, bh::empty_body>& sr, std::string& out) {
+  sr.split(true);
+  boost::system::error_code ec;
+  while (!sr.is_header_done()) {
+    size_t taken = 0;
+    sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+      for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+        const asio::const_buffer b = *it;
+        out.append(static_cast<const char*>(b.data()), b.size());
+        taken += b.size();
+      }
+    });
+    if (ec) return false;
+    sr.consume(taken);
+  }
+  return true;
 }
 
 }  // namespace
@@ -523,14 +612,16 @@ asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Requ
     }
   }
   bh::request_serializer<bh::empty_body> sr(m);
-  auto [ec, n] = co_await bh::async_write_header(s, sr, kTuple);
-  if (ec) {
+  std::string head_bytes;
+  if (!serialize_head(sr, head_bytes)) {
     if (body) body->abort();
     StreamWriteResult bad;
-    bad.detail = ec.message();
+    bad.detail = "request head not serializable";
     co_return bad;
   }
-  co_return co_await write_body(s, framing, r.body, body);
+  Outbox box(s, framing);
+  box.add_raw(asio::buffer(head_bytes));
+  co_return co_await write_body(box, framing, r.body, body);
 }
 
 asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Response& r, Protocol version, bool head,
@@ -561,14 +652,17 @@ asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Res
     }
   }
   bh::response_serializer<bh::empty_body> sr(m);
-  auto [ec, n] = co_await bh::async_write_header(s, sr, kTuple);
-  if (ec) {
+  std::string head_bytes;
+  if (!serialize_head(sr, head_bytes)) {
     if (r.body_stream) r.body_stream->abort();
     StreamWriteResult bad;
-    bad.detail = ec.message();
+    bad.detail = "response head not serializable";
     co_return bad;
   }
-  auto out = co_await write_body(s, head ? Framing::None : framing, r.body, r.body_stream);
+  const Framing body_framing = head ? Framing::None : framing;
+  Outbox box(s, body_framing);
+  box.add_raw(asio::buffer(head_bytes));
+  auto out = co_await write_body(box, body_framing, r.body, r.body_stream);
   out.must_close = framing == Framing::Close;
   co_return out;
 }
