@@ -186,6 +186,7 @@ class Compiler {
 
   void index_waypoints() {
     for (const auto& g : res_.gateways) {
+      if (g.class_name == kIngressGatewayClass) continue;  // an ingress gateway: waypoint_compiler.h
       if (g.class_name != kWaypointGatewayClass) {
         note(Severity::Info, g.src, "spec.gatewayClassName",
              "class " + g.class_name + " is not " + std::string(kWaypointGatewayClass) + "; ignored");
