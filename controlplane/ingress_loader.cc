@@ -143,8 +143,7 @@ std::vector<K8sGatewayListener> read_k8s_gateway_listeners(Reader& r, const YAML
     }
     out.push_back(std::move(l));
   });
-  if (out.empty()) fail("spec.listeners", "at least one listener is required");
-  return out;
+  return out;  // none: compiled to nothing, with a Warning (waypoint_compiler.cc)
 }
 
 }  // namespace controlplane

@@ -1168,6 +1168,8 @@ struct Compiler {
              "an Istio Gateway " + gw->meta.ns + "/" + gw->meta.name + " has the same name; this one is ignored");
         continue;
       }
+      if (gw->listeners.empty())
+        diag(Severity::Warning, src.file, src.object, "spec.listeners", "no listeners: this gateway serves nothing");
       const auto attached = attachments(*gw);
       std::map<uint16_t, std::vector<const K8sGatewayListener*>> ports;
       for (const auto& l : gw->listeners) ports[l.port].push_back(&l);
