@@ -255,7 +255,7 @@ ResourceSet CachedLoader::context_except(const std::string& ns) const {
 bool CachedLoader::has_waypoint_gateways() const {
   for (const auto& path : context_files_) {
     for (const auto& g : cache_.at(path).objects.gateways) {
-      if (g.class_name == kWaypointGatewayClass) return true;
+      if (g.class_name == kWaypointGatewayClass || g.class_name == kIngressGatewayClass) return true;
     }
     // Ingress gateways' endpoints follow pods and services the same way.
     if (!cache_.at(path).objects.l7.istio_gateways.empty()) return true;

@@ -186,6 +186,11 @@ class Compiler {
 
   void index_waypoints() {
     for (const auto& g : res_.gateways) {
+      if (g.class_name == kIngressGatewayClass) {  // compiled by waypoint_compiler.h
+        note(Severity::Info, g.src, "spec.gatewayClassName",
+             "class istio: an ingress gateway (docs/ingress.md), not a waypoint");
+        continue;
+      }
       if (g.class_name != kWaypointGatewayClass) {
         note(Severity::Info, g.src, "spec.gatewayClassName",
              "class " + g.class_name + " is not " + std::string(kWaypointGatewayClass) + "; ignored");

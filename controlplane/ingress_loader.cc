@@ -63,4 +63,87 @@ IstioGatewayObject read_istio_gateway(Reader& r, const YAML::Node& doc, const Ob
   return g;
 }
 
+std::vector<K8sGatewayListener> read_k8s_gateway_listeners(Reader& r, const YAML::Node& spec, const ObjectMeta& meta) {
+  r.expect_strict_map(spec, "spec", {"gatewayClassName", "listeners", "addresses", "infrastructure"});
+  if (Reader::present(spec, "addresses")) fail("spec.addresses", "not supported by this gateway");
+  std::vector<K8sGatewayListener> out;
+  r.read_list(spec, "spec", "listeners", [&](const YAML::Node& n, const std::string& path) {
+    K8sGatewayListener l;
+    l.path = path;
+    r.expect_strict_map(n, path, {"name", "hostname", "port", "protocol", "tls", "allowedRoutes"});
+    r.opt_str(n, path, "name", l.name);
+    if (l.name.empty()) fail(join(path, "name"), "missing required field");
+    for (const auto& other : out) {
+      if (other.name == l.name) fail(join(path, "name"), "duplicate listener name '" + l.name + "'");
+    }
+    if (!Reader::present(n, "port")) fail(join(path, "port"), "missing required field");
+    l.port = r.port(Reader::child(n, "port"), join(path, "port"));
+    r.opt_str(n, path, "protocol", l.protocol);
+    if (l.protocol != "HTTP" && l.protocol != "HTTPS")
+      fail(join(path, "protocol"), "'" + l.protocol + "' is not supported (HTTP or HTTPS)");
+    r.opt_str(n, path, "hostname", l.hostname);
+    std::transform(l.hostname.begin(), l.hostname.end(), l.hostname.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!l.hostname.empty()) {
+      const std::string_view bare =
+          l.hostname.starts_with("*.") ? std::string_view(l.hostname).substr(2) : std::string_view(l.hostname);
+      if (!yaml::valid_dns_subdomain(bare)) fail(join(path, "hostname"), "not a hostname or *.suffix");
+    }
+    if (Reader::present(n, "tls")) {
+      const YAML::Node tls = Reader::child(n, "tls");
+      const std::string tp = join(path, "tls");
+      if (l.protocol != "HTTPS") fail(tp, "TLS settings on an HTTP listener");
+      r.expect_strict_map(tls, tp, {"mode", "certificateRefs", "options", "frontendValidation"});
+      if (Reader::present(tls, "frontendValidation"))
+        fail(join(tp, "frontendValidation"), "mutual TLS is not supported yet");
+      std::string mode = "Terminate";
+      r.opt_str(tls, tp, "mode", mode);
+      if (mode != "Terminate") fail(join(tp, "mode"), "'" + mode + "' is not supported (Terminate only)");
+      size_t refs = 0;
+      r.read_list(tls, tp, "certificateRefs", [&](const YAML::Node& c, const std::string& cp) {
+        r.expect_strict_map(c, cp, {"group", "kind", "name", "namespace"});
+        if (refs++ > 0) fail(cp, "only one certificateRef is supported");
+        std::string group, kind = "Secret", ns = meta.ns;
+        r.opt_str(c, cp, "group", group);
+        r.opt_str(c, cp, "kind", kind);
+        r.opt_str(c, cp, "namespace", ns);
+        if (!(group.empty() || group == "core") || kind != "Secret")
+          fail(cp, "only core Secrets are supported, got " + kind + (group.empty() ? "" : "." + group));
+        if (ns != meta.ns)
+          fail(join(cp, "namespace"), "a Secret in another namespace (ReferenceGrant) is not supported");
+        r.opt_str(c, cp, "name", l.credential_name);
+        if (l.credential_name.empty()) fail(join(cp, "name"), "missing required field");
+      });
+    }
+    if (l.protocol == "HTTPS" && l.credential_name.empty())
+      fail(join(path, "tls.certificateRefs"), "missing required field for HTTPS");
+    if (Reader::present(n, "allowedRoutes")) {
+      const YAML::Node ar = Reader::child(n, "allowedRoutes");
+      const std::string ap = join(path, "allowedRoutes");
+      r.expect_strict_map(ar, ap, {"namespaces", "kinds"});
+      if (Reader::present(ar, "kinds")) {
+        r.read_list(ar, ap, "kinds", [&](const YAML::Node& k, const std::string& kp) {
+          r.expect_strict_map(k, kp, {"group", "kind"});
+          std::string kind;
+          r.opt_str(k, kp, "kind", kind);
+          if (kind != "HTTPRoute") fail(join(kp, "kind"), "'" + kind + "' is not supported (HTTPRoute only)");
+        });
+      }
+      if (Reader::present(ar, "namespaces")) {
+        const YAML::Node ns = Reader::child(ar, "namespaces");
+        const std::string np = join(ap, "namespaces");
+        r.expect_strict_map(ns, np, {"from", "selector"});
+        std::string from = "Same";
+        r.opt_str(ns, np, "from", from);
+        if (from == "Selector" || Reader::present(ns, "selector"))
+          fail(join(np, "from"), "Selector is not supported; use Same or All");
+        if (from != "Same" && from != "All") fail(join(np, "from"), "unknown value '" + from + "' (Same or All)");
+        l.routes_from_all = from == "All";
+      }
+    }
+    out.push_back(std::move(l));
+  });
+  return out;  // none: compiled to nothing, with a Warning (waypoint_compiler.cc)
+}
+
 }  // namespace controlplane

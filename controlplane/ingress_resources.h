@@ -1,7 +1,9 @@
 // The ingress gateway's configuration objects as written: networking.istio.io Gateway
-// (`selector` picks the gateway pods, `servers` the ports, protocols, hosts and TLS). Read by
-// ingress_loader.cc, compiled with the VirtualServices bound to it (`gateways: [ns/name]`) by
-// the waypoint compiler's ingress part (docs/ingress.md). Plain values; no behaviour.
+// (`selector` picks the gateway pods, `servers` the ports, protocols, hosts and TLS), and the
+// listeners of a gateway.networking.k8s.io Gateway of class `istio` (K8sGatewayListener, held
+// by GatewayObject in k8s_resources.h). Read by ingress_loader.cc, compiled with the
+// VirtualServices bound to it (`gateways: [ns/name]`) or the HTTPRoutes whose parentRefs name
+// it by the waypoint compiler's ingress part (docs/ingress.md). Plain values; no behaviour.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,18 @@ struct IstioGatewayServer {
   std::string tls_mode;            // "" | SIMPLE
   std::string credential_name;     // tls.credentialName (a TLS Secret in the gateway's namespace)
   std::string path;                // "spec.servers[i]" for diagnostics
+};
+
+// One listener of a Kubernetes Gateway (class istio). Invariant (checked by the reader): HTTPS
+// listeners terminate TLS with exactly one Secret in the Gateway's namespace.
+struct K8sGatewayListener {
+  std::string name;  // listeners[i].name (sectionName in parentRefs)
+  uint16_t port = 0;
+  std::string protocol;          // HTTP | HTTPS
+  std::string hostname;          // "" = any; "host" or "*.suffix"
+  std::string credential_name;   // HTTPS: tls.certificateRefs[0].name (a TLS Secret)
+  bool routes_from_all = false;  // allowedRoutes.namespaces.from: All (default Same)
+  std::string path;              // "spec.listeners[i]" for diagnostics
 };
 
 struct IstioGatewayObject {

@@ -306,6 +306,7 @@ class KindReader : public yaml::Reader {
     expect_map(spec, "spec");
     opt_str(spec, "spec", "gatewayClassName", g.class_name);
     if (g.class_name.empty()) fail("spec.gatewayClassName", "missing required field");
+    if (g.class_name == kIngressGatewayClass) g.listeners = read_k8s_gateway_listeners(*this, spec, g.meta);
     if (present(spec, "listeners")) {
       const YAML::Node ls = child(spec, "listeners");
       expect_seq(ls, "spec.listeners");

@@ -138,11 +138,14 @@ struct EndpointSliceObject {
   std::vector<EndpointSliceEndpoint> endpoints;
 };
 
-// gateway.networking.k8s.io Gateway (only waypoints matter here).
+// gateway.networking.k8s.io Gateway: class istio-waypoint (a waypoint) or istio (an ingress
+// gateway, whose listeners are read strictly; other classes keep no listeners).
+inline constexpr std::string_view kIngressGatewayClass = "istio";
 struct GatewayObject {
   ObjectMeta meta;
   SourceRef src;
   std::string class_name;
+  std::vector<K8sGatewayListener> listeners;             // class istio only (ingress_resources.h)
   uint16_t hbone_port = ztunnel::kDefaultHboneMtlsPort;  // the HBONE listener's port
   std::vector<ztunnel::IpAddr> addresses;                // status.addresses (IP type)
 };

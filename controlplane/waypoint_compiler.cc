@@ -1021,6 +1021,212 @@ struct Compiler {
     ingress_mode = false;
   }
 
+  // ---- ingress gateways from the Gateway API (Gateway class istio + HTTPRoute; docs/ingress.md)
+  // The hostname a route host gets on a listener (Gateway API intersection: the more specific of
+  // the two), or nullopt when they do not meet. "" = unset; "*" = any.
+  static std::optional<std::string> intersect_hostname(const std::string& listener, const std::string& route) {
+    if (listener.empty()) return route.empty() ? std::string("*") : route;
+    if (route.empty() || route == listener) return listener;
+    if (listener.starts_with("*.") && host_matches(listener, route) && route != listener.substr(2)) return route;
+    if (route.starts_with("*.") && host_matches(route, listener) && listener != route.substr(2)) return listener;
+    return std::nullopt;
+  }
+
+  // One route's attachment to one listener: the hostnames its rules are served under.
+  struct Attachment {
+    const GatewayRouteObject* route;
+    std::vector<std::string> hosts;
+  };
+
+  // For each HTTPRoute parentRef naming a Gateway: the listeners of `gw` it attaches to; every
+  // parentRef that attaches nowhere is a Warning naming it and the Gateway API reason.
+  std::map<const K8sGatewayListener*, std::vector<Attachment>> attachments(const GatewayObject& gw) {
+    std::map<const K8sGatewayListener*, std::vector<Attachment>> out;
+    for (const auto& rt : in.l7.gateway_routes) {
+      for (const auto& ref : rt.gateway_parents) {
+        if (ref.name != gw.meta.name || ref.ns != gw.meta.ns) continue;
+        if (rt.kind != "HTTPRoute") {
+          diag(Severity::Warning, rt.file, rt.object, ref.path,
+               rt.kind + " is not supported at an ingress gateway (HTTP/1.1 only); route not applied");
+          continue;
+        }
+        std::string why = "NoMatchingParent: no listener named '" + ref.section_name + "'";
+        if (ref.section_name.empty()) why = "NoMatchingParent: no listener on port " + std::to_string(ref.port);
+        bool attached = false;
+        for (const auto& l : gw.listeners) {
+          if (!ref.section_name.empty() && ref.section_name != l.name) continue;
+          if (ref.port != 0 && ref.port != l.port) continue;
+          if (!l.routes_from_all && rt.ns != gw.meta.ns) {
+            why = "NotAllowedByListeners: listener " + l.name + " admits routes from its own namespace only";
+            continue;
+          }
+          std::vector<std::string> hosts;
+          for (const auto& h : rt.hostnames.empty() ? std::vector<std::string>{""} : rt.hostnames) {
+            if (auto x = intersect_hostname(l.hostname, h)) {
+              if (std::find(hosts.begin(), hosts.end(), *x) == hosts.end()) hosts.push_back(*x);
+            }
+          }
+          if (hosts.empty()) {
+            why = "NoMatchingListenerHostname: no hostname meets listener " + l.name + "'s '" + l.hostname + "'";
+            continue;
+          }
+          out[&l].push_back({&rt, std::move(hosts)});
+          attached = true;
+        }
+        if (!attached)
+          diag(
+              Severity::Warning, rt.file, rt.object, ref.path,
+              "not attached to Gateway " + gw.meta.ns + "/" + gw.meta.name + " (" + why + "); route not applied there");
+      }
+    }
+    return out;
+  }
+
+  // The RouteConfiguration `name` of the listeners of one port: a virtual host `<host>:<port>`
+  // per attached hostname, holding the rules of every route attached under it in Gateway API
+  // precedence (stable over routes in namespace/name order).
+  route::RouteConfiguration gateway_api_routes(
+      Output& out, const GatewayObject& gw, const std::string& name, uint16_t port,
+      const std::vector<const K8sGatewayListener*>& listeners,
+      const std::map<const K8sGatewayListener*, std::vector<Attachment>>& attached, const ServiceObject& none,
+      const ServicePort& none_port) {
+    route::RouteConfiguration rc;
+    rc.set_name(name);
+    rc.mutable_validate_clusters()->set_value(false);
+    struct Rule {
+      const GatewayRouteObject* route;
+      const VsRule* rule;
+    };
+    std::map<std::string, std::vector<Rule>> by_host;
+    for (const auto* l : listeners) {
+      auto it = attached.find(l);
+      if (it == attached.end()) continue;
+      for (const auto& a : it->second) {
+        for (const auto& h : a.hosts) {
+          auto& rules = by_host[h];
+          for (const auto& r : a.route->rules) {
+            bool dup = false;  // the same route through two listeners of this port
+            for (const auto& x : rules) dup |= x.rule == &r;
+            if (!dup) rules.push_back({a.route, &r});
+          }
+        }
+      }
+    }
+    for (auto& [host, rules] : by_host) {
+      std::stable_sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) {
+        if (precedes(*a.rule, *b.rule) || precedes(*b.rule, *a.rule)) return precedes(*a.rule, *b.rule);
+        return std::tie(a.route->ns, a.route->name) < std::tie(b.route->ns, b.route->name);
+      });
+      auto* vh = rc.add_virtual_hosts();
+      vh->set_name(host + ":" + std::to_string(port));
+      vh->add_domains(host);
+      if (host != "*") vh->add_domains(host + ":" + std::to_string(port));
+      for (const auto& r : rules) {
+        *vh->add_routes() = make_route(out, *r.rule, r.rule->match.empty() ? nullptr : &r.rule->match[0], r.route->ns,
+                                       none, none_port, gw.meta.ns, r.route->file, r.route->object);
+      }
+    }
+    return rc;
+  }
+
+  // Gateways of class istio, as istiod converts them: one Istio-style server per listener
+  // (gateway "<gw>-istio-autogenerated-k8s-gateway-<listener>", port name "default"), so the
+  // Listener and RouteConfiguration names are those of compile_ingress. Served to the pods
+  // labelled gateway.networking.k8s.io/gateway-name=<gw> in the Gateway's namespace.
+  void compile_gateway_api_ingress(WaypointCompileResult& result) {
+    ingress_mode = true;
+    const ServiceObject none{};
+    const ServicePort none_port{};
+    std::vector<const GatewayObject*> gws;
+    for (const auto& g : in.gateways) {
+      if (g.class_name == kIngressGatewayClass) gws.push_back(&g);
+    }
+    std::sort(gws.begin(), gws.end(),
+              [](auto* a, auto* b) { return std::tie(a->meta.ns, a->meta.name) < std::tie(b->meta.ns, b->meta.name); });
+    // parentRefs naming a Gateway that is not an ingress gateway of ours.
+    for (const auto& rt : in.l7.gateway_routes) {
+      for (const auto& ref : rt.gateway_parents) {
+        const GatewayObject* found = nullptr;
+        for (const auto& g : in.gateways) {
+          if (g.meta.name == ref.name && g.meta.ns == ref.ns) found = &g;
+        }
+        if (!found)
+          diag(Severity::Warning, rt.file, rt.object, ref.path,
+               "Gateway " + ref.ns + "/" + ref.name + " not found; route not applied to it");
+        else if (found->class_name != kIngressGatewayClass)
+          diag(Severity::Warning, rt.file, rt.object, ref.path,
+               "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
+                   ", not istio; route not applied to it");
+      }
+    }
+    for (const auto* gw : gws) {
+      const SourceRef& src = gw->src;
+      Output out;
+      out.res.gateway = "ingress:" + gw->meta.ns + "/" + gw->meta.name;
+      if (result.by_gateway.count(out.res.gateway)) {
+        diag(Severity::Error, src.file, src.object, "metadata.name",
+             "an Istio Gateway " + gw->meta.ns + "/" + gw->meta.name + " has the same name; this one is ignored");
+        continue;
+      }
+      if (gw->listeners.empty())
+        diag(Severity::Warning, src.file, src.object, "spec.listeners", "no listeners: this gateway serves nothing");
+      const auto attached = attachments(*gw);
+      std::map<uint16_t, std::vector<const K8sGatewayListener*>> ports;
+      for (const auto& l : gw->listeners) ports[l.port].push_back(&l);
+      for (const auto& [port, ls] : ports) {
+        std::vector<const K8sGatewayListener*> plain, secure;
+        for (const auto* l : ls) (l->protocol == "HTTPS" ? secure : plain).push_back(l);
+        if (!plain.empty() && !secure.empty()) {
+          for (const auto* l : secure)
+            diag(Severity::Error, src.file, src.object, l->path + ".protocol",
+                 "HTTPS and HTTP listeners on one port " + std::to_string(port) +
+                     " are not supported; listener ignored");
+          secure.clear();
+        }
+        listener::Listener lis;
+        lis.set_name("0.0.0.0_" + std::to_string(port));
+        auto* sa = lis.mutable_address()->mutable_socket_address();
+        sa->set_address("0.0.0.0");
+        sa->set_port_value(port);
+        if (!plain.empty()) {
+          const std::string rname = "http." + std::to_string(port);
+          add_chain(lis, rname, nullptr);
+          auto rc = gateway_api_routes(out, *gw, rname, port, plain, attached, none, none_port);
+          out.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
+        }
+        for (const auto* l : secure) {
+          IstioGatewayServer srv;  // the server istiod converts this listener to
+          srv.port = port;
+          srv.port_name = "default";
+          srv.protocol = "HTTPS";
+          srv.hosts = {l->hostname.empty() ? std::string("*") : l->hostname};
+          srv.tls_mode = "SIMPLE";
+          srv.credential_name = l->credential_name;
+          const std::string rname = "https." + std::to_string(port) + ".default." + gw->meta.name +
+                                    "-istio-autogenerated-k8s-gateway-" + l->name + "." + gw->meta.ns;
+          add_chain(lis, rname, &srv);
+          auto rc = gateway_api_routes(out, *gw, rname, port, {l}, attached, none, none_port);
+          out.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
+        }
+        if (lis.filter_chains_size() > 0) out.res.listeners[lis.name()] = to_resource(lis, kListenerTypeUrl);
+      }
+      auto shared = std::make_shared<const WaypointResources>(std::move(out.res));
+      result.by_gateway[shared->gateway] = shared;
+      for (const auto& pod : in.pods) {
+        auto it = pod.meta.labels.find(std::string(kGatewayNameLabel));
+        if (pod.meta.ns != gw->meta.ns || it == pod.meta.labels.end() || it->second != gw->meta.name) continue;
+        const std::string proxy = pod.meta.name + "." + pod.meta.ns;
+        if (result.by_proxy.count(proxy)) {
+          diag(Severity::Warning, src.file, src.object, "metadata.name",
+               "pod " + proxy + " is also selected by an Istio Gateway; it is served that Gateway only");
+          continue;
+        }
+        result.by_proxy[proxy] = shared;
+      }
+    }
+    ingress_mode = false;
+  }
+
   WaypointCompileResult run() {
     WaypointCompileResult result;
     for (const auto& n : in.namespaces) namespaces[n.meta.name] = &n;
@@ -1096,6 +1302,7 @@ struct Compiler {
       }
     }
     compile_ingress(result);
+    compile_gateway_api_ingress(result);
     for (auto& [key, out] : outputs) {
       std::vector<const EndpointJob*> local_jobs;  // clusters whose endpoints depend on the pod
       bool by_labels = false;                      // failoverPriority compares the pod's labels

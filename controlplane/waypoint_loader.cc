@@ -486,7 +486,19 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
     std::string pk = "Gateway", pg = "gateway.networking.k8s.io";
     r.opt_str(p, pp, "kind", pk);
     r.opt_str(p, pp, "group", pg);
-    if (pk != "Service" || !(pg.empty() || pg == "core")) return;  // attached to a Gateway: not a waypoint route
+    if (pk == "Gateway" && pg == "gateway.networking.k8s.io") {  // an ingress gateway's route (docs/ingress.md)
+      GatewayParentRef ref;
+      ref.path = pp;
+      r.opt_str(p, pp, "name", ref.name);
+      if (ref.name.empty()) fail(join(pp, "name"), "missing required field");
+      ref.ns = meta.ns;
+      r.opt_str(p, pp, "namespace", ref.ns);
+      r.opt_str(p, pp, "sectionName", ref.section_name);
+      if (Reader::present(p, "port")) ref.port = r.port(Reader::child(p, "port"), join(pp, "port"));
+      out.gateway_parents.push_back(std::move(ref));
+      return;
+    }
+    if (pk != "Service" || !(pg.empty() || pg == "core")) return;  // another kind: not ours
     ServiceParentRef ref;
     r.opt_str(p, pp, "name", ref.name);
     if (ref.name.empty()) fail(join(pp, "name"), "missing required field");
@@ -495,7 +507,15 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
     if (Reader::present(p, "port")) ref.port = r.port(Reader::child(p, "port"), join(pp, "port"));
     out.parents.push_back(std::move(ref));
   });
-  if (Reader::present(spec, "hostnames")) r.str_list(Reader::child(spec, "hostnames"), "spec.hostnames");
+  if (Reader::present(spec, "hostnames")) {
+    out.hostnames = r.str_list(Reader::child(spec, "hostnames"), "spec.hostnames");
+    for (size_t i = 0; i < out.hostnames.size(); ++i) {
+      auto& h = out.hostnames[i];
+      std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      const std::string_view bare = h.starts_with("*.") ? std::string_view(h).substr(2) : std::string_view(h);
+      if (!yaml::valid_dns_subdomain(bare)) fail(index("spec.hostnames", i), "not a hostname or *.suffix: '" + h + "'");
+    }
+  }
   size_t rule_index = 0;
   r.read_list(spec, "spec", "rules", [&](const YAML::Node& rule, const std::string& rp) {
     const size_t ri = rule_index++;
@@ -575,7 +595,7 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
         }
         base.rewrite = rw;
       } else {
-        fail(join(fp, "type"), "filter type '" + type + "' is not supported at a waypoint (unsupported filter type)");
+        fail(join(fp, "type"), "filter type '" + type + "' is not supported (unsupported filter type)");
       }
     });
     bool any_backend = false, all_zero = true;

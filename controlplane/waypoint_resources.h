@@ -150,11 +150,20 @@ struct ServiceParentRef {
   std::string name, ns;
   uint16_t port = 0;  // 0 = every port
 };
+// parentRefs of kind Gateway (an ingress gateway of class istio; docs/ingress.md).
+struct GatewayParentRef {
+  std::string name, ns;
+  std::string section_name;  // "" = every listener
+  uint16_t port = 0;         // 0 = any port
+  std::string path;          // "spec.parentRefs[i]" for diagnostics
+};
 struct GatewayRouteObject {
   std::string kind;  // "HTTPRoute" | "GRPCRoute"
   std::string name, ns;
   std::string file, object;
   std::vector<ServiceParentRef> parents;
+  std::vector<GatewayParentRef> gateway_parents;
+  std::vector<std::string> hostnames;  // spec.hostnames (used at an ingress gateway only)
   std::vector<VsRule> rules;  // one per (rule, match), as istiod emits them
 };
 

@@ -4,7 +4,7 @@
 // waypoint would install.
 //
 // Environment (the waypoint's names): XDS_ADDRESS, XDS_ROOT_CA, AUTH_TOKEN, INSTANCE_IP,
-// POD_NAME, POD_NAMESPACE. Argument: seconds to run (default 30; SIGTERM/SIGINT end it early).
+// POD_NAME, POD_NAMESPACE, PROXY_TYPE (router = subscribe as an ingress gateway). Argument: seconds to run (default 30; SIGTERM/SIGINT end it early).
 // Output, one line each, flushed:
 //   NODE <node id>
 //   SYNCED                                  (first response of every type applied)
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   o.instance_ip = env("INSTANCE_IP");
   o.pod_name = env("POD_NAME");
   o.pod_namespace = env("POD_NAMESPACE");
+  if (!env("PROXY_TYPE").empty()) o.proxy_type = env("PROXY_TYPE");  // router: an ingress gateway's view
   if (o.endpoint.address.empty()) {
     std::cerr << "XDS_ADDRESS is required\n";
     return 2;

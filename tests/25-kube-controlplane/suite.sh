@@ -16,7 +16,8 @@
 #     root certificate ConfigMap istio-ca-root-cert the waypoint mounts; deleting the
 #     Gateway removes them; with --leader-elect the writes come from the Lease holder;
 #   - a VirtualService edit (kubectl patch) reaches the waypoint's RouteConfiguration
-#     (waypoint-xds-probe, the waypoint's own config source);
+#     (waypoint-xds-probe, the waypoint's own config source); a Gateway of class istio +
+#     HTTPRoute reach the ingress gateway pod's routes (the probe with PROXY_TYPE=router);
 #   - a watch broken by a partition plus compaction gets 410 Gone, re-lists, and nothing is
 #     lost: changes made while it was away (a pod deleted, a pod created) are in the xDS.
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
@@ -171,6 +172,8 @@ cat >"$T/tokens.yaml" <<'TOK'
 tokens:
 - token: waypoint-token-3f1c
   serviceAccount: demo/waypoint
+- token: ingress-token-8e2a
+  serviceAccount: demo/ingress-gw
 TOK
 start_cp() {  # start_cp LOG IDENTITY
   nsx_bg lo "$1" "$CP_BIN" serve --kubeconfig "$T/kubeconfig" --listen 127.0.0.1:0 --cacerts "$T/cacerts" \
@@ -318,6 +321,53 @@ K patch virtualservice -n demo calculate --type merge >"$T/patch.out" 2>&1 \
 check "kubectl patch of the VirtualService reaches the waypoint's route (all to dog)" \
   wait_snapshot "s['routes'].get($R, [{}])[0].get('cluster') == $DOG"
 check_not "the waypoint NACKed nothing" contains -E '^NACK |xDS NACK' "$T/probe.out"
+
+# ---- D1: an ingress gateway from the Gateway API (Gateway class istio + HTTPRoute) over --kube ----
+K create -f - --validate=false >/dev/null <<'Y'
+apiVersion: v1
+kind: List
+items:
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: Gateway
+  metadata: {name: ingress-gw, namespace: demo}
+  spec:
+    gatewayClassName: istio
+    listeners: [{name: http, port: 80, protocol: HTTP}]
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: ingress-gw-0
+    namespace: demo
+    labels: {gateway.networking.k8s.io/gateway-name: ingress-gw, istio.io/dataplane-mode: none}
+  spec: {serviceAccountName: ingress-gw, nodeName: node-a, containers: [{name: istio-proxy, image: registry.test/ambient:1.0}]}
+  status: {phase: Running, podIP: 10.244.1.10, podIPs: [{ip: 10.244.1.10}]}
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: HTTPRoute
+  metadata: {name: calc-ingress, namespace: demo}
+  spec:
+    parentRefs: [{name: ingress-gw}]
+    hostnames: [calc.example.com]
+    rules: [{backendRefs: [{name: calculate, port: 8080}]}]
+Y
+nsx_bg lo "$T/probe-ig.out" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin XDS_ADDRESS="https://$CP_ADDR" \
+  XDS_ROOT_CA="$T/cacerts/root-cert.pem" AUTH_TOKEN=ingress-token-8e2a INSTANCE_IP=10.244.1.10 PROXY_TYPE=router \
+  POD_NAME=ingress-gw-0 POD_NAMESPACE=demo RUST_LOG=info "$PROBE" 30
+PROBE_IG_PID=$NSX_LAST_PID
+ig_snapshot() {
+  local last
+  for _ in $(seq 1 200); do
+    last=$(grep '^SNAPSHOT ' "$T/probe-ig.out" 2>/dev/null | tail -n 1 | cut -d' ' -f2-)
+    [[ -n $last ]] && "$PY" -c '
+import json, sys
+s = json.loads(sys.argv[1])
+sys.exit(0 if s["routes"].get("http.80", [{}])[0].get("cluster") == "outbound|8080||calculate.demo.svc.cluster.local" else 1)' "$last" && return 0
+    sleep 0.1
+  done
+  echo "last: $last"; grep -v '^SNAPSHOT' "$T/probe-ig.out" | tail -n 5
+  return 1
+}
+check "a Gateway (class istio) + HTTPRoute from the API reach its pod as router routes (http.80 -> calculate)" ig_snapshot
+nsx_stop "$PROBE_IG_PID" 5
 
 # ---- D2: the kinds --kube reads like the directory: RequestAuthentication, RateLimitPolicy ----
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/jwt-key.pem" 2>/dev/null

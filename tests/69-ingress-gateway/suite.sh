@@ -14,7 +14,12 @@
 # requests inside binomial bounds at p < 0.001), calc.example.com to calculate (through the
 # waypoint: its istio_requests_total grows, the calc app sees the waypoint as peer),
 # legacy.example.com to the plain pod; any other host gets 404 with flag NR.
-# Needs root; about 30 s in the release build.
+# Then the same pod as a Gateway API gateway (docs/ingress.md): the Istio Gateway is replaced by
+# a Gateway of class istio (HTTP :80, HTTPS :443 with certificateRefs) and an HTTPRoute
+# (Exact /productpage with a ResponseHeaderModifier, a header match, /reviews weighted 1:3 over
+# the reviews-v1 / reviews-v3 Services, checked over 1,000 requests at p < 0.001), over xDS
+# to the running gateway.
+# Needs root; about 40 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
 
@@ -394,6 +399,118 @@ ig_source_metric() {
   return 1
 }
 check "gateway istio_requests_total with reporter=source" ig_source_metric
+
+# ---- the same gateway from the Gateway API: Gateway (class istio) + HTTPRoute ----------------------
+# The Istio Gateway is replaced by a gateway.networking.k8s.io Gateway whose pod is chosen by
+# istio's label gateway.networking.k8s.io/gateway-name; the running gateway gets the new
+# Listeners/routes over xDS.
+wp_put 50-ingress.yaml <<Y
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-ingress}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ingress-0
+  namespace: istio-ingress
+  labels: {gateway.networking.k8s.io/gateway-name: bookinfo-k8s, istio.io/dataplane-mode: none}
+spec:
+  serviceAccountName: ingress
+  nodeName: node-1
+  containers: [{name: istio-proxy, ports: [{name: http, containerPort: 80}]}]
+status: {phase: Running, podIP: $IG_IP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bookinfo-k8s, namespace: istio-ingress}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: bookinfo.example.com
+    tls: {mode: Terminate, certificateRefs: [{name: bookinfo-cert}]}
+    allowedRoutes: {namespaces: {from: All}}
+Y
+wp_put 70-gateway-api.yaml <<Y
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v1, namespace: e2e}
+spec:
+  clusterIP: 10.99.200.22
+  selector: {app: reviews, version: v1}
+  ports: [{name: http, port: 9080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v3, namespace: e2e}
+spec:
+  clusterIP: 10.99.200.24
+  selector: {app: reviews, version: v3}
+  ports: [{name: http, port: 9080, targetPort: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bookinfo, namespace: e2e}
+spec:
+  parentRefs: [{name: bookinfo-k8s, namespace: istio-ingress}]
+  hostnames: [bookinfo.example.com]
+  rules:
+  - matches: [{path: {type: Exact, value: /productpage}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-route, value: gateway-api}]}
+    backendRefs: [{name: productpage, port: 9080}]
+  - matches: [{path: {type: PathPrefix, value: /reviews}}]
+    backendRefs: [{name: reviews-v1, port: 9080, weight: 1}, {name: reviews-v3, port: 9080, weight: 3}]
+  - matches: [{path: {type: PathPrefix, value: /reviews}, headers: [{name: end-user, value: jason}]}]
+    backendRefs: [{name: reviews-v1, port: 9080}]
+Y
+# getr HOST PATH [CURL-ARGS...] — "CODE VERSION ROUTE" of one request to the gateway address.
+getr() {
+  local h=$1 p=$2; shift 2
+  curl -s --max-time 8 -o /dev/null -w '%{http_code} %header{x-app-version} %header{x-route}' -H "Host: $h" "$@" "$GW$p"
+}
+switched() {
+  local r
+  for _ in $(seq 1 75); do
+    r=$(getr bookinfo.example.com /productpage)
+    [[ $r == "200 productpage gateway-api" ]] && return 0
+    sleep 0.2
+  done
+  echo "last: $r"; logs cp ingress
+  return 1
+}
+check "Gateway (class istio) + HTTPRoute served by the running gateway: /productpage -> productpage, x-route set" switched
+r=$(getr bookinfo.example.com /static/x.css)
+[[ $r == "404  " ]] && pass "Gateway API: a path the HTTPRoute does not route: 404" || fail "Gateway API unrouted path 404" "$r"
+r=$(getr calc.example.com /productpage)
+[[ $r == "404  " ]] && pass "Gateway API: a host outside the HTTPRoute's hostnames: 404" || fail "Gateway API host filter" "$r"
+ok=1
+for _ in 1 2 3 4 5; do
+  r=$(getr bookinfo.example.com /reviews -H 'end-user: jason')
+  [[ $r == "200 v1 " ]] || { ok=0; fail "header match end-user: jason -> reviews-v1" "$r"; break; }
+done
+[[ $ok == 1 ]] && pass "Gateway API header match (end-user: jason) outranks the plain prefix: 5/5 to reviews-v1"
+r=$(curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "bookinfo.example.com:443:$IG_LB" -o /dev/null \
+  -w '%{http_code} %header{x-app-version} %header{x-route}' https://bookinfo.example.com/productpage)
+[[ $r == "200 productpage gateway-api" ]] && pass "Gateway API HTTPS listener (certificateRefs bookinfo-cert, SNI): $r" ||
+  fail "Gateway API HTTPS" "$r $(grep -i 'tls\|credential' "$T/ingress.log" | tail -n 3)"
+N=1000
+split=$(curl -s --max-time 120 -o /dev/null -w '%{http_code} %header{x-app-version}\n' -H 'Host: bookinfo.example.com' \
+  "$GW/reviews?i=[1-$N]")
+n1=$(grep -c '^200 v1$' <<<"$split")
+n3=$(grep -c '^200 v3$' <<<"$split")
+read -r lo25 hi25 < <(bounds 0.25)
+if [[ $((n1 + n3)) == "$N" && $n1 -ge $lo25 && $n1 -le $hi25 ]]; then
+  pass "HTTPRoute backendRef weights 1:3 through the gateway: $N requests -> reviews-v1 $n1, reviews-v3 $n3 (v1 bounds $lo25..$hi25)"
+else
+  fail "HTTPRoute weights 1:3 over $N requests (v1 in $lo25..$hi25, all 200)" \
+    "v1 $n1 v3 $n3; $(sort <<<"$split" | uniq -c | head -5 | tr '\n' ' ')"
+fi
 
 nsx_alive "$IG_PID" && pass "gateway alive after the run" || fail "gateway alive" "$(logs ingress)"
 summary

@@ -218,3 +218,313 @@ spec:
   REQUIRE(c.result.by_proxy.count("ingress-0.istio-ingress") == 1);
   CHECK(c.result.by_proxy.at("ingress-0.istio-ingress")->routes.count("http.80") == 1);
 }
+
+// ---- Gateway API: a Gateway of class istio + HTTPRoutes (docs/ingress.md) --------------------
+
+namespace {
+
+const char* kGatewayApiMesh = R"(
+apiVersion: v1
+kind: Namespace
+metadata: {name: bookinfo}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gw-0, namespace: istio-ingress, labels: {gateway.networking.k8s.io/gateway-name: bookinfo-gw}}
+spec: {serviceAccountName: bookinfo-gw}
+status: {podIP: 10.0.0.30}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: elsewhere-0, namespace: bookinfo, labels: {gateway.networking.k8s.io/gateway-name: bookinfo-gw}}
+status: {podIP: 10.0.0.31}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gw, namespace: istio-ingress}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: bookinfo.example.com
+    tls: {mode: Terminate, certificateRefs: [{kind: Secret, name: bookinfo-cert}]}
+    allowedRoutes: {namespaces: {from: All}}
+  - {name: wild, port: 8080, protocol: HTTP, hostname: "*.example.com"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: productpage, namespace: bookinfo}
+spec:
+  selector: {app: productpage}
+  clusterIP: 10.96.0.20
+  ports: [{name: http, port: 9080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v1, namespace: bookinfo}
+spec:
+  selector: {app: reviews, version: v1}
+  clusterIP: 10.96.0.22
+  ports: [{name: http, port: 9080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2, namespace: bookinfo}
+spec:
+  selector: {app: reviews, version: v2}
+  clusterIP: 10.96.0.23
+  ports: [{name: http, port: 9080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: productpage-1, namespace: bookinfo, labels: {app: productpage}}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-1, namespace: bookinfo, labels: {app: reviews, version: v1}}
+status: {podIP: 10.0.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-2, namespace: bookinfo, labels: {app: reviews, version: v2}}
+status: {podIP: 10.0.1.3}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bookinfo, namespace: bookinfo}
+spec:
+  parentRefs: [{name: bookinfo-gw, namespace: istio-ingress}]
+  hostnames: [bookinfo.example.com]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /static}
+    - path: {type: Exact, value: /productpage}
+    backendRefs: [{name: productpage, port: 9080}]
+  - matches:
+    - path: {type: RegularExpression, value: "/api/v[0-9]+/.*"}
+      method: GET
+      queryParams: [{name: debug, value: "1"}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-from, value: gateway}]}
+    backendRefs: [{name: productpage, port: 9080}]
+  - matches: [{path: {type: PathPrefix, value: /reviews}}]
+    backendRefs:
+    - {name: reviews-v1, port: 9080, weight: 25}
+    - {name: reviews-v2, port: 9080, weight: 75}
+  - matches: [{path: {type: PathPrefix, value: /reviews}, headers: [{name: End-User, value: jason}]}]
+    backendRefs: [{name: reviews-v2, port: 9080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wild-a, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: wild}]
+  hostnames: [a.example.com, other.org, "*.b.example.com"]
+  rules: [{backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wild-any, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: wild, port: 8080}]
+  rules: [{backendRefs: [{name: reviews-v1, namespace: bookinfo, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ghost, namespace: bookinfo}
+spec:
+  parentRefs: [{name: nope, namespace: istio-ingress}]
+  rules: [{backendRefs: [{name: productpage, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: not-allowed, namespace: bookinfo}
+spec:
+  parentRefs: [{name: bookinfo-gw, namespace: istio-ingress, sectionName: wild}]
+  rules: [{backendRefs: [{name: productpage, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: no-host, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: https}]
+  hostnames: [ratings.example.com]
+  rules: [{backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}]}]
+)";
+
+bool has_diag(const Diagnostics& ds, Severity s, const std::string& object, const std::string& field,
+              const std::string& text) {
+  for (const auto& d : ds) {
+    if (d.severity == s && d.object.find(object) != std::string::npos && d.field == field &&
+        d.message.find(text) != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+const route::VirtualHost* vhost(const route::RouteConfiguration& rc, const std::string& name) {
+  for (const auto& vh : rc.virtual_hosts()) {
+    if (vh.name() == name) return &vh;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("a Gateway of class istio compiles like istiod's conversion; HTTPRoutes attach by parentRefs") {
+  auto c = compile_yaml(kGatewayApiMesh);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  CHECK(c.load_diags.empty());
+  CHECK(c.result.by_gateway.count("ingress:istio-ingress/bookinfo-gw") == 1);
+  REQUIRE(c.result.by_proxy.count("gw-0.istio-ingress") == 1);
+  CHECK(c.result.by_proxy.count("elsewhere-0.bookinfo") == 0);  // the label counts in the Gateway's namespace only
+  const WaypointResources& r = *c.result.by_proxy.at("gw-0.istio-ingress");
+
+  // Listeners: one per port; the HTTPS one terminates TLS with the Secret, SNI = the hostname.
+  REQUIRE(r.listeners.size() == 3);
+  auto plain = waypoint::xds::parse_listener(
+      "0.0.0.0_80", unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_80")).SerializeAsString());
+  REQUIRE(plain);
+  CHECK(plain->port == 80);
+  CHECK_FALSE(plain->tls());
+  REQUIRE(plain->chains.size() == 1);
+  CHECK(plain->chains[0].route_name == "http.80");
+  const std::string https_routes = "https.443.default.bookinfo-gw-istio-autogenerated-k8s-gateway-https.istio-ingress";
+  auto secure = waypoint::xds::parse_listener(
+      "0.0.0.0_443", unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_443")).SerializeAsString());
+  REQUIRE(secure);
+  REQUIRE(secure->chains.size() == 1);
+  CHECK(secure->tls());
+  CHECK(secure->chains[0].credential_name == "bookinfo-cert");
+  CHECK(secure->chains[0].server_names == std::vector<std::string>{"bookinfo.example.com"});
+  CHECK(secure->chains[0].route_name == https_routes);
+
+  // Port 80: the route's hostname; rules in Gateway API precedence (Exact, longer prefix, more
+  // headers, regex last), one route per match.
+  auto rc = unpack<route::RouteConfiguration>(r.routes.at("http.80"));
+  CHECK(waypoint::xds::parse_route_configuration("http.80", rc.SerializeAsString()));
+  REQUIRE(rc.virtual_hosts_size() == 1);
+  const auto& vh = rc.virtual_hosts(0);
+  CHECK(vh.name() == "bookinfo.example.com:80");
+  CHECK(std::vector<std::string>(vh.domains().begin(), vh.domains().end()) ==
+        std::vector<std::string>{"bookinfo.example.com", "bookinfo.example.com:80"});
+  REQUIRE(vh.routes_size() == 5);
+  CHECK(vh.routes(0).match().path() == "/productpage");
+  CHECK(vh.routes(0).route().cluster() == "outbound|9080||productpage.bookinfo.svc.cluster.local");
+  CHECK(vh.routes(1).match().path_separated_prefix() == "/reviews");
+  REQUIRE(vh.routes(1).match().headers_size() == 1);
+  CHECK(vh.routes(1).match().headers(0).name() == "end-user");
+  CHECK(vh.routes(1).route().cluster() == "outbound|9080||reviews-v2.bookinfo.svc.cluster.local");
+  CHECK(vh.routes(2).match().path_separated_prefix() == "/reviews");
+  CHECK(vh.routes(2).match().headers_size() == 0);
+  const auto& wc = vh.routes(2).route().weighted_clusters();
+  REQUIRE(wc.clusters_size() == 2);
+  CHECK(wc.clusters(0).name() == "outbound|9080||reviews-v1.bookinfo.svc.cluster.local");
+  CHECK(wc.clusters(0).weight().value() == 25);
+  CHECK(wc.clusters(1).name() == "outbound|9080||reviews-v2.bookinfo.svc.cluster.local");
+  CHECK(wc.clusters(1).weight().value() == 75);
+  CHECK(vh.routes(3).match().path_separated_prefix() == "/static");
+  CHECK(vh.routes(4).match().safe_regex().regex() == "/api/v[0-9]+/.*");
+  REQUIRE(vh.routes(4).match().query_parameters_size() == 1);
+  CHECK(vh.routes(4).match().query_parameters(0).name() == "debug");
+  bool method = false;
+  for (const auto& h : vh.routes(4).match().headers()) method |= h.name() == ":method";
+  CHECK(method);
+  REQUIRE(vh.routes(4).request_headers_to_add_size() == 1);
+  CHECK(vh.routes(4).request_headers_to_add(0).header().key() == "x-from");
+
+  // Port 443: the same route under the listener's hostname, in its own RouteConfiguration.
+  auto rcs = unpack<route::RouteConfiguration>(r.routes.at(https_routes));
+  REQUIRE(rcs.virtual_hosts_size() == 1);  // no-host (ratings.example.com) meets nothing there
+  CHECK(rcs.virtual_hosts(0).name() == "bookinfo.example.com:443");
+  CHECK(rcs.virtual_hosts(0).routes_size() == 5);
+
+  // Port 8080 (*.example.com, Same namespace): hostnames intersected with the listener's.
+  auto rcw = unpack<route::RouteConfiguration>(r.routes.at("http.8080"));
+  INFO(rcw.DebugString());
+  CHECK(rcw.virtual_hosts_size() == 3);
+  REQUIRE(vhost(rcw, "a.example.com:8080"));
+  CHECK(vhost(rcw, "a.example.com:8080")->routes(0).route().cluster() ==
+        "outbound|9080||productpage.bookinfo.svc.cluster.local");
+  CHECK(vhost(rcw, "*.b.example.com:8080"));
+  REQUIRE(vhost(rcw, "*.example.com:8080"));  // wild-any: no hostnames -> the listener's
+  CHECK(vhost(rcw, "*.example.com:8080")->routes(0).route().cluster() ==
+        "outbound|9080||reviews-v1.bookinfo.svc.cluster.local");
+  CHECK_FALSE(vhost(rcw, "other.org:8080"));
+
+  // Clusters and endpoints: the Services' pods.
+  auto rv = unpack<envoy::config::endpoint::v3::ClusterLoadAssignment>(
+      r.endpoints.at("outbound|9080||reviews-v2.bookinfo.svc.cluster.local"));
+  REQUIRE(rv.endpoints(0).lb_endpoints_size() == 1);
+  CHECK(rv.endpoints(0).lb_endpoints(0).endpoint().address().socket_address().address() == "10.0.1.3");
+
+  // Routes that attach nowhere: a Warning naming the parentRef and why; the rest applies.
+  const auto& ds = c.result.diagnostics;
+  CHECK(
+      has_diag(ds, Severity::Warning, "bookinfo/ghost", "spec.parentRefs[0]", "Gateway istio-ingress/nope not found"));
+  CHECK(has_diag(ds, Severity::Warning, "bookinfo/not-allowed", "spec.parentRefs[0]", "NotAllowedByListeners"));
+  CHECK(has_diag(ds, Severity::Warning, "istio-ingress/no-host", "spec.parentRefs[0]", "NoMatchingListenerHostname"));
+  CHECK_FALSE(has_diag(ds, Severity::Warning, "bookinfo/bookinfo", "spec.parentRefs[0]", ""));
+  // Gateway API routes to a Gateway are not Service routes: nothing about waypoints.
+  CHECK_FALSE(has_diag(ds, Severity::Warning, "", "", "use-waypoint"));
+}
+
+TEST_CASE("bad Gateway API ingress input is reported naming the field; the rest compiles") {
+  std::string yaml = kGatewayApiMesh;
+  yaml += R"(
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: selector-gw, namespace: istio-ingress}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 81, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {a: b}}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: passthrough, namespace: istio-ingress}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: tls, port: 8443, protocol: HTTPS, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: other-secret, namespace: istio-ingress}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: tls, port: 8444, protocol: HTTPS, tls: {certificateRefs: [{name: c, namespace: elsewhere}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors, namespace: bookinfo}
+spec:
+  parentRefs: [{name: bookinfo-gw, namespace: istio-ingress}]
+  rules:
+  - filters: [{type: CORS, cors: {allowOrigins: ["*"]}}]
+    backendRefs: [{name: productpage, port: 9080}]
+)";
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  CHECK(has_diag(c.load_diags, Severity::Error, "istio-ingress/selector-gw",
+                 "spec.listeners[0].allowedRoutes.namespaces.from", "Selector is not supported"));
+  CHECK(has_diag(c.load_diags, Severity::Error, "istio-ingress/passthrough", "spec.listeners[0].tls.mode",
+                 "'Passthrough' is not supported"));
+  CHECK(has_diag(c.load_diags, Severity::Error, "istio-ingress/other-secret",
+                 "spec.listeners[0].tls.certificateRefs[0].namespace", "ReferenceGrant"));
+  CHECK(has_diag(c.load_diags, Severity::Error, "bookinfo/cors", "spec.rules[0].filters[0].type",
+                 "filter type 'CORS' is not supported"));
+  CHECK(c.result.by_gateway.count("ingress:istio-ingress/selector-gw") == 0);
+  // The good Gateway and its routes are untouched.
+  REQUIRE(c.result.by_proxy.count("gw-0.istio-ingress") == 1);
+  auto rc = unpack<route::RouteConfiguration>(c.result.by_proxy.at("gw-0.istio-ingress")->routes.at("http.80"));
+  REQUIRE(rc.virtual_hosts_size() == 1);
+  CHECK(rc.virtual_hosts(0).routes_size() == 5);
+}
