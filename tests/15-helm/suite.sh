@@ -108,9 +108,9 @@ check "controlplane: GatewayClass istio-waypoint with the Gateway API" contains 
 check "controlplane: TokenReview allowed in tokenReview mode" contains 'tokenreviews' "$P"
 check "controlplane: no TokenReview right in static mode" check_absent tokenreviews "$T/controlplane-directory.yaml"
 # The ClusterRole lets the controlplane list and watch every kind its --kube source watches
-# (controlplane/kube/watch_state.cc is the one list), and nothing it does not read.
+# (controlplane/kube/watched_kinds.cc is the one list), and nothing it does not read.
 rbac_covers_watched_kinds() {
-  python3 - "$P" "$ZT_ROOT/controlplane/kube/watch_state.cc" <<'PY'
+  python3 - "$P" "$ZT_ROOT/controlplane/kube/watched_kinds.cc" <<'PY'
 import re, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 role = next(d for d in docs if d["kind"] == "ClusterRole")
