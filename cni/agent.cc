@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <atomic>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
-#include <atomic>
 #include <set>
 
 #include "cni/control.h"
@@ -53,8 +53,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     std::shared_ptr<zds::UniqueFd> netns;
   };
   std::map<std::string, LeftAlone> left_alone;
-  std::set<std::string> reconcile_busy;     // uids with an add/remove from reconcile in flight
-  std::set<std::string> reported_unknown;   // "ns/name" of ambient pods never ADDed (logged once)
+  std::set<std::string> reconcile_busy;    // uids with an add/remove from reconcile in flight
+  std::set<std::string> reported_unknown;  // "ns/name" of ambient pods never ADDed (logged once)
   std::atomic<bool> reconcile_posted{false};
 
   std::vector<ZdsServer::SnapshotEntry> snapshot() const {
@@ -170,8 +170,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
       log->info("cni: pod {}/{} not captured: {}", r.ns, r.name, decision.reason);
       // Host-network pods share the node's netns: never a candidate, whatever their labels.
       if (!meta.host_network) {
-        left_alone[r.container_id] = LeftAlone{r.container_id, !r.uid.empty() ? r.uid : meta.uid, r.ns, r.name,
-                                               r.netns_path, r.netns};
+        left_alone[r.container_id] =
+            LeftAlone{r.container_id, !r.uid.empty() ? r.uid : meta.uid, r.ns, r.name, r.netns_path, r.netns};
       }
       return done(json{{"ok", true}, {"captured", false}, {"reason", decision.reason}});
     }
@@ -255,8 +255,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         continue;
       }
       if (auto d = decide_capture(*m); !d.capture) {
-        log->info("cni: reconcile: pod {}/{} no longer ambient ({}); removing it from the mesh", p.info.ns,
-                  p.info.name, d.reason);
+        log->info("cni: reconcile: pod {}/{} no longer ambient ({}); removing it from the mesh", p.info.ns, p.info.name,
+                  d.reason);
         to_remove.push_back(uid);
       }
     }
@@ -271,9 +271,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
       for (const auto& [cid, p] : left_alone) known = known || (p.ns == m.ns && p.name == m.name);
       if (known) continue;
       reported_unknown.insert(key);
-      log->warn("cni: reconcile: pod {} is ambient but this agent never saw its CNI ADD; skipped (restart the pod "
-                "to capture it)",
-                key);
+      log->warn(
+          "cni: reconcile: pod {} is ambient but this agent never saw its CNI ADD; skipped (restart the pod "
+          "to capture it)",
+          key);
     }
   }
 

@@ -142,8 +142,8 @@ int serve(const Args& a) {
     cni::KubeMetadataOptions ko;
     ko.node_name = a.get("node-name", env_node != nullptr ? env_node : "");
     if (ko.node_name.empty()) return usage_error("--metadata-source kube needs --node-name or NODE_NAME");
-    auto cfg = a.has("kubeconfig") ? common::kube::load_kubeconfig(a.get("kubeconfig"))
-                                   : common::kube::in_cluster_config();
+    auto cfg =
+        a.has("kubeconfig") ? common::kube::load_kubeconfig(a.get("kubeconfig")) : common::kube::in_cluster_config();
     if (!cfg.ok()) {
       std::fprintf(stderr, "ambient-cni: %s\n", cfg.error().c_str());
       return 1;
@@ -158,7 +158,8 @@ int serve(const Args& a) {
     kube = *started;
     o.metadata = kube;
   } else if (source == "static") {
-    if (a.has("kubeconfig") || a.has("node-name")) return usage_error("--kubeconfig/--node-name need --metadata-source kube");
+    if (a.has("kubeconfig") || a.has("node-name"))
+      return usage_error("--kubeconfig/--node-name need --metadata-source kube");
     if (a.has("metadata")) o.metadata = std::make_shared<cni::StaticMetadataSource>(a.get("metadata"));
   } else {
     return usage_error("--metadata-source: '" + source + "' is not static or kube");

@@ -87,11 +87,13 @@ std::string status_message(const KubeResponse& r) {
   return "HTTP " + std::to_string(r.status);
 }
 
-
 struct Informer::Impl {
   Impl(const KubeClient& c, InformerOptions o, Callbacks cb)
-      : client(c), opt(std::move(o)), callbacks(std::move(cb)),
-        state(opt.kind, opt.field_selector.empty() ? std::string() : "fieldSelector=" + url_encode(opt.field_selector)) {}
+      : client(c),
+        opt(std::move(o)),
+        callbacks(std::move(cb)),
+        state(opt.kind,
+              opt.field_selector.empty() ? std::string() : "fieldSelector=" + url_encode(opt.field_selector)) {}
 
   const KubeClient& client;
   const InformerOptions opt;

@@ -19,8 +19,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.h"
 #include "common/kube/kube_config.h"
+#include "common/result.h"
 
 namespace common::kube {
 

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
 #include "common/kube/informer.h"
 #include "common/kube/kube_client.h"
 #include "common/kube/watch_state.h"
+#include "common/result.h"
 #include "controlplane/kube/object_source.h"
 
 namespace controlplane::kube {

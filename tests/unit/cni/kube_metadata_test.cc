@@ -6,8 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -104,7 +104,8 @@ TEST_CASE("KubeMetadataSource: the Pod parser takes labels, uid, serviceAccountN
   REQUIRE(defaults.ok());
   CHECK(defaults->service_account == "default");
   CHECK_FALSE(defaults->host_network);
-  auto bad = KubeMetadataSource::parse_pod(R"({"metadata":{"name":"a","namespace":"demo"},"spec":{"hostNetwork":"yes"}})");
+  auto bad =
+      KubeMetadataSource::parse_pod(R"({"metadata":{"name":"a","namespace":"demo"},"spec":{"hostNetwork":"yes"}})");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().find("spec.hostNetwork") != std::string::npos);
   auto bad_label = KubeMetadataSource::parse_namespace_labels(R"({"metadata":{"name":"demo","labels":{"k":1}}})");
