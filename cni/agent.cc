@@ -3,10 +3,13 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <atomic>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cni/control.h"
 #include "cni/pod_store.h"
@@ -42,6 +45,17 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
   bool zds_listening = false;  // only then are the socket files ours to unlink
   bool ctl_listening = false;
   std::shared_ptr<spdlog::logger> log = common::log::logger("cni");
+
+  // Pods the plugin ADDed that were not ambient then (by sandbox id), with their netns kept
+  // open: a later label change takes them into the mesh (reconcile). In memory only.
+  struct LeftAlone {
+    std::string container_id, uid, ns, name, netns_path;
+    std::shared_ptr<zds::UniqueFd> netns;
+  };
+  std::map<std::string, LeftAlone> left_alone;
+  std::set<std::string> reconcile_busy;    // uids with an add/remove from reconcile in flight
+  std::set<std::string> reported_unknown;  // "ns/name" of ambient pods never ADDed (logged once)
+  std::atomic<bool> reconcile_posted{false};
 
   std::vector<ZdsServer::SnapshotEntry> snapshot() const {
     std::vector<ZdsServer::SnapshotEntry> out;
@@ -154,8 +168,14 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     const auto& [meta, decision] = *c;
     if (!decision.capture) {
       log->info("cni: pod {}/{} not captured: {}", r.ns, r.name, decision.reason);
+      // Host-network pods share the node's netns: never a candidate, whatever their labels.
+      if (!meta.host_network) {
+        left_alone[r.container_id] =
+            LeftAlone{r.container_id, !r.uid.empty() ? r.uid : meta.uid, r.ns, r.name, r.netns_path, r.netns};
+      }
       return done(json{{"ok", true}, {"captured", false}, {"reason", decision.reason}});
     }
+    left_alone.erase(r.container_id);
     Pod pod;
     pod.uid = !r.uid.empty() ? r.uid : !meta.uid.empty() ? meta.uid : "cni-" + r.container_id;
     pod.info = {r.name, r.ns, meta.service_account};
@@ -173,6 +193,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
   }
 
   void cni_del(const std::string& container_id, const std::string& uid, std::function<void(json)> done) {
+    left_alone.erase(container_id);
     const Pod* p = store.find_container(container_id);
     if (p == nullptr && !uid.empty()) p = store.find(uid);
     if (p == nullptr) return done(json{{"ok", true}, {"captured", false}});
@@ -193,6 +214,106 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     if (auto st = check_rules(r.netns->get(), opts.rules); !st.ok()) return error_reply(st.error());
     if (zds.connected() == 0) return error_reply("no ztunnel connection");
     return json{{"ok", true}, {"captured", true}, {"reason", decision.reason}};
+  }
+
+  // ---- reconcile on metadata change -------------------------------------------------------------
+
+  // From any thread (the metadata source's informers): at most one reconcile queued; a change
+  // arriving while it runs queues the next one.
+  static void schedule_reconcile(const std::weak_ptr<Impl>& weak) {
+    auto self = weak.lock();
+    if (!self || self->reconcile_posted.exchange(true)) return;
+    asio::post(self->io, [weak] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->reconcile_posted = false;
+      if (!s->stopped) s->reconcile();
+    });
+  }
+
+  // As istio-cni's node agent on a label change: pods this agent saw a CNI ADD for are taken
+  // into the mesh when they became ambient, and out of it when they stopped being ambient.
+  // Pods added by the CLI (no sandbox id) are the operator's and are not touched.
+  void reconcile() {
+    if (!opts.metadata) return;
+    std::vector<LeftAlone> to_add;
+    for (const auto& [cid, p] : left_alone) {
+      if (reconcile_busy.count(p.uid) != 0) continue;
+      auto m = opts.metadata->lookup(p.ns, p.name);
+      if (!m.ok()) {
+        log->debug("cni: reconcile: pod {}/{}: {}", p.ns, p.name, m.error());
+        continue;
+      }
+      if (decide_capture(*m).capture) to_add.push_back(p);
+    }
+    std::vector<std::string> to_remove;
+    for (const auto& [uid, p] : store.pods()) {
+      if (p.container_id.empty() || reconcile_busy.count(uid) != 0) continue;
+      auto m = opts.metadata->lookup(p.info.ns, p.info.name);
+      if (!m.ok()) {
+        log->debug("cni: reconcile: pod {}/{}: {}", p.info.ns, p.info.name, m.error());
+        continue;
+      }
+      if (auto d = decide_capture(*m); !d.capture) {
+        log->info("cni: reconcile: pod {}/{} no longer ambient ({}); removing it from the mesh", p.info.ns, p.info.name,
+                  d.reason);
+        to_remove.push_back(uid);
+      }
+    }
+    for (auto& la : to_add) reconcile_add(std::move(la));
+    for (const auto& uid : to_remove) reconcile_remove(uid);
+    // Ambient pods of this node the agent never saw an ADD for (they started before the agent,
+    // or under another CNI config): no netns to act on.
+    for (const auto& [key, m] : opts.metadata->known_pods()) {
+      if (!decide_capture(m).capture || reported_unknown.count(key) != 0) continue;
+      bool known = false;
+      for (const auto& [uid, p] : store.pods()) known = known || (p.info.ns == m.ns && p.info.name == m.name);
+      for (const auto& [cid, p] : left_alone) known = known || (p.ns == m.ns && p.name == m.name);
+      if (known) continue;
+      reported_unknown.insert(key);
+      log->warn(
+          "cni: reconcile: pod {} is ambient but this agent never saw its CNI ADD; skipped (restart the pod "
+          "to capture it)",
+          key);
+    }
+  }
+
+  void reconcile_add(LeftAlone la) {
+    auto m = opts.metadata->lookup(la.ns, la.name);
+    if (!m.ok()) return;
+    const std::string reason = decide_capture(*m).reason;
+    Pod pod;
+    pod.uid = !la.uid.empty() ? la.uid : !m->uid.empty() ? m->uid : "cni-" + la.container_id;
+    pod.info = {la.name, la.ns, m->service_account};
+    pod.netns_path = la.netns_path;
+    pod.netns = la.netns;
+    pod.container_id = la.container_id;
+    log->info("cni: reconcile: pod {}/{} became ambient ({}); adding it to the mesh", la.ns, la.name, reason);
+    left_alone.erase(la.container_id);
+    reconcile_busy.insert(pod.uid);
+    const std::string uid = pod.uid;
+    add(std::move(pod), [self = shared_from_this(), la, uid](json j) {
+      self->reconcile_busy.erase(uid);
+      if (j.value("ok", false)) return;
+      // Kept as a candidate: the next change (or a ztunnel reconnecting) retries.
+      self->log->warn("cni: reconcile: adding pod {}/{} failed: {}", la.ns, la.name, j.value("error", std::string()));
+      if (!self->stopped) self->left_alone[la.container_id] = la;
+    });
+  }
+
+  void reconcile_remove(const std::string& uid) {
+    const Pod* p = store.find(uid);
+    if (p == nullptr) return;
+    LeftAlone la{p->container_id, uid, p->info.ns, p->info.name, p->netns_path, p->netns};
+    reconcile_busy.insert(uid);
+    remove(uid, [self = shared_from_this(), la, uid](json j) {
+      self->reconcile_busy.erase(uid);
+      if (!j.value("ok", false)) {
+        self->log->warn("cni: reconcile: removing pod {}/{}: {}", la.ns, la.name, j.value("error", std::string()));
+      }
+      // Forgotten either way (remove() drops it); the netns stays a candidate for a relabel.
+      if (!self->stopped) self->left_alone[la.container_id] = la;
+    });
   }
 
   // ---- operations ------------------------------------------------------------------------------
@@ -314,6 +435,11 @@ common::Status Agent::start() {
   if (ec) return common::make_error("cannot listen on " + path + ": " + ec.message());
   impl_->ctl_listening = true;
   impl_->accept_ctl();
+  if (impl_->opts.metadata) {
+    std::weak_ptr<Impl> weak = impl_;
+    impl_->opts.metadata->set_on_change([weak] { Impl::schedule_reconcile(weak); });
+    impl_->log->info("cni: pod metadata from {}", impl_->opts.metadata->describe());
+  }
   impl_->log->info("cni: serving ZDS on {}, control on {}", impl_->opts.zds_socket, path);
   return common::ok_status();
 }
@@ -321,6 +447,8 @@ common::Status Agent::start() {
 void Agent::stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
+  if (impl_->opts.metadata) impl_->opts.metadata->set_on_change(nullptr);
+  impl_->left_alone.clear();
   boost::system::error_code ignored;
   impl_->ctl.close(ignored);
   if (impl_->ctl_listening) ::unlink(impl_->opts.ctl_socket.c_str());

@@ -21,7 +21,16 @@
 // cni-check: an ambient pod must be held for that sandbox and its rules intact
 // (check_rules), a non-ambient one must not be held.
 //
-// Threading: everything on one io_context thread. Rule installation blocks that thread for
+// Reconcile (sources that report changes: the Kubernetes API, kube_metadata.h): a pod the
+// plugin ADDed but left alone keeps its netns fd (in memory, by sandbox id, until its DEL);
+// when its namespace or pod label makes it ambient, the agent adds it (rules + ZDS add) as
+// cni-add would have. A pod held from a CNI ADD that stops being ambient (label removed or
+// set to none) is removed (ZDS del + rules removed) and becomes a candidate again. Pods
+// added with the CLI are never touched; ambient pods of the node the agent never saw an
+// ADD for (started before it) are logged once and skipped, as there is no netns to act on.
+//
+// Threading: everything on one io_context thread; the metadata source's change callback
+// only posts a reconcile to it. Rule installation blocks that thread for
 // the duration of a few iptables-restore runs (tens of ms); acceptable for a node agent whose
 // peers allow 5 s per ack.
 #pragma once

@@ -19,6 +19,7 @@
 #include "cni/agent.h"
 #include "cni/cni_install.h"
 #include "cni/control.h"
+#include "cni/kube_metadata.h"
 #include "cni/plugin.h"
 #include "common/admin/log.h"
 #include "proto/zds_wire.h"
@@ -29,7 +30,8 @@ constexpr const char* kVersion = AMBIENT_VERSION;
 
 constexpr const char* kUsage = R"(usage:
   ambient-cni serve [--socket PATH] [--ctl PATH] [--state-dir DIR] [--mark N] [--no-dns] [--no-ipv6]
-                    [--log-level LEVEL] [--metadata FILE]
+                    [--log-level LEVEL] [--metadata FILE | --metadata-source kube
+                     [--kubeconfig PATH] [--node-name NODE]]
                     [--cni-bin-dir DIR --cni-conf-dir DIR [--cni-exclude-namespaces NS,...]
                      [--cni-agent-socket PATH] [--cni-plugin-binary PATH] [--cni-keep-on-exit]]
   ambient-cni add --netns PATH --uid UID --name NAME --namespace NS --service-account SA
@@ -43,6 +45,10 @@ constexpr const char* kUsage = R"(usage:
   --mark       ztunnel's PACKET_MARK the in-pod rules exempt (default 1337)
   --metadata   JSON file with namespace/pod labels for the CNI plugin's capture decision
                (cni/pod_metadata.h); without it no pod added by the plugin is ambient
+  --metadata-source  static (--metadata FILE, the default) or kube: namespace and pod labels
+               from the Kubernetes API (in-cluster service account, or --kubeconfig PATH),
+               pods of --node-name only (default: $NODE_NAME); label changes re-classify
+               the pods the plugin ADDed (cni/kube_metadata.h)
   --cni-bin-dir, --cni-conf-dir
                install the plugin: copy ambient-cni-plugin (static; found beside this binary,
                else this binary; or --cni-plugin-binary) to DIR/ambient-cni and chain it into the
@@ -128,7 +134,36 @@ int serve(const Args& a) {
     }
     o.rules.mark = static_cast<unsigned>(m);
   }
-  if (a.has("metadata")) o.metadata = std::make_shared<cni::StaticMetadataSource>(a.get("metadata"));
+  const std::string source = a.get("metadata-source", "static");
+  std::shared_ptr<cni::KubeMetadataSource> kube;
+  if (source == "kube") {
+    if (a.has("metadata")) return usage_error("--metadata FILE is for --metadata-source static");
+    const char* env_node = std::getenv("NODE_NAME");
+    cni::KubeMetadataOptions ko;
+    ko.node_name = a.get("node-name", env_node != nullptr ? env_node : "");
+    if (ko.node_name.empty()) return usage_error("--metadata-source kube needs --node-name or NODE_NAME");
+    auto cfg =
+        a.has("kubeconfig") ? common::kube::load_kubeconfig(a.get("kubeconfig")) : common::kube::in_cluster_config();
+    if (!cfg.ok()) {
+      std::fprintf(stderr, "ambient-cni: %s\n", cfg.error().c_str());
+      return 1;
+    }
+    ko.config = std::move(*cfg);
+    ko.config.user_agent = "ambient-cni";
+    auto started = cni::KubeMetadataSource::start(std::move(ko));
+    if (!started.ok()) {
+      std::fprintf(stderr, "ambient-cni: %s\n", started.error().c_str());
+      return 1;
+    }
+    kube = *started;
+    o.metadata = kube;
+  } else if (source == "static") {
+    if (a.has("kubeconfig") || a.has("node-name"))
+      return usage_error("--kubeconfig/--node-name need --metadata-source kube");
+    if (a.has("metadata")) o.metadata = std::make_shared<cni::StaticMetadataSource>(a.get("metadata"));
+  } else {
+    return usage_error("--metadata-source: '" + source + "' is not static or kube");
+  }
   const bool install = a.has("cni-bin-dir") || a.has("cni-conf-dir");
   cni::CniInstallOptions inst;
   if (install) {
@@ -184,6 +219,7 @@ int serve(const Args& a) {
     io.stop();
   });
   io.run();
+  if (kube) kube->stop();
   if (install && !a.has("cni-keep-on-exit")) {
     // Uninstall: without the agent the plugin would fail every pod on the node (fail closed).
     if (auto st = cni::uninstall_cni(inst); !st.ok()) {

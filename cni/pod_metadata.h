@@ -11,15 +11,18 @@
 //     re-read whenever its mtime/size changes, so a kubelet ConfigMap refresh (or an edit on a
 //     single host) takes effect without a restart. A pod absent from "pods" has no labels and
 //     the service account "default"; a namespace absent from "namespaces" has no labels.
-//   * a Kubernetes API source (namespace and pod informers) implements the same interface
-//     later (the controlplane's --kube work); nothing else changes.
+//   * KubeMetadataSource (kube_metadata.h): informers on Namespaces and on the Pods of this
+//     node; it also tells the agent when labels change, so the agent reconciles pods it holds
+//     or left alone (agent.h).
 // decide_capture is pure: ambient when the pod label or (absent that) the namespace label
 // istio.io/dataplane-mode is "ambient"; never for the opt-out value "none", host-network pods
 // or waypoints (label gateway.networking.k8s.io/gateway-name), as istio-cni decides.
-// Threading: a source is used from the agent's io thread only.
+// Threading: lookup/known_pods are called from the agent's io thread only; a source may call
+// the on_change callback from any thread.
 #pragma once
 
 #include <ctime>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +49,12 @@ class MetadataSource {
   // Errors mean "cannot know" (unreadable source); callers fail closed.
   virtual common::Result<PodMetadata> lookup(const std::string& ns, const std::string& name) = 0;
   virtual std::string describe() const = 0;
+  // `cb` is called (from any thread) whenever metadata may have changed; null unsets it, and
+  // once that returns no call is in progress. Sources that cannot tell (static file) never call.
+  virtual void set_on_change(std::function<void()> cb) {}
+  // Every pod the source knows on this node ("ns/name" -> metadata); empty when it cannot
+  // list them. The agent logs the ambient ones it never saw a CNI ADD for.
+  virtual std::map<std::string, PodMetadata> known_pods() { return {}; }
 };
 
 class StaticMetadataSource : public MetadataSource {

@@ -26,6 +26,7 @@ int run_serve_kube(ServeOptions serve, KubeServeOptions kube, const std::atomic<
   }
   KubeSourceOptions so;
   so.config = std::move(*cfg);
+  so.config.user_agent = "ambient-controlplane";
   so.list_page_size = kube.list_page_size;
   lg->info("watching the Kubernetes API at {}", so.config.url());
   auto source = KubeSource::start(std::move(so));

@@ -11,8 +11,9 @@
 // (topology.kubernetes.io/region, topology.kubernetes.io/zone, topology.istio.io/subzone) are
 // copied onto the workloads of their pods by annotate().
 //
-// Threading: the watcher threads own the HTTP calls; every WatchState lives under one mutex
-// (held only to apply a parsed event or copy objects out). All public methods are thread-safe.
+// Threading: the informer threads own the HTTP calls; each informer's objects live under its
+// own mutex (held only to apply a parsed event or copy objects out). All public methods are
+// thread-safe.
 #pragma once
 
 #include <chrono>
@@ -20,13 +21,29 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/kube/informer.h"
+#include "common/kube/kube_client.h"
+#include "common/kube/watch_state.h"
 #include "common/result.h"
-#include "controlplane/kube/kube_client.h"
 #include "controlplane/kube/object_source.h"
-#include "controlplane/kube/watch_state.h"
 
 namespace controlplane::kube {
+
+// The generic client pieces live in common/kube (shared with the cni node agent).
+using common::kube::Cancel;
+using common::kube::in_cluster_config;
+using common::kube::KubeClient;
+using common::kube::KubeConfig;
+using common::kube::KubeResponse;
+using common::kube::load_kubeconfig;
+using common::kube::ResourceKind;
+using common::kube::StoredObject;
+using common::kube::url_encode;
+
+// What the controlplane reads (watched_kinds.cc; the chart's ClusterRole must cover it).
+const std::vector<ResourceKind>& watched_kinds();
 
 struct KubeSourceOptions {
   KubeConfig config;

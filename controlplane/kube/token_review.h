@@ -23,10 +23,12 @@
 #include <string_view>
 #include <vector>
 
-#include "controlplane/kube/kube_client.h"
+#include "common/kube/kube_client.h"
 #include "controlplane/tokens.h"
 
 namespace controlplane::kube {
+
+using common::kube::KubeClient;
 
 class TokenReviewer {
  public:

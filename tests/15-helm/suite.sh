@@ -93,10 +93,25 @@ check "cni: binary and conflist host dirs mounted" contains 'path: /opt/cni/bin'
 check "cni: metadata ConfigMap carries the namespace labels" contains '"istio.io/dataplane-mode": "ambient"' "$C"
 check "cni: --no-dns / --no-ipv6 follow the values" contains -- '- --no-ipv6' "$C"
 check "cni: excluded namespaces passed to the plugin" contains -- '--cni-exclude-namespaces=kube-system,infra' "$C"
-# The agent has no API watch yet: the schema must refuse metadataSource=kube rather than render a
-# DaemonSet whose pods would get no labels.
-check "cni: metadataSource=kube refused by the schema (no API watch in the agent yet)" \
-  bash -c "! '$HELM' template r-cni '$CHARTS/cni' --set metadataSource=kube >/dev/null 2>&1"
+check "cni: static source: no ServiceAccount token, no RBAC" bash -c \
+  "grep -q 'automountServiceAccountToken: false' '$C' && ! grep -q 'kind: ClusterRole' '$C' && ! grep -q 'kind: ServiceAccount' '$C'"
+run_case cni kube-metadata istio-system --set metadataSource=kube
+CK="$T/cni-kube-metadata.yaml"
+check "cni: kube source: the agent runs with --metadata-source=kube" contains -- '- --metadata-source=kube' "$CK"
+check "cni: kube source: NODE_NAME from the downward API (spec.nodeName)" \
+  bash -c "grep -A3 'name: NODE_NAME' '$CK' | grep -c 'fieldPath: spec.nodeName'"
+check "cni: kube source: ServiceAccount ambient-cni used by the DaemonSet" \
+  bash -c "grep -q 'kind: ServiceAccount' '$CK' && grep -q 'serviceAccountName: ambient-cni' '$CK'"
+check "cni: kube source: ClusterRole get/list/watch on pods and namespaces only, bound to ambient-cni" python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+role = next(d for d in docs if d["kind"] == "ClusterRole")
+assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list", "watch"]}], role
+b = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+assert b["roleRef"]["name"] == role["metadata"]["name"] and b["subjects"][0]["name"] == "ambient-cni", b
+' "$CK"
+check_not "cni: kube source: no metadata ConfigMap" contains 'name: ambient-cni-metadata' "$CK"
+check_not "cni: lint rejects metadataSource=api" "$HELM" lint --strict "$CHARTS/cni" --set metadataSource=api
 
 # ---- controlplane -------------------------------------------------------------------------
 run_case controlplane defaults istio-system
@@ -108,9 +123,9 @@ check "controlplane: GatewayClass istio-waypoint with the Gateway API" contains 
 check "controlplane: TokenReview allowed in tokenReview mode" contains 'tokenreviews' "$P"
 check "controlplane: no TokenReview right in static mode" check_absent tokenreviews "$T/controlplane-directory.yaml"
 # The ClusterRole lets the controlplane list and watch every kind its --kube source watches
-# (controlplane/kube/watch_state.cc is the one list), and nothing it does not read.
+# (controlplane/kube/watched_kinds.cc is the one list), and nothing it does not read.
 rbac_covers_watched_kinds() {
-  python3 - "$P" "$ZT_ROOT/controlplane/kube/watch_state.cc" <<'PY'
+  python3 - "$P" "$ZT_ROOT/controlplane/kube/watched_kinds.cc" <<'PY'
 import re, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 role = next(d for d in docs if d["kind"] == "ClusterRole")

@@ -5,7 +5,8 @@ It speaks the parts of the API the controlplane and kubectl use, as the API docu
 (https://kubernetes.io/docs/reference/using-api/api-concepts/):
   - discovery: /version, /api, /api/v1, /apis, /apis/<group>/<version> (APIResourceList with verbs,
     namespaced, kind, status subresources);
-  - list: GET on a collection (all namespaces or one), labelSelector (equality), a List with
+  - list: GET on a collection (all namespaces or one), labelSelector (equality), fieldSelector
+    (equality / inequality on dotted paths, e.g. spec.nodeName=node-1), a List with
     metadata.resourceVersion; built-in kinds' items omit kind/apiVersion (as the real server's
     typed lists do), custom resources carry them;
   - watch: ?watch=1 streams chunked JSON lines (ADDED/MODIFIED/DELETED with the object's new
@@ -150,6 +151,25 @@ def matches(obj, selector):
             if term[1:] in labels:
                 return False
         elif term not in labels:
+            return False
+    return True
+
+
+def field_matches(obj, selector):
+    """fieldSelector: comma-separated path=value / path==value / path!=value; a missing field is ""."""
+    if not selector:
+        return True
+    for term in selector.split(","):
+        term = term.strip()
+        if not term:
+            continue
+        neg = "!=" in term
+        path, want = term.split("!=" if neg else ("==" if "==" in term else "="), 1)
+        cur = obj
+        for part in path.split("."):
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        have = "" if cur is None else (str(cur).lower() if isinstance(cur, bool) else str(cur))
+        if (have == want) == neg:
             return False
     return True
 
@@ -371,6 +391,7 @@ class Handler(BaseHTTPRequestHandler):
     def list(self, plural, ns, q):
         g, v, kind, nsd, _, _ = KINDS[plural]
         sel = q.get("labelSelector", "")
+        fsel = q.get("fieldSelector", "")
         limit = int(q.get("limit", "0") or 0)
         cont = q.get("continue", "")
         with STORE.lock:
@@ -387,7 +408,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 rv, after = STORE.rv, ""
             keys = [k for k, o in sorted(STORE.objects[plural].items())
-                    if k > after and (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel)]
+                    if k > after and (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel)
+                    and field_matches(o, fsel)]
             page = keys[:limit] if limit > 0 else keys
             items = [for_list(plural, STORE.objects[plural][k]) for k in page]
             meta = {"resourceVersion": str(rv)}
@@ -403,6 +425,7 @@ class Handler(BaseHTTPRequestHandler):
     def watch(self, plural, ns, q):
         g, v, kind, _, _, _ = KINDS[plural]
         sel = q.get("labelSelector", "")
+        fsel = q.get("fieldSelector", "")
         bookmarks = q.get("allowWatchBookmarks") == "true"
         timeout = min(int(q.get("timeoutSeconds", "1800") or 1800), 1800)
         rv_param = q.get("resourceVersion", "")
@@ -422,7 +445,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
         def wanted(o):
-            return (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel)
+            return (ns is None or o["metadata"].get("namespace") == ns) and matches(o, sel) and field_matches(o, fsel)
 
         cp = self.is_cp()
         with STORE.lock:

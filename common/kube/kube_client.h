@@ -19,10 +19,10 @@
 #include <string>
 #include <string_view>
 
+#include "common/kube/kube_config.h"
 #include "common/result.h"
-#include "controlplane/kube/kube_config.h"
 
-namespace controlplane::kube {
+namespace common::kube {
 
 class Cancel {
  public:
@@ -73,4 +73,4 @@ class KubeClient {
 // Percent-encodes a query parameter value (label selectors contain '=' and ',').
 std::string url_encode(std::string_view v);
 
-}  // namespace controlplane::kube
+}  // namespace common::kube

@@ -6,12 +6,12 @@
 // (Gone: the version was compacted away) means "list again". Objects from a re-list replace
 // the old set, so deletions missed while the watch was down are not lost.
 //
-// Pure logic over JSON text: no I/O, so the transitions are unit-tested (kube_watch_test.cc).
+// Pure logic over JSON text: no I/O, so the transitions are unit-tested (tests/unit/common/kube/kube_watch_test.cc).
 // Objects are kept as compact JSON with `kind` and `apiVersion` filled in (a List's items omit
 // them) and `metadata.managedFields` dropped, ready for the manifest parser.
 //
-// Threading: not thread-safe; one owner (the kind's watcher thread), readers copy under the
-// source's lock.
+// Threading: not thread-safe; one owner (the kind's informer thread), readers copy under the
+// informer's lock (informer.h).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@
 
 #include "common/result.h"
 
-namespace controlplane::kube {
+namespace common::kube {
 
 struct ResourceKind {
   std::string group;    // "" = core
@@ -38,9 +38,6 @@ struct ResourceKind {
   std::string namespace_path(const std::string& ns) const;
 };
 
-// What the controlplane reads (see kube_source.h).
-const std::vector<ResourceKind>& watched_kinds();
-
 struct StoredObject {
   bool operator==(const StoredObject&) const = default;
   std::string resource_version;
@@ -49,9 +46,12 @@ struct StoredObject {
 
 class WatchState {
  public:
-  explicit WatchState(ResourceKind kind) : kind_(std::move(kind)) {}
+  // `query`: URL-encoded parameters narrowing the collection for both list and watch
+  // (e.g. "fieldSelector=spec.nodeName%3Dnode-1"); "" = every object.
+  explicit WatchState(ResourceKind kind, std::string query = {}) : kind_(std::move(kind)), query_(std::move(query)) {}
 
   const ResourceKind& kind() const { return kind_; }
+  const std::string& query() const { return query_; }
 
   // Replaces every object with the items of a List response; the collection's
   // metadata.resourceVersion becomes the watch start. Errors name the field; the state is
@@ -86,10 +86,11 @@ class WatchState {
 
  private:
   ResourceKind kind_;
+  std::string query_;
   std::map<std::string, StoredObject> objects_;
   std::string resource_version_;
   bool listed_ = false;
   uint64_t changes_ = 0;
 };
 
-}  // namespace controlplane::kube
+}  // namespace common::kube

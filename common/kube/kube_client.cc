@@ -1,4 +1,4 @@
-#include "controlplane/kube/kube_client.h"
+#include "common/kube/kube_client.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -13,7 +13,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace controlplane::kube {
+namespace common::kube {
 namespace {
 
 namespace asio = boost::asio;
@@ -171,7 +171,7 @@ static common::Result<KubeResponse> call(const KubeConfig& cfg, ssl::context* tl
   req.target(a.target);
   req.version(11);
   req.set(http::field::host, cfg.host);
-  req.set(http::field::user_agent, "ambient-controlplane");
+  req.set(http::field::user_agent, cfg.user_agent);
   req.set(http::field::accept, "application/json");
   req.set(http::field::connection, "close");
   if (const std::string t = read_token(cfg); !t.empty()) req.set(http::field::authorization, "Bearer " + t);
@@ -236,4 +236,4 @@ std::string url_encode(std::string_view v) {
   return out;
 }
 
-}  // namespace controlplane::kube
+}  // namespace common::kube

@@ -1,18 +1,18 @@
-// The Kubernetes list+watch state machine (controlplane/kube/watch_state.h) and kubeconfig
+// The Kubernetes list+watch state machine (common/kube/watch_state.h) and kubeconfig
 // loading (kube_config.h): pure logic, driven with JSON in the shapes the API server sends.
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "controlplane/kube/kube_config.h"
-#include "controlplane/kube/watch_state.h"
+#include "common/kube/kube_config.h"
+#include "common/kube/watch_state.h"
 #include "temp_dir.h"
 
-using controlplane::kube::KubeConfig;
-using controlplane::kube::ResourceKind;
-using controlplane::kube::WatchState;
-using Outcome = controlplane::kube::WatchState::Outcome;
+using common::kube::KubeConfig;
+using common::kube::ResourceKind;
+using common::kube::WatchState;
+using Outcome = common::kube::WatchState::Outcome;
 using nlohmann::json;
 
 namespace {
@@ -143,17 +143,17 @@ TEST_CASE("cluster-scoped kinds are keyed by name; paths per group") {
 
 TEST_CASE("server URLs") {
   KubeConfig c;
-  REQUIRE(controlplane::kube::parse_server_url("https://10.96.0.1", c));
+  REQUIRE(common::kube::parse_server_url("https://10.96.0.1", c));
   CHECK(c.host == "10.96.0.1");
   CHECK(c.port == "443");
-  REQUIRE(controlplane::kube::parse_server_url("http://[fd00::1]:8080/", c));
+  REQUIRE(common::kube::parse_server_url("http://[fd00::1]:8080/", c));
   CHECK(c.scheme == "http");
   CHECK(c.host == "fd00::1");
   CHECK(c.port == "8080");
   CHECK(c.url() == "http://[fd00::1]:8080");
-  CHECK_FALSE(controlplane::kube::parse_server_url("ftp://x", c));
-  CHECK_FALSE(controlplane::kube::parse_server_url("https://x:99999", c));
-  CHECK_FALSE(controlplane::kube::parse_server_url("https://x/prefix", c));
+  CHECK_FALSE(common::kube::parse_server_url("ftp://x", c));
+  CHECK_FALSE(common::kube::parse_server_url("https://x:99999", c));
+  CHECK_FALSE(common::kube::parse_server_url("https://x/prefix", c));
 }
 
 TEST_CASE("kubeconfig: current context, inline data, relative files; errors name the field") {
@@ -177,7 +177,7 @@ contexts:
 - name: b
   context: {cluster: two, user: u}
 )";
-  auto c = controlplane::kube::load_kubeconfig(d + "/config");
+  auto c = common::kube::load_kubeconfig(d + "/config");
   REQUIRE(c);
   CHECK(c->host == "127.0.0.1");
   CHECK(c->port == "7443");
@@ -192,11 +192,11 @@ contexts:
 - name: a
   context: {cluster: one}
 )";
-  auto bad = controlplane::kube::load_kubeconfig(d + "/bad");
+  auto bad = common::kube::load_kubeconfig(d + "/bad");
   REQUIRE_FALSE(bad);
   CHECK(bad.error().find("certificate-authority-data") != std::string::npos);
   std::ofstream(d + "/noctx") << "current-context: zz\ncontexts: []\n";
-  auto noctx = controlplane::kube::load_kubeconfig(d + "/noctx");
+  auto noctx = common::kube::load_kubeconfig(d + "/noctx");
   REQUIRE_FALSE(noctx);
   CHECK(noctx.error().find("no context 'zz'") != std::string::npos);
 }

@@ -1,8 +1,8 @@
-#include "controlplane/kube/watch_state.h"
+#include "common/kube/watch_state.h"
 
 #include <nlohmann/json.hpp>
 
-namespace controlplane::kube {
+namespace common::kube {
 namespace {
 
 using common::make_error;
@@ -38,29 +38,6 @@ std::string ResourceKind::collection_path() const {
 std::string ResourceKind::namespace_path(const std::string& ns) const {
   if (!namespaced) return collection_path();
   return (group.empty() ? "/api/" + version : "/apis/" + group + "/" + version) + "/namespaces/" + ns + "/" + plural;
-}
-
-const std::vector<ResourceKind>& watched_kinds() {
-  static const std::vector<ResourceKind> kinds{
-      {"", "v1", "namespaces", "Namespace", false},
-      {"", "v1", "nodes", "Node", false},
-      {"", "v1", "pods", "Pod", true},
-      {"", "v1", "services", "Service", true},
-      {"", "v1", "serviceaccounts", "ServiceAccount", true},
-      {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true},
-      {"networking.istio.io", "v1", "workloadentries", "WorkloadEntry", true},
-      {"networking.istio.io", "v1", "virtualservices", "VirtualService", true},
-      {"networking.istio.io", "v1", "destinationrules", "DestinationRule", true},
-      {"security.istio.io", "v1", "authorizationpolicies", "AuthorizationPolicy", true},
-      {"security.istio.io", "v1", "peerauthentications", "PeerAuthentication", true},
-      {"security.istio.io", "v1", "requestauthentications", "RequestAuthentication", true},
-      {"networking.istio.io", "v1alpha3", "envoyfilters", "EnvoyFilter", true},
-      {"ambient.dev", "v1alpha1", "ratelimitpolicies", "RateLimitPolicy", true},
-      {"gateway.networking.k8s.io", "v1", "gateways", "Gateway", true},
-      {"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", true},
-      {"gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute", true},
-  };
-  return kinds;
 }
 
 common::Status WatchState::apply_list(std::string_view body) {
@@ -129,7 +106,7 @@ WatchState::EventResult WatchState::apply_event(std::string_view line) {
 
 std::string WatchState::watch_target(int timeout_seconds) const {
   return kind_.collection_path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + resource_version_ +
-         "&timeoutSeconds=" + std::to_string(timeout_seconds);
+         "&timeoutSeconds=" + std::to_string(timeout_seconds) + (query_.empty() ? "" : "&" + query_);
 }
 
-}  // namespace controlplane::kube
+}  // namespace common::kube

@@ -11,7 +11,7 @@
 
 #include "common/result.h"
 
-namespace controlplane::kube {
+namespace common::kube {
 
 inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -25,6 +25,8 @@ struct KubeConfig {
   std::string token_file;  // re-read per request (projected tokens rotate); wins over `token`
   std::string client_cert_pem;
   std::string client_key_pem;
+  // Sent as User-Agent; the API server's audit log (and the test server) tell clients by it.
+  std::string user_agent = "ambient";
 
   std::string url() const;  // "https://host:port" (IPv6 in brackets)
 };
@@ -39,4 +41,4 @@ common::Result<KubeConfig> in_cluster_config(const std::string& sa_dir = kServic
 // file's directory, as kubectl does.
 common::Result<KubeConfig> load_kubeconfig(const std::string& path);
 
-}  // namespace controlplane::kube
+}  // namespace common::kube

@@ -1,4 +1,4 @@
-#include "controlplane/kube/kube_config.h"
+#include "common/kube/kube_config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -8,7 +8,7 @@
 #include <optional>
 #include <sstream>
 
-namespace controlplane::kube {
+namespace common::kube {
 namespace {
 
 using common::make_error;
@@ -201,4 +201,4 @@ common::Result<KubeConfig> load_kubeconfig(const std::string& path) {
   return cfg;
 }
 
-}  // namespace controlplane::kube
+}  // namespace common::kube
