@@ -284,8 +284,8 @@ class Reader {
 
   Service service(const YAML::Node& n, const std::string& path) {
     expect_map(n, path,
-               {"name", "namespace", "hostname", "vips", "cidrVips", "ports", "endpoints",
-                "subjectAltNames", "waypoint", "loadBalancer", "ipFamilies", "canonical"});
+               {"name", "namespace", "hostname", "vips", "cidrVips", "ports", "endpoints", "subjectAltNames",
+                "waypoint", "loadBalancer", "ipFamilies", "canonical"});
     Service s;
     s.name = req_str(n, path, "name");
     s.ns = req_str(n, path, "namespace");

@@ -34,7 +34,6 @@ class Authorization;
 
 namespace ztunnel {
 
-
 // An Address resource is one or the other.
 using AddressValue = std::variant<Workload, Service>;
 

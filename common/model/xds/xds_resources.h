@@ -25,7 +25,6 @@
 
 namespace ztunnel {
 
-
 struct XdsResource {
   std::string version;  // 16 lower-case hex digits
   std::string any;      // serialized google.protobuf.Any
