@@ -129,10 +129,12 @@ void FamilyBase::render(std::string& out) const {
   render_samples(out);
 }
 
-std::string render_labels(const std::vector<std::string>& names, const std::vector<std::string>& values) {
+std::string render_labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                          bool omit_empty) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
-    if (i) out += ',';
+    if (omit_empty && values[i].empty()) continue;
+    if (!out.empty()) out += ',';
     out.append(names[i]).append("=\"").append(escape_label_value(values[i])).append("\"");
   }
   return out;

@@ -91,6 +91,11 @@ class FamilyBase {
   const char* type() const { return type_; }
   // Appends HELP, TYPE and all samples.
   void render(std::string& out) const;
+  // From now on a label whose value is "" is left out of this family's samples. Prometheus
+  // reads an empty value as an absent label, so this changes no query; it lets one family hold
+  // series with and without optional labels, as upstream's optional label sets render. Call
+  // right after registration, before the stats endpoint serves.
+  void omit_empty_labels() { omit_empty_ = true; }
 
  protected:
   FamilyBase(std::string name, std::string help, std::vector<std::string> label_names, const char* type);
@@ -103,13 +108,15 @@ class FamilyBase {
   std::string name_, help_;
   std::vector<std::string> label_names_;
   const char* type_;
+  bool omit_empty_ = false;
 };
 
 // Appends one sample line: name{labels} value. `labels` is pre-rendered "k=\"v\",...".
 void append_counter(std::string& out, const std::string& name, const std::string& labels, const Counter& c);
 void append_gauge(std::string& out, const std::string& name, const std::string& labels, const Gauge& g);
 void append_histogram(std::string& out, const std::string& name, const std::string& labels, const Histogram& h);
-std::string render_labels(const std::vector<std::string>& names, const std::vector<std::string>& values);
+std::string render_labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                          bool omit_empty = false);
 
 inline void append_series(std::string& out, const std::string& n, const std::string& l, const Counter& c) {
   append_counter(out, n, l, c);
@@ -183,7 +190,7 @@ class Family final : public detail::FamilyBase {
   void render_samples(std::string& out) const override {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [values, s] : series_) {
-      detail::append_series(out, name_, detail::render_labels(label_names_, values), *s);
+      detail::append_series(out, name_, detail::render_labels(label_names_, values, omit_empty_), *s);
     }
   }
 

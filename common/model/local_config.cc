@@ -284,7 +284,7 @@ class Reader {
 
   Service service(const YAML::Node& n, const std::string& path) {
     expect_map(n, path,
-               {"name", "namespace", "hostname", "vips", "ports", "endpoints", "subjectAltNames",
+               {"name", "namespace", "hostname", "vips", "cidrVips", "ports", "endpoints", "subjectAltNames",
                 "waypoint", "loadBalancer", "ipFamilies", "canonical"});
     Service s;
     s.name = req_str(n, path, "name");
@@ -300,6 +300,17 @@ class Reader {
         auto na = NetworkAddress::parse(text);
         if (!na) fail(index(p, i), "expected 'network/ip' (e.g. '/10.0.0.1'), got '" + text + "'");
         s.vips.push_back(std::move(*na));
+      }
+    }
+    if (present(n, "cidrVips")) {
+      const std::string p = join(path, "cidrVips");
+      const YAML::Node cidrs = n["cidrVips"];
+      expect_seq(cidrs, p);
+      for (size_t i = 0; i < cidrs.size(); ++i) {
+        const std::string text = str(cidrs[i], index(p, i));
+        auto nc = NetworkCidr::parse(text);
+        if (!nc) fail(index(p, i), "expected 'network/ip/length' (e.g. '/10.0.0.0/24'), got '" + text + "'");
+        s.cidr_vips.push_back(std::move(*nc));
       }
     }
     if (present(n, "ports")) s.ports = port_map(n["ports"], join(path, "ports"));

@@ -112,6 +112,11 @@ void service(YAML::Emitter& e, const ztunnel::Service& s) {
   e << YAML::Key << "vips" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   for (const auto& v : s.vips) quoted(e, v.to_string());
   e << YAML::EndSeq;
+  if (!s.cidr_vips.empty()) {
+    e << YAML::Key << "cidrVips" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& c : s.cidr_vips) quoted(e, c.to_string());
+    e << YAML::EndSeq;
+  }
   e << YAML::Key << "ports" << YAML::Value;
   port_map(e, s.ports);
   if (!s.subject_alt_names.empty()) {

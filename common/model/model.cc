@@ -139,6 +139,17 @@ std::optional<NetworkAddress> NetworkAddress::parse(std::string_view text) {
   return NetworkAddress{std::string(text.substr(0, slash)), *ip};
 }
 
+std::optional<NetworkCidr> NetworkCidr::parse(std::string_view text) {
+  // network never contains '/', so the first one ends it; the rest must carry its own length.
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto rest = text.substr(slash + 1);
+  if (rest.find('/') == std::string_view::npos) return std::nullopt;
+  auto cidr = Cidr::parse(rest);
+  if (!cidr) return std::nullopt;
+  return NetworkCidr{std::string(text.substr(0, slash)), *cidr};
+}
+
 std::optional<NamespacedHostname> NamespacedHostname::parse(std::string_view text) {
   const auto slash = text.find('/');
   if (slash == std::string_view::npos) return std::nullopt;

@@ -71,6 +71,18 @@ struct NetworkAddress {
   bool operator==(const NetworkAddress&) const = default;
 };
 
+// (network, prefix): a service's CIDR VIP (xDS NetworkAddress whose `length` is shorter than the
+// address width). Text form "network/ip/len", as NetworkAddress's "network/ip" plus the length.
+struct NetworkCidr {
+  std::string network;
+  Cidr cidr;
+
+  // "network/10.1.0.0/16" (network may be empty); the length is required, host bits are cleared.
+  static std::optional<NetworkCidr> parse(std::string_view text);
+  std::string to_string() const { return network + "/" + cidr.to_string(); }
+  bool operator==(const NetworkCidr&) const = default;
+};
+
 // "namespace/hostname", the key of a Service.
 struct NamespacedHostname {
   std::string ns;
@@ -198,7 +210,10 @@ struct Service {
   std::string name;
   std::string ns;
   std::string hostname;
-  std::vector<NetworkAddress> vips;
+  std::vector<NetworkAddress> vips;  // full-width addresses only
+  // Addresses given with a shorter prefix: a destination that is no exact VIP of any service
+  // matches the service whose CIDR VIP contains it, longest prefix first (upstream's cidrVips).
+  std::vector<NetworkCidr> cidr_vips;
   // Service port -> target port. Target 0 means "named port": only endpoints carrying their
   // own override for that service port can serve it (upstream semantics).
   PortMap ports;

@@ -151,6 +151,11 @@ nlohmann::json Snapshot::to_json() const {
     json vips = json::array();
     for (const auto& v : s.vips) vips.push_back(v.to_string());
     j["vips"] = std::move(vips);
+    if (!s.cidr_vips.empty()) {  // upstream skips it when empty
+      json cidrs = json::array();
+      for (const auto& c : s.cidr_vips) cidrs.push_back(c.to_string());
+      j["cidrVips"] = std::move(cidrs);
+    }
     j["ports"] = port_map_json(s.ports);
     json eps = json::object();
     for (const auto& e : *endpoints_[i]) {

@@ -110,6 +110,9 @@ class Snapshot {
   // connection. Several matches (never in a sane mesh) -> the smallest uid.
   const Workload* find_workload_by_info(std::string_view ns, std::string_view name,
                                         std::string_view service_account) const;
+  // The service at (network, vip): an exact VIP first; else (upstream's cidrVips) the service
+  // whose CIDR VIP on that network contains `vip`, the longest prefix winning. The CIDR scan is
+  // linear in the number of CIDR VIPs and skipped entirely when there are none.
   const Service* find_service(std::string_view network, const IpAddr& vip) const;
   const Service* find_service_by_host(std::string_view ns, std::string_view hostname) const;
   const Service* find_service_by_key(std::string_view ns_slash_hostname) const;
@@ -158,8 +161,14 @@ class Snapshot {
   using AddressIndex = std::unordered_map<IpAddr, std::vector<std::pair<std::string, size_t>>>;
 
   // Service lookups, immutable and shared by generations with the same service objects.
+  struct CidrVip {
+    std::string network;
+    Cidr cidr;
+    size_t index = 0;  // into services_
+  };
   struct ServiceLookup {
     AddressIndex by_vip;
+    std::vector<CidrVip> by_cidr;  // longest prefix first; one entry per (network, prefix)
     StringMap<size_t> by_key;
     std::unordered_map<const Service*, size_t> position;  // object -> position in services_
     bool explicit_endpoints = false;                       // some service lists endpoints itself

@@ -189,7 +189,26 @@ void Snapshot::index_services() {
         it->second = i;
       }
     }
+    for (const auto& c : s.cidr_vips) lookup->by_cidr.push_back(CidrVip{c.network, c.cidr, i});
   }
+  // Longest prefix first; for one (network, prefix) the later service wins, as for exact VIPs
+  // (the stable sort keeps equal keys in service order, so the last of each run is kept).
+  auto& cidrs = lookup->by_cidr;
+  std::stable_sort(cidrs.begin(), cidrs.end(), [](const CidrVip& a, const CidrVip& b) {
+    if (a.cidr.prefix_len != b.cidr.prefix_len) return a.cidr.prefix_len > b.cidr.prefix_len;
+    if (a.network != b.network) return a.network < b.network;
+    return a.cidr.addr < b.cidr.addr;
+  });
+  std::vector<CidrVip> unique;
+  unique.reserve(cidrs.size());
+  for (auto& c : cidrs) {
+    if (!unique.empty() && unique.back().network == c.network && unique.back().cidr == c.cidr) {
+      unique.back().index = c.index;
+    } else {
+      unique.push_back(std::move(c));
+    }
+  }
+  cidrs = std::move(unique);
   services_lookup_ = std::move(lookup);
 }
 

@@ -64,7 +64,14 @@ const Workload* Snapshot::find_workload_by_info(std::string_view ns, std::string
 
 const Service* Snapshot::find_service(std::string_view network, const IpAddr& vip) const {
   const auto* e = find_in(services_lookup_->by_vip, network, vip);
-  return e ? services_[e->second].get() : nullptr;
+  if (e != nullptr) return services_[e->second].get();
+  const auto& cidrs = services_lookup_->by_cidr;
+  if (cidrs.empty()) return nullptr;
+  const IpAddr ip = canonical_ip(vip);
+  for (const CidrVip& c : cidrs) {  // sorted longest prefix first: the first hit is the best
+    if (c.network == network && c.cidr.contains(ip)) return services_[c.index].get();
+  }
+  return nullptr;
 }
 
 const Service* Snapshot::find_service_by_key(std::string_view key) const {

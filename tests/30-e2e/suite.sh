@@ -151,6 +151,32 @@ check "access log A: outbound line with src.identity/dst.identity" \
 check "access log B: inbound line with src.identity/dst.identity" \
   zt_expect_access "$T/zt-b.log" "src\.identity=$(id_re "$ID_A")" "dst\.identity=$(id_re "$ID_B")" 'direction="?inbound'
 
+# ---- 4b. a service CIDR VIP (cidrVips): an address inside 10.99.50.0/24 is the service -------
+# A link route only lets the connect() leave pod A; the in-pod rules capture it before any ARP.
+nsx_exec a ip route add 10.99.50.0/24 dev eth0
+out=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.50.7:80/?q=ZTE2E-CIDR-4e21' 2>&1)
+rc=$?
+if [[ $rc == 0 && $out == 200 ]] && grep -aq 'ZTE2E-CIDR-4e21' "$T/app-b.log"; then
+  pass "CIDR VIP: curl A -> 10.99.50.7:80 (inside cidrVips /10.99.50.0/24) served by B's 8080"
+else fail "CIDR VIP: curl A -> 10.99.50.7:80 served by B" "curl rc=$rc http=$out
+$(tail -n 10 "$T/zt-a.log")"; fi
+check "CIDR VIP: metrics A carry destination_service of the CIDR service" \
+  zt_expect_metric a istio_tcp_connections_opened_total reporter=source \
+    destination_service=cidr.default.svc.cluster.local destination_principal="$ID_B"
+dump_a=$(nsx_exec a curl -s --max-time 3 http://127.0.0.1:15000/config_dump)
+printf '%s' "$dump_a" >"$T/dump-a.json"
+if out=$("$ZT_PY" - "$T/dump-a.json" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = [s for s in d["services"] if s["hostname"] == "cidr.default.svc.cluster.local"]
+assert len(s) == 1 and s[0]["vips"] == [] and s[0]["cidrVips"] == ["/10.99.50.0/24"], s
+print("ok")
+PY
+); then pass "CIDR VIP: A's /config_dump lists cidrVips [\"/10.99.50.0/24\"] and no vips"
+else fail "CIDR VIP: /config_dump shows cidrVips" "$out"; fi
+check "CIDR VIP: A's /config_dump decodes as istioctl's structs; the checker rejects wrong variants" \
+  "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" --self-test <"$T/dump-a.json"
+
 # ---- 5. passthrough to a non-mesh destination -----------------------------------------------
 nsx_capture_start node v-a "$T/pass.pcap" || fail "tcpdump started on v-a"
 out=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.0.3:8080/?q=ZTE2E-PASS-5d1e' 2>&1)

@@ -26,6 +26,7 @@ Threading: a single-threaded script. Invariants: reads only stdin, writes only s
 import base64
 import copy
 import datetime
+import ipaddress
 import json
 import re
 import sys
@@ -209,6 +210,20 @@ def check_semantics(d, errors):
             errors.append(p + ".info lacks name/namespace")
 
 
+def valid_network_cidr(c):
+    """A CIDR VIP as upstream's Service holds it: "network/ip/length", the length below the address
+    width (a full-width address is a plain VIP in `vips`)."""
+    if not isinstance(c, str) or c.count("/") < 2:
+        return False
+    _network, rest = c.split("/", 1)
+    addr, length = rest.rsplit("/", 1)
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return length.isdigit() and int(length) < ip.max_prefixlen
+
+
 def check_upstream_sections(d, errors):
     """Upstream ztunnel's own top level (admin.rs ConfigDump), beyond what istioctl decodes."""
     v = d.get("version")
@@ -230,6 +245,9 @@ def check_upstream_sections(d, errors):
             errors.append("services[%d].canonical %r is not a bool" % (i, svc["canonical"]))
         if svc.get("cidrVips") == []:
             errors.append("services[%d].cidrVips is empty (upstream skips it then)" % i)
+        for j, c in enumerate(svc.get("cidrVips") or []):
+            if not valid_network_cidr(c):
+                errors.append("services[%d].cidrVips[%d] %r is not \"network/ip/length\" with a prefix shorter than the address" % (i, j, c))
         for uid, ep in (svc.get("endpoints") or {}).items():
             extra = sorted(set(ep) - UPSTREAM_ENDPOINT_KEYS)
             if extra or ep.get("status") not in ("Healthy", "Unhealthy"):
@@ -323,6 +341,9 @@ def mutations(d):
         out.append(("service weightedWaypoints (not upstream's)",
                     lambda x: x["services"][0].__setitem__("weightedWaypoints", [])))
         out.append(("service without canonical", lambda x: x["services"][0].pop("canonical")))
+        out.append(("empty cidrVips (upstream skips it)", lambda x: x["services"][0].__setitem__("cidrVips", [])))
+        out.append(("cidrVips entry without a length",
+                    lambda x: x["services"][0].__setitem__("cidrVips", ["/10.0.0.0"])))
     return out
 
 

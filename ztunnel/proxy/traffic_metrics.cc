@@ -63,9 +63,16 @@ std::vector<std::string> istio_tcp_labels(const ConnectionParties& p, ResponseFl
   v.push_back("tcp");
   v.emplace_back(to_string(flag));
   v.push_back(p.mtls ? "mutual_tls" : "unknown");
-  // Upstream omits the four locality labels only when neither workload is known; a family here
-  // has one label set, so they are always present, "unknown" when the workload or its locality is.
-  auto locality = [&v](const Workload* w) {
+  // Upstream's optional LocalityLabels: present ("unknown" for a missing side or value) once a
+  // source workload, the peer's identity (its derived source) or a destination workload is
+  // known; left out entirely otherwise. "" is the omitted variant: these families render no
+  // empty label (omit_empty_labels), so the choice is made here, once per connection.
+  const bool any_known = p.src != nullptr || p.dst != nullptr || p.src_identity.has_value();
+  auto locality = [&v, any_known](const Workload* w) {
+    if (!any_known) {
+      v.insert(v.end(), {"", ""});
+      return;
+    }
     v.push_back(w != nullptr ? or_unknown(w->locality.region) : "unknown");
     v.push_back(w != nullptr ? or_unknown(w->locality.zone) : "unknown");
   };
@@ -89,7 +96,9 @@ TrafficMetrics::TrafficMetrics(common::metrics::Registry& r)
       sockets_(r.gauge("istio_tcp_sockets_open", "The number of TCP sockets open", {"reporter"})),
       on_demand_dns_(r.counter("istio_on_demand_dns_total",
                                "The total number of requests that used on-demand DNS (unstable)",
-                               on_demand_dns_label_names())) {}
+                               on_demand_dns_label_names())) {
+  for (auto* f : {&opened_, &closed_, &sent_, &received_, &failed_}) f->omit_empty_labels();
+}
 
 void TrafficMetrics::on_demand_dns(const Workload* src, const std::string& hostname) {
   std::vector<std::string> labels;

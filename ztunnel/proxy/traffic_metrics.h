@@ -1,6 +1,7 @@
 // Istio TCP telemetry for proxied connections: istio_tcp_connections_opened_total,
 // _closed_total, _failed_total, istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total
-// (full Istio label set, with upstream's source/destination region and zone), istio_tcp_sockets_open,
+// (full Istio label set, with upstream's source/destination region and zone, which are left out
+// when no workload or peer identity is known), istio_tcp_sockets_open,
 // istio_on_demand_dns_total, and the access-log record. Byte direction follows Istio:
 // "received" = request direction (client -> server), "sent" = response direction, for both
 // reporters. Missing label values are "unknown".

@@ -180,14 +180,19 @@ class Conv {
     for (int i = 0; i < in.addresses_size(); ++i) {
       const std::string p = "addresses[" + std::to_string(i) + "]";
       const auto& a = in.addresses(i);
+      // As upstream: a `length` shorter than the address width makes a CIDR VIP; unset or the
+      // full width, a plain VIP.
+      const uint32_t width = a.address().size() == 4 ? 32 : 128;
+      if (a.has_length() && a.length() != width) {
+        NetworkCidr nc;
+        nc.network = a.network();
+        if (!cidr(a.address(), a.length(), p, nc.cidr)) return false;
+        s.cidr_vips.push_back(std::move(nc));
+        continue;
+      }
       NetworkAddress na;
       na.network = a.network();
       if (!ip(a.address(), p, na.ip)) return false;
-      const uint32_t width = a.address().size() == 4 ? 32 : 128;
-      if (a.length() > width) {
-        return fail(p, "prefix length " + std::to_string(a.length()) + " out of range (max " +
-                           std::to_string(width) + ")");
-      }
       s.vips.push_back(std::move(na));
     }
     for (int i = 0; i < in.ports_size(); ++i) {

@@ -21,6 +21,7 @@
 
 #include "common/result.h"
 #include "common/model/model.h"
+#include "common/model/xds/type_urls.h"
 
 namespace istio::workload {
 class Address;
@@ -32,9 +33,6 @@ class Authorization;
 }  // namespace istio::security
 
 namespace ztunnel {
-
-inline constexpr std::string_view kAddressTypeUrl = "type.googleapis.com/istio.workload.Address";
-inline constexpr std::string_view kAuthorizationTypeUrl = "type.googleapis.com/istio.security.Authorization";
 
 // An Address resource is one or the other.
 using AddressValue = std::variant<Workload, Service>;

@@ -135,6 +135,12 @@ void fill_service(const ztunnel::Service& s, iw::Service* out) {
   out->set_namespace_(s.ns);
   out->set_hostname(s.hostname);
   for (const auto& v : s.vips) fill_network_address(v, out->add_addresses());
+  for (const auto& c : s.cidr_vips) {
+    auto* a = out->add_addresses();
+    a->set_network(c.network);
+    a->set_address(ip_bytes(c.cidr.addr));
+    a->set_length(c.cidr.prefix_len);
+  }
   fill_ports(s.ports, out->mutable_ports());
   for (const auto& san : s.subject_alt_names) out->add_subject_alt_names(san);
   if (s.waypoint) fill_gateway(*s.waypoint, out->mutable_waypoint());

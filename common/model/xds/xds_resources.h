@@ -21,11 +21,9 @@
 #include <string_view>
 
 #include "common/model/local_config.h"
+#include "common/model/xds/type_urls.h"
 
 namespace ztunnel {
-
-inline constexpr std::string_view kAddressTypeUrl = "type.googleapis.com/istio.workload.Address";
-inline constexpr std::string_view kAuthorizationTypeUrl = "type.googleapis.com/istio.security.Authorization";
 
 struct XdsResource {
   std::string version;  // 16 lower-case hex digits

@@ -32,6 +32,7 @@ TEST_CASE("writer: output parses with ztunnel's parser and is a fixpoint", "[con
   s.ns = "ns";
   s.hostname = "s.ns.svc.cluster.local";
   s.vips = {ztunnel::NetworkAddress{"", ip("10.96.0.1")}, ztunnel::NetworkAddress{"net1", ip("fd00::1")}};
+  s.cidr_vips = {*ztunnel::NetworkCidr::parse("/10.50.0.0/16"), *ztunnel::NetworkCidr::parse("net1/fd00:50::/32")};
   s.ports.set(80, 0);
   s.ports.set(443, 8443);
   s.subject_alt_names = {"spiffe://cluster.local/ns/ns/sa/x"};
@@ -94,6 +95,7 @@ TEST_CASE("writer: output parses with ztunnel's parser and is a fixpoint", "[con
   REQUIRE(back.services.size() == 1);
   const auto& s2 = back.services[0];
   CHECK(s2.vips == s.vips);
+  CHECK(s2.cidr_vips == s.cidr_vips);
   CHECK(s2.ports == s.ports);
   CHECK(s2.subject_alt_names == s.subject_alt_names);
   CHECK(s2.waypoint == s.waypoint);

@@ -37,6 +37,22 @@ TEST_CASE("label values and help text are escaped", "[metrics]") {
   CHECK(escape_label_value("plain") == "plain");
 }
 
+TEST_CASE("omit_empty_labels: one family holds series with and without optional labels", "[metrics]") {
+  Registry r;
+  auto& c = r.counter("opt_total", "optional labels", {"reporter", "region", "zone"});
+  auto& plain = r.counter("plain_total", "empty values kept", {"reporter", "region"});
+  c.omit_empty_labels();
+  c.get({"source", "", ""})->inc();
+  c.get({"source", "r1", "unknown"})->inc(2);
+  c.get({"", "r1", ""})->inc(3);  // any position, not only trailing ones
+  plain.get({"source", ""})->inc();
+  const std::string out = r.render();
+  CHECK_THAT(out, Catch::Contains("opt_total{reporter=\"source\"} 1\n"));
+  CHECK_THAT(out, Catch::Contains("opt_total{reporter=\"source\",region=\"r1\",zone=\"unknown\"} 2\n"));
+  CHECK_THAT(out, Catch::Contains("opt_total{region=\"r1\"} 3\n"));
+  CHECK_THAT(out, Catch::Contains("plain_total{reporter=\"source\",region=\"\"} 1\n"));
+}
+
 TEST_CASE("a label-less family renders its single series from the start", "[metrics]") {
   Registry r;
   r.counter("events_total", "Events");

@@ -170,6 +170,10 @@ TEST_CASE("type and value errors name the field", "[local_config]") {
                {"workloads[0].services[\"ns/h\"][80]"});
   expect_error("services:\n- {name: s, namespace: ns, hostname: h, vips: [\"10.0.0.1\"]}\n",
                {"services[0].vips[0]", "network/ip"});
+  expect_error("services:\n- {name: s, namespace: ns, hostname: h, cidrVips: [\"/10.0.0.0\"]}\n",
+               {"services[0].cidrVips[0]", "network/ip/length"});
+  expect_error("services:\n- {name: s, namespace: ns, hostname: h, cidrVips: [\"/10.0.0.0/33\"]}\n",
+               {"services[0].cidrVips[0]", "10.0.0.0/33"});
   expect_error("services:\n- {name: s, namespace: ns, hostname: h, ports: {http: 80}}\n",
                {"services[0].ports[http]"});
   expect_error(
@@ -295,4 +299,25 @@ TEST_CASE("strings must be valid UTF-8", "[local_config]") {
   auto ok = parse_local_config("workloads:\n- {namespace: ns, name: \"caf\xc3\xa9\"}\n");
   REQUIRE(ok.ok());
   CHECK(ok->workloads[0].name == "caf\xc3\xa9");
+}
+
+TEST_CASE("service cidrVips: \"network/ip/length\", host bits cleared", "[local_config]") {
+  auto r = parse_local_config(R"(
+services:
+- name: s
+  namespace: ns
+  hostname: s.ns.svc
+  vips: ["/10.96.0.1"]
+  cidrVips: ["/10.50.7.9/24", "net2/fd00:50::/32"]
+)");
+  INFO((r.ok() ? "" : r.error()));
+  REQUIRE(r.ok());
+  const Service& s = r.value().services.at(0);
+  REQUIRE(s.vips.size() == 1);
+  REQUIRE(s.cidr_vips.size() == 2);
+  CHECK(s.cidr_vips[0].network.empty());
+  CHECK(s.cidr_vips[0].to_string() == "/10.50.7.0/24");
+  CHECK(s.cidr_vips[1].network == "net2");
+  CHECK(s.cidr_vips[1].cidr.prefix_len == 32);
+  CHECK(s.cidr_vips[1].to_string() == "net2/fd00:50::/32");
 }

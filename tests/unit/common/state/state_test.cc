@@ -401,6 +401,115 @@ TEST_CASE("to_json has upstream's config_dump shape", "[state]") {
   CHECK(j["policies"][1]["action"] == "Deny");
 }
 
+// ---- CIDR VIPs (upstream's cidrVips) ------------------------------------------------------------
+
+namespace {
+
+const char* kCidrMesh = R"(
+workloads:
+- uid: c//v1/Pod/ns/client
+  name: client
+  namespace: ns
+  workloadIps: ["10.0.0.1"]
+  protocol: HBONE
+- uid: c//v1/Pod/ns/wide-backend
+  name: wide-backend
+  namespace: ns
+  workloadIps: ["10.0.0.2"]
+  protocol: HBONE
+  services: {"ns/wide.ns.svc": {}}
+- uid: c//v1/Pod/ns/narrow-backend
+  name: narrow-backend
+  namespace: ns
+  workloadIps: ["10.0.0.3"]
+  protocol: HBONE
+  services: {"ns/narrow.ns.svc": {}}
+services:
+- name: wide
+  namespace: ns
+  hostname: wide.ns.svc
+  vips: []
+  cidrVips: ["/10.50.0.0/16", "/fd00:50::/32", "other/10.60.0.0/16"]
+  ports: {80: 8080}
+- name: narrow
+  namespace: ns
+  hostname: narrow.ns.svc
+  vips: []
+  cidrVips: ["/10.50.7.0/24", "/fd00:50:7::/48"]
+  ports: {80: 8080}
+- name: exact
+  namespace: ns
+  hostname: exact.ns.svc
+  vips: ["/10.50.7.9"]
+  ports: {80: 8080}
+)";
+
+}  // namespace
+
+TEST_CASE("find_service: exact VIP, then the longest CIDR VIP of the same network", "[state][cidr]") {
+  auto snap = snapshot_from(kCidrMesh);
+  auto host = [&](const std::string& net, const char* addr) -> std::string {
+    const Service* s = snap->find_service(net, ip(addr));
+    return s ? s->hostname : "none";
+  };
+  // An exact VIP beats a CIDR VIP that also contains it.
+  CHECK(host("", "10.50.7.9") == "exact.ns.svc");
+  // Longest prefix wins: the /24 inside the /16.
+  CHECK(host("", "10.50.7.10") == "narrow.ns.svc");
+  CHECK(host("", "10.50.8.1") == "wide.ns.svc");
+  CHECK(host("", "10.51.0.1") == "none");
+  // IPv6, and an IPv4-mapped destination as a dual-stack socket reports it.
+  CHECK(host("", "fd00:50:7::1") == "narrow.ns.svc");
+  CHECK(host("", "fd00:50:8::1") == "wide.ns.svc");
+  CHECK(host("", "::ffff:10.50.7.10") == "narrow.ns.svc");
+  CHECK(host("", "fd01::1") == "none");
+  // Another network's CIDR VIP is ignored, and ours are not seen from there.
+  CHECK(host("", "10.60.0.1") == "none");
+  CHECK(host("other", "10.60.0.1") == "wide.ns.svc");
+  CHECK(host("other", "10.50.7.10") == "none");
+  // The service keeps only full-width addresses in vips.
+  CHECK(snap->find_service_by_key("ns/wide.ns.svc")->vips.empty());
+  CHECK(snap->find_service_by_key("ns/wide.ns.svc")->cidr_vips.size() == 3);
+}
+
+TEST_CASE("find_service: one CIDR claimed twice goes to the later service, as an exact VIP", "[state][cidr]") {
+  auto make = [](const char* name, const char* cidr) {
+    Service s;
+    s.name = name;
+    s.ns = "ns";
+    s.hostname = std::string(name) + ".ns.svc";
+    s.cidr_vips.push_back(*NetworkCidr::parse(cidr));
+    return s;
+  };
+  auto snap = Snapshot::build({}, {make("first", "/10.70.0.0/16"), make("second", "/10.70.0.0/16")}, {});
+  REQUIRE(snap->find_service("", ip("10.70.1.1")) != nullptr);
+  CHECK(snap->find_service("", ip("10.70.1.1"))->name == "second");
+}
+
+TEST_CASE("route_outbound: a destination inside a CIDR VIP is routed to that service", "[state][route][cidr]") {
+  auto snap = snapshot_from(kCidrMesh);
+  const Workload& client = *snap->find_workload("", ip("10.0.0.1"));
+  auto r = route_outbound(*snap, client, ip("10.50.7.200"), 80, 0);
+  CHECK(r.kind == RouteKind::Hbone);
+  REQUIRE(r.destination_service != nullptr);
+  CHECK(r.destination_service->hostname == "narrow.ns.svc");
+  CHECK(r.target.to_string() == "10.0.0.3:15008");
+  CHECK(r.authority == "10.0.0.3:8080");
+  r = route_outbound(*snap, client, ip("10.50.200.1"), 80, 0);
+  CHECK(r.target.to_string() == "10.0.0.2:15008");
+  CHECK(route_outbound(*snap, client, ip("10.51.0.1"), 80, 0).kind == RouteKind::Passthrough);
+}
+
+TEST_CASE("to_json: cidrVips as \"network/ip/len\", omitted when empty", "[state][cidr]") {
+  auto snap = snapshot_from(kCidrMesh);
+  const nlohmann::json j = snap->to_json();
+  REQUIRE(j["services"].size() == 3);
+  const auto& wide = j["services"][0];
+  CHECK(wide["vips"] == nlohmann::json::array());
+  CHECK(wide["cidrVips"] == nlohmann::json({"/10.50.0.0/16", "/fd00:50::/32", "other/10.60.0.0/16"}));
+  CHECK_FALSE(j["services"][2].contains("cidrVips"));
+}
+
 // ---- incremental updates (the xDS path) ---------------------------------------------------------
 
 namespace {

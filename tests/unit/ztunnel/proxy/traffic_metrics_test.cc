@@ -58,24 +58,32 @@ const std::set<std::string> kOnDemandDnsLabels = {
     "hostname",
 };
 
+const std::set<std::string> kLocalityLabels = {"source_region", "source_zone", "destination_region",
+                                               "destination_zone"};
+
+std::set<std::string> without(std::set<std::string> s, const std::set<std::string>& drop) {
+  for (const auto& d : drop) s.erase(d);
+  return s;
+}
+
 struct Family {
   std::string type;
-  std::set<std::string> labels;
+  std::set<std::set<std::string>> label_sets;  // every label set its samples carry
 };
 
-// Upstream's table. The locality labels are optional upstream (absent only when neither
-// workload is known); ours always carry them.
+// Upstream's table. The locality labels are an optional set upstream: present once a workload
+// (or the peer's identity) is known, absent otherwise; the test below records both kinds.
 const std::map<std::string, Family> kUpstream = {
-    {"istio_tcp_connections_opened_total", {"counter", kIstioTcpLabels}},
-    {"istio_tcp_connections_closed_total", {"counter", kIstioTcpLabels}},
-    {"istio_tcp_connections_failed_total", {"counter", kIstioTcpLabels}},
-    {"istio_tcp_received_bytes_total", {"counter", kIstioTcpLabels}},
-    {"istio_tcp_sent_bytes_total", {"counter", kIstioTcpLabels}},
-    {"istio_tcp_sockets_open", {"gauge", {"reporter"}}},
-    {"istio_on_demand_dns_total", {"counter", kOnDemandDnsLabels}},
+    {"istio_tcp_connections_opened_total", {"counter", {kIstioTcpLabels, without(kIstioTcpLabels, kLocalityLabels)}}},
+    {"istio_tcp_connections_closed_total", {"counter", {kIstioTcpLabels, without(kIstioTcpLabels, kLocalityLabels)}}},
+    {"istio_tcp_connections_failed_total", {"counter", {kIstioTcpLabels, without(kIstioTcpLabels, kLocalityLabels)}}},
+    {"istio_tcp_received_bytes_total", {"counter", {kIstioTcpLabels, without(kIstioTcpLabels, kLocalityLabels)}}},
+    {"istio_tcp_sent_bytes_total", {"counter", {kIstioTcpLabels, without(kIstioTcpLabels, kLocalityLabels)}}},
+    {"istio_tcp_sockets_open", {"gauge", {{"reporter"}}}},
+    {"istio_on_demand_dns_total", {"counter", {kOnDemandDnsLabels}}},
 };
 
-// Parses Prometheus text: family -> (TYPE, label names of its samples).
+// Parses Prometheus text: family -> (TYPE, label sets of its samples).
 std::map<std::string, Family> parse_exposition(const std::string& text) {
   std::map<std::string, Family> out;
   std::istringstream in(text);
@@ -90,10 +98,11 @@ std::map<std::string, Family> parse_exposition(const std::string& text) {
     }
     if (std::regex_match(line, m, sample_re)) {
       std::string labels = m[2];
-      auto& fam = out[m[1]];
+      std::set<std::string> names;
       for (std::sregex_iterator it(labels.begin(), labels.end(), label_re), end; it != end; ++it) {
-        fam.labels.insert((*it)[1]);
+        names.insert((*it)[1]);
       }
+      out[m[1]].label_sets.insert(std::move(names));
     }
   }
   return out;
@@ -115,13 +124,26 @@ TEST_CASE("TCP metric names, types and label sets match upstream's table", "[tra
     ConnectionResult denied(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
     denied.record(ProxyError{ProxyErrorKind::PolicyDenied, "no"});
   }
+  // The same with the destination workload known: the locality labels appear.
+  Workload dst;
+  dst.uid = "dst";
+  p.dst = &dst;
+  {
+    ConnectionResult ok(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    ok.established();
+    ok.record(std::nullopt, 5, 6);
+  }
+  {
+    ConnectionResult denied(metrics, p, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    denied.record(ProxyError{ProxyErrorKind::PolicyDenied, "no"});
+  }
   metrics.on_demand_dns(nullptr, "api.example.com");
   auto got = parse_exposition(reg.render());
   for (const auto& [name, want] : kUpstream) {
     INFO(name);
     REQUIRE(got.count(name) == 1);
     CHECK(got[name].type == want.type);
-    CHECK(got[name].labels == want.labels);
+    CHECK(got[name].label_sets == want.label_sets);
   }
 }
 
@@ -161,12 +183,34 @@ TEST_CASE("region and zone labels come from each workload's locality; unknown wh
   CHECK_THAT(opened, Catch::Contains("destination_zone=\"unknown\""));
   CHECK_THAT(opened, !Catch::Contains("rack1"));  // subzone is not a label upstream
 
-  // No workload known on either side: every locality label is "unknown".
-  ConnectionParties none;
-  none.reporter = "destination";
-  auto labels = istio_tcp_labels(none, ResponseFlag::None);
+  // Only the peer's identity known (inbound from an unknown workload): present, "unknown".
+  ConnectionParties peer;
+  peer.reporter = "destination";
+  peer.src_identity = common::Identity("cluster.local", "default", "client");
+  auto labels = istio_tcp_labels(peer, ResponseFlag::None);
   REQUIRE(labels.size() == kIstioTcpLabels.size());
   for (size_t i = labels.size() - 4; i < labels.size(); ++i) CHECK(labels[i] == "unknown");
+
+  // Nothing known on either side: upstream leaves the four labels out of the sample.
+  ConnectionParties none;
+  none.reporter = "destination";
+  labels = istio_tcp_labels(none, ResponseFlag::None);
+  REQUIRE(labels.size() == kIstioTcpLabels.size());
+  for (size_t i = labels.size() - 4; i < labels.size(); ++i) CHECK(labels[i].empty());
+  {
+    ConnectionResult c(metrics, none, "inbound", "1.1.1.1:1", "2.2.2.2:2", "", std::chrono::steady_clock::now());
+    c.established();
+    c.record(std::nullopt, 1, 2);
+  }
+  std::istringstream again(reg.render());
+  int with = 0, without_locality = 0;
+  for (std::string line; std::getline(again, line);) {
+    if (line.rfind("istio_tcp_connections_opened_total{", 0) != 0) continue;
+    (line.find("region") != std::string::npos ? with : without_locality)++;
+    CHECK(line.find("=\"\"") == std::string::npos);  // omitted, not rendered empty
+  }
+  CHECK(with == 1);
+  CHECK(without_locality == 1);
 }
 
 TEST_CASE("istio_on_demand_dns_total: the source workload's labels and the hostname", "[traffic_metrics]") {

@@ -1,11 +1,13 @@
 // common/model/xds/xds_convert.h: istio.workload.Address / istio.security.Authorization protobufs ->
 // model types. Defaults, every field mapping, and every rejection reason.
 #include <catch2/catch.hpp>
+#include <optional>
 #include <string>
 
 #include "istio/security/authorization.pb.h"
 #include "istio/workload/workload.pb.h"
 #include "common/model/xds/xds_convert.h"
+#include "common/model/xds/xds_resources.h"
 
 using namespace ztunnel;
 namespace pw = istio::workload;
@@ -296,6 +298,49 @@ TEST_CASE("service mapping and defaults", "[xds_convert]") {
     in.set_ip_families(f);
     CHECK(convert_service(in)->ip_families == want);
   }
+}
+
+TEST_CASE("service addresses with a shorter length become cidrVips", "[xds_convert]") {
+  pw::Service in = base_service();
+  auto add = [&](const std::string& net, const std::string& addr, std::optional<uint32_t> len) {
+    auto* a = in.add_addresses();
+    a->set_network(net);
+    a->set_address(addr);
+    if (len) a->set_length(*len);
+  };
+  add("", bytes({10, 96, 0, 1}), std::nullopt);  // unset: a VIP
+  add("", bytes({10, 96, 0, 2}), 32);            // full width: a VIP
+  add("n", bytes({10, 50, 7, 9}), 24);           // a /24: a CIDR VIP, host bits cleared
+  add("", bytes({0xfd, 0, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}), 32);
+  add("", bytes({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 0, 0}), 112);  // IPv4-mapped /112 = /16
+  add("", bytes({10, 0, 0, 0}), 0);  // an explicit 0 is a /0, as upstream's optional field
+  auto r = convert_service(in);
+  REQUIRE(r);
+  REQUIRE(r->vips.size() == 2);
+  CHECK(r->vips[1].ip == *parse_ip("10.96.0.2"));
+  REQUIRE(r->cidr_vips.size() == 4);
+  CHECK(r->cidr_vips[0].to_string() == "n/10.50.7.0/24");
+  CHECK(r->cidr_vips[1].to_string() == "/fd00:50::/32");
+  CHECK(r->cidr_vips[2].to_string() == "/10.1.0.0/16");
+  CHECK(r->cidr_vips[3].to_string() == "/0.0.0.0/0");
+}
+
+TEST_CASE("cidrVips survive the control plane's Service serialization", "[xds_convert]") {
+  Service s;
+  s.name = "svc";
+  s.ns = "ns";
+  s.hostname = "svc.ns.svc.cluster.local";
+  s.vips = {NetworkAddress{"", *parse_ip("10.96.0.1")}};
+  s.cidr_vips = {*NetworkCidr::parse("n/10.50.0.0/16"), *NetworkCidr::parse("/fd00:50::/32")};
+  pw::Address a;
+  REQUIRE(a.ParseFromString(serialize_service(s)));
+  REQUIRE(a.service().addresses_size() == 3);
+  CHECK_FALSE(a.service().addresses(0).has_length());  // a full-width VIP carries no length
+  CHECK(a.service().addresses(1).length() == 16);
+  auto r = convert_service(a.service());
+  REQUIRE(r);
+  CHECK(r->vips == s.vips);
+  CHECK(r->cidr_vips == s.cidr_vips);
 }
 
 TEST_CASE("service rejections", "[xds_convert]") {
