@@ -3,6 +3,7 @@
 binary): the path to the 60-grpc-interop helpers (AdsServer, the protoc-compiled messages),
 the Envoy type URLs, the Cluster / ClusterLoadAssignment builders and the ACK/NACK check.
 """
+import argparse
 import os
 import sys
 
@@ -51,3 +52,19 @@ def await_reply(st, type_url, nonce, want_nack, timeout=10):
     if not want_nack and r.HasField("error_detail"):
         p.append("NACK where an ACK was expected: %s" % r.error_detail.message)
     return r, p
+
+
+def serve_one_stream(who, *extra_flags):
+    """Parses --listen/--key/--chain/--node-id (and each of `extra_flags`, required), starts the
+    ADS server, prints LISTENING and waits (bounded) for the one stream: (args, server, stream);
+    the stream is None (a FAIL line already printed, naming `who`) when none came."""
+    ap = argparse.ArgumentParser()
+    for flag in ("--listen", "--key", "--chain", "--node-id") + extra_flags:
+        ap.add_argument(flag, required=True)
+    a = ap.parse_args()
+    srv = AdsServer(a.listen, a.key, a.chain)
+    print("LISTENING", flush=True)
+    st = srv.next_stream(30)
+    if st is None:
+        check(who + " connects", ["no stream within 30 s"])
+    return a, srv, st

@@ -17,12 +17,11 @@ Prints CONFIGURED, then waits (bounded) for the file --phase2 to appear and send
   - a live edit of the good route (the default now goes to b) -> ACK; prints EDITED.
 Then waits (bounded) for --done. PASS/FAIL lines as interop.check prints them.
 """
-import argparse
 import os
 import time
 
-from waypoint_ads import (ADDRESS_URL, CLA_URL, CLUSTER_URL, HOST, ROUTE_URL, W, AdsServer, await_reply, check, cla,
-                          cluster, interop, response)
+from waypoint_ads import (ADDRESS_URL, CLA_URL, CLUSTER_URL, HOST, ROUTE_URL, W, await_reply, check, cla, cluster,
+                          interop, response, serve_one_stream)
 
 from envoy.config.route.v3 import route_pb2
 
@@ -63,19 +62,8 @@ def wait_file(path, timeout):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--listen", required=True)
-    ap.add_argument("--key", required=True)
-    ap.add_argument("--chain", required=True)
-    ap.add_argument("--node-id", required=True)
-    ap.add_argument("--phase2", required=True)
-    ap.add_argument("--done", required=True)
-    a = ap.parse_args()
-    srv = AdsServer(a.listen, a.key, a.chain)
-    print("LISTENING", flush=True)
-    st = srv.next_stream(30)
+    a, srv, st = serve_one_stream("the waypoint binary (to the independent xDS server)", "--phase2", "--done")
     if st is None:
-        check("the waypoint connects to the independent xDS server", ["no stream within 30 s"])
         return
     # The four initial wildcard requests (any order); their content is checked by case A.
     seen, node_ok = set(), False
