@@ -5,13 +5,13 @@
 #include <optional>
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/admin/admin_servers.h"
 #include "common/admin/metrics.h"
 #include "common/admin/readiness.h"
+#include "common/graceful_shutdown.h"
 #include "common/runtime.h"
 #include "common/identity/secret_manager.h"
 #include "waypoint/cert_source.h"
@@ -192,43 +192,23 @@ int run_app(const Config& cfg) {
   spdlog::info("xDS: connecting to {} as {}", *cfg.xds_address, waypoint_node_id(xopts));
   source->start();
 
-  common::DrainController drain(runtime.control());
-  asio::steady_timer drain_poll(runtime.control());
-  std::function<void()> poll_drained;
-  poll_drained = [&] {
-    if (proxy.active_requests() == 0) {
-      drain.complete();
-      return;
-    }
-    drain_poll.expires_after(std::chrono::milliseconds(100));
-    drain_poll.async_wait([&](boost::system::error_code ec) {
-      if (!ec) poll_drained();
-    });
-  };
-  drain.on_drain([&] {
+  common::ShutdownSteps steps;
+  steps.live = [&] { return proxy.active_requests(); };
+  steps.drain = [&] {
     spdlog::info("draining: no new connections; {} requests in flight, deadline {} ms", proxy.active_requests(),
                  cfg.termination_deadline.count());
     source->stop();
     if (gateway) gateway->close_all();
     proxy.drain();
-    poll_drained();
-  });
-  drain.on_force_close([&] {
-    drain_poll.cancel();
-    proxy.force_close();
-    auto t = std::make_shared<asio::steady_timer>(runtime.control(), std::chrono::milliseconds(50));
-    t->async_wait([&runtime, t](boost::system::error_code) { runtime.stop(); });
-  });
-  auto begin_shutdown = [&] { drain.start(cfg.termination_deadline); };
-  runtime.on_signal([&](int sig) {
-    spdlog::info("received signal {}, shutting down", sig);
-    begin_shutdown();
-  });
+  };
+  steps.force_close = [&] { proxy.force_close(); };
+  common::GracefulShutdown shutdown(runtime, cfg.termination_deadline, std::move(steps));
+  shutdown.on_signal();
 
   common::AdminHooks hooks;
   hooks.registry = &registry;
   hooks.readiness = &readiness;
-  hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
+  hooks.shutdown = [&] { shutdown.begin(); };
   hooks.config_dump = [&]() {
     nlohmann::json dump = dump_snapshot(*current);
     if (current->workloads) {

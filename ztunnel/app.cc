@@ -3,7 +3,6 @@
 #include <malloc.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include "common/admin/admin_servers.h"
 #include "common/admin/metrics.h"
 #include "common/admin/readiness.h"
+#include "common/graceful_shutdown.h"
 #include "common/runtime.h"
 #include "common/file_watch.h"
 #include "common/identity/crl.h"
@@ -170,46 +170,27 @@ int run_app(const Config& cfg) {
   }
 
   // Drain: stop accepting, GOAWAY, let live connections finish until the deadline.
-  common::DrainController drain(runtime.control());
-  asio::steady_timer drain_poll(runtime.control());
-  std::function<void()> poll_drained;
-  poll_drained = [&] {
-    if (plane->active_connections() == 0) {
-      drain.complete();
-      return;
-    }
-    drain_poll.expires_after(std::chrono::milliseconds(100));
-    drain_poll.async_wait([&](boost::system::error_code ec) {
-      if (!ec) poll_drained();
-    });
-  };
-  drain.on_drain([&] {
+  common::ShutdownSteps steps;
+  steps.live = [&] { return plane->active_connections(); };
+  steps.drain = [&] {
     spdlog::info("draining: no new connections; {} live, deadline {} ms", plane->active_connections(),
                  cfg.termination_deadline.count());
     if (xds) xds->stop();  // prompt: cancels the stream and joins its thread
     plane->drain();
-    poll_drained();
-  });
-  drain.on_force_close([&] {
-    drain_poll.cancel();
+  };
+  steps.force_close = [&] {
     if (plane->active_connections() > 0) {
       spdlog::info("termination deadline: closing {} live connections", plane->active_connections());
     }
     plane->force_close();
-    // Give the workers a moment to run the closes, then stop.
-    auto t = std::make_shared<asio::steady_timer>(runtime.control(), std::chrono::milliseconds(50));
-    t->async_wait([&runtime, t](boost::system::error_code) { runtime.stop(); });
-  });
-  auto begin_shutdown = [&] { drain.start(cfg.termination_deadline); };
-  runtime.on_signal([&](int sig) {
-    spdlog::info("received signal {}, shutting down", sig);
-    begin_shutdown();
-  });
+  };
+  common::GracefulShutdown shutdown(runtime, cfg.termination_deadline, std::move(steps));
+  shutdown.on_signal();
 
   common::AdminHooks hooks;
   hooks.registry = &registry;
   hooks.readiness = &readiness;
-  hooks.shutdown = [&] { asio::post(runtime.control(), begin_shutdown); };
+  hooks.shutdown = [&] { shutdown.begin(); };
   hooks.config_dump = [&]() {
     // Upstream's top level: the proxy state flattened (workloads, services, policies,
     // stagedServices), staticConfig (the local file's content), version, config,

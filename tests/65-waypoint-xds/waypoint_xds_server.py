@@ -15,37 +15,17 @@ Checks, on the wire:
   - Address -> ACK; a later removal of the good route -> ACK.
 suite.sh checks what the probe printed (snapshots, NACK lines). Prints PASS/FAIL lines.
 """
-import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "60-grpc-interop"))
+from waypoint_ads import (ADDRESS_URL, CLA_URL, CLUSTER_URL, HOST, ROUTE_URL, W, await_reply, check, cla, cluster,
+                          interop, response, serve_one_stream)
 
-import interop  # noqa: E402
-from interop import ADDRESS_URL, check  # noqa: E402
-from ads_server import AdsServer, response  # noqa: E402
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
-from envoy.config.cluster.v3 import cluster_pb2  # noqa: E402
-from envoy.config.endpoint.v3 import endpoint_pb2  # noqa: E402
-from envoy.config.route.v3 import route_pb2  # noqa: E402
-from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: E402
-
-CLUSTER_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-CLA_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-ROUTE_URL = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-HOST = "calc.demo.svc.cluster.local"
 C_MAIN = "inbound-vip|8080|http|" + HOST
 C_DOG = "inbound-vip|8080|http/dog|" + HOST
 R_MAIN = "inbound-vip|8080|http|" + HOST
-W = interop.workload_pb2
-
-
-def cluster(name):
-    c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS, lb_policy=cluster_pb2.Cluster.LEAST_REQUEST)
-    c.eds_cluster_config.eds_config.ads.SetInParent()
-    c.connect_timeout.seconds = 10
-    return c
 
 
 def route_config(name, cluster_header=False, unknown_in_action=False):
@@ -82,33 +62,9 @@ def raw_response(type_url, nonce, items):
     return r
 
 
-def await_reply(st, type_url, nonce, want_nack, timeout=10):
-    """The client's ACK/NACK of `nonce`: (request or None, problems)."""
-    r = st.recv(timeout, type_url)
-    if r is None:
-        return None, ["no reply to %s nonce %s" % (type_url, nonce)]
-    p = []
-    if r.response_nonce != nonce:
-        p.append("response_nonce %r, want %r" % (r.response_nonce, nonce))
-    if want_nack and not r.HasField("error_detail"):
-        p.append("ACK where a NACK was expected")
-    if not want_nack and r.HasField("error_detail"):
-        p.append("NACK where an ACK was expected: %s" % r.error_detail.message)
-    return r, p
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--listen", required=True)
-    ap.add_argument("--key", required=True)
-    ap.add_argument("--chain", required=True)
-    ap.add_argument("--node-id", required=True)
-    a = ap.parse_args()
-    srv = AdsServer(a.listen, a.key, a.chain)
-    print("LISTENING", flush=True)
-    st = srv.next_stream(30)
+    a, srv, st = serve_one_stream("the waypoint config source")
     if st is None:
-        check("the waypoint config source connects", ["no stream within 30 s"])
         return
     initial = {}
     for _ in range(4):
@@ -132,9 +88,9 @@ def main():
         p.append("no request carries node id " + a.node_id)
     check("initial requests: four types, wildcard, waypoint node id", p)
 
-    bad_cluster = cluster("bad-cluster").SerializeToString() + bytes([0x42, 0x00])  # health_checks (#8), empty
-    st.send(raw_response(CLUSTER_URL, "c1", [(C_MAIN, "v1", cluster(C_MAIN).SerializeToString()),
-                                             (C_DOG, "v1", cluster(C_DOG).SerializeToString()),
+    bad_cluster = cluster("bad-cluster", 10).SerializeToString() + bytes([0x42, 0x00])  # health_checks (#8), empty
+    st.send(raw_response(CLUSTER_URL, "c1", [(C_MAIN, "v1", cluster(C_MAIN, 10).SerializeToString()),
+                                             (C_DOG, "v1", cluster(C_DOG, 10).SerializeToString()),
                                              ("bad-cluster", "v1", bad_cluster)]))
     r, p = await_reply(st, CLUSTER_URL, "c1", want_nack=True)
     if r is not None and r.HasField("error_detail"):
@@ -145,10 +101,7 @@ def main():
             p.append("the good cluster is named in the NACK: %r" % msg)
     check("Cluster with an unmodelled field (#8 health_checks) is NACKed by name", p)
 
-    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=C_MAIN)
-    sa = cla.endpoints.add().lb_endpoints.add().endpoint.address.socket_address
-    sa.address, sa.port_value = "10.0.1.1", 80
-    st.send(response(CLA_URL, "e1", [(C_MAIN, "v1", cla)]))
+    st.send(response(CLA_URL, "e1", [(C_MAIN, "v1", cla(C_MAIN, "10.0.1.1", 80))]))
     _, p = await_reply(st, CLA_URL, "e1", want_nack=False)
     check("ClusterLoadAssignment is ACKed", p)
 

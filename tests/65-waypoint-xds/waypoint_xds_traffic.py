@@ -17,44 +17,17 @@ Prints CONFIGURED, then waits (bounded) for the file --phase2 to appear and send
   - a live edit of the good route (the default now goes to b) -> ACK; prints EDITED.
 Then waits (bounded) for --done. PASS/FAIL lines as interop.check prints them.
 """
-import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "60-grpc-interop"))
+from waypoint_ads import (ADDRESS_URL, CLA_URL, CLUSTER_URL, HOST, ROUTE_URL, W, await_reply, check, cla, cluster,
+                          interop, response, serve_one_stream)
 
-import interop  # noqa: E402
-from interop import ADDRESS_URL, check  # noqa: E402
-from ads_server import response  # noqa: E402
-from ads_server import AdsServer  # noqa: E402
+from envoy.config.route.v3 import route_pb2
 
-from envoy.config.cluster.v3 import cluster_pb2  # noqa: E402
-from envoy.config.endpoint.v3 import endpoint_pb2  # noqa: E402
-from envoy.config.route.v3 import route_pb2  # noqa: E402
-
-CLUSTER_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-CLA_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-ROUTE_URL = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-HOST = "calc.demo.svc.cluster.local"
 R_MAIN = "inbound-vip|80|http|" + HOST
 C_A = "inbound-vip|80|http/a|" + HOST
 C_B = "inbound-vip|80|http/b|" + HOST
-W = interop.workload_pb2
-
-
-def cluster(name):
-    c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS, lb_policy=cluster_pb2.Cluster.LEAST_REQUEST)
-    c.eds_cluster_config.eds_config.ads.SetInParent()
-    c.connect_timeout.seconds = 5
-    return c
-
-
-def cla(name, port):
-    m = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
-    sa = m.endpoints.add().lb_endpoints.add().endpoint.address.socket_address
-    sa.address, sa.port_value = "127.0.0.1", port
-    return m
 
 
 def route_config(default_cluster, cluster_header=False):
@@ -79,21 +52,6 @@ def route_config(default_cluster, cluster_header=False):
     return rc
 
 
-def await_reply(st, type_url, nonce, want_nack, timeout=10):
-    """The client's ACK/NACK of `nonce`: (request or None, problems)."""
-    r = st.recv(timeout, type_url)
-    if r is None:
-        return None, ["no reply to %s nonce %s" % (type_url, nonce)]
-    p = []
-    if r.response_nonce != nonce:
-        p.append("response_nonce %r, want %r" % (r.response_nonce, nonce))
-    if want_nack and not r.HasField("error_detail"):
-        p.append("ACK where a NACK was expected")
-    if not want_nack and r.HasField("error_detail"):
-        p.append("NACK where an ACK was expected: %s" % r.error_detail.message)
-    return r, p
-
-
 def wait_file(path, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -104,19 +62,8 @@ def wait_file(path, timeout):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--listen", required=True)
-    ap.add_argument("--key", required=True)
-    ap.add_argument("--chain", required=True)
-    ap.add_argument("--node-id", required=True)
-    ap.add_argument("--phase2", required=True)
-    ap.add_argument("--done", required=True)
-    a = ap.parse_args()
-    srv = AdsServer(a.listen, a.key, a.chain)
-    print("LISTENING", flush=True)
-    st = srv.next_stream(30)
+    a, srv, st = serve_one_stream("the waypoint binary (to the independent xDS server)", "--phase2", "--done")
     if st is None:
-        check("the waypoint connects to the independent xDS server", ["no stream within 30 s"])
         return
     # The four initial wildcard requests (any order); their content is checked by case A.
     seen, node_ok = set(), False
@@ -135,8 +82,8 @@ def main():
     s.ports.add(service_port=80, target_port=8080)
     steps = [
         (ADDRESS_URL, "a1", [("demo/" + HOST, "v1", W.Address(service=s))]),
-        (CLUSTER_URL, "c1", [(C_A, "v1", cluster(C_A)), (C_B, "v1", cluster(C_B))]),
-        (CLA_URL, "e1", [(C_A, "v1", cla(C_A, 18080)), (C_B, "v1", cla(C_B, 18081))]),
+        (CLUSTER_URL, "c1", [(C_A, "v1", cluster(C_A, 5)), (C_B, "v1", cluster(C_B, 5))]),
+        (CLA_URL, "e1", [(C_A, "v1", cla(C_A, "127.0.0.1", 18080)), (C_B, "v1", cla(C_B, "127.0.0.1", 18081))]),
         (ROUTE_URL, "r1", [(R_MAIN, "v1", route_config(C_A))]),
     ]
     p = []

@@ -26,39 +26,12 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ZT_ROOT=$(cd "$HERE/../.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
-WP_BIN="$BIN_DIR/waypoint"
-
-source "$ZT_ROOT/tests/lib/netns.sh"
-source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
-source "$HERE/lib.sh"
-
-require_root
-for t in curl ss h2load nginx "$ZT_PY" openssl; do
-  command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }
-done
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
-  [[ -x $b ]] || { fail "binary present at $b"; summary; exit 1; }
-done
-
-nsx_init wp-e2e
-T="$NSX_TMP"
-WP_MESH="$T/mesh"
+source "$HERE/../lib/waypoint-mesh.sh" "${1:-}"
+wpm_init wp-e2e h2load nginx openssl
 ID_WP=$(zn_spiffe e2e waypoint)
 ID_CLIENT=$(zn_spiffe e2e client)
-VIP="http://$WP_VIP"
 
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-logs() { local f; for f in "$@"; do echo "--- $f:"; tail -n "${LOG_LINES:-12}" "$T/$f.log" 2>/dev/null; done; }
-
-# Not in a subshell: wp_bringup sets the PID variables the cleanup and the checks use.
-wp_bringup >"$T/bringup.out" 2>&1 || abort "mesh up: controlplane, ambient-cni + ztunnel on 2 nodes, waypoint ready" \
-  "$(cat "$T/bringup.out")
-$(logs cp zt-n1 zt-n2 waypoint)"
+wpm_bringup || abort "mesh up: controlplane, ambient-cni + ztunnel on 2 nodes, waypoint ready" "$WPM_BRINGUP_LOG"
 pass "mesh up: controlplane serve, ambient-cni + ztunnel on both nodes, waypoint ready (xDS + certificate from the controlplane)"
 
 dump=$(wp_config_dump)
@@ -90,20 +63,7 @@ many() {
     "${url}?i=[1-$n]"
 }
 
-tally() { sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2 " " $3, $1; sep = ", " } END { print "" }'; }
-
-# access LINE-REGEX — the waypoint's access-log lines matching (polled: records are written
-# when the response completes).
-access_has() {
-  local re="$1"
-  for _ in $(seq 1 25); do
-    grep -E 'request complete' "$T/waypoint.log" | grep -Eq -- "$re" && return 0
-    sleep 0.2
-  done
-  echo "no waypoint access line matching: $re"
-  grep 'request complete' "$T/waypoint.log" | tail -n 3
-  return 1
-}
+# tally and access_has: tests/lib/waypoint-mesh.sh.
 
 # app_count APP PATH — requests the app logged for exactly PATH.
 app_count() { grep -cF "path=$2 " "$T/app-$1.log"; }

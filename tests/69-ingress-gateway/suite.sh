@@ -24,35 +24,12 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ZT_ROOT=$(cd "$HERE/../.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
-WP_BIN="$BIN_DIR/waypoint"
-
-source "$ZT_ROOT/tests/lib/netns.sh"
-source "$ZT_ROOT/tests/50-node-e2e/lib.sh"
-source "$ZT_ROOT/tests/66-waypoint-e2e/lib.sh"
-
-require_root
-for t in curl "$ZT_PY"; do
-  command -v "$t" >/dev/null 2>&1 || { fail "required tool $t present"; summary; exit 1; }
-done
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
-  [[ -x $b ]] || { fail "binary present at $b"; summary; exit 1; }
-done
-
-nsx_init ingress
-T="$NSX_TMP"
-WP_MESH="$T/mesh"
+source "$HERE/../lib/waypoint-mesh.sh" "${1:-}"
+wpm_init ingress
 IG_IP=10.99.1.20
 IG_LB=10.99.250.2
 IG_HOSTLINK="zti$$"; IG_HOSTLINK="${IG_HOSTLINK:0:15}"
 GW="http://$IG_LB"
-
-abort() { fail "$1" "${2:-}"; NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; summary; exit 1; }
-logs() { local f; for f in "$@"; do echo "--- $f:"; tail -n "${LOG_LINES:-12}" "$T/$f.log" 2>/dev/null; done; }
 
 # ---- the mesh: 66's, plus the ingress pod, Bookinfo-like services and a plain backend ----------
 eval "wp_tokens_base() $(declare -f wp_tokens | tail -n +2)"
@@ -262,8 +239,7 @@ ig_mesh_written=0
 eval "wp_mesh_base_orig() $(declare -f wp_mesh_base | tail -n +2)"
 wp_mesh_base() { wp_mesh_base_orig && ig_mesh && ig_mesh_written=1; }
 
-wp_bringup >"$T/bringup.out" 2>&1 || abort "mesh up" "$(cat "$T/bringup.out")
-$(logs cp zt-n1 zt-n2 waypoint)"
+wpm_bringup || abort "mesh up" "$WPM_BRINGUP_LOG"
 [[ $ig_mesh_written == 1 ]] || abort "ingress objects written"
 for p in productpage-1 reviews-v1 reviews-v2; do
   zn_cni_add 1 "$p" e2e bookinfo >/dev/null || abort "cni add $p"

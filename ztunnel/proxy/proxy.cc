@@ -11,7 +11,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -102,7 +101,8 @@ Proxy::Worker::Worker(asio::io_context& io_, std::shared_ptr<Proxy::Shared> s)
     : io(io_),
       shared(std::move(s)),
       pool(std::make_shared<hbone::Pool>(io.get_executor(), shared->cfg.pool_max_streams_per_connection,
-                                         shared->cfg.pool_unused_release_timeout)) {}
+                                         shared->cfg.pool_unused_release_timeout)),
+      report_timer(io) {}
 
 const Workload* Proxy::Worker::local_workload(const SnapshotConstSharedPtr& snap) {
   // Neither owner_before the other = same control block: the same snapshot object, even if an
@@ -245,6 +245,7 @@ void Proxy::Worker::force_close() {
   // Pooled HBONE connections and their streams hold each other until closed; the relays just
   // ended above would close them soon, but the workers may stop first.
   pool->close_all("termination deadline");
+  stop_reporting();
 }
 
 void Proxy::Worker::close_revoked_peers() {
@@ -519,9 +520,9 @@ int64_t Proxy::active_connections() const { return shared_->active.load(); }
 
 Proxy::Worker::MeterHandle Proxy::Worker::meter(Metered m) {
   auto it = metered.insert(metered.end(), m);
-  if (!flushing) {
-    flushing = true;
-    asio::co_spawn(io, report_bytes_loop(), asio::detached);
+  if (!reporting && !reporting_stopped) {
+    reporting = true;
+    asio::co_spawn(io, report_bytes_loop(), shared->task_failures.handler(Task::ByteReport));
   }
   return MeterHandle{metered, it};
 }
@@ -539,14 +540,22 @@ void Proxy::Worker::report_bytes() {
 
 asio::awaitable<void> Proxy::Worker::report_bytes_loop() {
   auto self = shared_from_this();
-  asio::steady_timer timer(io);
-  while (!metered.empty()) {
-    timer.expires_after(kByteReportInterval);
-    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  // Cleared however the loop ends (an exception included), so the next meter() restarts it.
+  struct Running {
+    bool& flag;
+    ~Running() { flag = false; }
+  } running{reporting};
+  while (!metered.empty() && !reporting_stopped) {
+    report_timer.expires_after(kByteReportInterval);
+    auto [ec] = co_await report_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    report_bytes();  // after a cancel too: the last flush before shutdown
     if (ec) break;
-    report_bytes();
   }
-  flushing = false;
+}
+
+void Proxy::Worker::stop_reporting() {
+  reporting_stopped = true;
+  report_timer.cancel();
 }
 
 std::vector<ConnectionView> Proxy::connections(std::chrono::milliseconds budget) const {

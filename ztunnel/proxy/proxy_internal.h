@@ -113,6 +113,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   // worker's flush loop hands each one's running totals to its ConnectionResult. The copy only
   // adds to plain fields and the loop runs on the same thread, so the data path pays no atomic
   // per chunk; the loop runs only while some relay is metered (idle proxies have no timer).
+  // The loop is the worker's: `report_timer` paces it, `reporting` says it runs, and
+  // force_close() ends it (stop_reporting) after one last flush. Its exceptions are counted as
+  // Task::ByteReport like the proxy's other spawned coroutines.
   struct Metered {
     hbone::CopyResult* copy;
     hbone::Stream* stream;  // HBONE relays: bytes delivered straight to the socket
@@ -120,7 +123,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     bool to_dst_is_to_stream;  // outbound and plaintext inbound; HBONE inbound is the reverse
   };
   std::list<Metered> metered;
-  bool flushing = false;
+  bool reporting = false;          // report_bytes_loop() is running
+  bool reporting_stopped = false;  // shutdown: no loop starts again
+  boost::asio::steady_timer report_timer;
   struct MeterHandle {
     std::list<Metered>& list;
     std::list<Metered>::iterator it;
@@ -133,6 +138,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   MeterHandle meter(Metered m);
   void report_bytes();
   boost::asio::awaitable<void> report_bytes_loop();
+  // Shutdown: the loop flushes once more and ends; none starts after this.
+  void stop_reporting();
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
   void close_revoked_peers();
 

@@ -19,6 +19,8 @@ const char* to_string(Task t) {
       return "inbound_hbone";
     case Task::InboundStream:
       return "inbound_stream";
+    case Task::ByteReport:
+      return "byte_report";
   }
   return "unknown";
 }

@@ -1,8 +1,8 @@
 // TaskFailures: the completion handler for every coroutine the proxy spawns and does not await
-// (accept loops, one per connection, one per inbound HBONE stream). With `asio::detached` an
-// exception escaping such a coroutine vanished; this handler logs it once and counts it in
-// `ztunnel_task_failures_total{task}`, so a bug on the data path is visible instead of a
-// connection silently dropped.
+// (accept loops, one per connection, one per inbound HBONE stream, each worker's byte-report
+// loop). With `asio::detached` an exception escaping such a coroutine vanished; this handler
+// logs it once and counts it in `ztunnel_task_failures_total{task}`, so a bug on the data
+// path is visible instead of a connection silently dropped.
 //
 // The data path throws nothing by design; this is the net for what slips through (bad_alloc,
 // a library that throws).
@@ -17,7 +17,7 @@
 
 namespace ztunnel {
 
-enum class Task : uint8_t { Accept, Outbound, InboundPlaintext, InboundHbone, InboundStream };
+enum class Task : uint8_t { Accept, Outbound, InboundPlaintext, InboundHbone, InboundStream, ByteReport };
 const char* to_string(Task t);
 
 class TaskFailures {
@@ -33,7 +33,7 @@ class TaskFailures {
   Handler handler(Task t) const { return Handler{counters_[static_cast<size_t>(t)], t}; }
 
  private:
-  common::metrics::Counter* counters_[5];
+  common::metrics::Counter* counters_[6];
 };
 
 }  // namespace ztunnel

@@ -11,30 +11,13 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/runtime.h"
+#include "tests/unit/common/runtime_watchdog.h"
 
 using common::DrainController;
 using common::Runtime;
 using common::worker_threads_from_env;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-namespace {
-// rt.run() returns only when something calls stop(). If what the test waits for never
-// happens, this stops the runtime after a generous bound and the test fails on `fired`
-// instead of hanging the suite. (A liveness bound, not a timing assertion.)
-struct Watchdog {
-  asio::steady_timer timer;
-  bool fired = false;
-  explicit Watchdog(Runtime& rt) : timer(rt.control(), 30s) {
-    timer.async_wait([this, &rt](boost::system::error_code ec) {
-      if (ec) return;
-      fired = true;
-      rt.stop();
-    });
-  }
-  ~Watchdog() { timer.cancel(); }
-};
-}  // namespace
 
 TEST_CASE("workers run posted work on their own threads", "[runtime]") {
   Runtime rt(3);
@@ -76,7 +59,7 @@ TEST_CASE("run() blocks on control until stop() from a worker, then joins", "[ru
     // Stop from another thread: a worker.
     asio::post(rt.worker(1), [&] { rt.stop(); });
   });
-  Watchdog watchdog(rt);
+  RuntimeWatchdog watchdog(rt);
   rt.run();
   CHECK_FALSE(watchdog.fired);
   CHECK(control_ran);
@@ -102,7 +85,7 @@ TEST_CASE("signal handler runs on the control thread", "[runtime]") {
     rt.stop();
   });
   asio::post(rt.control(), [] { ::raise(SIGTERM); });
-  Watchdog watchdog(rt);
+  RuntimeWatchdog watchdog(rt);
   rt.run();
   CHECK_FALSE(watchdog.fired);
   CHECK(got == SIGTERM);
@@ -123,7 +106,7 @@ TEST_CASE("drain: callbacks, then force close after the deadline", "[runtime]") 
   drain.start(20ms);
   CHECK(drain.draining());
   drain.start(1h);  // second start has no effect
-  Watchdog watchdog(rt);
+  RuntimeWatchdog watchdog(rt);
   rt.run();
   CHECK_FALSE(watchdog.fired);
   REQUIRE(events == std::vector<std::string>{"drain1", "drain2", "force"});
@@ -140,7 +123,7 @@ TEST_CASE("drain: complete() forces close early, exactly once", "[runtime]") {
   // Give the posted work a chance to run, then stop.
   asio::steady_timer t(rt.control(), 50ms);
   t.async_wait([&](auto) { rt.stop(); });
-  Watchdog watchdog(rt);
+  RuntimeWatchdog watchdog(rt);
   rt.run();
   CHECK_FALSE(watchdog.fired);
   CHECK(forced == 1);

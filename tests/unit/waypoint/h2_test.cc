@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "hbone/copy.h"
+#include "tests/unit/waypoint/external_client.h"
 #include "tests/unit/waypoint/fixture.h"
 #include "tests/unit/waypoint/route_builders.h"
 #include "waypoint/http/h2_session.h"
@@ -24,20 +25,6 @@ using namespace wptest;
 using namespace waypoint;
 
 namespace {
-
-std::string run_command(const std::string& cmd, int& status) {
-  std::string output;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return output;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) output.append(buf.data(), n);
-  status = ::pclose(p);
-  return output;
-}
 
 std::string script(const char* name) {
   auto p = std::filesystem::path(AMBIENT_SOURCE_DIR) / "tests" / "unit" / "waypoint" / name;
@@ -96,31 +83,6 @@ struct Echo {
     }
   }
 };
-
-// Runs `cmd` on a thread while the fixture's loop serves; returns its output and status.
-// `until`: after the client exited, the loop keeps serving (bounded) until it holds — for work
-// the client does not wait for (a request it cancelled is still answered by the backend).
-std::string run_client(Fixture& f, const std::string& cmd, int& status, std::function<bool()> until = {}) {
-  std::atomic<bool> finished{false};
-  std::string output;
-  std::thread client([&] {
-    output = run_command(cmd, status);
-    finished = true;
-  });
-  f.run([&]() -> asio::awaitable<void> {
-    asio::steady_timer t(f.io);
-    while (!finished) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(kTuple);
-    }
-    for (int i = 0; until && !until() && i < 500; ++i) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(kTuple);
-    }
-  });
-  client.join();
-  return output;
-}
 
 std::shared_ptr<Cluster> cluster_of(std::string name, std::vector<std::pair<std::string, uint16_t>> eps,
                                     UpstreamProtocol proto) {

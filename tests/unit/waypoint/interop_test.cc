@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/unit/temp_dir.h"
+#include "tests/unit/waypoint/external_client.h"
 #include "tests/unit/waypoint/fixture.h"
 
 using namespace wptest;
@@ -23,20 +24,6 @@ void write_file(const std::filesystem::path& p, const std::string& s) {
   std::ofstream f(p);
   f << s;
   REQUIRE(f.good());
-}
-
-std::string run_command(const std::string& cmd, int& status) {
-  std::string output;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return output;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) output.append(buf.data(), n);
-  status = ::pclose(p);
-  return output;
 }
 
 }  // namespace
@@ -67,22 +54,9 @@ TEST_CASE("python3-h2 HBONE client: CONNECT to the VIP, HTTP/1.1 keep-alive requ
                           (d / "ca.pem").string() + " " + vip_authority() + " " + f.waypoint_id.uri() +
                           " 'GET /a' 'GET /b version:dog' 'GET /c' 2>&1";
 
-  std::atomic<bool> finished{false};
-  std::string output;
   int status = 0;
-  std::thread client([&] {
-    output = run_command(cmd, status);
-    finished = true;
-  });
   // The backends and the destination ztunnel run on this thread's io_context meanwhile.
-  f.run([&]() -> asio::awaitable<void> {
-    asio::steady_timer t(f.io);
-    while (!finished) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(kTuple);
-    }
-  });
-  client.join();
+  const std::string output = run_client(f, cmd, status);
   INFO(output);
   CHECK(status == 0);
   CHECK(output.find("PEER " + f.waypoint_id.uri()) != std::string::npos);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "hbone/copy.h"
+#include "tests/unit/waypoint/external_client.h"
 #include "tests/unit/waypoint/fixture.h"
 #include "waypoint/http/body.h"
 #include "waypoint/http/h2_session.h"
@@ -254,20 +255,6 @@ struct H2Backend {
   };
 };
 
-std::string run_command(const std::string& cmd, int& status) {
-  std::string output;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return output;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) output.append(buf.data(), n);
-  status = ::pclose(p);
-  return output;
-}
-
 // The client node's ztunnel, reduced to its data path: each TCP connection accepted on
 // 127.0.0.1 becomes one HBONE CONNECT stream to the waypoint for the service VIP.
 struct Bridge {
@@ -291,25 +278,6 @@ struct Bridge {
     co_await hbone::copy_bidirectional(sock, t.value());
   }
 };
-
-// Runs `cmd` on a thread while the fixture's loop serves; its output and exit status.
-std::string run_client(Fixture& f, const std::string& cmd, int& status) {
-  std::atomic<bool> finished{false};
-  std::string output;
-  std::thread client([&] {
-    output = run_command(cmd, status);
-    finished = true;
-  });
-  f.run([&]() -> asio::awaitable<void> {
-    asio::steady_timer t(f.io);
-    while (!finished) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(kTuple);
-    }
-  });
-  client.join();
-  return output;
-}
 
 std::shared_ptr<Cluster> cluster_to(const std::string& name, const std::string& ip, uint16_t port,
                                     UpstreamProtocol proto) {
