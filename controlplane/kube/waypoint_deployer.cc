@@ -13,15 +13,13 @@
 #include <thread>
 
 #include "common/admin/log.h"
+#include "controlplane/kube/gateway_objects.h"
 
 namespace controlplane::kube {
 namespace {
 
 using nlohmann::json;
 
-constexpr const char* kManagedLabel = "gateway.istio.io/managed";
-constexpr const char* kManagedValue = "istio.io-mesh-controller";
-constexpr const char* kGatewayName = "gateway.networking.k8s.io/gateway-name";
 constexpr int kLeaseSeconds = 15;
 
 std::shared_ptr<spdlog::logger> dep_log() {
@@ -66,12 +64,6 @@ std::string message_of(const common::Result<KubeResponse>& r) {
   json st = json::parse(r->body, nullptr, false);
   return "HTTP " + std::to_string(r->status) + (st.is_object() ? ": " + str(st, "message") : "");
 }
-
-struct WaypointGateway {
-  std::string ns, name, uid;
-  uint16_t hbone_port = 15008;
-  json status;
-};
 
 }  // namespace
 
@@ -193,160 +185,75 @@ void WaypointDeployer::Impl::reconcile() {
       }
     }
   }
-  std::vector<WaypointGateway> gws;
+  std::vector<ManagedGateway> gws;
   for (const auto& [key, obj] : source->objects_of("gateways")) {
-    json g = json::parse(obj.json, nullptr, false);
-    if (!g.is_object() || str(g["spec"], "gatewayClassName") != "istio-waypoint") continue;
-    if (!str(g["metadata"], "deletionTimestamp").empty()) continue;
-    WaypointGateway w;
-    w.ns = str(g["metadata"], "namespace");
-    w.name = str(g["metadata"], "name");
-    w.uid = str(g["metadata"], "uid");
-    if (g["spec"].contains("listeners") && g["spec"]["listeners"].is_array()) {
-      for (const auto& l : g["spec"]["listeners"]) {
-        if (str(l, "protocol") == "HBONE" && l.contains("port") && l["port"].is_number_integer()) {
-          const int p = l["port"].get<int>();
-          if (p > 0 && p < 65536) w.hbone_port = static_cast<uint16_t>(p);
-        }
-      }
-    }
-    w.status = g.contains("status") ? g["status"] : json::object();
-    gws.push_back(std::move(w));
+    if (auto gw = read_managed_gateway(json::parse(obj.json, nullptr, false))) gws.push_back(std::move(*gw));
   }
 
-  std::set<std::string> wanted;  // "ns/gateway"
-  for (const auto& w : gws) {
-    wanted.insert(w.ns + "/" + w.name);
-    const json labels = {{kGatewayName, w.name}, {kManagedLabel, kManagedValue}};
-    const json owner = json::array(
-        {{{"apiVersion", "gateway.networking.k8s.io/v1"}, {"kind", "Gateway"}, {"name", w.name}, {"uid", w.uid}}});
-    const json meta = {{"name", w.name}, {"namespace", w.ns}, {"labels", labels}, {"ownerReferences", owner}};
-    const std::string core = "/api/v1/namespaces/" + w.ns;
-    apply(core + "/serviceaccounts", w.name, {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", meta}},
-          false);
-
-    json pod_labels = {
-        {kGatewayName, w.name}, {"istio.io/dataplane-mode", "none"}, {"sidecar.istio.io/inject", "false"}};
-    auto field_env = [](const char* name, const char* path) {
-      return json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
-    };
-    json container = {
-        {"name", "istio-proxy"},
-        {"image", opt.image},
-        {"imagePullPolicy", opt.image_pull_policy},
-        {"command", json::array({"/usr/local/bin/waypoint"})},
-        {"ports", json::array({{{"containerPort", w.hbone_port}, {"name", "mesh"}, {"protocol", "TCP"}},
-                               {{"containerPort", 15020}, {"name", "metrics"}, {"protocol", "TCP"}},
-                               {{"containerPort", 15021}, {"name", "status-port"}, {"protocol", "TCP"}}})},
-        {"readinessProbe", {{"httpGet", {{"path", "/healthz/ready"}, {"port", 15021}}}}},
-        {"env", json::array({{{"name", "XDS_ADDRESS"}, {"value", opt.xds_address}},
-                             {{"name", "CA_ADDRESS"}, {"value", opt.xds_address}},
-                             {{"name", "XDS_ROOT_CA"}, {"value", "/var/run/secrets/istio/root-cert.pem"}},
-                             {{"name", "CA_ROOT_CA"}, {"value", "/var/run/secrets/istio/root-cert.pem"}},
-                             {{"name", "AUTH_TOKEN"}, {"value", "/var/run/secrets/tokens/istio-token"}},
-                             {{"name", "TRUST_DOMAIN"}, {"value", opt.trust_domain}},
-                             {{"name", "ISTIO_META_CLUSTER_ID"}, {"value", opt.cluster_id}},
-                             field_env("POD_NAME", "metadata.name"),
-                             field_env("POD_NAMESPACE", "metadata.namespace"),
-                             field_env("INSTANCE_IP", "status.podIP"),
-                             field_env("NODE_NAME", "spec.nodeName")})},
-        {"securityContext",
-         {{"allowPrivilegeEscalation", false},
-          {"readOnlyRootFilesystem", true},
-          {"runAsNonRoot", true},
-          {"runAsUser", 1337},
-          {"capabilities", {{"drop", json::array({"ALL"})}}}}},
-        {"volumeMounts", json::array({{{"name", "istio-token"}, {"mountPath", "/var/run/secrets/tokens"}},
-                                      {{"name", "istiod-ca-cert"}, {"mountPath", "/var/run/secrets/istio"}}})}};
-    json deployment = {
-        {"apiVersion", "apps/v1"},
-        {"kind", "Deployment"},
-        {"metadata", meta},
-        {"spec",
-         {{"replicas", 1},
-          {"selector", {{"matchLabels", {{kGatewayName, w.name}}}}},
-          {"template",
-           {{"metadata", {{"labels", pod_labels}}},
-            {"spec",
-             {{"serviceAccountName", w.name},
-              {"terminationGracePeriodSeconds", 2},
-              {"containers", json::array({container})},
-              {"volumes",
-               json::array({{{"name", "istio-token"},
-                             {"projected",
-                              {{"sources", json::array({{{"serviceAccountToken",
-                                                          {{"path", "istio-token"},
-                                                           {"expirationSeconds", 43200},
-                                                           {"audience", "istio-ca"}}}}})}}}},
-                            {{"name", "istiod-ca-cert"}, {"configMap", {{"name", "istio-ca-root-cert"}}}}})}}}}}}}};
-    apply("/apis/apps/v1/namespaces/" + w.ns + "/deployments", w.name, deployment, false);
-
-    json service = {{"apiVersion", "v1"},
-                    {"kind", "Service"},
-                    {"metadata", meta},
-                    {"spec",
-                     {{"type", "ClusterIP"},
-                      {"selector", {{kGatewayName, w.name}}},
-                      {"ports", json::array({{{"name", "mesh"}, {"port", w.hbone_port}, {"protocol", "TCP"}},
-                                             {{"name", "status-port"}, {"port", 15021}, {"protocol", "TCP"}}})}}}};
-    json svc = apply(core + "/services", w.name, service, false);
-    const std::string ip = svc.is_object() ? str(svc["spec"], "clusterIP") : "";
-    if (ip.empty() || ip == "None") continue;
-
-    // Status, only when it differs (each write comes back as a Gateway event).
-    bool current = false;
-    if (w.status.is_object() && w.status.contains("addresses") && w.status["addresses"].is_array() &&
-        w.status["addresses"].size() == 1 && str(w.status["addresses"][0], "value") == ip &&
-        w.status.contains("conditions") && w.status["conditions"].is_array()) {
-      for (const auto& c : w.status["conditions"])
-        if (str(c, "type") == "Programmed" && str(c, "status") == "True") current = true;
+  std::map<std::string, StoredObject> services;  // "ns/name" -> watched Service (ingress only)
+  for (const auto& gw : gws) {
+    if (gw.kind == ManagedGateway::Kind::ingress) {
+      services = source->objects_of("services");
+      break;
     }
-    if (current) continue;
-    const std::string now = now_rfc3339(false);
-    auto cond = [&](const char* type, const char* reason, const std::string& msg) {
-      return json{{"type", type},   {"status", "True"},          {"reason", reason},
-                  {"message", msg}, {"lastTransitionTime", now}, {"observedGeneration", 1}};
-    };
-    json status = {{"status",
-                    {{"addresses", json::array({{{"type", "IPAddress"}, {"value", ip}}})},
-                     {"conditions", json::array({cond("Accepted", "Accepted", "Resource accepted"),
-                                                 cond("Programmed", "Programmed",
-                                                      "Resource programmed, assigned to service(s) " + w.name + "." +
-                                                          w.ns + ".svc:" + std::to_string(w.hbone_port))})}}}};
-    auto r = call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + w.ns + "/gateways/" + w.name + "/status",
-                  status.dump(), "application/merge-patch+json");
+  }
+  std::set<std::string> wanted;  // "ns/object" of every object a live Gateway wants
+  for (const auto& gw : gws) {
+    wanted.insert(gw.ns + "/" + gw.object_name);
+    const GatewayObjects objs = render_gateway_objects(gw, opt);
+    const std::string core = "/api/v1/namespaces/" + gw.ns;
+    apply(core + "/serviceaccounts", gw.object_name, objs.service_account, false);
+    apply("/apis/apps/v1/namespaces/" + gw.ns + "/deployments", gw.object_name, objs.deployment, false);
+    json svc = apply(core + "/services", gw.object_name, objs.service, false);
+    // The LoadBalancer's address comes later, as a Service status change: an event that brings
+    // the controller back here, while apply() may answer from its cache. The watched copy
+    // holds that status; the applied one is used until the watch has seen the Service.
+    if (auto it = services.find(gw.ns + "/" + gw.object_name); svc.is_object() && it != services.end()) {
+      json watched = json::parse(it->second.json, nullptr, false);
+      if (watched.is_object()) svc = std::move(watched);
+    }
+    auto patch = gateway_status_patch(gw, svc, now_rfc3339(false));
+    if (!patch) continue;
+    auto r =
+        call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + gw.ns + "/gateways/" + gw.name + "/status",
+             patch->dump(), "application/merge-patch+json");
     if (!r || r->status != 200) {
-      dep_log()->warn("status of Gateway {}/{}: {}", w.ns, w.name, message_of(r));
+      dep_log()->warn("status of Gateway {}/{}: {}", gw.ns, gw.name, message_of(r));
     } else {
-      dep_log()->info("Gateway {}/{}: Programmed, address {}", w.ns, w.name, ip);
+      const json& st = (*patch)["status"];
+      dep_log()->info("Gateway {}/{}: Programmed={} ({}), address {}", gw.ns, gw.name,
+                      st["conditions"][1]["status"].get<std::string>(),
+                      st["conditions"][1]["reason"].get<std::string>(), st["addresses"][0]["value"].get<std::string>());
     }
   }
 
   // Managed objects whose Gateway is gone.
-  const std::string selector = url_encode(std::string(kManagedLabel) + "=" + kManagedValue);
-  for (const char* coll : {"/apis/apps/v1/deployments", "/api/v1/services", "/api/v1/serviceaccounts"}) {
-    auto r = call("GET", std::string(coll) + "?labelSelector=" + selector);
-    if (!r || r->status != 200) {
-      dep_log()->warn("list {} (managed): {}", coll, message_of(r));
-      continue;
-    }
-    json list = json::parse(r->body, nullptr, false);
-    if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) continue;
-    for (const auto& item : list["items"]) {
-      const json& m = item.contains("metadata") ? item["metadata"] : json::object();
-      const std::string ns = str(m, "namespace");
-      const std::string gw = m.contains("labels") ? str(m["labels"], kGatewayName) : "";
-      if (ns.empty() || gw.empty() || wanted.count(ns + "/" + gw)) continue;
-      std::string path = std::string(coll);
-      const auto slash = path.rfind('/');
-      path = path.substr(0, slash) + "/namespaces/" + ns + path.substr(slash) + "/" + str(m, "name");
-      auto d = call("DELETE", path);
-      if (d && (d->status == 200 || d->status == 202 || d->status == 404)) {
-        dep_log()->info("deleted {} (Gateway {}/{} is gone)", path, ns, gw);
-        applied.erase(path);
-        last_result.erase(path);
-      } else {
-        dep_log()->warn("delete {}: {}", path, message_of(d));
+  for (const char* managed : {kManagedWaypoint, kManagedIngress}) {
+    for (const char* coll : {"/apis/apps/v1/deployments", "/api/v1/services", "/api/v1/serviceaccounts"}) {
+      const std::string selector = url_encode(std::string(kManagedLabel) + "=" + managed);
+      auto r = call("GET", std::string(coll) + "?labelSelector=" + selector);
+      if (!r || r->status != 200) {
+        dep_log()->warn("list {} (managed): {}", coll, message_of(r));
+        continue;
+      }
+      json list = json::parse(r->body, nullptr, false);
+      if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) continue;
+      for (const auto& item : list["items"]) {
+        const json& m = item.contains("metadata") ? item["metadata"] : json::object();
+        const std::string ns = str(m, "namespace");
+        const std::string gw = m.contains("labels") ? str(m["labels"], kGatewayNameLabel) : "";
+        if (ns.empty() || gw.empty() || wanted.count(ns + "/" + str(m, "name"))) continue;
+        std::string path = std::string(coll);
+        const auto slash = path.rfind('/');
+        path = path.substr(0, slash) + "/namespaces/" + ns + path.substr(slash) + "/" + str(m, "name");
+        auto d = call("DELETE", path);
+        if (d && (d->status == 200 || d->status == 202 || d->status == 404)) {
+          dep_log()->info("deleted {} (Gateway {}/{} is gone)", path, ns, gw);
+          applied.erase(path);
+          last_result.erase(path);
+        } else {
+          dep_log()->warn("delete {}: {}", path, message_of(d));
+        }
       }
     }
   }

@@ -1,12 +1,12 @@
-// WaypointDeployer: what istiod's gateway controller does for waypoints. For every Gateway of
-// class istio-waypoint it applies (JSON merge patch, or create when absent) a ServiceAccount,
-// a Deployment running the waypoint, and a Service exposing HBONE (the Gateway's HBONE
-// listener port, 15008 by default) plus 15021, each named after the Gateway, labelled
-// gateway.networking.k8s.io/gateway-name=<gateway> and gateway.istio.io/managed=istio.io-mesh-controller
-// and owned by the Gateway (ownerReferences, so the cluster's garbage collector also removes
-// them). Once the Service has a cluster IP, the Gateway's status gets it in `addresses` and
-// `Accepted`/`Programmed` conditions. Managed objects whose Gateway is gone are deleted (they
-// are found by label, so this also works across controlplane restarts).
+// WaypointDeployer: what istiod's gateway controllers do for the Gateways they manage: class
+// istio-waypoint (a waypoint) and class istio (an ingress gateway). For each such Gateway it
+// applies (JSON merge patch, or create when absent) a ServiceAccount, a Deployment running the
+// waypoint binary (PROXY_TYPE=router for an ingress) and a Service, owned by the Gateway
+// (ownerReferences, so the cluster's garbage collector also removes them); what they hold is
+// controlplane/kube/gateway_objects.h. The Gateway's status gets `addresses` (the cluster IP of
+// a waypoint; a load balancer's ingress for an ingress) and `Accepted`/`Programmed` conditions,
+// written only when they change. Managed objects whose Gateway is gone are deleted (they are
+// found by the gateway.istio.io/managed label, so this also works across controlplane restarts).
 //
 // Like istiod, it also publishes the mesh root certificate as ConfigMap `istio-ca-root-cert`
 // (key root-cert.pem) in every namespace, which the waypoint (and ztunnel) mount to verify the

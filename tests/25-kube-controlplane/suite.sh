@@ -17,7 +17,9 @@
 #     Gateway removes them; with --leader-elect the writes come from the Lease holder;
 #   - a VirtualService edit (kubectl patch) reaches the waypoint's RouteConfiguration
 #     (waypoint-xds-probe, the waypoint's own config source); a Gateway of class istio +
-#     HTTPRoute reach the ingress gateway pod's routes (the probe with PROXY_TYPE=router);
+#     HTTPRoute reach the ingress gateway pod's routes (the probe with PROXY_TYPE=router), and
+#     the Gateway gets <name>-istio Deployment/Service/ServiceAccount and a status that
+#     follows its LoadBalancer's address (AddressNotAssigned until there is one);
 #   - a watch broken by a partition plus compaction gets 410 Gone, re-lists, and nothing is
 #     lost: changes made while it was away (a pod deleted, a pod created) are in the xDS.
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
@@ -368,6 +370,34 @@ sys.exit(0 if s["routes"].get("http.80", [{}])[0].get("cluster") == "outbound|80
 }
 check "a Gateway (class istio) + HTTPRoute from the API reach its pod as router routes (http.80 -> calculate)" ig_snapshot
 nsx_stop "$PROBE_IG_PID" 5
+
+# The gateway controller's side of a class-istio Gateway, as istiod's: <name>-istio objects
+# running the router, a LoadBalancer Service, and a status that follows the load balancer.
+check "the class-istio Gateway gets Deployment ingress-gw-istio, owned by it, running the router" \
+  wait_k deployment -n demo ingress-gw-istio -o 'jsonpath={.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].env[?(@.name=="PROXY_TYPE")].value} {.spec.template.spec.serviceAccountName} {.metadata.labels.gateway\.istio\.io/managed}' \
+  -- "Gateway router ingress-gw-istio istio.io-gateway-controller"
+check "... and a LoadBalancer Service: status-port 15021, then the listener's port 80" \
+  wait_k service -n demo ingress-gw-istio -o 'jsonpath={.spec.type} {.spec.ports[*].port} {.spec.ports[1].appProtocol}' \
+  -- "LoadBalancer 15021 80 http"
+IG_STATUS='jsonpath={.status.addresses[0].value} {.status.conditions[?(@.type=="Programmed")].status} {.status.conditions[?(@.type=="Programmed")].reason}'
+check "no load balancer address yet: the Service host, Programmed=False AddressNotAssigned (as istiod)" \
+  wait_k gateway -n demo ingress-gw -o "$IG_STATUS" -- "ingress-gw-istio.demo.svc.cluster.local False AddressNotAssigned"
+K patch service -n demo ingress-gw-istio --subresource=status --type=merge \
+  -p '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"}]}}}' >/dev/null
+check "the load balancer's address reaches the Gateway's status: Programmed=True" \
+  wait_k gateway -n demo ingress-gw -o "$IG_STATUS" -- "203.0.113.10 True Programmed"
+K delete gateway -n demo ingress-gw >/dev/null
+ig_objects_gone() {
+  local left
+  for _ in $(seq 1 200); do
+    left=$(K get deployment,service,serviceaccount -n demo -l gateway.istio.io/managed=istio.io-gateway-controller -o name 2>&1)
+    [[ -z $left ]] && return 0
+    sleep 0.1
+  done
+  echo "left: $left"
+  return 1
+}
+check "the Gateway deleted: its Deployment, Service and ServiceAccount are deleted" ig_objects_gone
 
 # ---- D2: the kinds --kube reads like the directory: RequestAuthentication, RateLimitPolicy ----
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/jwt-key.pem" 2>/dev/null
