@@ -20,7 +20,9 @@
 # favours them), the ztunnels' CPU µs per request, the whole path's CPU µs per request (proxy +
 # both ztunnels: for ours that adds the client-side HBONE originator and the destination's
 # terminator), and idle RSS of each proxy after startup (sum over its processes); then ratios
-# ours/HAProxy and ours/nginx.
+# ours/HAProxy and ours/nginx. Then (BENCH_FILTERS=1, the default) ours and HAProxy again with
+# L7 authorization, a local rate limit and outlier detection on (see the filters section), and
+# what the filters add to each one's plain routing cost.
 # Not part of the test suites. Needs root. Results as "RESULT key=value" lines (bench/lib.sh
 # style). ~1 min with the defaults; BENCH_SECS=3 for a smoke run.
 # shellcheck disable=SC2034,SC1091
@@ -238,6 +240,113 @@ run ours "http://$WP_VIP/" "$WP_PID"
 run haproxy "http://$WP_IP:8081/" "$HA_PID"
 run nginx "http://$WP_IP:8082/" "$NGX_PID"
 
+# ---- The same routing with filters on (issue 10: the filters add <= 10 % to the routing cost) ----
+# ours:    an L7 AuthorizationPolicy (DENY paths /admin* and method DELETE on the waypoint; ALLOW
+#          only the client's principal on the Service), a local rate limit (a token bucket large
+#          enough never to refuse: every request still takes a token), outlier detection on the
+#          DestinationRule.
+# haproxy: the equivalent ACLs (deny /admin* and DELETE; allow only the client's address, the
+#          identity it can see on plain TCP), a stick table tracking every request's source with
+#          its request rate (denying 429 above a rate never reached) and passive health checks
+#          (`observe layer7`, marked down after 5 consecutive errors) on both servers.
+if [[ ${BENCH_FILTERS:-1} == 1 ]]; then
+  CLIENT_IP=10.99.1.1
+  wp_put 40-bench-authz.yaml <<'Y'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin-and-delete, namespace: e2e}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+  - to: [{operation: {methods: [DELETE]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-client, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/e2e/sa/client"]}}]
+---
+apiVersion: ambient.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: calculate, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  local: {requests: 100000000, unit: second}
+Y
+  sed 's/^  host: calculate$/  host: calculate\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}/' \
+    "$WP_MESH/20-calculate.yaml" | wp_put 20-calculate.yaml
+  cat >"$T/haproxy-filters.cfg" <<CFG
+global
+  nbthread 2
+  maxconn 4000
+defaults
+  mode http
+  option http-keep-alive
+  timeout client 60s
+  timeout connect 5s
+  timeout server 60s
+frontend calculate
+  bind $WP_IP:8083
+  stick-table type ip size 100k expire 60s store http_req_rate(10s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }
+  http-request deny deny_status 403 if { path_beg /admin } || { method DELETE }
+  http-request deny deny_status 403 unless { src $CLIENT_IP }
+  use_backend dog if { req.hdr(version) -m str dog }
+  default_backend canary
+backend canary
+  balance random
+  server cat $WP_CAT_IP:8080 weight 90 check inter 10s observe layer7 error-limit 5 on-error mark-down
+  server dog $WP_DOG_IP:8080 weight 10 check inter 10s observe layer7 error-limit 5 on-error mark-down
+backend dog
+  server dog $WP_DOG_IP:8080 check inter 10s observe layer7 error-limit 5 on-error mark-down
+CFG
+  nsx_bg waypoint-0 "$T/haproxy-filters.log" haproxy -db -f "$T/haproxy-filters.cfg"
+  HAF_PID=$NSX_LAST_PID
+  wait_for_port waypoint-0 8083 10 || { echo "haproxy (filters) did not start" >&2; tail "$T/haproxy-filters.log" >&2; exit 1; }
+  # Sanity: both deny /admin and DELETE, answer 1 KiB otherwise; ours carries the limiter's
+  # x-ratelimit-limit header (the bucket is in the path) once the policies have arrived.
+  filters_ready() {
+    local v
+    v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://$WP_VIP/admin/x")
+    [[ $v == 403 ]] || return 1
+    v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download} %header{x-ratelimit-limit}' "http://$WP_VIP/")
+    [[ $v == "200 1024 "?* ]] || return 1
+    wp_config_dump | grep -q outlierDetection
+  }
+  for _ in $(seq 1 150); do filters_ready && break; sleep 0.2; done
+  if ! filters_ready; then
+    echo "bench/waypoint.sh: the filters never reached the waypoint: /admin/x ->" \
+      "$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://$WP_VIP/admin/x"), / ->" \
+      "$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download} x-ratelimit-limit: %header{x-ratelimit-limit}' "http://$WP_VIP/")," \
+      "outlierDetection in /config_dump: $(wp_config_dump | grep -c outlierDetection)" >&2
+    NSX_KEEP_TMP=1; exit 1
+  fi
+  for req in "-X DELETE http://$WP_IP:8083/" "http://$WP_IP:8083/admin/x"; do
+    # shellcheck disable=SC2086
+    v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code}' $req)
+    [[ $v == 403 ]] || { echo "bench/waypoint.sh: haproxy (filters) $req -> $v, wanted 403" >&2; NSX_KEEP_TMP=1; exit 1; }
+  done
+  v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "http://$WP_IP:8083/")
+  [[ $v == "200 1024" ]] || { echo "bench/waypoint.sh: haproxy (filters) -> '$v'" >&2; NSX_KEEP_TMP=1; exit 1; }
+
+  echo "== the same with filters on: authorization, local rate limit, outlier detection"
+  run ours_filters "http://$WP_VIP/" "$WP_PID"
+  run haproxy_filters "http://$WP_IP:8083/" "$HAF_PID"
+  # What the filters add to each one's own plain routing cost (CPU per request, P99).
+  for c in ours haproxy; do
+    ratio "wp.ratio.cpu_filters_over_plain_$c" "$(get_result "wp.${c}_filters.cpu_us_per_req")" "$(get_result "wp.$c.cpu_us_per_req")"
+    ratio "wp.ratio.p99_filters_over_plain_$c" "$(get_result "wp.${c}_filters.p99_us")" "$(get_result "wp.$c.p99_us")"
+  done
+  ratio "wp.ratio.cpu_per_req_filters_ours_over_haproxy" "$(get_result wp.ours_filters.cpu_us_per_req)" "$(get_result wp.haproxy_filters.cpu_us_per_req)"
+  ratio "wp.ratio.p99_filters_ours_over_haproxy" "$(get_result wp.ours_filters.p99_us)" "$(get_result wp.haproxy_filters.p99_us)"
+fi
+
 for c in haproxy nginx; do
   ratio "wp.ratio.rps_ours_over_$c" "$(get_result wp.ours.rps)" "$(get_result "wp.$c.rps")"
   ratio "wp.ratio.cpu_per_req_ours_over_$c" "$(get_result wp.ours.cpu_us_per_req)" "$(get_result "wp.$c.cpu_us_per_req")"
@@ -263,4 +372,17 @@ line "path CPU us per request (proxy+ztunnels)" path_cpu_us_per_req path_cpu_per
 line "latency p50 (us)" p50_us p50
 line "latency p99 (us)" p99_us p99
 line "idle RSS (kB)" idle_rss_kb idle_rss
-echo "(goals, issue 9: <= 50 us CPU per request, rps >= HAProxy's, idle RSS <= 30 MB; logs in $T while running)"
+if [[ ${BENCH_FILTERS:-1} == 1 ]]; then
+  echo
+  echo "=== with filters (authorization, local rate limit, outlier detection) vs the plain routing above"
+  row "metric" "haproxy" "-" "ours" "ours/hap" "-"
+  row "requests per second" "$(get_result wp.haproxy_filters.rps)" "-" "$(get_result wp.ours_filters.rps)" "-" "-"
+  row "L7 proxy CPU us per request" "$(get_result wp.haproxy_filters.cpu_us_per_req)" "-" "$(get_result wp.ours_filters.cpu_us_per_req)" \
+    "$(get_result wp.ratio.cpu_per_req_filters_ours_over_haproxy)" "-"
+  row "latency p99 (us)" "$(get_result wp.haproxy_filters.p99_us)" "-" "$(get_result wp.ours_filters.p99_us)" \
+    "$(get_result wp.ratio.p99_filters_ours_over_haproxy)" "-"
+  row "CPU per request, filters / plain" "$(get_result wp.ratio.cpu_filters_over_plain_haproxy)" "-" "$(get_result wp.ratio.cpu_filters_over_plain_ours)" "-" "-"
+  row "p99, filters / plain" "$(get_result wp.ratio.p99_filters_over_plain_haproxy)" "-" "$(get_result wp.ratio.p99_filters_over_plain_ours)" "-" "-"
+fi
+echo "(goals, issue 9: <= 50 us CPU per request, rps >= HAProxy's, idle RSS <= 30 MB; issue 10: filters add <= 10 % to the"
+echo " plain routing's CPU per request (BENCH_FILTERS=0 skips that part); logs in $T while running)"
