@@ -57,6 +57,27 @@ std::pair<std::string, std::string> workload_name_and_type(const ObjectMeta& m) 
   return {m.name, "pod"};
 }
 
+}  // namespace
+
+ztunnel::Locality pod_locality_label(const Labels& labels) {
+  const std::string* v = find_label(labels, "topology.istio.io/locality");
+  if (!v || v->empty()) v = find_label(labels, "istio-locality");
+  ztunnel::Locality loc;
+  if (!v || v->empty()) return loc;
+  std::string* parts[] = {&loc.region, &loc.zone, &loc.subzone};
+  size_t i = 0;
+  for (char c : *v) {
+    if (c == '.' || c == '/') {
+      if (++i == 3) break;  // anything past the subzone is ignored
+    } else {
+      *parts[i] += c;
+    }
+  }
+  return loc;
+}
+
+namespace {
+
 std::pair<std::string, std::string> canonical_name_and_revision(const Labels& labels,
                                                                 const std::string& workload_name) {
   std::string name = workload_name, revision = "latest";
@@ -303,6 +324,7 @@ class Compiler {
       w.addresses = p.ips;
       w.network = opt_.network;
       w.node = p.node_name;
+      w.locality = pod_locality_label(p.meta.labels);  // else its Node's (KubeSource::annotate)
       w.cluster_id = opt_.cluster_id;
       w.network_mode = p.host_network ? ztunnel::NetworkMode::HostNetwork : ztunnel::NetworkMode::Standard;
       // Host-network pods share the node's stack: nothing to redirect, never captured.

@@ -57,6 +57,11 @@ struct CompiledState {
 
 CompiledState compile(const ResourceSet& resources, const CompileOptions& options);
 
+// A pod's own locality label, which overrides its Node's (istiod's registry override):
+// `topology.istio.io/locality` (or the older `istio-locality`), "region.zone.subzone" with dots
+// because a label value cannot hold '/'. Empty when the pod has neither.
+ztunnel::Locality pod_locality_label(const Labels& labels);
+
 // load_directory() + compile(). Fails only when `dir` cannot be listed. `exclude`: files of
 // `dir` not to read (the output file when it lives in the input directory).
 common::Result<CompiledState> compile_directory(const std::string& dir, const CompileOptions& options,

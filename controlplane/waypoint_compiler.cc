@@ -181,9 +181,15 @@ struct Compiler {
     auto it = workload_by_uid.find(opt.cluster_id + "//Pod/" + pod.meta.ns + "/" + pod.meta.name);
     return it == workload_by_uid.end() ? nullptr : it->second;
   }
+  // The compiled workload's locality (its Node's, or its own label), else the pod's label: the
+  // directory compile runs without the compiled workloads.
+  ztunnel::Locality locality_of(const PodObject& pod) const {
+    const ztunnel::Workload* w = workload_of(pod);
+    return w && !w->locality.empty() ? w->locality : pod_locality_label(pod.meta.labels);
+  }
   Labels augmented(const PodObject& pod) const {
     const ztunnel::Workload* w = workload_of(pod);
-    return augment_labels(pod.meta.labels, w ? w->locality : ztunnel::Locality{}, opt.cluster_id, pod.node_name,
+    return augment_labels(pod.meta.labels, locality_of(pod), opt.cluster_id, pod.node_name,
                           w ? w->network : opt.network);
   }
 
@@ -199,8 +205,7 @@ struct Compiler {
       if (!selects(*svc.selector, pod.meta.labels) || !selects(subset, pod.meta.labels)) continue;
       const uint16_t port = target_port(sp, pod);
       if (port == 0) continue;
-      const ztunnel::Workload* w = workload_of(pod);
-      const ztunnel::Locality loc = w ? w->locality : ztunnel::Locality{};
+      const ztunnel::Locality loc = locality_of(pod);
       auto key = std::make_tuple(loc.region, loc.zone, loc.subzone);
       auto [it, inserted] = index.try_emplace(key, groups.size());
       if (inserted) groups.push_back(LocalityGroup{loc, {}, 0, 0});
@@ -1325,8 +1330,7 @@ struct Compiler {
           result.by_proxy[proxy] = shared;
           continue;
         }
-        const ztunnel::Workload* w = workload_of(pod);
-        ProxyView view{w ? w->locality : ztunnel::Locality{}, augmented(pod)};
+        ProxyView view{locality_of(pod), augmented(pod)};
         auto key_view = std::make_pair(view.locality, by_labels ? view.labels : Labels{});
         auto found = views.find(key_view);
         if (found == views.end()) {

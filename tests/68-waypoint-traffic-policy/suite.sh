@@ -12,6 +12,8 @@
 #   consistentHash  httpHeaderName x-user: every request of one user lands on one pod; users
 #                   spread over both; httpCookie with ttl: the waypoint sets the cookie, and
 #                   requests carrying it stick.
+#   localityLbSetting pods' topology.istio.io/locality labels: the waypoint's zone (cat) takes
+#                   every request; with the cat pod deleted, the other zone (dog) answers.
 # Needs root; about 40 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
@@ -185,6 +187,37 @@ if [[ -n $cookie ]]; then
 else
   fail "httpCookie with ttl: Set-Cookie calc-session from the waypoint" "$hdrs"
 fi
+
+# ---- locality failover: the local pods go, the other zone answers ---------------------------------
+# Localities from the pods' topology.istio.io/locality labels (directory mode has no Node objects):
+# the waypoint and cat in region1/zone-a, dog in region1/zone-b. With outlierDetection (istiod
+# applies locality priorities only then) cat is priority 0 and takes every request; once the cat
+# pod is gone, dog (priority 1) answers.
+sed 's#gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none#&, topology.istio.io/locality: region1.zone-a#' \
+  "$WP_MESH/10-waypoint.yaml" >"$T/10-waypoint.new" && wp_put 10-waypoint.yaml <"$T/10-waypoint.new"
+sed -e 's#version: cat-plus}#version: cat-plus, topology.istio.io/locality: region1.zone-a}#' \
+  -e 's#version: dog-multi}#version: dog-multi, topology.istio.io/locality: region1.zone-b}#' \
+  "$WP_MESH/20-calculate.yaml" >"$T/20-locality.new" && wp_put 20-calculate.yaml <"$T/20-locality.new"
+tp_dr '  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
+    outlierDetection: {consecutive5xxErrors: 100, interval: 10s, baseEjectionTime: 30s}'
+check "locality priorities reach the waypoint: cat (its zone) priority 0, dog priority 1" \
+  tp_wait "sorted((h['address'].startswith('$WP_CAT_IP'), h['priority']) for h in c['hosts']) == [(False, 1), (True, 0)]"
+local_only=$(svc 20 "$VIP/calc" | sort | uniq -c | awk '{print $1, $2, $3}')
+[[ $local_only == "20 200 cat-plus" ]] && pass "all 20 requests stay in the waypoint's zone (cat)" \
+  || fail "requests stay in the local zone" "$local_only"
+"$ZT_PY" - "$WP_MESH/20-calculate.yaml" >"$T/20-nocat.new" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+sys.stdout.write("\n---\n".join(d for d in docs if "name: cat-1" not in d))
+PY
+wp_put 20-calculate.yaml <"$T/20-nocat.new"
+# (priorities stay contiguous from 0, as istiod writes them: dog is now priority 0)
+check "the local pod is gone from the waypoint's endpoints" \
+  tp_wait "[h['address'] for h in c['hosts']] == ['$WP_DOG_IP:8080']"
+failover=$(svc 10 "$VIP/calc" | sort | uniq -c | awk '{print $1, $2, $3}')
+[[ $failover == "10 200 dog-multi" ]] && pass "locality failover: with the local pods gone, zone-b (dog) answers all 10" \
+  || fail "locality failover to the other zone" "$failover"
 
 [[ $NSX_FAILED == 0 ]] || { NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; }
 summary

@@ -216,3 +216,31 @@ TEST_CASE("options: cluster id, domain and trust domain reach uids, hostnames an
 }
 
 // ---- AuthorizationPolicy translation matrix ----
+
+TEST_CASE("a pod's topology.istio.io/locality label is its locality (dots for slashes)", "[controlplane]") {
+  TempDir dir;
+  dir.write("00-ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: geo, labels: {istio.io/dataplane-mode: ambient}}\n");
+  auto pod = [](const std::string& name, const std::string& ip, const std::string& labels) {
+    return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: geo, labels: {" + labels +
+           "}}\nspec: {nodeName: n1, containers: [{name: c, image: i}]}\nstatus: {phase: Running, podIP: " + ip +
+           "}\n---\n";
+  };
+  dir.write("10-pods.yaml", pod("full", "10.9.0.1", "topology.istio.io/locality: us-east.us-east-1a.rack7") +
+                                pod("region-only", "10.9.0.2", "topology.istio.io/locality: eu-west") +
+                                pod("legacy", "10.9.0.3", "istio-locality: ap.ap-1") +
+                                pod("both", "10.9.0.4", "topology.istio.io/locality: r1.z1, istio-locality: r2.z2") +
+                                pod("none", "10.9.0.5", "app: x"));
+  auto state = compile_directory(dir.path(), CompileOptions{});
+  REQUIRE(state.ok());
+  const auto& cfg = state->config;
+  auto loc = [&](const char* name) {
+    const auto* w = workload(cfg, "geo", name);
+    REQUIRE(w);
+    return w->locality;
+  };
+  CHECK(loc("full") == ztunnel::Locality{"us-east", "us-east-1a", "rack7"});
+  CHECK(loc("region-only") == ztunnel::Locality{"eu-west", "", ""});
+  CHECK(loc("legacy") == ztunnel::Locality{"ap", "ap-1", ""});
+  CHECK(loc("both") == ztunnel::Locality{"r1", "z1", ""});  // the official label wins
+  CHECK(loc("none").empty());
+}
