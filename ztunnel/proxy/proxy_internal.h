@@ -1,4 +1,4 @@
-// Internal state shared by the proxy's listener code (proxy.cc, outbound.cc, inbound.cc).
+// Internal state shared by the proxy's files (proxy.cc, listeners.cc, outbound.cc, inbound.cc).
 // Not part of the public API. Threading as described in proxy.h.
 #pragma once
 
