@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -199,7 +200,7 @@ void Proxy::Worker::drain() {
   pool->drain();
 }
 
-void Proxy::Worker::force_close() {
+void Proxy::Worker::force_close(std::function<void()> done) {
   for (auto& w : inbound) {
     if (auto c = w.lock()) c->close("termination deadline");
   }
@@ -212,7 +213,7 @@ void Proxy::Worker::force_close() {
   // Pooled HBONE connections and their streams hold each other until closed; the relays just
   // ended above would close them soon, but the workers may stop first.
   pool->close_all("termination deadline");
-  stop_reporting();
+  stop_reporting(std::move(done));
 }
 
 void Proxy::Worker::close_revoked_peers() {
@@ -303,9 +304,30 @@ void Proxy::close_revoked_peers() {
   for (auto& w : workers_) asio::post(w->io, [w] { w->close_revoked_peers(); });
 }
 
-void Proxy::force_close() {
-  for (auto& w : workers_) asio::post(w->io, [w] { w->force_close(); });
+void Proxy::force_close(std::chrono::milliseconds budget) {
+  // Shared with the posted tasks, so one that ends after we gave up writes into live memory.
+  struct Closing {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending = 0;
+  };
+  auto g = std::make_shared<Closing>();
+  g->pending = workers_.size();
+  for (auto& w : workers_) {
+    asio::post(w->io, [w, g] {
+      w->force_close([g] {
+        std::lock_guard<std::mutex> lock(g->mu);
+        if (--g->pending == 0) g->cv.notify_all();
+      });
+    });
+  }
+  std::unique_lock<std::mutex> lock(g->mu);
+  if (!g->cv.wait_for(lock, budget, [&] { return g->pending == 0; })) {
+    spdlog::warn("force close: {} worker(s) did not finish within {} ms", g->pending, budget.count());
+  }
 }
+
+int Proxy::report_loops_running() const { return shared_->report_loops.load(); }
 
 int64_t Proxy::active_connections() const { return shared_->active.load(); }
 
@@ -313,7 +335,19 @@ Proxy::Worker::MeterHandle Proxy::Worker::meter(Metered m) {
   auto it = metered.insert(metered.end(), m);
   if (!reporting && !reporting_stopped) {
     reporting = true;
-    asio::co_spawn(io, report_bytes_loop(), shared->task_failures.handler(Task::ByteReport));
+    ++report_loops_alive;
+    shared->report_loops.fetch_add(1);
+    // Completion (the coroutine's frame is gone): count a failure, then tell a waiting
+    // force_close(). A loop that ends on its own (no relay left) has no one waiting.
+    asio::co_spawn(io, report_bytes_loop(),
+                   [self = shared_from_this(),
+                    failed = shared->task_failures.handler(Task::ByteReport)](const std::exception_ptr& e) {
+                     failed(e);
+                     self->shared->report_loops.fetch_sub(1);
+                     if (--self->report_loops_alive == 0) {
+                       if (auto done = std::exchange(self->reporting_done, nullptr)) done();
+                     }
+                   });
   }
   return MeterHandle{metered, it};
 }
@@ -344,8 +378,21 @@ asio::awaitable<void> Proxy::Worker::report_bytes_loop() {
   }
 }
 
-void Proxy::Worker::stop_reporting() {
+void Proxy::Worker::stop_reporting(std::function<void()> done) {
   reporting_stopped = true;
+  if (report_loops_alive == 0) {
+    if (done) done();
+    return;
+  }
+  // Several callers (a second force_close) all wait for the same end.
+  if (reporting_done) {
+    reporting_done = [first = std::move(reporting_done), then = std::move(done)] {
+      first();
+      if (then) then();
+    };
+  } else {
+    reporting_done = std::move(done);
+  }
   report_timer.cancel();
 }
 
