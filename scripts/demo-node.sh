@@ -17,24 +17,11 @@
 # shellcheck disable=SC2015,SC2034,SC1091
 set -uo pipefail
 
-ZT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
+# shellcheck source=lib/demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/demo.sh"
+demo_setup demo-node "${1:-}"
+demo_require demo-node "$ZT_BIN" "$CNI_BIN" "$CP_BIN" -- curl ip iptables ss
 EX="$ZT_ROOT/examples/k8s"
-
-if [[ $(id -u) != 0 ]]; then
-  echo "demo-node: needs root (it creates network namespaces, veth links and iptables rules)." >&2
-  echo "           run: sudo make demo   or   sudo $0 ${1:-}" >&2
-  exit 1
-fi
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN"; do
-  [[ -x $b ]] || { echo "demo-node: $b not found; build first (make build)" >&2; exit 1; }
-done
-for t in curl ip iptables ss; do
-  command -v "$t" >/dev/null 2>&1 || { echo "demo-node: '$t' is required" >&2; exit 1; }
-done
 
 # shellcheck source=../tests/lib/netns.sh
 source "$ZT_ROOT/tests/lib/netns.sh"

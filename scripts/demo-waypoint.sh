@@ -15,20 +15,10 @@
 # shellcheck disable=SC2015,SC2034,SC1091
 set -uo pipefail
 
-ZT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN_DIR=$(cd "${1:-$ZT_ROOT/build/bin}" 2>/dev/null && pwd || echo "${1:-$ZT_ROOT/build/bin}")
-ZT_BIN="$BIN_DIR/ztunnel"
-CNI_BIN="$BIN_DIR/ambient-cni"
-CP_BIN="$BIN_DIR/controlplane"
-WP_BIN="$BIN_DIR/waypoint"
-
-if [[ $(id -u) != 0 ]]; then
-  echo "demo-waypoint: needs root (it creates network namespaces, veth links and iptables rules)." >&2
-  exit 1
-fi
-for b in "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"; do
-  [[ -x $b ]] || { echo "demo-waypoint: $b not found; build first (make build)" >&2; exit 1; }
-done
+# shellcheck source=lib/demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/demo.sh"
+demo_setup demo-waypoint "${1:-}"
+demo_require demo-waypoint "$ZT_BIN" "$CNI_BIN" "$CP_BIN" "$WP_BIN"
 
 source "$ZT_ROOT/tests/lib/netns.sh"
 source "$ZT_ROOT/tests/50-node-e2e/lib.sh"

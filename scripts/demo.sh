@@ -8,23 +8,11 @@
 # (namespaces zt-demo-*, processes, temp files) is removed on exit. Needs root.
 set -uo pipefail
 
-ZT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN_DIR="${1:-$ZT_ROOT/build/bin}"
-ZT_BIN="$BIN_DIR/ztunnel"
+# shellcheck source=lib/demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/demo.sh"
+demo_setup demo "${1:-}"
+demo_require demo "$ZT_BIN" -- tcpdump curl ip iptables
 CONFIG="$ZT_ROOT/examples/demo/mesh.yaml"
-
-if [[ $(id -u) != 0 ]]; then
-  echo "demo: needs root (it creates network namespaces, veth links and iptables rules)." >&2
-  echo "      run: sudo make demo   or   sudo $0 ${1:-}" >&2
-  exit 1
-fi
-if [[ ! -x $ZT_BIN ]]; then
-  echo "demo: $ZT_BIN not found; build first (make build)" >&2
-  exit 1
-fi
-for t in tcpdump curl ip iptables; do
-  command -v "$t" >/dev/null 2>&1 || { echo "demo: '$t' is required" >&2; exit 1; }
-done
 
 # shellcheck source=../tests/lib/netns.sh
 source "$ZT_ROOT/tests/lib/netns.sh"

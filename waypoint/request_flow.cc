@@ -16,6 +16,7 @@
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
 #include "waypoint/ratelimit/global_filter.h"
+#include "waypoint/router/grpc_status.h"
 #include "waypoint/router/router.h"
 #include "waypoint/upstream/cluster_state.h"
 #include "waypoint/upstream/pool_gate.h"
@@ -389,31 +390,11 @@ std::string make_request_id(router::Random& random) {
   return buf;
 }
 
-uint32_t grpc_status_of_http(uint16_t status) {
-  switch (status) {
-    case 400:
-      return 13;  // INTERNAL
-    case 401:
-      return 16;  // UNAUTHENTICATED
-    case 403:
-      return 7;  // PERMISSION_DENIED
-    case 404:
-      return 12;  // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;  // UNAVAILABLE
-    default:
-      return 2;  // UNKNOWN
-  }
-}
-
 void grpcify_local_reply(http::Response& r) {
   if (r.headers.contains("grpc-status") || r.status < 400) return;
   const uint16_t status = r.status;
   r.headers.set("content-type", "application/grpc");
-  r.headers.set("grpc-status", std::to_string(grpc_status_of_http(status)));
+  r.headers.set("grpc-status", std::to_string(router::grpc_status_of_http(status)));
   if (!r.body.empty()) r.headers.set("grpc-message", r.body);
   r.body.clear();
   r.status = 200;

@@ -70,10 +70,9 @@ boost::asio::awaitable<FlowResult> serve_request(FlowEnv& env, ConfigSnapshotPtr
                                                  const authz::Downstream* downstream = nullptr);
 
 // A local reply to a gRPC request as Envoy sends it: HTTP 200, content-type application/grpc,
-// grpc-status from the HTTP status (gRPC's HTTP-to-gRPC mapping: 404 UNIMPLEMENTED, 503/504
-// UNAVAILABLE ...), grpc-message = body, no body (trailers-only). Replies that already carry
-// grpc-status (fault aborts with a gRPC code) and non-errors are left alone.
-uint32_t grpc_status_of_http(uint16_t status);
+// grpc-status from the HTTP status (router/grpc_status.h), grpc-message = body, no body
+// (trailers-only). Replies that already carry grpc-status (fault aborts with a gRPC code) and
+// non-errors are left alone.
 void grpcify_local_reply(http::Response& r);
 
 // Envoy's local reply: status, text/plain body (may be empty).

@@ -67,8 +67,11 @@ ig_apps() {
 }
 WP_APPS=ig_apps
 
-ig_mesh() {
-  wp_put 50-ingress.yaml <<Y
+# The gateway's namespace and pod (out of the mesh: the gateway is its own proxy); LABELS, a
+# YAML flow-map body, say which gateway selects it (an Istio Gateway's selector, or the
+# Gateway API's gateway-name label).
+ig_pod() {
+  cat <<Y
 apiVersion: v1
 kind: Namespace
 metadata: {name: istio-ingress}
@@ -78,12 +81,18 @@ kind: Pod
 metadata:
   name: ingress-0
   namespace: istio-ingress
-  labels: {istio: ingressgateway, istio.io/dataplane-mode: none}
+  labels: {$1, istio.io/dataplane-mode: none}
 spec:
   serviceAccountName: ingress
   nodeName: node-1
   containers: [{name: istio-proxy, ports: [{name: http, containerPort: 80}]}]
 status: {phase: Running, podIP: $IG_IP}
+Y
+}
+
+ig_mesh() {
+  wp_put 50-ingress.yaml <<Y
+$(ig_pod "istio: ingressgateway")
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -381,21 +390,7 @@ check "gateway istio_requests_total with reporter=source" ig_source_metric
 # istio's label gateway.networking.k8s.io/gateway-name; the running gateway gets the new
 # Listeners/routes over xDS.
 wp_put 50-ingress.yaml <<Y
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-ingress}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: ingress-0
-  namespace: istio-ingress
-  labels: {gateway.networking.k8s.io/gateway-name: bookinfo-k8s, istio.io/dataplane-mode: none}
-spec:
-  serviceAccountName: ingress
-  nodeName: node-1
-  containers: [{name: istio-proxy, ports: [{name: http, containerPort: 80}]}]
-status: {phase: Running, podIP: $IG_IP}
+$(ig_pod "gateway.networking.k8s.io/gateway-name: bookinfo-k8s")
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

@@ -2,33 +2,13 @@
 // is decided first; the abort is decided separately (the data path asks after the delay elapsed).
 #include <algorithm>
 
+#include "waypoint/router/grpc_status.h"
 #include "waypoint/router/router.h"
 #include "waypoint/router/strings.h"
 
 namespace waypoint::router {
 
 namespace {
-
-// Envoy's Grpc::Utility::httpToGrpcStatus, for HTTP aborts answered to gRPC clients.
-uint32_t http_to_grpc_status(uint32_t http) {
-  switch (http) {
-    case 400:
-      return 13;  // INTERNAL
-    case 401:
-      return 16;  // UNAUTHENTICATED
-    case 403:
-      return 7;  // PERMISSION_DENIED
-    case 404:
-      return 12;  // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;  // UNAVAILABLE
-    default:
-      return 2;  // UNKNOWN
-  }
-}
 
 // A header percentage replaces the numerator but can only lower it (Envoy caps it at the
 // configured one); the denominator stays the configured one.
@@ -122,7 +102,7 @@ std::optional<LocalResponse> decide_fault_abort(const FaultPolicy& policy, const
     r.grpc_status = grpc_status;
   } else {
     r.status = static_cast<uint16_t>(*http_status);
-    if (grpc) r.grpc_status = http_to_grpc_status(*http_status);
+    if (grpc) r.grpc_status = grpc_status_of_http(*http_status);
   }
   return r;
 }

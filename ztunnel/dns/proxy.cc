@@ -207,20 +207,29 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- upstream ----
 
+  // Opens `s` for `ep`'s family and marks it with PACKET_MARK (so the in-pod rules let the
+  // proxy's own query out uncaptured). False when either fails (a failed mark is logged).
+  template <typename Socket>
+  bool open_upstream(Socket& s, const typename Socket::endpoint_type& ep) {
+    boost::system::error_code ec;
+    s.open(ep.protocol(), ec);
+    if (ec) return false;
+    if (in.mark) {
+      if (auto st = common::net::sockopt::set_mark(s.native_handle(), *in.mark); !st) {
+        spdlog::warn("dns: upstream socket: {}", st.error());
+        return false;
+      }
+    }
+    return true;
+  }
+
   asio::awaitable<std::optional<std::vector<uint8_t>>> try_udp(const SocketAddr& server,
                                                                const std::vector<uint8_t>& req, uint16_t id,
                                                                const Question& q) {
     udp::socket s(ex);
     const udp::endpoint ep(server.ip, server.port);
+    if (!open_upstream(s, ep)) co_return std::nullopt;
     boost::system::error_code ec;
-    s.open(ep.protocol(), ec);
-    if (ec) co_return std::nullopt;
-    if (in.mark) {
-      if (auto st = common::net::sockopt::set_mark(s.native_handle(), *in.mark); !st) {
-        spdlog::warn("dns: upstream socket: {}", st.error());
-        co_return std::nullopt;
-      }
-    }
     // Connected: the kernel drops datagrams from anyone but the server.
     s.connect(ep, ec);
     if (ec) co_return std::nullopt;
@@ -246,15 +255,7 @@ struct DnsProxy::Impl : std::enable_shared_from_this<Impl> {
                                                                const Question& q) {
     tcp::socket s(ex);
     const tcp::endpoint ep(server.ip, server.port);
-    boost::system::error_code ec;
-    s.open(ep.protocol(), ec);
-    if (ec) co_return std::nullopt;
-    if (in.mark) {
-      if (auto st = common::net::sockopt::set_mark(s.native_handle(), *in.mark); !st) {
-        spdlog::warn("dns: upstream socket: {}", st.error());
-        co_return std::nullopt;
-      }
-    }
+    if (!open_upstream(s, ep)) co_return std::nullopt;
     asio::steady_timer deadline(ex);
     deadline.expires_after(in.upstream_timeout);
     auto c = co_await (s.async_connect(ep, kUseTuple) || deadline.async_wait(kUseTuple));

@@ -93,8 +93,13 @@ class Proxy {
 
   // Stop accepting, GOAWAY inbound HBONE connections and pooled ones; live tunnels go on.
   void drain();
-  // Close everything still open (the termination deadline passed).
-  void force_close();
+  // Close everything still open (the termination deadline passed). Control thread, never a
+  // worker's: returns once every worker has closed its connections and its byte-report loop
+  // has flushed one last time and ended, so nothing of this proxy runs on after shutdown
+  // proceeds. A worker that does not answer within `budget` (a stopped runtime) is left out.
+  void force_close(std::chrono::milliseconds budget = std::chrono::seconds(1));
+  // Byte-report loops running now, over all workers (0 once force_close() has returned).
+  int report_loops_running() const;
   // After a CRL update: close the live HBONE connections (inbound and pooled outbound) whose
   // peer certificate chain the new CRLs revoke, counting each in
   // istio_crl_policy_rejections_total; their tunnels end with CERT_REVOKED.

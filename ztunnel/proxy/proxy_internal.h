@@ -1,4 +1,4 @@
-// Internal state shared by the proxy's listener code (proxy.cc, outbound.cc, inbound.cc).
+// Internal state shared by the proxy's files (proxy.cc, listeners.cc, outbound.cc, inbound.cc).
 // Not part of the public API. Threading as described in proxy.h.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -53,6 +54,7 @@ struct Proxy::Shared {
   std::atomic<std::shared_ptr<const std::string>> tls_error;  // set while fetches fail with no certificate
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
+  std::atomic<int> report_loops{0};  // byte-report loops whose coroutine has not completed
   bool orig_src = false;  // connect to local apps from the client's own IP
   PortGuard port_guard;   // ztunnel's own ports: never a target of inbound traffic
 
@@ -114,8 +116,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   // adds to plain fields and the loop runs on the same thread, so the data path pays no atomic
   // per chunk; the loop runs only while some relay is metered (idle proxies have no timer).
   // The loop is the worker's: `report_timer` paces it, `reporting` says it runs, and
-  // force_close() ends it (stop_reporting) after one last flush. Its exceptions are counted as
-  // Task::ByteReport like the proxy's other spawned coroutines.
+  // force_close() cancels it (stop_reporting) and is told when it has ended, after one last
+  // flush; Proxy::force_close() waits for that. Its exceptions are counted as Task::ByteReport
+  // like the proxy's other spawned coroutines.
   struct Metered {
     hbone::CopyResult* copy;
     hbone::Stream* stream;  // HBONE relays: bytes delivered straight to the socket
@@ -124,8 +127,12 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   };
   std::list<Metered> metered;
   bool reporting = false;          // report_bytes_loop() is running
+  // Spawned loops not yet completed: a loop's frame ends (clearing `reporting`, so a new relay
+  // can start the next loop) before its completion handler runs, which is the loop's real end.
+  int report_loops_alive = 0;
   bool reporting_stopped = false;  // shutdown: no loop starts again
   boost::asio::steady_timer report_timer;
+  std::function<void()> reporting_done;  // stop_reporting()'s caller, told when the loop has ended
   struct MeterHandle {
     std::list<Metered>& list;
     std::list<Metered>::iterator it;
@@ -138,8 +145,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   MeterHandle meter(Metered m);
   void report_bytes();
   boost::asio::awaitable<void> report_bytes_loop();
-  // Shutdown: the loop flushes once more and ends; none starts after this.
-  void stop_reporting();
+  // Shutdown: the loop flushes once more and ends; none starts after this. `done` runs on this
+  // worker once no loop runs (at once if none does).
+  void stop_reporting(std::function<void()> done);
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
   void close_revoked_peers();
 
@@ -186,7 +194,8 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
                                               std::shared_ptr<const hbone::PeerInfo> peer);
   void track(const std::shared_ptr<boost::asio::ip::tcp::socket>& s);
   void drain();
-  void force_close();
+  // Closes what is still open and stops the byte-report loop; `done` as for stop_reporting().
+  void force_close(std::function<void()> done);
 };
 
 // How often a live relay's bytes reach its counters (a scrape sees them at most this late).

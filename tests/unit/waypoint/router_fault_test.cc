@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "tests/unit/waypoint/route_builders.h"
+#include "waypoint/router/grpc_status.h"
 #include "waypoint/router/router.h"
 
 using namespace waypoint;
@@ -117,6 +118,16 @@ TEST_CASE("gRPC aborts answer 200 with grpc-status", "[waypoint][router][fault]"
   CHECK(r->grpc_status == std::optional<uint32_t>(14));
   r = decide_fault_abort(fault(std::nullopt, {}, 403, FractionalPercent::all()), req, 0, true);
   CHECK(r->grpc_status == std::optional<uint32_t>(7));
+}
+
+TEST_CASE("HTTP status to grpc-status: Envoy's table, one for local replies and aborts", "[waypoint][router][fault]") {
+  using waypoint::router::grpc_status_of_http;
+  CHECK(grpc_status_of_http(400) == 13);  // INTERNAL
+  CHECK(grpc_status_of_http(401) == 16);  // UNAUTHENTICATED
+  CHECK(grpc_status_of_http(403) == 7);   // PERMISSION_DENIED
+  CHECK(grpc_status_of_http(404) == 12);  // UNIMPLEMENTED
+  for (uint32_t s : {429u, 502u, 503u, 504u}) CHECK(grpc_status_of_http(s) == 14);  // UNAVAILABLE
+  for (uint32_t s : {405u, 408u, 500u, 501u}) CHECK(grpc_status_of_http(s) == 2);   // UNKNOWN
 }
 
 TEST_CASE("header-driven faults", "[waypoint][router][fault]") {

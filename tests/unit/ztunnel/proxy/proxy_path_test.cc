@@ -317,6 +317,34 @@ TEST_CASE("a long-lived connection's bytes reach the counters before it closes",
   });
 }
 
+TEST_CASE("force_close returns only after the byte-report loops have ended", "[proxy_path]") {
+  Mesh m;
+  m.run([&]() -> asio::awaitable<void> {
+    tcp::socket s(m.io);
+    auto [cec] = co_await s.async_connect(m.outbound(), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!cec);
+    const std::string payload(1000, 'c');
+    co_await asio::async_write(s, asio::buffer(payload), asio::as_tuple(asio::use_awaitable));
+    std::string echo(payload.size(), '\0');
+    auto [rec, n] = co_await asio::async_read(s, asio::buffer(echo), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!rec);
+    // The relay is open on both proxies, so each has a loop reporting its bytes.
+    CHECK(m.a.report_loops_running() == 1);
+    CHECK(m.b.report_loops_running() == 1);
+    // From here on this thread does not run the workers' handlers: whatever ends the loops,
+    // force_close() must have waited for it.
+    m.a.force_close();
+    CHECK(m.a.report_loops_running() == 0);
+    m.b.force_close();
+    CHECK(m.b.report_loops_running() == 0);
+    // Closed, and its bytes were flushed (the last flush, or an earlier periodic one).
+    auto rest = co_await read_all(s);
+    CHECK(rest.empty());
+    CHECK(metric(m.registry, "istio_tcp_received_bytes_total", {{"reporter", "source"}}) == payload.size());
+    CHECK(metric(m.registry, "ztunnel_task_failures_total", {}) == 0);
+  });
+}
+
 TEST_CASE("policy DENY: 401 to the source (CONNECT), DENY at the destination", "[proxy_path]") {
   Mesh m;
   m.set_snapshot(snapshot(kDenyAll));
