@@ -468,8 +468,8 @@ check "gRPC: istio_requests_total at the waypoint counts the NOT_FOUND as grpc_r
   destination_service=greeter.e2e.svc.cluster.local grpc_response_status=5
 
 # ---- AuthorizationPolicy on a TCP service behind the waypoint ----------------------------------------
-# A third Service, echo (10.99.200.12), port `tcp-echo` 9100 (Istio: TCP by its name), on the same
-# pods: tcp_echo.py answers "VERSION <bytes>". The Gateway-wide DENY above (rules made only of a
+# A third Service, echo (10.99.200.12), port `tcp-echo` 9100 (Istio: TCP by its name) and `raw`
+# 9101 (unknown protocol: sniffed), on the same pods: tcp_echo.py answers "VERSION <bytes>". The Gateway-wide DENY above (rules made only of a
 # path and of a method) already applies to it: on TCP a missing HTTP attribute counts as a match
 # in DENY rules, so every connection is closed. Then that DENY goes and an ALLOW on the echo
 # Service admits the client's principal on port 9100 (plus a path-only rule, which on TCP never
@@ -488,9 +488,10 @@ metadata:
 spec:
   clusterIP: $ECHO_VIP
   selector: {app: calculate}
-  ports: [{name: tcp-echo, port: 9100, targetPort: 9100}]
+  ports: [{name: tcp-echo, port: 9100, targetPort: 9100}, {name: raw, port: 9101, targetPort: 9100}]
 Y
-tcp_call() { nsx_exec "$1" timeout 10 "$ZT_PY" "$HERE/tcp_echo.py" call "$ECHO_VIP:9100" "$2" 2>&1; }
+# tcp_call POD TEXT [PORT] — TEXT to echo (port 9100 unless given); what came back, or CLOSED.
+tcp_call() { nsx_exec "$1" timeout 10 "$ZT_PY" "$HERE/tcp_echo.py" call "$ECHO_VIP:${3:-9100}" "$2" 2>&1; }
 echo_seen() { cat "$T"/echo-*.log 2>/dev/null | grep -c -- "data=$1\$"; }
 r=""
 for _ in $(seq 1 75); do   # until the waypoint has the echo cluster and judged a connection
@@ -520,7 +521,7 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: ["cluster.local/ns/e2e/sa/client"], namespaces: [e2e]}}]
-    to: [{operation: {ports: ["9100"]}}]
+    to: [{operation: {ports: ["9100", "9101"]}}]
   - to: [{operation: {paths: ["/public*"]}}]
 Y
 for _ in $(seq 1 75); do
@@ -535,6 +536,15 @@ r=$(tcp_call intruder tcp-intruder)
 [[ $r == CLOSED && $(echo_seen tcp-intruder) == 0 ]] &&
   pass "TCP: the intruder (not allowed; the path-only ALLOW rule never matches TCP) is closed, the back ends saw nothing" ||
   fail "TCP: intruder closed before any upstream" "client: $r; back ends saw it $(echo_seen tcp-intruder) times"
+# Port 9101 (`raw`) is of unknown protocol: sniffed, and bytes that are not HTTP take its TCP chain.
+r=$(tcp_call client tcp-sniffed 9101)
+[[ $r == "cat-plus tcp-sniffed" || $r == "dog-multi tcp-sniffed" ]] &&
+  pass "TCP on a port of unknown protocol: non-HTTP bytes of the allowed client are relayed ($r)" ||
+  fail "TCP on port 9101 (unknown protocol): the client's bytes come back" "$r"
+r=$(tcp_call intruder tcp-sniffed-intruder 9101)
+[[ $r == CLOSED && $(echo_seen tcp-sniffed-intruder) == 0 ]] &&
+  pass "TCP on a port of unknown protocol: the intruder's non-HTTP bytes are closed by the network RBAC" ||
+  fail "TCP on port 9101: intruder closed" "client: $r; back ends saw it $(echo_seen tcp-sniffed-intruder) times"
 check "TCP: istio_tcp_connections_closed_total at the waypoint counts the intruder with response_flags=RBAC" \
   expect_metric wp_metrics wp istio_tcp_connections_closed_total reporter=waypoint "source_principal=$ID_INTRUDER" \
   destination_service=echo.e2e.svc.cluster.local request_protocol=tcp response_flags=RBAC

@@ -604,6 +604,35 @@ spec:
   CHECK(waypoint::authz::authorize(*tcp.network_rbac, ctx).allowed);
 }
 
+TEST_CASE("waypoint authz on a port of unknown protocol: an HTTP route and a TCP cluster with network RBAC") {
+  auto c = compile_yaml(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: mixed, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: mixed}
+  clusterIP: 10.96.0.21
+  ports: [{name: web, port: 7000, targetPort: 7000}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client-get, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: mixed}]
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+  - to: [{operation: {methods: [GET]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  // Istio sniffs such a port: the HTTP chain keeps its route, non-HTTP bytes go to the TCP one.
+  const auto http = converted_route(served(c), "inbound-vip|7000|http|mixed.demo.svc.cluster.local");
+  CHECK(decide(http, {.principal = kIntruder}));  // GET: the method-only rule allows it on HTTP
+  const auto tcp = tcp_cluster_view(c, "inbound-vip|7000|tcp|mixed.demo.svc.cluster.local");
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK(decide_tcp(tcp, kClient));
+  CHECK_FALSE(decide_tcp(tcp, kIntruder));  // on TCP the method-only rule never matches
+}
+
 TEST_CASE("waypoint converter: network RBAC metadata keys must name deny, allow or audit") {
   envoy::config::cluster::v3::Cluster proto;
   proto.set_name(kDbTcp);
