@@ -1274,6 +1274,11 @@ struct Compiler {
           add_tcp_cluster(out->second, svc, sp, wns, [&](cluster::Cluster& c) { authz->attach_tcp(c, wns, name, svc); });
           continue;
         }
+        // A port of unknown protocol gets both chains, as istiod's: bytes that are not HTTP are
+        // relayed by the TCP cluster, under the same policies compiled for TCP.
+        if (port_protocol(sp) == PortProto::Auto)
+          add_tcp_cluster(out->second, svc, sp, wns,
+                          [&](cluster::Cluster& c) { authz->attach_tcp(c, wns, name, svc); });
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
         for (const auto& p : vhost_policies) p->attach(*rc.mutable_virtual_hosts(0), wns, name, svc);

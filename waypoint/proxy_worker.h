@@ -123,10 +123,16 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   void refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src, int status,
               const char* flag, const char* why);
   // L4 relay to `ep`. `sniffed`: the CONNECT was answered already and these bytes were read
-  // while sniffing.
+  // while sniffing. `cluster`: the TCP cluster it was picked from ("" for pod-addressed traffic).
   boost::asio::awaitable<void> serve_tcp(std::shared_ptr<hbone::Stream> s, std::shared_ptr<const hbone::PeerInfo> peer,
                                          std::string src, ConfigSnapshotPtr cfg, Endpoint ep,
-                                         std::chrono::milliseconds connect_timeout, std::optional<std::string> sniffed);
+                                         std::chrono::milliseconds connect_timeout, std::optional<std::string> sniffed,
+                                         std::string cluster = {});
+  // The telemetry record of one L4 connection before it is relayed (protocol "tcp").
+  RequestRecord tcp_record(const hbone::PeerInfo& peer, const std::string& src, const ConfigSnapshot& cfg,
+                           std::string_view authority, std::string cluster);
+  // Counts a connection ended by a decision before any upstream (opened and closed, `flags`).
+  void tcp_ended_early(RequestRecord rec, const char* flags);
 
   // request_serving.cc --------------------------------------------------------------------
   // What every request on one CONNECT stream (or ingress connection) shares.

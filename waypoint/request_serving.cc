@@ -164,6 +164,7 @@ asio::awaitable<void> Proxy::Worker::serve_inner(std::shared_ptr<hbone::Stream> 
     if (auto why = tcp_denied(*tcp_cluster, *d->peer, d->src, d->connect_authority)) {
       spdlog::info("CONNECT {} from {}: not HTTP, TCP connection denied, {} (RBAC)", d->connect_authority, d->src,
                    *why);
+      tcp_ended_early(tcp_record(*d->peer, d->src, *cfg, d->connect_authority, tcp_cluster->name), "RBAC");
       down.abort();
       co_return;
     }
@@ -176,7 +177,8 @@ asio::awaitable<void> Proxy::Worker::serve_inner(std::shared_ptr<hbone::Stream> 
       co_return;
     }
     std::optional<std::string> sniffed(std::move(initial));
-    co_await serve_tcp(s, d->peer, d->src, cfg, *ep, tcp_cluster->connect_timeout, std::move(sniffed));
+    co_await serve_tcp(s, d->peer, d->src, cfg, *ep, tcp_cluster->connect_timeout, std::move(sniffed),
+                       tcp_cluster->name);
     co_return;
   }
   http::ReadBuffer buf;

@@ -59,6 +59,7 @@ asio::awaitable<void> Proxy::Worker::handle(std::shared_ptr<hbone::Stream> s,
         // Envoy's waypoint answers the CONNECT, then its TCP chain's RBAC closes the stream.
         spdlog::info("CONNECT {} from {} ({}): connection denied, {} (RBAC)", s->request().authority, src,
                      peer->identity ? peer->identity->uri() : std::string("no identity"), *why);
+        tcp_ended_early(tcp_record(*peer, src, *cfg, s->request().authority, tcp_cluster->name), "RBAC");
         s->respond(200);
         http::AnyStream(s).abort();
         co_return;
@@ -69,7 +70,8 @@ asio::awaitable<void> Proxy::Worker::handle(std::shared_ptr<hbone::Stream> s,
         refuse(*s, peer, src, 503, "UH", "no healthy upstream");
         co_return;
       }
-      co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout, std::nullopt);
+      co_await serve_tcp(std::move(s), peer, src, cfg, *ep, tcp_cluster->connect_timeout, std::nullopt,
+                         tcp_cluster->name);
       co_return;
     }
   } else if (const auto* w = cfg->workloads->find_workload("", *auth->ip); w && w->waypoint) {
@@ -98,6 +100,28 @@ std::optional<std::string> Proxy::Worker::tcp_denied(const Cluster& c, const hbo
   return d.policy.empty() ? std::string("no ALLOW policy matched") : "denied by " + d.policy;
 }
 
+RequestRecord Proxy::Worker::tcp_record(const hbone::PeerInfo& peer, const std::string& src, const ConfigSnapshot& cfg,
+                                        std::string_view authority, std::string cluster) {
+  RequestRecord rec;
+  rec.src_addr = src;
+  rec.src_identity = peer.identity;
+  if (auto ip = ip_of(src)) rec.src = cfg.workloads->find_workload("", *ip);
+  rec.authority = std::string(authority);
+  rec.protocol = "tcp";
+  if (auto a = hbone::parse_authority(authority); a && a->ip) {
+    rec.service = cfg.workloads->find_service("", *a->ip);
+    if (!rec.service) rec.service_host = a->ip->to_string();
+  }
+  rec.upstream_cluster = std::move(cluster);
+  return rec;
+}
+
+void Proxy::Worker::tcp_ended_early(RequestRecord rec, const char* flags) {
+  rec.response_flags = flags;
+  shared->telemetry.tcp_opened(rec);
+  shared->telemetry.tcp_closed(rec);
+}
+
 void Proxy::Worker::refuse(hbone::Stream& s, const std::shared_ptr<const hbone::PeerInfo>& peer, const std::string& src,
                            int status, const char* flag, const char* why) {
   spdlog::info("CONNECT {} from {} ({}) refused: {} (flag {})", s.request().authority, src,
@@ -109,8 +133,14 @@ asio::awaitable<void> Proxy::Worker::serve_tcp(std::shared_ptr<hbone::Stream> s,
                                                std::shared_ptr<const hbone::PeerInfo> peer, std::string src,
                                                ConfigSnapshotPtr cfg, Endpoint ep,
                                                std::chrono::milliseconds connect_timeout,
-                                               std::optional<std::string> sniffed) {
+                                               std::optional<std::string> sniffed, std::string cluster) {
   // `sniffed`: the CONNECT was answered already and these bytes were read while sniffing.
+  const auto start = std::chrono::steady_clock::now();
+  RequestRecord rec = tcp_record(*peer, src, *cfg, s->request().authority, std::move(cluster));
+  if (auto ip = ztunnel::parse_ip(ep.address)) {
+    rec.dst = cfg->workloads->find_workload("", *ip);
+    if (rec.dst) rec.dst_identity = rec.dst->identity();
+  }
   auto target = make_target(*cfg, ep);
   if (!target) {
     if (sniffed) {
@@ -129,6 +159,9 @@ asio::awaitable<void> Proxy::Worker::serve_tcp(std::shared_ptr<hbone::Stream> s,
   if (!conn) {
     spdlog::info("CONNECT {} from {}: upstream {} failed: {} (flag UF)", s->request().authority, src, target->key,
                  conn.error());
+    rec.upstream_host = target->key;
+    rec.duration = std::chrono::steady_clock::now() - start;
+    tcp_ended_early(std::move(rec), "UF");
     if (sniffed) {
       http::AnyStream(s).abort();
     } else {
@@ -136,6 +169,8 @@ asio::awaitable<void> Proxy::Worker::serve_tcp(std::shared_ptr<hbone::Stream> s,
     }
     co_return;
   }
+  rec.upstream_host = target->key;
+  shared->telemetry.tcp_opened(rec);
   if (!sniffed) s->respond(200);
   http::AnyStream down(s);
   // A named local, never a ?: temporary inside co_await (GCC 12 destroys those twice).
@@ -143,6 +178,10 @@ asio::awaitable<void> Proxy::Worker::serve_tcp(std::shared_ptr<hbone::Stream> s,
   if (sniffed) pending = std::move(*sniffed);
   auto r = co_await http::relay(down, conn.value()->stream, std::move(pending));
   spdlog::debug("TCP {} -> {} done: {} bytes up, {} down", src, target->key, r.a_to_b, r.b_to_a);
+  rec.request_bytes = r.a_to_b;
+  rec.response_bytes = r.b_to_a;
+  rec.duration = std::chrono::steady_clock::now() - start;
+  shared->telemetry.tcp_closed(rec);
 }
 
 }  // namespace waypoint

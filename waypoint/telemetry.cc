@@ -38,6 +38,18 @@ const std::vector<std::string>& label_names() {
   return names;
 }
 
+// Istio's TCP label set (ztunnel-facts: the same as the HTTP one, minus the response code and
+// the gRPC status).
+const std::vector<std::string>& tcp_label_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& n : label_names())
+      if (n != "response_code" && n != "grpc_response_status") v.push_back(n);
+    return v;
+  }();
+  return names;
+}
+
 std::string or_unknown(const std::string& s) {
   return s.empty() ? "unknown" : s;
 }
@@ -92,6 +104,19 @@ std::vector<std::string> istio_http_labels(const RequestRecord& r) {
   return v;
 }
 
+std::vector<std::string> istio_tcp_labels(const RequestRecord& r) {
+  // The HTTP labels with request_protocol "tcp" and the two HTTP-only values dropped.
+  auto http = istio_http_labels(r);
+  std::vector<std::string> v;
+  v.reserve(tcp_label_names().size());
+  const auto& names = label_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "response_code" || names[i] == "grpc_response_status") continue;
+    v.push_back(names[i] == "request_protocol" ? std::string("tcp") : std::move(http[i]));
+  }
+  return v;
+}
+
 Telemetry::Telemetry(common::metrics::Registry& reg)
     : requests_(reg.counter("istio_requests_total", "Total requests handled by an Istio proxy", label_names())),
       duration_(reg.histogram("istio_request_duration_milliseconds", "Request duration in milliseconds", label_names(),
@@ -99,7 +124,33 @@ Telemetry::Telemetry(common::metrics::Registry& reg)
       request_bytes_(reg.histogram("istio_request_bytes", "Request body size in bytes", label_names(), size_buckets())),
       response_bytes_(
           reg.histogram("istio_response_bytes", "Response body size in bytes", label_names(), size_buckets())),
+      tcp_opened_(reg.counter("istio_tcp_connections_opened_total", "The total number of TCP connections opened",
+                              tcp_label_names())),
+      tcp_closed_(reg.counter("istio_tcp_connections_closed_total", "The total number of TCP connections closed",
+                              tcp_label_names())),
+      tcp_received_(reg.counter("istio_tcp_received_bytes_total",
+                                "The size of total bytes received during request in case of a TCP connection",
+                                tcp_label_names())),
+      tcp_sent_(reg.counter("istio_tcp_sent_bytes_total",
+                            "The size of total bytes sent during response in case of a TCP connection",
+                            tcp_label_names())),
       clusters_(reg) {}
+
+void Telemetry::tcp_opened(const RequestRecord& r) {
+  tcp_opened_.get(istio_tcp_labels(r))->inc();
+}
+
+void Telemetry::tcp_closed(const RequestRecord& r) {
+  auto labels = istio_tcp_labels(r);
+  tcp_closed_.get(labels)->inc();
+  if (r.request_bytes) tcp_received_.get(labels)->inc(r.request_bytes);
+  if (r.response_bytes) tcp_sent_.get(labels)->inc(r.response_bytes);
+  static auto access = common::log::logger("access");
+  if (access->should_log(spdlog::level::info)) {
+    access->info("{}",
+                 format_access_line(r, common::log::format() == common::log::Format::Json, "connection complete"));
+  }
+}
 
 void Telemetry::record(const RequestRecord& r) {
   auto labels = istio_http_labels(r);
@@ -113,7 +164,7 @@ void Telemetry::record(const RequestRecord& r) {
   }
 }
 
-std::string format_access_line(const RequestRecord& r, bool json) {
+std::string format_access_line(const RequestRecord& r, bool json, std::string_view message) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count();
   std::vector<std::pair<std::string, std::string>> f = {
       {"src.addr", r.src_addr},
@@ -137,13 +188,13 @@ std::string format_access_line(const RequestRecord& r, bool json) {
   };
   if (json) {
     nlohmann::json j = nlohmann::json::object();
-    j["message"] = "request complete";
+    j["message"] = message;
     for (auto& [k, v] : f) {
       if (!v.empty()) j[k] = v;
     }
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  std::string out = "request complete";
+  std::string out(message);
   for (auto& [k, v] : f) {
     if (v.empty()) continue;
     out += ' ';

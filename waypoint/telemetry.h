@@ -5,6 +5,11 @@
 // read: authority, method, path, protocol, response_code, response_flags, bytes, duration,
 // upstream_cluster, upstream_host, x-request-id, user agent, source/destination identity.
 // Missing label values are "unknown", as Istio's.
+// Connections relayed at L4 (a TCP port, or bytes on an HTTP port that are not HTTP) get Istio's
+// TCP telemetry instead: istio_tcp_connections_opened_total / _closed_total and
+// istio_tcp_received_bytes_total / istio_tcp_sent_bytes_total (request_protocol="tcp", no
+// response code), and one "connection complete" access-log line. A connection the network RBAC
+// closes is counted opened and closed with response_flags="RBAC", as an HTTP deny is flagged.
 // Threading: families registered on the control thread at start; record() from any worker
 // (series lookups are lock-free on the steady path, see common/admin/metrics.h).
 #pragma once
@@ -12,6 +17,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/identity/identity.h"
@@ -47,6 +53,11 @@ class Telemetry {
  public:
   explicit Telemetry(common::metrics::Registry& registry);
   void record(const RequestRecord& r);
+  // One L4 connection (protocol "tcp"): opened when relaying starts or a decision ends it;
+  // closed with its bytes (request_bytes = received from the client, response_bytes = sent to
+  // it) and its flags, which also writes the access-log line.
+  void tcp_opened(const RequestRecord& r);
+  void tcp_closed(const RequestRecord& r);
   // The per-cluster Envoy stats (circuit breakers, outlier detection) in the same registry.
   upstream::ClusterMetrics& cluster_metrics() { return clusters_; }
 
@@ -55,11 +66,17 @@ class Telemetry {
   common::metrics::HistogramFamily& duration_;
   common::metrics::HistogramFamily& request_bytes_;
   common::metrics::HistogramFamily& response_bytes_;
+  common::metrics::CounterFamily& tcp_opened_;
+  common::metrics::CounterFamily& tcp_closed_;
+  common::metrics::CounterFamily& tcp_received_;
+  common::metrics::CounterFamily& tcp_sent_;
   upstream::ClusterMetrics clusters_;
 };
 
 std::vector<std::string> istio_http_labels(const RequestRecord& r);
+// The TCP metrics' labels: the HTTP set without response_code and grpc_response_status.
+std::vector<std::string> istio_tcp_labels(const RequestRecord& r);
 // The access-log line's message (plain key=value pairs, or a JSON object in JSON format).
-std::string format_access_line(const RequestRecord& r, bool json);
+std::string format_access_line(const RequestRecord& r, bool json, std::string_view message = "request complete");
 
 }  // namespace waypoint

@@ -19,7 +19,9 @@
 # unary, server streaming and an error status, trailers at the client, grpc_response_status in the
 # waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
 # principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
-# invalid / missing, keys and tokens from the openssl CLI).
+# invalid / missing, keys and tokens from the openssl CLI), AuthorizationPolicy on a plain TCP service
+# (a DENY of HTTP-only rules closes all TCP; ALLOW by principal relays the client, closes the
+# intruder, with istio_tcp_* metrics flagged RBAC).
 #
 # Prints PASS/FAIL lines and "N passed, N failed"; exit 1 on any failure.
 # shellcheck disable=SC2015,SC2154,SC1091
@@ -464,6 +466,93 @@ check "gRPC: istio_requests_total at the waypoint, request_protocol=grpc grpc_re
 check "gRPC: istio_requests_total at the waypoint counts the NOT_FOUND as grpc_response_status=5" \
   expect_metric wp_metrics wp istio_requests_total reporter=waypoint request_protocol=grpc \
   destination_service=greeter.e2e.svc.cluster.local grpc_response_status=5
+
+# ---- AuthorizationPolicy on a TCP service behind the waypoint ----------------------------------------
+# A third Service, echo (10.99.200.12), port `tcp-echo` 9100 (Istio: TCP by its name) and `raw`
+# 9101 (unknown protocol: sniffed), on the same pods: tcp_echo.py answers "VERSION <bytes>". The Gateway-wide DENY above (rules made only of a
+# path and of a method) already applies to it: on TCP a missing HTTP attribute counts as a match
+# in DENY rules, so every connection is closed. Then that DENY goes and an ALLOW on the echo
+# Service admits the client's principal on port 9100 (plus a path-only rule, which on TCP never
+# matches): the client's bytes come back, the intruder's connection is closed before any upstream.
+ECHO_VIP=10.99.200.12
+nsx_bg cat-1 "$T/echo-cat.log" "$ZT_PY" -u "$HERE/tcp_echo.py" serve cat-plus 9100
+nsx_bg dog-1 "$T/echo-dog.log" "$ZT_PY" -u "$HERE/tcp_echo.py" serve dog-multi 9100
+wait_for_port cat-1 9100 10 && wait_for_port dog-1 9100 10 || fail "echo back ends listening on 9100" "$(tail -n 3 "$T"/echo-*.log)"
+wp_put 26-echo.yaml <<Y
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+  namespace: e2e
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  clusterIP: $ECHO_VIP
+  selector: {app: calculate}
+  ports: [{name: tcp-echo, port: 9100, targetPort: 9100}, {name: raw, port: 9101, targetPort: 9100}]
+Y
+# tcp_call POD TEXT [PORT] — TEXT to echo (port 9100 unless given); what came back, or CLOSED.
+tcp_call() { nsx_exec "$1" timeout 10 "$ZT_PY" "$HERE/tcp_echo.py" call "$ECHO_VIP:${3:-9100}" "$2" 2>&1; }
+echo_seen() { cat "$T"/echo-*.log 2>/dev/null | grep -c -- "data=$1\$"; }
+r=""
+for _ in $(seq 1 75); do   # until the waypoint has the echo cluster and judged a connection
+  r=$(tcp_call client tcp-deny-all)
+  grep -q "CONNECT $ECHO_VIP:9100 from .* connection denied" "$T/waypoint.log" && break
+  sleep 0.2
+done
+[[ $r == CLOSED && $(echo_seen tcp-deny-all) == 0 ]] &&
+  pass "TCP: a Gateway DENY made of path-only and method-only rules closes every TCP connection (missing attribute = match)" ||
+  fail "TCP: DENY with HTTP-only rules closes the client's TCP connection" "client: $r; back ends saw it $(echo_seen tcp-deny-all) times
+$(grep -F "$ECHO_VIP:9100" "$T/waypoint.log" | tail -n 3)"
+wp_put 40-authz.yaml <<'Y'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-client, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/e2e/sa/client"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: echo-client-only, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: echo}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/e2e/sa/client"], namespaces: [e2e]}}]
+    to: [{operation: {ports: ["9100", "9101"]}}]
+  - to: [{operation: {paths: ["/public*"]}}]
+Y
+for _ in $(seq 1 75); do
+  r=$(tcp_call client tcp-allowed)
+  [[ $r == *" tcp-allowed" ]] && break
+  sleep 0.2
+done
+[[ $r == "cat-plus tcp-allowed" || $r == "dog-multi tcp-allowed" ]] &&
+  pass "TCP: ALLOW by principal, namespace and port: the client's bytes are relayed both ways ($r)" ||
+  fail "TCP: the allowed client's bytes come back from the echo service" "$r"
+r=$(tcp_call intruder tcp-intruder)
+[[ $r == CLOSED && $(echo_seen tcp-intruder) == 0 ]] &&
+  pass "TCP: the intruder (not allowed; the path-only ALLOW rule never matches TCP) is closed, the back ends saw nothing" ||
+  fail "TCP: intruder closed before any upstream" "client: $r; back ends saw it $(echo_seen tcp-intruder) times"
+# Port 9101 (`raw`) is of unknown protocol: sniffed, and bytes that are not HTTP take its TCP chain.
+r=$(tcp_call client tcp-sniffed 9101)
+[[ $r == "cat-plus tcp-sniffed" || $r == "dog-multi tcp-sniffed" ]] &&
+  pass "TCP on a port of unknown protocol: non-HTTP bytes of the allowed client are relayed ($r)" ||
+  fail "TCP on port 9101 (unknown protocol): the client's bytes come back" "$r"
+r=$(tcp_call intruder tcp-sniffed-intruder 9101)
+[[ $r == CLOSED && $(echo_seen tcp-sniffed-intruder) == 0 ]] &&
+  pass "TCP on a port of unknown protocol: the intruder's non-HTTP bytes are closed by the network RBAC" ||
+  fail "TCP on port 9101: intruder closed" "client: $r; back ends saw it $(echo_seen tcp-sniffed-intruder) times"
+check "TCP: istio_tcp_connections_closed_total at the waypoint counts the intruder with response_flags=RBAC" \
+  expect_metric wp_metrics wp istio_tcp_connections_closed_total reporter=waypoint "source_principal=$ID_INTRUDER" \
+  destination_service=echo.e2e.svc.cluster.local request_protocol=tcp response_flags=RBAC
+check "TCP: access log 'connection complete' protocol=tcp response_flags=RBAC for the intruder" \
+  grep -Eq "connection complete .*src\.identity=$ID_INTRUDER .*authority=$ECHO_VIP:9100 protocol=tcp .*response_flags=RBAC " "$T/waypoint.log"
+check "TCP: the client's relayed connection is counted with its bytes (istio_tcp_received_bytes_total, flags -)" \
+  expect_metric wp_metrics wp istio_tcp_received_bytes_total reporter=waypoint "source_principal=$ID_CLIENT" \
+  destination_service=echo.e2e.svc.cluster.local response_flags=-
 
 check_not "the controlplane logged no NACK from any proxy" contains -E 'NACK from' "$T/cp.log"
 nsx_alive "$WP_PID" && pass "waypoint still running" || fail "waypoint still running" "$(logs waypoint)"

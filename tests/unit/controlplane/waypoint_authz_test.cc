@@ -526,6 +526,113 @@ spec:
   CHECK(decide(converted_route(served(c2), kDbHttp), {.principal = kClient}));
 }
 
+TEST_CASE("waypoint authz on a TCP port: a path-only ALLOW denies TCP, a method-only DENY denies TCP") {
+  // ALLOW whose only rule needs a path: on TCP the path is missing, which never matches ALLOW.
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-public, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  rules:
+  - to: [{operation: {paths: ["/public/*"]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK_FALSE(decide_tcp(tcp, kClient));
+  CHECK_FALSE(decide_tcp(tcp, std::nullopt));
+  CHECK(decide(converted_route(served(c), kDbHttp), {.path = "/public/x", .principal = kClient}));
+
+  // DENY whose only rule names a method, bound to the waypoint Gateway: on TCP the method is
+  // missing, which counts as a match in DENY, so every TCP connection is closed.
+  auto c2 = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-delete, namespace: demo}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: DENY
+  rules:
+  - to: [{operation: {methods: [DELETE]}}]
+)");
+  CHECK(diags_text(c2.result.diagnostics).empty());
+  const auto tcp2 = tcp_cluster_view(c2, kDbTcp);
+  REQUIRE(tcp2.network_rbac != nullptr);
+  CHECK(tcp2.network_rbac->deny.has_value());
+  CHECK_FALSE(decide_tcp(tcp2, kClient));
+  CHECK_FALSE(decide_tcp(tcp2, std::nullopt));
+  CHECK(decide(converted_route(served(c2), kDbHttp), {.method = "GET", .principal = kClient}));
+}
+
+TEST_CASE("waypoint authz on a TCP port: namespace, port and source IP rules apply to the connection") {
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-demo-ns, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  rules:
+  - from: [{source: {namespaces: [demo]}}]
+    to: [{operation: {ports: ["5432"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-bad-subnet, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: DENY
+  rules:
+  - from: [{source: {ipBlocks: ["10.0.9.0/24"]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK(decide_tcp(tcp, kClient));                                            // ns demo, port 5432
+  CHECK_FALSE(decide_tcp(tcp, "spiffe://cluster.local/ns/other/sa/client"));  // another namespace
+  CHECK_FALSE(decide_tcp(tcp, std::nullopt));                                 // no peer certificate
+  CHECK_FALSE(decide_tcp(tcp, kClient, "10.0.9.7"));                          // the DENY by source IP
+
+  // The port rule: the same namespace on another port is not allowed.
+  RequestContext ctx;
+  ctx.peer_principal = kClient;
+  ctx.source_ip = boost::asio::ip::make_address("10.0.2.1");
+  ctx.destination_ip = boost::asio::ip::make_address("10.96.0.20");
+  ctx.destination_port = 5433;
+  CHECK_FALSE(waypoint::authz::authorize(*tcp.network_rbac, ctx).allowed);
+  ctx.destination_port = 5432;
+  CHECK(waypoint::authz::authorize(*tcp.network_rbac, ctx).allowed);
+}
+
+TEST_CASE("waypoint authz on a port of unknown protocol: an HTTP route and a TCP cluster with network RBAC") {
+  auto c = compile_yaml(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: mixed, namespace: demo, labels: {istio.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: mixed}
+  clusterIP: 10.96.0.21
+  ports: [{name: web, port: 7000, targetPort: 7000}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client-get, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: mixed}]
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+  - to: [{operation: {methods: [GET]}}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  // Istio sniffs such a port: the HTTP chain keeps its route, non-HTTP bytes go to the TCP one.
+  const auto http = converted_route(served(c), "inbound-vip|7000|http|mixed.demo.svc.cluster.local");
+  CHECK(decide(http, {.principal = kIntruder}));  // GET: the method-only rule allows it on HTTP
+  const auto tcp = tcp_cluster_view(c, "inbound-vip|7000|tcp|mixed.demo.svc.cluster.local");
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK(decide_tcp(tcp, kClient));
+  CHECK_FALSE(decide_tcp(tcp, kIntruder));  // on TCP the method-only rule never matches
+}
+
 TEST_CASE("waypoint converter: network RBAC metadata keys must name deny, allow or audit") {
   envoy::config::cluster::v3::Cluster proto;
   proto.set_name(kDbTcp);

@@ -1,7 +1,8 @@
 // Network RBAC on a TCP port at the waypoint (the policies the control plane compiled for TCP,
 // carried on the `inbound-vip|P|tcp|H` cluster): through the real data path (HBONE client with
 // the `sleep` identity -> waypoint -> plain TCP backend), a permitted connection is relayed
-// byte for byte and a denied one is closed before any upstream connection is made.
+// byte for byte and a denied one is closed before any upstream connection is made; both are
+// reported with Istio's TCP metrics (a deny flagged RBAC, as the HTTP path's 403).
 #include "tests/unit/waypoint/fixture.h"
 #include "waypoint/authz/rbac_model.h"
 
@@ -78,8 +79,18 @@ TEST_CASE("TCP port without network RBAC: relayed") {
 TEST_CASE("TCP port: ALLOW by the peer's principal relays the caller it names") {
   Fixture f;
   publish_tcp(f, by_principal(authz::Action::Allow, kSleep));
-  CHECK(relay_once(f).find("v3") != std::string::npos);
+  const std::string got = relay_once(f);
+  CHECK(got.find("v3") != std::string::npos);
   CHECK(f.v3.connections == 1);
+  // Counted as a relayed TCP connection, with the bytes both ways.
+  const std::string tcp = "request_protocol=\"tcp\",response_flags=\"-\"";
+  CHECK(f.has_metric("istio_tcp_connections_opened_total{reporter=\"waypoint\""));
+  CHECK(f.has_metric(tcp));
+  CHECK(f.has_metric("source_principal=\"" + kSleep + "\""));
+  CHECK(f.has_metric("istio_tcp_connections_closed_total{"));
+  CHECK(f.has_metric("istio_tcp_received_bytes_total{"));
+  CHECK(f.has_metric("istio_tcp_sent_bytes_total{"));
+  CHECK(f.registry.render().find("istio_requests_total{") == std::string::npos);
 }
 
 TEST_CASE("TCP port: ALLOW for someone else closes the connection; nothing reaches the upstream") {
@@ -103,4 +114,11 @@ TEST_CASE("TCP port: DENY of the caller closes the connection") {
   publish_tcp(f, by_principal(authz::Action::Deny, kSleep));
   CHECK(relay_once(f).empty());
   CHECK(f.v3.connections == 0);
+  // Opened and closed with the RBAC flag; no bytes were relayed.
+  CHECK(f.has_metric("response_flags=\"RBAC\""));
+  const std::string page = f.registry.render();
+  CHECK(page.find("istio_tcp_connections_opened_total{reporter=\"waypoint\"") != std::string::npos);
+  CHECK(page.find("istio_tcp_connections_closed_total{reporter=\"waypoint\"") != std::string::npos);
+  CHECK(page.find("istio_tcp_received_bytes_total{") == std::string::npos);
+  CHECK(page.find("response_flags=\"-\"") == std::string::npos);
 }
