@@ -64,8 +64,19 @@ void Stream::consume(size_t n) {
   if (!closed_) conn_->consume(id_, n);
 }
 
+namespace {
+// Bytes a stream may queue before its writers wait for the session to frame them.
+constexpr size_t kSendQueueLimit = 256 * 1024;
+}  // namespace
+
+Stream::WriteState Stream::write_state() const {
+  if (failed_ || closed_ || write_shutdown_) return WriteState::Closed;
+  if (conn_->read_paused() || send_.size() >= kSendQueueLimit) return WriteState::Full;
+  return WriteState::Ready;
+}
+
 asio::awaitable<bool> Stream::wait_writable() {
-  const size_t limit = 256 * 1024;
+  const size_t limit = kSendQueueLimit;
   for (;;) {
     if (failed_ || closed_ || write_shutdown_) co_return false;
     if (conn_->read_paused()) {

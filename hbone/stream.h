@@ -103,6 +103,22 @@ class Stream : public std::enable_shared_from_this<Stream> {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [self = shared_from_this(), buffers](auto handler) {
           auto ex = executor_for(handler, self->executor());
+          if (boost::asio::buffer_size(buffers) == 0 || self->read_ready()) {
+            // Fast path (the common case under load: the bytes are already queued): complete
+            // without a coroutine frame, still posted.
+            boost::system::error_code ec;
+            std::size_t n = 0;
+            if (boost::asio::buffer_size(buffers) == 0) {
+            } else if (!self->recv_.empty()) {
+              auto d = self->readable();
+              n = boost::asio::buffer_copy(buffers, boost::asio::buffer(d.data(), d.size()));
+              self->consume(n);
+            } else {
+              ec = self->end_error();
+            }
+            boost::asio::post(ex, [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
+            return;
+          }
           boost::asio::co_spawn(
               self->executor(),
               [self, buffers, h = std::move(handler), ex]() mutable -> boost::asio::awaitable<void> {
@@ -114,9 +130,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
                   n = boost::asio::buffer_copy(buffers, boost::asio::buffer(d.data(), d.size()));
                   self->consume(n);
                 } else {
-                  ec = self->failed() && !self->remote_closed()
-                           ? boost::system::error_code(boost::asio::error::connection_reset)
-                           : boost::system::error_code(boost::asio::error::eof);
+                  ec = self->end_error();
                 }
                 boost::asio::post(ex, [h = std::move(h), ec, n]() mutable { std::move(h)(ec, n); });
               },
@@ -130,6 +144,22 @@ class Stream : public std::enable_shared_from_this<Stream> {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [self = shared_from_this(), buffers](auto handler) {
           auto ex = executor_for(handler, self->executor());
+          const WriteState state = self->write_state();
+          if (boost::asio::buffer_size(buffers) == 0 || state != WriteState::Full) {
+            // Fast path (room in the send queue, or no longer writable): no coroutine frame.
+            boost::system::error_code ec;
+            std::size_t n = 0;
+            if (boost::asio::buffer_size(buffers) == 0) {
+            } else if (state == WriteState::Ready) {
+              auto room = self->prepare_write(boost::asio::buffer_size(buffers));
+              n = boost::asio::buffer_copy(boost::asio::buffer(room.data(), room.size()), buffers);
+              self->commit_write(n);
+            } else {
+              ec = boost::asio::error::connection_reset;
+            }
+            boost::asio::post(ex, [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
+            return;
+          }
           boost::asio::co_spawn(
               self->executor(),
               [self, buffers, h = std::move(handler), ex]() mutable -> boost::asio::awaitable<void> {
@@ -171,6 +201,17 @@ class Stream : public std::enable_shared_from_this<Stream> {
   boost::asio::awaitable<bool> wait_response();
 
  private:
+  // What wait_writable() would decide right now: Ready (room: true at once), Closed (false),
+  // Full (it would wait: the queue at its limit, or the connection paused by overload).
+  enum class WriteState : uint8_t { Ready, Closed, Full };
+  WriteState write_state() const;
+  // wait_readable() would return at once: bytes queued, or the end (clean or not) reached.
+  bool read_ready() const { return !recv_.empty() || remote_eof_ || failed_ || closed_; }
+  // What a read past the last byte reports: EOF after a clean END_STREAM, else a reset.
+  boost::system::error_code end_error() const {
+    return failed_ && !remote_eof_ ? boost::system::error_code(boost::asio::error::connection_reset)
+                                   : boost::system::error_code(boost::asio::error::eof);
+  }
   void wake_readers();
   void wake_writers();
   // Reports a change of buffered() to the connection (overload accounting).

@@ -242,7 +242,7 @@ asio::awaitable<AttemptResult> attempt(FlowEnv& env, const upstream::Target& tar
     upstream::Conn& conn = *slot->conn;
     std::shared_ptr<http::BodyReader> cursor;
     if (body) cursor = body->cursor();
-    auto wr = co_await http::write_request_stream(conn.stream, req, cursor);
+    auto wr = co_await http::write_request_stream(conn.stream, req, cursor, &conn.head_buffer);
     http::ReadResponseResult rr;
     // A server may answer before it read the whole request (413, 401 ...) and close: its
     // answer is still read when the write failed; that connection is never reused.

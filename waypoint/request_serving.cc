@@ -214,7 +214,8 @@ asio::awaitable<void> Proxy::Worker::serve_http1(http::AnyStream down, http::Rea
     const bool body_pending = req_body && !req_body->finished() && !(fr.request_body && fr.request_body->complete());
     const bool close = !upgrade && (!rr.keep_alive || body_pending || shared->draining.load(std::memory_order_relaxed));
     auto tap = tap_trailers(fr.response);
-    auto wr = co_await http::write_response_stream(conn->stream, fr.response, protocol, head, close);
+    auto wr = co_await http::write_response_stream(conn->stream, fr.response, protocol, head, close,
+                                                   &conn->head_buffer);
     if (tap && !tap->trailers.empty()) fr.response.trailers = tap->trailers;
     if (wr.body_error) fr.flags = fr.flags == "-" ? "UC" : fr.flags + ",UC";  // upstream failed mid-body
     const uint64_t response_bytes = wr.body_bytes;

@@ -7,6 +7,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdio>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -60,8 +61,9 @@ bool token_listed(std::string_view list, std::string_view token) {
   return false;
 }
 
-Request to_request(bh::request<bh::string_body>&& m) {
-  Request r;
+// The head conversions read the header only: the streamed path converts the parser's header in
+// place (no copy of the Beast message first), the whole-message path adds the body.
+void head_to_request(const bh::request_header<>& m, Request& r) {
   r.head.method = std::string(m.method_string());
   r.head.path = std::string(m.target());
   r.head.scheme = "http";
@@ -86,12 +88,16 @@ Request to_request(bh::request<bh::string_body>&& m) {
     }
   }
   if (!upgrade.empty() && token_listed(connection, "upgrade")) r.upgrade = std::string(upgrade);
+}
+
+Request to_request(bh::request<bh::string_body>&& m) {
+  Request r;
+  head_to_request(m.base(), r);
   r.body = std::move(m.body());
   return r;
 }
 
-Response to_response(bh::response<bh::string_body>&& m, bool head_request) {
-  Response r;
+void head_to_response(const bh::response_header<>& m, bool head_request, Response& r) {
   r.status = static_cast<uint16_t>(m.result_int());
   for (const auto& f : m) {
     std::string name = lower(f.name_string());
@@ -104,6 +110,11 @@ Response to_response(bh::response<bh::string_body>&& m, bool head_request) {
       r.headers.add(std::move(name), std::string(value));
     }
   }
+}
+
+Response to_response(bh::response<bh::string_body>&& m, bool head_request) {
+  Response r;
+  head_to_response(m.base(), head_request, r);
   r.body = std::move(m.body());
   return r;
 }
@@ -379,20 +390,15 @@ std::optional<uint64_t> announced_length(const Fields& m) {
   return v;
 }
 
-// Head conversions shared with the whole-message path: the empty-bodied message carries the
-// header fields only.
-template <typename Body>
-Request head_to_request(const bh::request<Body>& m) {
-  bh::request<bh::string_body> copy(m.base());
-  return to_request(std::move(copy));
-}
-
 // Body framing for a streamed message: content-length (raw bytes), chunked, or until close.
 enum class Framing : uint8_t { None, Length, Chunked, Close };
 
 // The bytes of a message not yet written, gathered so that the head, the first body chunk
 // (when it is already at hand) and the chunked terminator leave in one write: each write is
 // one HBONE DATA frame, one TLS record and one syscall here and at the peer's ztunnel.
+// The buffers live in a fixed array, no allocation per write: write_body flushes after every
+// streamed chunk, so at most head, the in-memory body, one chunk (3 each when chunked) and the
+// terminator are pending: 8.
 class Outbox {
  public:
   Outbox(AnyStream& s, Framing framing) : s_(s), framing_(framing) {}
@@ -418,7 +424,7 @@ class Outbox {
   bool empty() const { return bufs_.empty(); }
   asio::awaitable<bool> flush() {
     if (bufs_.empty()) co_return true;
-    auto [ec, n] = co_await asio::async_write(s_, bufs_, kTuple);
+    auto [ec, n] = co_await asio::async_write(s_, bufs_.view(), kTuple);
     bufs_.clear();
     if (ec) co_return false;
     written_body_ += pending_body_;
@@ -428,9 +434,30 @@ class Outbox {
   uint64_t body_bytes() const { return written_body_; }
 
  private:
+  // A ConstBufferSequence over the first `size` entries of a fixed array.
+  struct View {
+    using value_type = asio::const_buffer;
+    using const_iterator = const asio::const_buffer*;
+    const asio::const_buffer* first;
+    const asio::const_buffer* last;
+    const_iterator begin() const { return first; }
+    const_iterator end() const { return last; }
+  };
+  class Buffers {
+   public:
+    void push_back(asio::const_buffer b) { items_[size_++] = b; }
+    bool empty() const { return size_ == 0; }
+    void clear() { size_ = 0; }
+    View view() const { return View{items_.data(), items_.data() + size_}; }
+
+   private:
+    std::array<asio::const_buffer, 8> items_{};
+    size_t size_ = 0;
+  };
+
   AnyStream& s_;
   Framing framing_;
-  std::vector<asio::const_buffer> bufs_;
+  Buffers bufs_;
   char size_[24];
   uint64_t pending_body_ = 0;
   uint64_t written_body_ = 0;
@@ -497,26 +524,36 @@ asio::awaitable<StreamWriteResult> write_body(Outbox& out_box, Framing framing, 
   co_return out;
 }
 
-// The serialized head (start line and fields), copied out of the serializer: a few hundred
-// bytes, and no reliance on how long the serializer's own buffers stay valid.
-template <bool IsRequest>
-bool serialize_head(bh::serializer<IsRequest, bh::empty_body>& sr, std::string& out) {
-  sr.split(true);
-  boost::system::error_code ec;
-  while (!sr.is_header_done()) {
-    size_t taken = 0;
-    sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
-      for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
-        const asio::const_buffer b = *it;
-        out.append(static_cast<const char*>(b.data()), b.size());
-        taken += b.size();
-      }
-    });
-    if (ec) return false;
-    sr.consume(taken);
+// Serializes a message head (start line and fields) straight into a reusable buffer, as
+// Beast's serializer would write it, without building a Beast message (one allocation per
+// field) per message. A field the proxy sets (content-length, connection...) replaces every
+// field of that name from the caller's list and goes after it, in the order set, with Beast's
+// canonical spelling: the bytes on the wire are the same as before.
+class HeadWriter {
+ public:
+  explicit HeadWriter(std::string& out) : out_(out) { out_.clear(); }
+  void start_line(std::string_view a, std::string_view b, std::string_view c) { append(a, " ", b, " ", c, "\r\n"); }
+  // The caller's fields, less those named in `replaced` (case-insensitive).
+  void fields(const router::HeaderList& list, std::initializer_list<std::string_view> replaced) {
+    for (const auto& f : list.fields()) {
+      bool skip = false;
+      for (auto r : replaced) skip = skip || (!r.empty() && beast::iequals(f.name, r));
+      if (!skip) field(f.name, f.value);
+    }
   }
-  return true;
-}
+  void field(std::string_view name, std::string_view value) { append(name, ": ", value, "\r\n"); }
+  std::string_view finish() {
+    out_ += "\r\n";
+    return out_;
+  }
+
+ private:
+  template <typename... Parts>
+  void append(const Parts&... parts) {
+    (out_.append(std::string_view(parts)), ...);
+  }
+  std::string& out_;
+};
 
 }  // namespace
 
@@ -531,7 +568,7 @@ asio::awaitable<ReadRequestResult> read_request_head(std::shared_ptr<Connection>
     co_return out;
   }
   out.keep_alive = p.get().keep_alive();
-  out.request = head_to_request(p.get());
+  head_to_request(p.get().base(), out.request);
   out.request.content_length = announced_length(p.get());
   if (!p.is_done()) {
     auto body = std::make_shared<H1Body<true>>(std::move(parser), c->stream, c->buf, c, nullptr);
@@ -559,8 +596,7 @@ asio::awaitable<ReadResponseResult> read_response_head(AnyStream& s, ReadBuffer&
     const int status = static_cast<int>(p.get().result_int());
     if (status >= 100 && status < 200 && status != 101) continue;
     out.keep_alive = p.get().keep_alive() && status != 101;
-    bh::response<bh::string_body> copy(p.get().base());
-    out.response = to_response(std::move(copy), head_request);
+    head_to_response(p.get().base(), head_request, out.response);
     if (!head_request) out.response.content_length = announced_length(p.get());
     if (status == 101) co_return out;  // the caller keeps the connection for the relay
     // "Clean" for the caller = the connection may carry another request.
@@ -587,81 +623,81 @@ Framing framing_for(bool has_body, const std::optional<uint64_t>& length, bool h
 }  // namespace
 
 asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Request& r,
-                                                        std::shared_ptr<BodyReader> body) {
-  bh::request<bh::empty_body> m;
-  m.method_string(r.head.method);
-  m.target(r.head.path);
-  m.version(11);
-  m.set(bh::field::host, r.head.authority);
-  for (const auto& f : r.head.headers.fields()) m.insert(f.name, f.value);
-  if (!r.upgrade.empty()) {
-    m.set(bh::field::connection, "upgrade");
-    m.set(bh::field::upgrade, r.upgrade);
-  }
+                                                        std::shared_ptr<BodyReader> body, std::string* head_buffer) {
   const bool may_body =
       body || !r.body.empty() || r.head.method == "POST" || r.head.method == "PUT" || r.head.method == "PATCH";
   Framing framing = Framing::None;
-  if (may_body) {
-    if (body && !r.content_length) {
-      framing = Framing::Chunked;
-      m.set(bh::field::transfer_encoding, "chunked");
-    } else {
-      framing = Framing::Length;
-      const uint64_t len = body ? *r.content_length : r.body.size();
-      m.set(bh::field::content_length, std::to_string(len));
-    }
+  if (may_body) framing = body && !r.content_length ? Framing::Chunked : Framing::Length;
+  const bool upgrade = !r.upgrade.empty();
+  std::string local;
+  HeadWriter w(head_buffer ? *head_buffer : local);
+  w.start_line(r.head.method, r.head.path, "HTTP/1.1");
+  w.field("Host", r.head.authority);
+  w.fields(r.head.headers, {upgrade ? "connection" : "", upgrade ? "upgrade" : "",
+                            framing == Framing::Chunked  ? "transfer-encoding"
+                            : framing == Framing::Length ? "content-length"
+                                                         : ""});
+  if (upgrade) {
+    w.field("Connection", "upgrade");
+    w.field("Upgrade", r.upgrade);
   }
-  bh::request_serializer<bh::empty_body> sr(m);
-  std::string head_bytes;
-  if (!serialize_head(sr, head_bytes)) {
-    if (body) body->abort();
-    StreamWriteResult bad;
-    bad.detail = "request head not serializable";
-    co_return bad;
+  char len_text[24];
+  if (framing == Framing::Chunked) {
+    w.field("Transfer-Encoding", "chunked");
+  } else if (framing == Framing::Length) {
+    const uint64_t len = body ? *r.content_length : r.body.size();
+    const int n = std::snprintf(len_text, sizeof len_text, "%llu", static_cast<unsigned long long>(len));
+    w.field("Content-Length", std::string_view(len_text, static_cast<size_t>(n)));
   }
+  const std::string_view head_bytes = w.finish();
   Outbox box(s, framing);
-  box.add_raw(asio::buffer(head_bytes));
+  box.add_raw(asio::buffer(head_bytes.data(), head_bytes.size()));
   co_return co_await write_body(box, framing, r.body, body);
 }
 
 asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Response& r, Protocol version, bool head,
-                                                         bool close) {
-  bh::response<bh::empty_body> m;
-  m.result(static_cast<unsigned>(r.status));
-  m.version(version == Protocol::Http10 ? 10 : 11);
-  for (const auto& f : r.headers.fields()) m.insert(f.name, f.value);
+                                                         bool close, std::string* head_buffer) {
   const bool has_body = r.status != 101 && status_has_body(r.status);
   const bool stream = r.body_stream != nullptr;
   Framing framing = framing_for(has_body && !head, r.content_length, stream, version == Protocol::Http10);
+  // What the proxy sets itself: the framing field, then Connection.
+  std::string_view framing_field;
+  std::string_view connection;
   if (r.status == 101) {
-    m.set(bh::field::connection, "upgrade");
+    connection = "upgrade";
   } else {
     if (has_body && !head) {
-      if (framing == Framing::Chunked) {
-        m.set(bh::field::transfer_encoding, "chunked");
-      } else if (framing == Framing::Length) {
-        const uint64_t len = stream ? *r.content_length : r.body.size();
-        m.set(bh::field::content_length, std::to_string(len));
-      }
+      if (framing == Framing::Chunked) framing_field = "Transfer-Encoding";
+      if (framing == Framing::Length) framing_field = "Content-Length";
     }
     if (framing == Framing::Close) close = true;
     if (close) {
-      m.set(bh::field::connection, "close");
+      connection = "close";
     } else if (version == Protocol::Http10) {
-      m.set(bh::field::connection, "keep-alive");
+      connection = "keep-alive";
     }
   }
-  bh::response_serializer<bh::empty_body> sr(m);
-  std::string head_bytes;
-  if (!serialize_head(sr, head_bytes)) {
-    if (r.body_stream) r.body_stream->abort();
-    StreamWriteResult bad;
-    bad.detail = "response head not serializable";
-    co_return bad;
+  std::string local;
+  HeadWriter w(head_buffer ? *head_buffer : local);
+  const auto reason = bh::obsolete_reason(static_cast<bh::status>(r.status));
+  char status_text[8];
+  const int sn = std::snprintf(status_text, sizeof status_text, "%u", static_cast<unsigned>(r.status));
+  w.start_line(version == Protocol::Http10 ? "HTTP/1.0" : "HTTP/1.1",
+               std::string_view(status_text, static_cast<size_t>(sn)), std::string_view(reason.data(), reason.size()));
+  w.fields(r.headers, {framing_field, connection.empty() ? "" : "connection"});
+  char len_text[24];
+  if (framing_field == "Transfer-Encoding") {
+    w.field(framing_field, "chunked");
+  } else if (!framing_field.empty()) {
+    const uint64_t len = stream ? *r.content_length : r.body.size();
+    const int n = std::snprintf(len_text, sizeof len_text, "%llu", static_cast<unsigned long long>(len));
+    w.field(framing_field, std::string_view(len_text, static_cast<size_t>(n)));
   }
+  if (!connection.empty()) w.field("Connection", connection);
+  const std::string_view head_bytes = w.finish();
   const Framing body_framing = head ? Framing::None : framing;
   Outbox box(s, body_framing);
-  box.add_raw(asio::buffer(head_bytes));
+  box.add_raw(asio::buffer(head_bytes.data(), head_bytes.size()));
   auto out = co_await write_body(box, body_framing, r.body, r.body_stream);
   out.must_close = framing == Framing::Close;
   co_return out;

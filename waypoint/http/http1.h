@@ -86,6 +86,7 @@ struct Connection {
   explicit Connection(AnyStream s) : stream(std::move(s)) {}
   AnyStream stream;
   ReadBuffer buf;
+  std::string head_buffer;  // write_response_stream's, reused message after message
 };
 
 // Server side. A request with a body gets request.body_stream; its first pull answers
@@ -109,11 +110,15 @@ struct StreamWriteResult {
 };
 
 // Writes the head, then `body`, then drains `body_stream` chunk by chunk (each written before
-// the next is pulled).
+// the next is pulled). `head_buffer`: where the head is serialized, reused message after
+// message by a connection so that its capacity is kept (null: a buffer of this call's own);
+// it must outlive the call.
 boost::asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Request& r,
-                                                               std::shared_ptr<BodyReader> body);
+                                                               std::shared_ptr<BodyReader> body,
+                                                               std::string* head_buffer = nullptr);
 boost::asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Response& r, Protocol version,
-                                                                bool head, bool close);
+                                                                bool head, bool close,
+                                                                std::string* head_buffer = nullptr);
 
 // Parses one complete request from memory (fuzzing and tests); the same conversion rules as
 // read_request. Errors name what was wrong.

@@ -44,6 +44,7 @@ struct Conn {
   Conn(http::AnyStream s, std::string k) : stream(std::move(s)), key(std::move(k)) {}
   http::AnyStream stream;
   http::ReadBuffer buf;
+  std::string head_buffer;  // write_request_stream's, reused request after request
   std::string key;
   bool reused = false;
   // Traffic policy (cluster_state.h): the circuit-breaker connection count this connection
