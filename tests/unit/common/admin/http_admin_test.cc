@@ -7,8 +7,8 @@
 #include <sys/time.h>
 
 #include <atomic>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -190,8 +190,7 @@ TEST_CASE("parser: rejects malformed and unsupported requests", "[http]") {
   // A request line longer than the header budget (no CRLF yet): 431 without waiting for more.
   CHECK(status_of("GET /" + std::string(20000, 'a')) == 431);
   // The budget covers request line and fields together: each fits alone, not both.
-  CHECK(status_of("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nX: " + std::string(9000, 'b') + "\r\n\r\n") ==
-        431);
+  CHECK(status_of("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nX: " + std::string(9000, 'b') + "\r\n\r\n") == 431);
   std::string many = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 101; ++i) many += "X" + std::to_string(i) + ": v\r\n";
   CHECK(status_of(many + "\r\n") == 431);
