@@ -3,7 +3,7 @@
 // Checks invariants rather than just "no crash": consumed bytes lie inside the input, errors
 // carry a 4xx/5xx status, a complete request re-parses identically from a prefix of exactly
 // `consumed` bytes, and feeding the input in two pieces never completes earlier with a
-// different request.
+// different request. The grammar is Beast's request_parser; the admin rules on top are ours.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

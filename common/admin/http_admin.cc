@@ -1,9 +1,10 @@
 #include "common/admin/http_admin.h"
 
 #include <algorithm>
-
-#include <array>
+#include <cstdint>
 #include <exception>
+#include <iterator>
+#include <limits>
 #include <list>
 #include <map>
 #include <unordered_map>
@@ -18,86 +19,23 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
 namespace common::http {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 // ---- small helpers --------------------------------------------------------------------------
 namespace {
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-// RFC 9110 tchar.
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is_tchar(c)) return false;
-  }
-  return true;
-}
-
-// Header field value: visible ASCII, SP, HTAB, obs-text; no other control characters.
-bool is_field_value(std::string_view s) {
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u == 0x7f || (u < 0x20 && u != '\t')) return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Does a comma-separated header value contain `token` (case-insensitive)?
-bool has_token(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    if (iequals(trim_ows(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -122,21 +60,13 @@ std::string url_decode(std::string_view s) {
   return out;
 }
 
-ParseResult parse_error(int status, std::string why) {
-  ParseResult r;
-  r.status = ParseStatus::Error;
-  r.error_status = status;
-  r.error = std::move(why);
-  return r;
-}
-
 }  // namespace
 
 // ---- Request / Response -------------------------------------------------------------------
 
 std::optional<std::string_view> Request::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return std::string_view(v);
+    if (beast::iequals(k, name)) return std::string_view(v);
   }
   return std::nullopt;
 }
@@ -172,102 +102,161 @@ Response Response::json(std::string body) {
 }
 
 // ---- parser -------------------------------------------------------------------------------
+//
+// Beast's request_parser does the HTTP/1.1 grammar; this layer adds what the admin server
+// promises on top of it (one total header budget, origin-form targets, 1.0/1.1 only, no
+// Transfer-Encoding, a field count cap) and turns Beast's errors into HTTP statuses. The same
+// step function serves parse_request (pure, fuzzed) and the sessions (incremental), so both
+// answer every input alike.
 
-ParseResult parse_request(std::string_view buf, const Limits& limits) {
-  // Phase 1: find the end of the header block, within the limit.
-  size_t end = buf.find("\r\n\r\n");
-  if (end == std::string_view::npos) {
-    if (buf.size() > limits.max_header_bytes) {
-      return parse_error(431, "request header block too large");
-    }
-    return ParseResult{};
-  }
-  size_t header_len = end + 4;
-  if (header_len > limits.max_header_bytes) {
-    return parse_error(431, "request header block too large");
-  }
-  std::string_view head = buf.substr(0, end + 2);  // every line keeps its CRLF
+namespace {
 
-  ParseResult r;
-  Request& req = r.request;
+using BeastParser = bhttp::request_parser<bhttp::string_body>;
 
-  // Phase 2: request line "METHOD SP origin-form SP HTTP/1.x".
-  size_t eol = head.find("\r\n");
-  std::string_view line = head.substr(0, eol);
-  size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos) return parse_error(400, "malformed request line");
-  size_t sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) return parse_error(400, "malformed request line");
-  std::string_view method = line.substr(0, sp1);
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  if (!is_token(method)) return parse_error(400, "invalid method");
-  if (target.empty() || target.front() != '/') return parse_error(400, "invalid request target");
+constexpr size_t kMaxHeaderFields = 100;
+
+// Outcome of feeding bytes to a BeastParser: how many it used and what it knows now.
+struct Step {
+  ParseStatus status = ParseStatus::Incomplete;
+  size_t used = 0;
+  int error_status = 0;
+  std::string error;
+};
+
+Step step_error(size_t used, int status, std::string why) {
+  Step s;
+  s.status = ParseStatus::Error;
+  s.used = used;
+  s.error_status = status;
+  s.error = std::move(why);
+  return s;
+}
+
+// The checks Beast leaves to us, on a complete header, before any body byte is parsed (so a
+// chunked body is refused with 501 rather than parsed).
+Step check_header(const BeastParser& p, size_t used) {
+  const auto& req = p.get();
+  unsigned version = req.version();
+  if (version != 10 && version != 11) return step_error(used, 505, "unsupported HTTP version");
+  std::string_view target = req.target();
+  if (target.empty() || target.front() != '/') return step_error(used, 400, "invalid request target");
   for (char c : target) {
     auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) return parse_error(400, "invalid character in request target");
+    if (u <= 0x20 || u >= 0x7f) return step_error(used, 400, "invalid character in request target");
   }
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
-      version[5] > '9' || version[7] < '0' || version[7] > '9') {
-    return parse_error(400, "malformed HTTP version");
+  if (req.count(bhttp::field::transfer_encoding) != 0) {
+    return step_error(used, 501, "Transfer-Encoding is not supported");
   }
-  if (version[5] != '1') return parse_error(505, "unsupported HTTP version");
-  req.version_minor = version[7] - '0';
-  if (req.version_minor > 1) return parse_error(505, "unsupported HTTP version");
-  req.method = std::string(method);
+  if (std::distance(req.begin(), req.end()) > static_cast<std::ptrdiff_t>(kMaxHeaderFields)) {
+    return step_error(used, 431, "too many header fields");
+  }
+  return Step{ParseStatus::Incomplete, used, 0, {}};
+}
+
+// Beast says bad_version both for a well-formed version it does not speak ("HTTP/2.0": 505)
+// and for garbage (400); `start` begins at the request line it rejected.
+bool version_well_formed(std::string_view start) {
+  std::string_view line = start.substr(0, start.find("\r\n"));
+  std::string_view v = line.substr(line.rfind(' ') + 1);
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return v.size() == 8 && v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]);
+}
+
+Step map_beast_error(const beast::error_code& ec, std::string_view unparsed, size_t used) {
+  if (ec == bhttp::error::header_limit) return step_error(used, 431, "request header block too large");
+  if (ec == bhttp::error::body_limit) return step_error(used, 413, "request body too large");
+  if (ec == bhttp::error::bad_version) {
+    if (version_well_formed(unparsed)) return step_error(used, 505, "unsupported HTTP version");
+    return step_error(used, 400, "malformed HTTP version");
+  }
+  return step_error(used, 400, "malformed request: " + ec.message());
+}
+
+// Feeds the unconsumed bytes `buf` to `p` (which may already hold earlier bytes of the same
+// request: `header_used` counts those that went into its header). Beast needs the whole
+// remaining header in one contiguous buffer, so on Incomplete the caller keeps buf[used..] and
+// calls again with more appended.
+Step feed(BeastParser& p, std::string_view buf, size_t& header_used, const Limits& limits) {
+  size_t used = 0;
+  while (!p.is_done()) {
+    if (used == buf.size()) return Step{ParseStatus::Incomplete, used, 0, {}};
+    const bool header_was_done = p.is_header_done();
+    std::string_view unparsed = buf.substr(used);
+    std::string_view chunk = unparsed;
+    size_t budget = 0;
+    if (!header_was_done) {
+      // Beast applies its limit to the start line and to the fields separately; ours is one
+      // budget for both, so Beast sees only what is left of it.
+      if (header_used >= limits.max_header_bytes) return step_error(used, 431, "request header block too large");
+      budget = limits.max_header_bytes - header_used;
+      chunk = unparsed.substr(0, budget);
+      p.header_limit(static_cast<std::uint32_t>(std::min<size_t>(budget, std::numeric_limits<std::uint32_t>::max())));
+    }
+    beast::error_code ec;
+    size_t n = p.put(asio::buffer(chunk.data(), chunk.size()), ec);
+    used += n;
+    if (!header_was_done) header_used += n;
+    if (ec == bhttp::error::need_more) {
+      // The whole budget was offered and the header still is not complete.
+      if (!header_was_done && unparsed.size() >= budget) {
+        return step_error(used, 431, "request header block too large");
+      }
+      return Step{ParseStatus::Incomplete, used, 0, {}};
+    }
+    if (ec) return map_beast_error(ec, unparsed.substr(n), used);
+    if (!header_was_done && p.is_header_done()) {
+      Step checked = check_header(p, used);
+      if (checked.status == ParseStatus::Error) return checked;
+      p.eager(true);  // header accepted: take the body in as few calls as possible
+    }
+    if (n == 0 && !p.is_done()) return Step{ParseStatus::Incomplete, used, 0, {}};
+  }
+  return Step{ParseStatus::Complete, used, 0, {}};
+}
+
+std::unique_ptr<BeastParser> make_parser(const Limits& limits) {
+  auto p = std::make_unique<BeastParser>();
+  p->body_limit(limits.max_body_bytes);
+  p->eager(false);  // stop after the header so check_header runs before the body
+  return p;
+}
+
+// Moves a finished parse into our Request (names as sent, in order, values OWS-trimmed).
+ParseResult finish(BeastParser& p, size_t consumed) {
+  ParseResult r;
+  r.status = ParseStatus::Complete;
+  r.consumed = consumed;
+  r.keep_alive = p.keep_alive();
+  auto msg = p.release();
+  Request& req = r.request;
+  req.method = std::string(msg.method_string());
+  std::string_view target = msg.target();
   size_t qmark = target.find('?');
   req.path = std::string(target.substr(0, qmark));
   if (qmark != std::string_view::npos) req.query = std::string(target.substr(qmark + 1));
-
-  // Phase 3: header fields. No obs-fold, no whitespace before ':'.
-  std::optional<uint64_t> content_length;
-  bool connection_close = false, connection_keep_alive = false;
-  size_t pos = eol + 2;
-  while (pos < head.size()) {
-    size_t next = head.find("\r\n", pos);
-    std::string_view field = head.substr(pos, next - pos);
-    pos = next + 2;
-    if (field.empty()) return parse_error(400, "empty header line");
-    if (field.front() == ' ' || field.front() == '\t') {
-      return parse_error(400, "obsolete header line folding");
-    }
-    size_t colon = field.find(':');
-    if (colon == std::string_view::npos) return parse_error(400, "header line without ':'");
-    std::string_view name = field.substr(0, colon);
-    std::string_view value = trim_ows(field.substr(colon + 1));
-    if (!is_token(name)) return parse_error(400, "invalid header name");
-    if (!is_field_value(value)) return parse_error(400, "invalid header value");
-    if (iequals(name, "content-length")) {
-      if (value.empty() || value.size() > 18) return parse_error(400, "invalid Content-Length");
-      uint64_t n = 0;
-      for (char c : value) {
-        if (c < '0' || c > '9') return parse_error(400, "invalid Content-Length");
-        n = n * 10 + static_cast<uint64_t>(c - '0');
-      }
-      if (content_length && *content_length != n) {
-        return parse_error(400, "conflicting Content-Length headers");
-      }
-      content_length = n;
-    } else if (iequals(name, "transfer-encoding")) {
-      return parse_error(501, "Transfer-Encoding is not supported");
-    } else if (iequals(name, "connection")) {
-      connection_close = connection_close || has_token(value, "close");
-      connection_keep_alive = connection_keep_alive || has_token(value, "keep-alive");
-    }
-    if (req.headers.size() >= 100) return parse_error(431, "too many header fields");
-    req.headers.emplace_back(std::string(name), std::string(value));
-  }
-
-  // Phase 4: body by Content-Length.
-  uint64_t body_len = content_length.value_or(0);
-  if (body_len > limits.max_body_bytes) return parse_error(413, "request body too large");
-  if (buf.size() - header_len < body_len) return ParseResult{};  // wait for the rest
-  req.body = std::string(buf.substr(header_len, body_len));
-
-  r.status = ParseStatus::Complete;
-  r.consumed = header_len + body_len;
-  r.keep_alive = req.version_minor == 1 ? !connection_close : (connection_keep_alive && !connection_close);
+  req.version_minor = static_cast<int>(msg.version() % 10);
+  for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  req.body = std::move(msg.body());
   return r;
+}
+
+ParseResult parse_error(const Step& s) {
+  ParseResult r;
+  r.status = ParseStatus::Error;
+  r.error_status = s.error_status;
+  r.error = s.error;
+  return r;
+}
+
+}  // namespace
+
+ParseResult parse_request(std::string_view buf, const Limits& limits) {
+  auto p = make_parser(limits);
+  size_t header_used = 0;
+  Step s = feed(*p, buf, header_used, limits);
+  if (s.status == ParseStatus::Incomplete) return ParseResult{};
+  if (s.status == ParseStatus::Error) return parse_error(s);
+  return finish(*p, s.used);
 }
 
 std::string_view reason_phrase(int status) {
@@ -303,17 +292,42 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+namespace {
+
+// The wire form of `r`. Fields in a fixed order (Content-Type, Content-Encoding, Content-Length,
+// Connection); HEAD keeps the Content-Length of the body it does not carry.
+bhttp::response<bhttp::string_body> to_beast(Response r, bool keep_alive, bool head_request) {
+  bhttp::response<bhttp::string_body> msg;
+  msg.version(11);
+  msg.result(static_cast<unsigned>(r.status));
+  msg.reason(reason_phrase(r.status));
+  msg.set(bhttp::field::content_type, r.content_type);
+  if (!r.content_encoding.empty()) msg.set(bhttp::field::content_encoding, r.content_encoding);
+  msg.content_length(r.body.size());
+  msg.set(bhttp::field::connection, keep_alive ? "keep-alive" : "close");
+  if (!head_request) msg.body() = std::move(r.body);
+  return msg;
+}
+
+}  // namespace
+
 std::string serialize_response(const Response& r, bool keep_alive, bool head_request) {
+  auto msg = to_beast(r, keep_alive, head_request);
+  bhttp::response_serializer<bhttp::string_body> sr(msg);
   std::string out;
-  out.reserve(128 + (head_request ? 0 : r.body.size()));
-  out.append("HTTP/1.1 ").append(std::to_string(r.status)).append(" ");
-  out.append(reason_phrase(r.status)).append("\r\n");
-  out.append("Content-Type: ").append(r.content_type).append("\r\n");
-  if (!r.content_encoding.empty()) out.append("Content-Encoding: ").append(r.content_encoding).append("\r\n");
-  out.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
-  out.append(keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-  out.append("\r\n");
-  if (!head_request) out.append(r.body);
+  beast::error_code ec;
+  while (!ec && !sr.is_done()) {
+    sr.next(ec, [&](beast::error_code& vec, const auto& buffers) {
+      vec = {};
+      size_t n = 0;
+      for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+        asio::const_buffer b = *it;
+        out.append(static_cast<const char*>(b.data()), b.size());
+        n += b.size();
+      }
+      sr.consume(n);
+    });
+  }
   return out;
 }
 
@@ -348,7 +362,7 @@ Result<std::pair<std::string, uint16_t>> split_host_port(std::string_view addr) 
 }
 
 bool is_loopback_host(std::string_view host) {
-  if (iequals(host, "localhost")) return true;
+  if (beast::iequals(host, "localhost")) return true;
   boost::system::error_code ec;
   auto a = asio::ip::make_address(std::string(host), ec);
   return !ec && a.is_loopback();
@@ -378,8 +392,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     asio::steady_timer timer;  // closes the socket when the current wait exceeds its budget
   };
 
-  Impl(asio::io_context& io, std::string name, Limits limits)
-      : io(io), name(std::move(name)), limits(limits) {}
+  Impl(asio::io_context& io, std::string name, Limits limits) : io(io), name(std::move(name)), limits(limits) {}
 
   asio::io_context& io;
   const std::string name;
@@ -450,31 +463,44 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Answers a request that cannot be parsed, then the session ends (the stream position is
+  // unknown after a bad request, so nothing more on this connection can be trusted).
+  asio::awaitable<void> write_error(const std::shared_ptr<Session>& s, int status, const std::string& why) {
+    auto msg = to_beast(Response::text(status, why + "\n"), false, false);
+    co_await bhttp::async_write(s->socket, msg, asio::as_tuple(asio::use_awaitable));
+  }
+
   asio::awaitable<void> serve(std::shared_ptr<Session> s) {
     auto self = shared_from_this();
-    std::string buf;
-    std::array<char, 4096> chunk;
+    // Unparsed bytes; Beast wants a request's remaining header contiguous, which a flat buffer
+    // is. Bounded: we read only while the parser wants more, and the parser caps the header.
+    beast::flat_buffer buf;
     bool waiting_for_new_request = true;
     arm_timer(s, limits.idle_timeout);
     for (;;) {
-      ParseResult pr = parse_request(buf, limits);
-      if (pr.status == ParseStatus::Incomplete) {
-        if (!buf.empty() && waiting_for_new_request) {
+      auto parser = make_parser(limits);
+      size_t header_used = 0;
+      Step st;
+      for (;;) {
+        st = feed(*parser, std::string_view(static_cast<const char*>(buf.data().data()), buf.size()), header_used,
+                  limits);
+        buf.consume(st.used);
+        if (st.status != ParseStatus::Incomplete) break;
+        if (waiting_for_new_request && (parser->got_some() || buf.size() != 0)) {
           // First bytes of a request: the whole request must now arrive within header_timeout.
           waiting_for_new_request = false;
           arm_timer(s, limits.header_timeout);
         }
-        auto [ec, n] = co_await s->socket.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] = co_await s->socket.async_read_some(buf.prepare(4096), asio::as_tuple(asio::use_awaitable));
         if (ec) break;
-        buf.append(chunk.data(), n);
-        continue;
+        buf.commit(n);
       }
-      if (pr.status == ParseStatus::Error) {
-        Response resp = Response::text(pr.error_status, pr.error + "\n");
-        std::string out = serialize_response(resp, false, false);
-        co_await asio::async_write(s->socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+      if (st.status == ParseStatus::Incomplete) break;  // read error, EOF or timeout
+      if (st.status == ParseStatus::Error) {
+        co_await write_error(s, st.error_status, st.error);
         break;
       }
+      ParseResult pr = finish(*parser, 0);
       const Request& req = pr.request;
       Response resp;
       if (auto ait = async_routes.find(req.path); ait != async_routes.end()) {
@@ -505,10 +531,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       }
       bool head = req.method == "HEAD";
       arm_timer(s, limits.idle_timeout);  // a write budget, so a client that never reads goes
-      std::string out = serialize_response(resp, pr.keep_alive, head);
-      auto [wec, wn] = co_await asio::async_write(s->socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+      auto msg = to_beast(std::move(resp), pr.keep_alive, head);
+      auto [wec, wn] = co_await bhttp::async_write(s->socket, msg, asio::as_tuple(asio::use_awaitable));
       if (wec || !pr.keep_alive) break;
-      buf.erase(0, pr.consumed);
       waiting_for_new_request = true;
       arm_timer(s, limits.idle_timeout);
     }
@@ -579,7 +604,7 @@ Status HttpServer::listen(std::string_view addr) {
 
   // "localhost" is both loopbacks, as upstream binds it: also ::1 on the same port. Best effort:
   // a host without IPv6 keeps the IPv4 listener.
-  if (iequals(split_host_port(addr)->first, "localhost")) {
+  if (beast::iequals(split_host_port(addr)->first, "localhost")) {
     auto& acc6 = impl_->acceptors.emplace_back(impl_->io);
     if (auto ec6 = open_listener(acc6, tcp::endpoint(asio::ip::address_v6::loopback(), impl_->bound_port))) {
       impl_->acceptors.pop_back();

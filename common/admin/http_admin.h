@@ -2,10 +2,10 @@
 // (:15020) and readiness (:15021). Not a general web server: origin-form targets only,
 // Content-Length bodies only (Transfer-Encoding is refused with 501), exact-path routing.
 //
-// The request parser (parse_request) is a pure function over the bytes received so far, with
-// hard limits: header block > max_header_bytes -> 431, body > max_body_bytes -> 413, anything
-// malformed -> 400, HTTP versions other than 1.0/1.1 -> 505. It is what fuzz/http_admin_fuzz.cc
-// exercises. Keep-alive follows HTTP/1.1 defaults (1.0 needs "Connection: keep-alive").
+// Beast (request_parser, serializer; .cc only) does the grammar. parse_request, pure over the bytes
+// so far, runs the sessions' own step: request line + fields > max_header_bytes -> 431, body >
+// max_body_bytes -> 413, malformed -> 400, not HTTP/1.0 or 1.1 -> 505; fuzz/http_admin_fuzz.cc
+// exercises it. Keep-alive follows HTTP/1.1 defaults (1.0 needs "Connection: keep-alive").
 //
 // Threading: an HttpServer lives on one io_context; handlers run on that context's thread,
 // synchronously, so they must be quick (render a string). Each client is its own coroutine, so

@@ -226,43 +226,35 @@ std::string Registry::render() const {
   return out;
 }
 
-std::string escape_label_value(std::string_view v) {
+namespace {
+
+// Exposition-format escaping: backslash and newline always; the double quote only inside
+// label values (HELP text is not quoted).
+std::string escape_exposition(std::string_view v, bool quote) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quote) {
+      out += "\\\"";
+    } else {
+      out += c;
     }
   }
   return out;
 }
 
+}  // namespace
+
+std::string escape_label_value(std::string_view v) {
+  return escape_exposition(v, true);
+}
+
 std::string escape_help(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return escape_exposition(v, false);
 }
 
 // ---- process and build metrics --------------------------------------------------------------

@@ -7,8 +7,8 @@
 #include <sys/time.h>
 
 #include <atomic>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -183,7 +183,17 @@ TEST_CASE("parser: rejects malformed and unsupported requests", "[http]") {
   CHECK(status_of("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") == 501);
   CHECK(status_of("GET / HTTP/2.0\r\n\r\n") == 505);
   CHECK(status_of("GET / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n") == 413);
-  CHECK(status_of("GET / " + std::string(20000, 'a')) == 431);
+  CHECK(status_of("GET / HTTP/1.1 trailing\r\n\r\n") == 400);
+  CHECK(status_of("GET / HTTP/1.1\r\nX: \x7f\r\n\r\n") == 400);
+  CHECK(status_of("GET / HTTP/0.9\r\n\r\n") == 505);
+  CHECK(status_of("GET / HTTP/1.x\r\n\r\n") == 400);
+  // A request line longer than the header budget (no CRLF yet): 431 without waiting for more.
+  CHECK(status_of("GET /" + std::string(20000, 'a')) == 431);
+  // The budget covers request line and fields together: each fits alone, not both.
+  CHECK(status_of("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nX: " + std::string(9000, 'b') + "\r\n\r\n") == 431);
+  std::string many = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 101; ++i) many += "X" + std::to_string(i) + ": v\r\n";
+  CHECK(status_of(many + "\r\n") == 431);
   CHECK(status_of("GET / HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n") == 431);
 }
 
@@ -275,6 +285,112 @@ TEST_CASE("server: bad and oversized requests get 400/431 and a close", "[http]"
   REQUIRE(r2);
   CHECK(r2->status == 431);
   server.stop();
+}
+
+TEST_CASE("server: a bad request fails only its own connection", "[http]") {
+  Loop loop;
+  Limits lim;
+  lim.max_body_bytes = 1024;
+  HttpServer server(loop.io, "test", lim);
+  server.route("/echo", [](const Request& r) { return Response::text(200, r.method + ":" + r.body); });
+  REQUIRE(server.listen("127.0.0.1:0").ok());
+  loop.start();
+
+  Client keep(server.port());  // a keep-alive client that must survive the others' errors
+  keep.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto k1 = keep.read();
+  REQUIRE(k1);
+  CHECK(k1->body == "GET:");
+
+  struct Case {
+    std::string raw;
+    int status;
+  };
+  const Case cases[] = {
+      {"GET /echo HTTP/1.1\r\nBad Name: v\r\n\r\n", 400},
+      {"GET /echo HTTP/1.1\r\nX-Big: " + std::string(20 * 1024, 'z') + "\r\n\r\n", 431},
+      {"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413},
+      {"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501},
+      {"GET /echo HTTP/3.0\r\n\r\n", 505},
+  };
+  for (const auto& c : cases) {
+    INFO(c.raw.substr(0, 60));
+    Client bad(server.port());
+    bad.send(c.raw);
+    auto r = bad.read();
+    REQUIRE(r);
+    CHECK(r->status == c.status);
+    CHECK_THAT(r->head, Catch::Contains("Connection: close"));
+    CHECK(bad.closed_by_peer());
+  }
+
+  keep.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+  auto k2 = keep.read();
+  REQUIRE(k2);
+  CHECK(k2->status == 200);
+  CHECK(k2->body == "POST:ok");
+  server.stop();
+}
+
+TEST_CASE("server: pipelined requests are answered in order, whole or a byte at a time", "[http]") {
+  Loop loop;
+  HttpServer server(loop.io, "test");
+  server.route("/echo", [](const Request& r) {
+    return Response::text(200, r.method + " " + r.query_param("n").value_or("-") + " " + r.body);
+  });
+  REQUIRE(server.listen("127.0.0.1:0").ok());
+  loop.start();
+  const std::string pipeline =
+      "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world"
+      "GET /nope HTTP/1.1\r\n\r\n"
+      "GET /echo?n=4 HTTP/1.1\r\nConnection: close\r\n\r\n"
+      "GET /echo?n=5 HTTP/1.1\r\n\r\n";  // after the close: never answered
+  for (bool trickle : {false, true}) {
+    INFO("trickle " << trickle);
+    Client c(server.port());
+    if (trickle) {
+      for (char ch : pipeline) c.send(std::string_view(&ch, 1));
+    } else {
+      c.send(pipeline);
+    }
+    auto r1 = c.read();
+    auto r2 = c.read();
+    auto r3 = c.read();
+    auto r4 = c.read();
+    REQUIRE(r1);
+    REQUIRE(r2);
+    REQUIRE(r3);
+    REQUIRE(r4);
+    CHECK(r1->body == "GET 1 ");
+    CHECK(r2->body == "POST 2 hello world");
+    CHECK(r3->status == 404);
+    CHECK(r4->body == "GET 4 ");
+    CHECK_THAT(r4->head, Catch::Contains("Connection: close"));
+    CHECK(c.closed_by_peer());
+  }
+
+  // A good request then garbage on one connection: the first is answered, the second gets 400.
+  Client mixed(server.port());
+  mixed.send("GET /echo?n=1 HTTP/1.1\r\n\r\nNOT HTTP AT ALL\r\n\r\n");
+  auto m1 = mixed.read();
+  auto m2 = mixed.read();
+  REQUIRE(m1);
+  REQUIRE(m2);
+  CHECK(m1->status == 200);
+  CHECK(m2->status == 400);
+  CHECK(mixed.closed_by_peer());
+  server.stop();
+}
+
+TEST_CASE("serialize_response: status line, fields in order, HEAD keeps the length", "[http]") {
+  Response r = Response::text(413, "too big\n");
+  r.content_encoding = "gzip";
+  CHECK(serialize_response(r, false, false) ==
+        "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Encoding: gzip\r\n"
+        "Content-Length: 8\r\nConnection: close\r\n\r\ntoo big\n");
+  CHECK(serialize_response(Response::json("{}"), true, true) ==
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 }
 
 TEST_CASE("server: a slow client does not block others; header timeout closes it", "[http]") {
