@@ -37,6 +37,7 @@ enum class ProxyErrorKind : uint8_t {
   UnknownSource,      // the local workload is not in the configuration (yet)
   NoHealthyUpstream,  // a service matched but no endpoint can take the connection
   Unroutable,         // a known destination we cannot reach
+  NoResolvedAddresses,  // on-demand DNS of a hostname workload gave no address
   // Outbound, opening the upstream.
   NoCertificate,    // no certificate to dial HBONE with (fetch failed or still pending)
   UpstreamConnect,  // TCP connect to the upstream (HBONE peer or plain TCP) failed
