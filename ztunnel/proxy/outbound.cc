@@ -8,11 +8,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/identity/crl.h"
 #include "hbone/client.h"
 #include "hbone/copy.h"
 #include "hbone/headers.h"
 #include "hbone/socket_options.h"
-#include "common/identity/crl.h"
 #include "ztunnel/dns/host_lookup.h"
 #include "ztunnel/dns/resolv_conf.h"
 #include "ztunnel/proxy/proxy_internal.h"
@@ -151,7 +151,8 @@ asio::awaitable<ProxyResult<bool>> Proxy::Worker::resolve_on_demand(OutboundRequ
   }
   auto ip = dns::pick_resolved(addrs.value().addresses, cap.dst_ip.is_v6(), lb_random());
   if (!ip) {
-    co_return ProxyError{ProxyErrorKind::NoResolvedAddresses, "dns lookup of " + route.resolve_hostname + ": no address"};
+    co_return ProxyError{ProxyErrorKind::NoResolvedAddresses,
+                         "dns lookup of " + route.resolve_hostname + ": no address"};
   }
   apply_resolved(route, *ip);
   if (route.kind == RouteKind::Tcp) {

@@ -558,7 +558,9 @@ struct TestDns {
       auto it = answers.find(q.value().question.name);
       if (it == answers.end()) o.rcode = dns::Rcode::NxDomain;
       if (it != answers.end() && q.value().question.qtype == dns::type::kA) {
-        for (const auto& ip : it->second) out.push_back(dns::make_address_answer(q.value().question.wire_name, *parse_ip(ip), 60));
+        for (const auto& ip : it->second) {
+          out.push_back(dns::make_address_answer(q.value().question.wire_name, *parse_ip(ip), 60));
+        }
       }
       auto reply = dns::build_response(q.value(), out, o);
       co_await sock.async_send_to(asio::buffer(reply), from, asio::as_tuple(asio::use_awaitable));
@@ -624,13 +626,16 @@ TEST_CASE("a hostname workload behind a service VIP is resolved on demand and co
     auto again = co_await exchange(m.outbound(), "again");
     CHECK(again == "again");
     CHECK(dns_count("app.example.com") == 2);
+    // The counters are closed just before the access log is written: wait for both.
+    const std::string logged = "connection complete.*dst.addr=\"?127.0.0.2:" + std::to_string(m.app_port);
     const bool closed = co_await eventually([&] {
       return metric(m.registry, "istio_tcp_connections_closed_total",
-                    {{"reporter", "source"}, {"response_flags", "-"}, {"destination_service", "ext.example.com"}}) == 2;
+                    {{"reporter", "source"}, {"response_flags", "-"}, {"destination_service", "ext.example.com"}}) ==
+                 2 &&
+             m.log.contains(logged);
     });
-    CHECK(closed);
     INFO(m.log.dump());
-    CHECK(m.log.contains("connection complete.*dst.addr=\"?127.0.0.2:" + std::to_string(m.app_port)));
+    CHECK(closed);
   });
 }
 
@@ -712,13 +717,14 @@ TEST_CASE("a CRL update revoking the server closes A's outbound tunnel as CERT_R
     m.a.close_revoked_peers();
     auto rest = co_await read_all(s);
     CHECK(rest.empty());
+    // The counters are closed just before the access log is written: wait for both.
     const bool flagged = co_await eventually([&] {
       return metric(m.registry, "istio_tcp_connections_closed_total",
-                    {{"reporter", "source"}, {"response_flags", "CERT_REVOKED"}}) == 1;
+                    {{"reporter", "source"}, {"response_flags", "CERT_REVOKED"}}) == 1 &&
+             m.log.contains("direction=\"?outbound.*error=\"?server certificate revoked \\(CRL_PATH\\)");
     });
     common::tls::install_crls(nullptr);
     INFO(m.log.dump() << m.registry.render());
     CHECK(flagged);
-    CHECK(m.log.contains("direction=\"?outbound.*error=\"?server certificate revoked \\(CRL_PATH\\)"));
   });
 }
