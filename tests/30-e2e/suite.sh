@@ -535,6 +535,63 @@ PY
     fail "CRL: A's held connection reaches B's app" "$(cat "$T/crl-held.out") $(nsx_exec b ss -tn)"
     kill "$held_pid" 2>/dev/null
   fi
+  # The outbound side, as upstream: A (restarted with a CRL_PATH that revokes nothing yet) holds
+  # a connection to B; the CRL starts revoking B's leaf; A closes its pooled connection to B and
+  # records the tunnel CERT_REVOKED (reporter=source). B's CRL first stops revoking A.
+  crl_tool "$T/crl-next.pem" && mv "$T/crl-next.pem" "$T/crl.pem"
+  nsx_exec b curl -s --max-time 3 http://127.0.0.1:15000/config_dump | "$ZT_PY" -c '
+import base64, json, sys
+d = json.load(sys.stdin)
+c = next(c for c in d["certificates"] if c["identity"].endswith("/sa/sa-b"))
+sys.stdout.write(base64.b64decode(c["certChain"][0]["pem"]).decode())' >"$T/leaf-b.pem" 2>"$T/leaf-b.err"
+  crl_tool "$T/crl-a.pem" 2>"$T/crl-a.err"
+  nsx_stop "${ZT_PID_a:?}" 15 || true
+  mv "$T/zt-a.log" "$T/zt-a-before-crl.log"
+  zt_start a default/pod-a/sa-a "$T/config-allow.yaml" "$CA" "$T/zt-a.log" CRL_PATH="$T/crl-a.pem"
+  ok=0
+  if [[ -s $T/leaf-b.pem ]] && zt_wait_ready a 20 >/dev/null; then
+    for i in $(seq 1 20); do
+      code=$(nsx_exec a "${CURL[@]}" --max-time 3 -o /dev/null -w '%{http_code}' "http://10.99.0.2:8080/?q=ZTE2E-CRL-OUT-$i" 2>/dev/null) \
+        && [[ $code == 200 ]] && { ok=1; break; }
+      sleep 0.5
+    done
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "CRL outbound: A restarted with CRL_PATH reaches B again (B's CRL no longer lists A)"
+    nsx_exec a "$ZT_PY" - >"$T/crl-out-held.out" 2>&1 <<'PY' &
+import socket, time
+s = socket.create_connection(("10.99.0.2", 8080), timeout=5)
+s.sendall(b"GET /?q=ZTE2E-CRL-OUT-HELD HTTP/1.1\r\nHost: b\r\n")  # no blank line: the app keeps waiting
+s.settimeout(30)
+try:
+    data = s.recv(1024)
+    print("closed (%d bytes)" % len(data))
+except ConnectionResetError:
+    print("closed (reset)")
+except socket.timeout:
+    print("still open after 30s")
+PY
+    held_pid=$!
+    up=0
+    for _ in $(seq 1 50); do
+      nsx_exec b ss -Htn state established '( sport = :8080 )' | grep -q '10.99.0.1:' && { up=1; break; }
+      sleep 0.1
+    done
+    crl_tool "$T/crl-a-next.pem" "$T/leaf-b.pem" && mv "$T/crl-a-next.pem" "$T/crl-a.pem"
+    wait "$held_pid"
+    out=$(cat "$T/crl-out-held.out")
+    [[ $up == 1 && $out == closed* ]] && pass "CRL outbound: revoking B's leaf in A's CRL tears down A's held connection ($out)" \
+      || fail "CRL outbound: A's held connection torn down" "up=$up $out $(grep -a CRL "$T/zt-a.log" | tail -n 5)"
+    check "CRL outbound: A counts istio_crl_policy_rejections_total{reporter=source}" \
+      zt_expect_metric a istio_crl_policy_rejections_total reporter=source
+    check "CRL outbound attributed: istio_tcp_connections_closed_total{reporter=source,response_flags=CERT_REVOKED}" \
+      zt_expect_metric a istio_tcp_connections_closed_total reporter=source response_flags=CERT_REVOKED
+    check "CRL outbound: A's access log records the tunnel's end as the revocation" \
+      zt_expect_access "$T/zt-a.log" 'direction="?outbound' 'error="?server certificate revoked \(CRL_PATH\)'
+  else
+    fail "CRL outbound: A restarted with CRL_PATH reaches B" "$(cat "$T/leaf-b.err" "$T/crl-a.err" 2>/dev/null)
+$(tail -n 10 "$T/zt-a.log")"
+  fi
 else
   fail "CRL: A's leaf from /config_dump and a CRL signed by the mesh CA" "$(cat "$T/leaf-a.err" "$T/crl.err" 2>/dev/null)"
 fi
