@@ -143,7 +143,6 @@ asio::awaitable<ProxyResult<bool>> Proxy::Worker::resolve_on_demand(OutboundRequ
   auto& route = req.route;
   // Upstream counts the lookup before making it, whatever its outcome.
   shared->metrics.on_demand_dns(req.parties.src, route.resolve_hostname);
-  auto self = shared_from_this();  // the lookup object lives on this worker
   auto addrs = co_await lookup().resolve(route.resolve_hostname);
   if (!addrs) {
     spdlog::warn("on-demand dns: {}", addrs.error());
