@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/30-e2e/suite.sh BIN_DIR — end-to-end: two ambient "pods" in network namespaces, each
 # with the istio-cni in-pod rules and its own dedicated-mode ztunnel, talking HBONE over a veth
-# bridge; a third, non-mesh pod for passthrough. Needs root. Takes ~10 s.
+# bridge; a third, non-mesh pod for passthrough (and a DNS server for on-demand DNS). Needs root. Takes ~10 s.
 #
 #   zt-e2e-a 10.99.0.1  rules + ztunnel (default/pod-a/sa-a)      curl client
 #   zt-e2e-b 10.99.0.2  rules + ztunnel (default/pod-b/sa-b)      python http.server :8080
@@ -82,6 +82,9 @@ done
 
 nsx_bg b "$T/app-b.log" "$ZT_PY" -u -m http.server 8080 --bind 0.0.0.0 --directory "$T"
 nsx_bg c "$T/app-c.log" "$ZT_PY" -u -m http.server 8080 --bind 0.0.0.0 --directory "$T"
+# A DNS server in pod C for on-demand DNS (section 4c); pod A's ztunnel reads it from its resolv.conf.
+nsx_bg c "$T/dns-c.log" "$ZT_PY" -u "$HERE/tiny_dns.py" 10.99.0.3 53 ext-app.e2e.test=10.99.0.3
+nsx_resolv_conf a "nameserver 10.99.0.3"
 
 zt_start a default/pod-a/sa-a "$T/config-allow.yaml" "$CA" "$T/zt-a.log"
 zt_start b default/pod-b/sa-b "$T/config-allow.yaml" "$CA" "$T/zt-b.log"
@@ -176,6 +179,35 @@ PY
 else fail "CIDR VIP: /config_dump shows cidrVips" "$out"; fi
 check "CIDR VIP: A's /config_dump decodes as istioctl's structs; the checker rejects wrong variants" \
   "$ZT_PY" "$ZT_ROOT/tests/lib/istioctl_dump_check.py" --self-test <"$T/dump-a.json"
+
+# ---- 4c. on-demand DNS: a service whose endpoint is known only by hostname -------------------
+# VIP 10.99.60.1:80 -> workload "ext" (hostname ext-app.e2e.test, no IPs): A's ztunnel asks the
+# DNS server in pod C (its resolv.conf), gets 10.99.0.3 and connects to pod C's app on 8080.
+nsx_exec a ip route add 10.99.60.0/24 dev eth0
+out=$(nsx_exec a "${CURL[@]}" -o /dev/null -w '%{http_code}' 'http://10.99.60.1:80/?q=ZTE2E-DNS-8b31' 2>&1)
+rc=$?
+if [[ $rc == 0 && $out == 200 ]] && grep -aq 'ZTE2E-DNS-8b31' "$T/app-c.log"; then
+  pass "on-demand DNS: curl A -> 10.99.60.1:80 reached ext-app.e2e.test = 10.99.0.3:8080 (pod C's app)"
+else fail "on-demand DNS: curl A -> 10.99.60.1:80 reaches pod C's app" "curl rc=$rc http=$out
+$(tail -n 10 "$T/zt-a.log")
+--- dns-c.log:
+$(tail -n 5 "$T/dns-c.log")"; fi
+grep -aq 'query ext-app.e2e.test 1 from 10.99.0.1' "$T/dns-c.log" \
+  && pass "on-demand DNS: the DNS server in pod C got A's A query for ext-app.e2e.test" \
+  || fail "on-demand DNS: A's query reached the DNS server" "$(cat "$T/dns-c.log")"
+check "on-demand DNS: istio_on_demand_dns_total{hostname=ext-app.e2e.test, source_workload=pod-a} > 0" \
+  zt_expect_metric a istio_on_demand_dns_total hostname=ext-app.e2e.test source_workload=pod-a \
+    source_principal="$ID_A"
+check "on-demand DNS: the connection is recorded to the ext service over plain TCP" \
+  zt_expect_access "$T/zt-a.log" 'dst\.addr="?10\.99\.0\.3:8080' 'dst\.service="?ext-app\.e2e\.test' \
+    'direction="?outbound'
+if out=$(nsx_exec a curl -s --max-time 3 http://127.0.0.1:15000/config_dump | "$ZT_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+w = [w for w in d["workloads"] if w.get("hostname") == "ext-app.e2e.test"]
+assert len(w) == 1 and not w[0].get("workloadIps"), w
+print("ok")' 2>&1); then pass "on-demand DNS: A's /config_dump shows the workload's hostname and no IPs"
+else fail "on-demand DNS: /config_dump shows the hostname workload" "$out"; fi
 
 # ---- 5. passthrough to a non-mesh destination -----------------------------------------------
 nsx_capture_start node v-a "$T/pass.pcap" || fail "tcpdump started on v-a"
@@ -502,6 +534,63 @@ PY
   else
     fail "CRL: A's held connection reaches B's app" "$(cat "$T/crl-held.out") $(nsx_exec b ss -tn)"
     kill "$held_pid" 2>/dev/null
+  fi
+  # The outbound side, as upstream: A (restarted with a CRL_PATH that revokes nothing yet) holds
+  # a connection to B; the CRL starts revoking B's leaf; A closes its pooled connection to B and
+  # records the tunnel CERT_REVOKED (reporter=source). B's CRL first stops revoking A.
+  crl_tool "$T/crl-next.pem" && mv "$T/crl-next.pem" "$T/crl.pem"
+  nsx_exec b curl -s --max-time 3 http://127.0.0.1:15000/config_dump | "$ZT_PY" -c '
+import base64, json, sys
+d = json.load(sys.stdin)
+c = next(c for c in d["certificates"] if c["identity"].endswith("/sa/sa-b"))
+sys.stdout.write(base64.b64decode(c["certChain"][0]["pem"]).decode())' >"$T/leaf-b.pem" 2>"$T/leaf-b.err"
+  crl_tool "$T/crl-a.pem" 2>"$T/crl-a.err"
+  nsx_stop "${ZT_PID_a:?}" 15 || true
+  mv "$T/zt-a.log" "$T/zt-a-before-crl.log"
+  zt_start a default/pod-a/sa-a "$T/config-allow.yaml" "$CA" "$T/zt-a.log" CRL_PATH="$T/crl-a.pem"
+  ok=0
+  if [[ -s $T/leaf-b.pem ]] && zt_wait_ready a 20 >/dev/null; then
+    for i in $(seq 1 20); do
+      code=$(nsx_exec a "${CURL[@]}" --max-time 3 -o /dev/null -w '%{http_code}' "http://10.99.0.2:8080/?q=ZTE2E-CRL-OUT-$i" 2>/dev/null) \
+        && [[ $code == 200 ]] && { ok=1; break; }
+      sleep 0.5
+    done
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "CRL outbound: A restarted with CRL_PATH reaches B again (B's CRL no longer lists A)"
+    nsx_exec a "$ZT_PY" - >"$T/crl-out-held.out" 2>&1 <<'PY' &
+import socket, time
+s = socket.create_connection(("10.99.0.2", 8080), timeout=5)
+s.sendall(b"GET /?q=ZTE2E-CRL-OUT-HELD HTTP/1.1\r\nHost: b\r\n")  # no blank line: the app keeps waiting
+s.settimeout(30)
+try:
+    data = s.recv(1024)
+    print("closed (%d bytes)" % len(data))
+except ConnectionResetError:
+    print("closed (reset)")
+except socket.timeout:
+    print("still open after 30s")
+PY
+    held_pid=$!
+    up=0
+    for _ in $(seq 1 50); do
+      nsx_exec b ss -Htn state established '( sport = :8080 )' | grep -q '10.99.0.1:' && { up=1; break; }
+      sleep 0.1
+    done
+    crl_tool "$T/crl-a-next.pem" "$T/leaf-b.pem" && mv "$T/crl-a-next.pem" "$T/crl-a.pem"
+    wait "$held_pid"
+    out=$(cat "$T/crl-out-held.out")
+    [[ $up == 1 && $out == closed* ]] && pass "CRL outbound: revoking B's leaf in A's CRL tears down A's held connection ($out)" \
+      || fail "CRL outbound: A's held connection torn down" "up=$up $out $(grep -a CRL "$T/zt-a.log" | tail -n 5)"
+    check "CRL outbound: A counts istio_crl_policy_rejections_total{reporter=source}" \
+      zt_expect_metric a istio_crl_policy_rejections_total reporter=source
+    check "CRL outbound attributed: istio_tcp_connections_closed_total{reporter=source,response_flags=CERT_REVOKED}" \
+      zt_expect_metric a istio_tcp_connections_closed_total reporter=source response_flags=CERT_REVOKED
+    check "CRL outbound: A's access log records the tunnel's end as the revocation" \
+      zt_expect_access "$T/zt-a.log" 'direction="?outbound' 'error="?server certificate revoked \(CRL_PATH\)'
+  else
+    fail "CRL outbound: A restarted with CRL_PATH reaches B" "$(cat "$T/leaf-b.err" "$T/crl-a.err" 2>/dev/null)
+$(tail -n 10 "$T/zt-a.log")"
   fi
 else
   fail "CRL: A's leaf from /config_dump and a CRL signed by the mesh CA" "$(cat "$T/leaf-a.err" "$T/crl.err" 2>/dev/null)"

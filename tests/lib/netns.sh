@@ -29,6 +29,7 @@ NSX_PREFIX=""
 NSX_TMP=""
 NSX_PIDS=()
 NSX_NAMESPACES=()
+NSX_ETC_NETNS=()  # /etc/netns/<ns> directories nsx_resolv_conf created
 NSX_PASSED=0
 NSX_FAILED=0
 NSX_LAST_PID=""
@@ -89,6 +90,16 @@ nsx_exec() {
   local ns="$1"; shift
   [[ $ns == "$NSX_PREFIX"* ]] || ns="${NSX_PREFIX}${ns}"
   ip netns exec "$ns" "$@"
+}
+
+# nsx_resolv_conf POD TEXT — the resolv.conf that processes started in POD from now on see
+# (ip netns exec bind-mounts /etc/netns/<ns>/resolv.conf); removed at cleanup.
+nsx_resolv_conf() {
+  local ns="$1"
+  [[ $ns == "$NSX_PREFIX"* ]] || ns="${NSX_PREFIX}${ns}"
+  mkdir -p "/etc/netns/$ns"
+  NSX_ETC_NETNS+=("$ns")
+  printf '%s\n' "$2" >"/etc/netns/$ns/resolv.conf"
 }
 
 nsx_add_netns() {
@@ -184,6 +195,7 @@ nsx_cleanup() {
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true
+  for ns in "${NSX_ETC_NETNS[@]}"; do rm -rf "/etc/netns/$ns"; done
   for ns in "${NSX_NAMESPACES[@]}"; do
     # Anything still running inside (e.g. started with nsx_exec ... &) goes too.
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true

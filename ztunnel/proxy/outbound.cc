@@ -1,16 +1,20 @@
 // Outbound (15001): a connection the in-pod rules REDIRECTed from the workload, in upstream's
 // phases: capture (who called, where it was going) -> route (a pure decision on the snapshot;
-// failures are early denies) -> open the upstream (HBONE to the pod or its waypoint through
+// failures are early denies) -> on-demand DNS when the endpoint is known only by hostname
+// (failure: early deny, as upstream) -> open the upstream (HBONE to the pod or its waypoint through
 // the pool, or plain TCP) -> relay until both sides close. From the route on, the connection
 // is one ConnectionResult, recorded once.
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/identity/crl.h"
 #include "hbone/client.h"
 #include "hbone/copy.h"
 #include "hbone/headers.h"
 #include "hbone/socket_options.h"
+#include "ztunnel/dns/host_lookup.h"
+#include "ztunnel/dns/resolv_conf.h"
 #include "ztunnel/proxy/proxy_internal.h"
 
 namespace ztunnel {
@@ -70,6 +74,15 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
     co_return;
   }
 
+  // On-demand DNS (hostname-only endpoints).
+  if (!req->route.resolve_hostname.empty()) {
+    auto resolved = co_await resolve_on_demand(*req, *cap);
+    if (!resolved) {
+      log_early_deny("outbound", cap->src_addr, cap->dst_addr, resolved.error());
+      co_return;
+    }
+  }
+
   // Open the upstream.
   auto up = co_await open_upstream(*req, *cap);
   ConnectionResult result(shared->metrics, req->parties, "outbound", cap->src_addr, req->dst_addr, req->hbone_addr,
@@ -86,13 +99,67 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
                                          up->stream ? "HBONE" : "TCP"});
   // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
   hbone::CopyResult r;
+  std::optional<ProxyError> revoked;
+  auto tunnel = remember_tunnel(OutboundTunnel{up->stream, &revoked});
   auto metered = meter(Metered{&r, up->stream.get(), &result, true});
   if (up->stream) {
     co_await hbone::copy_bidirectional(*sock, up->stream, r);
   } else {
     co_await hbone::copy_bidirectional(*sock, *up->plain, r);
   }
-  result.record(relay_outcome(r, std::nullopt), r.to_stream, r.to_socket);
+  result.record(relay_outcome(r, std::move(revoked)), r.to_stream, r.to_socket);
+}
+
+void Proxy::Worker::mark_revoked_tunnels() {
+  for (auto& t : outbound_tunnels) {
+    auto s = t.stream.lock();
+    if (!s || t.revoked == nullptr || !s->connection().is_open()) continue;
+    if (common::tls::peer_chain_revoked(s->connection().tls().native_handle())) {
+      *t.revoked = ProxyError{ProxyErrorKind::CertRevoked, "server certificate revoked (CRL_PATH)"};
+    }
+  }
+}
+
+dns::HostLookup& Proxy::Worker::lookup() {
+  if (!host_lookup) {
+    dns::HostLookupOptions o;
+    o.mark = shared->cfg.packet_mark;
+    if (shared->seams.dns_servers) {
+      o.servers = *shared->seams.dns_servers;
+    } else if (auto rc = dns::load_resolv_conf("/etc/resolv.conf")) {
+      // Read once per worker, on its first hostname workload (a small local file).
+      o.servers = rc.value().nameservers;
+      o.timeout = rc.value().timeout;
+      o.attempts = rc.value().attempts;
+    } else {
+      spdlog::warn("on-demand dns: /etc/resolv.conf: {}", rc.error());
+    }
+    host_lookup = std::make_shared<dns::HostLookup>(io.get_executor(), std::move(o));
+  }
+  return *host_lookup;
+}
+
+asio::awaitable<ProxyResult<bool>> Proxy::Worker::resolve_on_demand(OutboundRequest& req, const Captured& cap) {
+  auto& route = req.route;
+  // Upstream counts the lookup before making it, whatever its outcome.
+  shared->metrics.on_demand_dns(req.parties.src, route.resolve_hostname);
+  auto addrs = co_await lookup().resolve(route.resolve_hostname);
+  if (!addrs) {
+    spdlog::warn("on-demand dns: {}", addrs.error());
+    co_return ProxyError{ProxyErrorKind::NoResolvedAddresses, addrs.error()};
+  }
+  auto ip = dns::pick_resolved(addrs.value().addresses, cap.dst_ip.is_v6(), lb_random());
+  if (!ip) {
+    co_return ProxyError{ProxyErrorKind::NoResolvedAddresses,
+                         "dns lookup of " + route.resolve_hostname + ": no address"};
+  }
+  apply_resolved(route, *ip);
+  if (route.kind == RouteKind::Tcp) {
+    req.dst_addr = route.target.to_string();
+  } else {
+    req.hbone_addr = route.target.to_string();
+  }
+  co_return true;
 }
 
 ProxyResult<Proxy::Worker::OutboundRequest> Proxy::Worker::route(const Snapshot& snap, const Workload* source,

@@ -234,7 +234,8 @@ void Proxy::Worker::close_revoked_peers() {
     common::tls::detail::report_crl_rejection(true);
     c->close("peer certificate revoked (CRL_PATH)");
   }
-  // Outbound: the servers this worker's pool is connected to.
+  // Outbound: the servers this worker's pool is connected to (their relays attributed first).
+  mark_revoked_tunnels();
   const size_t closed =
       pool->close_if([](hbone::Connection& c) { return common::tls::peer_chain_revoked(c.tls().native_handle()); },
                      "peer certificate revoked (CRL_PATH)");

@@ -56,6 +56,8 @@ struct ProxySeams {
   std::function<std::optional<SocketAddr>(int fd)> original_dst;
   // Where a connection the proxy opens to `addr` really goes (default: `addr`).
   std::function<SocketAddr(const SocketAddr& addr)> dial_address;
+  // Nameservers for on-demand DNS of hostname workloads (default: ztunnel's /etc/resolv.conf).
+  std::optional<std::vector<SocketAddr>> dns_servers;
 };
 
 // One relayed connection as upstream's /config_dump lists it (workloadState.connections).

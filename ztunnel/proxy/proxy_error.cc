@@ -29,11 +29,13 @@ std::string_view to_string(ResponseFlag f) {
 namespace {
 using F = ResponseFlag;
 // Indexed by ProxyErrorKind; the static_assert below keeps the two in step.
-constexpr std::array<ProxyErrorTraits, 18> kTraits = {{
+constexpr std::array<ProxyErrorTraits, 19> kTraits = {{
     {"SelfCall", F::None, 0, true},
     {"UnknownSource", F::None, 0, true},
     {"NoHealthyUpstream", F::None, 0, true},
     {"Unroutable", F::None, 0, true},
+    // Upstream's build_request fails before the connection has a result: an early deny.
+    {"NoResolvedAddresses", F::None, 0, true},
     // A connection that could not get a certificate never reached its peer: TLS_FAILURE, as
     // a failed handshake would be.
     {"NoCertificate", F::TlsFailure, 0, false},

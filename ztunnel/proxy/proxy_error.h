@@ -33,10 +33,11 @@ std::string_view to_string(ResponseFlag f);
 
 enum class ProxyErrorKind : uint8_t {
   // Outbound, before the connection has parties (early deny).
-  SelfCall,           // addressed to the outbound listener itself (would loop)
-  UnknownSource,      // the local workload is not in the configuration (yet)
-  NoHealthyUpstream,  // a service matched but no endpoint can take the connection
-  Unroutable,         // a known destination we cannot reach
+  SelfCall,             // addressed to the outbound listener itself (would loop)
+  UnknownSource,        // the local workload is not in the configuration (yet)
+  NoHealthyUpstream,    // a service matched but no endpoint can take the connection
+  Unroutable,           // a known destination we cannot reach
+  NoResolvedAddresses,  // on-demand DNS of a hostname workload gave no address
   // Outbound, opening the upstream.
   NoCertificate,    // no certificate to dial HBONE with (fetch failed or still pending)
   UpstreamConnect,  // TCP connect to the upstream (HBONE peer or plain TCP) failed

@@ -26,6 +26,9 @@
 #include "ztunnel/proxy/task_failure.h"
 
 namespace ztunnel {
+namespace dns {
+class HostLookup;
+}
 
 // A connection the in-pod rules REDIRECTed to one of our listeners: who called, and where it
 // was going (SO_ORIGINAL_DST). nullopt (logged, naming `listener`) when that cannot be read.
@@ -151,6 +154,33 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   void recheck_policies(const std::shared_ptr<const Snapshot>& snap);
   void close_revoked_peers();
 
+  // Outbound HBONE relays, so a CRL update that closes their pooled connection can attribute
+  // their end to CERT_REVOKED (upstream) rather than to the relay error it causes.
+  struct OutboundTunnel {
+    std::weak_ptr<hbone::Stream> stream;
+    std::optional<ProxyError>* revoked;  // the relay's outcome slot (owner's frame)
+  };
+  std::list<OutboundTunnel> outbound_tunnels;
+  struct TunnelHandle {
+    std::list<OutboundTunnel>& list;
+    std::list<OutboundTunnel>::iterator it;
+    TunnelHandle(std::list<OutboundTunnel>& l, std::list<OutboundTunnel>::iterator i) : list(l), it(i) {}
+    ~TunnelHandle() { list.erase(it); }
+    TunnelHandle(const TunnelHandle&) = delete;
+    TunnelHandle& operator=(const TunnelHandle&) = delete;
+  };
+  TunnelHandle remember_tunnel(OutboundTunnel t) {
+    return TunnelHandle{outbound_tunnels, outbound_tunnels.insert(outbound_tunnels.end(), std::move(t))};
+  }
+  // Sets CERT_REVOKED on the outbound relays riding a connection whose server chain the
+  // installed CRLs now revoke (called just before the pool closes those connections).
+  void mark_revoked_tunnels();
+
+  // On-demand DNS for hostname-only workloads (outbound.cc), created on first use from
+  // ProxySeams::dns_servers or ztunnel's /etc/resolv.conf. Per worker: its cache needs no lock.
+  std::shared_ptr<dns::HostLookup> host_lookup;
+  dns::HostLookup& lookup();
+
   Worker(boost::asio::io_context& io_, std::shared_ptr<Proxy::Shared> s);
 
   // The local workload in `snap`, resolved on the first call after a snapshot change and
@@ -172,6 +202,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   struct Upstream;
   boost::asio::awaitable<void> handle_outbound(boost::asio::ip::tcp::socket sock);
   ProxyResult<OutboundRequest> route(const Snapshot& snap, const Workload* source, const Captured& cap);
+  // Resolves the route's hostname when it has one (counts istio_on_demand_dns_total); a
+  // failure is an early deny, as upstream's build_request error.
+  boost::asio::awaitable<ProxyResult<bool>> resolve_on_demand(OutboundRequest& req, const Captured& cap);
   // Completes req.parties (mTLS once there is a certificate).
   boost::asio::awaitable<ProxyResult<Upstream>> open_upstream(OutboundRequest& req, const Captured& cap);
 

@@ -53,10 +53,9 @@ class TrafficMetrics {
   void close(const ConnectionParties& p, ResponseFlag flag, uint64_t received_bytes, uint64_t sent_bytes,
              bool failed);
   void sockets_open(const std::string& reporter, int delta);
-  // istio_on_demand_dns_total{source_*, hostname}: upstream counts a connection whose destination
-  // workload is known only by hostname and is resolved by DNS on demand. Our outbound path has no
-  // such resolution yet (hostname-only workloads are not routable), so nothing calls this on the
-  // data path; the family is registered so dashboards and the metric table find it.
+  // istio_on_demand_dns_total{source_*, hostname}: as upstream, one per outbound connection whose
+  // destination workload is known only by hostname, counted before its on-demand lookup
+  // (outbound.cc resolve_on_demand), whatever the lookup's outcome.
   void on_demand_dns(const Workload* src, const std::string& hostname);
 
  private:

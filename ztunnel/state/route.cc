@@ -213,6 +213,20 @@ OutboundRoute route_outbound(const Snapshot& snap, const Workload& source, const
   r.destination_workload = backend;
   r.destination_service = service;
   auto ip = pick_workload_ip(*backend, dst_ip, service);
+  if (!ip && backend->addresses.empty() && !backend->hostname.empty()) {
+    // Upstream pick_workload_destination_or_resolve: no address but a hostname -> on-demand DNS.
+    r.resolve_hostname = backend->hostname;
+    r.resolved_port = backend_port;
+    if (backend->tunnel_protocol == TunnelProtocol::Hbone) {
+      r.kind = RouteKind::Hbone;
+      r.target.port = kDefaultHboneMtlsPort;
+      r.expected_identities = expected_sans(*backend, service);
+    } else {
+      r.kind = RouteKind::Tcp;
+      r.target.port = backend_port;
+    }
+    return r;
+  }
   if (!ip) {
     r.kind = RouteKind::Unroutable;
     r.error = "workload " + backend->uid + " has no usable IP address";
@@ -228,6 +242,12 @@ OutboundRoute route_outbound(const Snapshot& snap, const Workload& source, const
     r.target = SocketAddr{*ip, backend_port};
   }
   return r;
+}
+
+void apply_resolved(OutboundRoute& route, const IpAddr& ip_in) {
+  const IpAddr ip = canonical_ip(ip_in);
+  route.target.ip = ip;
+  if (route.kind == RouteKind::Hbone) route.authority = format_socket_addr(ip, route.resolved_port);
 }
 
 }  // namespace ztunnel

@@ -37,7 +37,16 @@ struct OutboundRoute {
   // The service the client addressed (for labels / forwarded host=), when known.
   const Service* destination_service = nullptr;
   std::string error;  // set for NoHealthyUpstream / Unroutable
+  // Hbone/Tcp to a workload known only by hostname (no addresses, e.g. a ServiceEntry with
+  // resolution DNS): the caller resolves this name on demand, then dials the address it picks
+  // at target.port (authority: that address at `resolved_port`). Empty otherwise.
+  std::string resolve_hostname;
+  uint16_t resolved_port = 0;
 };
+
+// Completes a route that needs on-demand DNS (resolve_hostname set) with the chosen address:
+// target and, for HBONE, the authority.
+void apply_resolved(OutboundRoute& route, const IpAddr& ip);
 
 // Decides where an outbound connection from `source` to dst_ip:dst_port goes:
 // 1. dst is a service VIP with a waypoint (and source is not that waypoint) -> Waypoint,
@@ -48,7 +57,8 @@ struct OutboundRoute {
 // 3. backend HBONE -> Hbone (podIP:15008, authority podIP:targetPort); TCP -> Tcp;
 // 4. nothing known -> Passthrough; a service with no usable endpoint -> NoHealthyUpstream
 //    (unless its LB mode is Passthrough).
-// Backends on another network (double HBONE) come back as Unroutable.
+// Backends on another network (double HBONE) come back as Unroutable. A backend with no address
+// but a hostname comes back as Hbone/Tcp with resolve_hostname set (see apply_resolved).
 OutboundRoute route_outbound(const Snapshot& snapshot, const Workload& source, const IpAddr& dst_ip, uint16_t dst_port,
                              uint64_t random);
 

@@ -322,6 +322,46 @@ TEST_CASE("route_outbound: direct workload and service traffic", "[state][route]
   }
 }
 
+TEST_CASE("route_outbound: an endpoint known only by hostname is left to on-demand DNS", "[state][route][dns]") {
+  auto snap = snapshot_from(R"(
+workloads:
+- {uid: c, name: c, namespace: ns, workloadIps: ["10.0.0.1"], protocol: HBONE}
+- {uid: se-tcp, name: db, namespace: ns, hostname: db.example.com, protocol: TCP,
+   services: {"ns/db.example.com": {5432: 15432}}}
+- {uid: se-hbone, name: api, namespace: ns, serviceAccount: api, hostname: api.example.com, protocol: HBONE,
+   services: {"ns/api.example.com": {443: 8443}}}
+services:
+- {name: db, namespace: ns, hostname: db.example.com, vips: ["/240.0.0.1"], ports: {5432: 5432}}
+- {name: api, namespace: ns, hostname: api.example.com, vips: ["/240.0.0.2"], ports: {443: 443}}
+)");
+  const Workload& client = *snap->find_workload("", ip("10.0.0.1"));
+  SECTION("plain TCP: the target port is the endpoint's, the address comes later") {
+    auto r = route_outbound(*snap, client, ip("240.0.0.1"), 5432, 0);
+    CHECK(r.kind == RouteKind::Tcp);
+    CHECK(r.resolve_hostname == "db.example.com");
+    CHECK(r.target.port == 15432);
+    REQUIRE(r.destination_workload);
+    CHECK(r.destination_workload->uid == "se-tcp");
+    apply_resolved(r, ip("192.0.2.7"));
+    CHECK(r.target.to_string() == "192.0.2.7:15432");
+    CHECK(r.authority.empty());
+  }
+  SECTION("HBONE: 15008 on the resolved address, authority address:targetPort") {
+    auto r = route_outbound(*snap, client, ip("240.0.0.2"), 443, 0);
+    CHECK(r.kind == RouteKind::Hbone);
+    CHECK(r.resolve_hostname == "api.example.com");
+    REQUIRE(r.expected_identities.size() == 1);
+    CHECK(r.expected_identities[0].uri() == "spiffe://cluster.local/ns/ns/sa/api");
+    apply_resolved(r, ip("fd00::9"));
+    CHECK(r.target.to_string() == "[fd00::9]:15008");
+    CHECK(r.authority == "[fd00::9]:8443");
+  }
+  SECTION("a workload with addresses is never resolved") {
+    auto r = route_outbound(*snap, client, ip("10.0.0.1"), 80, 0);
+    CHECK(r.resolve_hostname.empty());
+  }
+}
+
 TEST_CASE("route_outbound: waypoints", "[state][route]") {
   auto r = load_local_config(
       (std::filesystem::path(AMBIENT_SOURCE_DIR) / "examples" / "waypoint.yaml")

@@ -24,6 +24,7 @@
 #include "istio/security/authorization.pb.h"
 #include "istio/workload/workload.pb.h"
 #include "common/model/xds/xds_convert.h"
+#include "ztunnel/state/route.h"
 #include "ztunnel/state/xds_source.h"
 
 namespace {
@@ -603,5 +604,74 @@ TEST_CASE("XdsSource: snapshots only after both types, NACK reasons, removal", "
   CHECK(source.status()["resources"]["workloads"] == 0);
 
   source.stop();
+  source.stop();
+}
+
+TEST_CASE("XdsSource: a Workload with field 21 hostname and no address is routed by on-demand DNS", "[xds][dns]") {
+  Server srv;
+  common::metrics::Registry reg;
+  boost::asio::io_context control;
+  ztunnel::Config cfg;
+  cfg.xds_address = srv.address();
+  cfg.auth_token = "";
+  cfg.pod_name = "zt";
+  cfg.pod_namespace = "istio-system";
+  std::vector<ztunnel::SnapshotConstSharedPtr> snaps;
+  ztunnel::XdsSource source(
+      cfg, reg, control, [&](ztunnel::SnapshotConstSharedPtr s) { snaps.push_back(std::move(s)); }, [] {});
+  source.start();
+  REQUIRE(srv.service.next_request());
+  REQUIRE(srv.service.next_request());
+
+  istio::workload::Address client;
+  client.mutable_workload()->set_uid("c//Pod/ns/client");
+  client.mutable_workload()->set_name("client");
+  client.mutable_workload()->set_namespace_("ns");
+  client.mutable_workload()->add_addresses(ip4(10, 0, 0, 1));
+  client.mutable_workload()->set_tunnel_protocol(istio::workload::HBONE);
+  // What istiod sends for a ServiceEntry with resolution DNS: hostname (21), no addresses.
+  istio::workload::Address ext;
+  auto* w = ext.mutable_workload();
+  w->set_uid("c/networking.istio.io/ServiceEntry/ns/ext/db.example.com");
+  w->set_name("ext");
+  w->set_namespace_("ns");
+  w->set_hostname("db.example.com");
+  auto* p = (*w->mutable_services())["ns/db.example.com"].add_ports();
+  p->set_service_port(5432);
+  p->set_target_port(15432);
+  istio::workload::Address svc;
+  auto* s = svc.mutable_service();
+  s->set_name("ext");
+  s->set_namespace_("ns");
+  s->set_hostname("db.example.com");
+  s->add_addresses()->set_address(ip4(240, 0, 0, 1));
+  auto* sp = s->add_ports();
+  sp->set_service_port(5432);
+  sp->set_target_port(5432);
+
+  Resp a1 = response(kAddr, "n1");
+  add_resource(a1, "c//Pod/ns/client", "1", client.SerializeAsString());
+  add_resource(a1, "c/networking.istio.io/ServiceEntry/ns/ext/db.example.com", "1", ext.SerializeAsString());
+  add_resource(a1, "ns/db.example.com", "1", svc.SerializeAsString());
+  srv.service.send(a1);
+  auto r3 = srv.service.next_request();
+  REQUIRE(r3);
+  CHECK(!r3->has_error_detail());
+  srv.service.send(response(kAuthz, "n2"));
+  REQUIRE(srv.service.next_request());
+  control.restart();
+  control.poll();
+  REQUIRE(snaps.size() == 1);
+  const auto& snap = *snaps.back();
+  const auto* src = snap.find_workload_by_uid("c//Pod/ns/client");
+  const auto* dst = snap.find_workload_by_uid("c/networking.istio.io/ServiceEntry/ns/ext/db.example.com");
+  REQUIRE(src);
+  REQUIRE(dst);
+  CHECK(dst->hostname == "db.example.com");
+  CHECK(dst->addresses.empty());
+  auto r = ztunnel::route_outbound(snap, *src, *ztunnel::parse_ip("240.0.0.1"), 5432, 0);
+  CHECK(r.kind == ztunnel::RouteKind::Tcp);
+  CHECK(r.resolve_hostname == "db.example.com");
+  CHECK(r.target.port == 15432);
   source.stop();
 }

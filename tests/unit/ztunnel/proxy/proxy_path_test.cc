@@ -5,7 +5,9 @@
 // The ProxySeams stand in for what needs root: the in-pod REDIRECT (original destination) and
 // fixed ports 15001/15008 (ephemeral ports, and a dial seam that sends 127.0.0.2:15008 to B).
 // Never co_await inside CHECK/REQUIRE: Catch's macros name the expression twice and GCC 12 then
-// evaluates the co_await more than once. Checked: the echo, policy DENY (401 -> CONNECT on the source, DENY on the
+// evaluates the co_await more than once. Checked: on-demand DNS of a hostname workload behind a
+// service VIP (a DNS server in the test), a CRL update that closes A's outbound tunnel
+// (CERT_REVOKED at the source), the echo, policy DENY (401 -> CONNECT on the source, DENY on the
 // destination), late rejection of a live connection, a TLS identity mismatch (TLS_FAILURE), a connection waiting for
 // its first certificate, a failed certificate fetch, and the outcome table itself.
 #include <spdlog/sinks/ringbuffer_sink.h>
@@ -13,12 +15,20 @@
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "common/identity/crl.h"
 #include "common/identity/local_ca.h"
+#include "common/identity/ossl.h"
 #include "common/identity/local_ca_provider.h"
 #include "common/admin/log.h"
 #include "common/admin/metrics.h"
@@ -27,6 +37,7 @@
 #include "common/model/local_config.h"
 #include "ztunnel/proxy/proxy.h"
 #include "ztunnel/proxy/proxy_error.h"
+#include "ztunnel/dns/message.h"
 #include "ztunnel/proxy/task_failure.h"
 
 namespace asio = boost::asio;
@@ -111,7 +122,9 @@ Config test_config() {
 struct Mesh {
   common::metrics::Registry registry;
   common::Runtime runtime{1};
-  common::LocalCaProvider ca{common::LocalCa::generate("cluster.local").value(), std::chrono::hours(1)};
+  // On disk, so a test can sign a CRL with the CA's key (ca-key.pem).
+  std::filesystem::path ca_dir = temp_dir();
+  common::LocalCaProvider ca{common::LocalCa::create(ca_dir, "cluster.local").value(), std::chrono::hours(1)};
   Config cfg = test_config();
   Proxy a{runtime, cfg, registry, ProxyTarget{{"ns", "client", "client"}, "", nullptr}};
   Proxy b{runtime, cfg, registry, ProxyTarget{{"ns", "server", "server"}, "", nullptr}};
@@ -120,7 +133,8 @@ struct Mesh {
   uint16_t app_port = app.local_endpoint().port();
   AccessLog log;
 
-  explicit Mesh(bool a_credentials = true, const char* b_identity = "server") {
+  explicit Mesh(bool a_credentials = true, const char* b_identity = "server",
+                std::function<void(ProxySeams&)> a_seams = nullptr) {
     set_snapshot(snapshot(kNoPolicies));
     if (a_credentials) give(a, "client");
     give(b, b_identity);
@@ -140,6 +154,7 @@ struct Mesh {
     sa.dial_address = [b_hbone](const SocketAddr& addr) {
       return addr.port == kInboundHbonePort && addr.ip == b_hbone.ip ? b_hbone : addr;
     };
+    if (a_seams) a_seams(sa);
     a.set_seams(sa);
     st = a.start();
     REQUIRE(st.ok());
@@ -154,6 +169,14 @@ struct Mesh {
     // while the members it uses (the log sink, the proxies) are destroyed.
     runtime.stop();
     runtime.run();
+    std::error_code ignored;
+    std::filesystem::remove_all(ca_dir.parent_path(), ignored);
+  }
+  static std::filesystem::path temp_dir() {
+    char tmpl[] = "/tmp/proxy-path-ca.XXXXXX";
+    const char* d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    return std::filesystem::path(d) / "ca";
   }
 
   void give(Proxy& p, const char* sa) {
@@ -537,4 +560,199 @@ TEST_CASE("an exception escaping a proxy coroutine is logged and counted once", 
   io.run();
   CHECK(metric(reg, "ztunnel_task_failures_total", {{"task", "outbound"}}) == 1);
   CHECK(metric(reg, "ztunnel_task_failures_total", {}) == 1);
+}
+
+namespace {
+
+// A UDP DNS server for the test's loop: `answers` name -> A records (TTL 60); other names NXDOMAIN.
+struct TestDns {
+  asio::ip::udp::socket sock;
+  std::map<std::string, std::vector<std::string>> answers;
+  explicit TestDns(asio::io_context& io) : sock(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    asio::co_spawn(io, serve(), asio::detached);
+  }
+  SocketAddr addr() const { return SocketAddr{*parse_ip("127.0.0.1"), sock.local_endpoint().port()}; }
+  asio::awaitable<void> serve() {
+    std::vector<uint8_t> buf(4096);
+    for (;;) {
+      asio::ip::udp::endpoint from;
+      auto [ec, n] = co_await sock.async_receive_from(asio::buffer(buf), from, asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      auto q = dns::parse_query(std::span<const uint8_t>(buf.data(), n));
+      if (!q) continue;
+      std::vector<dns::Answer> out;
+      dns::ResponseOptions o;
+      o.max_size = 4096;
+      auto it = answers.find(q.value().question.name);
+      if (it == answers.end()) o.rcode = dns::Rcode::NxDomain;
+      if (it != answers.end() && q.value().question.qtype == dns::type::kA) {
+        for (const auto& ip : it->second) {
+          out.push_back(dns::make_address_answer(q.value().question.wire_name, *parse_ip(ip), 60));
+        }
+      }
+      auto reply = dns::build_response(q.value(), out, o);
+      co_await sock.async_send_to(asio::buffer(reply), from, asio::as_tuple(asio::use_awaitable));
+    }
+  }
+};
+
+// Runs a TestDns on its own thread (the proxies' seams need its address before the Mesh exists).
+struct DnsThread {
+  asio::io_context io;
+  TestDns server{io};
+  std::thread t{[this] { io.run(); }};
+  ~DnsThread() {
+    asio::post(io, [this] {
+      boost::system::error_code ignored;
+      server.sock.close(ignored);
+    });
+    t.join();
+  }
+};
+
+// The two pods plus a ServiceEntry-like service (VIP 240.240.0.1:80 -> the app's port) whose
+// endpoint is a workload known only by hostname (protocol TCP, as a resolution-DNS entry).
+SnapshotConstSharedPtr hostname_snapshot(uint16_t app_port, const std::string& hostname) {
+  const std::string port = std::to_string(app_port);
+  const std::string yaml = std::string(kMesh).substr(0, std::string(kMesh).find("policies:")) +
+                           "- uid: c//networking.istio.io/ServiceEntry/ns/ext/" + hostname + "\n"
+                           "  name: ext\n"
+                           "  namespace: ns\n"
+                           "  hostname: " + hostname + "\n"
+                           "  protocol: TCP\n"
+                           "  services: {\"ns/ext.example.com\": {80: " + port + "}}\n"
+                           "services:\n"
+                           "- {name: ext, namespace: ns, hostname: ext.example.com, vips: [\"/240.240.0.1\"], ports: {80: " +
+                           port + "}}\n";
+  auto r = parse_local_config(yaml);
+  INFO((r.ok() ? "" : r.error()) << "\n" << yaml);
+  REQUIRE(r.ok());
+  return Snapshot::from_local_config(std::move(r).value());
+}
+
+}  // namespace
+
+TEST_CASE("a hostname workload behind a service VIP is resolved on demand and counted", "[proxy_path][dns]") {
+  DnsThread dns_thread;
+  dns_thread.server.answers["app.example.com"] = {"127.0.0.2"};  // before the thread reads it
+  const SocketAddr vip{*parse_ip("240.240.0.1"), 80};
+  const SocketAddr dns_addr = dns_thread.server.addr();
+  Mesh m(true, "server", [&](ProxySeams& s) {
+    s.original_dst = [vip](int) -> std::optional<SocketAddr> { return vip; };
+    s.dns_servers = std::vector<SocketAddr>{dns_addr};
+  });
+  m.set_snapshot(hostname_snapshot(m.app_port, "app.example.com"));
+  auto dns_count = [&](const char* host) {
+    return metric(m.registry, "istio_on_demand_dns_total",
+                  {{"hostname", host}, {"source_workload", "client"}, {"source_workload_namespace", "ns"},
+                   {"source_principal", "spiffe://cluster.local/ns/ns/sa/client"}});
+  };
+  m.run([&]() -> asio::awaitable<void> {
+    auto got = co_await exchange(m.outbound(), "through dns");
+    CHECK(got == "through dns");
+    // Counted per connection, also when the answer comes from the cache.
+    auto again = co_await exchange(m.outbound(), "again");
+    CHECK(again == "again");
+    CHECK(dns_count("app.example.com") == 2);
+    // The counters are closed just before the access log is written: wait for both.
+    const std::string logged = "connection complete.*dst.addr=\"?127.0.0.2:" + std::to_string(m.app_port);
+    const bool closed = co_await eventually([&] {
+      return metric(m.registry, "istio_tcp_connections_closed_total",
+                    {{"reporter", "source"}, {"response_flags", "-"}, {"destination_service", "ext.example.com"}}) ==
+                 2 &&
+             m.log.contains(logged);
+    });
+    INFO(m.log.dump());
+    CHECK(closed);
+  });
+}
+
+TEST_CASE("a hostname that does not resolve fails only its own connection (early deny)", "[proxy_path][dns]") {
+  DnsThread dns_thread;  // answers nothing: NXDOMAIN
+  const SocketAddr vip{*parse_ip("240.240.0.1"), 80};
+  const SocketAddr dns_addr = dns_thread.server.addr();
+  Mesh m(true, "server", [&](ProxySeams& s) {
+    s.original_dst = [vip](int) -> std::optional<SocketAddr> { return vip; };
+    s.dns_servers = std::vector<SocketAddr>{dns_addr};
+  });
+  m.set_snapshot(hostname_snapshot(m.app_port, "gone.example.com"));
+  m.run([&]() -> asio::awaitable<void> {
+    auto got = co_await exchange(m.outbound(), "nobody");
+    CHECK(got.empty());
+    const bool logged = co_await eventually([&] { return m.log.contains("connection failed"); });
+    CHECK(logged);
+    INFO(m.log.dump());
+    CHECK(m.log.contains("connection failed.*error=\"?dns lookup of gone.example.com failed: NXDOMAIN"));
+    CHECK(metric(m.registry, "istio_on_demand_dns_total", {{"hostname", "gone.example.com"}}) == 1);
+    CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {}) == 0);  // early deny: no TCP metrics
+  });
+}
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A CRL signed by the Mesh's CA (ca-key.pem) revoking the leaf of `chain_pem`.
+std::string revoking_crl(const std::filesystem::path& ca_dir, const std::string& chain_pem) {
+  auto ca = common::ossl::parse_pem_certs(slurp(ca_dir / "ca-cert.pem"));
+  auto key = common::ossl::parse_pem_key(slurp(ca_dir / "ca-key.pem"));
+  auto leaf = common::ossl::parse_pem_certs(chain_pem);
+  REQUIRE(ca);
+  REQUIRE(key);
+  REQUIRE(leaf);
+  X509_CRL* crl = X509_CRL_new();
+  REQUIRE(X509_CRL_set_version(crl, 1) == 1);
+  REQUIRE(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca.value().front().get())) == 1);
+  ASN1_TIME* now = ASN1_TIME_set(nullptr, ::time(nullptr));
+  REQUIRE(X509_CRL_set1_lastUpdate(crl, now) == 1);
+  X509_REVOKED* r = X509_REVOKED_new();
+  REQUIRE(X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf.value().front().get())) == 1);
+  X509_REVOKED_set_revocationDate(r, now);
+  ASN1_TIME_free(now);
+  REQUIRE(X509_CRL_add0_revoked(crl, r) == 1);
+  REQUIRE(X509_CRL_sign(crl, key.value().get(), EVP_sha256()) > 0);
+  BIO* b = BIO_new(BIO_s_mem());
+  REQUIRE(PEM_write_bio_X509_CRL(b, crl) == 1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(b, &data);
+  std::string pem(data, static_cast<size_t>(n));
+  BIO_free(b);
+  X509_CRL_free(crl);
+  return pem;
+}
+}  // namespace
+
+TEST_CASE("a CRL update revoking the server closes A's outbound tunnel as CERT_REVOKED", "[proxy_path][crl]") {
+  Mesh m;
+  auto b_creds = m.ca.issue(common::Identity{"cluster.local", "ns", "server"});
+  REQUIRE(b_creds.ok());
+  REQUIRE(m.b.set_credentials(std::make_shared<common::tls::Credentials>(b_creds.value())).ok());
+  auto crls = common::tls::CrlSet::parse_pem(revoking_crl(m.ca_dir, b_creds.value().cert_chain_pem));
+  REQUIRE(crls.ok());
+  m.run([&]() -> asio::awaitable<void> {
+    tcp::socket s(m.io);
+    auto [cec] = co_await s.async_connect(m.outbound(), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!cec);
+    co_await asio::async_write(s, asio::buffer(std::string("ping")), asio::as_tuple(asio::use_awaitable));
+    std::string echo(4, '\0');
+    auto [rec, n] = co_await asio::async_read(s, asio::buffer(echo), asio::as_tuple(asio::use_awaitable));
+    REQUIRE(!rec);
+    CHECK(echo == "ping");
+    // Only A reacts (B's client, A, is not revoked): A's pool connection to B is closed.
+    common::tls::install_crls(crls.value());
+    m.a.close_revoked_peers();
+    auto rest = co_await read_all(s);
+    CHECK(rest.empty());
+    // The counters are closed just before the access log is written: wait for both.
+    const bool flagged = co_await eventually([&] {
+      return metric(m.registry, "istio_tcp_connections_closed_total",
+                    {{"reporter", "source"}, {"response_flags", "CERT_REVOKED"}}) == 1 &&
+             m.log.contains("direction=\"?outbound.*error=\"?server certificate revoked \\(CRL_PATH\\)");
+    });
+    common::tls::install_crls(nullptr);
+    INFO(m.log.dump() << m.registry.render());
+    CHECK(flagged);
+  });
 }
