@@ -27,6 +27,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "common/hex.h"
+
 namespace common::http {
 
 namespace asio = boost::asio;
@@ -37,12 +39,7 @@ using tcp = asio::ip::tcp;
 // ---- small helpers --------------------------------------------------------------------------
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+using common::hex_value;
 
 std::string url_decode(std::string_view s) {
   std::string out;

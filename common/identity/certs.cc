@@ -15,9 +15,7 @@ using ossl::PkeyPtr;
 using ossl::X509Ptr;
 
 struct ExtStackFree {
-  void operator()(STACK_OF(X509_EXTENSION) * s) const {
-    sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-  }
+  void operator()(STACK_OF(X509_EXTENSION) * s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
 };
 using ExtStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtStackFree>;
 using NamePtr = std::unique_ptr<X509_NAME, ossl::Free<X509_NAME_free>>;
@@ -44,11 +42,9 @@ Result<NamePtr> make_name(std::string_view organization, std::string_view common
   if (!name) return ossl::error("X509_NAME_new");
   const std::string o(organization), cn(common_name);
   if ((!o.empty() && X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                                                reinterpret_cast<const unsigned char*>(o.c_str()),
-                                                -1, -1, 0) != 1) ||
+                                                reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0) != 1) ||
       (!cn.empty() && X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
-                                                 reinterpret_cast<const unsigned char*>(cn.c_str()),
-                                                 -1, -1, 0) != 1)) {
+                                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0) != 1)) {
     return ossl::error("building subject name");
   }
   return name;
@@ -162,8 +158,12 @@ std::string to_rfc3339(std::chrono::system_clock::time_point t) {
   return std::string(buf, n);
 }
 
-Result<CaMaterial> make_root_ca(std::string_view organization, std::string_view common_name,
-                                std::chrono::seconds ttl) {
+namespace {
+
+// A new P-256 CA key and its certificate, signed by (issuer, issuer_key), or self-signed when
+// both are null.
+Result<CaMaterial> issue_ca(std::string_view organization, std::string_view common_name, X509* issuer,
+                            EVP_PKEY* issuer_key, std::chrono::seconds ttl) {
   auto key = ossl::generate_p256();
   if (!key) return Error{key.error()};
   auto name = make_name(organization, common_name);
@@ -171,13 +171,20 @@ Result<CaMaterial> make_root_ca(std::string_view organization, std::string_view 
   ossl::CertSpec spec;
   spec.public_key = key->get();
   spec.subject = name->get();
-  spec.issuer_key = key->get();
+  spec.issuer = issuer;
+  spec.issuer_key = issuer_key ? issuer_key : key->get();
   spec.backdate = std::chrono::seconds(60);
   spec.ttl = ttl;
   spec.ca = true;
   auto cert = ossl::issue_cert(spec);
   if (!cert) return Error{cert.error()};
   return CaMaterial{ossl::to_pem(cert->get()), ossl::key_to_pkcs8_pem(key->get())};
+}
+
+}  // namespace
+
+Result<CaMaterial> make_root_ca(std::string_view organization, std::string_view common_name, std::chrono::seconds ttl) {
+  return issue_ca(organization, common_name, nullptr, nullptr, ttl);
 }
 
 Result<CaMaterial> make_intermediate_ca(const CaMaterial& parent, std::string_view organization,
@@ -186,40 +193,23 @@ Result<CaMaterial> make_intermediate_ca(const CaMaterial& parent, std::string_vi
   if (!parent_certs) return Error{parent_certs.error()};
   auto parent_key = ossl::parse_pem_key(parent.key_pem);
   if (!parent_key) return Error{parent_key.error()};
-  auto key = ossl::generate_p256();
-  if (!key) return Error{key.error()};
-  auto name = make_name(organization, common_name);
-  if (!name) return Error{name.error()};
-  ossl::CertSpec spec;
-  spec.public_key = key->get();
-  spec.subject = name->get();
-  spec.issuer = parent_certs->front().get();
-  spec.issuer_key = parent_key->get();
-  spec.backdate = std::chrono::seconds(60);
-  spec.ttl = ttl;
-  spec.ca = true;
-  auto cert = ossl::issue_cert(spec);
-  if (!cert) return Error{cert.error()};
-  return CaMaterial{ossl::to_pem(cert->get()), ossl::key_to_pkcs8_pem(key->get())};
+  return issue_ca(organization, common_name, parent_certs->front().get(), parent_key->get(), ttl);
 }
 
 Result<CertAndKey> issue_server_cert(const CaMaterial& ca, const std::vector<std::string>& dns_names,
-                                     const std::vector<std::string>& ip_addresses,
-                                     std::chrono::seconds ttl) {
+                                     const std::vector<std::string>& ip_addresses, std::chrono::seconds ttl) {
   if (dns_names.empty() && ip_addresses.empty()) {
     return make_error("server certificate: at least one DNS name or IP address is required");
   }
   ossl::GeneralNamesPtr san(GENERAL_NAMES_new());
   if (!san) return ossl::error("GENERAL_NAMES_new");
   for (const std::string& dns : dns_names) {
-    if (dns.empty() || dns.find_first_of(" \t\r\n", 0) != std::string::npos ||
-        dns.find('\0') != std::string::npos) {
+    if (dns.empty() || dns.find_first_of(" \t\r\n", 0) != std::string::npos || dns.find('\0') != std::string::npos) {
       return make_error("server certificate: bad DNS name '" + dns + "'");
     }
     GENERAL_NAME* gn = GENERAL_NAME_new();
     ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
-    if (gn == nullptr || ia5 == nullptr ||
-        ASN1_STRING_set(ia5, dns.data(), static_cast<int>(dns.size())) != 1) {
+    if (gn == nullptr || ia5 == nullptr || ASN1_STRING_set(ia5, dns.data(), static_cast<int>(dns.size())) != 1) {
       GENERAL_NAME_free(gn);
       ASN1_IA5STRING_free(ia5);
       return ossl::error("building DNS SAN");

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/hex.h"
+
 namespace waypoint::router {
 
 std::string to_lower(std::string_view s) {
@@ -35,14 +37,7 @@ bool icontains(std::string_view s, std::string_view lower_needle) {
   return false;
 }
 
-namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
+using common::hex_value;
 
 std::string percent_decode(std::string_view s) {
   std::string out;

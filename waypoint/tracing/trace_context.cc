@@ -1,18 +1,14 @@
 #include "waypoint/tracing/trace_context.h"
 
+#include "common/hex.h"
 #include "hbone/headers.h"
 
 namespace waypoint::tracing {
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  // B3 says lower-hex; upper case is accepted on read (some clients send it) and written lower.
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// B3 says lower-hex; upper case is accepted on read (some clients send it) and written lower.
+using common::hex_value;
 
 std::optional<uint64_t> parse_hex64(std::string_view s) {
   if (s.empty() || s.size() > 16) return std::nullopt;
