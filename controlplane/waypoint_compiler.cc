@@ -1203,9 +1203,11 @@ struct Compiler {
           diag(Severity::Warning, rt.file, rt.object, ref.path,
                "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
                    ", not istio; route not applied to it");
-          verdict(rt, ref.index, false, "NoMatchingParent",
-                  "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
-                      "; routes attach to a waypoint through its Services");
+          // Another controller's Gateway gets its status from that controller, not from us.
+          if (found->class_name == kWaypointGatewayClass)
+            verdict(rt, ref.index, false, "NoMatchingParent",
+                    "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
+                        "; routes attach to a waypoint through its Services");
         }
       }
     }

@@ -538,8 +538,15 @@ apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: typo, namespace: istio-ingress}
 spec:
-  parentRefs: [{name: bookinfo-gw, sectionName: htp}, {name: bookinfo-gw, sectionName: http}]
+  parentRefs: [{name: bookinfo-gw, sectionName: htp}, {name: bookinfo-gw, sectionName: http}, {name: theirs}]
   rules: [{backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}, {name: gone, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: theirs, namespace: istio-ingress}
+spec:
+  gatewayClassName: other-vendor
+  listeners: [{name: http, port: 80, protocol: HTTP}]
 )");
   const auto& att = c.result.attachments;
   REQUIRE(att.listeners.count("istio-ingress/bookinfo-gw") == 1);
@@ -564,6 +571,7 @@ spec:
   CHECK(parent("HTTPRoute/istio-ingress/typo", 0).reason == "NoMatchingParent");
   CHECK(parent("HTTPRoute/istio-ingress/typo", 0).message.find("htp") != std::string::npos);
   CHECK(parent("HTTPRoute/istio-ingress/typo", 1).accepted);
+  CHECK(att.routes.at("HTTPRoute/istio-ingress/typo").parents.size() == 2);  // not the other vendor's Gateway
 
   CHECK(att.routes.at("HTTPRoute/bookinfo/bookinfo").backends_resolved);
   const auto& typo = att.routes.at("HTTPRoute/istio-ingress/typo");
