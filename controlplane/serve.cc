@@ -240,6 +240,7 @@ bool ControlPlaneServer::Impl::poll_source() {
   opt.source->annotate(st.config);
   waypoints = compile_waypoints(objects, opt.compile, &st.config);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
+  if (opt.on_attachments) opt.on_attachments(std::make_shared<const GatewayAttachments>(waypoints.attachments));
   inc->assign(std::move(st));
   compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   source_generation = gen;

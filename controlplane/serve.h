@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@
 #include "controlplane/tokens.h"
 
 namespace controlplane {
+
+struct GatewayAttachments;  // gateway_attachment.h
 
 struct ServeOptions {
   std::string dir;                       // manifests (required unless `source` is set)
@@ -50,6 +53,9 @@ struct ServeOptions {
   bool quiet = false;                    // hide Info findings
   CompileOptions compile;
   std::chrono::milliseconds poll_interval{200};
+  // Called (watcher thread) after each compile of a `source` snapshot with its Gateway API
+  // attachment, for the status writer (kube/waypoint_deployer.h); unset = nobody listens.
+  std::function<void(std::shared_ptr<const GatewayAttachments>)> on_attachments;
 };
 
 class ControlPlaneServer {

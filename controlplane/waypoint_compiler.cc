@@ -349,6 +349,36 @@ struct Compiler {
   // istio.io/ingress-use-waypoint get the VIP as their one endpoint (ingress_waypoint_vip).
   bool ingress_mode = false;
 
+  // Attachment verdicts for the status writer (gateway_attachment.h).
+  GatewayAttachments att{};
+  static std::string route_key(const GatewayRouteObject& rt) { return rt.kind + "/" + rt.ns + "/" + rt.name; }
+  void verdict(const GatewayRouteObject& rt, size_t index, bool accepted, std::string reason, std::string message) {
+    auto& parents = att.routes[route_key(rt)].parents;
+    for (auto& p : parents) {
+      if (p.index != index) continue;
+      if (!p.accepted) p = {index, accepted, std::move(reason), std::move(message)};  // attached wins
+      return;
+    }
+    parents.push_back({index, accepted, std::move(reason), std::move(message)});
+  }
+  // Whether every backendRef (and mirror) of the route names a Service that exists.
+  void resolve_backends(const GatewayRouteObject& rt) {
+    auto& ra = att.routes[route_key(rt)];
+    for (const auto& rule : rt.rules) {
+      std::vector<const VsDestination*> dests;
+      for (const auto& d : rule.route) dests.push_back(&d);
+      for (const auto& m : rule.mirrors) dests.push_back(&m.destination);
+      for (const auto* d : dests) {
+        if (!ra.backends_resolved || services_by_host.count(d->host)) continue;
+        ra.backends_resolved = false;
+        const auto dot = d->host.find('.');
+        const auto dot2 = d->host.find('.', dot + 1);
+        ra.backend_message = "Service " + d->host.substr(dot + 1, dot2 - dot - 1) + "/" + d->host.substr(0, dot) +
+                             " not found (" + d->path + ")";
+      }
+    }
+  }
+
   // The Service's VIP when the ingress must reach it through its waypoint: label
   // istio.io/ingress-use-waypoint "true" (Service, else its Namespace) and a use-waypoint binding.
   std::optional<std::string> ingress_waypoint_vip(const ServiceObject& svc) const {
@@ -1053,6 +1083,7 @@ struct Compiler {
         if (rt.kind != "HTTPRoute") {
           diag(Severity::Warning, rt.file, rt.object, ref.path,
                rt.kind + " is not supported at an ingress gateway (HTTP/1.1 only); route not applied");
+          verdict(rt, ref.index, false, "NotAllowedByListeners", rt.kind + " is not supported at this gateway");
           continue;
         }
         std::string why = "NoMatchingParent: no listener named '" + ref.section_name + "'";
@@ -1075,9 +1106,18 @@ struct Compiler {
             why = "NoMatchingListenerHostname: no hostname meets listener " + l.name + "'s '" + l.hostname + "'";
             continue;
           }
-          out[&l].push_back({&rt, std::move(hosts)});
+          auto& list = out[&l];
+          bool again = false;  // two parentRefs of one route to one listener count once
+          for (const auto& a : list) again |= a.route == &rt;
+          if (!again) ++att.listeners[gw.meta.ns + "/" + gw.meta.name][l.name];
+          list.push_back({&rt, std::move(hosts)});
           attached = true;
         }
+        const auto colon = why.find(": ");
+        if (attached)
+          verdict(rt, ref.index, true, "Accepted", "Route was valid");
+        else
+          verdict(rt, ref.index, false, why.substr(0, colon), why.substr(colon + 2));
         if (!attached)
           diag(
               Severity::Warning, rt.file, rt.object, ref.path,
@@ -1155,13 +1195,20 @@ struct Compiler {
         for (const auto& g : in.gateways) {
           if (g.meta.name == ref.name && g.meta.ns == ref.ns) found = &g;
         }
-        if (!found)
+        if (!found) {
           diag(Severity::Warning, rt.file, rt.object, ref.path,
                "Gateway " + ref.ns + "/" + ref.name + " not found; route not applied to it");
-        else if (found->class_name != kIngressGatewayClass)
+          verdict(rt, ref.index, false, "NoMatchingParent", "Gateway " + ref.ns + "/" + ref.name + " not found");
+        } else if (found->class_name != kIngressGatewayClass) {
           diag(Severity::Warning, rt.file, rt.object, ref.path,
                "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
                    ", not istio; route not applied to it");
+          // Another controller's Gateway gets its status from that controller, not from us.
+          if (found->class_name == kWaypointGatewayClass)
+            verdict(rt, ref.index, false, "NoMatchingParent",
+                    "Gateway " + ref.ns + "/" + ref.name + " is of class " + found->class_name +
+                        "; routes attach to a waypoint through its Services");
+        }
       }
     }
     for (const auto* gw : gws) {
@@ -1177,7 +1224,10 @@ struct Compiler {
         diag(Severity::Warning, src.file, src.object, "spec.listeners", "no listeners: this gateway serves nothing");
       const auto attached = attachments(*gw);
       std::map<uint16_t, std::vector<const K8sGatewayListener*>> ports;
-      for (const auto& l : gw->listeners) ports[l.port].push_back(&l);
+      for (const auto& l : gw->listeners) {
+        ports[l.port].push_back(&l);
+        att.listeners[gw->meta.ns + "/" + gw->meta.name].try_emplace(l.name, 0);
+      }
       for (const auto& [port, ls] : ports) {
         std::vector<const K8sGatewayListener*> plain, secure;
         for (const auto* l : ls) (l->protocol == "HTTPS" ? secure : plain).push_back(l);
@@ -1243,7 +1293,9 @@ struct Compiler {
     // Waypoint gateways and what they may serve.
     std::map<std::string, const GatewayObject*> gateways;
     for (const auto& g : in.gateways) {
-      if (g.class_name == kWaypointGatewayClass) gateways[g.meta.ns + "/" + g.meta.name] = &g;
+      if (g.class_name != kWaypointGatewayClass) continue;
+      gateways[g.meta.ns + "/" + g.meta.name] = &g;
+      att.listeners[g.meta.ns + "/" + g.meta.name].try_emplace("*", 0);
     }
     std::map<std::string, Output> outputs;
     for (const auto& [key, g] : gateways) {
@@ -1290,7 +1342,9 @@ struct Compiler {
       }
     }
     // HTTPRoutes attached to a Service without a waypoint do nothing: say so.
+    std::map<std::string, std::set<std::string>> waypoint_routes;  // waypoint -> routes counted
     for (const auto& g : in.l7.gateway_routes) {
+      resolve_backends(g);
       for (size_t i = 0; i < g.parents.size(); ++i) {
         const auto& parent = g.parents[i];
         const ServiceObject* svc = nullptr;
@@ -1302,17 +1356,31 @@ struct Compiler {
           if (auto ns = namespaces.find(svc->meta.ns); ns != namespaces.end())
             bound = label_or_annotation(ns->second->meta, kUseWaypointLabel);
         }
-        if (!svc)
-          diag(Severity::Warning, g.file, g.object, "spec.parentRefs[" + std::to_string(i) + "]",
-               "Service " + parent.ns + "/" + parent.name + " not found");
-        else if (bound.empty() || bound == "none")
-          diag(Severity::Warning, g.file, g.object, "spec.parentRefs[" + std::to_string(i) + "]",
+        const std::string where = "spec.parentRefs[" + std::to_string(parent.index) + "]";
+        if (!svc) {
+          diag(Severity::Warning, g.file, g.object, where, "Service " + parent.ns + "/" + parent.name + " not found");
+          verdict(g, parent.index, false, "NoMatchingParent",
+                  "Service " + parent.ns + "/" + parent.name + " not found");
+        } else if (bound.empty() || bound == "none") {
+          diag(Severity::Warning, g.file, g.object, where,
                "Service " + parent.ns + "/" + parent.name +
                    " has no istio.io/use-waypoint (MissingUseWaypointLabel); route not applied");
+          verdict(g, parent.index, false, "NoMatchingParent",
+                  "Service " + parent.ns + "/" + parent.name + " has no waypoint (istio.io/use-waypoint)");
+        } else {
+          verdict(g, parent.index, true, "Accepted", "Route was valid, bound to waypoint");
+          std::string wns = label_or_annotation(svc->meta, kUseWaypointNamespaceLabel);
+          if (wns.empty()) wns = svc->meta.ns;
+          if (gateways.count(wns + "/" + bound)) {
+            auto& seen = waypoint_routes[wns + "/" + bound];
+            if (seen.insert(route_key(g)).second) ++att.listeners[wns + "/" + bound]["*"];
+          }
+        }
       }
     }
     compile_ingress(result);
     compile_gateway_api_ingress(result);
+    result.attachments = std::move(att);
     for (auto& [key, out] : outputs) {
       std::vector<const EndpointJob*> local_jobs;  // clusters whose endpoints depend on the pod
       bool by_labels = false;                      // failoverPriority compares the pod's labels

@@ -54,6 +54,7 @@
 #include "common/model/xds/xds_resources.h"
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
+#include "controlplane/gateway_attachment.h"
 #include "controlplane/k8s_resources.h"
 
 namespace ztunnel {
@@ -86,6 +87,9 @@ struct WaypointCompileResult {
   // Proxy key "<pod>.<namespace>" -> the resources of the pod's Gateway.
   std::map<std::string, std::shared_ptr<const WaypointResources>, std::less<>> by_proxy;
   Diagnostics diagnostics;
+  // Gateway API attachment as compiled (listener route counts, parentRef verdicts): what the
+  // status writer reports (kube/route_status.h).
+  GatewayAttachments attachments;
 };
 
 // `workloads`: the compiled ztunnel workloads, whose locality (from their Node's labels) places

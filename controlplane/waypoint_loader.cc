@@ -481,7 +481,9 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
   if (!Reader::present(doc, "spec")) fail("spec", "missing required field");
   const YAML::Node spec = Reader::child(doc, "spec");
   r.expect_strict_map(spec, "spec", {"parentRefs", "hostnames", "rules"});
+  size_t parent_index = 0;
   r.read_list(spec, "spec", "parentRefs", [&](const YAML::Node& p, const std::string& pp) {
+    const size_t pi = parent_index++;
     r.expect_strict_map(p, pp, {"name", "namespace", "kind", "group", "port", "sectionName"});
     std::string pk = "Gateway", pg = "gateway.networking.k8s.io";
     r.opt_str(p, pp, "kind", pk);
@@ -489,6 +491,7 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
     if (pk == "Gateway" && pg == "gateway.networking.k8s.io") {  // an ingress gateway's route (docs/ingress.md)
       GatewayParentRef ref;
       ref.path = pp;
+      ref.index = pi;
       r.opt_str(p, pp, "name", ref.name);
       if (ref.name.empty()) fail(join(pp, "name"), "missing required field");
       ref.ns = meta.ns;
@@ -500,6 +503,7 @@ GatewayRouteObject read_gateway_route(Reader& r, const YAML::Node& doc, const Ob
     }
     if (pk != "Service" || !(pg.empty() || pg == "core")) return;  // another kind: not ours
     ServiceParentRef ref;
+    ref.index = pi;
     r.opt_str(p, pp, "name", ref.name);
     if (ref.name.empty()) fail(join(pp, "name"), "missing required field");
     ref.ns = meta.ns;

@@ -149,6 +149,7 @@ struct DestinationRuleObject {
 struct ServiceParentRef {
   std::string name, ns;
   uint16_t port = 0;  // 0 = every port
+  size_t index = 0;   // position in spec.parentRefs (route status)
 };
 // parentRefs of kind Gateway (an ingress gateway of class istio; docs/ingress.md).
 struct GatewayParentRef {
@@ -156,6 +157,7 @@ struct GatewayParentRef {
   std::string section_name;  // "" = every listener
   uint16_t port = 0;         // 0 = any port
   std::string path;          // "spec.parentRefs[i]" for diagnostics
+  size_t index = 0;          // i (route status)
 };
 struct GatewayRouteObject {
   std::string kind;  // "HTTPRoute" | "GRPCRoute"

@@ -220,7 +220,8 @@ GatewayObjects render_gateway_objects(const ManagedGateway& gw, const WaypointDe
   return out;
 }
 
-std::optional<json> gateway_status_patch(const ManagedGateway& gw, const json& service, const std::string& now) {
+std::optional<json> gateway_status_patch(const ManagedGateway& gw, const json& service, const std::string& now,
+                                         const json& listeners) {
   if (!service.is_object() || !service.contains("spec")) return std::nullopt;
   const std::string cluster_ip = str(service["spec"], "clusterIP");
   if (cluster_ip.empty() || cluster_ip == "None") return std::nullopt;
@@ -270,7 +271,8 @@ std::optional<json> gateway_status_patch(const ManagedGateway& gw, const json& s
   const bool same = cur.contains("addresses") && cur["addresses"] == addresses && acc &&
                     str(*acc, "status") == "True" && prog && str(*prog, "status") == want_prog &&
                     str(*prog, "reason") == reason && str(*prog, "message") == message &&
-                    prog->value("observedGeneration", int64_t{0}) == gw.generation;
+                    prog->value("observedGeneration", int64_t{0}) == gw.generation &&
+                    (listeners.is_null() || (cur.contains("listeners") && cur["listeners"] == listeners));
   if (same) return std::nullopt;
 
   auto cond = [&](const char* type_name, const std::string& status, const std::string& why, const std::string& msg) {
@@ -285,10 +287,12 @@ std::optional<json> gateway_status_patch(const ManagedGateway& gw, const json& s
                 {"lastTransitionTime", since},
                 {"observedGeneration", gw.generation}};
   };
-  return json{{"status",
+  json out = {{"status",
                {{"addresses", addresses},
                 {"conditions", json::array({cond("Accepted", "True", "Accepted", "Resource accepted"),
                                             cond("Programmed", want_prog, reason, message)})}}}};
+  if (!listeners.is_null()) out["status"]["listeners"] = listeners;
+  return out;
 }
 
 }  // namespace controlplane::kube

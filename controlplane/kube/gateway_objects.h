@@ -70,7 +70,8 @@ GatewayObjects render_gateway_objects(const ManagedGateway& gw, const WaypointDe
 // nullopt when there is nothing to say yet (no cluster IP allocated) or the Gateway's status
 // already says it (each write comes back as a Gateway event: writing only changes keeps the
 // controller from looping). `now` is the RFC 3339 lastTransitionTime of new conditions.
+// `listeners`: the status.listeners to write too (route_status.h), null = leave them alone.
 std::optional<nlohmann::json> gateway_status_patch(const ManagedGateway& gw, const nlohmann::json& service,
-                                                   const std::string& now);
+                                                   const std::string& now, const nlohmann::json& listeners = nullptr);
 
 }  // namespace controlplane::kube

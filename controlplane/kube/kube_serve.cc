@@ -53,6 +53,10 @@ int run_serve_kube(ServeOptions serve, KubeServeOptions kube, const std::atomic<
     deployer = WaypointDeployer::start(*source, kube.waypoints);
   }
   serve.source = *source;
+  if (deployer) {
+    WaypointDeployer* d = deployer.get();
+    serve.on_attachments = [d](std::shared_ptr<const GatewayAttachments> a) { d->set_attachments(std::move(a)); };
+  }
   if (kube.token_review) {
     auto reviewer = std::make_shared<TokenReviewer>(std::shared_ptr<const KubeClient>(*source, &(*source)->client()),
                                                     kube.token_audiences);

@@ -14,6 +14,7 @@
 
 #include "common/admin/log.h"
 #include "controlplane/kube/gateway_objects.h"
+#include "controlplane/kube/route_status.h"
 
 namespace controlplane::kube {
 namespace {
@@ -74,6 +75,7 @@ struct WaypointDeployer::Impl {
   std::condition_variable cv;
   bool stopping = false;
   bool dirty = true;
+  std::shared_ptr<const GatewayAttachments> attachments;  // under mu; null until the first compile
   std::thread thread;
   bool leader = false;
   std::chrono::steady_clock::time_point last_renew{};
@@ -90,6 +92,9 @@ struct WaypointDeployer::Impl {
   void loop();
   bool renew_lease();
   void reconcile();
+  // Certificate Secrets ("ns/name") the class istio Gateways name that do not exist.
+  std::set<std::string> missing_secrets(const std::vector<json>& gateways);
+  void write_route_status(const GatewayAttachments& att);
   // PATCH (merge) `collection/name` with `body`, or POST it to `collection` when absent. The
   // object after the write, or null on failure (logged).
   json apply(const std::string& collection, const std::string& name, const json& body, bool force);
@@ -185,10 +190,21 @@ void WaypointDeployer::Impl::reconcile() {
       }
     }
   }
-  std::vector<ManagedGateway> gws;
-  for (const auto& [key, obj] : source->objects_of("gateways")) {
-    if (auto gw = read_managed_gateway(json::parse(obj.json, nullptr, false))) gws.push_back(std::move(*gw));
+  std::shared_ptr<const GatewayAttachments> att;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    att = attachments;
   }
+  std::vector<ManagedGateway> gws;
+  std::vector<json> raw;  // the Gateway of gws[i] as watched
+  for (const auto& [key, obj] : source->objects_of("gateways")) {
+    json j = json::parse(obj.json, nullptr, false);
+    if (auto gw = read_managed_gateway(j)) {
+      gws.push_back(std::move(*gw));
+      raw.push_back(std::move(j));
+    }
+  }
+  const std::set<std::string> missing = att ? missing_secrets(raw) : std::set<std::string>{};
 
   std::map<std::string, StoredObject> services;  // "ns/name" -> watched Service (ingress only)
   for (const auto& gw : gws) {
@@ -198,7 +214,8 @@ void WaypointDeployer::Impl::reconcile() {
     }
   }
   std::set<std::string> wanted;  // "ns/object" of every object a live Gateway wants
-  for (const auto& gw : gws) {
+  for (size_t gi = 0; gi < gws.size(); ++gi) {
+    const ManagedGateway& gw = gws[gi];
     wanted.insert(gw.ns + "/" + gw.object_name);
     const GatewayObjects objs = render_gateway_objects(gw, opt);
     const std::string core = "/api/v1/namespaces/" + gw.ns;
@@ -212,7 +229,13 @@ void WaypointDeployer::Impl::reconcile() {
       json watched = json::parse(it->second.json, nullptr, false);
       if (watched.is_object()) svc = std::move(watched);
     }
-    auto patch = gateway_status_patch(gw, svc, now_rfc3339(false));
+    json listeners;  // null: no compile yet, listeners left alone
+    if (att) {
+      auto it = att->listeners.find(gw.ns + "/" + gw.name);
+      listeners = gateway_listener_status(raw[gi], it == att->listeners.end() ? nullptr : &it->second, missing,
+                                          now_rfc3339(false));
+    }
+    auto patch = gateway_status_patch(gw, svc, now_rfc3339(false), listeners);
     if (!patch) continue;
     auto r =
         call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + gw.ns + "/gateways/" + gw.name + "/status",
@@ -226,6 +249,8 @@ void WaypointDeployer::Impl::reconcile() {
                       st["conditions"][1]["reason"].get<std::string>(), st["addresses"][0]["value"].get<std::string>());
     }
   }
+
+  if (att) write_route_status(*att);
 
   // Managed objects whose Gateway is gone.
   for (const char* managed : {kManagedWaypoint, kManagedIngress}) {
@@ -255,6 +280,54 @@ void WaypointDeployer::Impl::reconcile() {
           dep_log()->warn("delete {}: {}", path, message_of(d));
         }
       }
+    }
+  }
+}
+
+std::set<std::string> WaypointDeployer::Impl::missing_secrets(const std::vector<json>& gateways) {
+  std::set<std::string> out;
+  for (const auto& g : gateways) {
+    const std::string ns = str(g["metadata"], "namespace");
+    const json& spec = g["spec"];
+    if (str(spec, "gatewayClassName") != "istio" || !spec.contains("listeners") || !spec["listeners"].is_array())
+      continue;
+    for (const auto& l : spec["listeners"]) {
+      if (!l.is_object() || !l.contains("tls") || !l["tls"].is_object()) continue;
+      const json& refs = l["tls"].contains("certificateRefs") ? l["tls"]["certificateRefs"] : json();
+      if (!refs.is_array()) continue;
+      for (const auto& r : refs) {
+        const std::string rns = str(r, "namespace").empty() ? ns : str(r, "namespace");
+        const std::string name = str(r, "name");
+        if (rns != ns || name.empty() || out.count(rns + "/" + name)) continue;  // cross-namespace: refused anyway
+        auto got = call("GET", "/api/v1/namespaces/" + rns + "/secrets/" + name);
+        if (got && got->status == 404)
+          out.insert(rns + "/" + name);
+        else if (!got || got->status != 200)
+          dep_log()->warn("Secret {}/{} (certificateRef): {}", rns, name, message_of(got));
+      }
+    }
+  }
+  return out;
+}
+
+void WaypointDeployer::Impl::write_route_status(const GatewayAttachments& att) {
+  for (const auto& [plural, kind] : {std::pair{"httproutes", "HTTPRoute"}, std::pair{"grpcroutes", "GRPCRoute"}}) {
+    for (const auto& [key, obj] : source->objects_of(plural)) {
+      json route = json::parse(obj.json, nullptr, false);
+      if (!route.is_object() || !route.contains("metadata")) continue;
+      const std::string ns = str(route["metadata"], "namespace");
+      const std::string name = str(route["metadata"], "name");
+      auto it = att.routes.find(std::string(kind) + "/" + ns + "/" + name);
+      if (it == att.routes.end()) continue;  // not compiled (an error, logged there) or no parent of ours
+      auto patch = route_status_patch(route, it->second, now_rfc3339(false));
+      if (!patch) continue;
+      auto r =
+          call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + ns + "/" + plural + "/" + name + "/status",
+               patch->dump(), "application/merge-patch+json");
+      if (!r || r->status != 200)
+        dep_log()->warn("status of {} {}/{}: {}", kind, ns, name, message_of(r));
+      else
+        dep_log()->info("{} {}/{}: status of {} parent(s) written", kind, ns, name, it->second.parents.size());
     }
   }
 }
@@ -309,6 +382,16 @@ std::unique_ptr<WaypointDeployer> WaypointDeployer::start(std::shared_ptr<KubeSo
   });
   self->thread = std::thread([self] { self->loop(); });
   return std::unique_ptr<WaypointDeployer>(new WaypointDeployer(std::move(impl)));
+}
+
+void WaypointDeployer::set_attachments(std::shared_ptr<const GatewayAttachments> attachments) {
+  {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    if (impl_->attachments && attachments && *impl_->attachments == *attachments) return;
+    impl_->attachments = std::move(attachments);
+    impl_->dirty = true;
+  }
+  impl_->cv.notify_all();
 }
 
 WaypointDeployer::WaypointDeployer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

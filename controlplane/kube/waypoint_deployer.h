@@ -24,6 +24,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "controlplane/gateway_attachment.h"
 #include "controlplane/kube/kube_source.h"
 
 namespace controlplane::kube {
@@ -46,6 +47,9 @@ class WaypointDeployer {
   static std::unique_ptr<WaypointDeployer> start(std::shared_ptr<KubeSource> source, WaypointDeployerOptions options);
   ~WaypointDeployer();
   void stop();
+  // The latest compile's Gateway API attachment (gateway_attachment.h): from then on Gateways
+  // also get status.listeners and routes status.parents (route_status.h). Any thread.
+  void set_attachments(std::shared_ptr<const GatewayAttachments> attachments);
 
  private:
   struct Impl;

@@ -143,6 +143,25 @@ PY
 }
 check "controlplane: ClusterRole has list+watch on every kind --kube watches (EndpointSlice, RequestAuthentication, EnvoyFilter, RateLimitPolicy, ...)" \
   rbac_covers_watched_kinds
+# The status writer (controlplane/kube/route_status.h) patches Gateway and route status and
+# reads certificate Secrets; it needs nothing more on Secrets than get.
+rbac_status_rights() {
+  python3 - "$P" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+role = next(d for d in docs if d["kind"] == "ClusterRole")
+def verbs(group, res):
+    return {v for r in role["rules"] if group in r["apiGroups"] and res in r["resources"] for v in r["verbs"]}
+g = "gateway.networking.k8s.io"
+bad = [s for s in ("gateways/status", "httproutes/status", "grpcroutes/status") if "patch" not in verbs(g, s)]
+if verbs("", "secrets") != {"get"}:
+    bad.append("secrets: %s" % sorted(verbs("", "secrets")))
+if bad:
+    print("missing or too wide:", bad)
+    sys.exit(1)
+PY
+}
+check "controlplane: ClusterRole patches gateways/httproutes/grpcroutes status, only gets Secrets" rbac_status_rights
 # crds/: the RateLimitPolicy CRD (Helm installs it before the templates).
 if "$HELM" template r "$CHARTS/controlplane" -n istio-system --include-crds "${CAPS[@]}" >"$T/cp-crds.yaml" 2>"$T/cp-crds.err"; then
   check "controlplane: crds/ renders the RateLimitPolicy CRD (ambient.dev, v1alpha1, with a schema)" \

@@ -53,6 +53,7 @@ KINDS = {
     "endpoints": ("", "v1", "Endpoints", True, False, True),
     "endpointslices": ("discovery.k8s.io", "v1", "EndpointSlice", True, False, True),
     "configmaps": ("", "v1", "ConfigMap", True, False, True),
+    "secrets": ("", "v1", "Secret", True, False, True),
     "deployments": ("apps", "v1", "Deployment", True, True, True),
     "leases": ("coordination.k8s.io", "v1", "Lease", True, False, True),
     "workloadentries": ("networking.istio.io", "v1", "WorkloadEntry", True, True, False),

@@ -334,7 +334,7 @@ items:
   metadata: {name: ingress-gw, namespace: demo}
   spec:
     gatewayClassName: istio
-    listeners: [{name: http, port: 80, protocol: HTTP}]
+    listeners: [{name: http, port: 80, protocol: HTTP}, {name: admin, port: 8080, protocol: HTTP}]
 - apiVersion: v1
   kind: Pod
   metadata:
@@ -347,9 +347,21 @@ items:
   kind: HTTPRoute
   metadata: {name: calc-ingress, namespace: demo}
   spec:
-    parentRefs: [{name: ingress-gw}]
+    parentRefs: [{name: ingress-gw, sectionName: http}]
     hostnames: [calc.example.com]
     rules: [{backendRefs: [{name: calculate, port: 8080}]}]
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: HTTPRoute
+  metadata: {name: calc-typo, namespace: demo}
+  spec:
+    parentRefs: [{name: ingress-gw, sectionName: htp}]
+    rules: [{backendRefs: [{name: calculate, port: 8080}]}]
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: HTTPRoute
+  metadata: {name: calc-mesh-ghost, namespace: demo}
+  spec:
+    parentRefs: [{group: "", kind: Service, name: calculate}]
+    rules: [{backendRefs: [{name: ghost, port: 8080}]}]
 Y
 nsx_bg lo "$T/probe-ig.out" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin XDS_ADDRESS="https://$CP_ADDR" \
   XDS_ROOT_CA="$T/cacerts/root-cert.pem" AUTH_TOKEN=ingress-token-8e2a INSTANCE_IP=10.244.1.10 PROXY_TYPE=router \
@@ -378,7 +390,7 @@ check "the class-istio Gateway gets Deployment ingress-gw-istio, owned by it, ru
   -- "Gateway router ingress-gw-istio istio.io-gateway-controller"
 check "... and a LoadBalancer Service: status-port 15021, then the listener's port 80" \
   wait_k service -n demo ingress-gw-istio -o 'jsonpath={.spec.type} {.spec.ports[*].port} {.spec.ports[1].appProtocol}' \
-  -- "LoadBalancer 15021 80 http"
+  -- "LoadBalancer 15021 80 8080 http"
 IG_STATUS='jsonpath={.status.addresses[0].value} {.status.conditions[?(@.type=="Programmed")].status} {.status.conditions[?(@.type=="Programmed")].reason}'
 check "no load balancer address yet: the Service host, Programmed=False AddressNotAssigned (as istiod)" \
   wait_k gateway -n demo ingress-gw -o "$IG_STATUS" -- "ingress-gw-istio.demo.svc.cluster.local False AddressNotAssigned"
@@ -386,6 +398,22 @@ K patch service -n demo ingress-gw-istio --subresource=status --type=merge \
   -p '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"}]}}}' >/dev/null
 check "the load balancer's address reaches the Gateway's status: Programmed=True" \
   wait_k gateway -n demo ingress-gw -o "$IG_STATUS" -- "203.0.113.10 True Programmed"
+# Listener and route status from what the compile attached (controlplane/kube/route_status.h).
+check "status.listeners: attachedRoutes 1 on http (the route's sectionName), 0 on admin; Accepted, ResolvedRefs" \
+  wait_k gateway -n demo ingress-gw -o 'jsonpath={.status.listeners[*].name} {.status.listeners[*].attachedRoutes} {.status.listeners[0].conditions[?(@.type=="Accepted")].status} {.status.listeners[0].conditions[?(@.type=="ResolvedRefs")].status} {.status.listeners[0].supportedKinds[0].kind}' \
+  -- "http admin 1 0 True True HTTPRoute"
+check "the attached HTTPRoute's status.parents: istio.io/gateway-controller, Accepted=True, ResolvedRefs=True" \
+  wait_k httproute -n demo calc-ingress -o 'jsonpath={.status.parents[0].controllerName} {.status.parents[0].parentRef.sectionName} {.status.parents[0].conditions[?(@.type=="Accepted")].status} {.status.parents[0].conditions[?(@.type=="ResolvedRefs")].status}' \
+  -- "istio.io/gateway-controller http True True"
+check "a wrong sectionName: Accepted=False NoMatchingParent" \
+  wait_k httproute -n demo calc-typo -o 'jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status} {.status.parents[0].conditions[?(@.type=="Accepted")].reason}' \
+  -- "False NoMatchingParent"
+check "a route bound to a waypoint's Service with a missing backend: Accepted=True, ResolvedRefs=False BackendNotFound" \
+  wait_k httproute -n demo calc-mesh-ghost -o 'jsonpath={.status.parents[0].parentRef.kind} {.status.parents[0].conditions[?(@.type=="Accepted")].status} {.status.parents[0].conditions[?(@.type=="ResolvedRefs")].reason}' \
+  -- "Service True BackendNotFound"
+check "... and the waypoint Gateway's mesh listener counts it (attachedRoutes 1)" \
+  wait_k gateway -n demo waypoint -o 'jsonpath={.status.listeners[0].name} {.status.listeners[0].attachedRoutes}' -- "mesh 1"
+K delete httproute -n demo calc-typo calc-mesh-ghost >/dev/null
 K delete gateway -n demo ingress-gw >/dev/null
 ig_objects_gone() {
   local left

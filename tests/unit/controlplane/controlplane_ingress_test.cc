@@ -528,3 +528,53 @@ spec:
   REQUIRE(rc.virtual_hosts_size() == 1);
   CHECK(rc.virtual_hosts(0).routes_size() == 5);
 }
+
+// What the status writer reports (gateway_attachment.h) is what the compile did: counts per
+// listener, one verdict per parentRef with the Gateway API reason, backends resolved or not.
+TEST_CASE("the compile exposes Gateway API attachment: routes per listener and parentRef verdicts") {
+  auto c = compile_yaml(std::string(kGatewayApiMesh) + R"(
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: typo, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: htp}, {name: bookinfo-gw, sectionName: http}, {name: theirs}]
+  rules: [{backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}, {name: gone, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: theirs, namespace: istio-ingress}
+spec:
+  gatewayClassName: other-vendor
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+)");
+  const auto& att = c.result.attachments;
+  REQUIRE(att.listeners.count("istio-ingress/bookinfo-gw") == 1);
+  const auto& ls = att.listeners.at("istio-ingress/bookinfo-gw");
+  CHECK(ls.at("http") == 2);   // bookinfo (all listeners) + typo's second parentRef
+  CHECK(ls.at("https") == 1);  // bookinfo; no-host meets no hostname
+  CHECK(ls.at("wild") == 2);   // wild-a, wild-any; bookinfo is from another namespace
+
+  auto parent = [&](const std::string& key, size_t i) {
+    const auto& ps = att.routes.at(key).parents;
+    for (const auto& p : ps)
+      if (p.index == i) return p;
+    FAIL("no verdict for " << key << " parentRef " << i);
+    return ps.front();
+  };
+  CHECK(parent("HTTPRoute/bookinfo/bookinfo", 0).accepted);
+  CHECK(parent("HTTPRoute/bookinfo/bookinfo", 0).reason == "Accepted");
+  CHECK(parent("HTTPRoute/bookinfo/ghost", 0).reason == "NoMatchingParent");
+  CHECK_FALSE(parent("HTTPRoute/bookinfo/not-allowed", 0).accepted);
+  CHECK(parent("HTTPRoute/bookinfo/not-allowed", 0).reason == "NotAllowedByListeners");
+  CHECK(parent("HTTPRoute/istio-ingress/no-host", 0).reason == "NoMatchingListenerHostname");
+  CHECK(parent("HTTPRoute/istio-ingress/typo", 0).reason == "NoMatchingParent");
+  CHECK(parent("HTTPRoute/istio-ingress/typo", 0).message.find("htp") != std::string::npos);
+  CHECK(parent("HTTPRoute/istio-ingress/typo", 1).accepted);
+  CHECK(att.routes.at("HTTPRoute/istio-ingress/typo").parents.size() == 2);  // not the other vendor's Gateway
+
+  CHECK(att.routes.at("HTTPRoute/bookinfo/bookinfo").backends_resolved);
+  const auto& typo = att.routes.at("HTTPRoute/istio-ingress/typo");
+  CHECK_FALSE(typo.backends_resolved);
+  CHECK(typo.backend_message.find("istio-ingress/gone") != std::string::npos);
+}
