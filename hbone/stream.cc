@@ -12,10 +12,7 @@ namespace hbone {
 namespace asio = boost::asio;
 
 Stream::Stream(std::shared_ptr<Connection> conn, int32_t id)
-    : conn_(std::move(conn)),
-      id_(id),
-      read_signal_(conn_->executor()),
-      write_signal_(conn_->executor()) {}
+    : conn_(std::move(conn)), id_(id), read_signal_(conn_->executor()), write_signal_(conn_->executor()) {}
 
 Stream::~Stream() {
   if (accounted_ != 0) conn_->account(-static_cast<int64_t>(accounted_));
