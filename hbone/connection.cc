@@ -396,6 +396,15 @@ void Connection::flush() {
   maybe_finish();
 }
 
+void Connection::flush_soon() {
+  if (flush_posted_ || dead_) return;
+  flush_posted_ = true;
+  asio::post(exec_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
+
 // The socket is full: finish `inflight_` when it drains, then resume framing.
 void Connection::write_async() {
   writing_ = true;
@@ -493,7 +502,7 @@ void Connection::resume(int32_t stream_id) {
 void Connection::consume(int32_t stream_id, size_t n) {
   if (dead_ || n == 0) return;
   nghttp2_session_consume(session_, stream_id, n);
-  flush();
+  flush_soon();
 }
 
 void Connection::submit_response(Stream& s, int status, const std::vector<Header>& headers) {

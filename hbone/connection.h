@@ -85,6 +85,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // --- for Stream (same thread) ---
   void flush();
+  // flush() once the handlers already queued on the executor have run: what several streams
+  // (or one stream's head, body and window update) commit in one pass of the event loop leaves
+  // in one TLS write instead of one write (one record, one syscall, one packet) each.
+  void flush_soon();
   void resume(int32_t stream_id);
   void consume(int32_t stream_id, size_t n);
   void submit_response(Stream& s, int status, const std::vector<Header>& headers);
@@ -133,6 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool dead_ = false;
   bool draining_ = false;
   bool in_flush_ = false;
+  bool flush_posted_ = false;
   uint32_t glitches_ = 0;
   std::chrono::steady_clock::time_point glitch_window_{};
   uint64_t streams_opened_ = 0;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "hbone/connection.h"
@@ -11,10 +12,7 @@ namespace hbone {
 namespace asio = boost::asio;
 
 Stream::Stream(std::shared_ptr<Connection> conn, int32_t id)
-    : conn_(std::move(conn)),
-      id_(id),
-      read_signal_(conn_->executor(), asio::steady_timer::time_point::max()),
-      write_signal_(conn_->executor(), asio::steady_timer::time_point::max()) {}
+    : conn_(std::move(conn)), id_(id), read_signal_(conn_->executor()), write_signal_(conn_->executor()) {}
 
 Stream::~Stream() {
   if (accounted_ != 0) conn_->account(-static_cast<int64_t>(accounted_));
@@ -27,17 +25,11 @@ void Stream::sync_accounting() {
   accounted_ = now;
 }
 
-asio::awaitable<void> Stream::wait(asio::steady_timer& t) {
-  // A timer that never expires is our condition variable: wake_*() cancels it. All state is
-  // re-checked by the caller after waking, so spurious wake-ups are harmless.
-  t.expires_at(asio::steady_timer::time_point::max());
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
 asio::any_io_executor Stream::executor() { return conn_->executor(); }
 
-void Stream::wake_readers() { read_signal_.cancel(); }
-void Stream::wake_writers() { write_signal_.cancel(); }
+// All state is re-checked by the waiter after waking, so spurious wake-ups are harmless.
+void Stream::wake_readers() { read_signal_.notify(); }
+void Stream::wake_writers() { write_signal_.notify(); }
 
 void Stream::respond(int status, const std::vector<Header>& headers) {
   if (responded_ || closed_) return;
@@ -47,14 +39,14 @@ void Stream::respond(int status, const std::vector<Header>& headers) {
   // A non-2xx response is headers-only with END_STREAM (as upstream); the client resets the
   // stream once it has read the status.
   if (status < 200 || status >= 300) write_shutdown_ = true;
-  conn_->flush();
+  conn_->flush_soon();
 }
 
 asio::awaitable<bool> Stream::wait_readable() {
   for (;;) {
     if (!recv_.empty()) co_return true;
     if (remote_eof_ || failed_ || closed_) co_return false;
-    co_await wait(read_signal_);
+    co_await read_signal_.wait();
   }
 }
 
@@ -82,12 +74,12 @@ asio::awaitable<bool> Stream::wait_writable() {
     if (conn_->read_paused()) {
       // The overload manager stopped this connection: take nothing more from the app until
       // it resumes (polled; a paused connection is rare and short-lived).
-      write_signal_.expires_after(std::chrono::milliseconds(50));
-      co_await write_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+      asio::steady_timer poll(executor(), std::chrono::milliseconds(50));
+      co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
     if (send_.size() < limit) co_return true;
-    co_await wait(write_signal_);
+    co_await write_signal_.wait();
   }
 }
 
@@ -96,7 +88,7 @@ void Stream::commit_write(size_t n) {
   send_.commit(n);
   sync_accounting();
   conn_->resume(id_);
-  conn_->flush();
+  conn_->flush_soon();
 }
 
 asio::awaitable<bool> Stream::write(std::span<const uint8_t> data) {
@@ -114,7 +106,7 @@ void Stream::shutdown_write() {
   if (write_shutdown_ || closed_) return;
   write_shutdown_ = true;
   conn_->resume(id_);
-  conn_->flush();
+  conn_->flush_soon();
 }
 
 void Stream::reset(uint32_t h2_error) {
@@ -188,7 +180,7 @@ asio::awaitable<bool> Stream::wait_response() {
   for (;;) {
     if (status_ >= 200) co_return status_ < 300;
     if (failed_ || closed_) co_return false;
-    co_await wait(read_signal_);
+    co_await read_signal_.wait();
   }
 }
 

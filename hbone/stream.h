@@ -19,7 +19,6 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -28,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/wakeup.h"
 #include "hbone/byte_queue.h"
 
 namespace hbone {
@@ -221,14 +221,13 @@ class Stream : public std::enable_shared_from_this<Stream> {
   static auto executor_for(const Handler& h, const boost::asio::any_io_executor& fallback) {
     return boost::asio::get_associated_executor(h, fallback);
   }
-  boost::asio::awaitable<void> wait(boost::asio::steady_timer& t);
 
   std::shared_ptr<Connection> conn_;
   int32_t id_;
   ByteQueue recv_;
   ByteQueue send_;
-  boost::asio::steady_timer read_signal_;
-  boost::asio::steady_timer write_signal_;
+  common::Wakeup read_signal_;
+  common::Wakeup write_signal_;
   ConnectRequest request_;
   std::vector<Header> response_headers_;
   size_t header_bytes_ = 0;

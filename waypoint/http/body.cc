@@ -18,11 +18,6 @@ asio::awaitable<BodyChunk> StringBody::next() {
   co_return account(std::move(c));
 }
 
-asio::awaitable<void> Signal::wait() {
-  timer_.expires_at(asio::steady_timer::time_point::max());
-  co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
 class ReplayBody::Cursor final : public BodyReader {
  public:
   explicit Cursor(std::shared_ptr<ReplayBody> body) : body_(std::move(body)) {}

@@ -17,11 +17,11 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "common/wakeup.h"
 #include "waypoint/router/http_message.h"
 
 namespace waypoint::http {
@@ -75,15 +75,17 @@ class StringBody final : public BodyReader {
   bool sent_ = false;
 };
 
-// A one-shot wake-up between coroutines on one executor (a timer that never expires by itself).
+// A wake-up between coroutines on one executor: wait() until the next notify(). A parked
+// handler posted on notify (common::Wakeup), not a never-expiring timer: no timer-queue insert
+// and cancel per wait on the data path.
 class Signal {
  public:
-  explicit Signal(boost::asio::any_io_executor ex) : timer_(ex) {}
-  boost::asio::awaitable<void> wait();
-  void notify() { timer_.cancel(); }
+  explicit Signal(boost::asio::any_io_executor ex) : wakeup_(std::move(ex)) {}
+  boost::asio::awaitable<void> wait() { return wakeup_.wait(); }
+  void notify() { wakeup_.notify(); }
 
  private:
-  boost::asio::steady_timer timer_;
+  common::Wakeup wakeup_;
 };
 
 class ReplayBody : public std::enable_shared_from_this<ReplayBody> {

@@ -66,7 +66,7 @@ struct StreamState {
   bool done = false;  // client: headers arrived or the stream ended
   uint32_t error_code = 0;
   std::string detail;
-  asio::steady_timer waiter;
+  Signal waiter;  // client: woken when the response headers arrive or the stream ends
 
   void finish_response(bool complete) {
     if (!on_done) return;
@@ -204,7 +204,7 @@ struct H2Session::Impl {
       if (why) st.detail = why;
     }
     st.done = true;
-    st.waiter.cancel();
+    st.waiter.notify();
     st.in_signal.notify();
     st.out_space.notify();
     // Whoever produces this stream's outgoing body stops now (a client that reset its stream
@@ -410,7 +410,7 @@ struct H2Session::Impl {
           st->got_final_headers = true;
           st->in_trailers = true;  // any later HEADERS frame carries trailers
           st->done = true;
-          st->waiter.cancel();
+          st->waiter.notify();
         } else {
           // Interim 1xx: forgotten (the client's Expect was answered by us).
           st->response.headers = HeaderList();
@@ -778,8 +778,7 @@ asio::awaitable<H2Session::ClientResult> H2Session::wait_headers(int32_t stream_
     co_return out;
   }
   while (!st->done) {
-    st->waiter.expires_at(asio::steady_timer::time_point::max());
-    co_await st->waiter.async_wait(kTuple);
+    co_await st->waiter.wait();
   }
   out.any_bytes = st->got_final_headers;
   if (!st->got_final_headers) {
@@ -839,7 +838,7 @@ void H2Session::cancel(int32_t stream_id) {
     st->error_code = NGHTTP2_CANCEL;
     st->detail = "cancelled";
     st->done = true;
-    st->waiter.cancel();
+    st->waiter.notify();
     st->in_signal.notify();
     st->out_space.notify();
   }
