@@ -117,7 +117,11 @@ routes_n() { wp_config_dump | "$ZT_PY" -c 'import json,sys; print(len(json.load(
 for _ in $(seq 1 75); do [[ $(routes_n) == 2 ]] && break; sleep 0.2; done
 [[ $(routes_n) == 2 ]] || { echo "bench/waypoint.sh: the benchmark VirtualService never reached the waypoint" >&2; exit 1; }
 
-cat >"$T/haproxy.cfg" <<CFG
+# haproxy_cfg PORT [FRONTEND-LINES] [SERVER-OPTIONS] — HAProxy doing the benchmark's routing
+# (header rule, then 90/10) on PORT; the filters phase adds its ACLs and health checks.
+haproxy_cfg() {
+  local port="$1" frontend="${2:-}" opts="${3:-}"
+  cat <<CFG
 global
   nbthread 2
   maxconn 4000
@@ -128,16 +132,19 @@ defaults
   timeout connect 5s
   timeout server 60s
 frontend calculate
-  bind $WP_IP:8081
+  bind $WP_IP:$port
+$frontend
   use_backend dog if { req.hdr(version) -m str dog }
   default_backend canary
 backend canary
   balance random
-  server cat $WP_CAT_IP:8080 weight 90
-  server dog $WP_DOG_IP:8080 weight 10
+  server cat $WP_CAT_IP:8080 weight 90 $opts
+  server dog $WP_DOG_IP:8080 weight 10 $opts
 backend dog
-  server dog $WP_DOG_IP:8080
+  server dog $WP_DOG_IP:8080 $opts
 CFG
+}
+haproxy_cfg 8081 >"$T/haproxy.cfg"
 nsx_bg waypoint-0 "$T/haproxy.log" haproxy -db -f "$T/haproxy.cfg"
 HA_PID=$NSX_LAST_PID
 wait_for_port waypoint-0 8081 10 || { echo "haproxy did not start" >&2; tail "$T/haproxy.log" >&2; exit 1; }
@@ -280,32 +287,12 @@ spec:
 Y
   sed 's/^  host: calculate$/  host: calculate\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}/' \
     "$WP_MESH/20-calculate.yaml" | wp_put 20-calculate.yaml
-  cat >"$T/haproxy-filters.cfg" <<CFG
-global
-  nbthread 2
-  maxconn 4000
-defaults
-  mode http
-  option http-keep-alive
-  timeout client 60s
-  timeout connect 5s
-  timeout server 60s
-frontend calculate
-  bind $WP_IP:8083
-  stick-table type ip size 100k expire 60s store http_req_rate(10s)
+  haproxy_cfg 8083 "  stick-table type ip size 100k expire 60s store http_req_rate(10s)
   http-request track-sc0 src
   http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }
   http-request deny deny_status 403 if { path_beg /admin } || { method DELETE }
-  http-request deny deny_status 403 unless { src $CLIENT_IP }
-  use_backend dog if { req.hdr(version) -m str dog }
-  default_backend canary
-backend canary
-  balance random
-  server cat $WP_CAT_IP:8080 weight 90 check inter 10s observe layer7 error-limit 5 on-error mark-down
-  server dog $WP_DOG_IP:8080 weight 10 check inter 10s observe layer7 error-limit 5 on-error mark-down
-backend dog
-  server dog $WP_DOG_IP:8080 check inter 10s observe layer7 error-limit 5 on-error mark-down
-CFG
+  http-request deny deny_status 403 unless { src $CLIENT_IP }" \
+    "check inter 10s observe layer7 error-limit 5 on-error mark-down" >"$T/haproxy-filters.cfg"
   nsx_bg waypoint-0 "$T/haproxy-filters.log" haproxy -db -f "$T/haproxy-filters.cfg"
   HAF_PID=$NSX_LAST_PID
   wait_for_port waypoint-0 8083 10 || { echo "haproxy (filters) did not start" >&2; tail "$T/haproxy-filters.log" >&2; exit 1; }

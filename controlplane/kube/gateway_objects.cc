@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "controlplane/kube/json_fields.h"
 #include "controlplane/kube/waypoint_deployer.h"
 
 namespace controlplane::kube {
@@ -12,9 +13,7 @@ namespace {
 using nlohmann::json;
 
 std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  return json_str(j, key);
 }
 
 std::string lower(std::string s) {

@@ -1,14 +1,14 @@
 #include "controlplane/kube/route_status.h"
 
+#include "controlplane/kube/json_fields.h"
+
 namespace controlplane::kube {
 namespace {
 
 using nlohmann::json;
 
 std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  return json_str(j, key);
 }
 
 const json& child(const json& j, const char* key) {

@@ -14,6 +14,7 @@
 
 #include "common/admin/log.h"
 #include "controlplane/kube/gateway_objects.h"
+#include "controlplane/kube/json_fields.h"
 #include "controlplane/kube/route_status.h"
 
 namespace controlplane::kube {
@@ -55,9 +56,7 @@ std::optional<std::chrono::system_clock::time_point> parse_time(const std::strin
 }
 
 std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  return json_str(j, key);
 }
 
 std::string message_of(const common::Result<KubeResponse>& r) {
