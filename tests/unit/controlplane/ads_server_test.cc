@@ -736,3 +736,60 @@ TEST_CASE("ads: pushes from changed-name lists stay exact across bursts, gaps an
     CHECK(versions_of(*r) == std::map<std::string, std::string>{{"r9", "v9"}});
   }
 }
+
+TEST_CASE("ads: on-demand (XDS_ON_DEMAND) gets nothing in bulk, then what its alias names own", "[ads]") {
+  Fixture f;
+  Client c(f.channel(), "good-token");
+  // The on-demand initial request: subscribe ["*"] and unsubscribe ["*"] at once.
+  ds::DeltaDiscoveryRequest first;
+  first.mutable_node()->set_id("ztunnel~10.0.0.1~ztunnel-abc.istio-system~istio-system.svc.cluster.local");
+  first.set_type_url(kAddr);
+  first.add_resource_names_subscribe("*");
+  first.add_resource_names_unsubscribe("*");
+  REQUIRE(c.send(first));
+  auto r0 = next_of(c, kAddr);
+  REQUIRE(r0);
+  CHECK(r0->resources_size() == 0);
+  CHECK(r0->removed_resources_size() == 0);
+
+  // A workload address, a service VIP and an address nobody owns.
+  ds::DeltaDiscoveryRequest demand;
+  demand.set_type_url(kAddr);
+  demand.add_resource_names_subscribe("/10.99.1.11");
+  demand.add_resource_names_subscribe("/10.99.250.10");
+  demand.add_resource_names_subscribe("/10.99.7.7");
+  REQUIRE(c.send(demand));
+  auto r1 = next_of(c, kAddr);
+  REQUIRE(r1);
+  const auto expected = f.expected().addresses;
+  CHECK(versions_of(*r1) == std::map<std::string, std::string>{{kWeb1, expected.at(kWeb1).version},
+                                                                {kWebSvc, expected.at(kWebSvc).version}});
+  CHECK(removed_of(*r1) == std::set<std::string>{"/10.99.7.7"});
+
+  // Nothing more arrives unasked (no bulk push), and a second alias of a resource already
+  // held does not resend it.
+  CHECK_FALSE(c.next(milliseconds(300)));
+  ds::DeltaDiscoveryRequest again;
+  again.set_type_url(kAddr);
+  again.add_resource_names_subscribe("/10.99.1.12");
+  REQUIRE(c.send(again));
+  auto r2 = next_of(c, kAddr);
+  REQUIRE(r2);
+  CHECK(versions_of(*r2) == std::map<std::string, std::string>{{kWeb2, expected.at(kWeb2).version}});
+  CHECK(r2->removed_resources_size() == 0);
+
+  // Kept up to date while subscribed: the pod leaves the mesh -> removed under its real name.
+  std::string pods = read_file(f.manifests + "/pods.yaml");
+  const auto at = pods.find("podIP: 10.99.1.11");
+  REQUIRE(at != std::string::npos);
+  pods.replace(at, std::string("podIP: 10.99.1.11").size(), "podIP: 10.99.1.21");
+  {
+    std::ofstream out(f.manifests + "/pods.yaml", std::ios::binary | std::ios::trunc);
+    out << pods;
+  }
+  std::optional<ds::DeltaDiscoveryResponse> r3;
+  for (int i = 0; i < 10 && !(r3 && removed_of(*r3).count(kWeb1)); ++i) r3 = next_of(c, kAddr);
+  REQUIRE(r3);
+  CHECK(removed_of(*r3).count(kWeb1));
+  CHECK(removed_of(*r3).count("/10.99.1.11"));
+}
