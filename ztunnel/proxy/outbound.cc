@@ -6,6 +6,7 @@
 // is one ConnectionResult, recorded once.
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/identity/crl.h"
@@ -68,7 +69,23 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
 
   // Route.
   auto snap = shared->snapshot.load();
+  // XDS_ON_DEMAND: an address the snapshot does not know may just not have been asked for yet
+  // (our own pod by its source address, then the destination). Ask, wait (bounded), and look
+  // again in the snapshot that answered; no answer means unknown, handled as before.
+  auto newest = [&](SnapshotConstSharedPtr answered) {
+    auto now = shared->snapshot.load();  // the worker's may be newer still (it holds the answer too)
+    return now->version() >= answered->version() ? now : answered;
+  };
+  if (shared->on_demand && local_workload(snap) == nullptr) {
+    if (auto answered = co_await demand_address(shared->cfg.network, cap->client_ip)) snap = newest(std::move(answered));
+  }
   auto req = route(*snap, local_workload(snap), *cap);
+  if (shared->on_demand && req && req->route.kind == RouteKind::Passthrough) {
+    if (auto answered = co_await demand_address(req->parties.src->network, cap->dst_ip)) {
+      snap = newest(std::move(answered));
+      req = route(*snap, local_workload(snap), *cap);
+    }
+  }
   if (!req) {
     log_early_deny("outbound", cap->src_addr, cap->dst_addr, req.error());
     co_return;
@@ -118,6 +135,22 @@ void Proxy::Worker::mark_revoked_tunnels() {
       *t.revoked = ProxyError{ProxyErrorKind::CertRevoked, "server certificate revoked (CRL_PATH)"};
     }
   }
+}
+
+asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_address(std::string_view network, const IpAddr& ip) {
+  auto timer = std::make_shared<asio::steady_timer>(io, OnDemand::kWait);
+  auto got = std::make_shared<SnapshotConstSharedPtr>();
+  // The answer arrives on the xDS client thread: hop to this worker before touching the timer.
+  const bool waiting = shared->on_demand->demand(network, ip, [timer, got, ex = io.get_executor()](SnapshotConstSharedPtr s) {
+    asio::post(ex, [timer, got, s = std::move(s)]() mutable {
+      *got = std::move(s);
+      timer->cancel();
+    });
+  });
+  if (!waiting) co_return nullptr;
+  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!*got) spdlog::debug("on-demand xDS: no answer for {}/{} within {} s", network, ip.to_string(), OnDemand::kWait.count());
+  co_return *got;
 }
 
 dns::HostLookup& Proxy::Worker::lookup() {
