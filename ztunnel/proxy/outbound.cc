@@ -72,19 +72,14 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
   // XDS_ON_DEMAND: an address the snapshot does not know may just not have been asked for yet
   // (our own pod by its source address, then the destination). Ask, wait (bounded), and look
   // again in the snapshot that answered; no answer means unknown, handled as before.
-  auto newest = [&](SnapshotConstSharedPtr answered) {
-    auto now = shared->snapshot.load();  // the worker's may be newer still (it holds the answer too)
-    return now->version() >= answered->version() ? now : answered;
-  };
   if (shared->on_demand && local_workload(snap) == nullptr) {
-    if (auto answered = co_await demand_address(shared->cfg.network, cap->client_ip)) snap = newest(std::move(answered));
+    snap = co_await demand_unknown(std::move(snap), shared->cfg.network, cap->client_ip);
   }
   auto req = route(*snap, local_workload(snap), *cap);
   if (shared->on_demand && req && req->route.kind == RouteKind::Passthrough) {
-    if (auto answered = co_await demand_address(req->parties.src->network, cap->dst_ip)) {
-      snap = newest(std::move(answered));
-      req = route(*snap, local_workload(snap), *cap);
-    }
+    auto before = snap;
+    snap = co_await demand_unknown(std::move(snap), req->parties.src->network, cap->dst_ip);
+    if (snap != before) req = route(*snap, local_workload(snap), *cap);
   }
   if (!req) {
     log_early_deny("outbound", cap->src_addr, cap->dst_addr, req.error());
@@ -151,6 +146,15 @@ asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_address(std::strin
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   if (!*got) spdlog::debug("on-demand xDS: no answer for {}/{} within {} s", network, ip.to_string(), OnDemand::kWait.count());
   co_return *got;
+}
+
+asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_unknown(SnapshotConstSharedPtr snap,
+                                                                       std::string_view network, const IpAddr& ip) {
+  if (snap->find_workload(network, ip) != nullptr || snap->find_service(network, ip) != nullptr) co_return snap;
+  auto answered = co_await demand_address(network, ip);
+  if (!answered) co_return snap;
+  auto now = shared->snapshot.load();  // the worker's may be newer still (it holds the answer too)
+  co_return now->version() >= answered->version() ? now : answered;
 }
 
 dns::HostLookup& Proxy::Worker::lookup() {
