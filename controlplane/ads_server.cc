@@ -117,11 +117,15 @@ std::optional<std::string> alias_of_bytes(const std::string& network, const std:
 }
 
 // Alias key -> names of the Address resources that own that address (workloads by their
-// addresses, services by their VIPs), built from one state's Address resources.
+// addresses, services by their VIPs), built from one state's Address resources. A VIP also
+// brings the service's endpoint workloads (those whose `services` name it): a client that
+// demanded a VIP must be able to pick a backend without another round trip.
 using AliasIndex = std::map<std::string, std::vector<std::string>, std::less<>>;
 
 std::shared_ptr<const AliasIndex> build_alias_index(const ServedState& state) {
   auto idx = std::make_shared<AliasIndex>();
+  std::map<std::string, std::vector<std::string>, std::less<>> endpoints;  // service key -> workloads
+  std::vector<std::pair<std::string, std::string>> vips;                   // (alias, service name)
   google::protobuf::Any any;
   istio::workload::Address addr;
   for (const auto* m : maps_of(state, kAddressTypeUrl)) {
@@ -131,12 +135,22 @@ std::shared_ptr<const AliasIndex> build_alias_index(const ServedState& state) {
         for (const auto& b : addr.workload().addresses()) {
           if (auto k = alias_of_bytes(addr.workload().network(), b)) (*idx)[*k].push_back(name);
         }
+        for (const auto& [svc, ports] : addr.workload().services()) endpoints[svc].push_back(name);
       } else if (addr.has_service()) {
         for (const auto& na : addr.service().addresses()) {
-          if (auto k = alias_of_bytes(na.network(), na.address())) (*idx)[*k].push_back(name);
+          if (auto k = alias_of_bytes(na.network(), na.address())) {
+            (*idx)[*k].push_back(name);
+            vips.emplace_back(*k, name);
+          }
         }
       }
     }
+  }
+  for (const auto& [alias, svc] : vips) {
+    auto e = endpoints.find(svc);  // a service's resource name is its key, namespace/hostname
+    if (e == endpoints.end()) continue;
+    auto& owners = (*idx)[alias];
+    owners.insert(owners.end(), e->second.begin(), e->second.end());
   }
   return idx;
 }

@@ -118,7 +118,7 @@ TEST_CASE("XDS_ON_DEMAND: nothing in bulk, then what an address demand resolves"
   CHECK(snap->find_workload("", ip("10.99.1.12")) == nullptr);  // only what was demanded
   CHECK(od->pending() == 0);
 
-  // A service VIP resolves to the service.
+  // A service VIP resolves to the service, with its endpoints (so it can be routed).
   std::promise<ztunnel::SnapshotConstSharedPtr> v;
   CHECK(od->demand("", ip("10.99.250.10"), [&](ztunnel::SnapshotConstSharedPtr s) { v.set_value(std::move(s)); }));
   auto fv = v.get_future();
@@ -137,7 +137,7 @@ TEST_CASE("XDS_ON_DEMAND: nothing in bulk, then what an address demand resolves"
   CHECK_FALSE(od->demand("", ip("192.0.2.7"), [](ztunnel::SnapshotConstSharedPtr) {}));
 
   const auto st = source.status();
-  CHECK(st["resources"]["workloads"] == 1);
+  CHECK(st["resources"]["workloads"] == 2);  // web-1 demanded; web-2 as an endpoint of the VIP
   CHECK(st["resources"]["services"] == 1);
   source.stop();
 }
