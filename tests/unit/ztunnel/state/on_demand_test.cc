@@ -64,7 +64,9 @@ struct ControlThread {
   }
 };
 
-ztunnel::IpAddr ip(const char* s) { return *ztunnel::parse_ip(s); }
+ztunnel::IpAddr ip(const char* s) {
+  return *ztunnel::parse_ip(s);
+}
 
 }  // namespace
 
