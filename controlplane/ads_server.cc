@@ -441,6 +441,14 @@ void AdsServer::Impl::handle_request(Session& s, ds::DeltaDiscoveryRequest& req)
       ts.told_absent.erase(name);
     }
   }
+  if (first && !ts.wildcard && type_url == kAddressTypeUrl) {
+    // An on-demand client reconnecting: what it holds beyond its explicit names came from
+    // aliases. Keep those versions, so respond() resends only what changed and removes what
+    // no alias covers any more (an alias is re-resolved, the client's copy may be stale).
+    for (const auto& kv : ts.have) {
+      if (!ts.names.count(kv.first)) ts.via_alias.insert(kv.first);
+    }
+  }
   if (!ts.wildcard) {
     // Out of a wildcard (or seeded with names it did not subscribe to): keep only what the
     // explicit subscription covers.

@@ -792,6 +792,25 @@ TEST_CASE("ads: on-demand (XDS_ON_DEMAND) gets nothing in bulk, then what its al
   CHECK(versions_of(*r3).size() == 1);
   CHECK(removed_of(*r3) == std::set<std::string>{"/10.99.1.11"});
 
+  // A reconnect resumes exactly: what the client holds at the current version is not resent,
+  // what no alias covers any more is removed.
+  {
+    Client again(f.channel(), "good-token");
+    ds::DeltaDiscoveryRequest resume;
+    resume.set_type_url(kAddr);
+    resume.add_resource_names_subscribe("*");
+    resume.add_resource_names_unsubscribe("*");
+    resume.add_resource_names_subscribe("/10.99.250.10");
+    for (const auto& [name, version] : versions_of(*r2)) (*resume.mutable_initial_resource_versions())[name] = version;
+    (*resume.mutable_initial_resource_versions())[kWeb1] = versions_of(*r3).at(kWeb1);
+    (*resume.mutable_initial_resource_versions())["Kubernetes//Pod/demo/gone"] = "0123456789abcdef";
+    REQUIRE(again.send(resume));
+    auto rr = next_of(again, kAddr);
+    REQUIRE(rr);
+    CHECK(rr->resources_size() == 0);
+    CHECK(removed_of(*rr) == std::set<std::string>{"Kubernetes//Pod/demo/gone"});
+  }
+
   // Unsubscribing the VIP drops what only it covered (web-1 and web-2, the service).
   ds::DeltaDiscoveryRequest drop;
   drop.set_type_url(kAddr);
