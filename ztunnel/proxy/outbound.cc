@@ -153,8 +153,11 @@ asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_unknown(SnapshotCo
   if (snap->find_workload(network, ip) != nullptr || snap->find_service(network, ip) != nullptr) co_return snap;
   auto answered = co_await demand_address(network, ip);
   if (!answered) co_return snap;
-  auto now = shared->snapshot.load();  // the worker's may be newer still (it holds the answer too)
-  co_return now->version() >= answered->version() ? now : answered;
+  // The worker's current snapshot when it already holds the answer (it may be newer still),
+  // else the one that answered.
+  auto now = shared->snapshot.load();
+  if (now->find_workload(network, ip) != nullptr || now->find_service(network, ip) != nullptr) co_return now;
+  co_return answered;
 }
 
 dns::HostLookup& Proxy::Worker::lookup() {

@@ -210,8 +210,9 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   // XDS_ON_DEMAND: demands `ip` (alias network/ip) and waits at most OnDemand::kWait for the
   // answer. The snapshot that answered it, or null (known absent, or no answer in time).
   boost::asio::awaitable<SnapshotConstSharedPtr> demand_address(std::string_view network, const IpAddr& ip);
-  // `snap` if it knows `ip` (a workload or a service VIP); else demand_address and the newer of
-  // the answering snapshot and the worker's current one (or `snap` when unanswered).
+  // `snap` if it knows `ip` (a workload or a service VIP); else demand_address and the
+  // worker's current snapshot if it knows `ip` by then, else the answering one (or `snap` when
+  // unanswered).
   boost::asio::awaitable<SnapshotConstSharedPtr> demand_unknown(SnapshotConstSharedPtr snap, std::string_view network,
                                                                 const IpAddr& ip);
   // Completes req.parties (mTLS once there is a certificate).
