@@ -808,3 +808,52 @@ workloads:
   CHECK(demanded == std::vector<std::string>{"/127.0.0.2"});
   CHECK(od->pending() == 0);
 }
+
+TEST_CASE("XDS_ON_DEMAND: a destination answered absent is passed through, and not demanded again",
+          "[proxy_path][ondemand]") {
+  // A (and the answer) know only the client: the app's address belongs to no workload there.
+  auto r = parse_local_config(R"(
+workloads:
+- uid: c//v1/Pod/ns/client
+  name: client
+  namespace: ns
+  serviceAccount: client
+  workloadIps: ["127.0.0.1"]
+  protocol: HBONE
+)");
+  REQUIRE(r.ok());
+  SnapshotConstSharedPtr client_only = Snapshot::from_local_config(std::move(r).value());
+  std::mutex mu;
+  std::vector<std::string> demanded;
+  std::vector<std::thread> answerers;
+  auto holder = std::make_shared<std::shared_ptr<OnDemand>>();
+  auto od = std::make_shared<OnDemand>([&, holder, client_only](const std::string& key) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      demanded.push_back(key);
+    }
+    // The server's answer for an address nobody owns: the alias in removed_resources.
+    answerers.emplace_back([holder, client_only, key] { (*holder)->answered(client_only, {key}); });
+  });
+  *holder = od;
+  {
+    Mesh m(true, "server", nullptr, od);
+    m.a.set_snapshot(client_only);
+    m.run([&]() -> asio::awaitable<void> {
+      for (int i = 0; i < 2; ++i) {
+        auto got = co_await exchange(m.outbound(), "hello");
+        CHECK(got == "hello");
+      }
+      auto closed = [&](const char* reporter) {
+        return metric(m.registry, "istio_tcp_connections_closed_total", {{"reporter", reporter}});
+      };
+      const bool src = co_await eventually([&] { return closed("source") == 2; });
+      CHECK(src);
+      CHECK(closed("destination") == 0);  // passthrough: B never saw them
+    });
+    for (auto& t : answerers) t.join();
+  }
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(demanded == std::vector<std::string>{"/127.0.0.2"});  // the second one did not ask again
+  CHECK(od->absent() == 1);
+}
