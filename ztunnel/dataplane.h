@@ -20,7 +20,6 @@ namespace ztunnel {
 
 class OnDemand;
 
-
 class Dataplane {
  public:
   virtual ~Dataplane() = default;

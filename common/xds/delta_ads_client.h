@@ -28,9 +28,10 @@
 // Threading: handlers, on_synced and on_connection run on the client's own thread, one at a
 // time (never concurrently with each other). start()/stop()/status()/subscribe() may be called
 // from any thread (writes to the stream are serialized by a mutex; subscribe() may wait for one
-// small write, so call it from a control thread, never a data-path worker). stop() cancels the stream (TryCancel) and joins; it is idempotent and the destructor
-// calls it. Handlers must outlive the client (or at least stop()). Never call stop() or the
-// destructor from a handler or callback (it would wait for its own thread).
+// small write, so call it from a control thread, never a data-path worker). stop() cancels the
+// stream (TryCancel) and joins; it is idempotent and the destructor calls it. Handlers must
+// outlive the client (or at least stop()). Never call stop() or the destructor from a handler
+// or callback (it would wait for its own thread).
 //
 // Metrics (upstream names): istio_xds_connection_terminations_total{reason} with reason one of
 // ConnectionError (no stream could be established), Error (stream failed with a non-transient

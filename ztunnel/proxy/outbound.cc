@@ -136,20 +136,22 @@ asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_address(std::strin
   auto timer = std::make_shared<asio::steady_timer>(io, OnDemand::kWait);
   auto got = std::make_shared<SnapshotConstSharedPtr>();
   // The answer arrives on the xDS client thread: hop to this worker before touching the timer.
-  const bool waiting = shared->on_demand->demand(network, ip, [timer, got, ex = io.get_executor()](SnapshotConstSharedPtr s) {
-    asio::post(ex, [timer, got, s = std::move(s)]() mutable {
-      *got = std::move(s);
-      timer->cancel();
-    });
-  });
+  const bool waiting =
+      shared->on_demand->demand(network, ip, [timer, got, ex = io.get_executor()](SnapshotConstSharedPtr s) {
+        asio::post(ex, [timer, got, s = std::move(s)]() mutable {
+          *got = std::move(s);
+          timer->cancel();
+        });
+      });
   if (!waiting) co_return nullptr;
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  if (!*got) spdlog::debug("on-demand xDS: no answer for {}/{} within {} s", network, ip.to_string(), OnDemand::kWait.count());
+  if (!*got)
+    spdlog::debug("on-demand xDS: no answer for {}/{} within {} s", network, ip.to_string(), OnDemand::kWait.count());
   co_return *got;
 }
 
 asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_unknown(SnapshotConstSharedPtr snap,
-                                                                       std::string_view network, const IpAddr& ip) {
+                                                                      std::string_view network, const IpAddr& ip) {
   if (snap->find_workload(network, ip) != nullptr || snap->find_service(network, ip) != nullptr) co_return snap;
   auto answered = co_await demand_address(network, ip);
   if (!answered) co_return snap;

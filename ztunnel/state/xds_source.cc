@@ -233,7 +233,9 @@ void XdsSource::stop() {
   impl_->link->client = nullptr;
 }
 
-std::shared_ptr<OnDemand> XdsSource::on_demand() const { return impl_->on_demand; }
+std::shared_ptr<OnDemand> XdsSource::on_demand() const {
+  return impl_->on_demand;
+}
 
 nlohmann::json XdsSource::status() const {
   const common::xds::DeltaAdsStatus st = impl_->client->status();

@@ -26,9 +26,9 @@
 #include <functional>
 #include <memory>
 
+#include "common/state/snapshot.h"
 #include "common/xds/node.h"
 #include "ztunnel/config.h"
-#include "common/state/snapshot.h"
 #include "ztunnel/state/on_demand.h"
 
 namespace common::metrics {

@@ -773,7 +773,7 @@ TEST_CASE("ads: on-demand (XDS_ON_DEMAND) gets nothing in bulk, then what its al
   auto r2 = next_of(c, kAddr);
   REQUIRE(r2);
   CHECK(versions_of(*r2) == std::map<std::string, std::string>{{kWeb2, expected.at(kWeb2).version},
-                                                                {kWebSvc, expected.at(kWebSvc).version}});
+                                                               {kWebSvc, expected.at(kWebSvc).version}});
   CHECK(r2->removed_resources_size() == 0);
 
   // Kept up to date while subscribed: web-1 moves to another address -> updated (the VIP still
