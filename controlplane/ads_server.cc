@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -18,6 +20,8 @@
 
 #include "common/admin/log.h"
 #include "envoy/service/discovery/v3/discovery.grpc.pb.h"
+#include "istio/workload/workload.pb.h"
+#include <google/protobuf/any.pb.h>
 
 namespace controlplane {
 
@@ -82,6 +86,75 @@ std::string short_type(std::string_view type_url) {
   return std::string(slash == std::string_view::npos ? type_url : type_url.substr(slash + 1));
 }
 
+// "network/ip" alias key (XDS_ON_DEMAND lookups, ztunnel-facts §4.1) in canonical form, or
+// nullopt when `name` is not one. A workload uid or a service key never ends in an IP.
+std::optional<std::string> alias_key(std::string_view name) {
+  const auto slash = name.rfind('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const std::string ip(name.substr(slash + 1));
+  unsigned char buf[16];
+  char text[INET6_ADDRSTRLEN];
+  if (::inet_pton(AF_INET, ip.c_str(), buf) == 1) {
+    ::inet_ntop(AF_INET, buf, text, sizeof text);
+  } else if (::inet_pton(AF_INET6, ip.c_str(), buf) == 1) {
+    ::inet_ntop(AF_INET6, buf, text, sizeof text);
+  } else {
+    return std::nullopt;
+  }
+  return std::string(name.substr(0, slash)) + "/" + text;
+}
+
+std::optional<std::string> alias_of_bytes(const std::string& network, const std::string& bytes) {
+  char text[INET6_ADDRSTRLEN];
+  if (bytes.size() == 4) {
+    ::inet_ntop(AF_INET, bytes.data(), text, sizeof text);
+  } else if (bytes.size() == 16) {
+    ::inet_ntop(AF_INET6, bytes.data(), text, sizeof text);
+  } else {
+    return std::nullopt;
+  }
+  return network + "/" + text;
+}
+
+// Alias key -> names of the Address resources that own that address (workloads by their
+// addresses, services by their VIPs), built from one state's Address resources. A VIP also
+// brings the service's endpoint workloads (those whose `services` name it): a client that
+// demanded a VIP must be able to pick a backend without another round trip.
+using AliasIndex = std::map<std::string, std::vector<std::string>, std::less<>>;
+
+std::shared_ptr<const AliasIndex> build_alias_index(const ServedState& state) {
+  auto idx = std::make_shared<AliasIndex>();
+  std::map<std::string, std::vector<std::string>, std::less<>> endpoints;  // service key -> workloads
+  std::vector<std::pair<std::string, std::string>> vips;                   // (alias, service name)
+  google::protobuf::Any any;
+  istio::workload::Address addr;
+  for (const auto* m : maps_of(state, kAddressTypeUrl)) {
+    for (const auto& [name, res] : *m) {
+      if (!any.ParseFromString(res.any) || !addr.ParseFromString(any.value())) continue;
+      if (addr.has_workload()) {
+        for (const auto& b : addr.workload().addresses()) {
+          if (auto k = alias_of_bytes(addr.workload().network(), b)) (*idx)[*k].push_back(name);
+        }
+        for (const auto& [svc, ports] : addr.workload().services()) endpoints[svc].push_back(name);
+      } else if (addr.has_service()) {
+        for (const auto& na : addr.service().addresses()) {
+          if (auto k = alias_of_bytes(na.network(), na.address())) {
+            (*idx)[*k].push_back(name);
+            vips.emplace_back(*k, name);
+          }
+        }
+      }
+    }
+  }
+  for (const auto& [alias, svc] : vips) {
+    auto e = endpoints.find(svc);  // a service's resource name is its key, namespace/hostname
+    if (e == endpoints.end()) continue;
+    auto& owners = (*idx)[alias];
+    owners.insert(owners.end(), e->second.begin(), e->second.end());
+  }
+  return idx;
+}
+
 // What one stream knows about one type.
 struct TypeState {
   bool known_type = true;   // false: not served here; answered once, empty
@@ -89,6 +162,8 @@ struct TypeState {
   std::set<std::string, std::less<>> names;         // explicit subscriptions
   std::map<std::string, std::string, std::less<>> have;  // name -> version the client has
   std::set<std::string, std::less<>> told_absent;   // subscribed names reported as absent
+  // Real names sent because an alias ("network/ip") in `names` resolved to them.
+  std::set<std::string, std::less<>> via_alias;
   bool owe_response = false;                        // first request, or a subscription change
   // Wildcard: the sequence number of the state that `have` equals (0: none).
   uint64_t synced = 0;
@@ -132,6 +207,18 @@ class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
   // The names of `type_url` that changed after state `from` up to state `to`; false when the
   // recent history does not cover that range for the type (then compare everything).
   bool changed_since(uint64_t from, uint64_t to, std::string_view type_url, std::set<std::string>& names) const;
+  // The alias index of `state`: cached for the current state (built once per publish, and only
+  // when a stream has an alias to resolve); an older state gets a fresh, uncached one.
+  std::shared_ptr<const AliasIndex> alias_index(const ServedState& state) const {
+    std::shared_ptr<const ServedState> current = this->state();
+    if (current.get() != &state) return build_alias_index(state);
+    std::lock_guard<std::mutex> l(alias_mu_);
+    if (alias_state_ != current) {
+      alias_index_ = build_alias_index(*current);
+      alias_state_ = std::move(current);
+    }
+    return alias_index_;
+  }
   std::vector<ConnectedClient> clients() const {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<ConnectedClient> out;
@@ -184,6 +271,10 @@ class AdsServer::Impl final : public ds::AggregatedDiscoveryService::Service {
   std::map<uint64_t, StreamEntry> streams_;
   bool shutting_down_ = false;
   uint64_t next_id_ = 1;
+
+  mutable std::mutex alias_mu_;
+  mutable std::shared_ptr<const ServedState> alias_state_;
+  mutable std::shared_ptr<const AliasIndex> alias_index_;
 
   std::atomic<uint64_t> streams_total_{0}, rejected_{0}, responses_{0}, resources_sent_{0}, acks_{0}, nacks_{0};
 };
@@ -332,7 +423,10 @@ void AdsServer::Impl::handle_request(Session& s, ds::DeltaDiscoveryRequest& req)
       changed |= !ts.wildcard;
       ts.wildcard = true;
     } else {
-      changed |= ts.names.insert(name).second;
+      if (ts.names.insert(name).second) {
+        changed = true;
+        ts.told_absent.erase(name);
+      }
     }
   }
   for (const auto& name : req.resource_names_unsubscribe()) {
@@ -347,11 +441,19 @@ void AdsServer::Impl::handle_request(Session& s, ds::DeltaDiscoveryRequest& req)
       ts.told_absent.erase(name);
     }
   }
+  if (first && !ts.wildcard && type_url == kAddressTypeUrl) {
+    // An on-demand client reconnecting: what it holds beyond its explicit names came from
+    // aliases. Keep those versions, so respond() resends only what changed and removes what
+    // no alias covers any more (an alias is re-resolved, the client's copy may be stale).
+    for (const auto& kv : ts.have) {
+      if (!ts.names.count(kv.first)) ts.via_alias.insert(kv.first);
+    }
+  }
   if (!ts.wildcard) {
     // Out of a wildcard (or seeded with names it did not subscribe to): keep only what the
     // explicit subscription covers.
     for (auto h = ts.have.begin(); h != ts.have.end();) {
-      h = ts.names.count(h->first) ? std::next(h) : ts.have.erase(h);
+      h = ts.names.count(h->first) || ts.via_alias.count(h->first) ? std::next(h) : ts.have.erase(h);
     }
   }
   if (changed) ts.owe_response = true;
@@ -426,21 +528,51 @@ bool AdsServer::Impl::respond(Session& s, const std::string& type_url, TypeState
       }
     }
   } else {
-    for (const auto& name : ts.names) {
-      const Entry* r = nullptr;
+    auto find_entry = [&](std::string_view name) -> const Entry* {
       for (const auto* m : maps) {
-        if (auto it = m->find(name); it != m->end()) {
-          r = &*it;
-          break;
+        if (auto it = m->find(name); it != m->end()) return &*it;
+      }
+      return nullptr;
+    };
+    std::set<std::string, std::less<>> queued;  // an alias and a direct name may share a resource
+    auto send_if_stale = [&](const Entry* r) {
+      auto h = ts.have.find(r->first);
+      if ((h == ts.have.end() || h->second != r->second.version) && queued.insert(r->first).second) {
+        updated.push_back(r);
+      }
+    };
+    std::set<std::string, std::less<>> covered;  // real names the aliases resolve to now
+    std::shared_ptr<const AliasIndex> aliases;
+    for (const auto& name : ts.names) {
+      if (const Entry* r = find_entry(name)) {
+        send_if_stale(r);
+        continue;
+      }
+      std::optional<std::string> key;
+      if (type_url == kAddressTypeUrl) key = alias_key(name);
+      if (key) {
+        if (!aliases) aliases = alias_index(state);
+        auto a = aliases->find(*key);
+        if (a != aliases->end() && !a->second.empty()) {
+          // Answered by the owners under their real names; the alias itself is never a name
+          // the client holds (istiod does the same).
+          for (const auto& owner : a->second) {
+            covered.insert(owner);
+            if (const Entry* r = find_entry(owner)) send_if_stale(r);
+          }
+          ts.told_absent.erase(name);
+          continue;
         }
       }
       auto h = ts.have.find(name);
-      if (r != nullptr) {
-        if (h == ts.have.end() || h->second != r->second.version) updated.push_back(r);
-      } else if (h != ts.have.end() || !ts.told_absent.count(name)) {
-        removed.push_back(name);
-      }
+      if (h != ts.have.end() || !ts.told_absent.count(name)) removed.push_back(name);
     }
+    // Resources an alias no longer resolves to (deleted, or the address moved): removed,
+    // unless still subscribed by their own name.
+    for (const auto& owner : ts.via_alias) {
+      if (!covered.count(owner) && !ts.names.count(owner) && ts.have.count(owner)) removed.push_back(owner);
+    }
+    ts.via_alias = std::move(covered);
   }
   // After this call the client has exactly this state's resources of the type (wildcard).
   ts.synced = ts.wildcard && !per_proxy ? seq : 0;

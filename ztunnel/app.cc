@@ -160,6 +160,7 @@ int run_app(const Config& cfg) {
   } else {
     readiness.mark_done("state manager");
   }
+  if (xds && xds->on_demand()) plane->set_on_demand(xds->on_demand());
   if (auto st = plane->start(); !st) {
     spdlog::error("{}", st.error());
     return 1;

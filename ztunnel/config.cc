@@ -256,11 +256,6 @@ Result<Config> load_config(const env::EnvLookup& e, size_t cores, const std::str
     // Upstream's own validation: the DNS proxy needs every service up front.
     return make_error("XDS_ON_DEMAND=true cannot be combined with the DNS proxy (set ISTIO_META_DNS_CAPTURE=false)");
   }
-  if (c.xds_on_demand) {
-    return make_error(
-        "XDS_ON_DEMAND=true is not supported by this ztunnel: it always subscribes to every workload and service "
-        "(unset XDS_ON_DEMAND)");
-  }
 
   // -- logging
   {

@@ -110,10 +110,12 @@ struct Config {
   // PREFERED_SERVICE_NAMESPACE (upstream's spelling): among services sharing a hostname, the
   // one in this namespace wins after the client's own.
   std::string prefered_service_namespace;
+  // XDS_ON_DEMAND: Address resources fetched by address as connections need them
+  // (ztunnel/state/on_demand.h); refused together with the DNS proxy, as upstream.
   bool xds_on_demand = false;
   // CRL_PATH: PEM file of CRLs; peers whose certificate a CRL revokes are refused (both
   // directions) and counted in istio_crl_policy_rejections_total. Re-read when it changes.
-  std::optional<std::string> crl_path;  // XDS_ON_DEMAND: refused (not implemented), see load_config
+  std::optional<std::string> crl_path;
   // ProxyConfig proxyMetadata (mesh file + PROXY_CONFIG); ISTIO_META_* variables win over it.
   std::map<std::string, std::string> proxy_config_metadata;
 

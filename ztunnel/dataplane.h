@@ -18,6 +18,8 @@
 
 namespace ztunnel {
 
+class OnDemand;
+
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
@@ -29,6 +31,9 @@ class Dataplane {
   virtual void close_revoked_peers() = 0;
   virtual int64_t active_connections() const = 0;
   virtual void dump(nlohmann::json& out) const = 0;
+  // XDS_ON_DEMAND: where address misses are demanded (before start()). Planes that do not
+  // support it ignore it (their misses stay unknown destinations).
+  virtual void set_on_demand(std::shared_ptr<OnDemand> /*on_demand*/) {}
 };
 
 // The certificate for the configured workload is requested at once; readiness "proxy" is

@@ -104,6 +104,12 @@ struct DeltaAdsClient::Impl {
   bool started = false;
   bool stopping = false;
   grpc::ClientContext* live_ctx = nullptr;  // the stream to cancel on stop()
+  // The live stream, for subscribe() from other threads (null while disconnected).
+  grpc::ClientReaderWriter<dv3::DeltaDiscoveryRequest, dv3::DeltaDiscoveryResponse>* live_stream = nullptr;
+  // On-demand types -> names subscribed so far (re-sent in every initial request).
+  std::map<std::string, std::set<std::string>> demanded;
+  // Serializes writes: the client thread's initial requests and ACKs, and subscribe().
+  std::mutex write_mu;
   DeltaAdsStatus st;
   std::thread thread;
 
@@ -120,11 +126,17 @@ struct DeltaAdsClient::Impl {
     return nullptr;
   }
 
-  dv3::DeltaDiscoveryRequest initial_request(const std::string& type) const {
+  dv3::DeltaDiscoveryRequest initial_request(const std::string& type) {
     dv3::DeltaDiscoveryRequest req;
     req.mutable_node()->set_id(opts.node.id);
     json_to_struct(opts.node.metadata, req.mutable_node()->mutable_metadata());
     req.set_type_url(type);
+    if (std::find(opts.on_demand_types.begin(), opts.on_demand_types.end(), type) != opts.on_demand_types.end()) {
+      req.add_resource_names_subscribe("*");
+      req.add_resource_names_unsubscribe("*");
+      std::lock_guard<std::mutex> l(mu);
+      for (const auto& n : demanded[type]) req.add_resource_names_subscribe(n);
+    }
     auto it = versions.find(type);
     if (it != versions.end()) {
       auto& irv = *req.mutable_initial_resource_versions();
@@ -261,13 +273,28 @@ struct DeltaAdsClient::Impl {
 
     auto stream = stub->DeltaAggregatedResources(&ctx);
     bool ok = true;
-    for (const auto& [type, handler] : opts.types) {
-      (void)handler;
-      if (!stream->Write(initial_request(type))) {
-        ok = false;
-        break;
+    {
+      // Under write_mu while registering: a subscribe() that finds the stream registered
+      // writes after the initial requests, and one that did not is in `demanded` already.
+      std::lock_guard<std::mutex> w(write_mu);
+      for (const auto& [type, handler] : opts.types) {
+        (void)handler;
+        if (!stream->Write(initial_request(type))) {
+          ok = false;
+          break;
+        }
       }
+      std::lock_guard<std::mutex> l(mu);
+      if (ok) live_stream = stream.get();
     }
+    struct UnregisterStream {
+      Impl* self;
+      ~UnregisterStream() {
+        std::lock_guard<std::mutex> w(self->write_mu);
+        std::lock_guard<std::mutex> l(self->mu);
+        self->live_stream = nullptr;
+      }
+    } unregister_stream{this};
     bool connected = false;
     if (ok) {
       connected = true;
@@ -285,6 +312,7 @@ struct DeltaAdsClient::Impl {
         end.got_response = true;
         bytes = resp.ByteSizeLong();
         dv3::DeltaDiscoveryRequest reply = process(resp);
+        std::lock_guard<std::mutex> w(write_mu);
         write_ok = stream->Write(reply);
       }
 #ifdef __GLIBC__
@@ -293,6 +321,11 @@ struct DeltaAdsClient::Impl {
       if (bytes >= kTrimAfterBytes) ::malloc_trim(0);
 #endif
       if (!write_ok) break;
+    }
+    {
+      std::lock_guard<std::mutex> w(write_mu);
+      std::lock_guard<std::mutex> l(mu);
+      live_stream = nullptr;
     }
     const grpc::Status status = stream->Finish();
     {
@@ -364,6 +397,25 @@ void DeltaAdsClient::stop() {
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id()) impl_->thread.join();
+}
+
+void DeltaAdsClient::subscribe(const std::string& type_url, const std::vector<std::string>& names) {
+  dv3::DeltaDiscoveryRequest req;
+  req.set_type_url(type_url);
+  std::lock_guard<std::mutex> w(impl_->write_mu);
+  grpc::ClientReaderWriter<dv3::DeltaDiscoveryRequest, dv3::DeltaDiscoveryResponse>* stream = nullptr;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    auto& set = impl_->demanded[type_url];
+    for (const auto& n : names) {
+      if (set.insert(n).second) req.add_resource_names_subscribe(n);
+    }
+    stream = impl_->live_stream;
+  }
+  if (req.resource_names_subscribe_size() == 0 || stream == nullptr) return;
+  impl_->log->debug("xDS on-demand subscribe {}: {} names", type_url, req.resource_names_subscribe_size());
+  // A failed write means the stream is ending; the reconnect's initial request carries the names.
+  (void)stream->Write(req);
 }
 
 DeltaAdsStatus DeltaAdsClient::status() const {

@@ -6,7 +6,10 @@
 // Protocol, per subscribed type URL:
 //  * Initial request on every stream: node, type_url, empty subscribe list (wildcard) and
 //    initial_resource_versions = every resource this client has accepted so far (reconnects
-//    resume instead of re-sending the world).
+//    resume instead of re-sending the world). An on-demand type (XDS_ON_DEMAND) instead
+//    subscribes ["*"] and unsubscribes ["*"] in that request (the server sends nothing in bulk)
+//    plus every name subscribe() asked for so far; later subscribe() calls send a request with
+//    just the new names on the live stream.
 //  * Each response is turned into plain Resources and handed to that type's handler, which
 //    returns the resources it rejected. Rejected resources are NACKed with their reasons
 //    (error_detail = google.rpc.Status{code 3 INVALID_ARGUMENT, "name: reason; ..."}) while
@@ -23,10 +26,12 @@
 // cleared while disconnected: the handlers keep serving the last good config.
 //
 // Threading: handlers, on_synced and on_connection run on the client's own thread, one at a
-// time (never concurrently with each other). start()/stop()/status() may be called from any
-// thread. stop() cancels the stream (TryCancel) and joins; it is idempotent and the destructor
-// calls it. Handlers must outlive the client (or at least stop()). Never call stop() or the
-// destructor from a handler or callback (it would wait for its own thread).
+// time (never concurrently with each other). start()/stop()/status()/subscribe() may be called
+// from any thread (writes to the stream are serialized by a mutex; subscribe() may wait for one
+// small write, so call it from a control thread, never a data-path worker). stop() cancels the
+// stream (TryCancel) and joins; it is idempotent and the destructor calls it. Handlers must
+// outlive the client (or at least stop()). Never call stop() or the destructor from a handler
+// or callback (it would wait for its own thread).
 //
 // Metrics (upstream names): istio_xds_connection_terminations_total{reason} with reason one of
 // ConnectionError (no stream could be established), Error (stream failed with a non-transient
@@ -91,6 +96,8 @@ struct DeltaAdsOptions {
   std::function<void()> on_synced;
   // Stream established (true, "") or ended (false, reason). Client thread; for logs/status.
   std::function<void(bool connected, const std::string& reason)> on_connection;
+  // Type URLs (among `types`) subscribed on demand: see the protocol notes above.
+  std::vector<std::string> on_demand_types;
   std::chrono::milliseconds initial_backoff{10};
   std::chrono::milliseconds max_backoff{15'000};
 };
@@ -120,6 +127,10 @@ class DeltaAdsClient {
   void stop();
 
   DeltaAdsStatus status() const;
+
+  // On-demand types: adds `names` to the type's subscription (kept across reconnects) and, if
+  // a stream is up, sends them now. Names already subscribed are not sent again.
+  void subscribe(const std::string& type_url, const std::vector<std::string>& names);
 
  private:
   struct Impl;

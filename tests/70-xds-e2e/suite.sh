@@ -7,7 +7,8 @@
 #     controlplane serve  0.0.0.0:15012   (node 1's ztunnel dials https://127.0.0.1:15012)
 #     ztunnel (shared, token of istio-system/ztunnel on node-1), ambient-cni
 #     client-a 10.99.1.1 sa client-a   server-1 10.99.1.2 sa server (app=web)
-#     ded      10.99.1.3 sa ded: its own DEDICATED ztunnel (token of e2e/ded, no impersonation)
+#     ded      10.99.1.3 sa ded: its own DEDICATED ztunnel (token of e2e/ded, no impersonation),
+#              with XDS_ON_DEMAND=true (DNS capture off): it fetches workloads/services by address
 #   node 2 (zt-xds-e2e-n2; br0 10.99.2.254; uplink 10.99.100.2)
 #     ztunnel (shared, node-2 token) dialling https://10.99.100.1:15012 with ALT_XDS_HOSTNAME /
 #     ALT_CA_HOSTNAME=localhost (the server certificate names localhost, not that address)
@@ -280,7 +281,7 @@ nsx_bg_env ded "$T/zt-ded.log" PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=e2e/ded/
   XDS_ADDRESS=https://10.99.1.254:15012 CA_ADDRESS=https://10.99.1.254:15012 \
   ALT_XDS_HOSTNAME=localhost ALT_CA_HOSTNAME=localhost XDS_ROOT_CA="$ROOT_PEM" CA_ROOT_CA="$ROOT_PEM" \
   AUTH_TOKEN=ded-token POD_NAME=ded POD_NAMESPACE=e2e INSTANCE_IP=10.99.1.3 NODE_NAME=node-1 \
-  PACKET_MARK=1337 RUST_LOG=info ZTUNNEL_WORKER_THREADS=1 \
+  XDS_ON_DEMAND=true ISTIO_META_DNS_CAPTURE=false PACKET_MARK=1337 RUST_LOG=info ZTUNNEL_WORKER_THREADS=1 \
   ADMIN_ADDR=127.0.0.1:15000 STATS_ADDR="[::]:15020" READINESS_ADDR="[::]:15021" -- "$ZT_BIN"
 ZT_PID_ded=$NSX_LAST_PID; ZT_OFF_ded=0
 ded_ready() {
@@ -308,6 +309,22 @@ print(" ".join(c["identity"] + "=" + c["state"] for c in json.load(sys.stdin).ge
 [[ $ded_cert == *"$ID_D=Available"* ]] && pass "dedicated ztunnel holds $ID_D from the CA" \
   || fail "dedicated ztunnel holds its identity's certificate" "$ded_cert"
 check "dedicated: ded -> server-2:8080 (captured, HBONE across nodes)" zn_expect_get ded "http://10.99.2.2:8080/whoami" server-2
+# XDS_ON_DEMAND: ded's ztunnel got nothing in bulk; its own workload and server-2 were fetched
+# by address when the connection above needed them, the Service (and its endpoints) by VIP now.
+ded_vip() {
+  local r; r=$(zn_get ded "http://10.99.200.10/whoami")
+  [[ $r == "200 server-1" || $r == "200 server-2" ]] && return 0
+  echo "GET the web VIP from ded -> '$r'"; tail -n 5 "$T/zt-ded.log"; return 1
+}
+check "on-demand: ded -> Service web VIP 10.99.200.10:80 (fetched by network/ip on the miss)" ded_vip
+ded_dump=$(nsx_exec ded curl -s --max-time 3 http://127.0.0.1:15000/config_dump)
+if grep -q '"Kubernetes//Pod/e2e/ded"' <<<"$ded_dump" && grep -q '"Kubernetes//Pod/e2e/server-2"' <<<"$ded_dump" \
+  && grep -q 'web.e2e.svc.cluster.local' <<<"$ded_dump" && ! grep -q 'Kubernetes//Pod/e2e/client-a' <<<"$ded_dump" \
+  && ! grep -q 'Kubernetes//Pod/e2e/rogue' <<<"$ded_dump"; then
+  pass "on-demand: ded's /config_dump holds only what was demanded (ded, server-2, web + endpoints; no client-a, no rogue)"
+else
+  fail "on-demand: ded's /config_dump holds only the demanded resources" "$(head -c 800 <<<"$ded_dump")"
+fi
 
 # ---- live edits: pod added, changed, removed -----------------------------------------------------------
 zn_pod 1 late 10.99.1.4

@@ -39,6 +39,7 @@ class NodePlane : public Dataplane, public ZdsHandler {
   void force_close() override { manager_.force_close_all(); }
   void close_revoked_peers() override { manager_.close_revoked_peers(); }
   int64_t active_connections() const override { return manager_.active_connections(); }
+  void set_on_demand(std::shared_ptr<OnDemand> on_demand) override { manager_.set_on_demand(std::move(on_demand)); }
   void dump(nlohmann::json& out) const override { out["workloadState"] = manager_.dump(); }
 
   // ZdsHandler (control thread).

@@ -49,6 +49,7 @@ common::Status WorkloadManager::add(const std::string& uid, const WorkloadInfo& 
   pod->netns = netns;
   pod->proxy = std::make_unique<Proxy>(runtime_, cfg_, registry_, ProxyTarget{info, uid, netns});
   pod->proxy->set_snapshot(snapshot_);
+  if (on_demand_) pod->proxy->set_on_demand(on_demand_);
   std::string td = cfg_.trust_domain;
   if (const Workload* w = snapshot_->find_workload_by_info(info.ns, info.name, info.service_account)) {
     td = w->trust_domain;

@@ -37,6 +37,8 @@ class WorkloadManager {
   void snapshot_done(const std::set<std::string>& mentioned);
 
   void set_snapshot(SnapshotConstSharedPtr snapshot);
+  // XDS_ON_DEMAND: handed to every pod's proxy (see Proxy::set_on_demand). Before the first add.
+  void set_on_demand(std::shared_ptr<OnDemand> on_demand) { on_demand_ = std::move(on_demand); }
   void drain_all();
   void force_close_all();
   // Every pod's proxy, draining ones included: close connections of peers a CRL now revokes.
@@ -46,6 +48,7 @@ class WorkloadManager {
   nlohmann::json dump() const;  // /config_dump "workloadState"
 
  private:
+  std::shared_ptr<OnDemand> on_demand_;
   struct Pod;
   void retire(std::unique_ptr<Pod> pod);
 

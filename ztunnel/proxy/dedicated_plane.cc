@@ -45,6 +45,7 @@ class DedicatedPlane : public Dataplane {
   void force_close() override { proxy_.force_close(); }
   void close_revoked_peers() override { proxy_.close_revoked_peers(); }
   int64_t active_connections() const override { return proxy_.active_connections(); }
+  void set_on_demand(std::shared_ptr<OnDemand> on_demand) override { proxy_.set_on_demand(std::move(on_demand)); }
   void dump(nlohmann::json&) const override {}
 
  private:

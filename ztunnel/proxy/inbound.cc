@@ -105,6 +105,12 @@ asio::awaitable<void> Proxy::Worker::inbound_tunnel(std::shared_ptr<hbone::Strea
   const std::string src_addr = format_socket_addr(endpoint_ip(peer->remote), peer->remote.port());
   const std::string hbone_addr = format_socket_addr(endpoint_ip(peer->local), peer->local.port());
   auto snap = shared->snapshot.load();
+  if (shared->on_demand) {
+    // XDS_ON_DEMAND: our own pod (by the address the tunnel reached) and the peer (by its
+    // source address) may not have been fetched yet.
+    snap = co_await demand_unknown(std::move(snap), shared->cfg.network, endpoint_ip(peer->local));
+    snap = co_await demand_unknown(std::move(snap), shared->cfg.network, endpoint_ip(peer->remote));
+  }
 
   // Phase 1: what is asked for, and is it ours?
   auto ctx = inbound_context(snap, stream->request().authority, *peer);
@@ -149,6 +155,7 @@ asio::awaitable<void> Proxy::Worker::handle_inbound_plain(tcp::socket raw) {
 
   // Phase 1: is it for our workload?
   auto snap = shared->snapshot.load();
+  if (shared->on_demand) snap = co_await demand_unknown(std::move(snap), shared->cfg.network, cap->dst_ip);
   const Workload* local = local_workload(snap);
   if (local == nullptr || !local->has_address(cap->dst_ip)) {
     log_early_deny("inbound", cap->src_addr, cap->dst_addr,

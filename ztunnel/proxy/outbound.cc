@@ -6,6 +6,7 @@
 // is one ConnectionResult, recorded once.
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/identity/crl.h"
@@ -68,7 +69,18 @@ asio::awaitable<void> Proxy::Worker::handle_outbound(tcp::socket raw) {
 
   // Route.
   auto snap = shared->snapshot.load();
+  // XDS_ON_DEMAND: an address the snapshot does not know may just not have been asked for yet
+  // (our own pod by its source address, then the destination). Ask, wait (bounded), and look
+  // again in the snapshot that answered; no answer means unknown, handled as before.
+  if (shared->on_demand && local_workload(snap) == nullptr) {
+    snap = co_await demand_unknown(std::move(snap), shared->cfg.network, cap->client_ip);
+  }
   auto req = route(*snap, local_workload(snap), *cap);
+  if (shared->on_demand && req && req->route.kind == RouteKind::Passthrough) {
+    auto before = snap;
+    snap = co_await demand_unknown(std::move(snap), req->parties.src->network, cap->dst_ip);
+    if (snap != before) req = route(*snap, local_workload(snap), *cap);
+  }
   if (!req) {
     log_early_deny("outbound", cap->src_addr, cap->dst_addr, req.error());
     co_return;
@@ -118,6 +130,36 @@ void Proxy::Worker::mark_revoked_tunnels() {
       *t.revoked = ProxyError{ProxyErrorKind::CertRevoked, "server certificate revoked (CRL_PATH)"};
     }
   }
+}
+
+asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_address(std::string_view network, const IpAddr& ip) {
+  auto timer = std::make_shared<asio::steady_timer>(io, OnDemand::kWait);
+  auto got = std::make_shared<SnapshotConstSharedPtr>();
+  // The answer arrives on the xDS client thread: hop to this worker before touching the timer.
+  const bool waiting =
+      shared->on_demand->demand(network, ip, [timer, got, ex = io.get_executor()](SnapshotConstSharedPtr s) {
+        asio::post(ex, [timer, got, s = std::move(s)]() mutable {
+          *got = std::move(s);
+          timer->cancel();
+        });
+      });
+  if (!waiting) co_return nullptr;
+  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!*got)
+    spdlog::debug("on-demand xDS: no answer for {}/{} within {} s", network, ip.to_string(), OnDemand::kWait.count());
+  co_return *got;
+}
+
+asio::awaitable<SnapshotConstSharedPtr> Proxy::Worker::demand_unknown(SnapshotConstSharedPtr snap,
+                                                                      std::string_view network, const IpAddr& ip) {
+  if (snap->find_workload(network, ip) != nullptr || snap->find_service(network, ip) != nullptr) co_return snap;
+  auto answered = co_await demand_address(network, ip);
+  if (!answered) co_return snap;
+  // The worker's current snapshot when it already holds the answer (it may be newer still),
+  // else the one that answered.
+  auto now = shared->snapshot.load();
+  if (now->find_workload(network, ip) != nullptr || now->find_service(network, ip) != nullptr) co_return now;
+  co_return answered;
 }
 
 dns::HostLookup& Proxy::Worker::lookup() {

@@ -265,6 +265,9 @@ Proxy::Proxy(common::Runtime& runtime, const Config& config, common::metrics::Re
 Proxy::~Proxy() = default;
 
 void Proxy::set_seams(ProxySeams seams) { shared_->seams = std::move(seams); }
+void Proxy::set_on_demand(std::shared_ptr<OnDemand> on_demand) {
+  shared_->on_demand = std::move(on_demand);
+}
 
 void Proxy::set_snapshot(SnapshotConstSharedPtr snapshot) {
   shared_->snapshot.store(snapshot);

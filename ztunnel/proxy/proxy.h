@@ -32,6 +32,7 @@ namespace ztunnel {
 // Listener ports (kOutboundPort, kInboundHbonePort, ...) are defined in ztunnel/config.h.
 
 class Netns;
+class OnDemand;
 namespace dns {
 class DnsProxy;
 }
@@ -78,6 +79,9 @@ class Proxy {
   Proxy& operator=(const Proxy&) = delete;
 
   void set_seams(ProxySeams seams);
+  // XDS_ON_DEMAND: an outbound destination unknown to the snapshot is demanded here and the
+  // connection waits (bounded, OnDemand::kWait) for the answer before it is routed. Before start().
+  void set_on_demand(std::shared_ptr<OnDemand> on_demand);
   // Binds every listener on every worker. Fails (naming the port) if one cannot be bound.
   common::Status start();
   // The port listener `port` (kOutboundPort, ...) is bound to: `port` itself unless a seam

@@ -22,6 +22,7 @@
 #include "ztunnel/proxy/port_guard.h"
 #include "ztunnel/proxy/proxy.h"
 #include "ztunnel/proxy/proxy_error.h"
+#include "ztunnel/state/on_demand.h"
 #include "ztunnel/state/route.h"
 #include "ztunnel/proxy/task_failure.h"
 
@@ -50,6 +51,7 @@ struct Proxy::Shared {
   TrafficMetrics metrics;
   TaskFailures task_failures;
   ProxySeams seams;  // set before start(), read-only after
+  std::shared_ptr<OnDemand> on_demand;  // XDS_ON_DEMAND only; set before start()
   hbone::Settings server_settings;
   hbone::Settings client_settings;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
@@ -205,6 +207,14 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   // Resolves the route's hostname when it has one (counts istio_on_demand_dns_total); a
   // failure is an early deny, as upstream's build_request error.
   boost::asio::awaitable<ProxyResult<bool>> resolve_on_demand(OutboundRequest& req, const Captured& cap);
+  // XDS_ON_DEMAND: demands `ip` (alias network/ip) and waits at most OnDemand::kWait for the
+  // answer. The snapshot that answered it, or null (known absent, or no answer in time).
+  boost::asio::awaitable<SnapshotConstSharedPtr> demand_address(std::string_view network, const IpAddr& ip);
+  // `snap` if it knows `ip` (a workload or a service VIP); else demand_address and the
+  // worker's current snapshot if it knows `ip` by then, else the answering one (or `snap` when
+  // unanswered).
+  boost::asio::awaitable<SnapshotConstSharedPtr> demand_unknown(SnapshotConstSharedPtr snap, std::string_view network,
+                                                                const IpAddr& ip);
   // Completes req.parties (mTLS once there is a certificate).
   boost::asio::awaitable<ProxyResult<Upstream>> open_upstream(OutboundRequest& req, const Captured& cap);
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 
 #include "common/admin/log.h"
 #include "common/xds/delta_ads_client.h"
@@ -64,6 +65,7 @@ struct XdsSource::Impl {
         s_.services.erase(n);
       }
       s_.applied();
+      if (s_.on_demand) s_.on_demand->answered(s_.last, removed);
       return errors;
     }
 
@@ -177,6 +179,14 @@ struct XdsSource::Impl {
   // For status() from other threads.
   std::atomic<size_t> n_workloads{0}, n_services{0}, n_policies{0};
 
+  std::shared_ptr<OnDemand> on_demand;  // XDS_ON_DEMAND=true only
+  // What a posted on-demand subscription may use: cleared by stop() (posted tasks can outlive us).
+  struct Link {
+    std::mutex mu;
+    common::xds::DeltaAdsClient* client = nullptr;
+  };
+  std::shared_ptr<Link> link = std::make_shared<Link>();
+
   AddressHandler address_handler{*this};
   AuthorizationHandler authz_handler{*this};
   // Last member: destroyed (and therefore stopped) before the handlers and maps it uses.
@@ -198,14 +208,34 @@ XdsSource::XdsSource(const Config& cfg, common::metrics::Registry& registry, boo
   opts.types = {{std::string(kAddressTypeUrl), &impl_->address_handler},
                 {std::string(kAuthorizationTypeUrl), &impl_->authz_handler}};
   opts.on_synced = [impl = impl_.get()] { impl->first_sync(); };
+  if (cfg.xds_on_demand) {
+    opts.on_demand_types = {std::string(kAddressTypeUrl)};
+    // Workers never write to the stream themselves: the subscription is posted to the control
+    // thread.
+    impl_->on_demand = std::make_shared<OnDemand>([&control, link = impl_->link](const std::string& key) {
+      boost::asio::post(control, [link, key] {
+        std::lock_guard<std::mutex> l(link->mu);
+        if (link->client) link->client->subscribe(std::string(kAddressTypeUrl), {key});
+      });
+    });
+  }
   impl_->client = std::make_unique<common::xds::DeltaAdsClient>(std::move(opts), registry);
+  impl_->link->client = impl_->client.get();
 }
 
 XdsSource::~XdsSource() { stop(); }
 
 void XdsSource::start() { impl_->client->start(); }
 
-void XdsSource::stop() { impl_->client->stop(); }
+void XdsSource::stop() {
+  impl_->client->stop();
+  std::lock_guard<std::mutex> l(impl_->link->mu);
+  impl_->link->client = nullptr;
+}
+
+std::shared_ptr<OnDemand> XdsSource::on_demand() const {
+  return impl_->on_demand;
+}
 
 nlohmann::json XdsSource::status() const {
   const common::xds::DeltaAdsStatus st = impl_->client->status();
@@ -223,6 +253,9 @@ nlohmann::json XdsSource::status() const {
   j["acceptedByType"] = std::move(per_type);
   j["lastNack"] = st.last_nack;
   j["lastDisconnect"] = st.last_disconnect;
+  if (impl_->on_demand) {
+    j["onDemand"] = {{"pending", impl_->on_demand->pending()}, {"absent", impl_->on_demand->absent()}};
+  }
   return j;
 }
 

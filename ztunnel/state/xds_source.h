@@ -11,6 +11,9 @@
 // snapshot is installed before readiness is released. A disconnect clears nothing: the last
 // snapshot keeps serving.
 //
+// XDS_ON_DEMAND=true: Address is subscribed on demand (nothing in bulk) and on_demand() hands
+// workers the OnDemand registry whose alias subscriptions this source sends and answers.
+//
 // Threading: the handlers run on the client's thread and own the resource maps; the callbacks
 // run on the control thread (posted). start()/stop()/status() from any thread; stop() is
 // idempotent and prompt (cancels the stream and joins); the destructor stops. Callbacks that
@@ -23,9 +26,10 @@
 #include <functional>
 #include <memory>
 
+#include "common/state/snapshot.h"
 #include "common/xds/node.h"
 #include "ztunnel/config.h"
-#include "common/state/snapshot.h"
+#include "ztunnel/state/on_demand.h"
 
 namespace common::metrics {
 class Registry;
@@ -51,6 +55,9 @@ class XdsSource {
   // The "xds" section of /config_dump: {address, connected, synced, connects, responses,
   // resources: {workloads, services, policies}, lastNack, lastDisconnect}.
   nlohmann::json status() const;
+
+  // The on-demand registry (XDS_ON_DEMAND=true), else null. Shared with the proxies.
+  std::shared_ptr<OnDemand> on_demand() const;
 
  private:
   struct Impl;

@@ -736,3 +736,88 @@ TEST_CASE("ads: pushes from changed-name lists stay exact across bursts, gaps an
     CHECK(versions_of(*r) == std::map<std::string, std::string>{{"r9", "v9"}});
   }
 }
+
+TEST_CASE("ads: on-demand (XDS_ON_DEMAND) gets nothing in bulk, then what its alias names own", "[ads]") {
+  Fixture f;
+  Client c(f.channel(), "good-token");
+  // The on-demand initial request: subscribe ["*"] and unsubscribe ["*"] at once.
+  ds::DeltaDiscoveryRequest first;
+  first.mutable_node()->set_id("ztunnel~10.0.0.1~ztunnel-abc.istio-system~istio-system.svc.cluster.local");
+  first.set_type_url(kAddr);
+  first.add_resource_names_subscribe("*");
+  first.add_resource_names_unsubscribe("*");
+  REQUIRE(c.send(first));
+  auto r0 = next_of(c, kAddr);
+  REQUIRE(r0);
+  CHECK(r0->resources_size() == 0);
+  CHECK(r0->removed_resources_size() == 0);
+  const auto expected = f.expected().addresses;
+
+  // A workload address and an address nobody owns.
+  ds::DeltaDiscoveryRequest demand;
+  demand.set_type_url(kAddr);
+  demand.add_resource_names_subscribe("/10.99.1.11");
+  demand.add_resource_names_subscribe("/10.99.7.7");
+  REQUIRE(c.send(demand));
+  auto r1 = next_of(c, kAddr);
+  REQUIRE(r1);
+  CHECK(versions_of(*r1) == std::map<std::string, std::string>{{kWeb1, expected.at(kWeb1).version}});
+  CHECK(removed_of(*r1) == std::set<std::string>{"/10.99.7.7"});
+  CHECK_FALSE(c.next(milliseconds(300)));  // nothing more arrives unasked
+
+  // A service VIP: the service and its endpoints, except what the client already holds.
+  ds::DeltaDiscoveryRequest vip;
+  vip.set_type_url(kAddr);
+  vip.add_resource_names_subscribe("/10.99.250.10");
+  REQUIRE(c.send(vip));
+  auto r2 = next_of(c, kAddr);
+  REQUIRE(r2);
+  CHECK(versions_of(*r2) == std::map<std::string, std::string>{{kWeb2, expected.at(kWeb2).version},
+                                                               {kWebSvc, expected.at(kWebSvc).version}});
+  CHECK(r2->removed_resources_size() == 0);
+
+  // Kept up to date while subscribed: web-1 moves to another address -> updated (the VIP still
+  // covers it), and its old address is reported as owned by nobody.
+  std::string pods = read_file(f.manifests + "/pods.yaml");
+  const auto at = pods.find("podIP: 10.99.1.11");
+  REQUIRE(at != std::string::npos);
+  pods.replace(at, std::string("podIP: 10.99.1.11").size(), "podIP: 10.99.1.21");
+  {
+    std::ofstream out(f.manifests + "/pods.yaml", std::ios::binary | std::ios::trunc);
+    out << pods;
+  }
+  auto r3 = next_of(c, kAddr);
+  REQUIRE(r3);
+  CHECK(versions_of(*r3).count(kWeb1));
+  CHECK(versions_of(*r3).size() == 1);
+  CHECK(removed_of(*r3) == std::set<std::string>{"/10.99.1.11"});
+
+  // A reconnect resumes exactly: what the client holds at the current version is not resent,
+  // what no alias covers any more is removed.
+  {
+    Client again(f.channel(), "good-token");
+    ds::DeltaDiscoveryRequest resume;
+    resume.set_type_url(kAddr);
+    resume.add_resource_names_subscribe("*");
+    resume.add_resource_names_unsubscribe("*");
+    resume.add_resource_names_subscribe("/10.99.250.10");
+    for (const auto& [name, version] : versions_of(*r2)) (*resume.mutable_initial_resource_versions())[name] = version;
+    (*resume.mutable_initial_resource_versions())[kWeb1] = versions_of(*r3).at(kWeb1);
+    (*resume.mutable_initial_resource_versions())["Kubernetes//Pod/demo/gone"] = "0123456789abcdef";
+    REQUIRE(again.send(resume));
+    auto rr = next_of(again, kAddr);
+    REQUIRE(rr);
+    CHECK(rr->resources_size() == 0);
+    CHECK(removed_of(*rr) == std::set<std::string>{"Kubernetes//Pod/demo/gone"});
+  }
+
+  // Unsubscribing the VIP drops what only it covered (web-1 and web-2, the service).
+  ds::DeltaDiscoveryRequest drop;
+  drop.set_type_url(kAddr);
+  drop.add_resource_names_unsubscribe("/10.99.250.10");
+  REQUIRE(c.send(drop));
+  auto r4 = next_of(c, kAddr);
+  REQUIRE(r4);
+  CHECK(r4->resources_size() == 0);
+  CHECK(removed_of(*r4) == std::set<std::string>{kWeb1, kWeb2, kWebSvc});
+}

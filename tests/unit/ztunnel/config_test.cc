@@ -364,7 +364,6 @@ TEST_CASE("DNS proxy address, preferred namespace, on-demand xDS", "[config]") {
   CHECK_THAT(load_error({{"ISTIO_META_DNS_PROXY_ADDR", "nope"}}), Catch::Contains("ISTIO_META_DNS_PROXY_ADDR"));
   CHECK(must_load({{"PREFERED_SERVICE_NAMESPACE", "shared"}}).prefered_service_namespace == "shared");
   CHECK_THAT(load_error({{"XDS_ON_DEMAND", "true"}}), Catch::Contains("DNS proxy"));
-  CHECK_THAT(load_error({{"XDS_ON_DEMAND", "true"}, {"ISTIO_META_DNS_CAPTURE", "false"}}),
-             Catch::Contains("not supported"));
+  CHECK(must_load({{"XDS_ON_DEMAND", "true"}, {"ISTIO_META_DNS_CAPTURE", "false"}}).xds_on_demand);
   CHECK(must_load({{"XDS_ON_DEMAND", "false"}}).to_json()["xdsOnDemand"] == false);
 }

@@ -675,3 +675,41 @@ TEST_CASE("XdsSource: a Workload with field 21 hostname and no address is routed
   CHECK(r.target.port == 15432);
   source.stop();
 }
+
+TEST_CASE("delta ADS client: an on-demand type subscribes and unsubscribes '*', then only new names", "[xds]") {
+  Server srv;
+  common::metrics::Registry reg;
+  RecordingHandler addr_h;
+  Flag connected;
+  common::xds::DeltaAdsOptions opts;
+  opts.endpoint.address = srv.address();
+  opts.endpoint.auth_token = "";
+  opts.types = {{kAddr, &addr_h}};
+  opts.on_demand_types = {kAddr};
+  opts.on_connection = [&](bool up, const std::string&) {
+    if (up) connected.set();
+  };
+  common::xds::DeltaAdsClient client(opts, reg);
+  client.subscribe(kAddr, {"/10.0.0.1"});  // before any stream: carried by the initial request
+  client.start();
+
+  auto r1 = srv.service.next_request();
+  REQUIRE(r1);
+  CHECK(r1->type_url() == kAddr);
+  CHECK(std::vector<std::string>(r1->resource_names_subscribe().begin(), r1->resource_names_subscribe().end()) ==
+        std::vector<std::string>{"*", "/10.0.0.1"});
+  CHECK(std::vector<std::string>(r1->resource_names_unsubscribe().begin(), r1->resource_names_unsubscribe().end()) ==
+        std::vector<std::string>{"*"});
+  REQUIRE(connected.wait());
+
+  // On the live stream: one request with just the name not subscribed yet.
+  client.subscribe(kAddr, {"/10.0.0.1", "/10.0.0.2"});
+  auto r2 = srv.service.next_request();
+  REQUIRE(r2);
+  CHECK(r2->type_url() == kAddr);
+  CHECK(r2->response_nonce().empty());
+  CHECK(std::vector<std::string>(r2->resource_names_subscribe().begin(), r2->resource_names_subscribe().end()) ==
+        std::vector<std::string>{"/10.0.0.2"});
+  CHECK(r2->resource_names_unsubscribe_size() == 0);
+  client.stop();
+}

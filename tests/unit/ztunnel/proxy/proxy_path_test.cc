@@ -39,6 +39,7 @@
 #include "ztunnel/proxy/proxy_error.h"
 #include "ztunnel/dns/message.h"
 #include "ztunnel/proxy/task_failure.h"
+#include "ztunnel/state/on_demand.h"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -134,7 +135,7 @@ struct Mesh {
   AccessLog log;
 
   explicit Mesh(bool a_credentials = true, const char* b_identity = "server",
-                std::function<void(ProxySeams&)> a_seams = nullptr) {
+                std::function<void(ProxySeams&)> a_seams = nullptr, std::shared_ptr<OnDemand> a_on_demand = nullptr) {
     set_snapshot(snapshot(kNoPolicies));
     if (a_credentials) give(a, "client");
     give(b, b_identity);
@@ -156,6 +157,7 @@ struct Mesh {
     };
     if (a_seams) a_seams(sa);
     a.set_seams(sa);
+    if (a_on_demand) a.set_on_demand(std::move(a_on_demand));
     st = a.start();
     REQUIRE(st.ok());
     serve_app();
@@ -755,4 +757,103 @@ TEST_CASE("a CRL update revoking the server closes A's outbound tunnel as CERT_R
     INFO(m.log.dump() << m.registry.render());
     CHECK(flagged);
   });
+}
+
+TEST_CASE("XDS_ON_DEMAND: an unknown destination is demanded, waited for, then tunnelled", "[proxy_path][ondemand]") {
+  // A knows only itself; the server arrives by the demand's answer (as XdsSource would deliver
+  // it, from another thread's call to answered()).
+  auto full = snapshot(kNoPolicies);
+  auto client_only = [] {
+    auto r = parse_local_config(R"(
+workloads:
+- uid: c//v1/Pod/ns/client
+  name: client
+  namespace: ns
+  serviceAccount: client
+  workloadIps: ["127.0.0.1"]
+  protocol: HBONE
+)");
+    REQUIRE(r.ok());
+    return Snapshot::from_local_config(std::move(r).value());
+  }();
+  std::mutex mu;
+  std::vector<std::string> demanded;
+  std::vector<std::thread> answerers;
+  auto holder = std::make_shared<std::shared_ptr<OnDemand>>();
+  auto od = std::make_shared<OnDemand>([&, holder](const std::string& key) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      demanded.push_back(key);
+    }
+    answerers.emplace_back([holder, full] { (*holder)->answered(full, {}); });
+  });
+  *holder = od;
+  {
+    Mesh m(true, "server", nullptr, od);
+    m.a.set_snapshot(client_only);
+    m.run([&]() -> asio::awaitable<void> {
+      auto got = co_await exchange(m.outbound(), "hello");
+      CHECK(got == "hello");
+      auto closed = [&](const char* reporter) {
+        return metric(m.registry, "istio_tcp_connections_closed_total",
+                      {{"reporter", reporter}, {"connection_security_policy", "mutual_tls"}});
+      };
+      // Through B (HBONE), not passthrough straight to the app.
+      const bool both = co_await eventually([&] { return closed("source") == 1 && closed("destination") == 1; });
+      CHECK(both);
+    });
+    for (auto& t : answerers) t.join();
+  }
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(demanded == std::vector<std::string>{"/127.0.0.2"});
+  CHECK(od->pending() == 0);
+}
+
+TEST_CASE("XDS_ON_DEMAND: a destination answered absent is passed through, and not demanded again",
+          "[proxy_path][ondemand]") {
+  // A (and the answer) know only the client: the app's address belongs to no workload there.
+  auto r = parse_local_config(R"(
+workloads:
+- uid: c//v1/Pod/ns/client
+  name: client
+  namespace: ns
+  serviceAccount: client
+  workloadIps: ["127.0.0.1"]
+  protocol: HBONE
+)");
+  REQUIRE(r.ok());
+  SnapshotConstSharedPtr client_only = Snapshot::from_local_config(std::move(r).value());
+  std::mutex mu;
+  std::vector<std::string> demanded;
+  std::vector<std::thread> answerers;
+  auto holder = std::make_shared<std::shared_ptr<OnDemand>>();
+  auto od = std::make_shared<OnDemand>([&, holder, client_only](const std::string& key) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      demanded.push_back(key);
+    }
+    // The server's answer for an address nobody owns: the alias in removed_resources.
+    answerers.emplace_back([holder, client_only, key] { (*holder)->answered(client_only, {key}); });
+  });
+  *holder = od;
+  {
+    Mesh m(true, "server", nullptr, od);
+    m.a.set_snapshot(client_only);
+    m.run([&]() -> asio::awaitable<void> {
+      for (int i = 0; i < 2; ++i) {
+        auto got = co_await exchange(m.outbound(), "hello");
+        CHECK(got == "hello");
+      }
+      auto closed = [&](const char* reporter) {
+        return metric(m.registry, "istio_tcp_connections_closed_total", {{"reporter", reporter}});
+      };
+      const bool src = co_await eventually([&] { return closed("source") == 2; });
+      CHECK(src);
+      CHECK(closed("destination") == 0);  // passthrough: B never saw them
+    });
+    for (auto& t : answerers) t.join();
+  }
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(demanded == std::vector<std::string>{"/127.0.0.2"});  // the second one did not ask again
+  CHECK(od->absent() == 1);
 }
