@@ -285,7 +285,12 @@ TEST_CASE("outbound -> HBONE -> inbound -> app, recorded once on each side", "[p
       return metric(m.registry, "istio_tcp_connections_closed_total",
                     {{"reporter", reporter}, {"response_flags", "-"}, {"connection_security_policy", "mutual_tls"}});
     };
-    const bool got2 = co_await eventually([&] { return closed("source") == 1 && closed("destination") == 1; });
+    // The access-log line is written just after the counters: wait for both.
+    const bool got2 = co_await eventually([&] {
+      return closed("source") == 1 && closed("destination") == 1 &&
+             m.log.contains("connection complete.*dst.workload=\"?server.*direction=\"?outbound") &&
+             m.log.contains("connection complete.*src.workload=\"?client.*direction=\"?inbound");
+    });
     CHECK(got2);
     CHECK(metric(m.registry, "istio_tcp_connections_opened_total", {{"reporter", "destination"}}) == 1);
     CHECK(metric(m.registry, "istio_tcp_received_bytes_total",
