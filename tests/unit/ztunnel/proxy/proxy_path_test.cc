@@ -26,18 +26,18 @@
 #include <sstream>
 #include <thread>
 
-#include "common/identity/crl.h"
-#include "common/identity/local_ca.h"
-#include "common/identity/ossl.h"
-#include "common/identity/local_ca_provider.h"
 #include "common/admin/log.h"
 #include "common/admin/metrics.h"
-#include "common/runtime.h"
-#include "ztunnel/proxy/connection_result.h"
+#include "common/identity/crl.h"
+#include "common/identity/local_ca.h"
+#include "common/identity/local_ca_provider.h"
+#include "common/identity/ossl.h"
 #include "common/model/local_config.h"
+#include "common/runtime.h"
+#include "ztunnel/dns/message.h"
+#include "ztunnel/proxy/connection_result.h"
 #include "ztunnel/proxy/proxy.h"
 #include "ztunnel/proxy/proxy_error.h"
-#include "ztunnel/dns/message.h"
 #include "ztunnel/proxy/task_failure.h"
 #include "ztunnel/state/on_demand.h"
 
@@ -338,8 +338,8 @@ TEST_CASE("a long-lived connection's bytes reach the counters before it closes",
     s.shutdown(tcp::socket::shutdown_send, ignored);
     auto rest = co_await read_all(s);
     CHECK(rest.empty());
-    const bool closed = co_await eventually(
-        [&] { return metric(m.registry, "istio_tcp_connections_closed_total", {}) == 2; });
+    const bool closed =
+        co_await eventually([&] { return metric(m.registry, "istio_tcp_connections_closed_total", {}) == 2; });
     CHECK(closed);
     CHECK(bytes("istio_tcp_received_bytes_total", "source") == total);
     CHECK(bytes("istio_tcp_sent_bytes_total", "destination") == total);
@@ -621,16 +621,22 @@ struct DnsThread {
 // endpoint is a workload known only by hostname (protocol TCP, as a resolution-DNS entry).
 SnapshotConstSharedPtr hostname_snapshot(uint16_t app_port, const std::string& hostname) {
   const std::string port = std::to_string(app_port);
-  const std::string yaml = std::string(kMesh).substr(0, std::string(kMesh).find("policies:")) +
-                           "- uid: c//networking.istio.io/ServiceEntry/ns/ext/" + hostname + "\n"
-                           "  name: ext\n"
-                           "  namespace: ns\n"
-                           "  hostname: " + hostname + "\n"
-                           "  protocol: TCP\n"
-                           "  services: {\"ns/ext.example.com\": {80: " + port + "}}\n"
-                           "services:\n"
-                           "- {name: ext, namespace: ns, hostname: ext.example.com, vips: [\"/240.240.0.1\"], ports: {80: " +
-                           port + "}}\n";
+  const std::string yaml =
+      std::string(kMesh).substr(0, std::string(kMesh).find("policies:")) +
+      "- uid: c//networking.istio.io/ServiceEntry/ns/ext/" + hostname +
+      "\n"
+      "  name: ext\n"
+      "  namespace: ns\n"
+      "  hostname: " +
+      hostname +
+      "\n"
+      "  protocol: TCP\n"
+      "  services: {\"ns/ext.example.com\": {80: " +
+      port +
+      "}}\n"
+      "services:\n"
+      "- {name: ext, namespace: ns, hostname: ext.example.com, vips: [\"/240.240.0.1\"], ports: {80: " +
+      port + "}}\n";
   auto r = parse_local_config(yaml);
   INFO((r.ok() ? "" : r.error()) << "\n" << yaml);
   REQUIRE(r.ok());
@@ -651,7 +657,9 @@ TEST_CASE("a hostname workload behind a service VIP is resolved on demand and co
   m.set_snapshot(hostname_snapshot(m.app_port, "app.example.com"));
   auto dns_count = [&](const char* host) {
     return metric(m.registry, "istio_on_demand_dns_total",
-                  {{"hostname", host}, {"source_workload", "client"}, {"source_workload_namespace", "ns"},
+                  {{"hostname", host},
+                   {"source_workload", "client"},
+                   {"source_workload_namespace", "ns"},
                    {"source_principal", "spiffe://cluster.local/ns/ns/sa/client"}});
   };
   m.run([&]() -> asio::awaitable<void> {
@@ -784,13 +792,17 @@ workloads:
   std::mutex mu;
   std::vector<std::string> demanded;
   std::vector<std::thread> answerers;
-  auto holder = std::make_shared<std::shared_ptr<OnDemand>>();
+  // Weak: the OnDemand owns this callback, so a strong pointer back to it would be a cycle (a
+  // leak under LeakSanitizer). The answerers are joined while `od` is alive.
+  auto holder = std::make_shared<std::weak_ptr<OnDemand>>();
   auto od = std::make_shared<OnDemand>([&, holder](const std::string& key) {
     {
       std::lock_guard<std::mutex> l(mu);
       demanded.push_back(key);
     }
-    answerers.emplace_back([holder, full] { (*holder)->answered(full, {}); });
+    answerers.emplace_back([holder, full] {
+      if (auto p = holder->lock()) p->answered(full, {});
+    });
   });
   *holder = od;
   {
@@ -831,14 +843,18 @@ workloads:
   std::mutex mu;
   std::vector<std::string> demanded;
   std::vector<std::thread> answerers;
-  auto holder = std::make_shared<std::shared_ptr<OnDemand>>();
+  // Weak: the OnDemand owns this callback, so a strong pointer back to it would be a cycle (a
+  // leak under LeakSanitizer). The answerers are joined while `od` is alive.
+  auto holder = std::make_shared<std::weak_ptr<OnDemand>>();
   auto od = std::make_shared<OnDemand>([&, holder, client_only](const std::string& key) {
     {
       std::lock_guard<std::mutex> l(mu);
       demanded.push_back(key);
     }
     // The server's answer for an address nobody owns: the alias in removed_resources.
-    answerers.emplace_back([holder, client_only, key] { (*holder)->answered(client_only, {key}); });
+    answerers.emplace_back([holder, client_only, key] {
+      if (auto p = holder->lock()) p->answered(client_only, {key});
+    });
   });
   *holder = od;
   {
