@@ -1,6 +1,7 @@
 #include "controlplane/k8s_loader.h"
 #include "controlplane/ratelimit_loader.h"
 #include "controlplane/ingress_loader.h"
+#include "controlplane/mesh_config.h"
 #include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
@@ -535,6 +536,7 @@ constexpr Kind kKinds[] = {
     {"gateway.networking.k8s.io", "GRPCRoute", true},
     {kRateLimitPolicyGroup, "RateLimitPolicy", true},
     {"networking.istio.io", "EnvoyFilter", true},
+    {"", "ConfigMap", true},  // only istio-system/istio (MeshConfig): mesh_config.h
 };
 
 class DocumentParser {
@@ -648,6 +650,8 @@ class DocumentParser {
         auto g = read_gateway_route(r, doc, r.meta(doc, true), kind);
         g.file = src.file, g.object = src.object;
         out_.l7.gateway_routes.push_back(std::move(g));
+      } else if (kind == "ConfigMap") {  // MeshConfig: mesh_config.h
+        mesh_config(r, doc, src);
       } else if (kind == "RateLimitPolicy" || kind == "EnvoyFilter") {  // ratelimit_loader.h
         auto p = kind == "RateLimitPolicy" ? std::optional(read_rate_limit_policy(r, doc, r.meta(doc, true)))
                                            : read_envoy_filter_rate_limits(r, doc, r.meta(doc, true));
@@ -668,6 +672,33 @@ class DocumentParser {
   }
 
  private:
+  // istiod reads MeshConfig from the ConfigMap `istio` in its namespace, key `mesh` (YAML text).
+  // Any other ConfigMap is application data: ignored, as istiod ignores it.
+  void mesh_config(Reader& r, const YAML::Node& doc, const SourceRef& src) {
+    const ObjectMeta meta = r.meta(doc, true);
+    if (meta.name != kMeshConfigMapName || meta.ns != kSystemNamespace) {
+      diags_.push_back({Severity::Info, file_, src.object, "",
+                        "ConfigMap is not the mesh config (istio-system/istio); ignored"});
+      return;
+    }
+    const YAML::Node data = Reader::child(doc, "data");
+    std::string text;
+    if (Reader::present(doc, "data")) {
+      r.expect_map(data, "data");
+      r.opt_str(data, "data", "mesh", text);
+    }
+    std::vector<std::pair<std::string, std::string>> errors;
+    MeshConfigObject m = read_mesh_config(r, text, "data.mesh", errors);
+    for (auto& [field, message] : errors) diags_.push_back({Severity::Error, file_, src.object, field, message});
+    m.file = src.file, m.object = src.object;
+    if (out_.mesh) {
+      diags_.push_back({Severity::Error, file_, src.object, "",
+                        "a second mesh config (the first is in " + out_.mesh->file + "); ignored"});
+      return;
+    }
+    out_.mesh = std::move(m);
+  }
+
   void error(const std::string& object, const std::string& field, std::string message) {
     diags_.push_back({Severity::Error, file_, object, field, std::move(message) + "; object ignored"});
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/model/model.h"
+#include "controlplane/mesh_config.h"
 #include "controlplane/ratelimit_policy.h"
 #include "controlplane/waypoint_resources.h"
 
@@ -221,6 +222,7 @@ struct ResourceSet {
   std::vector<RequestAuthenticationObject> request_authns;
   WaypointRouteObjects l7;  // VirtualService, DestinationRule, HTTPRoute, GRPCRoute (waypoint routing)
   std::vector<RateLimitPolicyObject> rate_limits;  // RateLimitPolicy + EnvoyFilter rate limits (waypoints)
+  std::optional<MeshConfigObject> mesh;  // the ConfigMap istio-system/istio, when present
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +
