@@ -15,6 +15,7 @@
 #include "common/admin/metrics.h"
 #include "common/admin/readiness.h"
 #include "common/graceful_shutdown.h"
+#include "common/resident_trim.h"
 #include "common/runtime.h"
 #include "common/file_watch.h"
 #include "common/identity/crl.h"
@@ -264,6 +265,7 @@ int run_app(const Config& cfg) {
   std::function<void()> arm_trim;
   int64_t live_at_trim = 0;
   int ticks_since_trim = 0;
+  int ticks_since_start = 0;
   arm_trim = [&] {
     trim.expires_after(std::chrono::seconds(1));
     trim.async_wait([&](boost::system::error_code ec) {
@@ -272,7 +274,15 @@ int run_app(const Config& cfg) {
       if (live > live_at_trim) live_at_trim = live;  // the level since the last trim
       ++ticks_since_trim;
       const bool burst_ended = live_at_trim >= 256 && live * 4 <= live_at_trim;
-      if (burst_ended || ticks_since_trim >= 15) {
+      ++ticks_since_start;
+      if (ticks_since_start == 2 || (ticks_since_trim >= 15 && live == 0)) {
+        // Start-up is over (or nothing is connected): also drop the clean library pages the
+        // loader and initialisation touched once (common/resident_trim.h).
+        const auto t = common::trim_resident_memory();
+        spdlog::debug("idle trim: {} kB of clean file pages in {} mappings released", t.file_kb, t.mappings);
+        live_at_trim = live;
+        ticks_since_trim = 0;
+      } else if (burst_ended || ticks_since_trim >= 15) {
         ::malloc_trim(0);
         live_at_trim = live;
         ticks_since_trim = 0;
