@@ -25,6 +25,7 @@
 #include "controlplane/ca_service.h"
 #include "controlplane/cached_loader.h"
 #include "controlplane/dir_notify.h"
+#include "controlplane/jwks_resolver.h"
 #include "controlplane/dir_watch.h"
 #include "controlplane/incremental_compiler.h"
 #include "controlplane/tokens.h"
@@ -168,6 +169,9 @@ struct ControlPlaneServer::Impl {
 
   bool poll();
   bool poll_source();
+  bool own_jwks = false;         // the resolver was made here (not handed in by a test)
+  uint64_t jwks_generation = 0;  // the resolver's generation the last waypoint compile saw
+  uint64_t jwks_now() const { return opt.compile.jwks ? opt.compile.jwks->generation() : 0; }
   uint64_t source_generation = 0;
   bool source_compiled = false;
   // Publishes the partitions of `touched` (every one when `full`); `extra` are the findings
@@ -199,7 +203,9 @@ bool ControlPlaneServer::Impl::poll() {
     return false;
   }
   last_error.clear();
-  if (have_prev && *fp == prev) return false;
+  // New or changed remote JWKS: only the waypoint compile reads them.
+  const bool jwks_changed = jwks_now() != jwks_generation;
+  if (have_prev && *fp == prev && !jwks_changed) return false;
   const auto t0 = std::chrono::steady_clock::now();
   const CachedLoader::Change change = loader.refresh(*fp, opt.compile.root_namespace);
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -212,8 +218,9 @@ bool ControlPlaneServer::Impl::poll() {
   // changed. Without waypoint Gateways its result has no resources, only findings about L7
   // objects, which then stay as of the last run.
   const bool have_waypoints = loader.has_waypoint_gateways();
-  if (update.full || change.l7 || have_waypoints || waypoints_present) {
+  if (update.full || change.l7 || have_waypoints || waypoints_present || jwks_changed) {
     Diagnostics ignored;  // duplicates: reported by the partitions
+    jwks_generation = jwks_now();  // read first: keys arriving during the compile trigger another
     waypoints = compile_waypoints(loader.all(ignored), opt.compile);
     waypoints_present = have_waypoints;
   }
@@ -231,7 +238,8 @@ bool ControlPlaneServer::Impl::poll_source() {
   Diagnostics diags;
   uint64_t gen = 0;
   ResourceSet objects = opt.source->snapshot(diags, gen);
-  if (source_compiled && gen == source_generation) return false;
+  if (source_compiled && gen == source_generation && jwks_now() == jwks_generation) return false;
+  jwks_generation = jwks_now();
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
   // A source hands over a whole snapshot: compiled in full, published per namespace (only
@@ -392,6 +400,7 @@ void ControlPlaneServer::Impl::stop() {
   stop_cv.notify_all();
   if (notifier) notifier->wake();
   if (opt.source) opt.source->stop();
+  if (own_jwks) opt.compile.jwks->stop();
   if (watcher.joinable()) watcher.join();
   if (ads) ads->shutdown();
   if (server) {
@@ -454,6 +463,18 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
   if (!cert) return make_error("issuing the server certificate: " + cert.error());
 
   // ---- the mesh, before the port opens ----
+  if (!opt.compile.jwks) {
+    JwksResolverOptions jo;
+    if (opt.jwks_refresh.count() <= 0) return make_error("--jwks-refresh must be positive");
+    jo.refresh_interval = opt.jwks_refresh;
+    if (!opt.jwks_ca_file.empty()) {
+      auto pem = read_file(opt.jwks_ca_file);
+      if (!pem) return make_error("--jwks-ca: " + pem.error());
+      jo.fetch.extra_ca_pem = std::move(*pem);
+    }
+    opt.compile.jwks = std::make_shared<JwksResolver>(std::move(jo));
+    impl->own_jwks = true;
+  }
   impl->ads = std::make_unique<AdsServer>(impl->tokens);
   impl->inc = std::make_unique<IncrementalCompiler>(opt.compile);
   if (opt.source) {
@@ -515,6 +536,9 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
     return std::unique_ptr<ControlPlaneServer>(new ControlPlaneServer(std::move(impl)));
   }
   impl->notifier = std::make_unique<DirNotifier>(opt.dir);
+  // Keys arriving wake the watcher at once (the poll interval is the fallback). stop() joins
+  // the resolver before the notifier goes.
+  if (impl->own_jwks) opt.compile.jwks->set_listener([self] { self->notifier->wake(); });
   impl->watcher = std::thread([self] {
     auto stopping = [self] {
       std::lock_guard<std::mutex> l(self->stop_mu);
