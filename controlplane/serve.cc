@@ -169,6 +169,9 @@ struct ControlPlaneServer::Impl {
 
   bool poll();
   bool poll_source();
+  std::string last_mesh;  // summary of the last mesh config logged
+  // Logs the mesh config (ConfigMap istio-system/istio) when what it holds changed.
+  void note_mesh(const ResourceSet& objects);
   bool own_jwks = false;         // the resolver was made here (not handed in by a test)
   uint64_t jwks_generation = 0;  // the resolver's generation the last waypoint compile saw
   uint64_t jwks_now() const { return opt.compile.jwks ? opt.compile.jwks->generation() : 0; }
@@ -221,7 +224,9 @@ bool ControlPlaneServer::Impl::poll() {
   if (update.full || change.l7 || have_waypoints || waypoints_present || jwks_changed) {
     Diagnostics ignored;  // duplicates: reported by the partitions
     jwks_generation = jwks_now();  // read first: keys arriving during the compile trigger another
-    waypoints = compile_waypoints(loader.all(ignored), opt.compile);
+    ResourceSet all = loader.all(ignored);
+    note_mesh(all);
+    waypoints = compile_waypoints(all, opt.compile);
     waypoints_present = have_waypoints;
   }
   extra.insert(extra.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
@@ -245,6 +250,7 @@ bool ControlPlaneServer::Impl::poll_source() {
   // A source hands over a whole snapshot: compiled in full, published per namespace (only
   // namespaces whose resources changed reach the streams).
   CompiledState st = compile(objects, opt.compile);
+  note_mesh(objects);
   opt.source->annotate(st.config);
   waypoints = compile_waypoints(objects, opt.compile, &st.config);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
@@ -255,6 +261,24 @@ bool ControlPlaneServer::Impl::poll_source() {
   source_compiled = true;
   publish(true, {}, std::move(diags), parse_ms, objects.size());
   return true;
+}
+
+void ControlPlaneServer::Impl::note_mesh(const ResourceSet& objects) {
+  std::string s;
+  if (!objects.mesh) {
+    s = "none (no ConfigMap istio-system/istio)";
+  } else {
+    const MeshConfigObject& m = *objects.mesh;
+    s = "from " + m.file + " " + m.object + ": extension providers [";
+    for (size_t i = 0; i < m.extension_providers.size(); ++i) s += (i ? ", " : "") + m.extension_providers[i].name;
+    s += "], default tracing providers [";
+    for (size_t i = 0; i < m.default_tracing_providers.size(); ++i) s += (i ? ", " : "") + m.default_tracing_providers[i];
+    s += "]";
+  }
+  if (s == last_mesh) return;
+  // The first "none" is not news.
+  if (!last_mesh.empty() || objects.mesh) cp_log()->info("mesh config {}", s);
+  last_mesh = std::move(s);
 }
 
 void ControlPlaneServer::Impl::publish(bool full, const std::vector<std::string>& touched, Diagnostics extra,
