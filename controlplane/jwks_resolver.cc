@@ -75,6 +75,17 @@ JwksResolver::Keys JwksResolver::lookup(const std::string& key, bool discovery) 
   return out;
 }
 
+void JwksResolver::forget_unused_since(std::chrono::steady_clock::time_point t) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.last_used < t) {
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 common::Result<std::string> JwksResolver::fetch(const std::string& key, bool discovery) const {
   std::string uri = key;
   if (discovery) {
@@ -102,17 +113,12 @@ void JwksResolver::run() {
     const auto now = clock::now();
     std::vector<std::pair<std::string, bool>> due;
     auto wake = clock::time_point::max();
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      if (now - it->second.last_used > 2 * opt_.refresh_interval) {
-        it = entries_.erase(it);  // no compile asked for it lately: the rule is gone
-        continue;
-      }
-      if (it->second.next_fetch <= now) {
-        due.emplace_back(it->first, it->second.discovery);
+    for (const auto& [key, e] : entries_) {
+      if (e.next_fetch <= now) {
+        due.emplace_back(key, e.discovery);
       } else {
-        wake = std::min(wake, it->second.next_fetch);
+        wake = std::min(wake, e.next_fetch);
       }
-      ++it;
     }
     if (due.empty()) {
       if (wake == clock::time_point::max()) {

@@ -11,7 +11,8 @@
 //     failure.
 //   - When a URL's keys first arrive or change, generation() increases and the listener runs
 //     (on the resolver thread): the server then recompiles the waypoints.
-//   - A URL no compile asked for during the last 2 refresh intervals is dropped.
+//   - forget_unused_since(t): the server calls it after each waypoint compile with the time the
+//     compile started, so URLs of rules that are gone stop being fetched.
 // kFailedJwks is what the compiler inlines while a URL has no keys yet: a key whose private
 // half nobody has, so every token is rejected (401) instead of let through.
 //
@@ -57,6 +58,9 @@ class JwksResolver {
   };
   Keys keys_for_uri(const std::string& uri);
   Keys keys_for_issuer(const std::string& issuer);
+
+  // Drops every URL not asked for since `t`.
+  void forget_unused_since(std::chrono::steady_clock::time_point t);
 
   uint64_t generation() const;
   void set_listener(std::function<void()> listener);

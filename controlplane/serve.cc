@@ -226,7 +226,9 @@ bool ControlPlaneServer::Impl::poll() {
     jwks_generation = jwks_now();  // read first: keys arriving during the compile trigger another
     ResourceSet all = loader.all(ignored);
     note_mesh(all);
+    const auto compiled_at = std::chrono::steady_clock::now();
     waypoints = compile_waypoints(all, opt.compile);
+    if (opt.compile.jwks) opt.compile.jwks->forget_unused_since(compiled_at);
     waypoints_present = have_waypoints;
   }
   extra.insert(extra.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
@@ -252,7 +254,9 @@ bool ControlPlaneServer::Impl::poll_source() {
   CompiledState st = compile(objects, opt.compile);
   note_mesh(objects);
   opt.source->annotate(st.config);
+  const auto compiled_at = std::chrono::steady_clock::now();
   waypoints = compile_waypoints(objects, opt.compile, &st.config);
+  if (opt.compile.jwks) opt.compile.jwks->forget_unused_since(compiled_at);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   if (opt.on_attachments) opt.on_attachments(std::make_shared<const GatewayAttachments>(waypoints.attachments));
   inc->assign(std::move(st));

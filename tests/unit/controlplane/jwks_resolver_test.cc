@@ -198,6 +198,9 @@ TEST_CASE("jwks resolver: http jwksUri with RS256 and ES256 keys, then a rotatio
   srv.set("/keys", 200, kJwksB);
   REQUIRE(eventually([&] { return r.keys_for_uri(srv.url("/keys")).jwks == kJwksB; }));
   CHECK(r.generation() > g);
+  // A compile that no longer asks for the URL: it is forgotten (and fetched anew if asked again).
+  r.forget_unused_since(std::chrono::steady_clock::now() + 1s);
+  CHECK(r.keys_for_uri(srv.url("/keys")).jwks.empty());
 }
 
 TEST_CASE("jwks resolver: failures before any success leave no keys; after one the last keys stay", "[jwks]") {
