@@ -19,7 +19,9 @@
 # unary, server streaming and an error status, trailers at the client, grpc_response_status in the
 # waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
 # principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
-# invalid / missing, keys and tokens from the openssl CLI), AuthorizationPolicy on a plain TCP service
+# invalid / missing, keys and tokens from the openssl CLI; then a jwksUri http:// served from a pod
+# by python's http.server and fetched by the controlplane: 401 while never fetched, then
+# valid 200 / invalid 401 / missing 403), AuthorizationPolicy on a plain TCP service
 # (a DENY of HTTP-only rules closes all TCP; ALLOW by principal relays the client, closes the
 # intruder, with istio_tcp_* metrics flagged RBAC).
 #
