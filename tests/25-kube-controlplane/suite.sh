@@ -480,8 +480,14 @@ check "deleting the EnvoyFilter takes the limit off again" \
 # ---- D2b: the mesh config (ConfigMap istio-system/istio) arrives and changes; only it is read ----
 # Listed from /api/v1/namespaces/istio-system/configmaps with fieldSelector metadata.name=istio:
 # the istio-ca-root-cert ConfigMaps the controlplane publishes (istio-system among them) are not.
-check "configmaps are listed in istio-system by name only (none of the published root-cert ConfigMaps)" \
-  grep -qE "listed 0 configmaps at resourceVersion" "$T/cp1.log"
+cm_scoped() {
+  grep -qE 'GET /api/v1/namespaces/istio-system/configmaps\?[^ ]*fieldSelector=metadata\.name%3Distio' "$T/api.out" &&
+    grep -qE 'GET /api/v1/namespaces/istio-system/configmaps\?watch=1[^ ]*fieldSelector=metadata\.name%3Distio' "$T/api.out" &&
+    ! grep -qE 'GET /api/v1/configmaps' "$T/api.out" &&
+    grep -qE "listed 0 configmaps at resourceVersion" "$T/cp1.log"
+}
+check "configmaps are listed and watched in istio-system by name only (/namespaces/istio-system, fieldSelector metadata.name=istio)" \
+  cm_scoped
 mesh_cm() {  # mesh_cm PROVIDER — the ConfigMap istio-system/istio with one ext_authz provider
   cat <<CM
 apiVersion: v1
