@@ -30,6 +30,7 @@
 // Threading: pure functions.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@
 
 namespace controlplane {
 
+class JwksResolver;  // jwks_resolver.h
+
 struct CompileOptions {
   std::string cluster_domain = "cluster.local";
   std::string cluster_id = "Kubernetes";
@@ -48,6 +51,9 @@ struct CompileOptions {
   // Network of every workload and VIP ("" = default network). Must not contain '/': it is the
   // first part of "network/ip" keys.
   std::string network;
+  // Fetches and caches jwksUri / OpenID-discovered JWKS for RequestAuthentication
+  // (jwks_resolver.h); null = http(s) jwksUri and discovery are Errors (`compile` one-shot).
+  std::shared_ptr<JwksResolver> jwks;
 };
 
 struct CompiledState {

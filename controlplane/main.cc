@@ -90,7 +90,8 @@ void usage(FILE* f) {
       "usage: controlplane compile --dir DIR [--out FILE] [--watch] [compile options]\n"
       "       controlplane serve (--dir DIR | --kube | --kubeconfig PATH) --tokens FILE [--listen 127.0.0.1:15012]\n"
       "                          [--cacerts DIR] [--trusted-node-accounts istio-system/ztunnel[,..]]\n"
-      "                          [--max-cert-ttl 2160h] [--out FILE] [compile options]\n"
+      "                          [--max-cert-ttl 2160h] [--out FILE] [--jwks-ca FILE] [--jwks-refresh 20m]\n"
+      "                          [compile options]\n"
       "compile options: [--cluster-domain cluster.local] [--cluster-id Kubernetes]\n"
       "                 [--trust-domain cluster.local] [--root-namespace istio-system]\n"
       "                 [--network NAME] [--quiet]\n"
@@ -105,7 +106,9 @@ void usage(FILE* f) {
       "CA on one TLS port, authenticated by the bearer tokens of FILE. The CA lives in --cacerts\n"
       "(default ./cacerts, created when absent); clients verify the server with its\n"
       "root-cert.pem. DIR is polled every 200 ms; changes are pushed as deltas. --out also\n"
-      "writes the LOCAL_XDS_PATH file on every change.\n"
+      "writes the LOCAL_XDS_PATH file on every change. RequestAuthentication jwksUri http(s)://\n"
+      "(and OpenID discovery from the issuer) are fetched in the background, refreshed every\n"
+      "--jwks-refresh, https verified with the system roots plus --jwks-ca.\n"
       "\n"
       "serve --kube (in-cluster service account) or --kubeconfig PATH: list+watch the Kubernetes API\n"
       "instead of DIR, and deploy a waypoint for every Gateway of class istio-waypoint:\n"
@@ -184,6 +187,14 @@ int parse_args(int argc, char** argv, Args& a) {
       std::string v;
       ok = value(v) && parse_duration(v, a.serve_options.max_cert_ttl) && a.serve_options.max_cert_ttl.count() > 0;
       if (!ok) std::fprintf(stderr, "controlplane: --max-cert-ttl: bad duration '%s' (e.g. 2160h)\n", v.c_str());
+    } else if (a.serve && arg == "--jwks-ca") {
+      ok = value(a.serve_options.jwks_ca_file);
+    } else if (a.serve && arg == "--jwks-refresh") {
+      std::string v;
+      std::chrono::seconds d{0};
+      ok = value(v) && parse_duration(v, d) && d.count() > 0;
+      if (!ok) std::fprintf(stderr, "controlplane: --jwks-refresh: bad duration '%s' (e.g. 20m)\n", v.c_str());
+      a.serve_options.jwks_refresh = d;
     } else if (a.serve && arg == "--kube") {
       a.kube.in_cluster = true;
     } else if (a.serve && arg == "--kubeconfig") {

@@ -25,6 +25,7 @@
 #include "controlplane/ca_service.h"
 #include "controlplane/cached_loader.h"
 #include "controlplane/dir_notify.h"
+#include "controlplane/jwks_resolver.h"
 #include "controlplane/dir_watch.h"
 #include "controlplane/incremental_compiler.h"
 #include "controlplane/tokens.h"
@@ -168,6 +169,12 @@ struct ControlPlaneServer::Impl {
 
   bool poll();
   bool poll_source();
+  std::string last_mesh;  // summary of the last mesh config logged
+  // Logs the mesh config (ConfigMap istio-system/istio) when what it holds changed.
+  void note_mesh(const ResourceSet& objects);
+  bool own_jwks = false;         // the resolver was made here (not handed in by a test)
+  uint64_t jwks_generation = 0;  // the resolver's generation the last waypoint compile saw
+  uint64_t jwks_now() const { return opt.compile.jwks ? opt.compile.jwks->generation() : 0; }
   uint64_t source_generation = 0;
   bool source_compiled = false;
   // Publishes the partitions of `touched` (every one when `full`); `extra` are the findings
@@ -199,7 +206,9 @@ bool ControlPlaneServer::Impl::poll() {
     return false;
   }
   last_error.clear();
-  if (have_prev && *fp == prev) return false;
+  // New or changed remote JWKS: only the waypoint compile reads them.
+  const bool jwks_changed = jwks_now() != jwks_generation;
+  if (have_prev && *fp == prev && !jwks_changed) return false;
   const auto t0 = std::chrono::steady_clock::now();
   const CachedLoader::Change change = loader.refresh(*fp, opt.compile.root_namespace);
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -212,9 +221,14 @@ bool ControlPlaneServer::Impl::poll() {
   // changed. Without waypoint Gateways its result has no resources, only findings about L7
   // objects, which then stay as of the last run.
   const bool have_waypoints = loader.has_waypoint_gateways();
-  if (update.full || change.l7 || have_waypoints || waypoints_present) {
+  if (update.full || change.l7 || have_waypoints || waypoints_present || jwks_changed) {
     Diagnostics ignored;  // duplicates: reported by the partitions
-    waypoints = compile_waypoints(loader.all(ignored), opt.compile);
+    jwks_generation = jwks_now();  // read first: keys arriving during the compile trigger another
+    ResourceSet all = loader.all(ignored);
+    note_mesh(all);
+    const auto compiled_at = std::chrono::steady_clock::now();
+    waypoints = compile_waypoints(all, opt.compile);
+    if (opt.compile.jwks) opt.compile.jwks->forget_unused_since(compiled_at);
     waypoints_present = have_waypoints;
   }
   extra.insert(extra.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
@@ -231,14 +245,18 @@ bool ControlPlaneServer::Impl::poll_source() {
   Diagnostics diags;
   uint64_t gen = 0;
   ResourceSet objects = opt.source->snapshot(diags, gen);
-  if (source_compiled && gen == source_generation) return false;
+  if (source_compiled && gen == source_generation && jwks_now() == jwks_generation) return false;
+  jwks_generation = jwks_now();
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
   // A source hands over a whole snapshot: compiled in full, published per namespace (only
   // namespaces whose resources changed reach the streams).
   CompiledState st = compile(objects, opt.compile);
+  note_mesh(objects);
   opt.source->annotate(st.config);
+  const auto compiled_at = std::chrono::steady_clock::now();
   waypoints = compile_waypoints(objects, opt.compile, &st.config);
+  if (opt.compile.jwks) opt.compile.jwks->forget_unused_since(compiled_at);
   diags.insert(diags.end(), waypoints.diagnostics.begin(), waypoints.diagnostics.end());
   if (opt.on_attachments) opt.on_attachments(std::make_shared<const GatewayAttachments>(waypoints.attachments));
   inc->assign(std::move(st));
@@ -247,6 +265,24 @@ bool ControlPlaneServer::Impl::poll_source() {
   source_compiled = true;
   publish(true, {}, std::move(diags), parse_ms, objects.size());
   return true;
+}
+
+void ControlPlaneServer::Impl::note_mesh(const ResourceSet& objects) {
+  std::string s;
+  if (!objects.mesh) {
+    s = "none (no ConfigMap istio-system/istio)";
+  } else {
+    const MeshConfigObject& m = *objects.mesh;
+    s = "from " + m.file + " " + m.object + ": extension providers [";
+    for (size_t i = 0; i < m.extension_providers.size(); ++i) s += (i ? ", " : "") + m.extension_providers[i].name;
+    s += "], default tracing providers [";
+    for (size_t i = 0; i < m.default_tracing_providers.size(); ++i) s += (i ? ", " : "") + m.default_tracing_providers[i];
+    s += "]";
+  }
+  if (s == last_mesh) return;
+  // The first "none" is not news.
+  if (!last_mesh.empty() || objects.mesh) cp_log()->info("mesh config {}", s);
+  last_mesh = std::move(s);
 }
 
 void ControlPlaneServer::Impl::publish(bool full, const std::vector<std::string>& touched, Diagnostics extra,
@@ -392,6 +428,7 @@ void ControlPlaneServer::Impl::stop() {
   stop_cv.notify_all();
   if (notifier) notifier->wake();
   if (opt.source) opt.source->stop();
+  if (own_jwks) opt.compile.jwks->stop();
   if (watcher.joinable()) watcher.join();
   if (ads) ads->shutdown();
   if (server) {
@@ -454,6 +491,18 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
   if (!cert) return make_error("issuing the server certificate: " + cert.error());
 
   // ---- the mesh, before the port opens ----
+  if (!opt.compile.jwks) {
+    JwksResolverOptions jo;
+    if (opt.jwks_refresh.count() <= 0) return make_error("--jwks-refresh must be positive");
+    jo.refresh_interval = opt.jwks_refresh;
+    if (!opt.jwks_ca_file.empty()) {
+      auto pem = read_file(opt.jwks_ca_file);
+      if (!pem) return make_error("--jwks-ca: " + pem.error());
+      jo.fetch.extra_ca_pem = std::move(*pem);
+    }
+    opt.compile.jwks = std::make_shared<JwksResolver>(std::move(jo));
+    impl->own_jwks = true;
+  }
   impl->ads = std::make_unique<AdsServer>(impl->tokens);
   impl->inc = std::make_unique<IncrementalCompiler>(opt.compile);
   if (opt.source) {
@@ -515,6 +564,9 @@ common::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::start(co
     return std::unique_ptr<ControlPlaneServer>(new ControlPlaneServer(std::move(impl)));
   }
   impl->notifier = std::make_unique<DirNotifier>(opt.dir);
+  // Keys arriving wake the watcher at once (the poll interval is the fallback). stop() joins
+  // the resolver before the notifier goes.
+  if (impl->own_jwks) opt.compile.jwks->set_listener([self] { self->notifier->wake(); });
   impl->watcher = std::thread([self] {
     auto stopping = [self] {
       std::lock_guard<std::mutex> l(self->stop_mu);

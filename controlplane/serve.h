@@ -56,6 +56,10 @@ struct ServeOptions {
   // Called (watcher thread) after each compile of a `source` snapshot with its Gateway API
   // attachment, for the status writer (kube/waypoint_deployer.h); unset = nobody listens.
   std::function<void(std::shared_ptr<const GatewayAttachments>)> on_attachments;
+  // RequestAuthentication jwksUri http(s) and OpenID discovery (jwks_resolver.h): the server
+  // creates the resolver unless compile.jwks is already set (tests).
+  std::chrono::milliseconds jwks_refresh{std::chrono::minutes(20)};
+  std::string jwks_ca_file;  // --jwks-ca: PEM trusted besides the system roots
 };
 
 class ControlPlaneServer {

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "controlplane/jwks_resolver.h"
 #include "controlplane/waypoint_targets.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/jwt_authn/v3/config.pb.h"
@@ -18,15 +19,6 @@ struct Compiled {
   std::vector<WaypointTarget> targets;
   std::vector<std::pair<std::string, jwt::JwtProvider>> providers;
 };
-
-// Empty = a usable JWKS document (an object with a non-empty "keys" array); else why not.
-std::string check_jwks(const std::string& text) {
-  const auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return "not a JSON object";
-  auto keys = doc.find("keys");
-  if (keys == doc.end() || !keys->is_array() || keys->empty()) return "no 'keys' array with at least one key";
-  return "";
-}
 
 class WaypointAuthn final : public WaypointVhostPolicy {
  public:
@@ -58,11 +50,10 @@ std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authn(const ResourceSet& i
       p.set_issuer(r.issuer);
       for (const auto& a : r.audiences) p.add_audiences(a);
       std::string jwks = r.jwks;
-      if (jwks.empty() && !r.jwks_uri.empty()) {
+      const bool remote = r.jwks_uri.rfind("http://", 0) == 0 || r.jwks_uri.rfind("https://", 0) == 0;
+      if (jwks.empty() && !r.jwks_uri.empty() && !remote) {
         if (r.jwks_uri.rfind("file://", 0) != 0) {
-          diag(Severity::Error, r.path + ".jwksUri",
-               "only file:// URIs are read (the control plane fetches nothing over the network); use jwks inline; "
-               "rule left out");
+          diag(Severity::Error, r.path + ".jwksUri", "only http://, https:// and file:// URIs are read; rule left out");
           continue;
         }
         std::ifstream f(r.jwks_uri.substr(7));
@@ -73,6 +64,29 @@ std::unique_ptr<WaypointVhostPolicy> compile_waypoint_authn(const ResourceSet& i
           continue;
         }
         jwks = ss.str();
+      } else if (jwks.empty() && (remote || !r.issuer.empty())) {
+        // Fetched by the resolver in the background (jwks_resolver.h); until keys arrive the
+        // rule carries a key nobody can sign with, so its tokens fail (401) rather than pass.
+        const std::string field = remote ? r.path + ".jwksUri" : r.path + ".issuer";
+        if (!opt.jwks) {
+          diag(Severity::Error, field,
+               remote ? "http(s) jwksUri is fetched only by `controlplane serve`; rule left out"
+                      : "jwks or jwksUri is required (OpenID discovery from the issuer runs only in `controlplane "
+                        "serve`); rule left out");
+          continue;
+        }
+        const JwksResolver::Keys keys = remote ? opt.jwks->keys_for_uri(r.jwks_uri) : opt.jwks->keys_for_issuer(r.issuer);
+        if (keys.jwks.empty()) {
+          diag(Severity::Warning, field,
+               std::string(remote ? "JWKS from " + r.jwks_uri : "JWKS by OpenID discovery from " + r.issuer) +
+                   " not fetched yet" + (keys.error.empty() ? "" : " (" + keys.error + ")") +
+                   ": every token of this rule is rejected until it is");
+          jwks = kFailedJwks;
+        } else {
+          if (!keys.error.empty())
+            diag(Severity::Warning, field, "refreshing the JWKS failed (" + keys.error + "); the last keys fetched stay");
+          jwks = keys.jwks;
+        }
       }
       if (jwks.empty()) {
         diag(Severity::Error, r.path, "jwks or jwksUri is required; rule left out");

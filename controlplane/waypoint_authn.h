@@ -7,7 +7,10 @@
 //   fromParams -> from_params; outputPayloadToHeader -> forward_payload_header;
 //   forwardOriginalToken -> forward; jwks -> local_jwks.inline_string; jwksUri file:///path ->
 //   the file is read at compile time and inlined (istiod also inlines the JWKS it fetched);
-//   other jwksUri schemes are an Error (the control plane fetches nothing over the network).
+//   jwksUri http(s):// and, with neither jwks nor jwksUri, OpenID discovery from the issuer
+//   take the keys CompileOptions::jwks (jwks_resolver.h) fetched in the background; until it
+//   has some, kFailedJwks (every token 401) and a Warning; without a resolver an Error.
+//   Other jwksUri schemes are an Error.
 // A rule whose JWKS is missing, unreadable or not a JWKS is an Error naming the field and is
 // left out; the other rules and objects still compile. Selector-based RequestAuthentications
 // (sidecar/ztunnel-side in Istio) get a Warning: nothing enforces them here.

@@ -22,14 +22,15 @@ std::shared_ptr<spdlog::logger> kube_log() {
 // One complete list of `kind`, fetched in pages of `page_size` (0 = one request) and returned
 // as a single List body (first page's metadata.resourceVersion, all items), or the first
 // non-200 response as is.
-common::Result<KubeResponse> list_paged(const KubeClient& client, const ResourceKind& kind, const std::string& query,
+common::Result<KubeResponse> list_paged(const KubeClient& client, const ResourceKind& kind, const std::string& path,
+                                        const std::string& query,
                                         size_t page_size, Cancel& cancel) {
   for (int attempt = 0;; ++attempt) {
     json combined;
     std::string token;
     bool restart = false;
     for (size_t page = 0;; ++page) {
-      std::string target = kind.collection_path();
+      std::string target = path;
       std::string params = query;
       if (page_size > 0) {
         params += (params.empty() ? "" : "&") + std::string("limit=") + std::to_string(page_size);
@@ -93,7 +94,7 @@ struct Informer::Impl {
         opt(std::move(o)),
         callbacks(std::move(cb)),
         state(opt.kind,
-              opt.field_selector.empty() ? std::string() : "fieldSelector=" + url_encode(opt.field_selector)) {}
+              opt.field_selector.empty() ? std::string() : "fieldSelector=" + url_encode(opt.field_selector), opt.ns) {}
 
   const KubeClient& client;
   const InformerOptions opt;
@@ -145,7 +146,7 @@ void Informer::Impl::run() {
       // Paged as client-go's reflector: `limit` per page, `continue` until the server stops
       // sending one; every page belongs to the first page's resourceVersion. A 410 on a
       // continuation (the token expired) starts the list over.
-      auto r = list_paged(client, kind, state.query(), opt.list_page_size, cancel);
+      auto r = list_paged(client, kind, state.path(), state.query(), opt.list_page_size, cancel);
       if (!r) {
         if (is_stopping()) return;
         kube_log()->warn("list {}: {}; retrying in {} ms", kind.plural, r.error(), backoff.count());

@@ -33,6 +33,8 @@ struct InformerOptions {
   ResourceKind kind;
   // Narrows list and watch (not URL-encoded here), e.g. "spec.nodeName=node-1"; "" = all.
   std::string field_selector;
+  // Only this namespace ("" = all): list and watch /namespaces/<ns>/<plural>.
+  std::string ns;
   int watch_timeout_seconds = 300;  // asked of the server; it may end sooner
   std::chrono::milliseconds backoff_initial{200};
   std::chrono::milliseconds backoff_max{30000};

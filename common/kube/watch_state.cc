@@ -105,7 +105,7 @@ WatchState::EventResult WatchState::apply_event(std::string_view line) {
 }
 
 std::string WatchState::watch_target(int timeout_seconds) const {
-  return kind_.collection_path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + resource_version_ +
+  return path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + resource_version_ +
          "&timeoutSeconds=" + std::to_string(timeout_seconds) + (query_.empty() ? "" : "&" + query_);
 }
 

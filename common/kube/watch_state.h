@@ -47,11 +47,15 @@ struct StoredObject {
 class WatchState {
  public:
   // `query`: URL-encoded parameters narrowing the collection for both list and watch
-  // (e.g. "fieldSelector=spec.nodeName%3Dnode-1"); "" = every object.
-  explicit WatchState(ResourceKind kind, std::string query = {}) : kind_(std::move(kind)), query_(std::move(query)) {}
+  // (e.g. "fieldSelector=spec.nodeName%3Dnode-1"); "" = every object. `ns`: only that
+  // namespace's collection (a namespaced Role suffices); "" = all namespaces.
+  explicit WatchState(ResourceKind kind, std::string query = {}, std::string ns = {})
+      : kind_(std::move(kind)), query_(std::move(query)), ns_(std::move(ns)) {}
 
   const ResourceKind& kind() const { return kind_; }
   const std::string& query() const { return query_; }
+  // The collection listed and watched: all namespaces, or the one given.
+  std::string path() const { return ns_.empty() ? kind_.collection_path() : kind_.namespace_path(ns_); }
 
   // Replaces every object with the items of a List response; the collection's
   // metadata.resourceVersion becomes the watch start. Errors name the field; the state is
@@ -87,6 +91,7 @@ class WatchState {
  private:
   ResourceKind kind_;
   std::string query_;
+  std::string ns_;
   std::map<std::string, StoredObject> objects_;
   std::string resource_version_;
   bool listed_ = false;

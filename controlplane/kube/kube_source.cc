@@ -89,9 +89,14 @@ common::Result<std::shared_ptr<KubeSource>> KubeSource::start(KubeSourceOptions 
   impl->opt = std::move(options);
   impl->client = std::make_unique<KubeClient>(impl->opt.config);
   Impl* self = impl.get();
-  for (const auto& k : watched_kinds()) {
+  std::vector<ScopedKind> kinds;
+  for (const auto& k : watched_kinds()) kinds.push_back({k, "", ""});
+  for (const auto& k : scoped_kinds()) kinds.push_back(k);
+  for (const auto& k : kinds) {
     InformerOptions io;
-    io.kind = k;
+    io.kind = k.kind;
+    io.ns = k.ns;
+    io.field_selector = k.field_selector;
     io.watch_timeout_seconds = self->opt.watch_timeout_seconds;
     io.backoff_initial = self->opt.backoff_initial;
     io.backoff_max = self->opt.backoff_max;

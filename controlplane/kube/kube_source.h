@@ -44,6 +44,15 @@ using common::kube::url_encode;
 
 // What the controlplane reads (watched_kinds.cc; the chart's ClusterRole must cover it).
 const std::vector<ResourceKind>& watched_kinds();
+// Kinds read in one namespace only, narrowed by a field selector (watched_kinds.cc; the chart
+// grants them with a Role in that namespace): the mesh config ConfigMap istio-system/istio, so
+// the controlplane neither reads nor needs the right to read every ConfigMap of the cluster.
+struct ScopedKind {
+  ResourceKind kind;
+  std::string ns;
+  std::string field_selector;
+};
+const std::vector<ScopedKind>& scoped_kinds();
 
 struct KubeSourceOptions {
   KubeConfig config;

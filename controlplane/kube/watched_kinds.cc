@@ -1,4 +1,5 @@
 #include "controlplane/kube/kube_source.h"
+#include "controlplane/mesh_config.h"
 
 namespace controlplane::kube {
 
@@ -21,6 +22,13 @@ const std::vector<ResourceKind>& watched_kinds() {
       {"gateway.networking.k8s.io", "v1", "gateways", "Gateway", true},
       {"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", true},
       {"gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute", true},
+  };
+  return kinds;
+}
+
+const std::vector<ScopedKind>& scoped_kinds() {
+  static const std::vector<ScopedKind> kinds{
+      {{"", "v1", "configmaps", "ConfigMap", true}, kSystemNamespace, std::string("metadata.name=") + kMeshConfigMapName},
   };
   return kinds;
 }

@@ -134,14 +134,28 @@ for r in role["rules"]:
     if {"list", "watch"} <= set(r["verbs"]):
         can |= {(g, res) for g in r["apiGroups"] for res in r["resources"]}
 src = open(sys.argv[2]).read()
-watched = set(re.findall(r'\{"([a-z0-9.]*)", "v[0-9a-z]+", "([a-z]+)", "[A-Za-z]+", (?:true|false)\}', src))
+watched = set(re.findall(r'(?<!\{)\{"([a-z0-9.]*)", "v[0-9a-z]+", "([a-z]+)", "[A-Za-z]+", (?:true|false)\}', src))
 missing = watched - can
 if len(watched) < 17 or missing:
     print("watched:", sorted(watched), "missing list/watch:", sorted(missing))
     sys.exit(1)
+# Scoped kinds (the mesh config ConfigMap) are watched in istio-system only: a Role there,
+# bound to the controlplane's ServiceAccount, grants them; the ClusterRole does not.
+scoped = set(re.findall(r'\{\{"([a-z0-9.]*)", "v[0-9a-z]+", "([a-z]+)", "[A-Za-z]+", (?:true|false)\}, kSystemNamespace', src))
+roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role" and d["metadata"].get("namespace") == "istio-system"}
+bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "RoleBinding" and d["metadata"].get("namespace") == "istio-system"
+         and d["roleRef"]["kind"] == "Role" and any(s["kind"] == "ServiceAccount" for s in d["subjects"])}
+ns_can = set()
+for name in bound & set(roles):
+    for r in roles[name]["rules"]:
+        if {"list", "watch"} <= set(r["verbs"]):
+            ns_can |= {(g, res) for g in r["apiGroups"] for res in r["resources"]}
+if scoped != {("", "configmaps")} or scoped - ns_can or (scoped & can):
+    print("scoped:", sorted(scoped), "Role in istio-system grants:", sorted(ns_can), "ClusterRole:", sorted(scoped & can))
+    sys.exit(1)
 PY
 }
-check "controlplane: ClusterRole has list+watch on every kind --kube watches (EndpointSlice, RequestAuthentication, EnvoyFilter, RateLimitPolicy, ...)" \
+check "controlplane: ClusterRole has list+watch on every kind --kube watches (EndpointSlice, RequestAuthentication, EnvoyFilter, RateLimitPolicy, ...); a Role in istio-system on ConfigMaps (the mesh config) only" \
   rbac_covers_watched_kinds
 # The status writer (controlplane/kube/route_status.h) patches Gateway and route status and
 # reads certificate Secrets; it needs nothing more on Secrets than get.

@@ -450,6 +450,67 @@ K delete ratelimitpolicy -n demo calculate >/dev/null 2>&1
 check "deleting the RateLimitPolicy takes the limit off the waypoint's route (the JWT rule stays)" \
   wait_snapshot "s['routes'].get($R, [{}])[0].get('jwt') is True and 'localRateLimit' not in s['routes'].get($R, [{}])[0]"
 
+# An Istio EnvoyFilter carrying a local_ratelimit patch (ratelimit_loader.h) arrives the same way.
+K create -f - --validate=false >/dev/null 2>&1 <<'EF'
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: calculate-ratelimit, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match:
+      context: WAYPOINT
+      listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: http_local_rate_limiter
+          token_bucket: {max_tokens: 5, tokens_per_fill: 5, fill_interval: 60s}
+EF
+check "an EnvoyFilter with a local_ratelimit patch from the API limits the waypoint's route" \
+  wait_snapshot "s['routes'].get($R, [{}])[0].get('localRateLimit') is True"
+K delete envoyfilter -n demo calculate-ratelimit >/dev/null 2>&1
+check "deleting the EnvoyFilter takes the limit off again" \
+  wait_snapshot "'localRateLimit' not in s['routes'].get($R, [{}])[0]"
+
+# ---- D2b: the mesh config (ConfigMap istio-system/istio) arrives and changes; only it is read ----
+# Listed from /api/v1/namespaces/istio-system/configmaps with fieldSelector metadata.name=istio:
+# the istio-ca-root-cert ConfigMaps the controlplane publishes (istio-system among them) are not.
+cm_scoped() {
+  grep -qE 'GET /api/v1/namespaces/istio-system/configmaps\?[^ ]*fieldSelector=metadata\.name%3Distio' "$T/api.out" &&
+    grep -qE 'GET /api/v1/namespaces/istio-system/configmaps\?watch=1[^ ]*fieldSelector=metadata\.name%3Distio' "$T/api.out" &&
+    ! grep -qE 'GET /api/v1/configmaps' "$T/api.out" &&
+    grep -qE "listed 0 configmaps at resourceVersion" "$T/cp1.log"
+}
+check "configmaps are listed and watched in istio-system by name only (/namespaces/istio-system, fieldSelector metadata.name=istio)" \
+  cm_scoped
+mesh_cm() {  # mesh_cm PROVIDER — the ConfigMap istio-system/istio with one ext_authz provider
+  cat <<CM
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    extensionProviders:
+    - name: $1
+      envoyExtAuthzHttp: {service: ext-authz.demo.svc.cluster.local, port: 8000}
+CM
+}
+mesh_cm authz-one | K create -f - --validate=false >/dev/null 2>&1
+check "the mesh config arrives from the API: the controlplane logs its extension provider" \
+  wait_for_file_match "$T/cp1.log" 'mesh config from kube:configmaps .*istio-system/istio: extension providers \[authz-one\]' 20
+mesh_cm authz-two | K replace -f - --validate=false >/dev/null 2>&1
+check "a change of the mesh config is seen: the new provider is logged" \
+  wait_for_file_match "$T/cp1.log" 'mesh config from kube:configmaps .*extension providers \[authz-two\]' 20
+K create configmap other -n istio-system --from-literal=mesh='extensionProviders: [{name: nope}]' >/dev/null 2>&1
+K delete configmap istio -n istio-system >/dev/null 2>&1
+check "deleting it is seen (another ConfigMap in istio-system is not the mesh config)" \
+  wait_for_file_match "$T/cp1.log" 'mesh config none \(no ConfigMap istio-system/istio\)' 20
+
 # ---- D3: a Service without a selector gets its endpoints from EndpointSlices ----
 K create -f - --validate=false >/dev/null <<'EPS'
 apiVersion: v1

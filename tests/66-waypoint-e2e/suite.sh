@@ -19,7 +19,9 @@
 # unary, server streaming and an error status, trailers at the client, grpc_response_status in the
 # waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
 # principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
-# invalid / missing, keys and tokens from the openssl CLI), AuthorizationPolicy on a plain TCP service
+# invalid / missing, keys and tokens from the openssl CLI; then a jwksUri http:// served from a pod
+# by python's http.server and fetched by the controlplane: 401 while never fetched, then
+# valid 200 / invalid 401 / missing 403), AuthorizationPolicy on a plain TCP service
 # (a DENY of HTTP-only rules closes all TCP; ALLOW by principal relays the client, closes the
 # intruder, with istio_tcp_* metrics flagged RBAC).
 #
@@ -365,6 +367,60 @@ r=$(get "$VIP/secure?id=jwt-missing")
 r=$(get "$VIP/calc?id=jwt-missing-open")
 [[ ${r%% *} == 200 ]] && pass "JWT missing elsewhere: allowed (RequestAuthentication alone never requires a token)" ||
   fail "JWT missing on /calc -> allowed" "$r"
+
+# ---- RequestAuthentication with a remote jwksUri (http://, fetched by the controlplane) -----------
+# The JWKS is served by python's http.server in a pod of its own (10.99.1.30, not in the mesh);
+# the controlplane (node 1) fetches it as written and inlines the keys (controlplane/jwks_resolver.h).
+# First the URL points at a port nothing serves: until one fetch succeeds, every token of that
+# issuer is rejected (401), never let through.
+openssl genrsa -out "$T/jwt-remote.pem" 2048 2>/dev/null
+mkdir -p "$T/jwks-srv"
+"$ZT_PY" "$HERE/jwt_tool.py" jwks "$T/jwt-remote.pem" >"$T/jwks-srv/jwks.json"
+zn_pod 1 jwks 10.99.1.30
+nsx_bg jwks "$T/jwks-srv.log" "$ZT_PY" -m http.server --bind 10.99.1.30 --directory "$T/jwks-srv" 8000
+wait_for_port jwks 8000 10 || abort "JWKS server listening in pod jwks" "$(tail -n 5 "$T/jwks-srv.log")"
+remote_ra() {  # remote_ra URL
+  wp_put 42-authn-remote.yaml <<Y
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt-remote, namespace: e2e}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  jwtRules:
+  - issuer: https://remote.e2e
+    jwksUri: $1
+Y
+}
+REMOTE_TOKEN=$("$ZT_PY" "$HERE/jwt_tool.py" sign "$T/jwt-remote.pem" https://remote.e2e bob)
+REMOTE_BAD=$("$ZT_PY" "$HERE/jwt_tool.py" sign "$T/jwt-other.pem" https://remote.e2e bob)
+remote_ra http://10.99.1.30:8001/jwks.json
+wait_for_file_match "$T/cp.log" 'JWKS from http://10\.99\.1\.30:8001/jwks\.json not fetched yet' 20 ||
+  fail "controlplane warns that the jwksUri is not fetched yet" "$(grep -i jwks "$T/cp.log" | tail -n 3)"
+r=""
+for _ in $(seq 1 75); do
+  r=$(get -H "Authorization: Bearer $REMOTE_TOKEN" "$VIP/secure?id=jwks-down")
+  [[ $r == "401  Jwt verification fails" ]] && break
+  sleep 0.2
+done
+[[ $r == "401  Jwt verification fails" ]] && pass "jwksUri never fetched (server down): a valid token is rejected 401, not let through" ||
+  fail "jwksUri never fetched -> 401" "$r"
+remote_ra http://10.99.1.30:8000/jwks.json
+for _ in $(seq 1 75); do
+  r=$(get -H "Authorization: Bearer $REMOTE_TOKEN" "$VIP/secure?id=jwks-valid")
+  [[ ${r%% *} == 200 ]] && break
+  sleep 0.2
+done
+[[ ${r%% *} == 200 ]] && pass "jwksUri http:// fetched by the controlplane: a valid token on /secure is 200" ||
+  fail "remote JWKS: valid token -> 200" "$r"
+r=$(get -H "Authorization: Bearer $REMOTE_BAD" "$VIP/secure?id=jwks-invalid")
+[[ $r == "401  Jwt verification fails" ]] && pass "remote JWKS: a token signed by another key is 401" ||
+  fail "remote JWKS: invalid token -> 401" "$r"
+r=$(get "$VIP/secure?id=jwks-missing")
+[[ $r == "403  RBAC: access denied" ]] && pass "remote JWKS: no token on /secure is 403 (the DENY policy)" ||
+  fail "remote JWKS: missing token -> 403" "$r"
+grep -q 'GET /jwks.json' "$T/jwks-srv.log" && pass "the JWKS was fetched from the pod's http.server" ||
+  fail "JWKS server saw the fetch" "$(tail -n 5 "$T/jwks-srv.log")"
+rm -f "$WP_MESH/42-authn-remote.yaml"
 
 # ---- HTTP/2 (prior knowledge) and gRPC with trailers through the mesh ------------------------------
 # A second Service, greeter (10.99.200.11), on the same pods and the same waypoint, added live: port

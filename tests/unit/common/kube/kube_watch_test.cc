@@ -141,6 +141,18 @@ TEST_CASE("cluster-scoped kinds are keyed by name; paths per group") {
   CHECK(vs.api_version() == "networking.istio.io/v1");
 }
 
+TEST_CASE("one namespace and a field selector: list and watch that collection only (the mesh config ConfigMap)") {
+  ResourceKind cm{"", "v1", "configmaps", "ConfigMap", true};
+  WatchState st(cm, "fieldSelector=metadata.name%3Distio", "istio-system");
+  CHECK(st.path() == "/api/v1/namespaces/istio-system/configmaps");
+  REQUIRE(st.apply_list(R"({"metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"istio","namespace":"istio-system"}}]})"));
+  CHECK(st.objects().count("istio-system/istio") == 1);
+  CHECK(st.watch_target(60) ==
+        "/api/v1/namespaces/istio-system/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=5&timeoutSeconds=60"
+        "&fieldSelector=metadata.name%3Distio");
+  CHECK(WatchState(cm).path() == "/api/v1/configmaps");
+}
+
 TEST_CASE("server URLs") {
   KubeConfig c;
   REQUIRE(common::kube::parse_server_url("https://10.96.0.1", c));
