@@ -24,6 +24,7 @@ enum class Action : uint8_t { Allow, Deny, Audit };
 
 struct Compiled {
   Action action = Action::Allow;
+  bool dry_run = false;  // annotation istio.io/dry-run: shadow rules, never enforced
   std::vector<WaypointTarget> targets;
   std::vector<std::pair<std::string, rbac::Policy>> rules;
   std::vector<std::pair<std::string, rbac::Policy>> tcp_rules;  // the same rules on a TCP chain
@@ -437,6 +438,21 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
                ", not supported; the requests it would send to the provider are denied instead (fail closed)");
       c.action = Action::Deny;
     }
+    if (auto it = pol.meta.annotations.find("istio.io/dry-run"); it != pol.meta.annotations.end()) {
+      // istiod parses the value as a Go bool; anything else leaves the policy enforced.
+      const std::string& v = it->second;
+      if (v == "true" || v == "True" || v == "TRUE" || v == "t" || v == "T" || v == "1") {
+        c.dry_run = true;
+      } else if (!(v == "false" || v == "False" || v == "FALSE" || v == "f" || v == "F" || v == "0")) {
+        diag(Severity::Warning, "metadata.annotations[istio.io/dry-run]",
+             "'" + v + "' is not a boolean; the policy is enforced");
+      }
+      if (c.dry_run && c.action == Action::Audit) {
+        diag(Severity::Warning, "metadata.annotations[istio.io/dry-run]",
+             "AUDIT never enforces; dry-run changes nothing and the policy is audited as usual");
+        c.dry_run = false;
+      }
+    }
     c.targets = resolve_waypoint_targets(pol.target_refs, pol.meta.ns, pol.src, in, opt, diags);
     if (c.targets.empty()) continue;
     for (size_t i = 0; i < pol.rules.size(); ++i) {
@@ -464,17 +480,27 @@ std::unique_ptr<WaypointAuthz> compile_waypoint_authz(const ResourceSet& in, con
 
 namespace {
 
-// The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint.
+// The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint,
+// and the shadow rules of the dry-run DENY / ALLOW policies (istiod: a filter instance's
+// `rules` hold its enforced policies, absent when all are dry-run; `shadow_rules` the dry-run
+// ones, with shadow_rules_stat_prefix istio_dry_run_deny_ / istio_dry_run_allow_).
 struct Filters {
   std::optional<rbac::RBAC> deny, allow, audit;
+  std::optional<rbac::RBAC> deny_shadow, allow_shadow;
 };
+
+constexpr std::string_view kDryRunAllowPrefix = "istio_dry_run_allow_";
+constexpr std::string_view kDryRunDenyPrefix = "istio_dry_run_deny_";
 
 Filters collect(const std::vector<Compiled>& policies, const std::string& gateway_ns, const std::string& gateway_name,
                 const ServiceObject& svc, bool tcp) {
   Filters f;
   for (const auto& c : policies) {
     if (!targets_apply(c.targets, gateway_ns, gateway_name, svc)) continue;
-    auto& slot = c.action == Action::Deny ? f.deny : c.action == Action::Allow ? f.allow : f.audit;
+    auto& slot = c.dry_run ? (c.action == Action::Deny ? f.deny_shadow : f.allow_shadow)
+                 : c.action == Action::Deny  ? f.deny
+                 : c.action == Action::Allow ? f.allow
+                                             : f.audit;
     if (!slot) {
       slot.emplace();
       slot->set_action(c.action == Action::Deny    ? rbac::RBAC::DENY
@@ -489,15 +515,20 @@ Filters collect(const std::vector<Compiled>& policies, const std::string& gatewa
 template <typename Map>
 void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_view allow_key,
              std::string_view audit_key) {
-  auto put = [&](const std::optional<rbac::RBAC>& r, std::string_view key) {
-    if (!r) return;
+  auto put = [&](const std::optional<rbac::RBAC>& r, const std::optional<rbac::RBAC>& shadow, std::string_view prefix,
+                 std::string_view key) {
+    if (!r && !shadow) return;
     envoy::extensions::filters::http::rbac::v3::RBACPerRoute per_route;
-    *per_route.mutable_rbac()->mutable_rules() = *r;
+    if (r) *per_route.mutable_rbac()->mutable_rules() = *r;
+    if (shadow) {
+      *per_route.mutable_rbac()->mutable_shadow_rules() = *shadow;
+      per_route.mutable_rbac()->set_shadow_rules_stat_prefix(std::string(prefix));
+    }
     out[std::string(key)].PackFrom(per_route);
   };
-  put(f.deny, deny_key);
-  put(f.allow, allow_key);
-  put(f.audit, audit_key);
+  put(f.deny, f.deny_shadow, kDryRunDenyPrefix, deny_key);
+  put(f.allow, f.allow_shadow, kDryRunAllowPrefix, allow_key);
+  put(f.audit, std::nullopt, "", audit_key);
 }
 
 }  // namespace

@@ -10,6 +10,11 @@
 //            ALLOW / LOG). CUSTOM needs an ext_authz provider, which we do not support: Error,
 //            and the policy is compiled as DENY of what it would have sent to the provider
 //            (fail closed rather than silently allowing).
+//   dry-run  annotation istio.io/dry-run "true" (a Go bool): the DENY / ALLOW policy goes to the
+//            instance's shadow_rules (stat prefix istio_dry_run_deny_ / istio_dry_run_allow_), as
+//            istiod does; `rules` then holds only the enforced policies and is absent when there
+//            are none, so a dry-run policy is evaluated and reported but never enforced. On
+//            AUDIT it changes nothing (Warning). Also on the TCP form below.
 //   rule i   policy "ns[<ns>]-policy[<name>]-rule[<i>]"; permissions = [and(to, when-on-request)],
 //            principals = [and(from, when-on-source)]; entries of a list OR, fields AND, values
 //            OR, notX = not(or(...)); an empty part is `any`.

@@ -415,6 +415,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
   if (sel.vhost) {
     static const authz::Downstream kUnknownPeer;
     auto az = authz::run_filters(*sel.vhost, sel.route, head, downstream ? *downstream : kUnknownPeer);
+    out.rbac_shadow = std::move(az.shadow);
     if (az.denied) {
       spdlog::debug("request {} {} {}: {}", head.method, head.authority, head.path, az.reason);
       if (!az.flag.empty()) out.flags = az.flag;

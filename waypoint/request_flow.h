@@ -57,6 +57,7 @@ struct FlowResult {
   const Endpoint* endpoint = nullptr;
   uint32_t attempts = 0;
   bool from_upstream = false;  // the response is the upstream's (else a local reply)
+  std::vector<authz::ShadowResult> rbac_shadow;  // dry-run RBAC results (telemetry)
   // Set when the upstream answered 101 to an upgrade: the connection to relay bytes over.
   std::unique_ptr<upstream::Conn> upgraded;
   // The request body as the flow took it over (null: no body, or not routed to an upstream).

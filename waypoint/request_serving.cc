@@ -123,6 +123,7 @@ void Proxy::Worker::finish_record(RequestRecord& rec, const ConfigSnapshot& cfg,
   rec.upstream_host = fr.upstream_host;
   rec.route_name = fr.route_name;
   rec.attempts = fr.attempts;
+  rec.rbac_shadow = std::move(fr.rbac_shadow);
   if (auto gs = fr.response.trailers.get("grpc-status")) {
     rec.grpc_status = std::string(*gs);
   } else if (auto hs = fr.response.headers.get("grpc-status")) {

@@ -96,6 +96,7 @@ std::optional<std::string> Proxy::Worker::tcp_denied(const Cluster& c, const hbo
     ctx.destination_port = a->port;
   }
   const auto d = authz::authorize(*c.network_rbac, ctx);
+  if (!d.shadow.empty()) shared->telemetry.count_shadow(d.shadow, /*tcp=*/true);
   if (d.allowed) return std::nullopt;
   return d.policy.empty() ? std::string("no ALLOW policy matched") : "denied by " + d.policy;
 }

@@ -134,7 +134,24 @@ Telemetry::Telemetry(common::metrics::Registry& reg)
       tcp_sent_(reg.counter("istio_tcp_sent_bytes_total",
                             "The size of total bytes sent during response in case of a TCP connection",
                             tcp_label_names())),
+      shadow_allowed_(reg.counter("envoy_http_rbac_shadow_allowed",
+                                  "Requests the shadow (dry-run) RBAC rules would allow", {"shadow_rules_stat_prefix"})),
+      shadow_denied_(reg.counter("envoy_http_rbac_shadow_denied", "Requests the shadow (dry-run) RBAC rules would deny",
+                                 {"shadow_rules_stat_prefix"})),
+      tcp_shadow_allowed_(reg.counter("envoy_rbac_shadow_allowed",
+                                      "TCP connections the shadow (dry-run) network RBAC rules would allow",
+                                      {"shadow_rules_stat_prefix"})),
+      tcp_shadow_denied_(reg.counter("envoy_rbac_shadow_denied",
+                                     "TCP connections the shadow (dry-run) network RBAC rules would deny",
+                                     {"shadow_rules_stat_prefix"})),
       clusters_(reg) {}
+
+void Telemetry::count_shadow(const std::vector<authz::ShadowResult>& shadow, bool tcp) {
+  for (const auto& s : shadow) {
+    auto& family = s.allowed ? (tcp ? tcp_shadow_allowed_ : shadow_allowed_) : (tcp ? tcp_shadow_denied_ : shadow_denied_);
+    family.get({s.stat_prefix})->inc();
+  }
+}
 
 void Telemetry::tcp_opened(const RequestRecord& r) {
   tcp_opened_.get(istio_tcp_labels(r))->inc();
@@ -158,6 +175,7 @@ void Telemetry::record(const RequestRecord& r) {
   duration_.get(labels)->observe(std::chrono::duration<double, std::milli>(r.duration).count());
   request_bytes_.get(labels)->observe(static_cast<double>(r.request_bytes));
   response_bytes_.get(labels)->observe(static_cast<double>(r.response_bytes));
+  count_shadow(r.rbac_shadow, false);
   static auto access = common::log::logger("access");
   if (access->should_log(spdlog::level::info)) {
     access->info("{}", format_access_line(r, common::log::format() == common::log::Format::Json));
@@ -186,6 +204,10 @@ std::string format_access_line(const RequestRecord& r, bool json, std::string_vi
       {"user_agent", r.user_agent},
       {"attempts", std::to_string(r.attempts)},
   };
+  for (const auto& sh : r.rbac_shadow) {
+    f.emplace_back(sh.stat_prefix + "shadow_engine_result", sh.allowed ? "allowed" : "denied");
+    f.emplace_back(sh.stat_prefix + "shadow_effective_policy_id", sh.policy);
+  }
   if (json) {
     nlohmann::json j = nlohmann::json::object();
     j["message"] = message;

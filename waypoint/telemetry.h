@@ -10,6 +10,11 @@
 // istio_tcp_received_bytes_total / istio_tcp_sent_bytes_total (request_protocol="tcp", no
 // response code), and one "connection complete" access-log line. A connection the network RBAC
 // closes is counted opened and closed with response_flags="RBAC", as an HTTP deny is flagged.
+// Dry-run (shadow) RBAC results: counters envoy_http_rbac_shadow_allowed / _shadow_denied
+// (Envoy's http.<prefix>.rbac.<shadow_rules_stat_prefix>.shadow_allowed / .shadow_denied, the
+// shadow prefix as label shadow_rules_stat_prefix) and, for a TCP connection,
+// envoy_rbac_shadow_allowed / _shadow_denied; on the access-log line the RBAC filter's dynamic
+// metadata Istio documents: <prefix>shadow_engine_result and <prefix>shadow_effective_policy_id.
 // Threading: families registered on the control thread at start; record() from any worker
 // (series lookups are lock-free on the steady path, see common/admin/metrics.h).
 #pragma once
@@ -23,6 +28,7 @@
 #include "common/identity/identity.h"
 #include "common/admin/metrics.h"
 #include "common/model/model.h"
+#include "waypoint/authz/rbac_model.h"
 #include "waypoint/upstream/circuit_breaker.h"
 
 namespace waypoint {
@@ -47,6 +53,7 @@ struct RequestRecord {
   std::chrono::steady_clock::duration duration{};
   std::string upstream_cluster, upstream_host, route_name;
   uint32_t attempts = 0;
+  std::vector<authz::ShadowResult> rbac_shadow;  // dry-run policies evaluated for this request
 };
 
 class Telemetry {
@@ -58,6 +65,8 @@ class Telemetry {
   // it) and its flags, which also writes the access-log line.
   void tcp_opened(const RequestRecord& r);
   void tcp_closed(const RequestRecord& r);
+  // Counts the shadow (dry-run) results of one request (record() does it) or TCP connection.
+  void count_shadow(const std::vector<authz::ShadowResult>& shadow, bool tcp);
   // The per-cluster Envoy stats (circuit breakers, outlier detection) in the same registry.
   upstream::ClusterMetrics& cluster_metrics() { return clusters_; }
 
@@ -70,6 +79,10 @@ class Telemetry {
   common::metrics::CounterFamily& tcp_closed_;
   common::metrics::CounterFamily& tcp_received_;
   common::metrics::CounterFamily& tcp_sent_;
+  common::metrics::CounterFamily& shadow_allowed_;
+  common::metrics::CounterFamily& shadow_denied_;
+  common::metrics::CounterFamily& tcp_shadow_allowed_;
+  common::metrics::CounterFamily& tcp_shadow_denied_;
   upstream::ClusterMetrics clusters_;
 };
 

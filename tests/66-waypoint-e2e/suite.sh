@@ -18,10 +18,11 @@
 # second Service added live: h2c to nginx, curl and h2load 2,000 requests all 2xx; python grpcio
 # unary, server streaming and an error status, trailers at the client, grpc_response_status in the
 # waypoint's metrics), L7 AuthorizationPolicy (DENY by path and by method on the Gateway, ALLOW by
-# principal on the Service: a second client pod is denied) and RequestAuthentication (JWT valid /
-# invalid / missing, keys and tokens from the openssl CLI; then a jwksUri http:// served from a pod
-# by python's http.server and fetched by the controlplane: 401 while never fetched, then
-# valid 200 / invalid 401 / missing 403), AuthorizationPolicy on a plain TCP service
+# principal on the Service: a second client pod is denied; a dry-run DENY does not deny, its shadow
+# result is on the access line and in envoy_http_rbac_shadow_denied) and RequestAuthentication (JWT
+# valid / invalid / missing, keys and tokens from the openssl CLI; then a jwksUri http:// served
+# from a pod by python's http.server and fetched by the controlplane: 401 while never fetched,
+# then valid 200 / invalid 401 / missing 403), AuthorizationPolicy on a plain TCP service
 # (a DENY of HTTP-only rules closes all TCP; ALLOW by principal relays the client, closes the
 # intruder, with istio_tcp_* metrics flagged RBAC).
 #
@@ -319,6 +320,40 @@ check "authz: access log response_code=403 response_flags=RBAC for the denied DE
   access_has 'method=DELETE .*path="?/calc\?id=authz-method"? .*response_code=403 response_flags=RBAC '
 check "authz: istio_requests_total counts the intruder's 403 with response_flags=RBAC" \
   expect_metric wp_metrics wp istio_requests_total reporter=waypoint "source_principal=$ID_INTRUDER" response_code=403 response_flags=RBAC
+
+# ---- AuthorizationPolicy dry-run (istio.io/dry-run): shadow rules, evaluated but never enforced ------
+wp_put 42-dryrun.yaml <<'Y'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-deny-reports, namespace: e2e, annotations: {istio.io/dry-run: "true"}}
+spec:
+  targetRefs: [{kind: Service, group: "", name: calculate}]
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/reports*"]}}]
+Y
+dry_seen=""
+for i in $(seq 1 75); do
+  dry_seen=$(get "$VIP/reports/q?id=dry-wait-$i")
+  grep -E 'request complete' "$T/waypoint.log" | grep -Fq "id=dry-wait-$i" &&
+    grep -E 'request complete' "$T/waypoint.log" | grep -F "id=dry-wait-$i" | grep -q 'istio_dry_run_deny_shadow_engine_result=' && break
+  sleep 0.2
+done
+r=$(get "$VIP/reports/q?id=dry-run")
+n=$(( $(app_count cat "/reports/q?id=dry-run") + $(app_count dog "/reports/q?id=dry-run") ))
+[[ ${r%% *} == 200 && $n == 1 ]] &&
+  pass "dry-run DENY on /reports*: the request is not denied (200, the back end saw it)" ||
+  fail "dry-run DENY does not deny" "client: $r; back ends saw it $n times; last wait answer: $dry_seen"
+check "dry-run: the access line carries istio_dry_run_deny_shadow_engine_result=denied and the policy id" \
+  access_has 'path="?/reports/q\?id=dry-run"? .*response_code=200 .*istio_dry_run_deny_shadow_engine_result=denied istio_dry_run_deny_shadow_effective_policy_id=ns\[e2e\]-policy\[dry-deny-reports\]-rule\[0\]'
+check "dry-run: envoy_http_rbac_shadow_denied counted with shadow_rules_stat_prefix istio_dry_run_deny_" \
+  expect_metric wp_metrics wp envoy_http_rbac_shadow_denied shadow_rules_stat_prefix=istio_dry_run_deny_
+r=$(get "$VIP/calc?id=dry-other")
+check "dry-run: a path the dry-run DENY does not match is shadow-allowed" \
+  access_has 'path="?/calc\?id=dry-other"? .*istio_dry_run_deny_shadow_engine_result=allowed'
+check "dry-run: envoy_http_rbac_shadow_allowed counted too" \
+  expect_metric wp_metrics wp envoy_http_rbac_shadow_allowed shadow_rules_stat_prefix=istio_dry_run_deny_
+rm -f "$WP_MESH/42-dryrun.yaml"
 
 # ---- RequestAuthentication (JWT) at the waypoint ------------------------------------------------------
 # Keys and tokens from the openssl CLI (jwt_tool.py); the JWKS is read by the controlplane from a

@@ -12,9 +12,12 @@
 #   consistentHash  httpHeaderName x-user: every request of one user lands on one pod; users
 #                   spread over both; httpCookie with ttl: the waypoint sets the cookie, and
 #                   requests carrying it stick.
-#   localityLbSetting pods' topology.istio.io/locality labels: the waypoint's zone (cat) takes
-#                   every request; with the cat pod deleted, the other zone (dog) answers.
-# Needs root; about 40 s in the release build.
+#   localityLbSetting pods' topology.istio.io/locality labels: distribute 80/20 between the zones
+#                   splits 1000 requests within a binomial bound; with failover the waypoint's zone
+#                   (cat) takes every request; with the cat pod deleted, the other zone (dog) answers.
+#   warmupDurationSecs 30s: the cat pod comes back as a new host; while it warms it gets far
+#                   fewer than its half of the next 200 requests, and /config_dump shows it warming.
+# Needs root; about 60 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
 
@@ -35,9 +38,10 @@ TP_RULES='  - name: tp-svc-slow
     route: [{destination: {host: calculate, subset: cat-with-plus}}]'
 wpm_extra_rules "$TP_RULES"
 
-# tp_dr TRAFFIC_POLICY_YAML (indented by 2, under spec) — rewrites the calculate DestinationRule.
+# tp_dr TRAFFIC_POLICY_YAML [BASE] — rewrites the calculate DestinationRule (YAML indented by 2,
+# under spec) in BASE (default: the mesh's current 20-calculate.yaml) and puts the result.
 tp_dr() {
-  local f="$WP_MESH/20-calculate.yaml"
+  local f="${2:-$WP_MESH/20-calculate.yaml}"
   "$ZT_PY" - "$f" "$1" >"$T/20-calculate.new" <<'PY' || return 1
 import sys
 text, tp = open(sys.argv[1]).read(), sys.argv[2]
@@ -198,6 +202,24 @@ sed 's#gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode
 sed -e 's#version: cat-plus}#version: cat-plus, topology.istio.io/locality: region1.zone-a}#' \
   -e 's#version: dog-multi}#version: dog-multi, topology.istio.io/locality: region1.zone-b}#' \
   "$WP_MESH/20-calculate.yaml" >"$T/20-locality.new" && wp_put 20-calculate.yaml <"$T/20-locality.new"
+# distribute: from the waypoint's zone, 80 % stays in zone-a (cat), 20 % goes to zone-b (dog).
+tp_dr '  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+        distribute:
+        - from: region1/zone-a/*
+          to: {"region1/zone-a/*": 80, "region1/zone-b/*": 20}'
+check "distribute reaches the waypoint: locality weights 80 (cat) / 20 (dog), locality-weighted LB" \
+  tp_wait "c['localityWeightedLb'] and sorted((h['address'].startswith('$WP_CAT_IP'), h.get('localityWeight')) for h in c['hosts']) == [(False, 20), (True, 80)]"
+split=$(svc 1000 "$VIP/calc")
+ncat=$(grep -c '^200 cat-plus$' <<<"$split"); ndog=$(grep -c '^200 dog-multi$' <<<"$split")
+# Binomial(1000, 0.8): sd 12.6; 759..841 holds with p > 0.999.
+[[ $((ncat + ndog)) == 1000 && $ncat -ge 759 && $ncat -le 841 ]] \
+  && pass "distribute 80/20: $ncat of 1000 requests in zone-a (cat), $ndog in zone-b (dog)" \
+  || fail "distribute 80/20 over 1000 requests (cat 759..841)" "$(tally <<<"$split")"
+
 tp_dr '  trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
     outlierDetection: {consecutive5xxErrors: 100, interval: 10s, baseEjectionTime: 30s}'
@@ -218,6 +240,20 @@ check "the local pod is gone from the waypoint's endpoints" \
 failover=$(svc 10 "$VIP/calc" | sort | uniq -c | awk '{print $1, $2, $3}')
 [[ $failover == "10 200 dog-multi" ]] && pass "locality failover: with the local pods gone, zone-b (dog) answers all 10" \
   || fail "locality failover to the other zone" "$failover"
+
+# ---- warmup: a pod that joins is in slow start -----------------------------------------------------
+# The cat pod comes back (a new host of a cluster that had dog alone) together with a 30 s warmup:
+# its weight starts at Envoy's 10 % floor and grows with its age, so of the next 200 requests it
+# gets a small share (about 10-15 % while the requests take a few seconds), far from its half.
+tp_dr '  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}' "$T/20-locality.new"
+check "warmupDurationSecs reaches the waypoint: cat is back and warming, dog is not" \
+  tp_wait "c.get('slowStartWindowMs') == 30000 and sorted((h['address'].startswith('$WP_CAT_IP'), h['warming']) for h in c['hosts']) == [(False, False), (True, True)]"
+warm=$(svc 200 "$VIP/calc")
+ncat=$(grep -c '^200 cat-plus$' <<<"$warm"); ndog=$(grep -c '^200 dog-multi$' <<<"$warm")
+[[ $((ncat + ndog)) == 200 && $ncat -ge 1 && $ncat -le 60 ]] \
+  && pass "warmup 30 s: the new cat pod got $ncat of the first 200 requests (dog $ndog)" \
+  || fail "warmup: the new pod gets far fewer than its half of 200 requests (1..60)" "$(tally <<<"$warm")"
 
 [[ $NSX_FAILED == 0 ]] || { NSX_KEEP_TMP=1; echo "logs kept in $T" >&2; }
 summary

@@ -50,8 +50,9 @@ FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::
   ctx.destination_ip = downstream.destination_ip;
   ctx.destination_port = downstream.destination_port;
   ctx.authn = authenticated ? &authn : nullptr;
-  const Decision d = authorize(*rbac, ctx);
+  Decision d = authorize(*rbac, ctx);
   out.audit_policy = d.audit_policy;
+  out.shadow = std::move(d.shadow);
   if (!d.allowed) {
     out.denied = true;
     out.status = kDeniedStatus;

@@ -11,14 +11,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/model/model.h"
+#include "waypoint/authz/rbac_model.h"
 #include "waypoint/route_model.h"
 #include "waypoint/router/http_message.h"
 
 namespace waypoint::authz {
 
-struct RbacFilters;
 struct JwtConfig;
 
 // A request whose token is present but fails verification (jwt_authn): 401 with Envoy's message.
@@ -39,6 +40,7 @@ struct FilterOutcome {
   std::string flag;          // denied: the response flag (RBAC; none for a JWT rejection)
   std::string reason;        // for the debug log: the policy that denied, or why
   std::string audit_policy;  // an AUDIT policy that matched (the request goes on)
+  std::vector<ShadowResult> shadow;  // dry-run (shadow) RBAC results, for telemetry
 };
 
 // The filters in effect: the route's typed_per_filter_config, else the virtual host's.

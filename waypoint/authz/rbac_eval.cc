@@ -115,8 +115,18 @@ const Policy* first_match(const Rbac& rbac, const RequestContext& ctx) {
   return nullptr;
 }
 
+ShadowResult evaluate_shadow(const ShadowRbac& shadow, const RequestContext& ctx) {
+  ShadowResult r;
+  r.stat_prefix = shadow.stat_prefix;
+  const Policy* p = first_match(shadow.rules, ctx);
+  if (p) r.policy = p->name;
+  r.allowed = shadow.rules.action == Action::Deny ? p == nullptr : p != nullptr;
+  return r;
+}
+
 Decision authorize(const RbacFilters& filters, const RequestContext& ctx) {
   Decision d;
+  if (filters.deny_shadow) d.shadow.push_back(evaluate_shadow(*filters.deny_shadow, ctx));
   if (filters.deny) {
     if (const Policy* p = first_match(*filters.deny, ctx)) {
       d.allowed = false;
@@ -124,6 +134,7 @@ Decision authorize(const RbacFilters& filters, const RequestContext& ctx) {
       return d;
     }
   }
+  if (filters.allow_shadow) d.shadow.push_back(evaluate_shadow(*filters.allow_shadow, ctx));
   if (filters.allow && !first_match(*filters.allow, ctx)) {
     d.allowed = false;
     return d;

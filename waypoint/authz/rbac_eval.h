@@ -1,7 +1,10 @@
 // Evaluation of the L7 RBAC filters (rbac_model.h) for one request, with Envoy's semantics and
 // Istio's order (waypoint-facts §2.1, §3.8): the DENY instance first (a matching policy -> 403),
 // then ALLOW (configured and no policy matches -> 403), then AUDIT (LOG: never denies, only
-// marks the request). CUSTOM (ext_authz) is not supported; the control plane refuses it.
+// marks the request). Shadow rules (dry-run) of the DENY instance are evaluated with it, those of
+// the ALLOW instance only when the request reaches ALLOW (a request the DENY instance stops
+// never reaches the next filter, as in Envoy's chain); their results never change the
+// decision. CUSTOM (ext_authz) is not supported; the control plane refuses it.
 //
 // Envoy's matching rules reproduced here: a Policy matches when any permission and any principal
 // match; and/or sets over children; `not` negates; headers through the router's HeaderMatcher
@@ -16,6 +19,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/model/model.h"
 #include "waypoint/authz/rbac_model.h"
@@ -44,7 +48,12 @@ struct Decision {
   bool allowed = true;
   std::string policy;        // the DENY policy that matched (empty for "no ALLOW matched")
   std::string audit_policy;  // the AUDIT (LOG) policy that matched, if any
+  std::vector<ShadowResult> shadow;  // one per shadow engine evaluated (DENY's first)
 };
+
+// Envoy's shadow engine: with ALLOW rules a match is "allowed" (else "denied"), with DENY rules
+// a match is "denied" (else "allowed"); the matching policy is the effective policy id.
+ShadowResult evaluate_shadow(const ShadowRbac& shadow, const RequestContext& ctx);
 
 Decision authorize(const RbacFilters& filters, const RequestContext& ctx);
 

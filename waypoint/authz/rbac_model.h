@@ -83,11 +83,29 @@ struct Rbac {
   std::vector<Policy> policies;  // sorted by name
 };
 
-// The filter instances configured for one virtual host or route.
+// The filter instances configured for one virtual host or route. A DENY or ALLOW instance may
+// also carry shadow rules (Istio's dry-run policies, annotation istio.io/dry-run): evaluated,
+// counted and logged, never enforced. An instance with shadow rules only has no `deny` /
+// `allow` (it enforces nothing, as Envoy's RBAC filter without `rules`).
+struct ShadowRbac {
+  Rbac rules;              // action agrees with the instance (DENY / ALLOW)
+  std::string stat_prefix;  // shadow_rules_stat_prefix: "istio_dry_run_deny_" / "istio_dry_run_allow_"
+};
+
 struct RbacFilters {
   std::optional<Rbac> deny;
   std::optional<Rbac> allow;
   std::optional<Rbac> audit;
+  std::optional<ShadowRbac> deny_shadow;
+  std::optional<ShadowRbac> allow_shadow;
+};
+
+// What a shadow engine decided for one request (Envoy's dynamic metadata of the RBAC filter:
+// <prefix>shadow_engine_result "allowed"/"denied", <prefix>shadow_effective_policy_id).
+struct ShadowResult {
+  std::string stat_prefix;
+  bool allowed = true;
+  std::string policy;  // the matching shadow policy; empty when none matched
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,13 @@
 //                   priority, and the RING_HASH / MAGLEV tables of each priority. Rebuilt by
 //                   the control thread when a snapshot is published (tables are reused when
 //                   the endpoint set did not change), never per request.
+// Slow start (slow_start_config): ClusterState remembers when each host joined the cluster
+// (steady clock, ms). The hosts of the cluster's first non-empty endpoint set are not "new"
+// (kNotNew); a host that appears later is new from the snapshot that first holds it, and a
+// host that leaves and comes back is new again. The balancer scales a new host's weight while
+// it is younger than the window (load_balancer.h).
+// Locality weights (locality_weighted_lb_config): each priority level also holds its hosts
+// grouped by locality with the locality's load_balancing_weight, built with the level.
 // ClusterRuntimes maps names to runtimes; Proxy publishes it atomically next to the config
 // snapshot. A request uses a runtime only when it was built from the very endpoints the
 // request's snapshot holds (same ClusterLoadAssignment object), so a request never mixes
@@ -17,6 +24,8 @@
 // immutable runtime only; everything else is read by workers without locks.
 #pragma once
 
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -41,6 +50,18 @@ struct ClusterState {
   // the cluster has now, so the next snapshot finds it again.
   std::map<std::string, std::shared_ptr<HostOutlier>, std::less<>> hosts;
   std::atomic<int64_t> next_sweep_ms{0};  // the sweeper's
+  // build_runtimes() only: when each current host joined (kNotNew: one of the first hosts),
+  // and whether the cluster has had endpoints yet.
+  std::map<std::string, int64_t, std::less<>> joined_ms;
+  bool seeded = false;
+};
+
+inline constexpr int64_t kNotNew = INT64_MIN;
+
+// One locality of a priority level (locality-weighted clusters only).
+struct LocalityMembers {
+  uint32_t weight = 0;            // LocalityLbEndpoints.load_balancing_weight; 0 = unset
+  std::vector<uint32_t> members;  // indices into the endpoints
 };
 
 struct PriorityLevel {
@@ -48,6 +69,9 @@ struct PriorityLevel {
   std::vector<uint32_t> members;  // indices into the endpoints
   HashRing ring;                  // RING_HASH clusters
   MaglevTable maglev;             // MAGLEV clusters
+  // Locality-weighted clusters with at least one weighted locality in this level; else empty
+  // (every host of the level is a candidate, as Envoy without locality weights).
+  std::vector<LocalityMembers> localities;
 };
 
 struct ClusterRuntime {
@@ -57,6 +81,8 @@ struct ClusterRuntime {
   std::vector<std::shared_ptr<HostOutlier>> hosts;  // aligned with cla->endpoints
   std::vector<std::string> keys;                    // "ip:port", aligned with cla->endpoints
   std::vector<PriorityLevel> priorities;            // ascending level
+  std::vector<int64_t> joined_ms;                   // aligned with cla->endpoints; kNotNew or the join time
+  bool any_new = false;                             // some host has a join time (slow start may apply)
 };
 
 struct ClusterRuntimes {
@@ -68,7 +94,10 @@ struct ClusterRuntimes {
 };
 
 // `previous`: the runtimes being replaced (states and unchanged tables are carried over);
-// `metrics`: where new clusters' stats series come from (may be null in tests).
+// `metrics`: where new clusters' stats series come from (may be null in tests); `now_ms`: the
+// steady clock (hosts that join now get it as their join time; tests inject it).
+std::shared_ptr<const ClusterRuntimes> build_runtimes(const ConfigSnapshot& snap, const ClusterRuntimes* previous,
+                                                      ClusterMetrics* metrics, int64_t now_ms);
 std::shared_ptr<const ClusterRuntimes> build_runtimes(const ConfigSnapshot& snap, const ClusterRuntimes* previous,
                                                       ClusterMetrics* metrics);
 
@@ -80,7 +109,9 @@ std::optional<Duration> sweep_outliers(const ClusterRuntimes& runtimes, int64_t 
 int64_t steady_now_ms();
 
 // The /config_dump view: per cluster the breaker counts and limits, and every host with its
-// outlier state (`health_flags` "/failed_outlier_check" when ejected, as Envoy's /clusters).
+// outlier state (`health_flags` "/failed_outlier_check" when ejected, as Envoy's /clusters),
+// its locality weight and, for slow-start clusters, whether it is warming and its weight factor.
+nlohmann::json dump_runtimes(const ClusterRuntimes& runtimes, int64_t now_ms);
 nlohmann::json dump_runtimes(const ClusterRuntimes& runtimes);
 
 }  // namespace waypoint::upstream

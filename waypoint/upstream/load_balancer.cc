@@ -3,6 +3,7 @@
 #include "waypoint/upstream/cluster_state.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace waypoint::upstream {
@@ -22,9 +23,34 @@ uint64_t LoadBalancer::active(const std::string& key) const {
   return it == active_.end() ? 0 : it->second;
 }
 
+double slow_start_factor(const ClusterPolicy& policy, int64_t joined_ms, int64_t now_ms) {
+  if (!policy.slow_start_window || joined_ms == kNotNew) return 1.0;
+  if (policy.lb_policy != LbPolicy::RoundRobin && policy.lb_policy != LbPolicy::LeastRequest) return 1.0;
+  const int64_t window = policy.slow_start_window->count();
+  const int64_t age = now_ms - joined_ms;
+  if (window <= 0 || age >= window) return 1.0;
+  constexpr double kMinWeight = 0.10;  // Envoy's min_weight_percent default
+  constexpr double kAggression = 1.0;  // Envoy's aggression default
+  const double time_factor = static_cast<double>(std::max<int64_t>(age, 1000)) / static_cast<double>(window);
+  return std::min(1.0, std::max(kMinWeight, std::pow(time_factor, 1.0 / kAggression)));
+}
+
 namespace {
 bool healthy(const Endpoint& e) {
   return e.health == HealthStatus::Unknown || e.health == HealthStatus::Healthy || e.health == HealthStatus::Degraded;
+}
+
+// Uniform in [0, 1) from 53 random bits.
+double unit(router::Random& random) { return static_cast<double>(random.next() >> 11) * 0x1p-53; }
+
+// Index into `w` by cumulative weight at u x total (u in [0, 1)).
+size_t by_weight(const std::vector<double>& w, double total, double u) {
+  double v = u * total;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (v < w[i]) return i;
+    v -= w[i];
+  }
+  return w.size() - 1;
 }
 }  // namespace
 
@@ -94,7 +120,7 @@ const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::vector<const E
 }
 
 const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& random, std::optional<uint64_t> hash,
-                                   std::span<const std::string> avoid) {
+                                   std::span<const std::string> avoid, std::optional<int64_t> now_ms) {
   if (!rt.cla || rt.cla->endpoints.empty() || rt.priorities.empty()) return nullptr;
   const auto& eps = rt.cla->endpoints;
   const Cluster& cluster = *rt.cluster;
@@ -156,6 +182,34 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     }
   }
   if (cand.empty()) return nullptr;
+  const bool hashed = cluster.policy.lb_policy == LbPolicy::RingHash || cluster.policy.lb_policy == LbPolicy::Maglev;
+  if (!panic && !hashed && cluster.policy.locality_weighted_lb && !level->localities.empty()) {
+    // Each locality's share: its weight scaled by how much of it is usable (the level's
+    // candidates are exactly its usable hosts here).
+    std::vector<double> w(level->localities.size(), 0.0);
+    double total = 0;
+    for (size_t k = 0; k < w.size(); ++k) {
+      const auto& lm = level->localities[k];
+      uint32_t hosts = 0, up = 0;
+      for (uint32_t i : lm.members) {
+        if (eps[i].weight == 0) continue;
+        ++hosts;
+        if (usable(i)) ++up;
+      }
+      if (hosts == 0 || lm.weight == 0) continue;
+      w[k] = lm.weight * std::min(1.0, factor * up / hosts);
+      total += w[k];
+    }
+    // No weighted locality has a usable host: Envoy falls back to the whole level.
+    if (total > 0) {
+      const auto& chosen = level->localities[by_weight(w, total, unit(random))];
+      std::vector<uint32_t> in;
+      for (uint32_t i : chosen.members) {
+        if (std::find(cand.begin(), cand.end(), i) != cand.end()) in.push_back(i);
+      }
+      if (!in.empty()) cand.swap(in);
+    }
+  }
   auto avoided = [&](uint32_t i) {
     return !avoid.empty() && std::find(avoid.begin(), avoid.end(), rt.keys[i]) != avoid.end();
   };
@@ -166,7 +220,6 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     }
     if (!fresh.empty()) cand.swap(fresh);
   }
-  const bool hashed = cluster.policy.lb_policy == LbPolicy::RingHash || cluster.policy.lb_policy == LbPolicy::Maglev;
   if (hashed && hash) {
     // Table indices are positions in level->members; a member is acceptable when it is a
     // candidate (usable, or anything in panic; not avoided while others remain).
@@ -180,6 +233,33 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     // Total panic over several levels: the host may sit in another level's table.
     if (panic) return &eps[cand[*hash % cand.size()]];
     return nullptr;
+  }
+  if (rt.any_new && cluster.policy.slow_start_window && cand.size() > 1 &&
+      (cluster.policy.lb_policy == LbPolicy::RoundRobin || cluster.policy.lb_policy == LbPolicy::LeastRequest)) {
+    const int64_t now = now_ms ? *now_ms : steady_now_ms();
+    std::vector<double> w(cand.size());
+    bool scaled = false;
+    double total = 0;
+    for (size_t k = 0; k < cand.size(); ++k) {
+      const uint32_t i = cand[k];
+      const double f = slow_start_factor(cluster.policy, rt.joined_ms[i], now);
+      if (f < 1.0) scaled = true;
+      w[k] = eps[i].weight * f;
+      if (cluster.policy.lb_policy == LbPolicy::LeastRequest) w[k] /= static_cast<double>(active(rt.keys[i]) + 1);
+      total += w[k];
+    }
+    if (scaled && total > 0) {
+      double u;
+      if (cluster.policy.lb_policy == LbPolicy::RoundRobin) {
+        // Golden-ratio (Weyl) sequence: successive picks cover [0, 1) evenly, so the split
+        // follows the weights without randomness.
+        const uint64_t n = rr_next_[cluster.name]++;
+        u = std::fmod(static_cast<double>(n % (1ULL << 40)) * 0.6180339887498949, 1.0);
+      } else {
+        u = unit(random);
+      }
+      return &eps[cand[by_weight(w, total, u)]];
+    }
   }
   std::vector<const Endpoint*> ptrs;
   ptrs.reserve(cand.size());

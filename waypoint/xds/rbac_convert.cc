@@ -185,30 +185,9 @@ Status principal(const rbac::Principal& p, const std::string& path, authz::Princ
   }
 }
 
-Status convert(std::string_view key, const envoy::extensions::filters::http::rbac::v3::RBACPerRoute& per_route,
-               const std::string& path, authz::RbacFilters& out) {
-  if (auto e = find_unsupported_field(per_route, path); !e.empty()) return make_error(e + ": rejected");
-  if (!per_route.has_rbac()) return fail(path + ".rbac", "required (an empty RBACPerRoute disables nothing here)");
-  const auto& f = per_route.rbac();
-  if (f.has_shadow_rules()) return fail(path + ".rbac.shadow_rules", "shadow rules are not implemented");
-  if (!f.shadow_rules_stat_prefix().empty())
-    return fail(path + ".rbac.shadow_rules_stat_prefix", "shadow rules are not implemented");
-  if (f.has_matcher()) return fail(path + ".rbac.matcher", "the matcher-tree form is not implemented");
-  if (f.has_shadow_matcher()) return fail(path + ".rbac.shadow_matcher", "not implemented");
-  if (!f.has_rules()) return fail(path + ".rbac.rules", "required");
-  const auto& rules = f.rules();
-  authz::Action want = authz::Action::Allow;
-  std::optional<authz::Rbac>* slot = nullptr;
-  if (key == kRbacDenyFilterName) {
-    want = authz::Action::Deny, slot = &out.deny;
-  } else if (key == kRbacAllowFilterName) {
-    want = authz::Action::Allow, slot = &out.allow;
-  } else if (key == kRbacAuditFilterName) {
-    want = authz::Action::Log, slot = &out.audit;
-  } else {
-    return fail(path, "unknown RBAC filter instance (expected " + std::string(kRbacDenyFilterName) + ", " +
-                          std::string(kRbacAllowFilterName) + " or " + std::string(kRbacAuditFilterName) + ")");
-  }
+// One RBAC rule set (`rules` or `shadow_rules` at `path`) whose action must be `want`.
+Status rules_to(const rbac::RBAC& rules, const std::string& path, authz::Action want, std::string_view key,
+                authz::Rbac& r) {
   authz::Action got = authz::Action::Allow;
   switch (rules.action()) {
     case rbac::RBAC::ALLOW:
@@ -221,17 +200,16 @@ Status convert(std::string_view key, const envoy::extensions::filters::http::rba
       got = authz::Action::Log;
       break;
     default:
-      return fail(path + ".rbac.rules.action", "unknown action " + std::to_string(rules.action()));
+      return fail(path + ".action", "unknown action " + std::to_string(rules.action()));
   }
-  if (got != want) return fail(path + ".rbac.rules.action", "does not match the filter instance " + std::string(key));
-  authz::Rbac r;
+  if (got != want) return fail(path + ".action", "does not match the filter instance " + std::string(key));
   r.action = got;
   std::vector<std::string> names;
   for (const auto& [name, pol] : rules.policies()) names.push_back(name);
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     const auto& pol = rules.policies().at(name);
-    const std::string pp = path + ".rbac.rules.policies[" + name + "]";
+    const std::string pp = path + ".policies[" + name + "]";
     authz::Policy out_p;
     out_p.name = name;
     if (pol.permissions_size() == 0) return fail(pp + ".permissions", "at least one permission required");
@@ -250,7 +228,45 @@ Status convert(std::string_view key, const envoy::extensions::filters::http::rba
     }
     r.policies.push_back(std::move(out_p));
   }
-  *slot = std::move(r);
+  return common::ok_status();
+}
+
+Status convert(std::string_view key, const envoy::extensions::filters::http::rbac::v3::RBACPerRoute& per_route,
+               const std::string& path, authz::RbacFilters& out) {
+  if (auto e = find_unsupported_field(per_route, path); !e.empty()) return make_error(e + ": rejected");
+  if (!per_route.has_rbac()) return fail(path + ".rbac", "required (an empty RBACPerRoute disables nothing here)");
+  const auto& f = per_route.rbac();
+  if (f.has_matcher()) return fail(path + ".rbac.matcher", "the matcher-tree form is not implemented");
+  if (f.has_shadow_matcher()) return fail(path + ".rbac.shadow_matcher", "not implemented");
+  authz::Action want = authz::Action::Allow;
+  std::optional<authz::Rbac>* slot = nullptr;
+  std::optional<authz::ShadowRbac>* shadow_slot = nullptr;
+  if (key == kRbacDenyFilterName) {
+    want = authz::Action::Deny, slot = &out.deny, shadow_slot = &out.deny_shadow;
+  } else if (key == kRbacAllowFilterName) {
+    want = authz::Action::Allow, slot = &out.allow, shadow_slot = &out.allow_shadow;
+  } else if (key == kRbacAuditFilterName) {
+    want = authz::Action::Log, slot = &out.audit;
+  } else {
+    return fail(path, "unknown RBAC filter instance (expected " + std::string(kRbacDenyFilterName) + ", " +
+                          std::string(kRbacAllowFilterName) + " or " + std::string(kRbacAuditFilterName) + ")");
+  }
+  // Shadow rules (Istio's dry-run policies) on DENY and ALLOW; an AUDIT instance never
+  // enforces, so istiod has no dry-run form of it.
+  if (f.has_shadow_rules() && !shadow_slot)
+    return fail(path + ".rbac.shadow_rules", "shadow rules are not implemented on the AUDIT (LOG) instance");
+  if (!f.has_rules() && !f.has_shadow_rules()) return fail(path + ".rbac.rules", "required (or shadow_rules)");
+  if (f.has_rules()) {
+    authz::Rbac r;
+    if (auto st = rules_to(f.rules(), path + ".rbac.rules", want, key, r); !st) return st;
+    *slot = std::move(r);
+  }
+  if (f.has_shadow_rules()) {
+    authz::ShadowRbac sh;
+    if (auto st = rules_to(f.shadow_rules(), path + ".rbac.shadow_rules", want, key, sh.rules); !st) return st;
+    sh.stat_prefix = f.shadow_rules_stat_prefix();
+    *shadow_slot = std::move(sh);
+  }
   return common::ok_status();
 }
 

@@ -387,9 +387,20 @@ TEST_CASE("waypoint RBAC converter NACKs what it does not implement, naming the 
   pol.mutable_permissions(0)->mutable_requested_server_name()->set_exact("x");
   check_error(pr, "envoy.filters.http.rbac.deny", "permissions[0].requested_server_name");
   pol.mutable_permissions(0)->set_any(true);
-  pr.mutable_rbac()->mutable_shadow_rules();
-  check_error(pr, "envoy.filters.http.rbac.deny", "rbac.rbac.shadow_rules");
+  // Shadow rules must agree with the instance, and the AUDIT instance has none.
+  *pr.mutable_rbac()->mutable_shadow_rules() = *rules;
+  check_error(pr, "envoy.filters.http.rbac.allow", "rbac.rbac.rules.action: does not match");
+  pr.mutable_rbac()->mutable_shadow_rules()->set_action(envoy::config::rbac::v3::RBAC::LOG);
+  check_error(pr, "envoy.filters.http.rbac.deny", "rbac.rbac.shadow_rules.action: does not match");
+  pr.mutable_rbac()->mutable_shadow_rules()->set_action(envoy::config::rbac::v3::RBAC::DENY);
+  {
+    RBACPerRoute audit;
+    audit.mutable_rbac()->mutable_rules()->set_action(envoy::config::rbac::v3::RBAC::LOG);
+    *audit.mutable_rbac()->mutable_shadow_rules() = *rules;
+    check_error(audit, "envoy.filters.http.rbac.audit", "rbac.rbac.shadow_rules: shadow rules are not implemented");
+  }
   pr.mutable_rbac()->clear_shadow_rules();
+  check_error(RBACPerRoute{}, "envoy.filters.http.rbac.deny", "rbac.rbac: required");
   check_error(pr, "envoy.filters.http.rbac.custom", "unknown RBAC filter instance");
   waypoint::authz::RbacFilters f;
   CHECK(waypoint::xds::parse_rbac_per_route("envoy.filters.http.rbac.deny", pr.SerializeAsString(), f).ok());
@@ -653,4 +664,120 @@ TEST_CASE("waypoint converter: network RBAC metadata keys must name deny, allow 
   REQUIRE(ok.ok());
   REQUIRE(ok.value().network_rbac != nullptr);
   CHECK(ok.value().network_rbac->deny.has_value());
+}
+
+TEST_CASE("waypoint authz: istio.io/dry-run policies become shadow rules, evaluated but never enforced") {
+  auto c = compile_yaml(R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-deny-admin, namespace: demo, annotations: {istio.io/dry-run: "true"}}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-post, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  action: DENY
+  rules: [{to: [{operation: {methods: [POST]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-allow-client, namespace: demo, annotations: {istio.io/dry-run: "1"}}
+spec:
+  targetRefs: [{kind: Service, name: calculate}]
+  rules: [{from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: not-dry, namespace: demo, annotations: {istio.io/dry-run: "maybe"}}
+spec:
+  targetRefs: [{kind: Service, name: other}]
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/x"]}}]}]
+)");
+  // The wire shape is istiod's: the enforced DENY keeps its rules, the dry-run DENY is in
+  // shadow_rules of the same instance; the ALLOW instance has shadow rules only.
+  auto proto = route_proto(c, kCalc);
+  const auto& tpfc = proto.virtual_hosts(0).typed_per_filter_config();
+  envoy::extensions::filters::http::rbac::v3::RBACPerRoute deny, allow;
+  REQUIRE(tpfc.count("envoy.filters.http.rbac.deny") == 1);
+  REQUIRE(tpfc.at("envoy.filters.http.rbac.deny").UnpackTo(&deny));
+  CHECK(deny.rbac().rules().policies().count("ns[demo]-policy[deny-post]-rule[0]") == 1);
+  CHECK(deny.rbac().rules().policies().count("ns[demo]-policy[dry-deny-admin]-rule[0]") == 0);
+  CHECK(deny.rbac().shadow_rules().action() == envoy::config::rbac::v3::RBAC::DENY);
+  CHECK(deny.rbac().shadow_rules().policies().count("ns[demo]-policy[dry-deny-admin]-rule[0]") == 1);
+  CHECK(deny.rbac().shadow_rules_stat_prefix() == "istio_dry_run_deny_");
+  REQUIRE(tpfc.count("envoy.filters.http.rbac.allow") == 1);
+  REQUIRE(tpfc.at("envoy.filters.http.rbac.allow").UnpackTo(&allow));
+  CHECK_FALSE(allow.rbac().has_rules());
+  CHECK(allow.rbac().shadow_rules_stat_prefix() == "istio_dry_run_allow_");
+
+  auto rc = converted_route(served(c), kCalc);
+  const auto* f = rc.virtual_hosts[0].filters.rbac.get();
+  REQUIRE(f);
+  CHECK_FALSE(f->allow.has_value());  // nothing enforced by the ALLOW instance
+  REQUIRE(f->deny_shadow.has_value());
+  REQUIRE(f->allow_shadow.has_value());
+  auto judge = [&](const Req& r) {
+    waypoint::router::HttpRequest h;
+    h.method = r.method;
+    h.path = r.path;
+    h.authority = r.authority;
+    RequestContext ctx;
+    ctx.request = &h;
+    ctx.peer_principal = r.principal;
+    ctx.source_ip = boost::asio::ip::make_address(r.source_ip);
+    return waypoint::authz::authorize(*f, ctx);
+  };
+  // /admin: the dry-run DENY matches, but the request is allowed; the shadow results say why.
+  auto admin = judge({.path = "/admin/x", .principal = "spiffe://cluster.local/ns/demo/sa/intruder"});
+  CHECK(admin.allowed);
+  REQUIRE(admin.shadow.size() == 2);
+  CHECK(admin.shadow[0].stat_prefix == "istio_dry_run_deny_");
+  CHECK_FALSE(admin.shadow[0].allowed);
+  CHECK(admin.shadow[0].policy == "ns[demo]-policy[dry-deny-admin]-rule[0]");
+  CHECK(admin.shadow[1].stat_prefix == "istio_dry_run_allow_");
+  CHECK_FALSE(admin.shadow[1].allowed);  // the intruder matches no dry-run ALLOW
+  CHECK(admin.shadow[1].policy.empty());
+  auto ok = judge({.path = "/calc"});
+  CHECK(ok.allowed);
+  REQUIRE(ok.shadow.size() == 2);
+  CHECK(ok.shadow[0].allowed);
+  CHECK(ok.shadow[1].allowed);
+  CHECK(ok.shadow[1].policy == "ns[demo]-policy[dry-allow-client]-rule[0]");
+  // The enforced DENY still denies; the request never reaches the ALLOW instance's shadow.
+  auto post = judge({.method = "POST", .path = "/admin"});
+  CHECK_FALSE(post.allowed);
+  REQUIRE(post.shadow.size() == 1);
+  CHECK_FALSE(post.shadow[0].allowed);
+  // A value that is not a boolean is reported and the policy stays enforced.
+  CHECK(diags_text(c.result.diagnostics).find("metadata.annotations[istio.io/dry-run]") != std::string::npos);
+  CHECK_FALSE(decide(converted_route(served(c), kOther), {.path = "/x"}));
+}
+
+TEST_CASE("waypoint authz on a TCP port: a dry-run DENY is shadow network RBAC, never enforced") {
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-deny-intruder, namespace: demo, annotations: {istio.io/dry-run: "true"}}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: DENY
+  rules: [{from: [{source: {principals: ["cluster.local/ns/demo/sa/intruder"]}}]}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK_FALSE(tcp.network_rbac->deny.has_value());
+  REQUIRE(tcp.network_rbac->deny_shadow.has_value());
+  CHECK(decide_tcp(tcp, kIntruder));
+  RequestContext ctx;
+  ctx.peer_principal = kIntruder;
+  const auto d = waypoint::authz::authorize(*tcp.network_rbac, ctx);
+  REQUIRE(d.shadow.size() == 1);
+  CHECK_FALSE(d.shadow[0].allowed);
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
@@ -438,4 +439,126 @@ TEST_CASE("runtimes: state and tables survive a snapshot with the same hosts, re
   CHECK(third->find("c")->hosts.size() == 1);
   CHECK(third->find("c")->state->outlier.active.load() == 0);
   CHECK(first->find("c")->hosts[0]->removed.load());
+}
+
+namespace {
+
+std::map<std::string, int> picks_at(LoadBalancer& lb, const ClusterRuntime& rt, int n, int64_t now_ms,
+                                    uint64_t seed = 7) {
+  router::Random random(seed);
+  std::map<std::string, int> out;
+  for (int i = 0; i < n; ++i) {
+    const Endpoint* e = lb.pick(rt, random, std::nullopt, {}, now_ms);
+    ++out[e ? e->address : "none"];
+  }
+  return out;
+}
+
+ConfigSnapshot slow_start_snapshot(std::vector<Endpoint> eps, LbPolicy policy) {
+  auto snap = snapshot_with(std::move(eps), policy);
+  auto c = std::make_shared<Cluster>(*snap.clusters["c"]);
+  c->policy.slow_start_window = Duration(10000);
+  snap.clusters["c"] = c;
+  return snap;
+}
+
+Endpoint in_locality(std::string ip, std::string zone, uint32_t weight) {
+  Endpoint e = ep(std::move(ip));
+  e.locality = {"r1", std::move(zone), ""};
+  e.locality_weight = weight;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("slow start factor: Envoy's formula, 10 % floor, 1 s minimum age, only new hosts", "[waypoint][lb]") {
+  ClusterPolicy p;
+  p.lb_policy = LbPolicy::RoundRobin;
+  CHECK(slow_start_factor(p, 0, 500) == 1.0);  // no window
+  p.slow_start_window = Duration(10000);
+  CHECK(slow_start_factor(p, kNotNew, 500) == 1.0);
+  CHECK(slow_start_factor(p, 0, 0) == Approx(0.1));     // max(age, 1 s) / 10 s = 0.1
+  CHECK(slow_start_factor(p, 0, 500) == Approx(0.1));
+  CHECK(slow_start_factor(p, 0, 5000) == Approx(0.5));
+  CHECK(slow_start_factor(p, 0, 9999) == Approx(0.9999));
+  CHECK(slow_start_factor(p, 0, 10000) == 1.0);  // out of the window
+  p.slow_start_window = Duration(100000);
+  CHECK(slow_start_factor(p, 0, 2000) == Approx(0.1));  // 0.02 lifted to the 10 % floor
+  p.lb_policy = LbPolicy::Random;
+  CHECK(slow_start_factor(p, 0, 2000) == 1.0);  // RANDOM has no slow start
+}
+
+TEST_CASE("slow start: a host added later ramps up with an injected clock; the first hosts never warm",
+          "[waypoint][lb]") {
+  for (LbPolicy policy : {LbPolicy::RoundRobin, LbPolicy::LeastRequest}) {
+    INFO("policy " << static_cast<int>(policy));
+    auto two = slow_start_snapshot({ep("10.0.0.1"), ep("10.0.0.2")}, policy);
+    auto first = build_runtimes(two, nullptr, nullptr, 0);
+    CHECK_FALSE(first->find("c")->any_new);  // the cluster's first endpoints are its baseline
+    auto three = slow_start_snapshot({ep("10.0.0.1"), ep("10.0.0.2"), ep("10.0.0.3")}, policy);
+    auto second = build_runtimes(three, first.get(), nullptr, 100000);
+    const ClusterRuntime& rt = *second->find("c");
+    REQUIRE(rt.any_new);
+    CHECK(rt.joined_ms[2] == 100000);
+    CHECK(rt.joined_ms[0] == kNotNew);
+    LoadBalancer lb;
+    // 1 s in: weight 0.1 of 2.1 -> about 48 of 1000; 5 s: 0.5 of 2.5 -> 200; after the window: 333.
+    const int early = picks_at(lb, rt, 1000, 101000)["10.0.0.3"];
+    const int mid = picks_at(lb, rt, 1000, 105000)["10.0.0.3"];
+    const int late = picks_at(lb, rt, 1000, 111000)["10.0.0.3"];
+    INFO("early " << early << " mid " << mid << " late " << late);
+    CHECK(early > 10);
+    CHECK(early < 100);
+    CHECK(mid > 140);
+    CHECK(mid < 260);
+    CHECK(late > 280);
+    CHECK(late < 390);
+    // The next snapshot keeps the join time (same hosts): still ramping, not restarted.
+    auto third = build_runtimes(three, second.get(), nullptr, 103000);
+    CHECK(third->find("c")->joined_ms[2] == 100000);
+    // A host that leaves and comes back is new again.
+    auto back_to_two = build_runtimes(two, third.get(), nullptr, 120000);
+    auto again = build_runtimes(three, back_to_two.get(), nullptr, 130000);
+    CHECK(again->find("c")->joined_ms[2] == 130000);
+    // /config_dump shows the warming host and its factor.
+    const auto dump = dump_runtimes(*again, 131000);
+    REQUIRE(dump.size() == 1);
+    CHECK(dump[0]["slowStartWindowMs"] == 10000);
+    CHECK(dump[0]["hosts"][2]["warming"] == true);
+    CHECK(dump[0]["hosts"][2]["slowStartWeightFactor"].get<double>() == Approx(0.1));
+    CHECK(dump[0]["hosts"][0]["warming"] == false);
+  }
+}
+
+TEST_CASE("locality weights: an 80/20 split, scaled by each locality's availability", "[waypoint][lb]") {
+  auto snap = snapshot_with({in_locality("10.0.0.1", "a", 80), in_locality("10.0.0.2", "a", 80),
+                             in_locality("10.0.1.1", "b", 20), in_locality("10.0.1.2", "b", 20)});
+  {
+    auto c = std::make_shared<Cluster>(*snap.clusters["c"]);
+    c->policy.locality_weighted_lb = true;
+    snap.clusters["c"] = c;
+  }
+  auto rts = build_runtimes(snap, nullptr, nullptr, 0);
+  const ClusterRuntime& rt = *rts->find("c");
+  REQUIRE(rt.priorities[0].localities.size() == 2);
+  LoadBalancer lb;
+  auto p = picks_at(lb, rt, 10000, 0);
+  const int a = p["10.0.0.1"] + p["10.0.0.2"];
+  // Binomial(10000, 0.8): sd 40, so +-200 is five sd.
+  CHECK(a > 7800);
+  CHECK(a < 8200);
+  CHECK(p["10.0.0.1"] > 3500);  // round robin inside the locality
+  CHECK(p["10.0.0.2"] > 3500);
+  // Half of zone a ejected: availability min(1, 1.4 x 1/2) = 0.7, so 56 against 20 (73.7 %).
+  rt.hosts[0]->ejected = true;
+  auto q = picks_at(lb, rt, 10000, 0);
+  CHECK(q.count("10.0.0.1") == 0);
+  CHECK(q["10.0.0.2"] > 7170);
+  CHECK(q["10.0.0.2"] < 7570);
+  // Without locality_weighted_lb the weights are ignored: an even split.
+  auto plain = snapshot_with({in_locality("10.0.0.1", "a", 80), in_locality("10.0.1.1", "b", 20)});
+  auto prt = build_runtimes(plain, nullptr, nullptr, 0);
+  CHECK(prt->find("c")->priorities[0].localities.empty());
+  auto even = picks_at(lb, *prt->find("c"), 1000, 0);
+  CHECK(even["10.0.0.1"] == 500);
 }
