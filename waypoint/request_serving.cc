@@ -157,7 +157,7 @@ asio::awaitable<void> Proxy::Worker::serve_inner(std::shared_ptr<hbone::Stream> 
     }
   }
   if (kind == http::Sniffed::Http2) {
-    co_await serve_h2(s, std::move(d), std::move(initial));
+    co_await serve_h2(http::AnyStream(s), std::move(d), std::move(initial));
     co_return;
   }
   if (kind == http::Sniffed::Other && tcp_cluster) {
@@ -237,7 +237,7 @@ asio::awaitable<void> Proxy::Worker::serve_http1(http::AnyStream down, http::Rea
   conn->stream.shutdown_write();
 }
 
-asio::awaitable<void> Proxy::Worker::serve_h2(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d,
+asio::awaitable<void> Proxy::Worker::serve_h2(http::AnyStream down, std::shared_ptr<Downstream> d,
                                               std::string initial) {
   http::H2Session::Options o;
   o.max_body = shared->opts.max_body;
@@ -246,7 +246,7 @@ asio::awaitable<void> Proxy::Worker::serve_h2(std::shared_ptr<hbone::Stream> s, 
       asio::co_spawn(self->io, self->serve_h2_request(std::move(sess), id, std::move(req), d), asio::detached);
     }
   };
-  auto sess = http::H2Session::server(http::AnyStream(s), o, std::move(handler));
+  auto sess = http::H2Session::server(std::move(down), o, std::move(handler));
   std::erase_if(inbound_h2, [](const auto& x) { return x.expired(); });
   inbound_h2.push_back(sess);
   co_await sess->run(std::move(initial));
@@ -306,8 +306,31 @@ asio::awaitable<void> Proxy::Worker::serve_gateway(tcp::socket sock, std::string
   d->src_ip = peer->remote.address();
   d->route_name = std::move(route_name);
   d->gateway = true;
+  // HTTP/2 with prior knowledge (h2c, or ALPN h2 behind tls_terminator) starts with the
+  // connection preface; anything else goes to the HTTP/1.1 codec (which answers 400 to junk).
+  http::AnyStream down(std::move(sock));
+  std::string initial;
+  std::array<char, 4096> chunk;
+  http::Sniffed kind = http::Sniffed::NeedMore;
+  while (kind == http::Sniffed::NeedMore) {
+    auto [read_ec, n] = co_await down.async_read_some(asio::buffer(chunk), kTuple);
+    initial.append(chunk.data(), n);
+    kind = http::sniff(initial);
+    if (read_ec && kind == http::Sniffed::NeedMore) {
+      if (initial.empty()) {
+        down.shutdown_write();
+        co_return;
+      }
+      kind = http::Sniffed::Other;
+    }
+  }
+  if (kind == http::Sniffed::Http2) {
+    co_await serve_h2(std::move(down), std::move(d), std::move(initial));
+    co_return;
+  }
   http::ReadBuffer buf;
-  co_await serve_http1(http::AnyStream(std::move(sock)), std::move(buf), std::move(d));
+  buf.put(initial);
+  co_await serve_http1(std::move(down), std::move(buf), std::move(d));
 }
 
 }  // namespace waypoint
