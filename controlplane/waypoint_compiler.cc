@@ -958,9 +958,13 @@ struct Compiler {
     for (const auto* vs : vss) {
       if (!binds(vs->gateways, vs->ns, gw)) continue;
       for (const auto& h : vs->hosts) {
-        bool admitted = false;
+        bool admitted = false, redirect = false;
         for (const auto* srv : servers) {
-          for (const auto& sh : srv->hosts) admitted |= server_admits(sh, vs->ns, h);
+          for (const auto& sh : srv->hosts) {
+            const bool a = server_admits(sh, vs->ns, h);
+            admitted |= a;
+            redirect |= a && srv->https_redirect;
+          }
         }
         if (!admitted) continue;
         auto& vh = vhosts[h];
@@ -970,6 +974,7 @@ struct Compiler {
           vh->add_domains(h);
           if (h != "*") vh->add_domains(h + ":" + std::to_string(port));
         }
+        if (redirect) vh->set_require_tls(route::VirtualHost::ALL);
         bool catch_all = false;
         for (const auto& rule : vs->http) {
           if (catch_all) break;
@@ -984,6 +989,22 @@ struct Compiler {
             *vh->add_routes() = make_route(out, rule, &m, vs->ns, none, none_port, gw.ns, vs->file, vs->object);
           }
         }
+      }
+    }
+    // As istiod: an httpsRedirect server's hosts that no VirtualService serves still redirect (a
+    // virtual host without routes).
+    for (const auto* srv : servers) {
+      if (!srv->https_redirect) continue;
+      for (const auto& sh : srv->hosts) {
+        const auto slash = sh.find('/');
+        const std::string h = slash == std::string::npos ? sh : sh.substr(slash + 1);
+        auto& vh = vhosts[h];
+        if (vh) continue;
+        vh = rc.add_virtual_hosts();
+        vh->set_name(h + ":" + std::to_string(port));
+        vh->add_domains(h);
+        if (h != "*") vh->add_domains(h + ":" + std::to_string(port));
+        vh->set_require_tls(route::VirtualHost::ALL);
       }
     }
     return rc;

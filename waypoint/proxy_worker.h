@@ -144,6 +144,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     std::string hostname;
     std::string connect_authority;
     bool gateway = false;  // ingress role: no tunnel, reporter="source"
+    bool tls = false;      // ingress role: the client's connection was TLS (x-forwarded-proto)
   };
   // The telemetry record of one request, before routing.
   RequestRecord begin_record(const Downstream& d, const ConfigSnapshot& cfg, const http::Request& req);

@@ -72,6 +72,9 @@ RequestRecord Proxy::Worker::begin_record(const Downstream& d, const ConfigSnaps
 asio::awaitable<FlowResult> Proxy::Worker::route(const Downstream& d, const ConfigSnapshotPtr& cfg,
                                                  http::Request& req) {
   FlowResult fr;
+  // An edge proxy (Envoy's HCM at a gateway, which trusts no downstream hop) says what the client
+  // used, overwriting what the client sent; virtual hosts with require_tls read it.
+  if (d.gateway) req.head.headers.set("x-forwarded-proto", d.tls ? "https" : "http");
   if (const RouteConfig* rc = cfg->route(d.route_name)) {
     auto e = env();
     authz::Downstream az;
@@ -306,6 +309,7 @@ asio::awaitable<void> Proxy::Worker::serve_gateway(tcp::socket sock, std::string
   d->src_ip = peer->remote.address();
   d->route_name = std::move(route_name);
   d->gateway = true;
+  d->tls = remote.has_value();  // only tls_terminator hands over a connection not the client's own
   // HTTP/2 with prior knowledge (h2c, or ALPN h2 behind tls_terminator) starts with the
   // connection preface; anything else goes to the HTTP/1.1 codec (which answers 400 to junk).
   http::AnyStream down(std::move(sock));
