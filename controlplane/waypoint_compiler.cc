@@ -1362,6 +1362,20 @@ struct Compiler {
         out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
       }
     }
+    // Pod-addressed TCP (a workload bound to the waypoint, relayed without a service cluster):
+    // the policies that target the waypoint itself (Gateway / GatewayClass targetRefs), compiled
+    // for TCP, on a STATIC cluster without endpoints that only carries them. Not istiod's wire
+    // (Envoy keeps it in the waypoint's LDS listener chain, which our waypoint does not consume).
+    for (auto& [key, out] : outputs) {
+      const auto slash = key.find('/');
+      cluster::Cluster c;
+      c.set_name(std::string(kPodTcpRbacCluster));
+      c.set_type(cluster::Cluster::STATIC);
+      c.mutable_load_assignment()->set_cluster_name(c.name());
+      authz->attach_tcp(c, key.substr(0, slash), key.substr(slash + 1), ServiceObject{});
+      if (c.metadata().typed_filter_metadata().empty()) continue;
+      out.res.clusters[c.name()] = to_resource(c, kClusterTypeUrl);
+    }
     // HTTPRoutes attached to a Service without a waypoint do nothing: say so.
     std::map<std::string, std::set<std::string>> waypoint_routes;  // waypoint -> routes counted
     for (const auto& g : in.l7.gateway_routes) {
