@@ -936,6 +936,7 @@ struct Compiler {
     }
     if (any) fc->mutable_filter_chain_match()->clear_server_names();
     tls::DownstreamTlsContext ctx;
+    ctx.mutable_common_tls_context()->add_alpn_protocols("h2");  // istiod's gateway ALPN, h2 first
     ctx.mutable_common_tls_context()->add_alpn_protocols("http/1.1");
     auto* sds = ctx.mutable_common_tls_context()->add_tls_certificate_sds_secret_configs();
     sds->set_name("kubernetes://" + tls_server->credential_name);
