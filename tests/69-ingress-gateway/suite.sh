@@ -13,7 +13,9 @@
 # /api/v1/products to productpage:9080 and /reviews 5/5/90 over v1/v2/v3 (checked over 2,000
 # requests inside binomial bounds at p < 0.001), calc.example.com to calculate (through the
 # waypoint: its istio_requests_total grows, the calc app sees the waypoint as peer),
-# legacy.example.com to the plain pod; any other host gets 404 with flag NR.
+# legacy.example.com to the plain pod; any other host gets 404 with flag NR. Downstream HTTP/2:
+# curl --http2 over TLS (ALPN h2), --http2-prior-knowledge on :80 and h2load (300 h2c requests);
+# a server on :8000 with tls.httpsRedirect answers 301 to https://<host><path>.
 # Then the same pod as a Gateway API gateway (docs/ingress.md): the Istio Gateway is replaced by
 # a Gateway of class istio (HTTP :80, HTTPS :443 with certificateRefs) and an HTTPRoute
 # (Exact /productpage with a ResponseHeaderModifier, a header match, /reviews weighted 1:3 over
