@@ -48,14 +48,15 @@ IstioGatewayObject read_istio_gateway(Reader& r, const YAML::Node& doc, const Ob
       r.expect_strict_map(tls, tp, {"mode", "credentialName", "httpsRedirect"});
       r.opt_str(tls, tp, "mode", s.tls_mode);
       r.opt_str(tls, tp, "credentialName", s.credential_name);
-      if (Reader::present(tls, "httpsRedirect")) fail(join(tp, "httpsRedirect"), "not supported by this gateway");
+      if (Reader::present(tls, "httpsRedirect"))
+        s.https_redirect = r.boolean(Reader::child(tls, "httpsRedirect"), join(tp, "httpsRedirect"));
     }
     if (s.protocol == "HTTPS") {
       if (s.tls_mode != "SIMPLE")
         fail(join(path, "tls.mode"), "HTTPS servers need mode SIMPLE (the only mode supported)");
       if (s.credential_name.empty()) fail(join(path, "tls.credentialName"), "missing required field for HTTPS");
     } else if (!s.tls_mode.empty() || !s.credential_name.empty()) {
-      fail(join(path, "tls"), "TLS settings on an HTTP server");
+      fail(join(path, "tls"), "TLS settings on an HTTP server (only httpsRedirect)");
     }
     g.servers.push_back(std::move(s));
   });

@@ -20,6 +20,7 @@ struct IstioGatewayServer {
   std::vector<std::string> hosts;  // "[ns/]host", "*", "*.suffix"
   std::string tls_mode;            // "" | SIMPLE
   std::string credential_name;     // tls.credentialName (a TLS Secret in the gateway's namespace)
+  bool https_redirect = false;     // tls.httpsRedirect: its virtual hosts answer 301 to https
   std::string path;                // "spec.servers[i]" for diagnostics
 };
 

@@ -64,6 +64,9 @@ namespace controlplane {
 inline constexpr std::string_view kTcpRbacDenyKey = "envoy.filters.network.rbac.deny";
 inline constexpr std::string_view kTcpRbacAllowKey = "envoy.filters.network.rbac.allow";
 inline constexpr std::string_view kTcpRbacAuditKey = "envoy.filters.network.rbac.audit";
+// The cluster that carries the network RBAC of pod-addressed traffic at a waypoint (the policies
+// targeting the waypoint itself; the waypoint's waypoint/naming.h holds the same name).
+inline constexpr std::string_view kPodTcpRbacCluster = "inbound-pod|tcp";
 
 class WaypointAuthz final : public WaypointVhostPolicy {
  public:

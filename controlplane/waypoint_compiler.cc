@@ -936,6 +936,7 @@ struct Compiler {
     }
     if (any) fc->mutable_filter_chain_match()->clear_server_names();
     tls::DownstreamTlsContext ctx;
+    ctx.mutable_common_tls_context()->add_alpn_protocols("h2");  // istiod's gateway ALPN, h2 first
     ctx.mutable_common_tls_context()->add_alpn_protocols("http/1.1");
     auto* sds = ctx.mutable_common_tls_context()->add_tls_certificate_sds_secret_configs();
     sds->set_name("kubernetes://" + tls_server->credential_name);
@@ -958,9 +959,13 @@ struct Compiler {
     for (const auto* vs : vss) {
       if (!binds(vs->gateways, vs->ns, gw)) continue;
       for (const auto& h : vs->hosts) {
-        bool admitted = false;
+        bool admitted = false, redirect = false;
         for (const auto* srv : servers) {
-          for (const auto& sh : srv->hosts) admitted |= server_admits(sh, vs->ns, h);
+          for (const auto& sh : srv->hosts) {
+            const bool a = server_admits(sh, vs->ns, h);
+            admitted |= a;
+            redirect |= a && srv->https_redirect;
+          }
         }
         if (!admitted) continue;
         auto& vh = vhosts[h];
@@ -970,6 +975,7 @@ struct Compiler {
           vh->add_domains(h);
           if (h != "*") vh->add_domains(h + ":" + std::to_string(port));
         }
+        if (redirect) vh->set_require_tls(route::VirtualHost::ALL);
         bool catch_all = false;
         for (const auto& rule : vs->http) {
           if (catch_all) break;
@@ -984,6 +990,22 @@ struct Compiler {
             *vh->add_routes() = make_route(out, rule, &m, vs->ns, none, none_port, gw.ns, vs->file, vs->object);
           }
         }
+      }
+    }
+    // As istiod: an httpsRedirect server's hosts that no VirtualService serves still redirect (a
+    // virtual host without routes).
+    for (const auto* srv : servers) {
+      if (!srv->https_redirect) continue;
+      for (const auto& sh : srv->hosts) {
+        const auto slash = sh.find('/');
+        const std::string h = slash == std::string::npos ? sh : sh.substr(slash + 1);
+        auto& vh = vhosts[h];
+        if (vh) continue;
+        vh = rc.add_virtual_hosts();
+        vh->set_name(h + ":" + std::to_string(port));
+        vh->add_domains(h);
+        if (h != "*") vh->add_domains(h + ":" + std::to_string(port));
+        vh->set_require_tls(route::VirtualHost::ALL);
       }
     }
     return rc;
@@ -1340,6 +1362,20 @@ struct Compiler {
             diags);
         out->second.res.routes[rc.name()] = to_resource(rc, kRouteConfigurationTypeUrl);
       }
+    }
+    // Pod-addressed TCP (a workload bound to the waypoint, relayed without a service cluster):
+    // the policies that target the waypoint itself (Gateway / GatewayClass targetRefs), compiled
+    // for TCP, on a STATIC cluster without endpoints that only carries them. Not istiod's wire
+    // (Envoy keeps it in the waypoint's LDS listener chain, which our waypoint does not consume).
+    for (auto& [key, out] : outputs) {
+      const auto slash = key.find('/');
+      cluster::Cluster c;
+      c.set_name(std::string(kPodTcpRbacCluster));
+      c.set_type(cluster::Cluster::STATIC);
+      c.mutable_load_assignment()->set_cluster_name(c.name());
+      authz->attach_tcp(c, key.substr(0, slash), key.substr(slash + 1), ServiceObject{});
+      if (c.metadata().typed_filter_metadata().empty()) continue;
+      out.res.clusters[c.name()] = to_resource(c, kClusterTypeUrl);
     }
     // HTTPRoutes attached to a Service without a waypoint do nothing: say so.
     std::map<std::string, std::set<std::string>> waypoint_routes;  // waypoint -> routes counted

@@ -68,7 +68,8 @@ class Proxy {
   // Ingress gateway role: serve one accepted plain-TCP downstream connection (HTTP/1.1) with
   // the RouteConfiguration `route_name`; `sock` belongs to worker `worker`'s io_context.
   // `remote`: the client's address when `sock` is not the client's own connection (the
-  // decrypted side of a TLS terminator). Any thread; the connection then lives on that worker.
+  // decrypted side of a TLS terminator: set = the client used TLS, x-forwarded-proto https).
+  // Any thread; the connection then lives on that worker.
   void serve_gateway(size_t worker, boost::asio::ip::tcp::socket sock, std::string route_name,
                      std::optional<boost::asio::ip::tcp::endpoint> remote = std::nullopt);
   size_t workers() const { return workers_.size(); }

@@ -144,6 +144,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     std::string hostname;
     std::string connect_authority;
     bool gateway = false;  // ingress role: no tunnel, reporter="source"
+    bool tls = false;      // ingress role: the client's connection was TLS (x-forwarded-proto)
   };
   // The telemetry record of one request, before routing.
   RequestRecord begin_record(const Downstream& d, const ConfigSnapshot& cfg, const http::Request& req);
@@ -166,14 +167,14 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   boost::asio::awaitable<void> serve_inner(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d,
                                            const Cluster* tcp_cluster, ConfigSnapshotPtr cfg);
   boost::asio::awaitable<void> serve_http1(http::AnyStream down, http::ReadBuffer buf, std::shared_ptr<Downstream> d);
-  // HTTP/2 with prior knowledge inside the tunnel: one session, its streams served
-  // concurrently, each through the same request flow as HTTP/1.1.
-  boost::asio::awaitable<void> serve_h2(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d,
-                                        std::string initial);
+  // HTTP/2 with prior knowledge inside the tunnel or on an ingress connection: one session,
+  // its streams served concurrently, each through the same request flow as HTTP/1.1.
+  boost::asio::awaitable<void> serve_h2(http::AnyStream down, std::shared_ptr<Downstream> d, std::string initial);
   boost::asio::awaitable<void> serve_h2_request(std::shared_ptr<http::H2Session> sess, int32_t id, http::Request req,
                                                 std::shared_ptr<Downstream> d);
-  // Ingress role: one downstream TCP connection from outside the mesh, HTTP/1.1 through the
-  // same request flow as a tunnelled one (no peer identity: principals never match).
+  // Ingress role: one downstream TCP connection from outside the mesh, HTTP/1.1 or HTTP/2
+  // (sniffed: the h2 preface, as serve_inner) through the same request flow as a tunnelled one
+  // (no peer identity: principals never match).
   boost::asio::awaitable<void> serve_gateway(boost::asio::ip::tcp::socket sock, std::string route_name,
                                              std::optional<boost::asio::ip::tcp::endpoint> remote);
 };

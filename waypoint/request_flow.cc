@@ -424,6 +424,13 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
       co_return out;
     }
   }
+  // Envoy's SSL redirect: chosen with the virtual host, before any route (a virtual host of an
+  // httpsRedirect server may have none), from x-forwarded-proto (the gateway sets it).
+  if (sel.vhost && sel.vhost->require_tls && head.headers.get("x-forwarded-proto") != "https") {
+    out.response = local_reply(301, "");
+    out.response.headers.set("location", "https://" + head.authority + head.path);
+    co_return out;
+  }
   if (!sel.route) {
     out.flags = "NR";
     out.response = local_reply(404, "");

@@ -72,6 +72,9 @@ RequestRecord Proxy::Worker::begin_record(const Downstream& d, const ConfigSnaps
 asio::awaitable<FlowResult> Proxy::Worker::route(const Downstream& d, const ConfigSnapshotPtr& cfg,
                                                  http::Request& req) {
   FlowResult fr;
+  // An edge proxy (Envoy's HCM at a gateway, which trusts no downstream hop) says what the client
+  // used, overwriting what the client sent; virtual hosts with require_tls read it.
+  if (d.gateway) req.head.headers.set("x-forwarded-proto", d.tls ? "https" : "http");
   if (const RouteConfig* rc = cfg->route(d.route_name)) {
     auto e = env();
     authz::Downstream az;
@@ -158,7 +161,7 @@ asio::awaitable<void> Proxy::Worker::serve_inner(std::shared_ptr<hbone::Stream> 
     }
   }
   if (kind == http::Sniffed::Http2) {
-    co_await serve_h2(s, std::move(d), std::move(initial));
+    co_await serve_h2(http::AnyStream(s), std::move(d), std::move(initial));
     co_return;
   }
   if (kind == http::Sniffed::Other && tcp_cluster) {
@@ -238,7 +241,7 @@ asio::awaitable<void> Proxy::Worker::serve_http1(http::AnyStream down, http::Rea
   conn->stream.shutdown_write();
 }
 
-asio::awaitable<void> Proxy::Worker::serve_h2(std::shared_ptr<hbone::Stream> s, std::shared_ptr<Downstream> d,
+asio::awaitable<void> Proxy::Worker::serve_h2(http::AnyStream down, std::shared_ptr<Downstream> d,
                                               std::string initial) {
   http::H2Session::Options o;
   o.max_body = shared->opts.max_body;
@@ -247,7 +250,7 @@ asio::awaitable<void> Proxy::Worker::serve_h2(std::shared_ptr<hbone::Stream> s, 
       asio::co_spawn(self->io, self->serve_h2_request(std::move(sess), id, std::move(req), d), asio::detached);
     }
   };
-  auto sess = http::H2Session::server(http::AnyStream(s), o, std::move(handler));
+  auto sess = http::H2Session::server(std::move(down), o, std::move(handler));
   std::erase_if(inbound_h2, [](const auto& x) { return x.expired(); });
   inbound_h2.push_back(sess);
   co_await sess->run(std::move(initial));
@@ -307,8 +310,32 @@ asio::awaitable<void> Proxy::Worker::serve_gateway(tcp::socket sock, std::string
   d->src_ip = peer->remote.address();
   d->route_name = std::move(route_name);
   d->gateway = true;
+  d->tls = remote.has_value();  // only tls_terminator hands over a connection not the client's own
+  // HTTP/2 with prior knowledge (h2c, or ALPN h2 behind tls_terminator) starts with the
+  // connection preface; anything else goes to the HTTP/1.1 codec (which answers 400 to junk).
+  http::AnyStream down(std::move(sock));
+  std::string initial;
+  std::array<char, 4096> chunk;
+  http::Sniffed kind = http::Sniffed::NeedMore;
+  while (kind == http::Sniffed::NeedMore) {
+    auto [read_ec, n] = co_await down.async_read_some(asio::buffer(chunk), kTuple);
+    initial.append(chunk.data(), n);
+    kind = http::sniff(initial);
+    if (read_ec && kind == http::Sniffed::NeedMore) {
+      if (initial.empty()) {
+        down.shutdown_write();
+        co_return;
+      }
+      kind = http::Sniffed::Other;
+    }
+  }
+  if (kind == http::Sniffed::Http2) {
+    co_await serve_h2(std::move(down), std::move(d), std::move(initial));
+    co_return;
+  }
   http::ReadBuffer buf;
-  co_await serve_http1(http::AnyStream(std::move(sock)), std::move(buf), std::move(d));
+  buf.put(initial);
+  co_await serve_http1(std::move(down), std::move(buf), std::move(d));
 }
 
 }  // namespace waypoint

@@ -344,6 +344,9 @@ struct VirtualHost {
   std::shared_ptr<const ratelimit::RateLimitPolicies> rate_limits;
   bool include_request_attempt_count = false;      // x-envoy-attempt-count upstream
   bool include_attempt_count_in_response = false;  // x-envoy-attempt-count downstream
+  // require_tls ALL (an Istio Gateway server's tls.httpsRedirect): a request whose
+  // x-forwarded-proto is not https gets 301 to https://<host><path>, as Envoy's SSL redirect.
+  bool require_tls = false;
 };
 
 // envoy.config.route.v3.RouteConfiguration. At a waypoint: one per service port, named

@@ -5,6 +5,7 @@
 #include "waypoint/authz/rbac_eval.h"
 #include "waypoint/http/any_stream.h"
 #include "waypoint/http/relay.h"
+#include "waypoint/naming.h"
 #include "waypoint/proxy_worker.h"
 
 namespace waypoint {
@@ -75,7 +76,18 @@ asio::awaitable<void> Proxy::Worker::handle(std::shared_ptr<hbone::Stream> s,
       co_return;
     }
   } else if (const auto* w = cfg->workloads->find_workload("", *auth->ip); w && w->waypoint) {
-    // Workload-addressed traffic for a pod bound to a waypoint: straight to the pod.
+    // Workload-addressed traffic for a pod bound to a waypoint: straight to the pod, under the
+    // policies that target the waypoint itself (naming.h, kPodTcpRbacCluster).
+    if (const Cluster* rbac = cfg->cluster(kPodTcpRbacCluster)) {
+      if (auto why = tcp_denied(*rbac, *peer, src, s->request().authority)) {
+        spdlog::info("CONNECT {} from {} ({}): connection to the pod denied, {} (RBAC)", s->request().authority, src,
+                     peer->identity ? peer->identity->uri() : std::string("no identity"), *why);
+        tcp_ended_early(tcp_record(*peer, src, *cfg, s->request().authority, ""), "RBAC");
+        s->respond(200);
+        http::AnyStream(s).abort();
+        co_return;
+      }
+    }
     Endpoint ep;
     ep.address = auth->ip->to_string();
     ep.port = auth->port;

@@ -316,9 +316,14 @@ void WaypointDeployer::Impl::write_route_status(const GatewayAttachments& att) {
       if (!route.is_object() || !route.contains("metadata")) continue;
       const std::string ns = str(route["metadata"], "namespace");
       const std::string name = str(route["metadata"], "name");
+      // Every route the compile read has an entry (maybe without parents); one without was left
+      // out as invalid (the error is logged there) and attaches nowhere any more. Either way the
+      // patch keeps exactly the parents the compile decided on, so entries we wrote for parentRefs
+      // that were removed or no longer attach go (other controllers' entries stay).
+      static const RouteAttachment kNone{};
       auto it = att.routes.find(std::string(kind) + "/" + ns + "/" + name);
-      if (it == att.routes.end()) continue;  // not compiled (an error, logged there) or no parent of ours
-      auto patch = route_status_patch(route, it->second, now_rfc3339(false));
+      const RouteAttachment& ra = it == att.routes.end() ? kNone : it->second;
+      auto patch = route_status_patch(route, ra, now_rfc3339(false));
       if (!patch) continue;
       auto r =
           call("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/" + ns + "/" + plural + "/" + name + "/status",
@@ -326,7 +331,7 @@ void WaypointDeployer::Impl::write_route_status(const GatewayAttachments& att) {
       if (!r || r->status != 200)
         dep_log()->warn("status of {} {}/{}: {}", kind, ns, name, message_of(r));
       else
-        dep_log()->info("{} {}/{}: status of {} parent(s) written", kind, ns, name, it->second.parents.size());
+        dep_log()->info("{} {}/{}: status of {} parent(s) written", kind, ns, name, ra.parents.size());
     }
   }
 }

@@ -413,6 +413,17 @@ check "a route bound to a waypoint's Service with a missing backend: Accepted=Tr
   -- "Service True BackendNotFound"
 check "... and the waypoint Gateway's mesh listener counts it (attachedRoutes 1)" \
   wait_k gateway -n demo waypoint -o 'jsonpath={.status.listeners[0].name} {.status.listeners[0].attachedRoutes}' -- "mesh 1"
+# Stale parents go: calc-ingress's parentRef now names another controller's kind, and calc-typo
+# becomes invalid (an unsupported filter: left out of the compile); the entries we wrote for them
+# are removed.
+K patch httproute -n demo calc-ingress --type=merge \
+  -p '{"spec":{"parentRefs":[{"group":"example.com","kind":"Thing","name":"elsewhere"}]}}' >/dev/null
+K patch httproute -n demo calc-typo --type=merge \
+  -p '{"spec":{"rules":[{"filters":[{"type":"CORS"}],"backendRefs":[{"name":"calculate","port":8080}]}]}}' >/dev/null
+check "a parentRef moved to another controller's kind: our status.parents entry is removed" \
+  wait_k httproute -n demo calc-ingress -o 'jsonpath={.status.parents[*].controllerName}' -- ""
+check "a route that became invalid (left out of the compile): our status.parents entry is removed" \
+  wait_k httproute -n demo calc-typo -o 'jsonpath={.status.parents[*].controllerName}' -- ""
 K delete httproute -n demo calc-typo calc-mesh-ghost >/dev/null
 K delete gateway -n demo ingress-gw >/dev/null
 ig_objects_gone() {

@@ -13,7 +13,9 @@
 # /api/v1/products to productpage:9080 and /reviews 5/5/90 over v1/v2/v3 (checked over 2,000
 # requests inside binomial bounds at p < 0.001), calc.example.com to calculate (through the
 # waypoint: its istio_requests_total grows, the calc app sees the waypoint as peer),
-# legacy.example.com to the plain pod; any other host gets 404 with flag NR.
+# legacy.example.com to the plain pod; any other host gets 404 with flag NR. Downstream HTTP/2:
+# curl --http2 over TLS (ALPN h2), --http2-prior-knowledge on :80 and h2load (300 h2c requests);
+# a server on :8000 with tls.httpsRedirect answers 301 to https://<host><path>.
 # Then the same pod as a Gateway API gateway (docs/ingress.md): the Istio Gateway is replaced by
 # a Gateway of class istio (HTTP :80, HTTPS :443 with certificateRefs) and an HTTPRoute
 # (Exact /productpage with a ResponseHeaderModifier, a header match, /reviews weighted 1:3 over
@@ -105,6 +107,9 @@ spec:
   - port: {number: 443, name: https, protocol: HTTPS}
     hosts: [bookinfo.example.com]
     tls: {mode: SIMPLE, credentialName: bookinfo-cert}
+  - port: {number: 8000, name: http-redirect, protocol: HTTP}
+    hosts: [bookinfo.example.com, istio-ingress/plain.example.com]
+    tls: {httpsRedirect: true}
 Y
   wp_put 60-bookinfo.yaml <<Y
 apiVersion: v1
@@ -294,6 +299,43 @@ r=$(curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "other.example.com:443:$
 rc=$?
 [[ $rc != 0 && $r == "000" ]] && pass "an SNI no server admits gets no TLS session (curl exit $rc)" ||
   fail "unknown SNI refused" "curl exit $rc, status $r"
+
+# ---- downstream HTTP/2: ALPN h2 on the HTTPS listener, h2c prior knowledge on the HTTP one -----
+# getv ARGS... — "HTTP-VERSION CODE VERSION" of one request.
+getv() { curl -s --max-time 8 -o /dev/null -w '%{http_version} %{http_code} %header{x-app-version}' "$@"; }
+r=$(getv --http2 --cacert "$T/ca.crt" --resolve "bookinfo.example.com:443:$IG_LB" https://bookinfo.example.com/productpage)
+[[ $r == "2 200 productpage" ]] && pass "HTTPS with ALPN h2 (curl --http2) -> productpage over HTTP/2: $r" ||
+  fail "HTTPS ALPN h2" "$r"
+r=$(getv --http1.1 --cacert "$T/ca.crt" --resolve "bookinfo.example.com:443:$IG_LB" https://bookinfo.example.com/productpage)
+[[ $r == "1.1 200 productpage" ]] && pass "HTTPS with ALPN http/1.1 only still served over HTTP/1.1: $r" ||
+  fail "HTTPS ALPN http/1.1" "$r"
+r=$(getv --http2-prior-knowledge -H 'Host: bookinfo.example.com' "$GW/productpage")
+[[ $r == "2 200 productpage" ]] && pass "h2c prior knowledge on :80 (curl --http2-prior-knowledge) -> productpage: $r" ||
+  fail "h2c prior knowledge" "$r"
+r=$(getv --http2-prior-knowledge -H 'Host: bookinfo.example.com' "$GW/other")
+[[ $r == "2 404 " ]] && pass "h2c: an unrouted path is 404 on its stream" || fail "h2c 404" "$r"
+h2l=$(h2load -n 300 -c 3 -m 10 -H ':authority: bookinfo.example.com' "$GW/productpage" 2>&1)
+grep -q 'requests: 300 total, 300 started, 300 done, 300 succeeded' <<<"$h2l" &&
+  grep -q 'status codes: 300 2xx, 0 3xx, 0 4xx, 0 5xx' <<<"$h2l" &&
+  pass "h2load: 300 requests on 3 h2c connections, 10 streams each at a time, all 200" ||
+  fail "h2load 300 h2c requests" "$(grep -E 'requests:|status codes:|error' <<<"$h2l" | head -n 4)"
+
+# ---- tls.httpsRedirect: a 301 to https for the server's hosts, with or without routes -----------
+wait_for_port ingress-0 8000 5 || fail "port 8000 (the httpsRedirect server) listening" "$(tail -n 3 "$T/ingress.log")"
+r=$(curl -s --max-time 8 -o /dev/null -w '%{http_code} %header{location}' -H 'Host: bookinfo.example.com'   "http://$IG_LB:8000/productpage?x=1")
+[[ $r == "301 https://bookinfo.example.com/productpage?x=1" ]] && pass "httpsRedirect: 301 to https://<host><path>: $r" ||
+  fail "httpsRedirect 301" "$r"
+r=$(curl -s --max-time 8 -o /dev/null -w '%{http_code} %header{location}' --http2-prior-knowledge \
+  -H 'Host: plain.example.com:8000' "http://$IG_LB:8000/a")
+[[ $r == "301 https://plain.example.com:8000/a" ]] &&
+  pass "httpsRedirect: a server host no VirtualService serves redirects too (over h2c, host with port): $r" ||
+  fail "httpsRedirect without a VirtualService" "$r"
+r=$(curl -s --max-time 8 -o /dev/null -w '%{http_code}' -H 'Host: bookinfo.example.com' -H 'X-Forwarded-Proto: https' \
+  "http://$IG_LB:8000/productpage")
+[[ $r == "301" ]] && pass "httpsRedirect: a client's own X-Forwarded-Proto: https is overwritten (still 301)" ||
+  fail "httpsRedirect ignores the client's x-forwarded-proto" "$r"
+r=$(get bookinfo.example.com /productpage)
+[[ $r == "200 productpage" ]] && pass "port 80 (no httpsRedirect) still serves the same host: $r" || fail ":80 unaffected" "$r"
 
 # ---- reviews 5/5/90 over 2,000 requests ------------------------------------------------------------
 N=2000

@@ -39,12 +39,13 @@ bool name_matches(const std::string& pattern, const std::string& sni) {
          sni.compare(sni.size() - (pattern.size() - 1), std::string::npos, pattern, 1) == 0;
 }
 
-// ALPN: HTTP/1.1 only (the gateway's downstream codec).
+// ALPN: h2 preferred, then http/1.1 (Envoy's gateway offers both). The request flow behind the
+// socket pair sniffs the h2 preface, so the chosen protocol needs no other hand-over.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
                 void*) {
-  static const unsigned char h11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char ours[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* sel = nullptr;
-  if (SSL_select_next_proto(&sel, outlen, h11, sizeof h11, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&sel, outlen, ours, sizeof ours, in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = sel;
   return SSL_TLSEXT_ERR_OK;
@@ -87,7 +88,7 @@ asio::awaitable<void> pump_out(std::shared_ptr<ssl::stream<tcp::socket>> tls, st
     if (ec) break;
   }
   // The request flow closed its side: end the TCP connection (no close_notify: a concurrent
-  // TLS read may be pending, and HTTP/1.1 framing already delimits every response).
+  // TLS read may be pending, and HTTP/1.1 or HTTP/2 framing already delimits every response).
   boost::system::error_code ignored;
   tls->lowest_layer().shutdown(asio::socket_base::shutdown_both, ignored);
   tls->lowest_layer().close(ignored);

@@ -3,10 +3,11 @@
 //     Kubernetes TLS Secret `<credential_dir>/<credentialName>/tls.crt|tls.key`, and Envoy's
 //     filter-chain choice by SNI: exact server name, then the longest `*.suffix`, then a chain
 //     without server_names; no match = the connection is closed (as Envoy does).
-//   serve_tls(): the handshake (TLS 1.2+, ALPN http/1.1; the SNI callback swaps in the chosen
+//   serve_tls(): the handshake (TLS 1.2+, ALPN h2 then http/1.1; the SNI callback swaps in the chosen
 //     chain's certificate), then the decrypted bytes are relayed over a local socket pair whose
 //     other end is handed to Proxy::serve_gateway, so the request flow is the plaintext one,
-//     unchanged (costs one local copy per byte; see docs/ingress.md).
+//     unchanged, HTTP/2 included (it sniffs the preface; costs one local copy per byte; see
+//     docs/ingress.md).
 // Threading: ServerTls is immutable after make_server_tls() (control thread) and shared by the
 // workers; serve_tls() runs on the accepting worker.
 #pragma once

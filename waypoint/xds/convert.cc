@@ -786,9 +786,11 @@ bool virtual_host(Ctx& ctx, const route::VirtualHost& v, const std::string& path
       return ctx.fail(path + ".domains[" + std::to_string(i) + "]", "a wildcard must be a prefix or a suffix");
     out.domains.push_back(d);
   }
-  if (v.require_tls() != route::VirtualHost::NONE)
-    return ctx.fail(path + ".require_tls",
-                    "not implemented (the waypoint's inner requests are plaintext inside HBONE)");
+  if (v.require_tls() == route::VirtualHost::ALL) {
+    out.require_tls = true;
+  } else if (v.require_tls() != route::VirtualHost::NONE) {
+    return ctx.fail(path + ".require_tls", "only NONE and ALL are implemented (EXTERNAL_ONLY is not)");
+  }
   for (int i = 0; i < v.routes_size(); ++i) {
     Route r;
     if (!route_entry(ctx, v.routes(i), path + ".routes[" + std::to_string(i) + "]", r)) return false;

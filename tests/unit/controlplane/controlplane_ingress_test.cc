@@ -181,6 +181,37 @@ TEST_CASE("server hosts restrict which VirtualService hosts a port serves") {
   CHECK(rc.virtual_hosts_size() == 0);  // every host: 404 NR at the gateway
 }
 
+TEST_CASE("tls.httpsRedirect on an HTTP server: its virtual hosts require TLS (Envoy's 301 to https)") {
+  std::string yaml = kMesh;
+  const std::string from = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*\"]\n";
+  REQUIRE(yaml.find(from) != std::string::npos);
+  yaml.replace(yaml.find(from), from.size(),
+               from + "  - port: {number: 8000, name: http-redirect, protocol: HTTP}\n"
+                      "    hosts: [bookinfo.example.com, istio-ingress/plain.example.com]\n"
+                      "    tls: {httpsRedirect: true}\n");
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  const WaypointResources& r = *c.result.by_proxy.at("ingress-0.istio-ingress");
+  auto plain = unpack<route::RouteConfiguration>(r.routes.at("http.80"));
+  REQUIRE(plain.virtual_hosts_size() == 1);
+  CHECK(plain.virtual_hosts(0).require_tls() == route::VirtualHost::NONE);
+  REQUIRE(r.routes.count("http.8000") == 1);
+  auto rc = unpack<route::RouteConfiguration>(r.routes.at("http.8000"));
+  // The VirtualService's host keeps its routes; the server's other host (no VirtualService) gets
+  // a virtual host of its own, without routes, as istiod builds it.
+  REQUIRE(rc.virtual_hosts_size() == 2);
+  CHECK(rc.virtual_hosts(0).name() == "bookinfo.example.com:8000");
+  CHECK(rc.virtual_hosts(0).require_tls() == route::VirtualHost::ALL);
+  CHECK(rc.virtual_hosts(0).routes_size() == 3);
+  CHECK(rc.virtual_hosts(1).name() == "plain.example.com:8000");
+  CHECK(rc.virtual_hosts(1).domains(1) == "plain.example.com:8000");
+  CHECK(rc.virtual_hosts(1).require_tls() == route::VirtualHost::ALL);
+  CHECK(rc.virtual_hosts(1).routes_size() == 0);
+  auto parsed = waypoint::xds::parse_route_configuration("http.8000", rc.SerializeAsString());
+  REQUIRE(parsed);
+  CHECK(parsed->virtual_hosts[0].require_tls);
+}
+
 TEST_CASE("a bad Gateway is reported naming file, object and field; the rest compiles") {
   std::string yaml = kMesh;
   yaml += R"(

@@ -576,6 +576,57 @@ spec:
   CHECK(decide(converted_route(served(c2), kDbHttp), {.method = "GET", .principal = kClient}));
 }
 
+TEST_CASE("waypoint authz for pod-addressed TCP: the policies targeting the waypoint, on inbound-pod|tcp") {
+  const std::string kPod = "inbound-pod|tcp";
+  // No policy, or only a Service-targeted one: no carrier cluster (pod traffic is relayed).
+  auto none = compile_yaml(kTcpService);
+  CHECK(served(none).clusters.count(kPod) == 0);
+  auto svc_only = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  rules: [{from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]}]
+)");
+  CHECK(served(svc_only).clusters.count(kPod) == 0);
+
+  // A Gateway-targeted ALLOW by principal plus a Service-targeted DENY of everyone: the pod
+  // cluster carries the ALLOW only (Service targets do not reach pod-addressed traffic).
+  auto c = compile_yaml(std::string(kTcpService) + R"(
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client, namespace: demo}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+  - to: [{operation: {paths: ["/x"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-db, namespace: demo}
+spec:
+  targetRefs: [{kind: Service, name: db}]
+  action: DENY
+  rules: [{}]
+)");
+  CHECK(diags_text(c.result.diagnostics).empty());
+  REQUIRE(served(c).clusters.count(kPod) == 1);
+  const auto pod = converted_cluster(served(c), kPod);  // the waypoint accepts it
+  REQUIRE(pod.network_rbac != nullptr);
+  CHECK_FALSE(pod.network_rbac->deny.has_value());
+  REQUIRE(pod.network_rbac->allow.has_value());
+  CHECK(pod.network_rbac->allow->policies.size() == 1);  // the path-only rule is omitted on TCP
+  CHECK(decide_tcp(pod, kClient));
+  CHECK_FALSE(decide_tcp(pod, kIntruder));
+  CHECK(served(c).endpoints.count(kPod) == 0);  // STATIC, no endpoints to discover
+  // The service's own TCP port has both.
+  const auto tcp = tcp_cluster_view(c, kDbTcp);
+  REQUIRE(tcp.network_rbac != nullptr);
+  CHECK(tcp.network_rbac->deny.has_value());
+}
+
 TEST_CASE("waypoint authz on a TCP port: namespace, port and source IP rules apply to the connection") {
   auto c = compile_yaml(std::string(kTcpService) + R"(
 apiVersion: security.istio.io/v1

@@ -257,6 +257,92 @@ TEST_CASE(
   CHECK(f.has_metric("request_protocol=\"grpc\""));
 }
 
+// The ingress gateway role's entry (Proxy::serve_gateway, as waypoint/ingress/listeners hands it a
+// plaintext connection): every TCP connection accepted on 127.0.0.1 is passed to the waypoint's
+// worker with the route `route_name`.
+struct GatewayEntry {
+  GatewayEntry(Fixture& f, std::string route_name)
+      : f(f), route_name(std::move(route_name)), acc(f.io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    asio::co_spawn(f.io, run(), asio::detached);
+  }
+  Fixture& f;
+  std::string route_name;
+  tcp::acceptor acc;
+
+  uint16_t port() const { return acc.local_endpoint().port(); }
+  asio::awaitable<void> run() {
+    for (;;) {
+      auto [ec, sock] = co_await acc.async_accept(kTuple);
+      if (ec) co_return;
+      tcp::socket moved(f.rt.worker(0));
+      boost::system::error_code aec;
+      moved.assign(tcp::v4(), sock.release(), aec);
+      REQUIRE_FALSE(aec);
+      f.proxy->serve_gateway(0, std::move(moved), route_name);
+    }
+  }
+};
+
+TEST_CASE("ingress gateway entry: grpcio over h2c prior knowledge, trailers and errors as grpc-status") {
+  Fixture f;
+  const uint16_t gport = free_port("127.0.0.2");
+  Route grpc_route = Fixture::route_to("grpc");
+  grpc_route.match = waypoint::test::match_prefix("/calc.Calc/");
+  Route empty_route = Fixture::route_to("empty");
+  empty_route.match = waypoint::test::match_prefix("/calc.Empty/");
+  auto snap = f.snapshot(Fixture::config_of({grpc_route, empty_route}));
+  snap->clusters["grpc"] = cluster_of("grpc", {{"127.0.0.2", gport}}, UpstreamProtocol::Http2);
+  snap->clusters["empty"] = cluster_of("empty", {}, UpstreamProtocol::Http2);
+  f.proxy->set_config(snap);
+  GatewayEntry gw(f, http_route_name(80, kHost));
+  int status = 0;
+  const std::string out =
+      run_client(f,
+                 "/usr/bin/python3 " + script("grpc_through_waypoint.py") + " 127.0.0.2:" + std::to_string(gport) +
+                     " 127.0.0.1:" + std::to_string(gw.port()) + " 2>&1",
+                 status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(has(out, "UNARY echo:hello ua=grpc-python/"));
+  CHECK(has(out, "TRAILER x-app-trailer=t-hello\n"));
+  CHECK(has(out, "STREAM item-0,item-1,item-2,item-3\n"));
+  CHECK(has(out, "ERROR fail NOT_FOUND no such thing\n"));
+  CHECK(has(out, "ERROR noroute UNIMPLEMENTED"));
+  CHECK(has(out, "ERROR nohost UNAVAILABLE no healthy upstream\n"));
+  CHECK(f.has_metric("reporter=\"source\""));  // a gateway's own requests
+  CHECK(f.has_metric("grpc_response_status=\"0\""));
+  CHECK(f.has_metric("request_protocol=\"grpc\""));
+}
+
+TEST_CASE("ingress gateway entry: HTTP/1.1 and h2c on one port; require_tls answers 301 to https") {
+  Fixture f;
+  RouteConfig rc = Fixture::config_of({Fixture::route_to("v1")});
+  VirtualHost secure;
+  secure.name = "secure.example.com:80";
+  secure.domains = {"secure.example.com", "secure.example.com:80"};
+  secure.require_tls = true;  // an httpsRedirect server's host without routes
+  rc.virtual_hosts.insert(rc.virtual_hosts.begin(), secure);
+  f.proxy->set_config(f.snapshot(rc));
+  GatewayEntry gw(f, http_route_name(80, kHost));
+  const std::string base = "http://127.0.0.1:" + std::to_string(gw.port());
+  const std::string fmt = " -o /dev/null -w '%{http_version} %{http_code} %header{x-backend} %header{location}\\n' ";
+  const std::string cmd = "curl -s --noproxy '*' --http1.1" + fmt + base + "/h1; curl -s --noproxy '*' " +
+                          "--http2-prior-knowledge" + fmt + base + "/h2; curl -s --noproxy '*' --http1.1 -H " +
+                          "'Host: secure.example.com' -H 'X-Forwarded-Proto: https'" + fmt + base +
+                          "/a?b=c; curl -s --noproxy '*' --http2-prior-knowledge -H 'Host: secure.example.com:80'" +
+                          fmt + base + "/x";
+  int status = 0;
+  const std::string out = run_client(f, cmd, status);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK(has(out, "1.1 200 v1 \n"));
+  CHECK(has(out, "2 200 v1 \n"));
+  // The client's own X-Forwarded-Proto is replaced by what it used (plaintext): redirected.
+  CHECK(has(out, "1.1 301  https://secure.example.com/a?b=c\n"));
+  CHECK(has(out, "2 301  https://secure.example.com:80/x\n"));
+  CHECK(f.v1.requests == 2);
+}
+
 TEST_CASE("a port of unknown protocol: HTTP/1.1 and HTTP/2 are routed, other bytes go to the TCP chain") {
   Fixture f;
   Echo echo(f.io);

@@ -5,6 +5,7 @@
 // reported with Istio's TCP metrics (a deny flagged RBAC, as the HTTP path's 403).
 #include "tests/unit/waypoint/fixture.h"
 #include "waypoint/authz/rbac_model.h"
+#include "waypoint/naming.h"
 
 using namespace wptest;
 using namespace waypoint;
@@ -121,4 +122,83 @@ TEST_CASE("TCP port: DENY of the caller closes the connection") {
   CHECK(page.find("istio_tcp_connections_closed_total{reporter=\"waypoint\"") != std::string::npos);
   CHECK(page.find("istio_tcp_received_bytes_total{") == std::string::npos);
   CHECK(page.find("response_flags=\"-\"") == std::string::npos);
+}
+
+// ---- pod-addressed TCP: a workload bound to the waypoint, reached by its own address ----------
+
+namespace {
+
+// v3's pod (plain TCP, bound to the waypoint) in the workload model; `rbac` on the carrier
+// cluster kPodTcpRbacCluster (null = no such cluster: nothing targets the waypoint).
+void publish_pod(Fixture& f, std::shared_ptr<const authz::RbacFilters> rbac) {
+  auto snap = f.snapshot(RouteConfig{});
+  snap->routes.clear();
+  ztunnel::Workload w;
+  w.uid = "Kubernetes//Pod/default/plain-v3";
+  w.name = "plain-v3";
+  w.ns = "default";
+  w.service_account = "plain";
+  w.addresses = {asio::ip::make_address(f.v3.ip())};
+  w.waypoint = ztunnel::GatewayAddress{ztunnel::NetworkAddress{"", asio::ip::make_address("127.0.0.1")}};
+  snap->workloads = ztunnel::Snapshot::build({w}, {}, {});
+  if (rbac) {
+    auto c = std::make_shared<Cluster>();
+    c->name = std::string(kPodTcpRbacCluster);
+    c->discovery = Cluster::Discovery::Static;
+    c->load_assignment = ClusterLoadAssignment{};
+    c->load_assignment->cluster_name = c->name;
+    c->network_rbac = std::move(rbac);
+    snap->clusters[c->name] = c;
+  }
+  f.proxy->set_config(snap);
+}
+
+std::string relay_to_pod(Fixture& f) {
+  std::string got;
+  f.run([&]() -> asio::awaitable<void> {
+    auto t = co_await f.tunnel(f.v3.ip() + ":" + std::to_string(f.v3.port()));
+    if (!t.ok()) co_return;
+    http::AnyStream s(t.value());
+    const std::string req = "GET /raw HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    co_await asio::async_write(s, asio::buffer(req), kTuple);
+    std::array<char, 4096> b;
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(b), kTuple);
+      got.append(b.data(), n);
+      if (ec) break;
+    }
+  });
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("pod-addressed TCP without a policy on the waypoint: relayed to the pod") {
+  Fixture f;
+  publish_pod(f, nullptr);
+  CHECK(relay_to_pod(f).find("v3") != std::string::npos);
+  CHECK(f.v3.connections == 1);
+}
+
+TEST_CASE("pod-addressed TCP: the waypoint's ALLOW relays the caller it names") {
+  Fixture f;
+  publish_pod(f, by_principal(authz::Action::Allow, kSleep));
+  CHECK(relay_to_pod(f).find("v3") != std::string::npos);
+  CHECK(f.v3.connections == 1);
+}
+
+TEST_CASE("pod-addressed TCP: the waypoint's ALLOW for someone else closes the connection") {
+  Fixture f;
+  publish_pod(f, by_principal(authz::Action::Allow, "spiffe://cluster.local/ns/default/sa/other"));
+  CHECK(relay_to_pod(f).empty());
+  CHECK(f.v3.connections == 0);
+  CHECK(f.has_metric("response_flags=\"RBAC\""));
+}
+
+TEST_CASE("pod-addressed TCP: the waypoint's DENY of the caller closes the connection") {
+  Fixture f;
+  publish_pod(f, by_principal(authz::Action::Deny, kSleep));
+  CHECK(relay_to_pod(f).empty());
+  CHECK(f.v3.connections == 0);
+  CHECK(f.has_metric("response_flags=\"RBAC\""));
 }

@@ -194,12 +194,16 @@ TEST_CASE("bad values name their field") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().find("weighted_clusters: the sum of weights must be > 0") != std::string::npos);
   }
-  SECTION("require_tls") {
+  SECTION("require_tls EXTERNAL_ONLY (ALL is an Istio Gateway's httpsRedirect)") {
     auto rc = istio_like_route();
-    rc.mutable_virtual_hosts(0)->set_require_tls(route::VirtualHost::ALL);
+    rc.mutable_virtual_hosts(0)->set_require_tls(route::VirtualHost::EXTERNAL_ONLY);
     auto r = xds::convert_route_configuration(rc);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().find("route.virtual_hosts[0].require_tls") == 0);
+    rc.mutable_virtual_hosts(0)->set_require_tls(route::VirtualHost::ALL);
+    auto all = xds::convert_route_configuration(rc);
+    REQUIRE(all.ok());
+    CHECK(all.value().virtual_hosts[0].require_tls);
   }
 }
 

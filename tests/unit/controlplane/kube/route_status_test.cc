@@ -119,3 +119,35 @@ TEST_CASE("route status: one parent per parentRef of ours, others kept, written 
   CHECK((*cond(c1, "ResolvedRefs"))["lastTransitionTime"] == "2026-12-07T12:00:00Z");
   CHECK((*cond(c1, "Accepted"))["lastTransitionTime"] == "2026-12-07T10:00:00Z");
 }
+
+TEST_CASE("route status: entries of ours for parentRefs removed or no longer attached go, others stay") {
+  RouteAttachment att;
+  att.parents = {{0, true, "Accepted", "Route was valid"}, {1, false, "NoMatchingParent", "no listener named 'nope'"}};
+  auto first = route_status_patch(route(), att, "2026-12-07T10:00:00Z");
+  REQUIRE(first);
+  json r = route();
+  r["status"] = (*first)["status"];
+  REQUIRE(r["status"]["parents"].size() == 3);
+
+  // The second parentRef was removed from the spec: the compile reports only the first.
+  r["spec"]["parentRefs"].erase(1);
+  att.parents = {{0, true, "Accepted", "Route was valid"}};
+  auto one = route_status_patch(r, att, "2026-12-07T11:00:00Z");
+  REQUIRE(one);
+  const json& ps = (*one)["status"]["parents"];
+  REQUIRE(ps.size() == 2);
+  CHECK(ps[0]["controllerName"] == "example.com/ctl");
+  CHECK(ps[1]["parentRef"] == json::parse(R"({"name": "web", "sectionName": "http"})"));
+  CHECK((*cond(ps[1]["conditions"], "Accepted"))["lastTransitionTime"] == "2026-12-07T10:00:00Z");  // unchanged
+
+  // No parentRef of ours left (or the route left out of the compile: an empty attachment, as the
+  // status writer uses then): only the other controller's entry remains.
+  r["status"] = (*one)["status"];
+  r["spec"]["parentRefs"] = json::parse(R"([{"name": "other", "group": "example.com", "kind": "Thing"}])");
+  auto none = route_status_patch(r, RouteAttachment{}, "2026-12-07T12:00:00Z");
+  REQUIRE(none);
+  REQUIRE((*none)["status"]["parents"].size() == 1);
+  CHECK((*none)["status"]["parents"][0]["controllerName"] == "example.com/ctl");
+  r["status"] = (*none)["status"];
+  CHECK_FALSE(route_status_patch(r, RouteAttachment{}, "2026-12-07T13:00:00Z"));  // nothing more to remove
+}
