@@ -3,6 +3,7 @@
 #include <charconv>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "common/model/model.h"
@@ -10,6 +11,7 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/rbac/v3/rbac.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/ext_authz/v3/ext_authz.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 
 namespace controlplane {
@@ -20,10 +22,13 @@ namespace matcher = envoy::type::matcher::v3;
 
 constexpr std::string_view kAuthnFilter = "istio_authn";
 
-enum class Action : uint8_t { Allow, Deny, Audit };
+enum class Action : uint8_t { Allow, Deny, Audit, Custom };
 
 struct Compiled {
   Action action = Action::Allow;
+  std::string provider;  // Custom: a resolved ext_authz provider (Impl::providers)
+  std::string key;       // "ns/name", for the one-provider check's diagnostics
+  SourceRef src;
   std::vector<WaypointTarget> targets;
   std::vector<std::pair<std::string, rbac::Policy>> rules;
   std::vector<std::pair<std::string, rbac::Policy>> tcp_rules;  // the same rules on a TCP chain
@@ -193,7 +198,7 @@ class RuleCompiler {
       if (!c.values.empty()) condition(c.key, c.values, p + ".values", false, perms, ids);
       if (!c.not_values.empty()) condition(c.key, c.not_values, p + ".notValues", true, perms, ids);
     }
-    if ((bad_ && action_ != Action::Deny) || tcp_skip_) return std::nullopt;
+    if ((bad_ && action_ != Action::Deny && action_ != Action::Custom) || tcp_skip_) return std::nullopt;
     rbac::Policy out;
     *out.add_permissions() = and_perm(std::move(perms));
     *out.add_principals() = and_id(std::move(ids));
@@ -204,8 +209,10 @@ class RuleCompiler {
   void invalid(const std::string& field, const std::string& what) {
     bad_ = true;
     diags_.push_back({Severity::Error, pol_.src.file, pol_.src.object, field,
-                      what + (action_ == Action::Deny ? "; the constraint is dropped from this DENY rule (denies more)"
-                                                      : "; this rule is omitted (matches nothing)")});
+                      what + (action_ == Action::Deny     ? "; the constraint is dropped from this DENY rule (denies more)"
+                              : action_ == Action::Custom ? "; the constraint is dropped from this CUSTOM rule (more "
+                                                            "requests are sent to the provider)"
+                                                          : "; this rule is omitted (matches nothing)")});
   }
 
   // An HTTP-only attribute on a TCP chain: true = leave this value out (see the constructor).
@@ -413,18 +420,80 @@ class RuleCompiler {
 
 }  // namespace
 
+// An ext_authz provider of the mesh config with its Service resolved: what a CUSTOM policy
+// naming it compiles to.
+struct ResolvedProvider {
+  const ExtensionProvider* provider = nullptr;
+  const ServiceObject* service = nullptr;
+  const ServicePort* port = nullptr;
+  std::string host;     // the Service's FQDN
+  std::string cluster;  // outbound|<port>||<host>, as istiod names it
+};
+
 struct WaypointAuthz::Impl {
   std::vector<Compiled> policies;
+  std::map<std::string, ResolvedProvider> providers;  // by provider name
+  std::optional<MeshConfigObject> mesh;
+  // attach() reports the one-provider conflicts it meets, once per policy and provider.
+  Diagnostics* diags = nullptr;
+  mutable std::set<std::string> reported;
+
+  // The provider a CUSTOM policy names, or why it cannot be used.
+  const ResolvedProvider* resolve(const std::string& name, const ResourceSet& in, const CompileOptions& opt,
+                                  std::string& why) {
+    if (name.empty()) {
+      why = "CUSTOM needs spec.provider.name (an ext_authz extension provider of the mesh config)";
+      return nullptr;
+    }
+    if (auto it = providers.find(name); it != providers.end()) return &it->second;
+    const ExtensionProvider* p = mesh ? mesh->provider(name) : nullptr;
+    if (!p) {
+      why = "no extension provider '" + name + "' in the mesh config (ConfigMap " + kSystemNamespace + "/" +
+            kMeshConfigMapName + ", data.mesh extensionProviders)";
+      return nullptr;
+    }
+    if (p->kind != ExtensionProvider::Kind::ExtAuthzGrpc && p->kind != ExtensionProvider::Kind::ExtAuthzHttp) {
+      why = "extension provider '" + name + "' is " +
+            (p->kind == ExtensionProvider::Kind::Zipkin ? std::string("a zipkin tracing provider")
+                                                        : "of kind '" + p->unsupported_kind + "'") +
+            ", not envoyExtAuthzGrpc or envoyExtAuthzHttp";
+      return nullptr;
+    }
+    // service: "[<namespace>/]<hostname>"; a hostname without dots is short for the Service
+    // of that name in the given namespace (else istio-system, where the mesh config lives).
+    std::string ns = kSystemNamespace, host = p->service;
+    if (auto slash = host.find('/'); slash != std::string::npos) {
+      ns = host.substr(0, slash);
+      host = host.substr(slash + 1);
+    }
+    if (host.find('.') == std::string::npos) host += "." + ns + ".svc." + opt.cluster_domain;
+    for (const auto& svc : in.services) {
+      if (svc.meta.name + "." + svc.meta.ns + ".svc." + opt.cluster_domain != host) continue;
+      for (const auto& sp : svc.ports) {
+        if (sp.port != p->port) continue;
+        ResolvedProvider r{p, &svc, &sp, host, "outbound|" + std::to_string(p->port) + "||" + host};
+        return &providers.emplace(name, std::move(r)).first->second;
+      }
+    }
+    why = "extension provider '" + name + "': service " + host + ":" + std::to_string(p->port) +
+          " is not a known Service port";
+    return nullptr;
+  }
 };
 
 WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, Diagnostics& diags)
     : impl_(std::make_unique<Impl>()) {
+  impl_->mesh = in.mesh;
+  impl_->diags = &diags;
+  std::set<std::string> body_warned;
   for (const auto& pol : in.policies) {
     if (pol.target_refs.empty()) continue;  // ztunnel's (authz_policy.h)
     auto diag = [&](Severity s, const std::string& field, std::string msg) {
       diags.push_back({s, pol.src.file, pol.src.object, field, std::move(msg)});
     };
     Compiled c;
+    c.key = pol.meta.ns + "/" + pol.meta.name;
+    c.src = pol.src;
     if (pol.action == "ALLOW") {
       c.action = Action::Allow;
     } else if (pol.action == "DENY") {
@@ -432,10 +501,24 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
     } else if (pol.action == "AUDIT") {
       c.action = Action::Audit;
     } else {
-      diag(Severity::Error, "spec.action",
-           "CUSTOM needs an extension provider" + (pol.provider.empty() ? std::string() : " ('" + pol.provider + "')") +
-               ", not supported; the requests it would send to the provider are denied instead (fail closed)");
-      c.action = Action::Deny;
+      std::string why;
+      const ResolvedProvider* rp = pol.action == "CUSTOM" ? impl_->resolve(pol.provider, in, opt, why) : nullptr;
+      if (!rp) {
+        if (why.empty()) why = "action '" + pol.action + "' is not ALLOW, DENY, AUDIT or CUSTOM";
+        diag(Severity::Error, pol.action == "CUSTOM" ? "spec.provider.name" : "spec.action",
+             why + "; the requests it would send to the provider are denied instead (fail closed)");
+        c.action = Action::Deny;
+      } else {
+        c.action = Action::Custom;
+        c.provider = pol.provider;
+        const ExtensionProvider& p = *rp->provider;
+        if (p.include_request_body && body_warned.insert(p.name).second && impl_->mesh)
+          diags.push_back({Severity::Warning, impl_->mesh->file, impl_->mesh->object,
+                           p.path + (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc ? ".envoyExtAuthzGrpc"
+                                                                                     : ".envoyExtAuthzHttp") +
+                               ".includeRequestBodyInCheck",
+                           "not supported by the waypoint: checks carry the request's headers, not its body"});
+      }
     }
     c.targets = resolve_waypoint_targets(pol.target_refs, pol.meta.ns, pol.src, in, opt, diags);
     if (c.targets.empty()) continue;
@@ -464,26 +547,119 @@ std::unique_ptr<WaypointAuthz> compile_waypoint_authz(const ResourceSet& in, con
 
 namespace {
 
-// The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint.
+namespace ext_authz = envoy::extensions::filters::http::ext_authz::v3;
+
+// The RBAC configs (CUSTOM, DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the
+// waypoint, and the ext_authz provider of the CUSTOM ones.
 struct Filters {
-  std::optional<rbac::RBAC> deny, allow, audit;
+  std::optional<rbac::RBAC> custom, deny, allow, audit;
+  const ResolvedProvider* provider = nullptr;
 };
 
-Filters collect(const std::vector<Compiled>& policies, const std::string& gateway_ns, const std::string& gateway_name,
-                const ServiceObject& svc, bool tcp) {
+void add_rules(std::optional<rbac::RBAC>& slot, rbac::RBAC::Action action,
+               const std::vector<std::pair<std::string, rbac::Policy>>& rules) {
+  if (!slot) {
+    slot.emplace();
+    slot->set_action(action);
+  }
+  for (const auto& [name, p] : rules) (*slot->mutable_policies())[name] = p;
+}
+
+// One provider per waypoint service (Istio's limit): the first CUSTOM policy that applies
+// (policy order: namespace, name) chooses it; a policy naming another provider is an Error and
+// denies what it would have sent (fail closed). On a TCP chain there is no ext_authz: CUSTOM
+// rules deny what they match (fail closed; docs/waypoint-routing.md).
+Filters collect(const std::vector<Compiled>& policies, const WaypointAuthz::Impl& impl, const std::string& gateway_ns,
+                const std::string& gateway_name, const ServiceObject& svc, bool tcp) {
   Filters f;
   for (const auto& c : policies) {
     if (!targets_apply(c.targets, gateway_ns, gateway_name, svc)) continue;
-    auto& slot = c.action == Action::Deny ? f.deny : c.action == Action::Allow ? f.allow : f.audit;
-    if (!slot) {
-      slot.emplace();
-      slot->set_action(c.action == Action::Deny    ? rbac::RBAC::DENY
-                       : c.action == Action::Allow ? rbac::RBAC::ALLOW
-                                                   : rbac::RBAC::LOG);
+    const auto& rules = tcp ? c.tcp_rules : c.rules;
+    switch (c.action) {
+      case Action::Deny:
+        add_rules(f.deny, rbac::RBAC::DENY, rules);
+        break;
+      case Action::Allow:
+        add_rules(f.allow, rbac::RBAC::ALLOW, rules);
+        break;
+      case Action::Audit:
+        add_rules(f.audit, rbac::RBAC::LOG, rules);
+        break;
+      case Action::Custom: {
+        if (tcp) {
+          add_rules(f.deny, rbac::RBAC::DENY, rules);
+          break;
+        }
+        const ResolvedProvider* p = &impl.providers.at(c.provider);
+        if (f.provider && f.provider != p) {
+          if (impl.diags && impl.reported.insert(c.key + "|" + svc.meta.ns + "/" + svc.meta.name).second)
+            impl.diags->push_back({Severity::Error, c.src.file, c.src.object, "spec.provider.name",
+                                   "service " + svc.meta.ns + "/" + svc.meta.name + " already uses ext_authz provider '" +
+                                       f.provider->provider->name + "' (one provider per waypoint service); '" +
+                                       c.provider + "' not applied, its requests are denied instead (fail closed)"});
+          add_rules(f.deny, rbac::RBAC::DENY, rules);
+          break;
+        }
+        f.provider = p;
+        add_rules(f.custom, rbac::RBAC::LOG, rules);
+        break;
+      }
     }
-    for (const auto& [name, p] : tcp ? c.tcp_rules : c.rules) (*slot->mutable_policies())[name] = p;
   }
   return f;
+}
+
+ext_authz::ExtAuthz ext_authz_config(const ResolvedProvider& rp) {
+  const ExtensionProvider& p = *rp.provider;
+  ext_authz::ExtAuthz m;
+  m.set_transport_api_version(2);  // envoy.config.core.v3.ApiVersion V3
+  m.set_failure_mode_allow(p.fail_open);
+  m.mutable_status_on_error()->set_code(static_cast<int32_t>(p.status_on_error));
+  auto set_timeout = [&](google::protobuf::Duration* d) {
+    d->set_seconds(static_cast<int64_t>(p.timeout_ms / 1000));
+    d->set_nanos(static_cast<int32_t>((p.timeout_ms % 1000) * 1'000'000));
+  };
+  if (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc) {
+    auto* g = m.mutable_grpc_service();
+    g->mutable_envoy_grpc()->set_cluster_name(rp.cluster);
+    g->mutable_envoy_grpc()->set_authority(rp.host);
+    set_timeout(g->mutable_timeout());
+    return m;
+  }
+  // HTTP, as istiod writes it: the request headers to forward as allowed_headers (exact, any
+  // case; "x*" prefix, "*x" suffix), the response headers to copy as the response's lists.
+  auto list = [](const std::vector<std::string>& names, envoy::type::matcher::v3::ListStringMatcher* out) {
+    for (const auto& n : names) {
+      auto* sm = out->add_patterns();
+      sm->set_ignore_case(true);
+      if (n.size() > 1 && n.front() == '*') {
+        sm->set_suffix(n.substr(1));
+      } else if (n.size() > 1 && n.back() == '*') {
+        sm->set_prefix(n.substr(0, n.size() - 1));
+      } else {
+        sm->set_exact(n);
+      }
+    }
+  };
+  auto* h = m.mutable_http_service();
+  h->mutable_server_uri()->set_uri("http://" + rp.host + ":" + std::to_string(p.port));
+  h->mutable_server_uri()->set_cluster(rp.cluster);
+  set_timeout(h->mutable_server_uri()->mutable_timeout());
+  h->set_path_prefix(p.path_prefix);
+  if (!p.include_request_headers.empty()) list(p.include_request_headers, m.mutable_allowed_headers());
+  for (const auto& [k, v] : p.include_additional_headers) {
+    auto* hv = h->mutable_authorization_request()->add_headers_to_add();
+    hv->set_key(k);
+    hv->set_value(v);
+  }
+  auto* resp = h->mutable_authorization_response();
+  if (!p.headers_to_upstream_on_allow.empty())
+    list(p.headers_to_upstream_on_allow, resp->mutable_allowed_upstream_headers());
+  if (!p.headers_to_downstream_on_deny.empty())
+    list(p.headers_to_downstream_on_deny, resp->mutable_allowed_client_headers());
+  if (!p.headers_to_downstream_on_allow.empty())
+    list(p.headers_to_downstream_on_allow, resp->mutable_allowed_client_headers_on_success());
+  return m;
 }
 
 template <typename Map>
@@ -495,6 +671,10 @@ void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_
     *per_route.mutable_rbac()->mutable_rules() = *r;
     out[std::string(key)].PackFrom(per_route);
   };
+  if (f.custom && f.provider) {
+    put(f.custom, kRbacCustomKey);
+    out[std::string(kExtAuthzKey)].PackFrom(ext_authz_config(*f.provider));
+  }
   put(f.deny, deny_key);
   put(f.allow, allow_key);
   put(f.audit, audit_key);
@@ -504,15 +684,23 @@ void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_
 
 void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
                            const std::string& gateway_name, const ServiceObject& svc) const {
-  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, false), *vh.mutable_typed_per_filter_config(),
-          "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.rbac.audit");
+  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false),
+          *vh.mutable_typed_per_filter_config(), "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow",
+          "envoy.filters.http.rbac.audit");
 }
 
 void WaypointAuthz::attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
                                const std::string& gateway_name, const ServiceObject& svc) const {
-  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, true),
+  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, true),
           *cluster.mutable_metadata()->mutable_typed_filter_metadata(), kTcpRbacDenyKey, kTcpRbacAllowKey,
           kTcpRbacAuditKey);
+}
+
+std::optional<std::pair<const ServiceObject*, const ServicePort*>> WaypointAuthz::ext_authz_service(
+    const std::string& gateway_ns, const std::string& gateway_name, const ServiceObject& svc) const {
+  const Filters f = collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false);
+  if (!f.custom || !f.provider) return std::nullopt;
+  return std::make_pair(f.provider->service, f.provider->port);
 }
 
 }  // namespace controlplane

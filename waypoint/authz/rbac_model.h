@@ -83,8 +83,11 @@ struct Rbac {
   std::vector<Policy> policies;  // sorted by name
 };
 
-// The filter instances configured for one virtual host or route.
+// The filter instances configured for one virtual host or route. `custom` (key
+// "envoy.filters.http.rbac.custom", action Log) selects the requests the ext_authz filter
+// checks (Istio's CUSTOM action); it never allows or denies by itself.
 struct RbacFilters {
+  std::optional<Rbac> custom;
   std::optional<Rbac> deny;
   std::optional<Rbac> allow;
   std::optional<Rbac> audit;

@@ -205,9 +205,12 @@ Status convert(std::string_view key, const envoy::extensions::filters::http::rba
     want = authz::Action::Allow, slot = &out.allow;
   } else if (key == kRbacAuditFilterName) {
     want = authz::Action::Log, slot = &out.audit;
+  } else if (key == kRbacCustomFilterName) {
+    want = authz::Action::Log, slot = &out.custom;
   } else {
     return fail(path, "unknown RBAC filter instance (expected " + std::string(kRbacDenyFilterName) + ", " +
-                          std::string(kRbacAllowFilterName) + " or " + std::string(kRbacAuditFilterName) + ")");
+                          std::string(kRbacAllowFilterName) + ", " + std::string(kRbacAuditFilterName) + " or " +
+                          std::string(kRbacCustomFilterName) + ")");
   }
   authz::Action got = authz::Action::Allow;
   switch (rules.action()) {
