@@ -424,7 +424,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
       const authz::ExtAuthzConfig* ea = authz::effective_ext_authz(*sel.vhost, sel.route);
       if (!ea) {  // CUSTOM rules without a service to ask: fail closed
         az.denied = true;
-        az.status = authz::kDeniedStatus;
+        az.status = 403;
         az.flag = std::string(authz::kExtAuthzFlag);
         az.reason = "a CUSTOM rule matched but no ext_authz filter is configured";
       } else {

@@ -279,7 +279,7 @@ TEST_CASE("waypoint ext_authz converter NACKs what it does not implement, naming
   }
   {
     auto m = base;
-    m.mutable_unknown_fields()->AddVarint(111, 1);
+    m.GetReflection()->MutableUnknownFields(&m)->AddVarint(111, 1);
     CHECK_THAT(nack(m), Catch::Contains("unknown field #111"));
   }
 }
