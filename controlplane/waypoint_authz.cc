@@ -209,7 +209,7 @@ class RuleCompiler {
   void invalid(const std::string& field, const std::string& what) {
     bad_ = true;
     diags_.push_back({Severity::Error, pol_.src.file, pol_.src.object, field,
-                      what + (action_ == Action::Deny     ? "; the constraint is dropped from this DENY rule (denies more)"
+                      what + (action_ == Action::Deny ? "; the constraint is dropped from this DENY rule (denies more)"
                               : action_ == Action::Custom ? "; the constraint is dropped from this CUSTOM rule (more "
                                                             "requests are sent to the provider)"
                                                           : "; this rule is omitted (matches nothing)")});
@@ -513,11 +513,12 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
         c.provider = pol.provider;
         const ExtensionProvider& p = *rp->provider;
         if (p.include_request_body && body_warned.insert(p.name).second && impl_->mesh)
-          diags.push_back({Severity::Warning, impl_->mesh->file, impl_->mesh->object,
-                           p.path + (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc ? ".envoyExtAuthzGrpc"
-                                                                                     : ".envoyExtAuthzHttp") +
-                               ".includeRequestBodyInCheck",
-                           "not supported by the waypoint: checks carry the request's headers, not its body"});
+          diags.push_back(
+              {Severity::Warning, impl_->mesh->file, impl_->mesh->object,
+               p.path +
+                   (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc ? ".envoyExtAuthzGrpc" : ".envoyExtAuthzHttp") +
+                   ".includeRequestBodyInCheck",
+               "not supported by the waypoint: checks carry the request's headers, not its body"});
       }
     }
     c.targets = resolve_waypoint_targets(pol.target_refs, pol.meta.ns, pol.src, in, opt, diags);
@@ -594,9 +595,10 @@ Filters collect(const std::vector<Compiled>& policies, const WaypointAuthz::Impl
         if (f.provider && f.provider != p) {
           if (impl.diags && impl.reported.insert(c.key + "|" + svc.meta.ns + "/" + svc.meta.name).second)
             impl.diags->push_back({Severity::Error, c.src.file, c.src.object, "spec.provider.name",
-                                   "service " + svc.meta.ns + "/" + svc.meta.name + " already uses ext_authz provider '" +
-                                       f.provider->provider->name + "' (one provider per waypoint service); '" +
-                                       c.provider + "' not applied, its requests are denied instead (fail closed)"});
+                                   "service " + svc.meta.ns + "/" + svc.meta.name +
+                                       " already uses ext_authz provider '" + f.provider->provider->name +
+                                       "' (one provider per waypoint service); '" + c.provider +
+                                       "' not applied, its requests are denied instead (fail closed)"});
           add_rules(f.deny, rbac::RBAC::DENY, rules);
           break;
         }
@@ -628,7 +630,7 @@ ext_authz::ExtAuthz ext_authz_config(const ResolvedProvider& rp) {
   }
   // HTTP, as istiod writes it: the request headers to forward as allowed_headers (exact, any
   // case; "x*" prefix, "*x" suffix), the response headers to copy as the response's lists.
-  auto list = [](const std::vector<std::string>& names, envoy::type::matcher::v3::ListStringMatcher* out) {
+  auto list = [](const std::vector<std::string>& names, ext_authz::ListStringMatcher* out) {
     for (const auto& n : names) {
       auto* sm = out->add_patterns();
       sm->set_ignore_case(true);
@@ -684,9 +686,8 @@ void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_
 
 void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
                            const std::string& gateway_name, const ServiceObject& svc) const {
-  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false),
-          *vh.mutable_typed_per_filter_config(), "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow",
-          "envoy.filters.http.rbac.audit");
+  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false), *vh.mutable_typed_per_filter_config(),
+          "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.rbac.audit");
 }
 
 void WaypointAuthz::attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,

@@ -48,9 +48,9 @@
 
 #include <memory>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
@@ -90,8 +90,9 @@ class WaypointAuthz final : public WaypointVhostPolicy {
                   const std::string& gateway_name, const ServiceObject& svc) const;
   // The ext_authz provider's Service port when a CUSTOM policy applies to `svc` (its cluster
   // must be added to the waypoint's resources), else nullopt.
-  std::optional<std::pair<const ServiceObject*, const ServicePort*>> ext_authz_service(
-      const std::string& gateway_ns, const std::string& gateway_name, const ServiceObject& svc) const;
+  std::optional<std::pair<const ServiceObject*, const ServicePort*>> ext_authz_service(const std::string& gateway_ns,
+                                                                                       const std::string& gateway_name,
+                                                                                       const ServiceObject& svc) const;
 
   struct Impl;  // public so the .cc's helpers can read it; defined there
 

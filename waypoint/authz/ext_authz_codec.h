@@ -54,11 +54,11 @@ struct CheckResponse {
   std::string grpc_message;
   enum class Http : uint8_t { None, Denied, Ok };
   Http http = Http::None;
-  uint32_t denied_status = 0;        // denied_response.status.code; 0 = not set (403)
-  std::string denied_body;           // denied_response.body
-  std::vector<CheckHeader> headers;  // denied: to the client; ok: to the upstream request
-  std::vector<std::string> headers_to_remove;          // ok
-  std::vector<CheckHeader> response_headers_to_add;    // ok: to the client's response
+  uint32_t denied_status = 0;                        // denied_response.status.code; 0 = not set (403)
+  std::string denied_body;                           // denied_response.body
+  std::vector<CheckHeader> headers;                  // denied: to the client; ok: to the upstream request
+  std::vector<std::string> headers_to_remove;        // ok
+  std::vector<CheckHeader> response_headers_to_add;  // ok: to the client's response
 };
 
 std::string encode_check_request(const CheckRequest& r);

@@ -176,8 +176,8 @@ void fail(const ExtAuthzConfig& c, ExtAuthzResult& out, std::string error) {
 }
 
 bool framing_header(std::string_view n) {
-  return n == "content-length" || n == "transfer-encoding" || n == "connection" || n == "keep-alive" ||
-         n == "host" || n == ":authority";
+  return n == "content-length" || n == "transfer-encoding" || n == "connection" || n == "keep-alive" || n == "host" ||
+         n == ":authority";
 }
 
 }  // namespace

@@ -24,8 +24,7 @@ common::Status duration(const google::protobuf::Duration& d, const std::string& 
   return common::ok_status();
 }
 
-common::Status list(const envoy::type::matcher::v3::ListStringMatcher& l, const std::string& path,
-                    std::vector<StringMatcher>& out) {
+common::Status list(const ea::ListStringMatcher& l, const std::string& path, std::vector<StringMatcher>& out) {
   for (int i = 0; i < l.patterns_size(); ++i) {
     StringMatcher m;
     if (auto st = convert_string_matcher(l.patterns(i), path + ".patterns[" + std::to_string(i) + "]", m); !st)
@@ -55,7 +54,8 @@ common::Result<std::shared_ptr<const authz::ExtAuthzConfig>> convert(const ea::E
     if (code != 0) c->status_on_error = static_cast<uint16_t>(code);
   }
   if (m.has_allowed_headers())
-    if (auto st = list(m.allowed_headers(), path + ".allowed_headers", c->allowed_headers); !st) return make_error(st.error());
+    if (auto st = list(m.allowed_headers(), path + ".allowed_headers", c->allowed_headers); !st)
+      return make_error(st.error());
   if (m.has_grpc_service()) {
     const auto& g = m.grpc_service();
     if (!g.has_envoy_grpc()) return fail(path + ".grpc_service.envoy_grpc", "required (a cluster the waypoint knows)");
@@ -64,7 +64,8 @@ common::Result<std::shared_ptr<const authz::ExtAuthzConfig>> convert(const ea::E
     if (c->cluster.empty()) return fail(path + ".grpc_service.envoy_grpc.cluster_name", "required");
     c->authority = g.envoy_grpc().authority();
     if (g.has_timeout()) {
-      if (auto st = duration(g.timeout(), path + ".grpc_service.timeout", c->timeout); !st) return make_error(st.error());
+      if (auto st = duration(g.timeout(), path + ".grpc_service.timeout", c->timeout); !st)
+        return make_error(st.error());
     }
   } else if (m.has_http_service()) {
     const auto& h = m.http_service();
@@ -74,7 +75,8 @@ common::Result<std::shared_ptr<const authz::ExtAuthzConfig>> convert(const ea::E
     c->cluster = h.server_uri().cluster();
     if (c->cluster.empty()) return fail(hp + ".server_uri.cluster", "required");
     if (h.server_uri().has_timeout()) {
-      if (auto st = duration(h.server_uri().timeout(), hp + ".server_uri.timeout", c->timeout); !st) return make_error(st.error());
+      if (auto st = duration(h.server_uri().timeout(), hp + ".server_uri.timeout", c->timeout); !st)
+        return make_error(st.error());
     }
     c->path_prefix = h.path_prefix();
     if (!c->path_prefix.empty() && c->path_prefix.front() != '/')
