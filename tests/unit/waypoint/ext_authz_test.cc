@@ -124,5 +124,5 @@ TEST_CASE("ext_authz codec: malformed input is an error naming the problem", "[e
   // denied_response.headers with an empty key
   CHECK_THAT(decode_check_response(std::string("\x12\x04\x12\x02\x0a\x00", 6)).error(),
              Catch::Contains("denied_response: headers: header: empty key"));
-  CHECK_THAT(decode_check_response(std::string("\x1f", 1)).error(), Catch::Contains("unsupported wire type"));
+  CHECK_THAT(decode_check_response(std::string("\x27", 1)).error(), Catch::Contains("unsupported wire type"));
 }
