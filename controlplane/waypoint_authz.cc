@@ -3,6 +3,7 @@
 #include <charconv>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "common/model/model.h"
@@ -10,6 +11,7 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/rbac/v3/rbac.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/ext_authz/v3/ext_authz.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 
 namespace controlplane {
@@ -20,11 +22,14 @@ namespace matcher = envoy::type::matcher::v3;
 
 constexpr std::string_view kAuthnFilter = "istio_authn";
 
-enum class Action : uint8_t { Allow, Deny, Audit };
+enum class Action : uint8_t { Allow, Deny, Audit, Custom };
 
 struct Compiled {
   Action action = Action::Allow;
   bool dry_run = false;  // annotation istio.io/dry-run: shadow rules, never enforced
+  std::string provider;  // Custom: a resolved ext_authz provider (Impl::providers)
+  std::string key;       // "ns/name", for the one-provider check's diagnostics
+  SourceRef src;
   std::vector<WaypointTarget> targets;
   std::vector<std::pair<std::string, rbac::Policy>> rules;
   std::vector<std::pair<std::string, rbac::Policy>> tcp_rules;  // the same rules on a TCP chain
@@ -194,7 +199,7 @@ class RuleCompiler {
       if (!c.values.empty()) condition(c.key, c.values, p + ".values", false, perms, ids);
       if (!c.not_values.empty()) condition(c.key, c.not_values, p + ".notValues", true, perms, ids);
     }
-    if ((bad_ && action_ != Action::Deny) || tcp_skip_) return std::nullopt;
+    if ((bad_ && action_ != Action::Deny && action_ != Action::Custom) || tcp_skip_) return std::nullopt;
     rbac::Policy out;
     *out.add_permissions() = and_perm(std::move(perms));
     *out.add_principals() = and_id(std::move(ids));
@@ -206,7 +211,9 @@ class RuleCompiler {
     bad_ = true;
     diags_.push_back({Severity::Error, pol_.src.file, pol_.src.object, field,
                       what + (action_ == Action::Deny ? "; the constraint is dropped from this DENY rule (denies more)"
-                                                      : "; this rule is omitted (matches nothing)")});
+                              : action_ == Action::Custom ? "; the constraint is dropped from this CUSTOM rule (more "
+                                                            "requests are sent to the provider)"
+                                                          : "; this rule is omitted (matches nothing)")});
   }
 
   // An HTTP-only attribute on a TCP chain: true = leave this value out (see the constructor).
@@ -414,18 +421,80 @@ class RuleCompiler {
 
 }  // namespace
 
+// An ext_authz provider of the mesh config with its Service resolved: what a CUSTOM policy
+// naming it compiles to.
+struct ResolvedProvider {
+  const ExtensionProvider* provider = nullptr;
+  const ServiceObject* service = nullptr;
+  const ServicePort* port = nullptr;
+  std::string host;     // the Service's FQDN
+  std::string cluster;  // outbound|<port>||<host>, as istiod names it
+};
+
 struct WaypointAuthz::Impl {
   std::vector<Compiled> policies;
+  std::map<std::string, ResolvedProvider> providers;  // by provider name
+  std::optional<MeshConfigObject> mesh;
+  // attach() reports the one-provider conflicts it meets, once per policy and provider.
+  Diagnostics* diags = nullptr;
+  mutable std::set<std::string> reported;
+
+  // The provider a CUSTOM policy names, or why it cannot be used.
+  const ResolvedProvider* resolve(const std::string& name, const ResourceSet& in, const CompileOptions& opt,
+                                  std::string& why) {
+    if (name.empty()) {
+      why = "CUSTOM needs spec.provider.name (an ext_authz extension provider of the mesh config)";
+      return nullptr;
+    }
+    if (auto it = providers.find(name); it != providers.end()) return &it->second;
+    const ExtensionProvider* p = mesh ? mesh->provider(name) : nullptr;
+    if (!p) {
+      why = "no extension provider '" + name + "' in the mesh config (ConfigMap " + kSystemNamespace + "/" +
+            kMeshConfigMapName + ", data.mesh extensionProviders)";
+      return nullptr;
+    }
+    if (p->kind != ExtensionProvider::Kind::ExtAuthzGrpc && p->kind != ExtensionProvider::Kind::ExtAuthzHttp) {
+      why = "extension provider '" + name + "' is " +
+            (p->kind == ExtensionProvider::Kind::Zipkin ? std::string("a zipkin tracing provider")
+                                                        : "of kind '" + p->unsupported_kind + "'") +
+            ", not envoyExtAuthzGrpc or envoyExtAuthzHttp";
+      return nullptr;
+    }
+    // service: "[<namespace>/]<hostname>"; a hostname without dots is short for the Service
+    // of that name in the given namespace (else istio-system, where the mesh config lives).
+    std::string ns = kSystemNamespace, host = p->service;
+    if (auto slash = host.find('/'); slash != std::string::npos) {
+      ns = host.substr(0, slash);
+      host = host.substr(slash + 1);
+    }
+    if (host.find('.') == std::string::npos) host += "." + ns + ".svc." + opt.cluster_domain;
+    for (const auto& svc : in.services) {
+      if (svc.meta.name + "." + svc.meta.ns + ".svc." + opt.cluster_domain != host) continue;
+      for (const auto& sp : svc.ports) {
+        if (sp.port != p->port) continue;
+        ResolvedProvider r{p, &svc, &sp, host, "outbound|" + std::to_string(p->port) + "||" + host};
+        return &providers.emplace(name, std::move(r)).first->second;
+      }
+    }
+    why = "extension provider '" + name + "': service " + host + ":" + std::to_string(p->port) +
+          " is not a known Service port";
+    return nullptr;
+  }
 };
 
 WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, Diagnostics& diags)
     : impl_(std::make_unique<Impl>()) {
+  impl_->mesh = in.mesh;
+  impl_->diags = &diags;
+  std::set<std::string> body_warned;
   for (const auto& pol : in.policies) {
     if (pol.target_refs.empty()) continue;  // ztunnel's (authz_policy.h)
     auto diag = [&](Severity s, const std::string& field, std::string msg) {
       diags.push_back({s, pol.src.file, pol.src.object, field, std::move(msg)});
     };
     Compiled c;
+    c.key = pol.meta.ns + "/" + pol.meta.name;
+    c.src = pol.src;
     if (pol.action == "ALLOW") {
       c.action = Action::Allow;
     } else if (pol.action == "DENY") {
@@ -433,10 +502,25 @@ WaypointAuthz::WaypointAuthz(const ResourceSet& in, const CompileOptions& opt, D
     } else if (pol.action == "AUDIT") {
       c.action = Action::Audit;
     } else {
-      diag(Severity::Error, "spec.action",
-           "CUSTOM needs an extension provider" + (pol.provider.empty() ? std::string() : " ('" + pol.provider + "')") +
-               ", not supported; the requests it would send to the provider are denied instead (fail closed)");
-      c.action = Action::Deny;
+      std::string why;
+      const ResolvedProvider* rp = pol.action == "CUSTOM" ? impl_->resolve(pol.provider, in, opt, why) : nullptr;
+      if (!rp) {
+        if (why.empty()) why = "action '" + pol.action + "' is not ALLOW, DENY, AUDIT or CUSTOM";
+        diag(Severity::Error, pol.action == "CUSTOM" ? "spec.provider.name" : "spec.action",
+             why + "; the requests it would send to the provider are denied instead (fail closed)");
+        c.action = Action::Deny;
+      } else {
+        c.action = Action::Custom;
+        c.provider = pol.provider;
+        const ExtensionProvider& p = *rp->provider;
+        if (p.include_request_body && body_warned.insert(p.name).second && impl_->mesh)
+          diags.push_back(
+              {Severity::Warning, impl_->mesh->file, impl_->mesh->object,
+               p.path +
+                   (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc ? ".envoyExtAuthzGrpc" : ".envoyExtAuthzHttp") +
+                   ".includeRequestBodyInCheck",
+               "not supported by the waypoint: checks carry the request's headers, not its body"});
+      }
     }
     if (auto it = pol.meta.annotations.find("istio.io/dry-run"); it != pol.meta.annotations.end()) {
       // istiod parses the value as a Go bool; anything else leaves the policy enforced.
@@ -480,36 +564,127 @@ std::unique_ptr<WaypointAuthz> compile_waypoint_authz(const ResourceSet& in, con
 
 namespace {
 
-// The RBAC configs (DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the waypoint,
-// and the shadow rules of the dry-run DENY / ALLOW policies (istiod: a filter instance's
-// `rules` hold its enforced policies, absent when all are dry-run; `shadow_rules` the dry-run
-// ones, with shadow_rules_stat_prefix istio_dry_run_deny_ / istio_dry_run_allow_).
+namespace ext_authz = envoy::extensions::filters::http::ext_authz::v3;
+
+// The RBAC configs (CUSTOM, DENY, ALLOW, AUDIT) of every policy that applies to `svc` at the
+// waypoint, the ext_authz provider of the CUSTOM ones, and the shadow rules of the dry-run DENY /
+// ALLOW policies (istiod: a filter instance's `rules` hold its enforced policies, absent when all
+// are dry-run; `shadow_rules` the dry-run ones, with shadow_rules_stat_prefix
+// istio_dry_run_deny_ / istio_dry_run_allow_).
 struct Filters {
-  std::optional<rbac::RBAC> deny, allow, audit;
+  std::optional<rbac::RBAC> custom, deny, allow, audit;
   std::optional<rbac::RBAC> deny_shadow, allow_shadow;
+  const ResolvedProvider* provider = nullptr;
 };
 
 constexpr std::string_view kDryRunAllowPrefix = "istio_dry_run_allow_";
 constexpr std::string_view kDryRunDenyPrefix = "istio_dry_run_deny_";
 
-Filters collect(const std::vector<Compiled>& policies, const std::string& gateway_ns, const std::string& gateway_name,
-                const ServiceObject& svc, bool tcp) {
+void add_rules(std::optional<rbac::RBAC>& slot, rbac::RBAC::Action action,
+               const std::vector<std::pair<std::string, rbac::Policy>>& rules) {
+  if (!slot) {
+    slot.emplace();
+    slot->set_action(action);
+  }
+  for (const auto& [name, p] : rules) (*slot->mutable_policies())[name] = p;
+}
+
+// One provider per waypoint service (Istio's limit): the first CUSTOM policy that applies
+// (policy order: namespace, name) chooses it; a policy naming another provider is an Error and
+// denies what it would have sent (fail closed). On a TCP chain there is no ext_authz: CUSTOM
+// rules deny what they match (fail closed; docs/waypoint-routing.md).
+Filters collect(const std::vector<Compiled>& policies, const WaypointAuthz::Impl& impl, const std::string& gateway_ns,
+                const std::string& gateway_name, const ServiceObject& svc, bool tcp) {
   Filters f;
   for (const auto& c : policies) {
     if (!targets_apply(c.targets, gateway_ns, gateway_name, svc)) continue;
-    auto& slot = c.dry_run ? (c.action == Action::Deny ? f.deny_shadow : f.allow_shadow)
-                 : c.action == Action::Deny  ? f.deny
-                 : c.action == Action::Allow ? f.allow
-                                             : f.audit;
-    if (!slot) {
-      slot.emplace();
-      slot->set_action(c.action == Action::Deny    ? rbac::RBAC::DENY
-                       : c.action == Action::Allow ? rbac::RBAC::ALLOW
-                                                   : rbac::RBAC::LOG);
+    const auto& rules = tcp ? c.tcp_rules : c.rules;
+    switch (c.action) {
+      case Action::Deny:
+        add_rules(c.dry_run ? f.deny_shadow : f.deny, rbac::RBAC::DENY, rules);
+        break;
+      case Action::Allow:
+        add_rules(c.dry_run ? f.allow_shadow : f.allow, rbac::RBAC::ALLOW, rules);
+        break;
+      case Action::Audit:
+        add_rules(f.audit, rbac::RBAC::LOG, rules);
+        break;
+      case Action::Custom: {
+        if (tcp) {
+          add_rules(f.deny, rbac::RBAC::DENY, rules);
+          break;
+        }
+        const ResolvedProvider* p = &impl.providers.at(c.provider);
+        if (f.provider && f.provider != p) {
+          if (impl.diags && impl.reported.insert(c.key + "|" + svc.meta.ns + "/" + svc.meta.name).second)
+            impl.diags->push_back({Severity::Error, c.src.file, c.src.object, "spec.provider.name",
+                                   "service " + svc.meta.ns + "/" + svc.meta.name +
+                                       " already uses ext_authz provider '" + f.provider->provider->name +
+                                       "' (one provider per waypoint service); '" + c.provider +
+                                       "' not applied, its requests are denied instead (fail closed)"});
+          add_rules(f.deny, rbac::RBAC::DENY, rules);
+          break;
+        }
+        f.provider = p;
+        add_rules(f.custom, rbac::RBAC::LOG, rules);
+        break;
+      }
     }
-    for (const auto& [name, p] : tcp ? c.tcp_rules : c.rules) (*slot->mutable_policies())[name] = p;
   }
   return f;
+}
+
+ext_authz::ExtAuthz ext_authz_config(const ResolvedProvider& rp) {
+  const ExtensionProvider& p = *rp.provider;
+  ext_authz::ExtAuthz m;
+  m.set_transport_api_version(2);  // envoy.config.core.v3.ApiVersion V3
+  m.set_failure_mode_allow(p.fail_open);
+  m.mutable_status_on_error()->set_code(static_cast<int32_t>(p.status_on_error));
+  auto set_timeout = [&](google::protobuf::Duration* d) {
+    d->set_seconds(static_cast<int64_t>(p.timeout_ms / 1000));
+    d->set_nanos(static_cast<int32_t>((p.timeout_ms % 1000) * 1'000'000));
+  };
+  if (p.kind == ExtensionProvider::Kind::ExtAuthzGrpc) {
+    auto* g = m.mutable_grpc_service();
+    g->mutable_envoy_grpc()->set_cluster_name(rp.cluster);
+    g->mutable_envoy_grpc()->set_authority(rp.host);
+    set_timeout(g->mutable_timeout());
+    return m;
+  }
+  // HTTP, as istiod writes it: the request headers to forward as allowed_headers (exact, any
+  // case; "x*" prefix, "*x" suffix), the response headers to copy as the response's lists.
+  auto list = [](const std::vector<std::string>& names, ext_authz::ListStringMatcher* out) {
+    for (const auto& n : names) {
+      auto* sm = out->add_patterns();
+      sm->set_ignore_case(true);
+      if (n.size() > 1 && n.front() == '*') {
+        sm->set_suffix(n.substr(1));
+      } else if (n.size() > 1 && n.back() == '*') {
+        sm->set_prefix(n.substr(0, n.size() - 1));
+      } else {
+        sm->set_exact(n);
+      }
+    }
+  };
+  auto* h = m.mutable_http_service();
+  h->mutable_server_uri()->set_uri("http://" + rp.host + ":" + std::to_string(p.port));
+  h->mutable_server_uri()->set_cluster(rp.cluster);
+  set_timeout(h->mutable_server_uri()->mutable_timeout());
+  h->set_path_prefix(p.path_prefix);
+  if (!p.include_request_headers.empty()) list(p.include_request_headers, m.mutable_allowed_headers());
+  for (const auto& [k, v] : p.include_additional_headers) {
+    auto* hv = h->mutable_authorization_request()->add_headers_to_add();
+    hv->set_key(k);
+    hv->set_value(v);
+  }
+  auto* resp = h->mutable_authorization_response();
+  if (!p.headers_to_upstream_on_allow.empty())
+    list(p.headers_to_upstream_on_allow, resp->mutable_allowed_upstream_headers());
+  if (!p.headers_to_downstream_on_deny.empty())
+    list(p.headers_to_downstream_on_deny, resp->mutable_allowed_client_headers());
+  if (!p.headers_to_downstream_on_allow.empty())
+    list(p.headers_to_downstream_on_allow, resp->mutable_allowed_client_headers_on_success());
+  return m;
 }
 
 template <typename Map>
@@ -526,6 +701,10 @@ void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_
     }
     out[std::string(key)].PackFrom(per_route);
   };
+  if (f.custom && f.provider) {
+    put(f.custom, std::nullopt, "", kRbacCustomKey);
+    out[std::string(kExtAuthzKey)].PackFrom(ext_authz_config(*f.provider));
+  }
   put(f.deny, f.deny_shadow, kDryRunDenyPrefix, deny_key);
   put(f.allow, f.allow_shadow, kDryRunAllowPrefix, allow_key);
   put(f.audit, std::nullopt, "", audit_key);
@@ -535,15 +714,22 @@ void put_all(const Filters& f, Map& out, std::string_view deny_key, std::string_
 
 void WaypointAuthz::attach(envoy::config::route::v3::VirtualHost& vh, const std::string& gateway_ns,
                            const std::string& gateway_name, const ServiceObject& svc) const {
-  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, false), *vh.mutable_typed_per_filter_config(),
+  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false), *vh.mutable_typed_per_filter_config(),
           "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.rbac.audit");
 }
 
 void WaypointAuthz::attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
                                const std::string& gateway_name, const ServiceObject& svc) const {
-  put_all(collect(impl_->policies, gateway_ns, gateway_name, svc, true),
+  put_all(collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, true),
           *cluster.mutable_metadata()->mutable_typed_filter_metadata(), kTcpRbacDenyKey, kTcpRbacAllowKey,
           kTcpRbacAuditKey);
+}
+
+std::optional<std::pair<const ServiceObject*, const ServicePort*>> WaypointAuthz::ext_authz_service(
+    const std::string& gateway_ns, const std::string& gateway_name, const ServiceObject& svc) const {
+  const Filters f = collect(impl_->policies, *impl_, gateway_ns, gateway_name, svc, false);
+  if (!f.custom || !f.provider) return std::nullopt;
+  return std::make_pair(f.provider->service, f.provider->port);
 }
 
 }  // namespace controlplane

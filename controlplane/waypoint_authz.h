@@ -7,9 +7,17 @@
 //            selector / namespace-wide policies stay with ztunnel (authz_policy.h) untouched.
 //   action   DENY, ALLOW, AUDIT -> one RBAC filter instance each, typed_per_filter_config keys
 //            envoy.filters.http.rbac.{deny,allow,audit} (RBACPerRoute; rules.action DENY /
-//            ALLOW / LOG). CUSTOM needs an ext_authz provider, which we do not support: Error,
-//            and the policy is compiled as DENY of what it would have sent to the provider
-//            (fail closed rather than silently allowing).
+//            ALLOW / LOG). CUSTOM -> external authorization (evaluated first): its rules, which
+//            select the requests sent to the provider, as RBACPerRoute under
+//            kRbacCustomKey (rules.action LOG: a match only marks the request for the check),
+//            and the provider (MeshConfig extensionProviders, envoyExtAuthzGrpc/Http) as
+//            typed_per_filter_config[kExtAuthzKey] = ExtAuthz{grpc_service | http_service},
+//            its cluster `outbound|<port>||<fqdn>` (ext_authz_service() tells the compiler
+//            which Service port to add). An unknown or non-ext_authz provider, a provider
+//            Service that does not exist, or a second provider for the same service (Istio
+//            allows one per workload) is an Error naming spec.provider.name and the policy
+//            denies what it would have sent to the provider (fail closed). On a TCP chain
+//            CUSTOM rules deny what they match (no network ext_authz at the waypoint).
 //   dry-run  annotation istio.io/dry-run "true" (a Go bool): the DENY / ALLOW policy goes to the
 //            instance's shadow_rules (stat prefix istio_dry_run_deny_ / istio_dry_run_allow_), as
 //            istiod does; `rules` then holds only the enforced policies and is absent when there
@@ -44,8 +52,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "controlplane/compiler.h"
 #include "controlplane/diagnostics.h"
@@ -67,6 +77,9 @@ inline constexpr std::string_view kTcpRbacAuditKey = "envoy.filters.network.rbac
 // The cluster that carries the network RBAC of pod-addressed traffic at a waypoint (the policies
 // targeting the waypoint itself; the waypoint's waypoint/naming.h holds the same name).
 inline constexpr std::string_view kPodTcpRbacCluster = "inbound-pod|tcp";
+// CUSTOM (docs/waypoint-routing.md "CUSTOM / ext_authz"): the selecting rules and the filter.
+inline constexpr std::string_view kRbacCustomKey = "envoy.filters.http.rbac.custom";
+inline constexpr std::string_view kExtAuthzKey = "envoy.filters.http.ext_authz";
 
 class WaypointAuthz final : public WaypointVhostPolicy {
  public:
@@ -83,9 +96,15 @@ class WaypointAuthz final : public WaypointVhostPolicy {
   // The same for a TCP port's cluster (see "TCP" above).
   void attach_tcp(envoy::config::cluster::v3::Cluster& cluster, const std::string& gateway_ns,
                   const std::string& gateway_name, const ServiceObject& svc) const;
+  // The ext_authz provider's Service port when a CUSTOM policy applies to `svc` (its cluster
+  // must be added to the waypoint's resources), else nullopt.
+  std::optional<std::pair<const ServiceObject*, const ServicePort*>> ext_authz_service(const std::string& gateway_ns,
+                                                                                       const std::string& gateway_name,
+                                                                                       const ServiceObject& svc) const;
+
+  struct Impl;  // public so the .cc's helpers can read it; defined there
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

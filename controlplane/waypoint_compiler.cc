@@ -1356,6 +1356,8 @@ struct Compiler {
         add_clusters(out->second, svc, sp, "inbound-vip", wns);
         auto rc = route_config(out->second, svc, sp, wns);
         for (const auto& p : vhost_policies) p->attach(*rc.mutable_virtual_hosts(0), wns, name, svc);
+        if (auto ea = authz->ext_authz_service(wns, name, svc))  // CUSTOM's provider (waypoint_authz.h)
+          add_outbound(out->second, *ea->first, *ea->second, "", wns);
         attach_rate_limits(  // ratelimit_compile.h
             rc, in.rate_limits, wns, name, svc.meta.ns, svc.meta.name,
             [&](const RateLimitPolicyObject& p, const RlGlobal& g) { return rls_cluster(out->second, p, g, wns); },

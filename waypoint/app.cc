@@ -15,6 +15,7 @@
 #include "common/resident_trim.h"
 #include "common/runtime.h"
 #include "common/identity/secret_manager.h"
+#include "waypoint/authz/ext_authz.h"
 #include "waypoint/cert_source.h"
 #include "waypoint/ingress/listeners.h"
 #include "waypoint/proxy.h"
@@ -123,6 +124,7 @@ int run_app(const Config& cfg) {
   common::SecretManager secrets(runtime.control(), *provider.value());
   Telemetry telemetry(registry);
   registry.add_collector(ratelimit::render_stats);  // local / global rate limit counters
+  registry.add_collector(authz::render_ext_authz_stats);  // ext_authz (CUSTOM) counters
   auto trace_opts = tracing::tracing_from_env(common::env::process_env(), cfg);
   if (!trace_opts) {
     spdlog::error("invalid tracing configuration: {}", trace_opts.error());

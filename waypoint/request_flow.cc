@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "waypoint/authz/ext_authz_filter.h"
 #include "waypoint/http/body.h"
 #include "waypoint/http/h2_session.h"
 #include "waypoint/http/http1.h"
@@ -411,11 +412,38 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
   const bool grpc = is_grpc(head);
 
   auto sel = router::select(rc, head, env.random->next());
-  // L7 authorization runs first (Envoy's filter order), also for a request no route matches.
+  // L7 authorization runs first (Envoy's filter order), also for a request no route matches:
+  // jwt_authn, CUSTOM (the ext_authz check of what its rules select), then DENY/ALLOW/AUDIT.
+  router::HeaderList authz_response_headers;  // the ext_authz service's, for the response
   if (sel.vhost) {
     static const authz::Downstream kUnknownPeer;
-    auto az = authz::run_filters(*sel.vhost, sel.route, head, downstream ? *downstream : kUnknownPeer);
-    out.rbac_shadow = std::move(az.shadow);
+    const authz::Downstream& down = downstream ? *downstream : kUnknownPeer;
+    authz::AuthnState state;
+    auto az = authz::run_authn(*sel.vhost, sel.route, head, down, state);
+    if (!az.denied && state.custom_check) {
+      const authz::ExtAuthzConfig* ea = authz::effective_ext_authz(*sel.vhost, sel.route);
+      if (!ea) {  // CUSTOM rules without a service to ask: fail closed
+        az.denied = true;
+        az.status = 403;
+        az.flag = std::string(authz::kExtAuthzFlag);
+        az.reason = "a CUSTOM rule matched but no ext_authz filter is configured";
+      } else {
+        auto ar = co_await authz::check_ext_authz(env, *config, *ea, head, down, req.protocol);
+        if (!ar.error.empty()) spdlog::debug("ext_authz {}: {}", ea->cluster, ar.error);
+        if (ar.reply) {
+          out.flags = std::string(authz::kExtAuthzFlag);
+          out.response = local_reply(ar.status, std::move(ar.body));
+          for (const auto& f : ar.reply_headers.fields()) out.response.headers.set(f.name, f.value);
+          if (sel.route) out.route_name = sel.route->name;
+          co_return out;
+        }
+        authz_response_headers = std::move(ar.response_headers);
+      }
+    }
+    if (!az.denied) {
+      az = authz::run_rbac(*sel.vhost, sel.route, head, down, state);
+      out.rbac_shadow = std::move(az.shadow);
+    }
     if (az.denied) {
       spdlog::debug("request {} {} {}: {}", head.method, head.authority, head.path, az.reason);
       if (!az.flag.empty()) out.flags = az.flag;
@@ -637,6 +665,7 @@ asio::awaitable<FlowResult> serve_request_impl(FlowEnv& env, ConfigSnapshotPtr c
         router::apply_response_headers(rc, vhost, route, choice.weighted, out.response.headers);
         for (const auto& f : cors.response_headers.fields()) out.response.headers.set(f.name, f.value);
         for (const auto& f : limits.response_headers.fields()) out.response.headers.add(f.name, f.value);
+        for (const auto& f : authz_response_headers.fields()) out.response.headers.add(f.name, f.value);
         out.response.headers.set(
             "x-envoy-upstream-service-time",
             std::to_string(std::chrono::duration_cast<Duration>(steady_clock::now() - start).count()));

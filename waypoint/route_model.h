@@ -38,6 +38,7 @@ namespace waypoint {
 namespace authz {
 struct RbacFilters;  // waypoint/authz/rbac_model.h
 struct JwtConfig;    // waypoint/authz/jwt.h
+struct ExtAuthzConfig;  // waypoint/authz/ext_authz.h
 }  // namespace authz
 namespace ratelimit {  // waypoint/ratelimit/rate_limit.h
 struct LocalRateLimit;
@@ -255,6 +256,9 @@ struct FilterConfigs {
   // Shared, not copied: the local limit's token bucket is one per configuration.
   std::shared_ptr<const ratelimit::LocalRateLimit> local_ratelimit;
   std::shared_ptr<const ratelimit::GlobalRateLimit> ratelimit;
+  // envoy.filters.http.ext_authz (CUSTOM AuthorizationPolicy): the service the requests the
+  // RbacFilters::custom instance selects are checked with.
+  std::shared_ptr<const authz::ExtAuthzConfig> ext_authz;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ def serve(version, port):
             log(f"req version={version} path={self.path} host={h.get('Host', '')} "
                 f"hdr_version={h.get('version', '-')} attempt={h.get('x-envoy-attempt-count', '-')} "
                 f"rid={h.get('x-request-id', '-')} tp={h.get('traceparent', '-')} b3={h.get('b3', '-')} "
-                f"peer={self.client_address[0]} auth={'yes' if h.get('Authorization') else '-'}")
+                f"peer={self.client_address[0]} auth={'yes' if h.get('Authorization') else '-'} "
+                f"xa={h.get('x-ext-authz-user', '-')}")
             if url.path == "/ws" and h.get("Upgrade", "").lower() == "websocket":
                 return self.websocket(h.get("Sec-WebSocket-Key", ""))
             if url.path == "/calc":

@@ -17,15 +17,26 @@ const JwtConfig* effective_jwt(const VirtualHost& vhost, const Route* route) {
   return vhost.filters.jwt.get();
 }
 
-FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
-                          const Downstream& downstream) {
+namespace {
+
+RequestContext context(router::HttpRequest& request, const Downstream& downstream, const AuthnState& state) {
+  RequestContext ctx;
+  ctx.request = &request;
+  ctx.peer_principal = downstream.peer_principal;
+  ctx.source_ip = downstream.source_ip;
+  ctx.destination_ip = downstream.destination_ip;
+  ctx.destination_port = downstream.destination_port;
+  ctx.authn = state.authenticated ? &state.authn : nullptr;
+  return ctx;
+}
+
+}  // namespace
+
+FilterOutcome run_authn(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                        const Downstream& downstream, AuthnState& state) {
   FilterOutcome out;
   const JwtConfig* jwt = effective_jwt(vhost, route);
   const RbacFilters* rbac = effective_rbac(vhost, route);
-  if (!jwt && !rbac) return out;
-
-  MetaValue authn;
-  bool authenticated = false;
   if (jwt) {
     const int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -38,19 +49,23 @@ FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::
       return out;
     }
     if (a.authenticated) {
-      authn = std::move(a.metadata);
-      authenticated = true;
+      state.authn = std::move(a.metadata);
+      state.authenticated = true;
     }
   }
+  if (rbac && rbac->custom) {
+    const RequestContext ctx = context(request, downstream, state);
+    state.custom_check = first_match(*rbac->custom, ctx) != nullptr;
+  }
+  return out;
+}
+
+FilterOutcome run_rbac(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                       const Downstream& downstream, const AuthnState& state) {
+  FilterOutcome out;
+  const RbacFilters* rbac = effective_rbac(vhost, route);
   if (!rbac) return out;
-  RequestContext ctx;
-  ctx.request = &request;
-  ctx.peer_principal = downstream.peer_principal;
-  ctx.source_ip = downstream.source_ip;
-  ctx.destination_ip = downstream.destination_ip;
-  ctx.destination_port = downstream.destination_port;
-  ctx.authn = authenticated ? &authn : nullptr;
-  Decision d = authorize(*rbac, ctx);
+  Decision d = authorize(*rbac, context(request, downstream, state));
   out.audit_policy = d.audit_policy;
   out.shadow = std::move(d.shadow);
   if (!d.allowed) {
@@ -61,6 +76,21 @@ FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::
     out.reason = d.policy.empty() ? "no ALLOW policy matched" : "denied by " + d.policy;
   }
   return out;
+}
+
+FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                          const Downstream& downstream) {
+  AuthnState state;
+  FilterOutcome out = run_authn(vhost, route, request, downstream, state);
+  if (out.denied) return out;
+  if (state.custom_check) {
+    out.denied = true;
+    out.status = kDeniedStatus;
+    out.flag = "UAEX";
+    out.reason = "a CUSTOM rule matched and no ext_authz check is possible here";
+    return out;
+  }
+  return run_rbac(vhost, route, request, downstream, state);
 }
 
 }  // namespace waypoint::authz

@@ -1,6 +1,8 @@
 // The waypoint's L7 security filters for one request, in Envoy/Istio's HTTP filter order
-// (waypoint-facts §3.8): jwt_authn (jwt.h), then RBAC DENY -> ALLOW -> AUDIT, all before fault
-// injection, CORS and the router. request_flow calls run_filters() right after route selection
+// (waypoint-facts §3.8): jwt_authn (jwt.h), then CUSTOM (the ext_authz check of the requests the
+// CUSTOM rules select, ext_authz_filter.h; asynchronous, so the request flow runs it between
+// run_authn() and run_rbac()), then RBAC DENY -> ALLOW -> AUDIT, all before fault injection,
+// CORS and the router. request_flow calls run_filters() right after route selection
 // (the per-filter config comes from the selected route, else its virtual host, as Envoy resolves
 // the most specific typed_per_filter_config); it also runs when no route matched, because Istio
 // configures the RBAC filter for the whole listener, so a denied caller gets 403 rather than 404.
@@ -47,7 +49,22 @@ struct FilterOutcome {
 const RbacFilters* effective_rbac(const VirtualHost& vhost, const Route* route);
 const JwtConfig* effective_jwt(const VirtualHost& vhost, const Route* route);
 
+// Both phases below, for a request path without ext_authz: a request a CUSTOM rule selects is
+// denied (403, flag UAEX: it cannot be checked here, fail closed).
 FilterOutcome run_filters(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
                           const Downstream& downstream);
+
+// What phase 1 learned for phase 2 (the JWT's claims) and whether the request must be checked.
+struct AuthnState {
+  MetaValue authn;
+  bool authenticated = false;
+  bool custom_check = false;  // a CUSTOM rule matched: ask the ext_authz service
+};
+// Phase 1: jwt_authn, then the CUSTOM selection.
+FilterOutcome run_authn(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                        const Downstream& downstream, AuthnState& state);
+// Phase 2: RBAC DENY -> ALLOW -> AUDIT.
+FilterOutcome run_rbac(const VirtualHost& vhost, const Route* route, router::HttpRequest& request,
+                       const Downstream& downstream, const AuthnState& state);
 
 }  // namespace waypoint::authz

@@ -86,13 +86,16 @@ struct Rbac {
 // The filter instances configured for one virtual host or route. A DENY or ALLOW instance may
 // also carry shadow rules (Istio's dry-run policies, annotation istio.io/dry-run): evaluated,
 // counted and logged, never enforced. An instance with shadow rules only has no `deny` /
-// `allow` (it enforces nothing, as Envoy's RBAC filter without `rules`).
+// `allow` (it enforces nothing, as Envoy's RBAC filter without `rules`). `custom` (key
+// "envoy.filters.http.rbac.custom", action Log) selects the requests the ext_authz filter
+// checks (Istio's CUSTOM action); it never allows or denies by itself.
 struct ShadowRbac {
   Rbac rules;              // action agrees with the instance (DENY / ALLOW)
   std::string stat_prefix;  // shadow_rules_stat_prefix: "istio_dry_run_deny_" / "istio_dry_run_allow_"
 };
 
 struct RbacFilters {
+  std::optional<Rbac> custom;
   std::optional<Rbac> deny;
   std::optional<Rbac> allow;
   std::optional<Rbac> audit;

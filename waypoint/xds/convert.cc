@@ -13,6 +13,7 @@
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "waypoint/router/retry_on.h"
+#include "waypoint/xds/ext_authz_convert.h"
 #include "waypoint/xds/jwt_convert.h"
 #include "waypoint/xds/ratelimit_convert.h"
 #include "waypoint/xds/rbac_convert.h"
@@ -484,6 +485,13 @@ bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::p
         if (ctx.err.empty()) ctx.err = st.error();
         return false;
       }
+    } else if (key == kExtAuthzFilterName) {
+      auto e = convert_ext_authz(any, p);
+      if (!e) {
+        if (ctx.err.empty()) ctx.err = e.error();
+        return false;
+      }
+      out.ext_authz = std::move(*e);
     } else if (key == kLocalRateLimitFilterName) {
       if (!convert_local_ratelimit(rate_limit_helpers(ctx), any, p, out.local_ratelimit)) return false;
     } else if (key == kRateLimitFilterName) {
@@ -1134,7 +1142,7 @@ common::Result<Cluster> convert_cluster(const cluster::Cluster& c) {
     static constexpr std::string_view kPrefix = "envoy.filters.network.rbac.";
     if (!std::string_view(key).starts_with(kPrefix)) continue;
     const std::string http_key = "envoy.filters.http.rbac." + key.substr(kPrefix.size());
-    if (!is_rbac_filter_key(http_key))
+    if (!is_rbac_filter_key(http_key) || http_key == kRbacCustomFilterName)
       return make_error("cluster.metadata.typed_filter_metadata[" + key + "]: expected .deny, .allow or .audit");
     auto filters = out.network_rbac ? std::make_shared<authz::RbacFilters>(*out.network_rbac)
                                     : std::make_shared<authz::RbacFilters>();

@@ -247,14 +247,17 @@ Status convert(std::string_view key, const envoy::extensions::filters::http::rba
     want = authz::Action::Allow, slot = &out.allow, shadow_slot = &out.allow_shadow;
   } else if (key == kRbacAuditFilterName) {
     want = authz::Action::Log, slot = &out.audit;
+  } else if (key == kRbacCustomFilterName) {
+    want = authz::Action::Log, slot = &out.custom;
   } else {
     return fail(path, "unknown RBAC filter instance (expected " + std::string(kRbacDenyFilterName) + ", " +
-                          std::string(kRbacAllowFilterName) + " or " + std::string(kRbacAuditFilterName) + ")");
+                          std::string(kRbacAllowFilterName) + ", " + std::string(kRbacAuditFilterName) + " or " +
+                          std::string(kRbacCustomFilterName) + ")");
   }
   // Shadow rules (Istio's dry-run policies) on DENY and ALLOW; an AUDIT instance never
-  // enforces, so istiod has no dry-run form of it.
+  // enforces, so istiod has no dry-run form of it, and the CUSTOM selection has none either.
   if (f.has_shadow_rules() && !shadow_slot)
-    return fail(path + ".rbac.shadow_rules", "shadow rules are not implemented on the AUDIT (LOG) instance");
+    return fail(path + ".rbac.shadow_rules", "shadow rules are not implemented on the " + std::string(key) + " instance");
   if (!f.has_rules() && !f.has_shadow_rules()) return fail(path + ".rbac.rules", "required (or shadow_rules)");
   if (f.has_rules()) {
     authz::Rbac r;

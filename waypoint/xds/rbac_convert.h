@@ -1,10 +1,10 @@
 // envoy.extensions.filters.http.rbac.v3.RBACPerRoute (typed_per_filter_config of a virtual host,
 // route or weighted cluster) -> waypoint::authz::RbacFilters. The keys are one per RBAC filter
-// instance: "envoy.filters.http.rbac.deny", ".allow", ".audit" (rbac_model.h says why), and
-// rules.action must agree with the key (DENY / ALLOW / LOG). shadow_rules (Istio's dry-run
-// policies) with shadow_rules_stat_prefix are accepted on DENY and ALLOW, with the same action;
-// `rules` may then be absent (nothing enforced). Everything the evaluator does not implement is
-// refused naming the field: shadow rules on AUDIT, the matcher-tree form, CEL conditions,
+// instance: "envoy.filters.http.rbac.deny", ".allow", ".audit", ".custom" (rbac_model.h says
+// why), and rules.action must agree with the key (DENY / ALLOW / LOG / LOG). shadow_rules (Istio's
+// dry-run policies) with shadow_rules_stat_prefix are accepted on DENY and ALLOW, with the same
+// action; `rules` may then be absent (nothing enforced). Everything the evaluator does not
+// implement is refused naming the field: shadow rules on AUDIT and CUSTOM, the matcher-tree form, CEL conditions,
 // extension matchers, uri_template, SNI, filter_state, metadata other than "istio_authn",
 // ValueMatcher kinds other than string / bool / present / list one_of.
 //
@@ -26,6 +26,8 @@ namespace waypoint::xds {
 inline constexpr std::string_view kRbacDenyFilterName = "envoy.filters.http.rbac.deny";
 inline constexpr std::string_view kRbacAllowFilterName = "envoy.filters.http.rbac.allow";
 inline constexpr std::string_view kRbacAuditFilterName = "envoy.filters.http.rbac.audit";
+// CUSTOM: the rules selecting the requests the ext_authz filter checks (rules.action LOG).
+inline constexpr std::string_view kRbacCustomFilterName = "envoy.filters.http.rbac.custom";
 inline constexpr std::string_view kRbacPerRouteTypeUrl =
     "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 
