@@ -127,13 +127,16 @@ int run_app(const Config& cfg) {
     spdlog::error("invalid tracing configuration: {}", trace_opts.error());
     return 2;
   }
+  // Always a tracer: xDS (Telemetry) may name a provider at any time; without one and without
+  // ZIPKIN_ADDRESS / PROXY_CONFIG it traces nothing and trace headers pass through.
   std::shared_ptr<tracing::Tracer> tracer;
   if (trace_opts.value()) {
     tracer = std::make_shared<tracing::Tracer>(*trace_opts.value(), registry);
     tracer->start();
-    spdlog::info("tracing: Zipkin spans to {}:{}{} ({}% of new traces sampled)", trace_opts.value()->collector.host,
-                 trace_opts.value()->collector.port, trace_opts.value()->collector_path,
-                 trace_opts.value()->sampling_percent);
+    if (!trace_opts.value()->collector.host.empty())
+      spdlog::info("tracing: Zipkin spans to {}:{}{} ({}% of new traces sampled) unless xDS names a provider",
+                   trace_opts.value()->collector.host, trace_opts.value()->collector.port,
+                   trace_opts.value()->collector_path, trace_opts.value()->sampling_percent);
   }
 
   ProxyOptions popts;
