@@ -394,7 +394,7 @@ struct Compiler {
   }
 
   // ---- tracing (telemetry.h, tracing_envoy.h)
-  std::set<std::string> tracing_reported;  // providers whose Service is missing, reported once
+  std::set<std::string> tracing_reported{};  // providers whose Service is missing, reported once
 
   // The Zipkin provider's collector as an outbound cluster of this proxy; "" (and an Error
   // once) when its Service or port is unknown.

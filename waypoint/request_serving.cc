@@ -12,6 +12,7 @@
 #include "waypoint/http/relay.h"
 #include "waypoint/http/sniff.h"
 #include "waypoint/proxy_worker.h"
+#include "waypoint/router/router.h"
 
 namespace waypoint {
 
