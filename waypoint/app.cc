@@ -78,7 +78,19 @@ nlohmann::json dump_snapshot(const ConfigSnapshot& s) {
     for (const auto& vh : rc->virtual_hosts) {
       nlohmann::json rs = nlohmann::json::array();
       for (const auto& r : vh.routes) rs.push_back(route_json(r));
-      vhs.push_back({{"name", vh.name}, {"domains", vh.domains}, {"routes", rs}});
+      nlohmann::json v = {{"name", vh.name}, {"domains", vh.domains}, {"routes", rs}};
+      if (vh.tracing || vh.tracing_provider) {  // from Telemetry (docs/tracing.md)
+        nlohmann::json t = nlohmann::json::object();
+        if (vh.tracing && vh.tracing->random_sampling)
+          t["randomSampling"] = std::to_string(vh.tracing->random_sampling->numerator) + "/" +
+                                std::to_string(vh.tracing->random_sampling->denominator);
+        if (vh.tracing_provider) {
+          t["report"] = vh.tracing_provider->report;
+          t["collectorCluster"] = vh.tracing_provider->collector_cluster;
+        }
+        v["tracing"] = t;
+      }
+      vhs.push_back(std::move(v));
     }
     routes.push_back({{"name", name}, {"virtualHosts", vhs}});
   }
