@@ -322,6 +322,7 @@ TEST_CASE("tracing from xDS: provider cluster, Route.tracing sampling and custom
     snap->clusters[zc->name] = zc;
     f.proxy->set_config(snap);
   };
+  f.set_routes({Fixture::route_to("v1")});
   std::vector<nlohmann::json> spans;
   const http::Request q_plain = get("/no-xds-config");
   const http::Request q_long = get("/a-rather-long-path-for-the-tag", {{"x-user", "alice"}});
@@ -334,7 +335,6 @@ TEST_CASE("tracing from xDS: provider cluster, Route.tracing sampling and custom
     http::AnyStream s(t.value());
     http::ReadBuffer buf;
     // 1. No tracing in xDS and none in the environment: headers untouched.
-    f.set_routes({Fixture::route_to("v1")});
     co_await exchange(s, buf, q_plain);
     // 2. 100 % from Route.tracing, spans to the provider's cluster, tags, truncated http.url.
     config(FractionalPercent{1'000'000, 1'000'000}, true);
@@ -365,6 +365,6 @@ TEST_CASE("tracing from xDS: provider cluster, Route.tracing sampling and custom
   CHECK(header(f.v1.seen[2], "x-b3-spanid") == kCallerSpan);
   CHECK(header(f.v1.seen[3], "x-b3-sampled") == "1");
   CHECK(header(f.v1.seen[3], "x-b3-spanid") == "<absent>");
-  CHECK(spans[1]["tags"]["http.url"] == "http://" + kHost + "/forced");
+  CHECK(spans[1]["tags"]["http.url"] == std::string("http://" + kHost + "/forced").substr(0, 24));
   CHECK(spans[1]["tags"]["user"] == "nobody");
 }
