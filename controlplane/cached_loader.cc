@@ -164,7 +164,7 @@ CachedLoader::Change CachedLoader::refresh(const DirFingerprint& files, const st
     add_all(e.objects.policies);
     e.context = is_context(e.objects, root_namespace_);
     e.l7 = e.objects.l7.size() > 0 || !e.objects.rate_limits.empty() || !e.objects.request_authns.empty() ||
-           e.objects.mesh.has_value();
+           e.objects.mesh.has_value() || !e.objects.telemetries.empty();
     index(f.path, e, true);
     note(e);
     cache_.emplace(f.path, std::move(e));
@@ -203,6 +203,7 @@ ResourceSet CachedLoader::all(Diagnostics& dedupe_diags) const {
     append(out.l7.gateway_routes, e.objects.l7.gateway_routes);
     append(out.l7.istio_gateways, e.objects.l7.istio_gateways);
     append(out.rate_limits, e.objects.rate_limits);
+    append(out.telemetries, e.objects.telemetries);
     if (e.objects.mesh) {  // the first in file order wins, as remove_duplicates keeps the first
       if (!out.mesh) {
         out.mesh = e.objects.mesh;

@@ -2,6 +2,7 @@
 #include "controlplane/ratelimit_loader.h"
 #include "controlplane/ingress_loader.h"
 #include "controlplane/mesh_config.h"
+#include "controlplane/telemetry.h"
 #include "controlplane/waypoint_loader.h"
 
 #include <yaml-cpp/yaml.h>
@@ -537,6 +538,7 @@ constexpr Kind kKinds[] = {
     {kRateLimitPolicyGroup, "RateLimitPolicy", true},
     {"networking.istio.io", "EnvoyFilter", true},
     {"", "ConfigMap", true},  // only istio-system/istio (MeshConfig): mesh_config.h
+    {kTelemetryGroup, "Telemetry", true},  // tracing: telemetry.h
 };
 
 class DocumentParser {
@@ -652,6 +654,10 @@ class DocumentParser {
         out_.l7.gateway_routes.push_back(std::move(g));
       } else if (kind == "ConfigMap") {  // MeshConfig: mesh_config.h
         mesh_config(r, doc, src);
+      } else if (kind == "Telemetry") {  // telemetry.h
+        auto t = read_telemetry(r, doc, r.meta(doc, true));
+        t.file = src.file, t.object = src.object;
+        out_.telemetries.push_back(std::move(t));
       } else if (kind == "RateLimitPolicy" || kind == "EnvoyFilter") {  // ratelimit_loader.h
         auto p = kind == "RateLimitPolicy" ? std::optional(read_rate_limit_policy(r, doc, r.meta(doc, true)))
                                            : read_envoy_filter_rate_limits(r, doc, r.meta(doc, true));
@@ -889,6 +895,7 @@ void remove_duplicates(ResourceSet& set, Diagnostics& diags) {
   dedupe_l7(set.l7.gateway_routes, diags);
   dedupe_l7(set.l7.istio_gateways, diags);
   dedupe_l7(set.rate_limits, diags);
+  dedupe_l7(set.telemetries, diags);
 }
 
 }  // namespace controlplane

@@ -18,6 +18,7 @@
 #include "common/model/model.h"
 #include "controlplane/mesh_config.h"
 #include "controlplane/ratelimit_policy.h"
+#include "controlplane/telemetry.h"
 #include "controlplane/waypoint_resources.h"
 
 namespace controlplane {
@@ -223,6 +224,7 @@ struct ResourceSet {
   WaypointRouteObjects l7;  // VirtualService, DestinationRule, HTTPRoute, GRPCRoute (waypoint routing)
   std::vector<RateLimitPolicyObject> rate_limits;  // RateLimitPolicy + EnvoyFilter rate limits (waypoints)
   std::optional<MeshConfigObject> mesh;  // the ConfigMap istio-system/istio, when present
+  std::vector<TelemetryObject> telemetries;  // telemetry.istio.io Telemetry (tracing): telemetry.h
 
   size_t size() const {
     return namespaces.size() + service_accounts.size() + pods.size() + workload_entries.size() + services.size() +

@@ -80,7 +80,19 @@ nlohmann::json dump_snapshot(const ConfigSnapshot& s) {
     for (const auto& vh : rc->virtual_hosts) {
       nlohmann::json rs = nlohmann::json::array();
       for (const auto& r : vh.routes) rs.push_back(route_json(r));
-      vhs.push_back({{"name", vh.name}, {"domains", vh.domains}, {"routes", rs}});
+      nlohmann::json v = {{"name", vh.name}, {"domains", vh.domains}, {"routes", rs}};
+      if (vh.tracing || vh.tracing_provider) {  // from Telemetry (docs/tracing.md)
+        nlohmann::json t = nlohmann::json::object();
+        if (vh.tracing && vh.tracing->random_sampling)
+          t["randomSampling"] = std::to_string(vh.tracing->random_sampling->numerator) + "/" +
+                                std::to_string(vh.tracing->random_sampling->denominator);
+        if (vh.tracing_provider) {
+          t["report"] = vh.tracing_provider->report;
+          t["collectorCluster"] = vh.tracing_provider->collector_cluster;
+        }
+        v["tracing"] = t;
+      }
+      vhs.push_back(std::move(v));
     }
     routes.push_back({{"name", name}, {"virtualHosts", vhs}});
   }
@@ -130,13 +142,16 @@ int run_app(const Config& cfg) {
     spdlog::error("invalid tracing configuration: {}", trace_opts.error());
     return 2;
   }
+  // Always a tracer: xDS (Telemetry) may name a provider at any time; without one and without
+  // ZIPKIN_ADDRESS / PROXY_CONFIG it traces nothing and trace headers pass through.
   std::shared_ptr<tracing::Tracer> tracer;
   if (trace_opts.value()) {
     tracer = std::make_shared<tracing::Tracer>(*trace_opts.value(), registry);
     tracer->start();
-    spdlog::info("tracing: Zipkin spans to {}:{}{} ({}% of new traces sampled)", trace_opts.value()->collector.host,
-                 trace_opts.value()->collector.port, trace_opts.value()->collector_path,
-                 trace_opts.value()->sampling_percent);
+    if (!trace_opts.value()->collector.host.empty())
+      spdlog::info("tracing: Zipkin spans to {}:{}{} ({}% of new traces sampled) unless xDS names a provider",
+                   trace_opts.value()->collector.host, trace_opts.value()->collector.port,
+                   trace_opts.value()->collector_path, trace_opts.value()->sampling_percent);
   }
 
   ProxyOptions popts;

@@ -153,7 +153,7 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
   boost::asio::awaitable<FlowResult> route(const Downstream& d, const ConfigSnapshotPtr& cfg, http::Request& req);
   // Tracing hooks (waypoint/tracing/tracer.h): the span is named as Istio's route decorator
   // names it, "<service host>:<port>/*".
-  tracing::ActiveSpan trace_begin(const Downstream& d, http::Request& req);
+  tracing::ActiveSpan trace_begin(const Downstream& d, const ConfigSnapshot& cfg, http::Request& req);
   void trace_end(tracing::ActiveSpan& span, const RequestRecord& rec);
   // After the response went out (`written`) or could not (the client went away: DC).
   // `request_bytes` / `response_bytes`: body bytes that crossed the waypoint each way.

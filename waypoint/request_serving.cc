@@ -12,6 +12,7 @@
 #include "waypoint/http/relay.h"
 #include "waypoint/http/sniff.h"
 #include "waypoint/proxy_worker.h"
+#include "waypoint/router/router.h"
 
 namespace waypoint {
 
@@ -94,13 +95,39 @@ asio::awaitable<FlowResult> Proxy::Worker::route(const Downstream& d, const Conf
   co_return fr;
 }
 
-tracing::ActiveSpan Proxy::Worker::trace_begin(const Downstream& d, http::Request& req) {
+tracing::ActiveSpan Proxy::Worker::trace_begin(const Downstream& d, const ConfigSnapshot& cfg, http::Request& req) {
   if (!shared->opts.tracer) return {};
-  std::string name = d.hostname.empty() ? d.connect_authority : d.hostname;
-  if (!d.hostname.empty()) {
-    if (auto a = hbone::parse_authority(d.connect_authority)) name += ":" + std::to_string(a->port);
+  // The virtual host's tracing from xDS (Telemetry); none = the environment's settings.
+  tracing::RequestTracing x;
+  const VirtualHost* vh = nullptr;
+  if (const RouteConfig* rc = cfg.route(d.route_name)) {
+    vh = router::select_virtual_host(*rc, req.head.authority);
+    if (vh) {
+      x.route = vh->tracing.get();
+      x.provider = vh->tracing_provider.get();
+    }
   }
-  return shared->opts.tracer->begin(req.head.headers, random, name + "/*");
+  if (x.provider && x.provider->report) {
+    // The collector cluster's endpoint; only sampled requests reach the allocation below,
+    // but the pick is cheap either way and keeps begin() free of config lookups.
+    if (const Cluster* c = cfg.cluster(x.provider->collector_cluster)) {
+      const auto* cla = cfg.endpoints_of(*c);
+      if (const Endpoint* ep = cla ? lb.pick(*c, cla->endpoints, random) : nullptr)
+        x.collector = std::make_shared<const tracing::CollectorAddress>(
+            tracing::CollectorAddress{ep->address, std::to_string(ep->port)});
+    }
+  }
+  std::string name;
+  if (d.gateway) {
+    // Ingress role: Istio names the span after the route's host and port (the virtual host).
+    name = vh ? vh->name : req.head.authority;
+  } else {
+    name = d.hostname.empty() ? d.connect_authority : d.hostname;
+    if (!d.hostname.empty()) {
+      if (auto a = hbone::parse_authority(d.connect_authority)) name += ":" + std::to_string(a->port);
+    }
+  }
+  return shared->opts.tracer->begin(req.head.headers, random, name + "/*", x);
 }
 
 void Proxy::Worker::trace_end(tracing::ActiveSpan& span, const RequestRecord& rec) {
@@ -211,7 +238,7 @@ asio::awaitable<void> Proxy::Worker::serve_http1(http::AnyStream down, http::Rea
     const bool head = rr.request.head.method == "HEAD";
     const auto protocol = rr.request.protocol;
     const auto req_body = rr.request.body_stream;
-    auto span = trace_begin(*d, rr.request);
+    auto span = trace_begin(*d, *cfg, rr.request);
     FlowResult fr = co_await route(*d, cfg, rr.request);
     const bool upgrade = fr.upgraded && fr.response.status == 101;
     // A request body nobody read to its end cannot be skipped to reach the next request.
@@ -264,7 +291,7 @@ asio::awaitable<void> Proxy::Worker::serve_h2_request(std::shared_ptr<http::H2Se
   auto cfg = shared->config.load();
   RequestRecord rec = begin_record(*d, *cfg, req);
   const auto req_body = req.body_stream;
-  auto span = trace_begin(*d, req);
+  auto span = trace_begin(*d, *cfg, req);
   FlowResult fr = co_await route(*d, cfg, req);
   // The response streams on its own (the session pulls the body as the client's window
   // allows); this waits for its end for the telemetry.

@@ -63,6 +63,7 @@ struct FractionalPercent {
 
   static FractionalPercent all() { return {100, 100}; }
   static FractionalPercent none() { return {0, 100}; }
+  friend bool operator==(const FractionalPercent&, const FractionalPercent&) = default;
 };
 
 // envoy.type.matcher.v3.StringMatcher.
@@ -327,6 +328,38 @@ struct DirectResponseAction {
   std::string body;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Tracing (docs/tracing.md): what Istio's Telemetry API compiles to.
+
+// envoy.type.tracing.v3.CustomTag. An `environment` tag is read once at conversion and stored
+// as a Literal (the waypoint's environment does not change while it runs).
+struct TracingCustomTag {
+  enum class Kind : uint8_t { Literal, Header };
+  std::string tag;
+  Kind kind = Kind::Literal;
+  std::string value;          // Literal
+  std::string header;         // Header: lower case
+  std::string default_value;  // Header: when the request lacks it ("" = no tag)
+  friend bool operator==(const TracingCustomTag&, const TracingCustomTag&) = default;
+};
+
+// envoy.config.route.v3.Tracing (Route.tracing): sampling of new traces and custom tags.
+struct RouteTracing {
+  std::optional<FractionalPercent> random_sampling;  // absent = the waypoint's own setting
+  std::vector<TracingCustomTag> custom_tags;
+  friend bool operator==(const RouteTracing&, const RouteTracing&) = default;
+};
+
+// The virtual host's "istio.tracing" config (HCM Tracing with a Zipkin provider): where spans
+// go. `report == false` (no provider) = Telemetry disableSpanReporting: no spans, headers
+// pass through.
+struct TracingProvider {
+  bool report = false;
+  std::string collector_cluster;                  // ZipkinConfig.collector_cluster
+  std::string collector_path = "/api/v2/spans";  // ZipkinConfig.collector_endpoint
+  uint32_t max_path_tag_length = 256;             // Envoy's default
+};
+
 struct Route {
   std::string name;
   RouteMatch match;
@@ -334,6 +367,7 @@ struct Route {
   HeaderMutations headers;
   FilterConfigs filters;
   std::string stat_prefix;
+  std::shared_ptr<const RouteTracing> tracing;  // Route.tracing; null = none
 };
 
 struct VirtualHost {
@@ -351,6 +385,11 @@ struct VirtualHost {
   // require_tls ALL (an Istio Gateway server's tls.httpsRedirect): a request whose
   // x-forwarded-proto is not https gets 301 to https://<host><path>, as Envoy's SSL redirect.
   bool require_tls = false;
+  // Tracing for requests to this host: the routes' Route.tracing (the converter requires them
+  // equal, so the span can be started before the route is chosen) and the "istio.tracing"
+  // provider. Both null = the waypoint's environment settings (PROXY_CONFIG, ZIPKIN_ADDRESS).
+  std::shared_ptr<const RouteTracing> tracing;
+  std::shared_ptr<const TracingProvider> tracing_provider;
 };
 
 // envoy.config.route.v3.RouteConfiguration. At a waypoint: one per service port, named

@@ -38,6 +38,7 @@ void append(ResourceSet& to, ResourceSet&& from) {
   move_all(to.l7.gateway_routes, from.l7.gateway_routes);
   move_all(to.l7.istio_gateways, from.l7.istio_gateways);
   move_all(to.rate_limits, from.rate_limits);
+  move_all(to.telemetries, from.telemetries);
   if (from.mesh && !to.mesh) to.mesh = std::move(from.mesh);  // one ConfigMap istio-system/istio
 }
 

@@ -19,6 +19,7 @@ const std::vector<ResourceKind>& watched_kinds() {
       {"security.istio.io", "v1", "requestauthentications", "RequestAuthentication", true},
       {"networking.istio.io", "v1alpha3", "envoyfilters", "EnvoyFilter", true},
       {"ambient.dev", "v1alpha1", "ratelimitpolicies", "RateLimitPolicy", true},
+      {"telemetry.istio.io", "v1", "telemetries", "Telemetry", true},
       {"gateway.networking.k8s.io", "v1", "gateways", "Gateway", true},
       {"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", true},
       {"gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute", true},

@@ -64,6 +64,7 @@ KINDS = {
     "requestauthentications": ("security.istio.io", "v1", "RequestAuthentication", True, True, False),
     "envoyfilters": ("networking.istio.io", "v1alpha3", "EnvoyFilter", True, False, False),
     "ratelimitpolicies": ("ambient.dev", "v1alpha1", "RateLimitPolicy", True, True, False),
+    "telemetries": ("telemetry.istio.io", "v1", "Telemetry", True, True, False),
     "gateways": ("gateway.networking.k8s.io", "v1", "Gateway", True, True, False),
     "httproutes": ("gateway.networking.k8s.io", "v1", "HTTPRoute", True, True, False),
     "grpcroutes": ("gateway.networking.k8s.io", "v1", "GRPCRoute", True, True, False),

@@ -192,7 +192,7 @@ listed_all() {
   local k
   for k in namespaces nodes pods services serviceaccounts endpointslices workloadentries virtualservices \
            destinationrules envoyfilters authorizationpolicies peerauthentications requestauthentications \
-           gateways httproutes grpcroutes ratelimitpolicies; do
+           gateways httproutes grpcroutes ratelimitpolicies telemetries; do
     grep -qE "listed [0-9]+ $k at resourceVersion" "$T/cp1.log" || { echo "no list of $k"; return 1; }
   done
 }

@@ -51,11 +51,12 @@ common::Result<std::optional<TracerOptions>> tracing_from_env(const common::env:
     if (!p) return common::make_error(p.error());
     sampling = p.value();
   }
-  if (!address || address->empty()) return std::optional<TracerOptions>{};
   TracerOptions o;
-  auto ca = parse_collector_address(*address);
-  if (!ca) return common::make_error("ZIPKIN_ADDRESS / tracing.zipkin.address: " + ca.error());
-  o.collector = ca.value();
+  if (address && !address->empty()) {  // else only xDS (Telemetry) can name a collector
+    auto ca = parse_collector_address(*address);
+    if (!ca) return common::make_error("ZIPKIN_ADDRESS / tracing.zipkin.address: " + ca.error());
+    o.collector = ca.value();
+  }
   if (sampling) o.sampling_percent = *sampling;
   {
     auto d = common::env::get_duration(e, "TRACING_FLUSH_INTERVAL", o.flush_interval);

@@ -5,7 +5,9 @@
 //   - ZIPKIN_ADDRESS, TRACING_SAMPLING: the same two values as plain variables; they win.
 //   - TRACING_FLUSH_INTERVAL (duration, default 5s) and TRACING_BATCH_SIZE (default 5):
 //     Envoy's flush_interval / min_flush_spans.
-// No collector address = no tracer: trace headers pass through untouched (facts §5.7).
+// No collector address = options with an empty `collector`: only a virtual host whose xDS
+// config names a provider (Istio Telemetry, docs/tracing.md) is traced; every other request's
+// trace headers pass through untouched (facts §5.7). The result is always engaged.
 // Every malformed value fails the load naming the variable (and the JSON field).
 // Threading: pure; called on the main thread before the runtime starts.
 #pragma once

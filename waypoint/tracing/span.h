@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "waypoint/tracing/collector_client.h"
 #include "waypoint/tracing/trace_context.h"
 
 namespace waypoint::tracing {
@@ -23,6 +25,10 @@ struct Span {
   int64_t duration_us = 0;
   bool debug = false;
   std::vector<std::pair<std::string, std::string>> tags;
+  // Where it goes: null = the tracer's configured collector (the environment's); else the
+  // endpoint of the xDS provider's collector cluster, with its path.
+  std::shared_ptr<const CollectorAddress> collector;
+  std::string collector_path;
 };
 
 // The process-wide part of every span (from the waypoint's Config).

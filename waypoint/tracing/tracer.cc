@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/lockfree/queue.hpp>
+#include <map>
+#include <tuple>
 
 namespace waypoint::tracing {
 
@@ -42,15 +44,43 @@ void Tracer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-ActiveSpan Tracer::begin(router::HeaderList& headers, router::Random& random, std::string name) const {
+ActiveSpan Tracer::begin(router::HeaderList& headers, router::Random& random, std::string name,
+                         const RequestTracing& x) const {
   ActiveSpan a;
+  if (x.provider) {
+    if (!x.provider->report || !x.collector) return a;
+  } else if (opts_.collector.host.empty()) {
+    return a;
+  }
   const Incoming in = extract(headers);
-  // Basis points, as Envoy's random sampling (a FractionalPercent over 10000).
-  const auto bp = static_cast<uint64_t>(opts_.sampling_percent * 100.0 + 0.5);
-  const bool decision = random.next() % 10000 < bp;
+  bool decision;
+  if (x.route && x.route->random_sampling) {  // Route.tracing.random_sampling (Telemetry)
+    const auto& f = *x.route->random_sampling;
+    decision = random.next() % f.denominator < f.numerator;
+  } else {
+    // Basis points, as Envoy's random sampling (a FractionalPercent over 10000).
+    const auto bp = static_cast<uint64_t>(opts_.sampling_percent * 100.0 + 0.5);
+    decision = random.next() % 10000 < bp;
+  }
   a.ids = child_of(in, decision, [&] { return random.next(); });
   if (!a.ids.sampled) return a;
   a.sampled = true;
+  if (x.route) {  // custom tags read the request as received
+    for (const auto& t : x.route->custom_tags) {
+      if (t.kind == TracingCustomTag::Kind::Literal) {
+        a.custom_tags.emplace_back(t.tag, t.value);
+      } else if (auto v = headers.get(t.header)) {
+        a.custom_tags.emplace_back(t.tag, std::string(*v));
+      } else if (!t.default_value.empty()) {
+        a.custom_tags.emplace_back(t.tag, t.default_value);
+      }
+    }
+  }
+  if (x.provider) {
+    a.collector = x.collector;
+    a.collector_path = x.provider->collector_path;
+    a.max_path_tag_length = x.provider->max_path_tag_length;
+  }
   inject(a.ids, in, headers);
   a.name = std::move(name);
   a.start_wall = std::chrono::system_clock::now();
@@ -71,6 +101,14 @@ void Tracer::end(ActiveSpan& a, const RequestRecord& rec) {
   s->duration_us = std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - a.start).count());
   s->tags = request_tags(rec);
+  if (a.max_path_tag_length > 0) {
+    for (auto& [k, v] : s->tags) {
+      if (k == "http.url" && v.size() > a.max_path_tag_length) v.resize(a.max_path_tag_length);
+    }
+  }
+  for (auto& t : a.custom_tags) s->tags.push_back(std::move(t));
+  s->collector = std::move(a.collector);
+  s->collector_path = std::move(a.collector_path);
   if (!queue_->q.bounded_push(s)) {
     delete s;
     spans_dropped_->inc();
@@ -103,25 +141,33 @@ void Tracer::run() {
 }
 
 void Tracer::flush(std::vector<Span*>& batch) {
-  const std::string body = zipkin_json(batch, opts_.local);
-  const size_t n = batch.size();
-  for (Span* s : batch) delete s;
+  // One POST per collector: the environment's, and each xDS provider endpoint (usually one).
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<Span*>> by_collector;
+  for (Span* s : batch) {
+    const CollectorAddress& c = s->collector ? *s->collector : opts_.collector;
+    const std::string& path = s->collector ? s->collector_path : opts_.collector_path;
+    by_collector[{c.host, c.port, path}].push_back(s);
+  }
   batch.clear();
-  auto r = post_spans(opts_.collector, opts_.collector_path, body, opts_.post_timeout);
-  if (!r) {
-    reports_failed_->inc();
-    spdlog::warn("tracing: {} spans not delivered to {}:{}: {}", n, opts_.collector.host, opts_.collector.port,
-                 r.error());
-    return;
+  for (auto& [key, spans] : by_collector) {
+    const auto& [host, port, path] = key;
+    const std::string body = zipkin_json(spans, opts_.local);
+    const size_t n = spans.size();
+    for (Span* s : spans) delete s;
+    auto r = post_spans(CollectorAddress{host, port}, path, body, opts_.post_timeout);
+    if (!r) {
+      reports_failed_->inc();
+      spdlog::warn("tracing: {} spans not delivered to {}:{}: {}", n, host, port, r.error());
+      continue;
+    }
+    if (r.value() < 200 || r.value() >= 300) {
+      reports_dropped_->inc();
+      spdlog::warn("tracing: collector {}:{} answered {} to {} spans", host, port, r.value(), n);
+      continue;
+    }
+    reports_sent_->inc();
+    spans_sent_->inc(n);
   }
-  if (r.value() < 200 || r.value() >= 300) {
-    reports_dropped_->inc();
-    spdlog::warn("tracing: collector {}:{} answered {} to {} spans", opts_.collector.host, opts_.collector.port,
-                 r.value(), n);
-    return;
-  }
-  reports_sent_->inc();
-  spans_sent_->inc(n);
 }
 
 std::vector<std::pair<std::string, std::string>> request_tags(const RequestRecord& rec) {

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/admin/metrics.h"
+#include "waypoint/route_model.h"
 #include "waypoint/router/random.h"
 #include "waypoint/telemetry.h"
 #include "waypoint/tracing/collector_client.h"
@@ -42,11 +43,25 @@ struct TracerOptions {
   std::chrono::milliseconds post_timeout{5000};
 };
 
+// The tracing config xDS gave the request's virtual host (Istio's Telemetry, docs/tracing.md);
+// null parts fall back to TracerOptions (the environment). `collector` is the provider's
+// collector_cluster endpoint, resolved by the caller from the config snapshot; null with a
+// reporting provider = no endpoint: no span.
+struct RequestTracing {
+  const RouteTracing* route = nullptr;
+  const TracingProvider* provider = nullptr;
+  std::shared_ptr<const CollectorAddress> collector;
+};
+
 // The span of one request between begin() and end(); empty when the request is not sampled.
 struct ActiveSpan {
   bool sampled = false;
   SpanIds ids;
   std::string name;
+  std::shared_ptr<const CollectorAddress> collector;  // null = TracerOptions::collector
+  std::string collector_path;                         // with `collector`
+  uint32_t max_path_tag_length = 0;                   // 0 = not truncated
+  std::vector<std::pair<std::string, std::string>> custom_tags;
   std::chrono::system_clock::time_point start_wall;
   std::chrono::steady_clock::time_point start;
 };
@@ -61,7 +76,10 @@ class Tracer {
   void start();
   void stop();
 
-  ActiveSpan begin(router::HeaderList& headers, router::Random& random, std::string name) const;
+  // No collector at all (neither `x.collector` nor TracerOptions::collector), or span reporting
+  // disabled by `x.provider`: not sampled, headers untouched.
+  ActiveSpan begin(router::HeaderList& headers, router::Random& random, std::string name,
+                   const RequestTracing& x = {}) const;
   void end(ActiveSpan& span, const RequestRecord& rec);
 
   const TracerOptions& options() const { return opts_; }

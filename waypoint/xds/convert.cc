@@ -17,6 +17,7 @@
 #include "waypoint/xds/jwt_convert.h"
 #include "waypoint/xds/ratelimit_convert.h"
 #include "waypoint/xds/rbac_convert.h"
+#include "waypoint/xds/tracing_convert.h"
 #include "waypoint/xds/validate.h"
 
 namespace waypoint::xds {
@@ -496,6 +497,8 @@ bool filter_configs(Ctx& ctx, const google::protobuf::Map<std::string, google::p
       if (!convert_local_ratelimit(rate_limit_helpers(ctx), any, p, out.local_ratelimit)) return false;
     } else if (key == kRateLimitFilterName) {
       if (!convert_global_ratelimit(rate_limit_helpers(ctx), any, p, out.ratelimit)) return false;
+    } else if (key == kTracingConfigKey) {
+      return ctx.fail(p, "the tracing provider is read on a virtual host only");
     } else {
       return ctx.fail(p, "filter '" + key + "' is not implemented by the waypoint");
     }
@@ -780,6 +783,14 @@ bool route_entry(Ctx& ctx, const route::Route& r, const std::string& path, Route
       return ctx.fail(path, "an action (route, redirect, direct_response) is required");
   }
   if (!mutations(ctx, r, path, out.headers)) return false;
+  if (r.has_tracing()) {
+    auto t = convert_route_tracing(r.tracing(), path + ".tracing");
+    if (!t) {
+      if (ctx.err.empty()) ctx.err = t.error();
+      return false;
+    }
+    out.tracing = std::move(*t);
+  }
   return filter_configs(ctx, r.typed_per_filter_config(), path + ".typed_per_filter_config", out.filters);
 }
 
@@ -821,7 +832,30 @@ bool virtual_host(Ctx& ctx, const route::VirtualHost& v, const std::string& path
     return false;
   out.include_request_attempt_count = v.include_request_attempt_count();
   out.include_attempt_count_in_response = v.include_attempt_count_in_response();
-  return filter_configs(ctx, v.typed_per_filter_config(), path + ".typed_per_filter_config", out.filters);
+  // The span starts before a route is chosen (the upstream must see its context), so the
+  // routes of one host must agree on Route.tracing; the controlplane writes it per host.
+  for (size_t i = 1; i < out.routes.size(); ++i) {
+    const auto& a = out.routes[0].tracing;
+    const auto& b = out.routes[i].tracing;
+    if (static_cast<bool>(a) != static_cast<bool>(b) || (a && !(*a == *b)))
+      return ctx.fail(path + ".routes[" + std::to_string(i) + "].tracing",
+                      "differs from routes[0].tracing: tracing per route within one virtual host is not implemented");
+  }
+  if (!out.routes.empty()) out.tracing = out.routes[0].tracing;
+  const std::string fpath = path + ".typed_per_filter_config";
+  if (auto it = v.typed_per_filter_config().find(std::string(kTracingConfigKey));
+      it != v.typed_per_filter_config().end()) {
+    auto t = convert_tracing_provider(it->second, fpath + "[" + std::string(kTracingConfigKey) + "]");
+    if (!t) {
+      if (ctx.err.empty()) ctx.err = t.error();
+      return false;
+    }
+    out.tracing_provider = std::move(*t);
+    auto rest = v.typed_per_filter_config();
+    rest.erase(std::string(kTracingConfigKey));
+    return filter_configs(ctx, rest, fpath, out.filters);
+  }
+  return filter_configs(ctx, v.typed_per_filter_config(), fpath, out.filters);
 }
 
 // "10.0.0.1:8080" or "[fd00::1]:8080" (istiod's internal-address endpoint_id).

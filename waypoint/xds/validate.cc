@@ -41,6 +41,7 @@ const std::set<std::string_view>& not_implemented() {
       "envoy.config.route.v3.RouteAction.HashPolicy.Cookie.attributes",
       "envoy.config.route.v3.RouteConfiguration.typed_per_filter_config",
       "envoy.config.route.v3.RetryPolicy.per_try_idle_timeout",
+      "envoy.config.route.v3.Tracing.client_sampling",
       // Data sources: only inline bodies (a waypoint reads no local files for config).
       "envoy.config.core.v3.DataSource.filename",
       "envoy.config.core.v3.DataSource.environment_variable",

@@ -280,3 +280,91 @@ TEST_CASE("tracing: a full export queue drops spans and counts them; a dead coll
   CHECK(value("envoy_tracing_zipkin_reports_failed") >= 1);
   CHECK(value("envoy_tracing_zipkin_spans_sent") == 0);
 }
+
+// Istio Telemetry as the controlplane delivers it (docs/tracing.md): the virtual host's
+// "istio.tracing" provider names a collector cluster, Route.tracing samples and tags. The
+// waypoint here has no collector of its own (no ZIPKIN_ADDRESS): only xDS turns tracing on.
+TEST_CASE("tracing from xDS: provider cluster, Route.tracing sampling and custom tags, reporting off") {
+  Collector c;
+  common::metrics::Registry reg;
+  tracing::TracerOptions o;  // no collector: the environment configures nothing
+  o.sampling_percent = 100.0;
+  o.batch_size = 1;
+  o.flush_interval = std::chrono::milliseconds(50);
+  o.local.service_name = "waypoint.default";
+  auto tracer = std::make_shared<tracing::Tracer>(o, reg);
+  tracer->start();
+  Fixture f(tracer);
+  auto config = [&](std::optional<FractionalPercent> sampling, bool report) {
+    RouteConfig rc = Fixture::config_of({Fixture::route_to("v1")});
+    auto rt = std::make_shared<RouteTracing>();
+    rt->random_sampling = sampling;
+    rt->custom_tags = {{"team", TracingCustomTag::Kind::Literal, "calc", "", ""},
+                       {"user", TracingCustomTag::Kind::Header, "", "x-user", "nobody"}};
+    auto tp = std::make_shared<TracingProvider>();
+    tp->report = report;
+    tp->collector_cluster = "outbound|9411||zipkin.istio-system.svc.cluster.local";
+    tp->max_path_tag_length = 24;
+    rc.virtual_hosts[0].tracing = rt;
+    rc.virtual_hosts[0].routes[0].tracing = rt;
+    rc.virtual_hosts[0].tracing_provider = tp;
+    auto snap = f.snapshot(std::move(rc));
+    auto zc = std::make_shared<Cluster>();
+    zc->name = tp->collector_cluster;
+    zc->discovery = Cluster::Discovery::Static;
+    ClusterLoadAssignment cla;
+    cla.cluster_name = zc->name;
+    Endpoint e;
+    e.address = "127.0.0.1";
+    e.port = c.port();
+    cla.endpoints.push_back(e);
+    zc->load_assignment = cla;
+    snap->clusters[zc->name] = zc;
+    f.proxy->set_config(snap);
+  };
+  f.set_routes({Fixture::route_to("v1")});
+  std::vector<nlohmann::json> spans;
+  const http::Request q_plain = get("/no-xds-config");
+  const http::Request q_long = get("/a-rather-long-path-for-the-tag", {{"x-user", "alice"}});
+  const http::Request q_zero = get("/zero", {{"x-b3-traceid", kTrace}, {"x-b3-spanid", kCallerSpan}});
+  const http::Request q_off = get("/reporting-off", {{"x-b3-sampled", "1"}});
+  const http::Request q_forced = get("/forced", {{"x-b3-sampled", "1"}});
+  f.run([&]() -> asio::awaitable<void> {
+    auto t = co_await f.tunnel(vip_authority());
+    REQUIRE(t.ok());
+    http::AnyStream s(t.value());
+    http::ReadBuffer buf;
+    // 1. No tracing in xDS and none in the environment: headers untouched.
+    co_await exchange(s, buf, q_plain);
+    // 2. 100 % from Route.tracing, spans to the provider's cluster, tags, truncated http.url.
+    config(FractionalPercent{1'000'000, 1'000'000}, true);
+    co_await exchange(s, buf, q_long);
+    spans = co_await wait_spans(f.io, c, 1);
+    // 3. 0 %: an unsampled caller's headers pass unchanged. 4. Reporting off: no span even
+    // for a sampled caller. 5. Back on at 0 %: the caller's decision still wins; this span
+    // is the second and last to arrive.
+    config(FractionalPercent{0, 100}, true);
+    co_await exchange(s, buf, q_zero);
+    config(FractionalPercent{100, 100}, false);
+    co_await exchange(s, buf, q_off);
+    config(FractionalPercent{0, 100}, true);
+    co_await exchange(s, buf, q_forced);
+    spans = co_await wait_spans(f.io, c, 2);
+  });
+  REQUIRE(c.bad().empty());
+  REQUIRE(f.v1.seen.size() == 5);
+  CHECK(header(f.v1.seen[0], "x-b3-traceid") == "<absent>");
+  CHECK(header(f.v1.seen[0], "traceparent") == "<absent>");
+  REQUIRE(spans.size() == 2);
+  CHECK(spans[0]["tags"]["team"] == "calc");
+  CHECK(spans[0]["tags"]["user"] == "alice");
+  CHECK(spans[0]["tags"]["http.url"] == std::string("http://" + kHost + "/a-rather-long-path-for-the-tag").substr(0, 24));
+  CHECK(spans[0]["kind"] == "SERVER");
+  CHECK(header(f.v1.seen[1], "x-b3-spanid") == spans[0]["id"]);
+  CHECK(header(f.v1.seen[2], "x-b3-traceid") == kTrace);
+  CHECK(header(f.v1.seen[2], "x-b3-spanid") == kCallerSpan);
+  CHECK(header(f.v1.seen[3], "x-b3-sampled") == "1");
+  CHECK(header(f.v1.seen[3], "x-b3-spanid") == "<absent>");
+  CHECK(spans[1]["tags"]["http.url"] == std::string("http://" + kHost + "/forced").substr(0, 24));
+  CHECK(spans[1]["tags"]["user"] == "nobody");
+}
