@@ -149,7 +149,9 @@ ResourceSet KubeSource::snapshot(Diagnostics& diags, uint64_t& generation) {
   }
   for (const auto& inf : impl_->informers) {
     if (inf->kind().plural == "nodes") continue;  // annotate() only
-    for (const auto& [key, obj] : inf->objects()) objects.emplace_back(inf->kind().plural + "/" + key, obj.json);
+    // Keyed by group too: Istio's and the Gateway API's Gateway share the plural "gateways".
+    const std::string prefix = inf->kind().group.empty() ? inf->kind().plural : inf->kind().plural + "." + inf->kind().group;
+    for (const auto& [key, obj] : inf->objects()) objects.emplace_back(prefix + "/" + key, obj.json);
   }
   std::lock_guard<std::mutex> g(impl_->cache_mu);
   std::map<std::string, Impl::Parsed> next;
@@ -205,9 +207,9 @@ void KubeSource::stop() {
   for (auto& inf : impl_->informers) inf->stop();
 }
 
-std::map<std::string, StoredObject> KubeSource::objects_of(const std::string& plural) const {
+std::map<std::string, StoredObject> KubeSource::objects_of(const std::string& plural, const std::string& group) const {
   for (const auto& inf : impl_->informers) {
-    if (inf->kind().plural == plural) return inf->objects();
+    if (inf->kind().plural == plural && (group.empty() || inf->kind().group == group)) return inf->objects();
   }
   return {};
 }

@@ -77,8 +77,9 @@ class KubeSource final : public ObjectSource {
   void annotate(ztunnel::LocalConfig& config) const override;
   void stop() override;
 
-  // A copy of the objects of one kind (by plural, e.g. "gateways").
-  std::map<std::string, StoredObject> objects_of(const std::string& plural) const;
+  // A copy of the objects of one kind (by plural, e.g. "pods"; with `group` when two groups share
+  // the plural: "gateways" is both Istio's and the Gateway API's).
+  std::map<std::string, StoredObject> objects_of(const std::string& plural, const std::string& group = {}) const;
   // Called (on a watcher thread, without the lock) after any change; set before start() work
   // matters to it, e.g. the waypoint deployer. One listener.
   void set_listener(std::function<void()> listener);

@@ -23,6 +23,9 @@ const std::vector<ResourceKind>& watched_kinds() {
       {"gateway.networking.k8s.io", "v1", "gateways", "Gateway", true},
       {"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", true},
       {"gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute", true},
+      // Istio's Gateway (ingress role, with VirtualServices naming it in `gateways:`); shares the
+      // plural with the Gateway API's: callers of objects_of("gateways") name the group.
+      {"networking.istio.io", "v1", "gateways", "Gateway", true},
   };
   return kinds;
 }

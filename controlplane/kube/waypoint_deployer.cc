@@ -196,7 +196,7 @@ void WaypointDeployer::Impl::reconcile() {
   }
   std::vector<ManagedGateway> gws;
   std::vector<json> raw;  // the Gateway of gws[i] as watched
-  for (const auto& [key, obj] : source->objects_of("gateways")) {
+  for (const auto& [key, obj] : source->objects_of("gateways", "gateway.networking.k8s.io")) {
     json j = json::parse(obj.json, nullptr, false);
     if (auto gw = read_managed_gateway(j)) {
       gws.push_back(std::move(*gw));

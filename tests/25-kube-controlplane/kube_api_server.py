@@ -68,7 +68,14 @@ KINDS = {
     "gateways": ("gateway.networking.k8s.io", "v1", "Gateway", True, True, False),
     "httproutes": ("gateway.networking.k8s.io", "v1", "HTTPRoute", True, True, False),
     "grpcroutes": ("gateway.networking.k8s.io", "v1", "GRPCRoute", True, True, False),
+    # Two groups serve "gateways": the store keys Istio's as "gateways.networking.istio.io";
+    # URLs and discovery use the plain plural (url_plural).
+    "gateways.networking.istio.io": ("networking.istio.io", "v1", "Gateway", True, True, False),
 }
+
+
+def url_plural(key):
+    return key.split(".", 1)[0]
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SHORT = {"namespaces": ["ns"], "pods": ["po"], "services": ["svc"], "serviceaccounts": ["sa"],
          "deployments": ["deploy"], "virtualservices": ["vs"], "destinationrules": ["dr"],
@@ -235,9 +242,10 @@ class Handler(BaseHTTPRequestHandler):
             pass   # the namespaces collection or one namespace
         if not rest:
             return None
-        plural = rest[0]
-        if plural not in KINDS or KINDS[plural][0] != group or KINDS[plural][1] != version:
-            return ("?", group, version, plural)
+        plural = next((k for k, d in KINDS.items() if url_plural(k) == rest[0] and d[0] == group and d[1] == version),
+                      None)
+        if plural is None:
+            return ("?", group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (sub and sub != "status"):
@@ -284,10 +292,10 @@ class Handler(BaseHTTPRequestHandler):
             res = []
             for plural, kind, nsd, st in groups[key]:
                 singular = kind.lower()
-                res.append({"name": plural, "singularName": singular, "namespaced": nsd, "kind": kind,
+                res.append({"name": url_plural(plural), "singularName": singular, "namespaced": nsd, "kind": kind,
                             "verbs": VERBS, "shortNames": SHORT.get(plural, [])})
                 if st:
-                    res.append({"name": plural + "/status", "singularName": "", "namespaced": nsd,
+                    res.append({"name": url_plural(plural) + "/status", "singularName": "", "namespaced": nsd,
                                 "kind": kind, "verbs": ["get", "patch", "update"]})
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(*key), "resources": res}
         return None

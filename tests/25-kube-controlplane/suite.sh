@@ -438,6 +438,61 @@ ig_objects_gone() {
 }
 check "the Gateway deleted: its Deployment, Service and ServiceAccount are deleted" ig_objects_gone
 
+# ---- D1b: an Istio Gateway (networking.istio.io, same plural "gateways") + a VirtualService
+# naming it, over --kube: served to the pods its selector matches, as in the seeds' Bookinfo ----
+K create -f - --validate=false >"$T/istio-gw.out" 2>&1 <<'Y'
+apiVersion: v1
+kind: List
+items:
+- apiVersion: networking.istio.io/v1
+  kind: Gateway
+  metadata: {name: calc-gateway, namespace: demo}
+  spec:
+    selector: {istio: ingressgateway}
+    servers: [{port: {number: 8081, name: http, protocol: HTTP}, hosts: ["*"]}]
+- apiVersion: networking.istio.io/v1
+  kind: VirtualService
+  metadata: {name: calc-via-gateway, namespace: demo}
+  spec:
+    hosts: ["*"]
+    gateways: [calc-gateway]
+    http: [{route: [{destination: {host: calculate, port: {number: 8080}}}]}]
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: istio-ingressgateway-0
+    namespace: demo
+    labels: {istio: ingressgateway, istio.io/dataplane-mode: none}
+  spec: {serviceAccountName: ingress-gw, nodeName: node-a, containers: [{name: istio-proxy, image: registry.test/ambient:1.0}]}
+  status: {phase: Running, podIP: 10.244.1.12, podIPs: [{ip: 10.244.1.12}]}
+Y
+check "kubectl creates an Istio Gateway beside the Gateway API's (both plural gateways)" \
+  contains -E 'gateway.networking.istio.io/calc-gateway created' "$T/istio-gw.out"
+nsx_bg lo "$T/probe-igi.out" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin XDS_ADDRESS="https://$CP_ADDR" \
+  XDS_ROOT_CA="$T/cacerts/root-cert.pem" AUTH_TOKEN=ingress-token-8e2a INSTANCE_IP=10.244.1.12 PROXY_TYPE=router \
+  POD_NAME=istio-ingressgateway-0 POD_NAMESPACE=demo RUST_LOG=info "$PROBE" 30
+PROBE_IGI_PID=$NSX_LAST_PID
+igi_snapshot() {  # igi_snapshot PYTHON-EXPR over the router probe's last SNAPSHOT `s`
+  local last
+  for _ in $(seq 1 200); do
+    last=$(grep '^SNAPSHOT ' "$T/probe-igi.out" 2>/dev/null | tail -n 1 | cut -d' ' -f2-)
+    [[ -n $last ]] && "$PY" -c 'import json, sys; s = json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+      "$last" "$1" && return 0
+    sleep 0.1
+  done
+  echo "last: $last"; grep -v '^SNAPSHOT' "$T/probe-igi.out" | tail -n 5
+  return 1
+}
+check "the Istio Gateway + VirtualService from the API reach the selected pod as router routes (http.8081 -> calculate)" \
+  igi_snapshot "s['routes'].get('http.8081', [{}])[0].get('cluster') == 'outbound|8080||calculate.demo.svc.cluster.local'"
+K delete gateway.networking.istio.io -n demo calc-gateway >/dev/null 2>&1
+check "the Istio Gateway deleted over the API: its routes leave the pod" igi_snapshot "'http.8081' not in s['routes']"
+check "... and the Gateway API's Gateways were never touched by it (waypoint still there)" \
+  wait_k gateway.gateway.networking.k8s.io -n demo waypoint -o 'jsonpath={.metadata.name}' -- "waypoint"
+nsx_stop "$PROBE_IGI_PID" 5
+K delete virtualservice -n demo calc-via-gateway >/dev/null
+K delete pod -n demo istio-ingressgateway-0 >/dev/null
+
 # ---- D2: the kinds --kube reads like the directory: RequestAuthentication, RateLimitPolicy ----
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/jwt-key.pem" 2>/dev/null
 "$PY" - "$T/jwt-key.pem" "$ZT_ROOT/tests/66-waypoint-e2e/jwt_tool.py" >"$T/authn-rl.json" <<'PY'
