@@ -942,6 +942,19 @@ struct Compiler {
     sds->set_name("kubernetes://" + tls_server->credential_name);
     sds->mutable_sds_config()->mutable_ads();
     sds->mutable_sds_config()->set_resource_api_version(core::V3);
+    if (tls_server->tls_mode == "MUTUAL" || tls_server->tls_mode == "OPTIONAL_MUTUAL") {
+      // As istiod writes it: the CA by SDS (`file-root:<caCertificates>` or the Secret's
+      // `-cacert` twin), the SANs as exact matchers in the default validation context.
+      if (tls_server->tls_mode == "MUTUAL") ctx.mutable_require_client_certificate()->set_value(true);
+      auto* cv = ctx.mutable_common_tls_context()->mutable_combined_validation_context();
+      auto* ca = cv->mutable_validation_context_sds_secret_config();
+      ca->set_name(tls_server->ca_certificates.empty() ? "kubernetes://" + tls_server->credential_name + "-cacert"
+                                                       : "file-root:" + tls_server->ca_certificates);
+      ca->mutable_sds_config()->mutable_ads();
+      ca->mutable_sds_config()->set_resource_api_version(core::V3);
+      auto* dv = cv->mutable_default_validation_context();
+      for (const auto& san : tls_server->subject_alt_names) dv->add_match_subject_alt_names()->set_exact(san);
+    }
     fc->mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
     fc->mutable_transport_socket()->mutable_typed_config()->PackFrom(ctx);
   }

@@ -212,6 +212,84 @@ TEST_CASE("tls.httpsRedirect on an HTTP server: its virtual hosts require TLS (E
   CHECK(parsed->virtual_hosts[0].require_tls);
 }
 
+TEST_CASE("tls.mode MUTUAL: the client CA and subjectAltNames compile as istiod writes them") {
+  std::string yaml = kMesh;
+  const std::string from = "    tls: {mode: SIMPLE, credentialName: bookinfo-cert}\n";
+  REQUIRE(yaml.find(from) != std::string::npos);
+  yaml.replace(yaml.find(from), from.size(),
+               "    tls: {mode: MUTUAL, credentialName: bookinfo-cert, subjectAltNames: [spiffe://c/client, "
+               "client.example.com]}\n"
+               "  - port: {number: 8443, name: https-file, protocol: HTTPS}\n"
+               "    hosts: [bookinfo.example.com]\n"
+               "    tls: {mode: OPTIONAL_MUTUAL, credentialName: bookinfo-cert, caCertificates: /etc/ca/root.pem}\n");
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  CHECK(c.load_diags.empty());
+  const WaypointResources& r = *c.result.by_proxy.at("ingress-0.istio-ingress");
+  auto l443 = unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_443"));
+  auto p = waypoint::xds::parse_listener("0.0.0.0_443", l443.SerializeAsString());
+  REQUIRE(p);
+  REQUIRE(p->chains.size() == 1);
+  CHECK(p->chains[0].require_client_cert);
+  CHECK(p->chains[0].ca_credential == "bookinfo-cert-cacert");
+  CHECK(p->chains[0].ca_file.empty());
+  CHECK(p->chains[0].client_sans == std::vector<std::string>{"spiffe://c/client", "client.example.com"});
+  REQUIRE(r.listeners.count("0.0.0.0_8443") == 1);
+  auto l8443 = unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_8443"));
+  auto q = waypoint::xds::parse_listener("0.0.0.0_8443", l8443.SerializeAsString());
+  REQUIRE(q);
+  CHECK_FALSE(q->chains[0].require_client_cert);
+  CHECK(q->chains[0].ca_file == "/etc/ca/root.pem");
+  CHECK(q->chains[0].verifies_clients());
+}
+
+TEST_CASE("client-certificate settings where they do not apply are refused naming the field") {
+  std::string yaml = kMesh;
+  yaml += R"(
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: simple-ca, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: SIMPLE, credentialName: x, caCertificates: /ca.pem}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: relative-ca, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: MUTUAL, credentialName: x, caCertificates: ca.pem}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-mutual, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: ISTIO_MUTUAL, credentialName: x}
+)";
+  auto c = compile_yaml(yaml);
+  auto has = [&](const std::string& object, const std::string& field) {
+    for (const auto& d : c.load_diags) {
+      if (d.severity == Severity::Error && d.object.find(object) != std::string::npos && d.field == field) return true;
+    }
+    return false;
+  };
+  INFO(diag_text(c.load_diags));
+  CHECK(has("istio-ingress/simple-ca", "spec.servers[0].tls.caCertificates"));
+  CHECK(has("istio-ingress/relative-ca", "spec.servers[0].tls.caCertificates"));
+  CHECK(has("istio-ingress/istio-mutual", "spec.servers[0].tls.mode"));
+}
+
 TEST_CASE("a bad Gateway is reported naming file, object and field; the rest compiles") {
   std::string yaml = kMesh;
   yaml += R"(
