@@ -110,6 +110,9 @@ spec:
   - port: {number: 8000, name: http-redirect, protocol: HTTP}
     hosts: [bookinfo.example.com, istio-ingress/plain.example.com]
     tls: {httpsRedirect: true}
+  - port: {number: 8443, name: https-mutual, protocol: HTTPS}
+    hosts: [bookinfo.example.com]
+    tls: {mode: MUTUAL, credentialName: bookinfo-cert, subjectAltNames: [spiffe://test/client]}
 Y
   wp_put 60-bookinfo.yaml <<Y
 apiVersion: v1
@@ -221,7 +224,21 @@ ig_certs() {
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bookinfo.example.com \
       -keyout "$d/tls.key" -out "$T/bookinfo.csr" 2>/dev/null &&
     openssl x509 -req -in "$T/bookinfo.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
-      -extfile <(printf 'subjectAltName=DNS:bookinfo.example.com') -out "$d/tls.crt" 2>/dev/null
+      -extfile <(printf 'subjectAltName=DNS:bookinfo.example.com') -out "$d/tls.crt" 2>/dev/null || return 1
+  # MUTUAL: the client CA as istiod names it (Secret bookinfo-cert-cacert, key ca.crt); client
+  # certificates: good (test CA, the allowed SAN), wrong-san (test CA), other-ca (another CA).
+  mkdir -p "$T/creds/bookinfo-cert-cacert" && cp "$T/ca.crt" "$T/creds/bookinfo-cert-cacert/ca.crt" || return 1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca \
+    -keyout "$T/other-ca.key" -out "$T/other-ca.crt" 2>/dev/null || return 1
+  local c ca san
+  for c in good:ca:spiffe://test/client wrong-san:ca:spiffe://test/other other-ca:other-ca:spiffe://test/client; do
+    IFS=: read -r c ca san <<<"$c"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$c" \
+      -keyout "$T/client-$c.key" -out "$T/client-$c.csr" 2>/dev/null &&
+      openssl x509 -req -in "$T/client-$c.csr" -CA "$T/$ca.crt" -CAkey "$T/$ca.key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=URI:%s\nextendedKeyUsage=clientAuth' "$san") \
+        -out "$T/client-$c.crt" 2>/dev/null || return 1
+  done
 }
 
 ig_start() {
@@ -299,6 +316,26 @@ r=$(curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "other.example.com:443:$
 rc=$?
 [[ $rc != 0 && $r == "000" ]] && pass "an SNI no server admits gets no TLS session (curl exit $rc)" ||
   fail "unknown SNI refused" "curl exit $rc, status $r"
+
+# ---- tls.mode MUTUAL: client certificates against the Secret's CA, subjectAltNames exact -------
+wait_for_port ingress-0 8443 5 || fail "port 8443 (the MUTUAL server) listening" "$(tail -n 3 "$T/ingress.log")"
+# mtls ARGS... — "CODE" of one request to the MUTUAL server; curl's exit status is kept in $rc.
+mtls() {
+  curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "bookinfo.example.com:8443:$IG_LB" -o /dev/null \
+    -w '%{http_code}' "$@" https://bookinfo.example.com:8443/productpage
+}
+r=$(mtls --cert "$T/client-good.crt" --key "$T/client-good.key")
+[[ $r == "200" ]] && pass "MUTUAL: a client certificate of the CA with the allowed SAN -> productpage: $r" ||
+  fail "MUTUAL with a good client certificate" "$r $(grep -i 'tls\|credential' "$T/ingress.log" | tail -n 3)"
+for c in none wrong-san other-ca; do
+  if [[ $c == none ]]; then r=$(mtls); else r=$(mtls --cert "$T/client-$c.crt" --key "$T/client-$c.key"); fi
+  rc=$?
+  [[ $rc != 0 && $r == "000" ]] && pass "MUTUAL: client certificate '$c' fails the TLS handshake (curl exit $rc)" ||
+    fail "MUTUAL refuses client certificate '$c'" "curl exit $rc, status $r"
+done
+grep -q 'gateway TLS handshake from .* on 0.0.0.0_8443 failed' "$T/ingress.log" &&
+  pass "the refused handshakes are logged on the MUTUAL listener" ||
+  fail "refused handshakes logged" "$(grep -i 'handshake' "$T/ingress.log" | tail -n 3)"
 
 # ---- downstream HTTP/2: ALPN h2 on the HTTPS listener, h2c prior knowledge on the HTTP one -----
 # getv ARGS... — "HTTP-VERSION CODE VERSION" of one request.
