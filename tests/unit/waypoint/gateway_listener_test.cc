@@ -49,6 +49,14 @@ listener::Listener base(uint32_t port) {
   return l;
 }
 
+ListenerChain chain_of(std::vector<std::string> names, std::string route, std::string credential) {
+  ListenerChain c;
+  c.server_names = std::move(names);
+  c.route_name = std::move(route);
+  c.credential_name = std::move(credential);
+  return c;
+}
+
 common::Result<GatewayListener> parse(const listener::Listener& l) {
   return waypoint::xds::parse_listener(l.name(), l.SerializeAsString());
 }
@@ -216,7 +224,7 @@ TEST_CASE("a mutual TLS chain whose CA file is missing fails naming it") {
   GatewayListener l;
   l.name = "0.0.0.0_443";
   l.port = 443;
-  ListenerChain c{{}, "r", "srv"};
+  ListenerChain c = chain_of({}, "r", "srv");
   c.require_client_cert = true;
   c.ca_credential = "srv-cacert";
   l.chains = {c};
@@ -229,8 +237,8 @@ TEST_CASE("a mutual TLS chain whose CA file is missing fails naming it") {
 
 TEST_CASE("SNI picks the filter chain as Envoy does: exact, longest wildcard, then no server_names") {
   GatewayListener l;
-  l.chains = {ListenerChain{{"*.example.com"}, "wild", "c1"}, ListenerChain{{"a.example.com"}, "exact", "c2"},
-              ListenerChain{{"*.b.example.com"}, "longer", "c3"}, ListenerChain{{}, "any", "c4"}};
+  l.chains = {chain_of({"*.example.com"}, "wild", "c1"), chain_of({"a.example.com"}, "exact", "c2"),
+              chain_of({"*.b.example.com"}, "longer", "c3"), chain_of({}, "any", "c4")};
   CHECK(waypoint::ingress::choose_chain(l, "a.example.com") == 1);
   CHECK(waypoint::ingress::choose_chain(l, "x.b.example.com") == 2);
   CHECK(waypoint::ingress::choose_chain(l, "z.example.com") == 0);
@@ -245,7 +253,7 @@ TEST_CASE("a TLS listener whose Secret files are missing fails naming the creden
   GatewayListener l;
   l.name = "0.0.0.0_443";
   l.port = 443;
-  l.chains = {ListenerChain{{}, "r", "no-such-secret"}};
+  l.chains = {chain_of({}, "r", "no-such-secret")};
   auto dir = std::filesystem::temp_directory_path() / "gateway_listener_test_empty";
   std::filesystem::create_directories(dir);
   auto t = waypoint::ingress::make_server_tls(l, dir.string());
