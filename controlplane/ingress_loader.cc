@@ -141,7 +141,9 @@ std::vector<K8sGatewayListener> read_k8s_gateway_listeners(Reader& r, const YAML
           r.expect_strict_map(k, kp, {"group", "kind"});
           std::string kind;
           r.opt_str(k, kp, "kind", kind);
-          if (kind != "HTTPRoute") fail(join(kp, "kind"), "'" + kind + "' is not supported (HTTPRoute only)");
+          if (kind != "HTTPRoute" && kind != "GRPCRoute")
+            fail(join(kp, "kind"), "'" + kind + "' is not supported (HTTPRoute or GRPCRoute)");
+          l.route_kinds.push_back(kind);
         });
       }
       if (Reader::present(ar, "namespaces")) {

@@ -38,6 +38,8 @@ struct K8sGatewayListener {
   std::string hostname;          // "" = any; "host" or "*.suffix"
   std::string credential_name;   // HTTPS: tls.certificateRefs[0].name (a TLS Secret)
   bool routes_from_all = false;  // allowedRoutes.namespaces.from: All (default Same)
+  // allowedRoutes.kinds (HTTPRoute, GRPCRoute); empty = both, the default for HTTP/HTTPS.
+  std::vector<std::string> route_kinds;
   std::string path;              // "spec.listeners[i]" for diagnostics
 };
 

@@ -1108,25 +1108,24 @@ struct Compiler {
     std::vector<std::string> hosts;
   };
 
-  // For each HTTPRoute parentRef naming a Gateway: the listeners of `gw` it attaches to; every
+  // For each HTTPRoute / GRPCRoute parentRef naming a Gateway: the listeners of `gw` it attaches to; every
   // parentRef that attaches nowhere is a Warning naming it and the Gateway API reason.
   std::map<const K8sGatewayListener*, std::vector<Attachment>> attachments(const GatewayObject& gw) {
     std::map<const K8sGatewayListener*, std::vector<Attachment>> out;
     for (const auto& rt : in.l7.gateway_routes) {
       for (const auto& ref : rt.gateway_parents) {
         if (ref.name != gw.meta.name || ref.ns != gw.meta.ns) continue;
-        if (rt.kind != "HTTPRoute") {
-          diag(Severity::Warning, rt.file, rt.object, ref.path,
-               rt.kind + " is not supported at an ingress gateway (HTTP/1.1 only); route not applied");
-          verdict(rt, ref.index, false, "NotAllowedByListeners", rt.kind + " is not supported at this gateway");
-          continue;
-        }
         std::string why = "NoMatchingParent: no listener named '" + ref.section_name + "'";
         if (ref.section_name.empty()) why = "NoMatchingParent: no listener on port " + std::to_string(ref.port);
         bool attached = false;
         for (const auto& l : gw.listeners) {
           if (!ref.section_name.empty() && ref.section_name != l.name) continue;
           if (ref.port != 0 && ref.port != l.port) continue;
+          if (!l.route_kinds.empty() &&
+              std::find(l.route_kinds.begin(), l.route_kinds.end(), rt.kind) == l.route_kinds.end()) {
+            why = "NotAllowedByListeners: listener " + l.name + " does not allow kind " + rt.kind;
+            continue;
+          }
           if (!l.routes_from_all && rt.ns != gw.meta.ns) {
             why = "NotAllowedByListeners: listener " + l.name + " admits routes from its own namespace only";
             continue;

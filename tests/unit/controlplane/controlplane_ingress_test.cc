@@ -685,3 +685,48 @@ spec:
   CHECK_FALSE(typo.backends_resolved);
   CHECK(typo.backend_message.find("istio-ingress/gone") != std::string::npos);
 }
+
+TEST_CASE("GRPCRoutes attach to an ingress Gateway like HTTPRoutes; allowedRoutes.kinds narrows") {
+  std::string yaml = kGatewayApiMesh;
+  const std::string from = "  - {name: wild, port: 8080, protocol: HTTP, hostname: \"*.example.com\"}\n";
+  REQUIRE(yaml.find(from) != std::string::npos);
+  yaml.replace(yaml.find(from), from.size(),
+               from + "  - {name: http-only, port: 8081, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}]}}\n");
+  yaml += R"(
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: calc, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: wild}, {name: bookinfo-gw, sectionName: http-only}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: calc.Calculator, method: Add}}]
+    backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}]
+)";
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  const WaypointResources& r = *c.result.by_proxy.at("gw-0.istio-ingress");
+  REQUIRE(r.routes.count("http.8080") == 1);
+  auto rc = unpack<route::RouteConfiguration>(r.routes.at("http.8080"));
+  CHECK(waypoint::xds::parse_route_configuration("http.8080", rc.SerializeAsString()));
+  const auto* vh = vhost(rc, "grpc.example.com:8080");
+  REQUIRE(vh);
+  REQUIRE(vh->routes_size() == 1);
+  CHECK(vh->routes(0).match().path() == "/calc.Calculator/Add");
+  CHECK(vh->routes(0).route().cluster() == "outbound|9080||productpage.bookinfo.svc.cluster.local");
+
+  const auto& att = c.result.attachments;
+  const auto& ls = att.listeners.at("istio-ingress/bookinfo-gw");
+  CHECK(ls.at("wild") == 3);  // wild-a, wild-any and the GRPCRoute
+  CHECK(ls.count("http-only") == 0);
+  const auto& ps = att.routes.at("GRPCRoute/istio-ingress/calc").parents;
+  REQUIRE(ps.size() == 2);
+  for (const auto& p : ps) {
+    if (p.index == 0) CHECK(p.accepted);
+    if (p.index == 1) {
+      CHECK_FALSE(p.accepted);
+      CHECK(p.reason == "NotAllowedByListeners");
+    }
+  }
+}
