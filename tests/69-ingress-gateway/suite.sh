@@ -19,8 +19,10 @@
 # Then the same pod as a Gateway API gateway (docs/ingress.md): the Istio Gateway is replaced by
 # a Gateway of class istio (HTTP :80, HTTPS :443 with certificateRefs) and an HTTPRoute
 # (Exact /productpage with a ResponseHeaderModifier, a header match, /reviews weighted 1:3 over
-# the reviews-v1 / reviews-v3 Services, checked over 1,000 requests at p < 0.001), over xDS
-# to the running gateway.
+# the reviews-v1 / reviews-v3 Services, checked over 1,000 requests at p < 0.001) and a GRPCRoute
+# (one grpcio unary call to a grpcio server in the legacy pod), over xDS to the running gateway.
+# MUTUAL: a server on :8443 requires client certificates of the test CA with one SAN (curl
+# --cert: accepted; none, another SAN, another CA: handshake failure).
 # Needs root; about 40 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
@@ -518,7 +520,28 @@ spec:
     backendRefs: [{name: reviews-v1, port: 9080, weight: 1}, {name: reviews-v3, port: 9080, weight: 3}]
   - matches: [{path: {type: PathPrefix, value: /reviews}, headers: [{name: end-user, value: jason}]}]
     backendRefs: [{name: reviews-v1, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grpc-echo, namespace: legacy}
+spec:
+  clusterIP: 10.99.200.31
+  selector: {app: legacy}
+  ports: [{name: grpc, port: 9090, targetPort: 9090}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-echo, namespace: legacy}
+spec:
+  parentRefs: [{name: bookinfo-k8s, namespace: istio-ingress, sectionName: http}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: calc.Calc, method: Echo}}]
+    backendRefs: [{name: grpc-echo, port: 9090}]
 Y
+# A grpcio server (tests/66's grpc_app.py) in the plain legacy pod, behind the GRPCRoute.
+nsx_bg legacy-1 "$T/grpc-legacy.log" "$ZT_PY" -u "$HERE/../66-waypoint-e2e/grpc_app.py" serve legacy-grpc 9090
+wait_for_port legacy-1 9090 10 || fail "grpcio server in legacy-1 listening" "$(tail -n 3 "$T/grpc-legacy.log")"
 # getr HOST PATH [CURL-ARGS...] — "CODE VERSION ROUTE" of one request to the gateway address.
 getr() {
   local h=$1 p=$2; shift 2
@@ -561,6 +584,22 @@ else
   fail "HTTPRoute weights 1:3 over $N requests (v1 in $lo25..$hi25, all 200)" \
     "v1 $n1 v3 $n3; $(sort <<<"$split" | uniq -c | head -5 | tr '\n' ' ')"
 fi
+
+# GRPCRoute: one unary call with :authority grpc.example.com through the gateway's :80 (h2c).
+grpc_call() {
+  "$ZT_PY" - "$IG_LB:80" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel(sys.argv[1], options=[("grpc.default_authority", "grpc.example.com"),
+                                                  ("grpc.enable_http_proxy", 0)])
+try:
+    print("REPLY", ch.unary_unary("/calc.Calc/Echo")(b"gw", timeout=5).decode())
+except grpc.RpcError as e:
+    print("ERROR", e.code(), e.details())
+PY
+}
+g=$(grpc_call 2>&1)
+[[ $g == "REPLY legacy-grpc echo:gw" ]] && pass "GRPCRoute at the gateway: unary calc.Calc/Echo -> the grpcio back end: $g" ||
+  fail "GRPCRoute unary call through the gateway" "$g $(tail -n 2 "$T/grpc-legacy.log")"
 
 nsx_alive "$IG_PID" && pass "gateway alive after the run" || fail "gateway alive" "$(logs ingress)"
 summary
