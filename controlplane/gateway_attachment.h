@@ -32,7 +32,7 @@ struct RouteAttachment {
 };
 
 struct GatewayAttachments {
-  // "ns/gateway" -> listener name -> routes attached (HTTPRoutes; GRPCRoutes not at ingress).
+  // "ns/gateway" -> listener name -> routes attached (HTTPRoutes and GRPCRoutes).
   std::map<std::string, std::map<std::string, uint32_t>> listeners;
   // "Kind/ns/name" (Kind HTTPRoute or GRPCRoute) -> its parents.
   std::map<std::string, RouteAttachment> routes;

@@ -45,17 +45,31 @@ IstioGatewayObject read_istio_gateway(Reader& r, const YAML::Node& doc, const Ob
     if (Reader::present(n, "tls")) {
       const YAML::Node tls = Reader::child(n, "tls");
       const std::string tp = join(path, "tls");
-      r.expect_strict_map(tls, tp, {"mode", "credentialName", "httpsRedirect"});
+      r.expect_strict_map(tls, tp, {"mode", "credentialName", "httpsRedirect", "caCertificates", "subjectAltNames"});
       r.opt_str(tls, tp, "mode", s.tls_mode);
       r.opt_str(tls, tp, "credentialName", s.credential_name);
+      r.opt_str(tls, tp, "caCertificates", s.ca_certificates);
+      if (Reader::present(tls, "subjectAltNames"))
+        s.subject_alt_names = r.str_list(Reader::child(tls, "subjectAltNames"), join(tp, "subjectAltNames"));
+      for (size_t i = 0; i < s.subject_alt_names.size(); ++i) {
+        if (s.subject_alt_names[i].empty()) fail(index(join(tp, "subjectAltNames"), i), "empty name");
+      }
       if (Reader::present(tls, "httpsRedirect"))
         s.https_redirect = r.boolean(Reader::child(tls, "httpsRedirect"), join(tp, "httpsRedirect"));
     }
     if (s.protocol == "HTTPS") {
-      if (s.tls_mode != "SIMPLE")
-        fail(join(path, "tls.mode"), "HTTPS servers need mode SIMPLE (the only mode supported)");
+      if (s.tls_mode != "SIMPLE" && s.tls_mode != "MUTUAL" && s.tls_mode != "OPTIONAL_MUTUAL")
+        fail(join(path, "tls.mode"), "HTTPS servers need mode SIMPLE, MUTUAL or OPTIONAL_MUTUAL");
       if (s.credential_name.empty()) fail(join(path, "tls.credentialName"), "missing required field for HTTPS");
-    } else if (!s.tls_mode.empty() || !s.credential_name.empty()) {
+      const bool mutual = s.tls_mode != "SIMPLE";
+      if (!mutual && !s.ca_certificates.empty())
+        fail(join(path, "tls.caCertificates"), "only for mode MUTUAL or OPTIONAL_MUTUAL");
+      if (!mutual && !s.subject_alt_names.empty())
+        fail(join(path, "tls.subjectAltNames"), "only for mode MUTUAL or OPTIONAL_MUTUAL");
+      if (!s.ca_certificates.empty() && s.ca_certificates[0] != '/')
+        fail(join(path, "tls.caCertificates"), "an absolute path on the gateway is required");
+    } else if (!s.tls_mode.empty() || !s.credential_name.empty() || !s.ca_certificates.empty() ||
+               !s.subject_alt_names.empty()) {
       fail(join(path, "tls"), "TLS settings on an HTTP server (only httpsRedirect)");
     }
     g.servers.push_back(std::move(s));
@@ -127,7 +141,9 @@ std::vector<K8sGatewayListener> read_k8s_gateway_listeners(Reader& r, const YAML
           r.expect_strict_map(k, kp, {"group", "kind"});
           std::string kind;
           r.opt_str(k, kp, "kind", kind);
-          if (kind != "HTTPRoute") fail(join(kp, "kind"), "'" + kind + "' is not supported (HTTPRoute only)");
+          if (kind != "HTTPRoute" && kind != "GRPCRoute")
+            fail(join(kp, "kind"), "'" + kind + "' is not supported (HTTPRoute or GRPCRoute)");
+          l.route_kinds.push_back(kind);
         });
       }
       if (Reader::present(ar, "namespaces")) {

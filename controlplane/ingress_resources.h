@@ -18,8 +18,13 @@ struct IstioGatewayServer {
   std::string port_name;           // port.name
   std::string protocol;            // HTTP | HTTPS (upper-cased)
   std::vector<std::string> hosts;  // "[ns/]host", "*", "*.suffix"
-  std::string tls_mode;            // "" | SIMPLE
+  std::string tls_mode;            // "" | SIMPLE | MUTUAL | OPTIONAL_MUTUAL
   std::string credential_name;     // tls.credentialName (a TLS Secret in the gateway's namespace)
+  // MUTUAL / OPTIONAL_MUTUAL: the client CA is tls.caCertificates (an absolute path on the
+  // gateway) or else the Secret's ca.crt (istiod's `<credentialName>-cacert`); subjectAltNames
+  // restrict the accepted client certificates (exact names).
+  std::string ca_certificates;
+  std::vector<std::string> subject_alt_names;
   bool https_redirect = false;     // tls.httpsRedirect: its virtual hosts answer 301 to https
   std::string path;                // "spec.servers[i]" for diagnostics
 };
@@ -33,6 +38,8 @@ struct K8sGatewayListener {
   std::string hostname;          // "" = any; "host" or "*.suffix"
   std::string credential_name;   // HTTPS: tls.certificateRefs[0].name (a TLS Secret)
   bool routes_from_all = false;  // allowedRoutes.namespaces.from: All (default Same)
+  // allowedRoutes.kinds (HTTPRoute, GRPCRoute); empty = both, the default for HTTP/HTTPS.
+  std::vector<std::string> route_kinds;
   std::string path;              // "spec.listeners[i]" for diagnostics
 };
 

@@ -987,6 +987,19 @@ struct Compiler {
     sds->set_name("kubernetes://" + tls_server->credential_name);
     sds->mutable_sds_config()->mutable_ads();
     sds->mutable_sds_config()->set_resource_api_version(core::V3);
+    if (tls_server->tls_mode == "MUTUAL" || tls_server->tls_mode == "OPTIONAL_MUTUAL") {
+      // As istiod writes it: the CA by SDS (`file-root:<caCertificates>` or the Secret's
+      // `-cacert` twin), the SANs as exact matchers in the default validation context.
+      if (tls_server->tls_mode == "MUTUAL") ctx.mutable_require_client_certificate()->set_value(true);
+      auto* cv = ctx.mutable_common_tls_context()->mutable_combined_validation_context();
+      auto* ca = cv->mutable_validation_context_sds_secret_config();
+      ca->set_name(tls_server->ca_certificates.empty() ? "kubernetes://" + tls_server->credential_name + "-cacert"
+                                                       : "file-root:" + tls_server->ca_certificates);
+      ca->mutable_sds_config()->mutable_ads();
+      ca->mutable_sds_config()->set_resource_api_version(core::V3);
+      auto* dv = cv->mutable_default_validation_context();
+      for (const auto& san : tls_server->subject_alt_names) dv->add_match_subject_alt_names()->set_exact(san);
+    }
     fc->mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
     fc->mutable_transport_socket()->mutable_typed_config()->PackFrom(ctx);
   }
@@ -1142,25 +1155,24 @@ struct Compiler {
     std::vector<std::string> hosts;
   };
 
-  // For each HTTPRoute parentRef naming a Gateway: the listeners of `gw` it attaches to; every
+  // For each HTTPRoute / GRPCRoute parentRef naming a Gateway: the listeners of `gw` it attaches to; every
   // parentRef that attaches nowhere is a Warning naming it and the Gateway API reason.
   std::map<const K8sGatewayListener*, std::vector<Attachment>> attachments(const GatewayObject& gw) {
     std::map<const K8sGatewayListener*, std::vector<Attachment>> out;
     for (const auto& rt : in.l7.gateway_routes) {
       for (const auto& ref : rt.gateway_parents) {
         if (ref.name != gw.meta.name || ref.ns != gw.meta.ns) continue;
-        if (rt.kind != "HTTPRoute") {
-          diag(Severity::Warning, rt.file, rt.object, ref.path,
-               rt.kind + " is not supported at an ingress gateway (HTTP/1.1 only); route not applied");
-          verdict(rt, ref.index, false, "NotAllowedByListeners", rt.kind + " is not supported at this gateway");
-          continue;
-        }
         std::string why = "NoMatchingParent: no listener named '" + ref.section_name + "'";
         if (ref.section_name.empty()) why = "NoMatchingParent: no listener on port " + std::to_string(ref.port);
         bool attached = false;
         for (const auto& l : gw.listeners) {
           if (!ref.section_name.empty() && ref.section_name != l.name) continue;
           if (ref.port != 0 && ref.port != l.port) continue;
+          if (!l.route_kinds.empty() &&
+              std::find(l.route_kinds.begin(), l.route_kinds.end(), rt.kind) == l.route_kinds.end()) {
+            why = "NotAllowedByListeners: listener " + l.name + " does not allow kind " + rt.kind;
+            continue;
+          }
           if (!l.routes_from_all && rt.ns != gw.meta.ns) {
             why = "NotAllowedByListeners: listener " + l.name + " admits routes from its own namespace only";
             continue;

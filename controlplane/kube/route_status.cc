@@ -69,9 +69,15 @@ json gateway_listener_status(const json& gateway, const std::map<std::string, ui
     }
     json kinds = json::array();
     if (waypoint || protocol == "HTTP" || protocol == "HTTPS") {
-      kinds.push_back({{"group", "gateway.networking.k8s.io"}, {"kind", "HTTPRoute"}});
-      // GRPCRoutes attach to Services bound to a waypoint, not to an ingress gateway.
-      if (waypoint) kinds.push_back({{"group", "gateway.networking.k8s.io"}, {"kind", "GRPCRoute"}});
+      // allowedRoutes.kinds narrows the default (both kinds) at an ingress gateway.
+      const json& allowed = child(child(l, "allowedRoutes"), "kinds");
+      for (const char* k : {"HTTPRoute", "GRPCRoute"}) {
+        bool ok = waypoint || !allowed.is_array() || allowed.empty();
+        if (!ok) {
+          for (const auto& a : allowed) ok |= str(a, "kind") == k;
+        }
+        if (ok) kinds.push_back({{"group", "gateway.networking.k8s.io"}, {"kind", k}});
+      }
     }
     // certificateRefs: core Secrets of the Gateway's namespace only (no ReferenceGrant).
     std::string bad_ref;

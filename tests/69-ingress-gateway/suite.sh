@@ -19,8 +19,10 @@
 # Then the same pod as a Gateway API gateway (docs/ingress.md): the Istio Gateway is replaced by
 # a Gateway of class istio (HTTP :80, HTTPS :443 with certificateRefs) and an HTTPRoute
 # (Exact /productpage with a ResponseHeaderModifier, a header match, /reviews weighted 1:3 over
-# the reviews-v1 / reviews-v3 Services, checked over 1,000 requests at p < 0.001), over xDS
-# to the running gateway.
+# the reviews-v1 / reviews-v3 Services, checked over 1,000 requests at p < 0.001) and a GRPCRoute
+# (one grpcio unary call to a grpcio server in the legacy pod), over xDS to the running gateway.
+# MUTUAL: a server on :8443 requires client certificates of the test CA with one SAN (curl
+# --cert: accepted; none, another SAN, another CA: handshake failure).
 # Needs root; about 40 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
@@ -110,6 +112,9 @@ spec:
   - port: {number: 8000, name: http-redirect, protocol: HTTP}
     hosts: [bookinfo.example.com, istio-ingress/plain.example.com]
     tls: {httpsRedirect: true}
+  - port: {number: 8443, name: https-mutual, protocol: HTTPS}
+    hosts: [bookinfo.example.com]
+    tls: {mode: MUTUAL, credentialName: bookinfo-cert, subjectAltNames: [spiffe://test/client]}
 Y
   wp_put 60-bookinfo.yaml <<Y
 apiVersion: v1
@@ -221,7 +226,21 @@ ig_certs() {
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bookinfo.example.com \
       -keyout "$d/tls.key" -out "$T/bookinfo.csr" 2>/dev/null &&
     openssl x509 -req -in "$T/bookinfo.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
-      -extfile <(printf 'subjectAltName=DNS:bookinfo.example.com') -out "$d/tls.crt" 2>/dev/null
+      -extfile <(printf 'subjectAltName=DNS:bookinfo.example.com') -out "$d/tls.crt" 2>/dev/null || return 1
+  # MUTUAL: the client CA as istiod names it (Secret bookinfo-cert-cacert, key ca.crt); client
+  # certificates: good (test CA, the allowed SAN), wrong-san (test CA), other-ca (another CA).
+  mkdir -p "$T/creds/bookinfo-cert-cacert" && cp "$T/ca.crt" "$T/creds/bookinfo-cert-cacert/ca.crt" || return 1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca \
+    -keyout "$T/other-ca.key" -out "$T/other-ca.crt" 2>/dev/null || return 1
+  local c ca san
+  for c in good:ca:spiffe://test/client wrong-san:ca:spiffe://test/other other-ca:other-ca:spiffe://test/client; do
+    IFS=: read -r c ca san <<<"$c"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$c" \
+      -keyout "$T/client-$c.key" -out "$T/client-$c.csr" 2>/dev/null &&
+      openssl x509 -req -in "$T/client-$c.csr" -CA "$T/$ca.crt" -CAkey "$T/$ca.key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=URI:%s\nextendedKeyUsage=clientAuth' "$san") \
+        -out "$T/client-$c.crt" 2>/dev/null || return 1
+  done
 }
 
 ig_start() {
@@ -299,6 +318,26 @@ r=$(curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "other.example.com:443:$
 rc=$?
 [[ $rc != 0 && $r == "000" ]] && pass "an SNI no server admits gets no TLS session (curl exit $rc)" ||
   fail "unknown SNI refused" "curl exit $rc, status $r"
+
+# ---- tls.mode MUTUAL: client certificates against the Secret's CA, subjectAltNames exact -------
+wait_for_port ingress-0 8443 5 || fail "port 8443 (the MUTUAL server) listening" "$(tail -n 3 "$T/ingress.log")"
+# mtls ARGS... — "CODE" of one request to the MUTUAL server; curl's exit status is kept in $rc.
+mtls() {
+  curl -s --max-time 8 --cacert "$T/ca.crt" --resolve "bookinfo.example.com:8443:$IG_LB" -o /dev/null \
+    -w '%{http_code}' "$@" https://bookinfo.example.com:8443/productpage
+}
+r=$(mtls --cert "$T/client-good.crt" --key "$T/client-good.key")
+[[ $r == "200" ]] && pass "MUTUAL: a client certificate of the CA with the allowed SAN -> productpage: $r" ||
+  fail "MUTUAL with a good client certificate" "$r $(grep -i 'tls\|credential' "$T/ingress.log" | tail -n 3)"
+for c in none wrong-san other-ca; do
+  if [[ $c == none ]]; then r=$(mtls); else r=$(mtls --cert "$T/client-$c.crt" --key "$T/client-$c.key"); fi
+  rc=$?
+  [[ $rc != 0 && $r == "000" ]] && pass "MUTUAL: client certificate '$c' fails the TLS handshake (curl exit $rc)" ||
+    fail "MUTUAL refuses client certificate '$c'" "curl exit $rc, status $r"
+done
+grep -q 'gateway TLS handshake from .* on 0.0.0.0_8443 failed' "$T/ingress.log" &&
+  pass "the refused handshakes are logged on the MUTUAL listener" ||
+  fail "refused handshakes logged" "$(grep -i 'handshake' "$T/ingress.log" | tail -n 3)"
 
 # ---- downstream HTTP/2: ALPN h2 on the HTTPS listener, h2c prior knowledge on the HTTP one -----
 # getv ARGS... — "HTTP-VERSION CODE VERSION" of one request.
@@ -481,7 +520,28 @@ spec:
     backendRefs: [{name: reviews-v1, port: 9080, weight: 1}, {name: reviews-v3, port: 9080, weight: 3}]
   - matches: [{path: {type: PathPrefix, value: /reviews}, headers: [{name: end-user, value: jason}]}]
     backendRefs: [{name: reviews-v1, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grpc-echo, namespace: legacy}
+spec:
+  clusterIP: 10.99.200.31
+  selector: {app: legacy}
+  ports: [{name: grpc, port: 9090, targetPort: 9090}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-echo, namespace: legacy}
+spec:
+  parentRefs: [{name: bookinfo-k8s, namespace: istio-ingress, sectionName: http}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: calc.Calc, method: Echo}}]
+    backendRefs: [{name: grpc-echo, port: 9090}]
 Y
+# A grpcio server (tests/66's grpc_app.py) in the plain legacy pod, behind the GRPCRoute.
+nsx_bg legacy-1 "$T/grpc-legacy.log" "$ZT_PY" -u "$HERE/../66-waypoint-e2e/grpc_app.py" serve legacy-grpc 9090
+wait_for_port legacy-1 9090 10 || fail "grpcio server in legacy-1 listening" "$(tail -n 3 "$T/grpc-legacy.log")"
 # getr HOST PATH [CURL-ARGS...] — "CODE VERSION ROUTE" of one request to the gateway address.
 getr() {
   local h=$1 p=$2; shift 2
@@ -524,6 +584,22 @@ else
   fail "HTTPRoute weights 1:3 over $N requests (v1 in $lo25..$hi25, all 200)" \
     "v1 $n1 v3 $n3; $(sort <<<"$split" | uniq -c | head -5 | tr '\n' ' ')"
 fi
+
+# GRPCRoute: one unary call with :authority grpc.example.com through the gateway's :80 (h2c).
+grpc_call() {
+  "$ZT_PY" - "$IG_LB:80" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel(sys.argv[1], options=[("grpc.default_authority", "grpc.example.com"),
+                                                  ("grpc.enable_http_proxy", 0)])
+try:
+    print("REPLY", ch.unary_unary("/calc.Calc/Echo")(b"gw", timeout=5).decode())
+except grpc.RpcError as e:
+    print("ERROR", e.code(), e.details())
+PY
+}
+g=$(grpc_call 2>&1)
+[[ $g == "REPLY legacy-grpc echo:gw" ]] && pass "GRPCRoute at the gateway: unary calc.Calc/Echo -> the grpcio back end: $g" ||
+  fail "GRPCRoute unary call through the gateway" "$g $(tail -n 2 "$T/grpc-legacy.log")"
 
 nsx_alive "$IG_PID" && pass "gateway alive after the run" || fail "gateway alive" "$(logs ingress)"
 summary

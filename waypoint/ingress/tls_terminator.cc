@@ -1,6 +1,7 @@
 #include "waypoint/ingress/tls_terminator.h"
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include <array>
+#include <filesystem>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -52,13 +54,80 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 }
 
 // SNI: swap in the chosen chain's certificate; refuse the handshake when no chain matches.
+// SSL_set_SSL_CTX keeps the verify mode the connection started with, so the chosen chain's
+// client-certificate mode is copied explicitly (chains of one port may differ).
 int on_servername(SSL* s, int*, void* arg) {
   const auto* tls = static_cast<const ServerTls*>(arg);
   const char* name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
   const int idx = choose_chain(tls->listener, name ? name : "");
   if (idx < 0) return SSL_TLSEXT_ERR_ALERT_FATAL;
-  SSL_set_SSL_CTX(s, tls->contexts[static_cast<size_t>(idx)]->native_handle());
+  SSL_CTX* ctx = tls->contexts[static_cast<size_t>(idx)]->native_handle();
+  SSL_set_SSL_CTX(s, ctx);
+  SSL_set_verify(s, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
   return SSL_TLSEXT_ERR_OK;
+}
+
+// ex_data slot of an SSL_CTX holding its (const) ListenerChain, for the verify callback.
+int chain_slot() {
+  static const int slot = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return slot;
+}
+
+// Does `cert` carry one of `sans` (exact; DNS, URI, email or IP in text form)? Istio's
+// subjectAltNames accept a name of any of these types.
+bool has_san(X509* cert, const std::vector<std::string>& sans) {
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (!names) return false;
+  bool found = false;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names) && !found; ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+    std::string v;
+    if (g->type == GEN_DNS || g->type == GEN_URI || g->type == GEN_EMAIL) {
+      const ASN1_IA5STRING* a = g->d.ia5;
+      v.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(a)), static_cast<size_t>(ASN1_STRING_length(a)));
+    } else if (g->type == GEN_IPADD) {
+      const int len = ASN1_STRING_length(g->d.ip);
+      const unsigned char* d = ASN1_STRING_get0_data(g->d.ip);
+      if (len == 4 || len == 16) {
+        if (len == 4) {
+          asio::ip::address_v4::bytes_type b;
+          std::memcpy(b.data(), d, 4);
+          v = asio::ip::address_v4(b).to_string();
+        } else {
+          asio::ip::address_v6::bytes_type b;
+          std::memcpy(b.data(), d, 16);
+          v = asio::ip::address_v6(b).to_string();
+        }
+      }
+    }
+    for (const auto& want : sans) found |= !v.empty() && v == want;
+  }
+  GENERAL_NAMES_free(names);
+  return found;
+}
+
+// After OpenSSL's chain check: the leaf must carry one of the server's subjectAltNames. Failing
+// here fails the handshake (the client gets an alert), as Envoy does.
+int verify_client(int ok, X509_STORE_CTX* st) {
+  if (!ok || X509_STORE_CTX_get_error_depth(st) != 0) return ok;
+  auto* s = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(st, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  const auto* chain = s ? static_cast<const ListenerChain*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), chain_slot()))
+                        : nullptr;
+  if (!chain || chain->client_sans.empty()) return 1;
+  if (has_san(X509_STORE_CTX_get_current_cert(st), chain->client_sans)) return 1;
+  X509_STORE_CTX_set_error(st, X509_V_ERR_APPLICATION_VERIFICATION);
+  return 0;
+}
+
+// The CA bundle file of a chain: `file-root:` names it; a Secret `<x>-cacert` is istiod's name for
+// the CA of credential x, found as that Secret's ca.crt or else x's own ca.crt.
+std::string ca_path(const ListenerChain& c, const std::string& credential_dir) {
+  if (!c.ca_file.empty()) return c.ca_file;
+  const std::string own = credential_dir + "/" + c.ca_credential + "/ca.crt";
+  constexpr std::string_view kSuffix = "-cacert";
+  std::error_code ec;
+  if (std::filesystem::exists(own, ec) || !c.ca_credential.ends_with(kSuffix)) return own;
+  return credential_dir + "/" + c.ca_credential.substr(0, c.ca_credential.size() - kSuffix.size()) + "/ca.crt";
 }
 
 asio::awaitable<void> pump_in(std::shared_ptr<ssl::stream<tcp::socket>> tls, std::shared_ptr<tcp::socket> plain) {
@@ -133,7 +202,31 @@ common::Result<std::shared_ptr<const ServerTls>> make_server_tls(const GatewayLi
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
       return common::make_error("credential " + c.credential_name + ": tls.key does not match tls.crt");
     SSL_CTX_set_alpn_select_cb(ctx->native_handle(), select_alpn, nullptr);
+    if (c.verifies_clients()) {
+      const std::string ca = ca_path(c, credential_dir);
+      if (SSL_CTX_load_verify_locations(ctx->native_handle(), ca.c_str(), nullptr) != 1)
+        return common::make_error("credential " + c.credential_name + ": client CA " + ca + " is unreadable or not PEM");
+      SSL_CTX_set_verify(ctx->native_handle(),
+                         SSL_VERIFY_PEER | (c.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                         verify_client);
+    }
     out->contexts.push_back(std::move(ctx));
+  }
+  // Resumption would skip the client-certificate check (and the session cache lives on the first
+  // chain's context, whatever chain SNI picks): with any verifying chain, no resumption at all.
+  bool any_verify = false;
+  for (const auto& c : listener.chains) any_verify |= c.verifies_clients();
+  for (size_t i = 0; i < out->contexts.size(); ++i) {
+    SSL_CTX* ctx = out->contexts[i]->native_handle();
+    SSL_CTX_set_ex_data(ctx, chain_slot(), const_cast<ListenerChain*>(&out->listener.chains[i]));
+    const std::string sid = std::to_string(i);
+    SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(sid.data()),
+                                   static_cast<unsigned>(sid.size()));
+    if (any_verify) {
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+      SSL_CTX_set_num_tickets(ctx, 0);
+    }
   }
   // The SNI callback lives on the context a handshake starts with (the first chain's).
   if (!out->contexts.empty()) {

@@ -3,6 +3,8 @@
 //     Kubernetes TLS Secret `<credential_dir>/<credentialName>/tls.crt|tls.key`, and Envoy's
 //     filter-chain choice by SNI: exact server name, then the longest `*.suffix`, then a chain
 //     without server_names; no match = the connection is closed (as Envoy does).
+//   MUTUAL chains also verify client certificates against their CA (`<dir>/<x>-cacert/ca.crt`, else
+//     `<dir>/<x>/ca.crt`, or a file-root: path) and the server's exact subjectAltNames, in the handshake.
 //   serve_tls(): the handshake (TLS 1.2+, ALPN h2 then http/1.1; the SNI callback swaps in the chosen
 //     chain's certificate), then the decrypted bytes are relayed over a local socket pair whose
 //     other end is handed to Proxy::serve_gateway, so the request flow is the plaintext one,

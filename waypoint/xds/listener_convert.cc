@@ -19,6 +19,80 @@ constexpr std::string_view kHcmType =
 constexpr std::string_view kTlsType =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 
+// The SDS name of a validation context: `kubernetes://<secret>` (istiod: `<credentialName>-cacert`)
+// or `file-root:<absolute path>` (istiod, for a server's caCertificates).
+std::string convert_ca_sds(const tls::SdsSecretConfig& sds, const std::string& path, ListenerChain& out) {
+  const std::string& n = sds.name();
+  if (n.starts_with("kubernetes://")) {
+    std::string name = n.substr(13);
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      return path + ".name: '" + n + "' is not a Secret name";
+    out.ca_credential = std::move(name);
+    return "";
+  }
+  if (n.starts_with("file-root:") && n.size() > 11 && n[10] == '/') {
+    out.ca_file = n.substr(10);
+    return "";
+  }
+  return path + ".name: '" + n + "' is not supported (kubernetes://<secret> or file-root:<absolute path>)";
+}
+
+// Subject alt names: exact matches only (what Istio's subjectAltNames compile to).
+std::string convert_sans(const tls::CertificateValidationContext& v, const std::string& path, ListenerChain& out) {
+  if (v.has_trusted_ca())
+    return path + ".trusted_ca: not supported (the gateway takes its CA by SDS name, as istiod writes it)";
+  for (int i = 0; i < v.match_subject_alt_names_size(); ++i) {
+    const auto& m = v.match_subject_alt_names(i);
+    if (m.match_pattern_case() != m.kExact || m.ignore_case())
+      return path + ".match_subject_alt_names[" + std::to_string(i) + "]: only exact, case-sensitive matches";
+    out.client_sans.push_back(m.exact());
+  }
+  for (int i = 0; i < v.match_typed_subject_alt_names_size(); ++i) {
+    const auto& t = v.match_typed_subject_alt_names(i);
+    const std::string p = path + ".match_typed_subject_alt_names[" + std::to_string(i) + "]";
+    if (t.san_type() == tls::SubjectAltNameMatcher::SAN_TYPE_UNSPECIFIED ||
+        t.san_type() == tls::SubjectAltNameMatcher::OTHER_NAME)
+      return p + ".san_type: EMAIL, DNS, URI or IP_ADDRESS is required";
+    if (t.matcher().match_pattern_case() != t.matcher().kExact || t.matcher().ignore_case())
+      return p + ".matcher: only exact, case-sensitive matches";
+    // Istio's subjectAltNames accept a name of any type; typed matchers are kept as exact names.
+    out.client_sans.push_back(t.matcher().exact());
+  }
+  return "";
+}
+
+// Client-certificate verification from the DownstreamTlsContext (Istio MUTUAL / OPTIONAL_MUTUAL).
+std::string convert_validation(const tls::DownstreamTlsContext& ctx, const std::string& path, ListenerChain& out) {
+  const auto& c = ctx.common_tls_context();
+  const std::string cp = path + ".common_tls_context";
+  out.require_client_cert = ctx.has_require_client_certificate() && ctx.require_client_certificate().value();
+  std::string e;
+  switch (c.validation_context_type_case()) {
+    case tls::CommonTlsContext::kValidationContext:
+      e = convert_sans(c.validation_context(), cp + ".validation_context", out);
+      if (e.empty()) e = cp + ".validation_context: a CA by SDS name is required (combined_validation_context)";
+      break;
+    case tls::CommonTlsContext::kValidationContextSdsSecretConfig:
+      e = convert_ca_sds(c.validation_context_sds_secret_config(), cp + ".validation_context_sds_secret_config", out);
+      break;
+    case tls::CommonTlsContext::kCombinedValidationContext: {
+      const auto& cv = c.combined_validation_context();
+      const std::string vp = cp + ".combined_validation_context";
+      if (!cv.has_validation_context_sds_secret_config())
+        e = vp + ".validation_context_sds_secret_config: required";
+      if (e.empty())
+        e = convert_ca_sds(cv.validation_context_sds_secret_config(), vp + ".validation_context_sds_secret_config", out);
+      if (e.empty()) e = convert_sans(cv.default_validation_context(), vp + ".default_validation_context", out);
+      break;
+    }
+    case tls::CommonTlsContext::VALIDATION_CONTEXT_TYPE_NOT_SET:
+      if (out.require_client_cert)
+        e = path + ".require_client_certificate: needs a validation context (the CA client certificates chain to)";
+      break;
+  }
+  return e;
+}
+
 common::Result<ListenerChain> convert_chain(const listener::FilterChain& fc, const std::string& path) {
   ListenerChain out;
   for (const auto& n : fc.filter_chain_match().server_names()) {
@@ -51,8 +125,7 @@ common::Result<ListenerChain> convert_chain(const listener::FilterChain& fc, con
     tls::DownstreamTlsContext ctx;
     if (!ts.typed_config().UnpackTo(&ctx)) return make_error(tp + ".typed_config: not a valid DownstreamTlsContext");
     if (auto bad = find_unsupported_field(ctx, tp + ".typed_config"); !bad.empty()) return make_error(bad);
-    if (ctx.has_require_client_certificate() && ctx.require_client_certificate().value())
-      return make_error(tp + ".typed_config.require_client_certificate: mutual TLS at the gateway is not supported");
+    if (auto e = convert_validation(ctx, tp + ".typed_config", out); !e.empty()) return make_error(e);
     const auto& sds = ctx.common_tls_context().tls_certificate_sds_secret_configs();
     if (sds.size() != 1)
       return make_error(tp +

@@ -212,6 +212,83 @@ TEST_CASE("tls.httpsRedirect on an HTTP server: its virtual hosts require TLS (E
   CHECK(parsed->virtual_hosts[0].require_tls);
 }
 
+TEST_CASE("tls.mode MUTUAL: the client CA and subjectAltNames compile as istiod writes them") {
+  std::string yaml = kMesh;
+  const std::string from = "    tls: {mode: SIMPLE, credentialName: bookinfo-cert}\n";
+  REQUIRE(yaml.find(from) != std::string::npos);
+  yaml.replace(yaml.find(from), from.size(),
+               "    tls: {mode: MUTUAL, credentialName: bookinfo-cert, subjectAltNames: [spiffe://c/client, "
+               "client.example.com]}\n"
+               "  - port: {number: 8443, name: https-file, protocol: HTTPS}\n"
+               "    hosts: [bookinfo.example.com]\n"
+               "    tls: {mode: OPTIONAL_MUTUAL, credentialName: bookinfo-cert, caCertificates: /etc/ca/root.pem}\n");
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  const WaypointResources& r = *c.result.by_proxy.at("ingress-0.istio-ingress");
+  auto l443 = unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_443"));
+  auto p = waypoint::xds::parse_listener("0.0.0.0_443", l443.SerializeAsString());
+  REQUIRE(p);
+  REQUIRE(p->chains.size() == 1);
+  CHECK(p->chains[0].require_client_cert);
+  CHECK(p->chains[0].ca_credential == "bookinfo-cert-cacert");
+  CHECK(p->chains[0].ca_file.empty());
+  CHECK(p->chains[0].client_sans == std::vector<std::string>{"spiffe://c/client", "client.example.com"});
+  REQUIRE(r.listeners.count("0.0.0.0_8443") == 1);
+  auto l8443 = unpack<envoy::config::listener::v3::Listener>(r.listeners.at("0.0.0.0_8443"));
+  auto q = waypoint::xds::parse_listener("0.0.0.0_8443", l8443.SerializeAsString());
+  REQUIRE(q);
+  CHECK_FALSE(q->chains[0].require_client_cert);
+  CHECK(q->chains[0].ca_file == "/etc/ca/root.pem");
+  CHECK(q->chains[0].verifies_clients());
+}
+
+TEST_CASE("client-certificate settings where they do not apply are refused naming the field") {
+  std::string yaml = kMesh;
+  yaml += R"(
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: simple-ca, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: SIMPLE, credentialName: x, caCertificates: /ca.pem}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: relative-ca, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: MUTUAL, credentialName: x, caCertificates: ca.pem}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-mutual, namespace: istio-ingress}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [x.example.com]
+    tls: {mode: ISTIO_MUTUAL, credentialName: x}
+)";
+  auto c = compile_yaml(yaml);
+  auto has = [&](const std::string& object, const std::string& field) {
+    for (const auto& d : c.load_diags) {
+      if (d.severity == Severity::Error && d.object.find(object) != std::string::npos && d.field == field) return true;
+    }
+    return false;
+  };
+  INFO(diag_text(c.load_diags));
+  CHECK(has("istio-ingress/simple-ca", "spec.servers[0].tls.caCertificates"));
+  CHECK(has("istio-ingress/relative-ca", "spec.servers[0].tls.caCertificates"));
+  CHECK(has("istio-ingress/istio-mutual", "spec.servers[0].tls.mode"));
+}
+
 TEST_CASE("a bad Gateway is reported naming file, object and field; the rest compiles") {
   std::string yaml = kMesh;
   yaml += R"(
@@ -410,7 +487,6 @@ const route::VirtualHost* vhost(const route::RouteConfiguration& rc, const std::
 TEST_CASE("a Gateway of class istio compiles like istiod's conversion; HTTPRoutes attach by parentRefs") {
   auto c = compile_yaml(kGatewayApiMesh);
   INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
-  CHECK(c.load_diags.empty());
   CHECK(c.result.by_gateway.count("ingress:istio-ingress/bookinfo-gw") == 1);
   REQUIRE(c.result.by_proxy.count("gw-0.istio-ingress") == 1);
   CHECK(c.result.by_proxy.count("elsewhere-0.bookinfo") == 0);  // the label counts in the Gateway's namespace only
@@ -608,4 +684,48 @@ spec:
   const auto& typo = att.routes.at("HTTPRoute/istio-ingress/typo");
   CHECK_FALSE(typo.backends_resolved);
   CHECK(typo.backend_message.find("istio-ingress/gone") != std::string::npos);
+}
+
+TEST_CASE("GRPCRoutes attach to an ingress Gateway like HTTPRoutes; allowedRoutes.kinds narrows") {
+  std::string yaml = kGatewayApiMesh;
+  const std::string from = "  - {name: wild, port: 8080, protocol: HTTP, hostname: \"*.example.com\"}\n";
+  REQUIRE(yaml.find(from) != std::string::npos);
+  yaml.replace(yaml.find(from), from.size(),
+               from + "  - {name: http-only, port: 8081, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}]}}\n");
+  yaml += R"(
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: calc, namespace: istio-ingress}
+spec:
+  parentRefs: [{name: bookinfo-gw, sectionName: wild}, {name: bookinfo-gw, sectionName: http-only}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: calc.Calculator, method: Add}}]
+    backendRefs: [{name: productpage, namespace: bookinfo, port: 9080}]
+)";
+  auto c = compile_yaml(yaml);
+  INFO(diag_text(c.load_diags) << diag_text(c.result.diagnostics));
+  const WaypointResources& r = *c.result.by_proxy.at("gw-0.istio-ingress");
+  REQUIRE(r.routes.count("http.8080") == 1);
+  auto rc = unpack<route::RouteConfiguration>(r.routes.at("http.8080"));
+  CHECK(waypoint::xds::parse_route_configuration("http.8080", rc.SerializeAsString()));
+  const auto* vh = vhost(rc, "grpc.example.com:8080");
+  REQUIRE(vh);
+  REQUIRE(vh->routes_size() == 1);
+  CHECK(vh->routes(0).match().path() == "/calc.Calculator/Add");
+  CHECK(vh->routes(0).route().cluster() == "outbound|9080||productpage.bookinfo.svc.cluster.local");
+
+  const auto& att = c.result.attachments;
+  const auto& ls = att.listeners.at("istio-ingress/bookinfo-gw");
+  CHECK(ls.at("wild") == 3);  // wild-a, wild-any and the GRPCRoute
+  const auto& ps = att.routes.at("GRPCRoute/istio-ingress/calc").parents;
+  REQUIRE(ps.size() == 2);
+  for (const auto& p : ps) {
+    if (p.index == 0) CHECK(p.accepted);
+    if (p.index == 1) {
+      CHECK_FALSE(p.accepted);
+      CHECK(p.reason == "NotAllowedByListeners");
+    }
+  }
 }

@@ -18,7 +18,8 @@ json gateway() {
     "metadata": {"name": "web", "namespace": "shop", "generation": 4},
     "spec": {"gatewayClassName": "istio", "listeners": [
       {"name": "http", "port": 80, "protocol": "HTTP"},
-      {"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "cert"}]}},
+      {"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "cert"}]},
+       "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}]}},
       {"name": "far", "port": 8443, "protocol": "HTTPS",
        "tls": {"certificateRefs": [{"name": "cert", "namespace": "other"}]}}]}})");
 }
@@ -47,7 +48,10 @@ TEST_CASE("listener status: counts from the compile, conditions, certificate ref
   CHECK(ls[0]["attachedRoutes"] == 1);
   CHECK(ls[1]["attachedRoutes"] == 0);
   CHECK(ls[2]["attachedRoutes"] == 0);  // no entry: 0
-  CHECK(ls[0]["supportedKinds"] == json::parse(R"([{"group":"gateway.networking.k8s.io","kind":"HTTPRoute"}])"));
+  CHECK(ls[0]["supportedKinds"] == json::parse(R"([{"group":"gateway.networking.k8s.io","kind":"HTTPRoute"},
+                                                   {"group":"gateway.networking.k8s.io","kind":"GRPCRoute"}])"));
+  // allowedRoutes.kinds narrows them.
+  CHECK(ls[1]["supportedKinds"] == json::parse(R"([{"group":"gateway.networking.k8s.io","kind":"HTTPRoute"}])"));
   for (const char* t : {"Accepted", "Programmed", "ResolvedRefs"}) {
     REQUIRE(cond(ls[0]["conditions"], t));
     CHECK((*cond(ls[0]["conditions"], t))["status"] == "True");
