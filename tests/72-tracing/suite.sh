@@ -13,7 +13,14 @@
 # app receives the waypoint's span as its caller; at 100 % every new request is traced; a
 # namespace Telemetry edited live to 0 % stops new traces while a caller's sampled decision still
 # wins; back to 100 % all are traced again.
-# Needs root; about 20 s in the release build.
+# Then through the ingress gateway (ingress-0 10.99.1.20, the waypoint binary as PROXY_TYPE=router,
+# Istio Gateway + VirtualService `gateways:`) to front (10.99.1.21, Service front with
+# istio.io/ingress-use-waypoint, tests/72-tracing/front_app.py: calls calculate forwarding the
+# trace headers, as Bookinfo's productpage calls reviews): one trace over the gateway's span,
+# front's waypoint span (its child) and calculate's waypoint span (child of what the app
+# forwarded), with and without the client's context; a Telemetry targetRefs kind Gateway edited
+# live to 0 % stops the gateway's spans only.
+# Needs root; about 25 s in the release build.
 # shellcheck disable=SC2015,SC2154,SC1091
 set -uo pipefail
 
