@@ -320,7 +320,7 @@ check "calculate's app received calculate's waypoint span as its caller" \
   grep -qh "tp=00-$IG_TRACE-${W2_SPAN:-none}-01" "$T/app-cat.log" "$T/app-dog.log"
 
 # No client context: the gateway starts the trace (its span is the root).
-r=$(ig_get /f?run=root)
+r=$(ig_get "/f?run=root")
 root_trace() {
   local t
   for _ in $(seq 1 50); do
@@ -360,10 +360,10 @@ ig_wait_zero() {
 }
 check "Telemetry targetRefs kind Gateway reaches the running gateway live: 0 %" ig_wait_zero
 gw_unsampled() {
-  [[ $(ig_get /f?run=gw0) == 200 ]] || return 1
+  [[ $(ig_get "/f?run=gw0") == 200 ]] || return 1
   # The gateway's queue is FIFO: once the forced request's span arrived, a span of run=gw0 would
   # have arrived before it.
-  [[ $(ig_get /f?run=gwf -H "x-b3-sampled: 1") == 200 ]] || return 1
+  [[ $(ig_get "/f?run=gwf" -H "x-b3-sampled: 1") == 200 ]] || return 1
   for _ in $(seq 1 50); do
     tr_spans 'sys.exit(0 if [s for s in spans if s["localEndpoint"]["serviceName"] == "ingress.istio-ingress"
                              and "run=gwf" in s["tags"].get("http.url", "")] else 1)' && break
