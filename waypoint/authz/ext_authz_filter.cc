@@ -9,6 +9,7 @@
 #include "waypoint/ratelimit/rls_codec.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/router.h"
+#include "waypoint/side_call.h"
 
 namespace waypoint::authz {
 
@@ -61,49 +62,8 @@ asio::awaitable<common::Result<CheckResponse>> grpc_check(FlowEnv& env, const Co
   const Cluster* cluster = nullptr;
   auto target = pick(env, config, c, cluster);
   if (!target) co_return common::make_error(target.error());
-  struct Guard {
-    bool fired = false;
-    std::shared_ptr<http::H2Session> session;
-    int32_t stream = 0;
-  };
-  auto guard = std::make_shared<Guard>();
-  asio::steady_timer timer(env.exec);
-  timer.expires_after(c.timeout);
-  timer.async_wait([guard](boost::system::error_code ec) {
-    if (ec) return;
-    guard->fired = true;
-    if (guard->session && guard->stream) guard->session->cancel(guard->stream);
-  });
-  const auto connect_timeout = std::min<std::chrono::milliseconds>(cluster->connect_timeout, c.timeout);
-  auto sess = co_await env.connector->acquire_h2(*target, env.client_tls, env.self_identity, connect_timeout);
-  if (guard->fired) co_return common::make_error("authorization service call timed out");
-  if (!sess) co_return common::make_error("authorization service connect: " + sess.error());
-  http::Request req;
-  req.protocol = http::Protocol::Http2;
-  req.head.method = "POST";
-  req.head.scheme = "http";
-  req.head.authority = c.authority.empty() ? c.cluster : c.authority;
-  req.head.path = std::string(kCheckPath);
-  req.head.headers.add("content-type", "application/grpc");
-  req.head.headers.add("te", "trailers");
-  req.head.headers.add("grpc-timeout", std::to_string(c.timeout.count()) + "m");
-  req.body = std::move(body);
-  const int32_t id = sess.value()->submit(req);
-  if (id == 0) co_return common::make_error("authorization service connection takes no more streams");
-  guard->session = sess.value();
-  guard->stream = id;
-  auto res = co_await sess.value()->wait(id);
-  guard->session = nullptr;
-  timer.cancel();
-  if (guard->fired) co_return common::make_error("authorization service call timed out");
-  if (!res.ok) co_return common::make_error("authorization service stream failed: " + res.detail);
-  if (res.response.status != 200)
-    co_return common::make_error("authorization service answered HTTP " + std::to_string(res.response.status));
-  auto gs = res.response.trailers.get("grpc-status");
-  if (!gs) gs = res.response.headers.get("grpc-status");
-  if (!gs) co_return common::make_error("authorization service answer has no grpc-status");
-  if (*gs != "0") co_return common::make_error("authorization service grpc-status " + std::string(*gs));
-  auto msg = ratelimit::grpc_unframe(res.response.body);
+  auto msg = co_await unary_grpc_call(env, *cluster, *target, c.authority.empty() ? c.cluster : c.authority,
+                                     kCheckPath, c.timeout, std::move(body), "authorization service");
   if (!msg) co_return common::make_error(msg.error());
   co_return decode_check_response(*msg);
 }

@@ -9,6 +9,7 @@
 #include "waypoint/ratelimit/stats.h"
 #include "waypoint/request_flow.h"
 #include "waypoint/router/router.h"
+#include "waypoint/side_call.h"
 
 namespace waypoint::ratelimit {
 
@@ -50,53 +51,8 @@ asio::awaitable<common::Result<RlsResponse>> call(FlowEnv& env, const ConfigSnap
   auto target = make_target(config, *ep);
   if (!target) co_return common::make_error("rate limit service endpoint is not an IP address");
 
-  // The timeout covers connecting and the call; a connection still being set up when it fires
-  // is left to finish for the next request (its own connect timeout bounds it).
-  struct Guard {
-    bool fired = false;
-    std::shared_ptr<http::H2Session> session;
-    int32_t stream = 0;
-  };
-  auto guard = std::make_shared<Guard>();
-  asio::steady_timer timer(env.exec);
-  timer.expires_after(g.timeout);
-  timer.async_wait([guard](boost::system::error_code ec) {
-    if (ec) return;
-    guard->fired = true;
-    if (guard->session && guard->stream) guard->session->cancel(guard->stream);
-  });
-  const auto connect_timeout = std::min<std::chrono::milliseconds>(cluster->connect_timeout, g.timeout);
-  auto sess = co_await env.connector->acquire_h2(*target, env.client_tls, env.self_identity, connect_timeout);
-  if (guard->fired) co_return common::make_error("rate limit service call timed out");
-  if (!sess) co_return common::make_error("rate limit service connect: " + sess.error());
-
-  http::Request req;
-  req.protocol = http::Protocol::Http2;
-  req.head.method = "POST";
-  req.head.scheme = "http";
-  req.head.authority = g.authority.empty() ? g.cluster : g.authority;
-  req.head.path = std::string(kPath);
-  req.head.headers.add("content-type", "application/grpc");
-  req.head.headers.add("te", "trailers");
-  req.head.headers.add("grpc-timeout", std::to_string(g.timeout.count()) + "m");
-  req.body = body;
-  const int32_t id = sess.value()->submit(req);
-  if (id == 0) co_return common::make_error("rate limit service connection takes no more streams");
-  guard->session = sess.value();
-  guard->stream = id;
-  auto res = co_await sess.value()->wait(id);
-  guard->session = nullptr;
-  timer.cancel();
-  if (guard->fired) co_return common::make_error("rate limit service call timed out");
-  if (!res.ok) co_return common::make_error("rate limit service stream failed: " + res.detail);
-  if (res.response.status != 200)
-    co_return common::make_error("rate limit service answered HTTP " + std::to_string(res.response.status));
-  // grpc-status in the trailers, or in the headers of a trailers-only answer.
-  auto gs = res.response.trailers.get("grpc-status");
-  if (!gs) gs = res.response.headers.get("grpc-status");
-  if (!gs) co_return common::make_error("rate limit service answer has no grpc-status");
-  if (*gs != "0") co_return common::make_error("rate limit service grpc-status " + std::string(*gs));
-  auto msg = grpc_unframe(res.response.body);
+  auto msg = co_await unary_grpc_call(env, *cluster, *target, g.authority.empty() ? g.cluster : g.authority, kPath,
+                                     g.timeout, body, "rate limit service");
   if (!msg) co_return common::make_error(msg.error());
   co_return decode_response(*msg);
 }
