@@ -5,7 +5,9 @@
 
 // GCC 12 at -O2 reports a false -Wrestrict inside std::string assignment when the protobuf
 // setters below are inlined (GCC bug 105329); the code is plain string copies.
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no -Wrestrict (and -Werror on unknown groups)
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 
 #include <google/protobuf/unknown_field_set.h>
 
