@@ -1,53 +1,23 @@
 #include "waypoint/ratelimit/stats.h"
 
-#include <map>
-#include <memory>
-#include <mutex>
+#include "waypoint/prefix_stats.h"
 
 namespace waypoint::ratelimit {
 namespace {
 
-struct Table {
-  std::mutex mu;
-  std::map<std::string, std::unique_ptr<Stats>, std::less<>> by_prefix;
-};
-
-Table& table() {
-  static Table* t = new Table;  // never destroyed: workers may still count during exit
+PrefixStats<Stats>& table() {
+  static auto* t = new PrefixStats<Stats>;  // never destroyed: workers may still count during exit
   return *t;
-}
-
-std::string escape_label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace
 
 Stats* stats_for(std::string_view stat_prefix) {
-  auto& t = table();
-  std::lock_guard<std::mutex> l(t.mu);
-  auto it = t.by_prefix.find(stat_prefix);
-  if (it == t.by_prefix.end()) it = t.by_prefix.emplace(std::string(stat_prefix), std::make_unique<Stats>()).first;
-  return it->second.get();
+  return table().for_prefix(stat_prefix);
 }
 
 void render_stats(std::string& out) {
-  auto& t = table();
-  std::lock_guard<std::mutex> l(t.mu);
-  struct Metric {
-    const char* name;
-    const char* help;
-    std::atomic<uint64_t> Stats::*field;
-  };
+  using Metric = PrefixStats<Stats>::Metric;
   static const Metric kMetrics[] = {
       {"envoy_http_local_rate_limit_enabled", "Requests the local rate limit filter was enabled for", &Stats::enabled},
       {"envoy_http_local_rate_limit_enforced", "Limited requests the local rate limit enforced", &Stats::enforced},
@@ -59,22 +29,7 @@ void render_stats(std::string& out) {
       {"envoy_ratelimit_failure_mode_allowed", "Requests allowed although the rate limit service failed",
        &Stats::failure_mode_allowed},
   };
-  if (t.by_prefix.empty()) return;
-  for (const auto& m : kMetrics) {
-    out += "# HELP ";
-    out += m.name;
-    out += ' ';
-    out += m.help;
-    out += "\n# TYPE ";
-    out += m.name;
-    out += " counter\n";
-    for (const auto& [prefix, s] : t.by_prefix) {
-      out += m.name;
-      out += "{stat_prefix=\"" + escape_label(prefix) + "\"} ";
-      out += std::to_string(((*s).*(m.field)).load(std::memory_order_relaxed));
-      out += '\n';
-    }
-  }
+  table().render(out, kMetrics);
 }
 
 }  // namespace waypoint::ratelimit
