@@ -143,6 +143,10 @@ struct Proxy::Worker : std::enable_shared_from_this<Proxy::Worker> {
     std::string route_name;
     std::string hostname;
     std::string connect_authority;
+    // connect_authority parsed once per stream (every request of the stream reads them).
+    std::optional<boost::asio::ip::address> connect_ip;
+    uint16_t connect_port = 0;
+    std::optional<std::string> peer_principal;  // the peer identity's URI, when it has one
     bool gateway = false;  // ingress role: no tunnel, reporter="source"
     bool tls = false;      // ingress role: the client's connection was TLS (x-forwarded-proto)
   };

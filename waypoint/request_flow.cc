@@ -351,7 +351,7 @@ void report_outlier(FlowEnv& env, const upstream::ClusterRuntime& rt, const Endp
 }  // namespace
 
 std::optional<upstream::Target> make_target(const ConfigSnapshot& cfg, const Endpoint& e) {
-  auto ip = ztunnel::parse_ip(e.address);
+  auto ip = e.ip ? e.ip : ztunnel::parse_ip(e.address);
   if (!ip) return std::nullopt;
   upstream::Target t;
   t.address = asio::ip::tcp::endpoint(*ip, e.port);
@@ -384,11 +384,20 @@ std::string make_request_id(router::Random& random) {
   uint64_t lo = random.next();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
+  // 8-4-4-4-12 lower-case hex, as Envoy's UUID4 (no printf on the per-request path).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  size_t at = 0;
+  auto put = [&](uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) out[at + static_cast<size_t>(digits - 1 - i)] = kHex[(v >> (4 * i)) & 0xf];
+    at += static_cast<size_t>(digits) + 1;
+  };
+  put(hi >> 32, 8);
+  put((hi >> 16) & 0xffff, 4);
+  put(hi & 0xffff, 4);
+  put(lo >> 48, 4);
+  put(lo & 0xffffffffffffULL, 12);
+  return out;
 }
 
 void grpcify_local_reply(http::Response& r) {

@@ -66,7 +66,7 @@ RequestRecord Proxy::Worker::begin_record(const Downstream& d, const ConfigSnaps
   if (auto ua = req.head.headers.get("user-agent")) rec.user_agent = std::string(*ua);
   rec.request_bytes = req.body.size();
   rec.service_host = d.hostname;
-  if (auto ip = ip_of(d.connect_authority)) rec.service = cfg.workloads->find_service("", *ip);
+  if (d.connect_ip) rec.service = cfg.workloads->find_service("", *d.connect_ip);
   return rec;
 }
 
@@ -79,11 +79,11 @@ asio::awaitable<FlowResult> Proxy::Worker::route(const Downstream& d, const Conf
   if (const RouteConfig* rc = cfg->route(d.route_name)) {
     auto e = env();
     authz::Downstream az;
-    if (d.peer->identity) az.peer_principal = d.peer->identity->uri();
+    az.peer_principal = d.peer_principal;
     az.source_ip = d.src_ip;
-    if (auto a = hbone::parse_authority(d.connect_authority)) {
-      az.destination_ip = a->ip;
-      az.destination_port = a->port;
+    if (d.connect_ip) {
+      az.destination_ip = d.connect_ip;
+      az.destination_port = d.connect_port;
     }
     fr = co_await serve_request(e, cfg, *rc, req, d.src, &az);
   } else {
@@ -124,7 +124,7 @@ tracing::ActiveSpan Proxy::Worker::trace_begin(const Downstream& d, const Config
   } else {
     name = d.hostname.empty() ? d.connect_authority : d.hostname;
     if (!d.hostname.empty()) {
-      if (auto a = hbone::parse_authority(d.connect_authority)) name += ":" + std::to_string(a->port);
+      if (d.connect_ip) name += ":" + std::to_string(d.connect_port);
     }
   }
   return shared->opts.tracer->begin(req.head.headers, random, name + "/*", x);
@@ -160,7 +160,7 @@ void Proxy::Worker::finish_record(RequestRecord& rec, const ConfigSnapshot& cfg,
     rec.grpc_status = std::string(*hs);
   }
   if (fr.endpoint) {
-    if (auto ip = ztunnel::parse_ip(fr.endpoint->address)) {
+    if (auto ip = fr.endpoint->ip ? fr.endpoint->ip : ztunnel::parse_ip(fr.endpoint->address)) {
       rec.dst = cfg.workloads->find_workload("", *ip);
       if (rec.dst) rec.dst_identity = rec.dst->identity();
     }
@@ -235,6 +235,7 @@ asio::awaitable<void> Proxy::Worker::serve_http1(http::AnyStream down, http::Rea
     const auto start = std::chrono::steady_clock::now();
     auto cfg = shared->config.load();
     RequestRecord rec = begin_record(*d, *cfg, rr.request);
+    rec.scope = cfg;
     const bool head = rr.request.head.method == "HEAD";
     const auto protocol = rr.request.protocol;
     const auto req_body = rr.request.body_stream;
@@ -290,6 +291,7 @@ asio::awaitable<void> Proxy::Worker::serve_h2_request(std::shared_ptr<http::H2Se
   const auto start = std::chrono::steady_clock::now();
   auto cfg = shared->config.load();
   RequestRecord rec = begin_record(*d, *cfg, req);
+  rec.scope = cfg;
   const auto req_body = req.body_stream;
   auto span = trace_begin(*d, *cfg, req);
   FlowResult fr = co_await route(*d, cfg, req);

@@ -31,6 +31,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "waypoint/regex.h"
 
 namespace waypoint {
@@ -422,6 +424,9 @@ struct Locality {
 // choose HBONE or plain TCP.
 struct Endpoint {
   std::string address;
+  // `address` parsed once when the resource is converted (nullopt: not an IP, or an endpoint
+  // built by hand); the data path falls back to parsing `address` itself.
+  std::optional<boost::asio::ip::address> ip;
   uint16_t port = 0;
   uint32_t weight = 1;
   HealthStatus health = HealthStatus::Unknown;

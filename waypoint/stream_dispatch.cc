@@ -52,6 +52,9 @@ asio::awaitable<void> Proxy::Worker::handle(std::shared_ptr<hbone::Stream> s,
       d->route_name = std::move(route_name);
       d->hostname = svc->hostname;
       d->connect_authority = s->request().authority;
+      d->connect_ip = auth->ip;
+      d->connect_port = auth->port;
+      if (peer->identity) d->peer_principal = peer->identity->uri();
       co_await serve_inner(std::move(s), std::move(d), tcp_cluster, cfg);
       co_return;
     }

@@ -1,6 +1,8 @@
 #include "waypoint/telemetry.h"
 
 #include <spdlog/spdlog.h>
+#include <array>
+#include <atomic>
 #include <nlohmann/json.hpp>
 
 #include "common/admin/log.h"
@@ -69,6 +71,48 @@ void workload_labels(std::vector<std::string>& v, const ztunnel::Workload* w,
   v.push_back(w != nullptr ? or_unknown(w->canonical_name) : "unknown");
   v.push_back(w != nullptr ? or_unknown(w->canonical_revision) : "unknown");
   v.push_back(w != nullptr ? or_unknown(w->cluster_id) : "unknown");
+}
+
+uint64_t next_telemetry_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The series of one label set, found once per thread and snapshot. The key holds what
+// istio_http_labels() reads from a record; pointers are compared, never followed.
+struct SeriesEntry {
+  const char* reporter = nullptr;
+  const ztunnel::Workload* src = nullptr;
+  const ztunnel::Workload* dst = nullptr;
+  const ztunnel::Service* service = nullptr;
+  std::optional<common::Identity> src_identity, dst_identity;
+  std::string service_host, grpc_status, response_flags;
+  uint16_t response_code = 0;
+  common::metrics::Counter* requests = nullptr;
+  common::metrics::Histogram* duration = nullptr;
+  common::metrics::Histogram* request_bytes = nullptr;
+  common::metrics::Histogram* response_bytes = nullptr;
+
+  bool matches(const RequestRecord& r) const {
+    return requests != nullptr && src == r.src && dst == r.dst && service == r.service &&
+           response_code == r.response_code && reporter == r.reporter && response_flags == r.response_flags &&
+           grpc_status == r.grpc_status && service_host == r.service_host && src_identity == r.src_identity &&
+           dst_identity == r.dst_identity;
+  }
+};
+
+// A handful of label sets covers a waypoint's steady traffic per worker (a few routes, status
+// codes and peers); a miss costs what every request cost before, plus a copy of the key.
+struct SeriesCache {
+  static constexpr size_t kEntries = 16;
+  uint64_t telemetry_id = 0;
+  std::weak_ptr<const void> scope;
+  std::array<SeriesEntry, kEntries> entries;
+  size_t next = 0;
+};
+
+bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
+  return !a.owner_before(b) && !b.owner_before(a);
 }
 
 const std::vector<double>& duration_buckets() {
@@ -144,7 +188,8 @@ Telemetry::Telemetry(common::metrics::Registry& reg)
       tcp_shadow_denied_(reg.counter("envoy_rbac_shadow_denied",
                                      "TCP connections the shadow (dry-run) network RBAC rules would deny",
                                      {"shadow_rules_stat_prefix"})),
-      clusters_(reg) {}
+      clusters_(reg),
+      id_(next_telemetry_id()) {}
 
 void Telemetry::count_shadow(const std::vector<authz::ShadowResult>& shadow, bool tcp) {
   for (const auto& s : shadow) {
@@ -170,14 +215,54 @@ void Telemetry::tcp_closed(const RequestRecord& r) {
 }
 
 void Telemetry::record(const RequestRecord& r) {
-  auto labels = istio_http_labels(r);
-  // One view of the values for the four families (get(vector<string>) builds one per call).
-  const std::vector<std::string_view> views(labels.begin(), labels.end());
-  const std::span<const std::string_view> v(views);
-  requests_.get(v)->inc();
-  duration_.get(v)->observe(std::chrono::duration<double, std::milli>(r.duration).count());
-  request_bytes_.get(v)->observe(static_cast<double>(r.request_bytes));
-  response_bytes_.get(v)->observe(static_cast<double>(r.response_bytes));
+  thread_local SeriesCache cache;
+  const SeriesEntry* hit = nullptr;
+  if (r.scope) {
+    // A new snapshot (or another Telemetry) may reuse the addresses the keys hold: start over.
+    // The weak reference keeps the old owner's control block, so an equal owner is the same one.
+    if (cache.telemetry_id != id_ || !same_owner(cache.scope, r.scope)) {
+      cache.telemetry_id = id_;
+      cache.scope = r.scope;
+      for (auto& e : cache.entries) e = SeriesEntry{};
+    }
+    for (const auto& e : cache.entries) {
+      if (e.matches(r)) {
+        hit = &e;
+        break;
+      }
+    }
+  }
+  SeriesEntry found;
+  if (hit == nullptr) {
+    auto labels = istio_http_labels(r);
+    // One view of the values for the four families (get(vector<string>) builds one per call).
+    const std::vector<std::string_view> views(labels.begin(), labels.end());
+    const std::span<const std::string_view> v(views);
+    found.requests = requests_.get(v);
+    found.duration = duration_.get(v);
+    found.request_bytes = request_bytes_.get(v);
+    found.response_bytes = response_bytes_.get(v);
+    hit = &found;
+    if (r.scope) {
+      found.reporter = r.reporter;
+      found.src = r.src;
+      found.dst = r.dst;
+      found.service = r.service;
+      found.src_identity = r.src_identity;
+      found.dst_identity = r.dst_identity;
+      found.service_host = r.service_host;
+      found.grpc_status = r.grpc_status;
+      found.response_flags = r.response_flags;
+      found.response_code = r.response_code;
+      cache.entries[cache.next] = std::move(found);
+      hit = &cache.entries[cache.next];
+      cache.next = (cache.next + 1) % SeriesCache::kEntries;
+    }
+  }
+  hit->requests->inc();
+  hit->duration->observe(std::chrono::duration<double, std::milli>(r.duration).count());
+  hit->request_bytes->observe(static_cast<double>(r.request_bytes));
+  hit->response_bytes->observe(static_cast<double>(r.response_bytes));
   count_shadow(r.rbac_shadow, false);
   static auto access = common::log::logger("access");
   if (access->should_log(spdlog::level::info)) {

@@ -16,10 +16,13 @@
 // envoy_rbac_shadow_allowed / _shadow_denied; on the access-log line the RBAC filter's dynamic
 // metadata Istio documents: <prefix>shadow_engine_result and <prefix>shadow_effective_policy_id.
 // Threading: families registered on the control thread at start; record() from any worker
-// (series lookups are lock-free on the steady path, see common/admin/metrics.h).
+// (series lookups are lock-free on the steady path, see common/admin/metrics.h). Each thread
+// also keeps the series of its last few distinct label sets per config snapshot (see
+// RequestRecord::scope): the steady state of a request builds no label string.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +57,10 @@ struct RequestRecord {
   std::string upstream_cluster, upstream_host, route_name;
   uint32_t attempts = 0;
   std::vector<authz::ShadowResult> rbac_shadow;  // dry-run policies evaluated for this request
+  // The owner of src, dst and service (the config snapshot they were looked up in). While it
+  // is the same object, those pointers name the same workloads, so record() may reuse the
+  // series it found for an equal record instead of rebuilding 25 label values; null = no reuse.
+  std::shared_ptr<const void> scope;
 };
 
 class Telemetry {
@@ -84,6 +91,7 @@ class Telemetry {
   common::metrics::CounterFamily& tcp_shadow_allowed_;
   common::metrics::CounterFamily& tcp_shadow_denied_;
   upstream::ClusterMetrics clusters_;
+  const uint64_t id_;  // process-unique: a thread's series cache never mixes two instances
 };
 
 std::vector<std::string> istio_http_labels(const RequestRecord& r);

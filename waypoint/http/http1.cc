@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <cstdio>
 #include <initializer_list>
 #include <limits>
@@ -409,8 +410,10 @@ class Outbox {
   void add_data(std::string_view data) {
     if (data.empty()) return;
     if (framing_ == Framing::Chunked) {
-      const int len = std::snprintf(size_, sizeof size_, "%zx\r\n", data.size());
-      bufs_.push_back(asio::buffer(size_, static_cast<size_t>(len)));
+      char* end = std::to_chars(size_, size_ + sizeof size_ - 2, data.size(), 16).ptr;
+      *end++ = '\r';
+      *end++ = '\n';
+      bufs_.push_back(asio::buffer(size_, static_cast<size_t>(end - size_)));
       bufs_.push_back(asio::buffer(data.data(), data.size()));
       bufs_.push_back(asio::buffer("\r\n", 2));
     } else {
@@ -646,8 +649,8 @@ asio::awaitable<StreamWriteResult> write_request_stream(AnyStream& s, const Requ
     w.field("Transfer-Encoding", "chunked");
   } else if (framing == Framing::Length) {
     const uint64_t len = body ? *r.content_length : r.body.size();
-    const int n = std::snprintf(len_text, sizeof len_text, "%llu", static_cast<unsigned long long>(len));
-    w.field("Content-Length", std::string_view(len_text, static_cast<size_t>(n)));
+    const char* end = std::to_chars(len_text, len_text + sizeof len_text, len).ptr;
+    w.field("Content-Length", std::string_view(len_text, static_cast<size_t>(end - len_text)));
   }
   const std::string_view head_bytes = w.finish();
   Outbox box(s, framing);
@@ -681,17 +684,17 @@ asio::awaitable<StreamWriteResult> write_response_stream(AnyStream& s, const Res
   HeadWriter w(head_buffer ? *head_buffer : local);
   const auto reason = bh::obsolete_reason(static_cast<bh::status>(r.status));
   char status_text[8];
-  const int sn = std::snprintf(status_text, sizeof status_text, "%u", static_cast<unsigned>(r.status));
+  const char* status_end = std::to_chars(status_text, status_text + sizeof status_text, r.status).ptr;
   w.start_line(version == Protocol::Http10 ? "HTTP/1.0" : "HTTP/1.1",
-               std::string_view(status_text, static_cast<size_t>(sn)), std::string_view(reason.data(), reason.size()));
+               std::string_view(status_text, static_cast<size_t>(status_end - status_text)), std::string_view(reason.data(), reason.size()));
   w.fields(r.headers, {framing_field, connection.empty() ? "" : "connection"});
   char len_text[24];
   if (framing_field == "Transfer-Encoding") {
     w.field(framing_field, "chunked");
   } else if (!framing_field.empty()) {
     const uint64_t len = stream ? *r.content_length : r.body.size();
-    const int n = std::snprintf(len_text, sizeof len_text, "%llu", static_cast<unsigned long long>(len));
-    w.field(framing_field, std::string_view(len_text, static_cast<size_t>(n)));
+    const char* end = std::to_chars(len_text, len_text + sizeof len_text, len).ptr;
+    w.field(framing_field, std::string_view(len_text, static_cast<size_t>(end - len_text)));
   }
   if (!connection.empty()) w.field("Connection", connection);
   const std::string_view head_bytes = w.finish();

@@ -12,6 +12,7 @@
 #include "envoy/extensions/filters/http/cors/v3/cors.pb.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+#include "common/model/model.h"
 #include "waypoint/router/retry_on.h"
 #include "waypoint/xds/ext_authz_convert.h"
 #include "waypoint/xds/jwt_convert.h"
@@ -960,6 +961,7 @@ common::Result<ClusterLoadAssignment> convert_load_assignment(const endpoint::Cl
       }
       Endpoint ep;
       if (!endpoint_address(ctx, e.endpoint().address(), p + ".endpoint.address", ep)) break;
+      ep.ip = ztunnel::parse_ip(ep.address);
       ep.hostname = e.endpoint().hostname();
       if (e.has_load_balancing_weight()) {
         if (e.load_balancing_weight().value() == 0) {

@@ -3,6 +3,8 @@
 // the waypoint's own HBONE connections to a "destination ztunnel" (an hbone server that checks
 // the waypoint's identity and relays to the backend pod address), and plain HTTP/1.1 backends
 // that count what reaches them. Routes are built in C++ (as the xDS conversion would).
+#include <regex>
+
 #include "tests/unit/waypoint/fixture.h"
 
 using namespace wptest;
@@ -33,6 +35,9 @@ TEST_CASE("a request crosses both HBONE legs with the waypoint's identity and ke
   REQUIRE(rid);
   CHECK(rid->size() == 36);
   CHECK((*rid)[14] == '4');
+  // A UUID4 as Envoy writes it: lower-case hex 8-4-4-4-12, version 4, RFC 4122 variant.
+  CHECK(std::regex_match(std::string(*rid),
+                         std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   REQUIRE(f.zt_peers.size() == 1);
   CHECK(f.zt_peers[0] == f.waypoint_id.uri());
   CHECK(f.zt_authorities[0] == "127.0.0.2:" + std::to_string(f.v1.port()));
