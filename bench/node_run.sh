@@ -474,8 +474,9 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 mark_hwm latency
 # NODE_BENCH_DIAG=1: one more mesh run under `perf record` (both ztunnels; top symbols in
-# perf-n1.txt / perf-n2.txt) and one under `strace -c -f` (syscalls per request in
-# strace-n1.txt / strace-n2.txt). Not part of the figures above; the tracers slow ztunnel.
+# perf-n1.txt / perf-n2.txt), context switches per request of every proxy (untraced), and one
+# mesh and one stunnel run under `strace -c -f` (syscalls per request, EAGAIN counts, in
+# strace-{n1,n2,stc,sts}.txt). Not part of the figures above; the tracers slow the proxies.
 if [[ ${NODE_BENCH_DIAG:-0} == 1 ]]; then
   if command -v perf >/dev/null 2>&1; then
     for k in n1 n2; do
@@ -492,19 +493,44 @@ if [[ ${NODE_BENCH_DIAG:-0} == 1 ]]; then
       say "   perf $k (top by dso):"; sed 's/^/      /' "$T/perf-dso-$k.txt" >&2
     done
   fi
+  # Wake-ups: context switches (voluntary + involuntary, all threads) per request of each
+  # proxy process, untraced (strace's stops would add their own). Counted between 1.5 s and
+  # 4.5 s of a 6 s run: stunnel runs a thread per connection, which exists only while wrk's
+  # connections do; requests in the window = wrk's rate x 3 s.
+  ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
+  for path in mesh stunnel haproxy; do
+    declare -A cs0=()
+    nsx_exec "${LAT_POD[$path]}" timeout 20 wrk -t1 -c10 -d6s -s "$T/delay10.lua" "${LAT_URL[$path]}" >"$T/wrk-ctxsw-$path.log" 2>&1 &
+    wpid=$!
+    sleep 1.5
+    for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do cs0[$k]=$(ctxsw "${CPU_PIDS[$k]}"); done
+    sleep 3
+    line=""
+    for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do cs0[$k]=$(( $(ctxsw "${CPU_PIDS[$k]}") - ${cs0[$k]} )); done
+    wait "$wpid"
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$T/wrk-ctxsw-$path.log")
+    for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do line+=" $k $(calc %.2f "${cs0[$k]} / (${rps:-1} * 3)")"; done
+    say "   context switches per request ($path, ${rps:-?} requests/s):$line"
+    result "diag.ctxsw_per_req.$path=${line# }"
+  done
   if command -v strace >/dev/null 2>&1; then
-    for k in n1 n2; do
-      nsx_bg n1 "$T/strace-$k.txt" strace -c -f -p "${CPU_PIDS[$k]}"
-      printf -v "STRACE_$k" '%s' "$NSX_LAST_PID"
-    done
-    sleep 0.5
-    out=$(nsx_exec cli-m timeout 20 wrk -t1 -c10 -d5s -s "$T/delay10.lua" "${LAT_URL[mesh]}" 2>&1)
-    sreqs=$(awk '/requests in/ {print $1}' <<<"$out")
-    for k in n1 n2; do v="STRACE_$k"; kill -INT "${!v}" 2>/dev/null; done
-    sleep 1
-    for k in n1 n2; do
-      say "   strace $k: ${sreqs:-?} requests; calls per request by syscall:"
-      awk -v n="${sreqs:-1}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {printf "      %-16s %6.2f\n", $NF, $4 / n}' "$T/strace-$k.txt" | sort -k2 -gr | head -n 10 >&2
+    # The same count for the stunnel pair (same load, one 5 s run each): the calls per request
+    # of ours next to the anchor's, errors (EAGAIN reads) in brackets.
+    for path in mesh stunnel; do
+      for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do
+        nsx_bg n1 "$T/strace-$k.txt" strace -c -f -p "${CPU_PIDS[$k]}"
+        printf -v "STRACE_$k" '%s' "$NSX_LAST_PID"
+      done
+      sleep 0.5
+      out=$(nsx_exec "${LAT_POD[$path]}" timeout 20 wrk -t1 -c10 -d5s -s "$T/delay10.lua" "${LAT_URL[$path]}" 2>&1)
+      sreqs=$(awk '/requests in/ {print $1}' <<<"$out")
+      for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do v="STRACE_$k"; kill -INT "${!v}" 2>/dev/null; done
+      sleep 1
+      for k in "${CLI_K[$path]}" "${SRV_K[$path]}"; do
+        say "   strace $k ($path): ${sreqs:-?} requests; calls [errors] per request by syscall:"
+        awk -v n="${sreqs:-1}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {e = (NF == 6) ? $5 : 0; printf "      %-16s %6.2f [%.2f]\n", $NF, $4 / n, e / n}' "$T/strace-$k.txt" | sort -k2 -gr | head -n 12 >&2
+        awk -v n="${sreqs:-1}" '$NF == "total" {printf "      %-16s %6.2f\n", "all", $4 / n}' "$T/strace-$k.txt" >&2
+      done
     done
   fi
 fi

@@ -64,6 +64,13 @@ cputicks() {
   for p in $(session_pids "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
   echo "$t"
 }
+# User-mode ticks only (field 14): what the proxy's own code costs, without the kernel's network
+# stack work that softirqs charge to whichever process happens to be running.
+usrticks() {
+  local p t=0
+  for p in $(session_pids "$1"); do t=$((t + $(awk '{print $14}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
 rss_kb() {
   local p t=0
   for p in $(session_pids "$1"); do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done
@@ -201,10 +208,19 @@ result "wp.nginx.idle_rss_kb=$(rss_kb "$NGX_PID")"
 echo "  idle RSS: waypoint $(get_result wp.ours.idle_rss_kb) kB, haproxy $(get_result wp.haproxy.idle_rss_kb) kB, nginx $(get_result wp.nginx.idle_rss_kb) kB"
 
 # Sanity (not a figure): every contender routes by the header and answers 1 KiB otherwise.
+# Up to 3 tries per check: a contender started a moment ago may miss the first connection.
 for url in "http://$WP_VIP/" "http://$WP_IP:8081/" "http://$WP_IP:8082/"; do
-  v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -H 'version: dog' -w '%{http_code} %header{x-app-version}' "$url")
+  for try in 1 2 3; do
+    v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -H 'version: dog' -w '%{http_code} %header{x-app-version}' "$url")
+    [[ $v == "200 dog-multi" ]] && break
+    echo "  sanity: $url with version: dog -> '$v' (try $try)" >&2; sleep 1
+  done
   [[ $v == "200 dog-multi" ]] || { echo "bench/waypoint.sh: $url with version: dog -> '$v'" >&2; NSX_KEEP_TMP=1; exit 1; }
-  v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url")
+  for try in 1 2 3; do
+    v=$(nsx_exec client curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}' "$url")
+    [[ $v == "200 1024" ]] && break
+    echo "  sanity: $url -> '$v' (try $try)" >&2; sleep 1
+  done
   [[ $v == "200 1024" ]] || { echo "bench/waypoint.sh: $url -> '$v', wanted 200 with 1024 bytes" >&2; NSX_KEEP_TMP=1; exit 1; }
 done
 
@@ -214,12 +230,12 @@ to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~
 # run NAME URL PROXY_PID — RUNS wrk runs; per-run line, then medians as RESULTs.
 run() {
   local name="$1" url="$2" pid="$3" i
-  : >"$T/$name.rps"; : >"$T/$name.cpu"; : >"$T/$name.zcpu"; : >"$T/$name.pcpu"; : >"$T/$name.p50"; : >"$T/$name.p99"
+  : >"$T/$name.rps"; : >"$T/$name.cpu"; : >"$T/$name.ucpu"; : >"$T/$name.zcpu"; : >"$T/$name.pcpu"; : >"$T/$name.p50"; : >"$T/$name.p99"
   for i in $(seq 1 "$RUNS"); do
-    local c0 z0 c1 z1 out reqs rps p50 p99 bad
-    c0=$(cputicks "$pid"); z0=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
+    local c0 z0 u0 c1 z1 u1 out reqs rps p50 p99 bad
+    c0=$(cputicks "$pid"); u0=$(usrticks "$pid"); z0=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
     out=$(nsx_exec client wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency "$url" 2>&1)
-    c1=$(cputicks "$pid"); z1=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
+    c1=$(cputicks "$pid"); u1=$(usrticks "$pid"); z1=$(( $(cputicks "$ZT_PID_n1") + $(cputicks "$ZT_PID_n2") ))
     echo "$out" >"$T/$name.$i.wrk"
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -227,16 +243,18 @@ run() {
     p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     bad=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' <<<"$out")
     if [[ -z $reqs || $reqs == 0 ]]; then echo "  $name run $i: wrk failed: $(head -c 300 <<<"$out")" >&2; continue; fi
-    local cpu zcpu pcpu
+    local cpu ucpu zcpu pcpu
     cpu=$(awk -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    ucpu=$(awk -v t="$((u1 - u0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     zcpu=$(awk -v t="$((z1 - z0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     pcpu=$(awk -v a="$cpu" -v b="$zcpu" 'BEGIN {printf "%.1f", a + b}')
-    echo "$rps" >>"$T/$name.rps"; echo "$cpu" >>"$T/$name.cpu"; echo "$zcpu" >>"$T/$name.zcpu"; echo "$pcpu" >>"$T/$name.pcpu"
+    echo "$rps" >>"$T/$name.rps"; echo "$cpu" >>"$T/$name.cpu"; echo "$ucpu" >>"$T/$name.ucpu"; echo "$zcpu" >>"$T/$name.zcpu"; echo "$pcpu" >>"$T/$name.pcpu"
     echo "$p50" >>"$T/$name.p50"; echo "$p99" >>"$T/$name.p99"
-    echo "  $name run $i: $rps rps, p50 ${p50} us, p99 ${p99} us, proxy CPU ${cpu} us/req, ztunnels ${zcpu} us/req${bad:+, errors: $bad}"
+    echo "  $name run $i: $rps rps, p50 ${p50} us, p99 ${p99} us, proxy CPU ${cpu} us/req (user ${ucpu}), ztunnels ${zcpu} us/req${bad:+, errors: $bad}"
   done
   result "wp.$name.rps=$(median <"$T/$name.rps")"
   result "wp.$name.cpu_us_per_req=$(median <"$T/$name.cpu")"
+  result "wp.$name.user_cpu_us_per_req=$(median <"$T/$name.ucpu")"
   result "wp.$name.ztunnels_cpu_us_per_req=$(median <"$T/$name.zcpu")"
   result "wp.$name.path_cpu_us_per_req=$(median <"$T/$name.pcpu")"
   result "wp.$name.p50_us=$(median <"$T/$name.p50")"
@@ -337,6 +355,7 @@ fi
 for c in haproxy nginx; do
   ratio "wp.ratio.rps_ours_over_$c" "$(get_result wp.ours.rps)" "$(get_result "wp.$c.rps")"
   ratio "wp.ratio.cpu_per_req_ours_over_$c" "$(get_result wp.ours.cpu_us_per_req)" "$(get_result "wp.$c.cpu_us_per_req")"
+  ratio "wp.ratio.user_cpu_per_req_ours_over_$c" "$(get_result wp.ours.user_cpu_us_per_req)" "$(get_result "wp.$c.user_cpu_us_per_req")"
   ratio "wp.ratio.path_cpu_per_req_ours_over_$c" "$(get_result wp.ours.path_cpu_us_per_req)" "$(get_result "wp.$c.path_cpu_us_per_req")"
   ratio "wp.ratio.p50_ours_over_$c" "$(get_result wp.ours.p50_us)" "$(get_result "wp.$c.p50_us")"
   ratio "wp.ratio.p99_ours_over_$c" "$(get_result wp.ours.p99_us)" "$(get_result "wp.$c.p99_us")"
@@ -354,6 +373,7 @@ echo "=== waypoint vs HAProxy vs nginx ($(nproc) vCPU, load at end $(cut -d' ' -
 row "metric" "haproxy" "nginx" "ours" "ours/hap" "ours/ngx"
 line "requests per second" rps rps
 line "L7 proxy CPU us per request" cpu_us_per_req cpu_per_req
+line "  of which user mode" user_cpu_us_per_req user_cpu_per_req
 row "ztunnels CPU us per request" "$(get_result wp.haproxy.ztunnels_cpu_us_per_req)" "$(get_result wp.nginx.ztunnels_cpu_us_per_req)" "$(get_result wp.ours.ztunnels_cpu_us_per_req)" "-" "-"
 line "path CPU us per request (proxy+ztunnels)" path_cpu_us_per_req path_cpu_per_req
 line "latency p50 (us)" p50_us p50

@@ -8,7 +8,30 @@
 #include <cstring>
 #include <vector>
 
+// Weak: resolved only when the executable links mimalloc (which then also serves malloc).
+extern "C" {
+void mi_collect(bool force) __attribute__((weak));
+int mi_version(void) __attribute__((weak));
+}
+
 namespace common {
+
+bool release_free_heap() {
+  if (mi_collect != nullptr) {
+    mi_collect(true);
+    return true;
+  }
+  return ::malloc_trim(0) != 0;
+}
+
+const char* allocator_name() {
+  static char name[32] = "glibc malloc";
+  if (mi_version != nullptr) {
+    const int v = mi_version();
+    std::snprintf(name, sizeof name, "mimalloc %d.%d.%d", v / 100, (v / 10) % 10, v % 10);
+  }
+  return name;
+}
 
 namespace {
 
@@ -31,7 +54,7 @@ bool field_kb(const char* line, const char* key, size_t& out) {
 
 ResidentTrimResult trim_resident_memory() {
   ResidentTrimResult r;
-  r.heap_trimmed = ::malloc_trim(0) != 0;
+  r.heap_trimmed = release_free_heap();
   std::FILE* f = std::fopen("/proc/self/smaps", "re");
   if (f == nullptr) return r;
   std::vector<Mapping> maps;

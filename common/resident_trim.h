@@ -27,7 +27,15 @@ struct ResidentTrimResult {
   bool heap_trimmed = false;
 };
 
-// malloc_trim(0), then MADV_DONTNEED over every clean read-only file mapping (see above).
+// release_free_heap(), then MADV_DONTNEED over every clean read-only file mapping (see above).
 ResidentTrimResult trim_resident_memory();
+
+// Returns the allocator's free pages to the kernel: mimalloc's mi_collect(true) when the binary
+// links mimalloc (ztunnel and the waypoint in release builds, see CMakeLists.txt), glibc's
+// malloc_trim(0) otherwise. Returns whether glibc reported releasing memory (mimalloc: true).
+bool release_free_heap();
+
+// "mimalloc <version>" or "glibc malloc": which allocator serves this process (start-up log).
+const char* allocator_name();
 
 }  // namespace common

@@ -11,6 +11,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/resident_trim.h"
+
 namespace common {
 
 namespace asio = boost::asio;
@@ -70,6 +72,11 @@ Runtime::~Runtime() {
   join_workers();
   // The signal_set must die before control_, which it references.
   signals_.reset();
+}
+
+void Runtime::release_free_heap_everywhere() {
+  for (auto& w : workers_) asio::post(*w->io, [] { common::release_free_heap(); });
+  common::release_free_heap();
 }
 
 asio::io_context& Runtime::next_worker() {

@@ -54,6 +54,10 @@ class Runtime {
   // graceful end use DrainController first.
   void stop();
   bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // Returns free heap to the kernel on every thread (common::release_free_heap() posted to each
+  // worker, then run here): mimalloc keeps freed pages in the heap of the thread that used
+  // them until that thread collects, and a worker idle after a burst never would.
+  void release_free_heap_everywhere();
 
   // Handles SIGTERM and SIGINT on the control context; `cb` receives the signal number and
   // is re-armed after each delivery (a second signal can escalate). Call before run().

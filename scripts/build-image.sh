@@ -11,7 +11,8 @@
 #   --root DIR          private podman store (--root DIR/root --runroot DIR/run, vfs); default:
 #                       podman's normal store, so `podman run` / `podman save` see the image
 #   --check             then run each binary's --version in the image (podman run, no network)
-# The base rootfs is cached as $AMBIENT_IMAGE_CACHE/debian-bookworm-runtime.tar (mmdebstrap;
+# The base rootfs is cached as $AMBIENT_IMAGE_CACHE/debian-bookworm-runtime-<id>.tar (mmdebstrap;
+# <id> from the runtime package list;
 # debian-bookworm.tar with debootstrap; default /var/cache/ambient-image); later builds reuse it.
 # DEBIAN_MIRROR / DEBIAN_SECURITY_MIRROR override the mirror (default: the machine's sources).
 # Build steps use the host network (no bridge or NAT rules are created). Prints timings.
@@ -55,8 +56,10 @@ t0=$(date +%s)
 runtime_pkgs=$(sed -n 's/^ARG RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$ROOT_DIR/Dockerfile")
 [[ -n $runtime_pkgs ]] || { log "Dockerfile has no ARG RUNTIME_PACKAGES line"; exit 1; }
 if command -v mmdebstrap >/dev/null; then
-  BASE=localhost/ambient-base:bookworm-runtime
-  base_tar=$CACHE/debian-bookworm-runtime.tar
+  # Named after the package list, so adding a runtime package builds (and imports) a fresh base.
+  pkgs_id=$(printf '%s' "$runtime_pkgs" | md5sum | cut -c1-8)
+  BASE=localhost/ambient-base:bookworm-runtime-$pkgs_id
+  base_tar=$CACHE/debian-bookworm-runtime-$pkgs_id.tar
 else
   base_tar=$CACHE/debian-bookworm.tar
 fi
@@ -65,7 +68,7 @@ if [[ ! -f $base_tar ]]; then
   mirror=${mirror:-http://deb.debian.org/debian}
   security=${DEBIAN_SECURITY_MIRROR:-${mirror}-security}
   work=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
-  if [[ $base_tar == *runtime.tar ]]; then
+  if [[ $base_tar == *runtime-*.tar ]]; then
     tmp=$CACHE
     # tmpfs when it has room for the unpacked rootfs (~600 MB).
     [[ $(df -Pk /dev/shm 2>/dev/null | awk 'NR==2{print $4}') -gt 1500000 ]] 2>/dev/null && tmp=/dev/shm

@@ -12,7 +12,7 @@ BUILD_PKGS=(
   libboost1.81-dev libboost-program-options1.81-dev
   libssl-dev libnghttp2-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libnl-3-dev libnl-route-3-dev
-  libre2-dev zlib1g-dev
+  libre2-dev zlib1g-dev libmimalloc-dev
 )
 PKGS=(
   "${BUILD_PKGS[@]}"

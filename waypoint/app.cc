@@ -264,9 +264,10 @@ int run_app(const Config& cfg) {
     trim.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       if (!started || proxy.active_streams() == 0) {
+        runtime.release_free_heap_everywhere();
         common::trim_resident_memory();
       } else {
-        ::malloc_trim(0);
+        runtime.release_free_heap_everywhere();
       }
       started = true;
       arm_trim();
@@ -274,6 +275,7 @@ int run_app(const Config& cfg) {
   };
   arm_trim();
 
+  spdlog::debug("allocator: {}", common::allocator_name());
   if (gateway) {
     spdlog::info("waypoint {} started as {} in the ingress gateway role (PROXY_TYPE=router)", kVersion,
                  identity.uri());

@@ -107,6 +107,9 @@ tracing::ActiveSpan Proxy::Worker::trace_begin(const Downstream& d, const Config
       x.provider = vh->tracing_provider.get();
     }
   }
+  // Nothing to report to (no provider on the virtual host, no collector in the environment, or
+  // span reporting off): no span, and none of the collector pick and naming below per request.
+  if (x.provider ? !x.provider->report : shared->opts.tracer->options().collector.host.empty()) return {};
   if (x.provider && x.provider->report) {
     // The collector cluster's endpoint; only sampled requests reach the allocation below,
     // but the pick is cheap either way and keeps begin() free of config lookups.

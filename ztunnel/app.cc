@@ -278,12 +278,13 @@ int run_app(const Config& cfg) {
       if (ticks_since_start == 2 || (ticks_since_trim >= 15 && live == 0)) {
         // Start-up is over (or nothing is connected): also drop the clean library pages the
         // loader and initialisation touched once (common/resident_trim.h).
+        runtime.release_free_heap_everywhere();
         const auto t = common::trim_resident_memory();
         spdlog::debug("idle trim: {} kB of clean file pages in {} mappings released", t.file_kb, t.mappings);
         live_at_trim = live;
         ticks_since_trim = 0;
       } else if (burst_ended || ticks_since_trim >= 15) {
-        ::malloc_trim(0);
+        runtime.release_free_heap_everywhere();
         live_at_trim = live;
         ticks_since_trim = 0;
       }
@@ -292,6 +293,7 @@ int run_app(const Config& cfg) {
   };
   arm_trim();
 
+  spdlog::debug("allocator: {}", common::allocator_name());
   if (dedicated) {
     const auto& wi = *cfg.workload_info;
     spdlog::info("ztunnel {} started: dedicated mode for {}/{}", kVersion, wi.ns, wi.name);

@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 
 #include "common/admin/log.h"
 #include "common/admin/metrics.h"
+#include "common/resident_trim.h"
 #include "envoy/service/discovery/v3/discovery.grpc.pb.h"
 
 namespace common::xds {
@@ -315,11 +315,9 @@ struct DeltaAdsClient::Impl {
         std::lock_guard<std::mutex> w(write_mu);
         write_ok = stream->Write(reply);
       }
-#ifdef __GLIBC__
       // After a large response, give its freed pages back now rather than at the next periodic
       // trim, so RSS reflects the state kept, not the transient parse.
-      if (bytes >= kTrimAfterBytes) ::malloc_trim(0);
-#endif
+      if (bytes >= kTrimAfterBytes) common::release_free_heap();
       if (!write_ok) break;
     }
     {

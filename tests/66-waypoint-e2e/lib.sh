@@ -227,7 +227,7 @@ wp_waypoint_start() {
     XDS_ADDRESS=https://10.99.1.254:15012 CA_ADDRESS=https://10.99.1.254:15012 \
     ALT_XDS_HOSTNAME=localhost ALT_CA_HOSTNAME=localhost \
     XDS_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" CA_ROOT_CA="$NSX_TMP/cacerts/root-cert.pem" \
-    AUTH_TOKEN="$NSX_TMP/token-wp" RUST_LOG="${WP_RUST_LOG:-info}" LOG_FORMAT=plain WAYPOINT_WORKER_THREADS="${WP_WORKER_THREADS:-2}" \
+    AUTH_TOKEN="$NSX_TMP/token-wp" RUST_LOG="${WP_RUST_LOG:-info}" LOG_FORMAT=plain WAYPOINT_WORKER_THREADS="${WP_WORKER_THREADS:-2}" LD_PRELOAD="${WP_PRELOAD:-}" \
     CONNECTION_TERMINATION_DEADLINE=3s -- "$WP_BIN"
   WP_PID=$NSX_LAST_PID
 }

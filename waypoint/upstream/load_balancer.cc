@@ -3,6 +3,7 @@
 #include "waypoint/upstream/cluster_state.h"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <cmath>
 #include <vector>
 
@@ -36,6 +37,11 @@ double slow_start_factor(const ClusterPolicy& policy, int64_t joined_ms, int64_t
 }
 
 namespace {
+// Per-pick scratch lists live on the stack up to this many entries (a service's endpoints at
+// one priority, usually a handful): a pick per request allocated six vectors before.
+template <typename T>
+using Scratch = boost::container::small_vector<T, 16>;
+
 bool healthy(const Endpoint& e) {
   return e.health == HealthStatus::Unknown || e.health == HealthStatus::Healthy || e.health == HealthStatus::Degraded;
 }
@@ -44,7 +50,7 @@ bool healthy(const Endpoint& e) {
 double unit(router::Random& random) { return static_cast<double>(random.next() >> 11) * 0x1p-53; }
 
 // Index into `w` by cumulative weight at u x total (u in [0, 1)).
-size_t by_weight(const std::vector<double>& w, double total, double u) {
+size_t by_weight(std::span<const double> w, double total, double u) {
   double v = u * total;
   for (size_t i = 0; i < w.size(); ++i) {
     if (v < w[i]) return i;
@@ -57,8 +63,7 @@ size_t by_weight(const std::vector<double>& w, double total, double u) {
 const Endpoint* LoadBalancer::pick(const Cluster& cluster, std::span<const Endpoint> endpoints, router::Random& random,
                                    std::span<const std::string> avoid) {
   if (endpoints.empty()) return nullptr;
-  std::vector<const Endpoint*> candidates;
-  candidates.reserve(endpoints.size());
+  Scratch<const Endpoint*> candidates;
   for (const auto& e : endpoints) {
     if (healthy(e) && e.weight > 0) candidates.push_back(&e);
   }
@@ -72,17 +77,17 @@ const Endpoint* LoadBalancer::pick(const Cluster& cluster, std::span<const Endpo
   }
   if (candidates.empty()) return nullptr;
   if (!avoid.empty() && candidates.size() > 1) {
-    std::vector<const Endpoint*> fresh;
+    Scratch<const Endpoint*> fresh;
     for (auto* e : candidates) {
       if (std::find(avoid.begin(), avoid.end(), endpoint_key(*e)) == avoid.end()) fresh.push_back(e);
     }
     if (!fresh.empty()) candidates.swap(fresh);
   }
-  return choose(cluster, candidates, random);
+  return choose(cluster, {candidates.data(), candidates.size()}, nullptr, random);
 }
 
-const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::vector<const Endpoint*>& candidates,
-                                     router::Random& random) {
+const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::span<const Endpoint* const> candidates,
+                                     const std::string* const* keys, router::Random& random) {
   if (candidates.empty()) return nullptr;
   if (candidates.size() == 1) return candidates.front();
   switch (cluster.policy.lb_policy) {
@@ -96,8 +101,10 @@ const Endpoint* LoadBalancer::choose(const Cluster& cluster, std::vector<const E
       const Endpoint* best = nullptr;
       double best_load = 0;
       for (uint32_t i = 0; i < draws; ++i) {
-        const Endpoint* e = candidates[random.next() % candidates.size()];
-        double load = static_cast<double>(active(endpoint_key(*e)) + 1) / e->weight;
+        const size_t k = random.next() % candidates.size();
+        const Endpoint* e = candidates[k];
+        const uint64_t in_flight = keys ? active(*keys[k]) : active(endpoint_key(*e));
+        double load = static_cast<double>(in_flight + 1) / e->weight;
         if (!best || load < best_load) {
           best = e;
           best_load = load;
@@ -130,8 +137,8 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
   // Health of each level, in percent, with the overprovisioning factor.
   const double factor = rt.cla->overprovisioning_factor / 100.0;
   const size_t n = rt.priorities.size();
-  std::vector<double> health(n, 0.0);
-  std::vector<uint32_t> healthy_count(n, 0), total_count(n, 0);
+  Scratch<double> health(n, 0.0);
+  Scratch<uint32_t> healthy_count(n, 0), total_count(n, 0);
   double sum = 0;
   for (size_t p = 0; p < n; ++p) {
     for (uint32_t i : rt.priorities[p].members) {
@@ -144,7 +151,7 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
   }
   const double threshold = cluster.policy.healthy_panic_threshold_percent;
   const uint64_t draw = hash ? *hash : random.next();
-  std::vector<uint32_t> cand;
+  Scratch<uint32_t> cand;
   const PriorityLevel* level = nullptr;
   bool panic = false;
   // A threshold of 0 disables panic mode: with no usable host the answer is 503 UH.
@@ -161,7 +168,7 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     return nullptr;
   } else {
     // Loads in level order, normalised when the levels together are under 100 %.
-    std::vector<double> load(n, 0.0);
+    Scratch<double> load(n, 0.0);
     double left = 100.0;
     for (size_t p = 0; p < n; ++p) {
       load[p] = sum < 100.0 ? health[p] * 100.0 / sum : std::min(health[p], left);
@@ -186,7 +193,7 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
   if (!panic && !hashed && cluster.policy.locality_weighted_lb && !level->localities.empty()) {
     // Each locality's share: its weight scaled by how much of it is usable (the level's
     // candidates are exactly its usable hosts here).
-    std::vector<double> w(level->localities.size(), 0.0);
+    Scratch<double> w(level->localities.size(), 0.0);
     double total = 0;
     for (size_t k = 0; k < w.size(); ++k) {
       const auto& lm = level->localities[k];
@@ -202,8 +209,8 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     }
     // No weighted locality has a usable host: Envoy falls back to the whole level.
     if (total > 0) {
-      const auto& chosen = level->localities[by_weight(w, total, unit(random))];
-      std::vector<uint32_t> in;
+      const auto& chosen = level->localities[by_weight({w.data(), w.size()}, total, unit(random))];
+      Scratch<uint32_t> in;
       for (uint32_t i : chosen.members) {
         if (std::find(cand.begin(), cand.end(), i) != cand.end()) in.push_back(i);
       }
@@ -214,7 +221,7 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
     return !avoid.empty() && std::find(avoid.begin(), avoid.end(), rt.keys[i]) != avoid.end();
   };
   if (!avoid.empty() && cand.size() > 1) {
-    std::vector<uint32_t> fresh;
+    Scratch<uint32_t> fresh;
     for (uint32_t i : cand) {
       if (!avoided(i)) fresh.push_back(i);
     }
@@ -237,7 +244,7 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
   if (rt.any_new && cluster.policy.slow_start_window && cand.size() > 1 &&
       (cluster.policy.lb_policy == LbPolicy::RoundRobin || cluster.policy.lb_policy == LbPolicy::LeastRequest)) {
     const int64_t now = now_ms ? *now_ms : steady_now_ms();
-    std::vector<double> w(cand.size());
+    Scratch<double> w(cand.size());
     bool scaled = false;
     double total = 0;
     for (size_t k = 0; k < cand.size(); ++k) {
@@ -258,13 +265,16 @@ const Endpoint* LoadBalancer::pick(const ClusterRuntime& rt, router::Random& ran
       } else {
         u = unit(random);
       }
-      return &eps[cand[by_weight(w, total, u)]];
+      return &eps[cand[by_weight({w.data(), w.size()}, total, u)]];
     }
   }
-  std::vector<const Endpoint*> ptrs;
-  ptrs.reserve(cand.size());
-  for (uint32_t i : cand) ptrs.push_back(&eps[i]);
-  return choose(cluster, ptrs, random);
+  Scratch<const Endpoint*> ptrs;
+  Scratch<const std::string*> keys;
+  for (uint32_t i : cand) {
+    ptrs.push_back(&eps[i]);
+    keys.push_back(&rt.keys[i]);
+  }
+  return choose(cluster, {ptrs.data(), ptrs.size()}, keys.data(), random);
 }
 
 }  // namespace waypoint::upstream

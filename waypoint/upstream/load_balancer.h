@@ -59,7 +59,10 @@ class LoadBalancer {
   uint64_t active(const std::string& key) const;
 
  private:
-  const Endpoint* choose(const Cluster& cluster, std::vector<const Endpoint*>& candidates, router::Random& random);
+  // `keys`: each candidate's "ip:port" when the caller has them (the cluster runtime's), else
+  // null and they are formatted on demand.
+  const Endpoint* choose(const Cluster& cluster, std::span<const Endpoint* const> candidates,
+                         const std::string* const* keys, router::Random& random);
   std::unordered_map<std::string, uint64_t> active_;
   std::unordered_map<std::string, uint64_t> rr_next_;  // by cluster name
 };
