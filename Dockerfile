@@ -23,7 +23,7 @@ ARG BASE=docker.io/library/debian:bookworm
 # through libnl, so no iproute2), CA roots.
 # scripts/build-image.sh reads this list (one line) to bootstrap its base with it.
 FROM ${BASE} AS runtime-base
-ARG RUNTIME_PACKAGES="ca-certificates iptables libssl3 libnghttp2-14 libspdlog1.10 libfmt9 libyaml-cpp0.7 libprotobuf32 libprotobuf-lite32 libgrpc++1.51 libnl-3-200 libnl-route-3-200 libgoogle-perftools4 libmimalloc2.0"
+ARG RUNTIME_PACKAGES="ca-certificates iptables libssl3 libnghttp2-14 libspdlog1.10 libfmt9 libyaml-cpp0.7 libprotobuf32 libprotobuf-lite32 libgrpc++1.51 libnl-3-200 libnl-route-3-200 libgoogle-perftools4"
 RUN if dpkg -s ${RUNTIME_PACKAGES} >/dev/null 2>&1; then \
       echo "runtime packages already in the base image"; \
     else \
